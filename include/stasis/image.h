@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The stasis image stream: a sequence of frames, each a fixed 32-byte
+ * header and a payload. docs/format.md describes it for humans; this is the
+ * only code that knows the byte layout.
+ */
+#ifndef STASIS_IMAGE_H
+#define STASIS_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "stasis.pb-c.h"
+
+#define STASIS_FRAME_MAGIC 0x52465453u /* "STFR" little-endian */
+#define STASIS_STREAM_VERSION 1
+#define STASIS_STREAM_TAG "STASIS-STREAM"
+
+/* Largest payload a reader accepts; record frames are far smaller. */
+#define STASIS_FRAME_MAX (4u << 20)
+/* Page frames never cross a multiple of this image offset, so frame
+ * boundaries depend only on the image's content and dir <-> stream
+ * conversion is exact. */
+#define STASIS_PAGE_FRAME_SPAN (256u << 10)
+#define STASIS_MAX_IMAGES 65536
+#define STASIS_IMAGE_NAME_MAX 64
+
+enum stasis_frame_kind {
+	FRAME_HEAD = 1,	   /* payload: STASIS_STREAM_TAG + u32 version */
+	FRAME_IMAGE = 2,   /* declares image id -> name (payload) */
+	FRAME_RECORD = 3,  /* one protobuf message of the image */
+	FRAME_PAGES = 4,   /* raw page data at 'offset' in the image */
+	FRAME_TRAILER = 5, /* payload: u64 number of frames before it */
+};
+
+struct stasis_frame_hdr {
+	uint32_t magic;
+	uint16_t kind;
+	uint16_t flags;
+	uint32_t image;
+	uint32_t len;
+	uint64_t seq;
+	uint64_t offset;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct stasis_frame_hdr) == 32, "frame header is 32 bytes");
+
+/* One frame as the reader hands it out; data is valid until the next read. */
+struct img_frame {
+	struct stasis_frame_hdr hdr;
+	const char *image; /* name of hdr.image, NULL for HEAD/TRAILER */
+	void *data;
+};
+
+struct img_writer;
+struct img_reader;
+
+/* Writer: frames go to fd as they are made (no whole-image buffering). */
+struct img_writer *imgw_open(int fd);
+int imgw_record(struct img_writer *w, const char *image, const ProtobufCMessage *msg);
+int imgw_record_raw(struct img_writer *w, const char *image, const void *buf, size_t len);
+/* Appends len bytes of page data to image (split at STASIS_PAGE_FRAME_SPAN). */
+int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t len);
+/* Writes a frame exactly as given (except seq, which the writer assigns):
+ * for filters like seal that pass frames through. */
+int imgw_frame(struct img_writer *w, const struct img_frame *f);
+/* Writes the trailer and flushes; the fd stays open. */
+int imgw_finish(struct img_writer *w);
+void imgw_free(struct img_writer *w);
+uint64_t imgw_bytes(const struct img_writer *w);
+
+/* Reader: 'what' names the input in error messages. */
+struct img_reader *imgr_open(int fd, const char *what);
+/* 1: a frame is in *f; 0: clean end after a valid trailer; -1: error (logged). */
+int imgr_next(struct img_reader *r, struct img_frame *f);
+void imgr_free(struct img_reader *r);
+
+/* Record type of the idx-th record of an image (by name), NULL if unknown. */
+const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned idx);
+/* Page images hold raw pages, everything else protobuf records. */
+bool img_is_pages(const char *image);
+bool img_name_valid(const char *name);
+
+/* Directory form: NAME.img per image. */
+#define STASIS_IMG_MAGIC "STASIMG1"
+struct img_dir_writer;
+struct img_dir_writer *imgdir_create(const char *dir);
+int imgdir_put(struct img_dir_writer *d, const struct img_frame *f);
+/* fsyncs every file and the directory. */
+int imgdir_finish(struct img_dir_writer *d);
+void imgdir_free(struct img_dir_writer *d);
+/* Streams every image of dir to w in canonical order. */
+int imgdir_pack(const char *dir, struct img_writer *w);
+
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Parsers for /proc/PID files, shared by freeze and collect. */
+#ifndef STASIS_PROC_H
+#define STASIS_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct proc_vma {
+	unsigned long start, end, pgoff;
+	unsigned int prot;	/* PROT_* */
+	bool shared;		/* 's' in maps */
+	unsigned int dev_major, dev_minor;
+	unsigned long ino;
+	char path[4096]; /* "" for anonymous, "[heap]" etc. for special */
+	uint64_t vmflags; /* VMF_* from smaps VmFlags */
+};
+
+/* smaps VmFlags we care about */
+#define VMF_GROWSDOWN (1ull << 0)
+#define VMF_DONTCOPY (1ull << 1)  /* MADV_DONTFORK */
+#define VMF_DONTDUMP (1ull << 2)
+#define VMF_HUGEPAGE (1ull << 3)
+#define VMF_NOHUGEPAGE (1ull << 4)
+#define VMF_MERGEABLE (1ull << 5)
+#define VMF_RANDREAD (1ull << 6)
+#define VMF_SEQREAD (1ull << 7)
+#define VMF_WIPEONFORK (1ull << 8)
+#define VMF_LOCKED (1ull << 9)
+
+/* Reads /proc/PID/smaps; returns the number of VMAs (in *vmas, malloc'd) or -1. */
+int proc_read_vmas(pid_t pid, struct proc_vma **vmas);
+
+/* The fields of /proc/PID/stat that stasis uses (numbers from proc(5)). */
+struct proc_stat {
+	pid_t pid, ppid, pgid, sid;
+	char state;
+	char comm[64];
+	unsigned long flags;
+	unsigned long start_code, end_code, start_stack;
+	unsigned long start_data, end_data, start_brk;
+	unsigned long arg_start, arg_end, env_start, env_end;
+	int exit_code;
+};
+int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *st);
+
+/* Whole small /proc file into buf (NUL-terminated); length or -1. */
+ssize_t proc_read_file(const char *path, char *buf, size_t size);
+/* Threads of pid into *tids (malloc'd); count or -1. */
+int proc_list_threads(pid_t pid, pid_t **tids);
+/* Children of one thread (/proc/PID/task/TID/children); count or -1. */
+int proc_list_children(pid_t pid, pid_t tid, pid_t **kids);
+/* Value of a "Key:\tvalue" line of /proc/PID/status as text; 0 or -1. */
+int proc_status_field(pid_t pid, const char *key, char *out, size_t size);
+
+#endif

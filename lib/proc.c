@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/util.h"
+
+ssize_t proc_read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read_full(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	return n;
+}
+
+static const struct {
+	const char name[3];
+	uint64_t flag;
+} vmflag_names[] = {
+	{ "gd", VMF_GROWSDOWN }, { "dc", VMF_DONTCOPY }, { "dd", VMF_DONTDUMP },
+	{ "hg", VMF_HUGEPAGE },	 { "nh", VMF_NOHUGEPAGE }, { "mg", VMF_MERGEABLE },
+	{ "rr", VMF_RANDREAD },	 { "sr", VMF_SEQREAD },	   { "wf", VMF_WIPEONFORK },
+	{ "lo", VMF_LOCKED },
+};
+
+static uint64_t parse_vmflags(const char *s)
+{
+	uint64_t flags = 0;
+
+	while (*s) {
+		while (*s == ' ')
+			s++;
+		for (size_t i = 0; i < ARRAY_SIZE(vmflag_names); i++)
+			if (!strncmp(s, vmflag_names[i].name, 2) && (s[2] == ' ' || s[2] == '\n' || !s[2]))
+				flags |= vmflag_names[i].flag;
+		while (*s && *s != ' ')
+			s++;
+	}
+	return flags;
+}
+
+int proc_read_vmas(pid_t pid, struct proc_vma **out)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0, nr = 0, alloc = 0;
+	struct proc_vma *vmas = NULL, *cur = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "re");
+	if (!f) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		unsigned long start, end, pgoff, ino;
+		unsigned int maj, min;
+		char perms[5];
+		int off = 0;
+
+		if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu %n", &start, &end, perms, &pgoff, &maj,
+			   &min, &ino, &off) == 7 && off) {
+			if (nr == alloc) {
+				alloc = alloc ? alloc * 2 : 64;
+				vmas = xrealloc(vmas, alloc * sizeof(*vmas));
+			}
+			cur = &vmas[nr++];
+			memset(cur, 0, offsetof(struct proc_vma, path) + 1);
+			cur->start = start;
+			cur->end = end;
+			cur->pgoff = pgoff;
+			cur->prot = (perms[0] == 'r' ? PROT_READ : 0) |
+				    (perms[1] == 'w' ? PROT_WRITE : 0) |
+				    (perms[2] == 'x' ? PROT_EXEC : 0);
+			cur->shared = perms[3] == 's';
+			cur->dev_major = maj;
+			cur->dev_minor = min;
+			cur->ino = ino;
+			cur->vmflags = 0;
+			char *p = line + off;
+			p[strcspn(p, "\n")] = 0;
+			snprintf(cur->path, sizeof(cur->path), "%s", p);
+		} else if (cur && !strncmp(line, "VmFlags:", 8)) {
+			cur->vmflags = parse_vmflags(line + 8);
+		}
+	}
+	free(line);
+	fclose(f);
+	*out = vmas;
+	return nr;
+}
+
+int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *st)
+{
+	char path[64], buf[4096], *p, *comm_end;
+	unsigned long v[52];
+	int i;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (proc_read_file(path, buf, sizeof(buf)) < 0) {
+		pr_perror("cannot read %s", path);
+		return -1;
+	}
+	p = strchr(buf, '(');
+	comm_end = strrchr(buf, ')');
+	if (!p || !comm_end || comm_end < p) {
+		pr_err("cannot parse %s", path);
+		return -1;
+	}
+	memset(st, 0, sizeof(*st));
+	st->pid = atoi(buf);
+	snprintf(st->comm, sizeof(st->comm), "%.*s", (int)(comm_end - p - 1), p + 1);
+	p = comm_end + 2;
+	st->state = *p;
+	p += 2;
+	/* v[4] is field 4 (ppid) in proc(5) numbering */
+	for (i = 4; i <= 52 && *p; i++) {
+		char *end;
+
+		v[i - 1] = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		p = end;
+		while (*p == ' ')
+			p++;
+	}
+	if (i <= 52) {
+		pr_err("cannot parse %s (%d fields)", path, i);
+		return -1;
+	}
+	st->ppid = v[3];
+	st->pgid = v[4];
+	st->sid = v[5];
+	st->flags = v[8];
+	st->start_code = v[25];
+	st->end_code = v[26];
+	st->start_stack = v[27];
+	st->start_data = v[44];
+	st->end_data = v[45];
+	st->start_brk = v[46];
+	st->arg_start = v[47];
+	st->arg_end = v[48];
+	st->env_start = v[49];
+	st->env_end = v[50];
+	st->exit_code = v[51];
+	return 0;
+}
+
+static int list_dir_numbers(const char *path, pid_t **out)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	pid_t *ids = NULL;
+	int nr = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		ids = xrealloc(ids, (nr + 1) * sizeof(*ids));
+		ids[nr++] = atoi(de->d_name);
+	}
+	closedir(d);
+	*out = ids;
+	return nr;
+}
+
+int proc_list_threads(pid_t pid, pid_t **tids)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	return list_dir_numbers(path, tids);
+}
+
+int proc_list_children(pid_t pid, pid_t tid, pid_t **kids)
+{
+	char path[64], buf[65536], *p;
+	pid_t *ids = NULL;
+	int nr = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tid);
+	if (proc_read_file(path, buf, sizeof(buf)) < 0)
+		return -1;
+	for (p = buf; *p;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		ids = xrealloc(ids, (nr + 1) * sizeof(*ids));
+		ids[nr++] = v;
+		p = end;
+		while (*p == ' ')
+			p++;
+	}
+	*kids = ids;
+	return nr;
+}
+
+int proc_status_field(pid_t pid, const char *key, char *out, size_t size)
+{
+	char path[64], buf[8192], *p;
+	size_t klen = strlen(key);
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (proc_read_file(path, buf, sizeof(buf)) < 0)
+		return -1;
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (!strncmp(p, key, klen) && p[klen] == ':') {
+			p += klen + 1;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			snprintf(out, size, "%.*s", (int)strcspn(p, "\n"), p);
+			return 0;
+		}
+	}
+	return -1;
+}

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/ptrace.h"
+#include "stasis/util.h"
+
+int ptrace_wait_stop(pid_t tid, int *status)
+{
+	for (;;) {
+		pid_t r = waitpid(tid, status, __WALL);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("waitpid(%d)", tid);
+			return -1;
+		}
+		if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
+			pr_err("task %d is gone (%s %d)", tid,
+			       WIFEXITED(*status) ? "exit status" : "killed by signal",
+			       WIFEXITED(*status) ? WEXITSTATUS(*status) : WTERMSIG(*status));
+			return -1;
+		}
+		return 0;
+	}
+}
+
+int ptrace_seize_stop(pid_t tid, unsigned long options)
+{
+	int status;
+
+	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)options)) {
+		pr_perror("cannot seize task %d", tid);
+		return -1;
+	}
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL)) {
+		pr_perror("cannot interrupt task %d", tid);
+		return -1;
+	}
+	return ptrace_wait_stop(tid, &status);
+}
+
+int rtask_init(struct rtask *t, pid_t tid)
+{
+	char path[64];
+
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	snprintf(path, sizeof(path), "/proc/%d/mem", tid);
+	t->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (t->mem_fd < 0) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &t->regs)) {
+		pr_perror("cannot read registers of task %d", tid);
+		close(t->mem_fd);
+		t->mem_fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+void rtask_fini(struct rtask *t)
+{
+	if (t->mem_fd >= 0)
+		close(t->mem_fd);
+	t->mem_fd = -1;
+}
+
+int rmem_read(struct rtask *t, unsigned long addr, void *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = pread(t->mem_fd, buf, len, addr);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			pr_err("cannot read memory of task %d at %#lx: %s", t->tid, addr,
+			       n < 0 ? strerror(errno) : "end of memory");
+			return -1;
+		}
+		buf = (char *)buf + n;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int rmem_write(struct rtask *t, unsigned long addr, const void *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = pwrite(t->mem_fd, buf, len, addr);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			pr_err("cannot write memory of task %d at %#lx: %s", t->tid, addr,
+			       n < 0 ? strerror(errno) : "end of memory");
+			return -1;
+		}
+		buf = (const char *)buf + n;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int rtask_find_syscall(struct rtask *t)
+{
+	struct proc_vma *vmas;
+	int nr = proc_read_vmas(t->tid, &vmas);
+
+	if (nr < 0)
+		return -1;
+	for (int i = 0; i < nr; i++) {
+		unsigned char *code;
+		size_t len = vmas[i].end - vmas[i].start;
+
+		if (strcmp(vmas[i].path, "[vdso]"))
+			continue;
+		code = xmalloc(len);
+		if (rmem_read(t, vmas[i].start, code, len)) {
+			free(code);
+			break;
+		}
+		for (size_t off = 0; off + 1 < len; off++)
+			if (code[off] == 0x0f && code[off + 1] == 0x05) {
+				t->syscall_ip = vmas[i].start + off;
+				free(code);
+				free(vmas);
+				return 0;
+			}
+		free(code);
+	}
+	free(vmas);
+	pr_err("no syscall instruction found in the vDSO of task %d", t->tid);
+	return -1;
+}
+
+long rtask_syscall(struct rtask *t, bool *failed, long nr, unsigned long a1, unsigned long a2,
+		   unsigned long a3, unsigned long a4, unsigned long a5, unsigned long a6)
+{
+	struct user_regs_struct r = t->regs;
+	int status;
+
+	if (failed)
+		*failed = true;
+	r.rax = nr;
+	r.rdi = a1;
+	r.rsi = a2;
+	r.rdx = a3;
+	r.r10 = a4;
+	r.r8 = a5;
+	r.r9 = a6;
+	r.rip = t->syscall_ip;
+	/* Not in a system call: the kernel must not apply restart logic to ours. */
+	r.orig_rax = -1;
+	t->regs_dirty = true;
+	if (ptrace(PTRACE_SETREGS, t->tid, NULL, &r)) {
+		pr_perror("cannot set registers of task %d", t->tid);
+		return -ESRCH;
+	}
+	for (;;) {
+		if (ptrace(PTRACE_SINGLESTEP, t->tid, NULL, NULL)) {
+			pr_perror("cannot single-step task %d", t->tid);
+			return -ESRCH;
+		}
+		if (ptrace_wait_stop(t->tid, &status))
+			return -ESRCH;
+		if (!WIFSTOPPED(status))
+			return -ESRCH;
+		if (ptrace(PTRACE_GETREGS, t->tid, NULL, &r)) {
+			pr_perror("cannot read registers of task %d", t->tid);
+			return -ESRCH;
+		}
+		if (r.rip == t->syscall_ip + 2)
+			break;
+		/* A stop before the instruction ran (a signal arriving):
+		 * step again, dropping it -- every catchable signal is
+		 * blocked while stasis works on a task. */
+		if (r.rip != t->syscall_ip) {
+			pr_err("task %d: remote syscall %ld stopped at %#llx (signal %d)", t->tid, nr,
+			       r.rip, WSTOPSIG(status));
+			return -EFAULT;
+		}
+	}
+	if (failed)
+		*failed = false;
+	pr_debug("task %d: syscall %ld(%#lx, %#lx, %#lx, %#lx, %#lx, %#lx) = %lld", t->tid, nr, a1,
+		 a2, a3, a4, a5, a6, (long long)r.rax);
+	return (long)r.rax;
+}
+
+int rtask_restore_regs(struct rtask *t)
+{
+	if (!t->regs_dirty)
+		return 0;
+	if (ptrace(PTRACE_SETREGS, t->tid, NULL, &t->regs)) {
+		pr_perror("cannot restore registers of task %d", t->tid);
+		return -1;
+	}
+	t->regs_dirty = false;
+	return 0;
+}
+
+int ptrace_get_xstate(pid_t tid, void *buf, size_t *len)
+{
+	struct iovec iov = { buf, *len };
+
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov)) {
+		pr_perror("cannot read XSAVE state of task %d", tid);
+		return -1;
+	}
+	*len = iov.iov_len;
+	return 0;
+}
+
+int ptrace_set_xstate(pid_t tid, void *buf, size_t len)
+{
+	struct iovec iov = { buf, len };
+
+	if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_X86_XSTATE, &iov)) {
+		pr_perror("cannot set XSAVE state of task %d", tid);
+		return -1;
+	}
+	return 0;
+}

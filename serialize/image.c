@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Frame reader and writer of the image stream. Every input is hostile:
+ * lengths and ids are checked before use and memory stays bounded by
+ * STASIS_FRAME_MAX plus the image-name table.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stasis/image.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+#define WBUF_SIZE (64u << 10)
+
+struct img_name {
+	char *name;
+	uint64_t offset; /* page images: bytes written so far */
+};
+
+struct img_writer {
+	int fd;
+	uint64_t seq;
+	uint64_t bytes;
+	struct img_name *images;
+	uint32_t nr_images;
+	char *buf;
+	size_t buf_len;
+	bool failed;
+};
+
+struct img_reader {
+	int fd;
+	char *what;
+	uint64_t seq;
+	char **images;
+	uint32_t nr_images;
+	void *buf;
+	size_t buf_size;
+	bool head_seen;
+	bool done;
+};
+
+bool img_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n >= STASIS_IMAGE_NAME_MAX || name[0] == '.')
+		return false;
+	for (; *name; name++)
+		if (!((*name >= 'a' && *name <= 'z') || (*name >= '0' && *name <= '9') ||
+		      *name == '-' || *name == '_' || *name == '.'))
+			return false;
+	return true;
+}
+
+bool img_is_pages(const char *image)
+{
+	return !strncmp(image, "pages-", 6);
+}
+
+/* Images whose first record differs from the rest. */
+static const struct {
+	const char *prefix;
+	const ProtobufCMessageDescriptor *first, *rest;
+} record_types[] = {
+	{ "inventory", &stasis__inventory__descriptor, NULL },
+	{ "pstree", &stasis__pstree_entry__descriptor, &stasis__pstree_entry__descriptor },
+	{ "core-", &stasis__task_core__descriptor, &stasis__thread_core__descriptor },
+	{ "mm-", &stasis__mm_entry__descriptor, NULL },
+	{ "pagemap-", &stasis__pagemap_head__descriptor, &stasis__pagemap_entry__descriptor },
+	{ "fs-", &stasis__fs_entry__descriptor, NULL },
+	{ "fdinfo-", &stasis__fdinfo_entry__descriptor, &stasis__fdinfo_entry__descriptor },
+	{ "files", &stasis__file_entry__descriptor, &stasis__file_entry__descriptor },
+};
+
+const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned idx)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(record_types); i++) {
+		size_t n = strlen(record_types[i].prefix);
+		bool prefix = record_types[i].prefix[n - 1] == '-';
+
+		if (prefix ? strncmp(image, record_types[i].prefix, n)
+			   : strcmp(image, record_types[i].prefix))
+			continue;
+		return idx ? record_types[i].rest : record_types[i].first;
+	}
+	return NULL;
+}
+
+/* ---- writer ---- */
+
+static int wflush(struct img_writer *w)
+{
+	if (w->failed)
+		return -1;
+	if (w->buf_len && write_full(w->fd, w->buf, w->buf_len)) {
+		pr_perror("cannot write image stream");
+		w->failed = true;
+		return -1;
+	}
+	w->buf_len = 0;
+	return 0;
+}
+
+static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t offset,
+		 const void *payload, size_t len)
+{
+	struct stasis_frame_hdr hdr = {
+		.magic = STASIS_FRAME_MAGIC,
+		.kind = kind,
+		.image = image,
+		.len = len,
+		.seq = w->seq++,
+		.offset = offset,
+	};
+
+	if (w->failed)
+		return -1;
+	if (len > STASIS_FRAME_MAX) {
+		pr_err("frame of %zu bytes exceeds the format's limit", len);
+		return -1;
+	}
+	w->bytes += sizeof(hdr) + len;
+	if (w->buf_len + sizeof(hdr) + len <= WBUF_SIZE) {
+		memcpy(w->buf + w->buf_len, &hdr, sizeof(hdr));
+		memcpy(w->buf + w->buf_len + sizeof(hdr), payload, len);
+		w->buf_len += sizeof(hdr) + len;
+		return 0;
+	}
+	/* Large payloads (pages) go straight out, without a copy. */
+	if (wflush(w))
+		return -1;
+	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)payload, len } };
+	if (writev_full(w->fd, iov, 2)) {
+		pr_perror("cannot write image stream");
+		w->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+struct img_writer *imgw_open(int fd)
+{
+	struct img_writer *w = xzalloc(sizeof(*w));
+	char head[sizeof(STASIS_STREAM_TAG) + 4];
+	uint32_t ver = STASIS_STREAM_VERSION;
+
+	w->fd = fd;
+	w->buf = xmalloc(WBUF_SIZE);
+	memcpy(head, STASIS_STREAM_TAG, sizeof(STASIS_STREAM_TAG));
+	memcpy(head + sizeof(STASIS_STREAM_TAG), &ver, 4);
+	wemit(w, FRAME_HEAD, 0, 0, head, sizeof(head));
+	return w;
+}
+
+static int image_id(struct img_writer *w, const char *image, uint32_t *id)
+{
+	for (uint32_t i = 0; i < w->nr_images; i++)
+		if (!strcmp(w->images[i].name, image)) {
+			*id = i;
+			return 0;
+		}
+	if (!img_name_valid(image) || w->nr_images >= STASIS_MAX_IMAGES) {
+		pr_err("invalid image name '%s'", image);
+		return -1;
+	}
+	w->images = xrealloc(w->images, (w->nr_images + 1) * sizeof(*w->images));
+	w->images[w->nr_images] = (struct img_name){ xstrdup(image), 0 };
+	*id = w->nr_images++;
+	return wemit(w, FRAME_IMAGE, *id, 0, image, strlen(image));
+}
+
+int imgw_record_raw(struct img_writer *w, const char *image, const void *buf, size_t len)
+{
+	uint32_t id;
+
+	if (image_id(w, image, &id))
+		return -1;
+	return wemit(w, FRAME_RECORD, id, 0, buf, len);
+}
+
+int imgw_record(struct img_writer *w, const char *image, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t stackbuf[4096], *buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
+	int ret;
+
+	protobuf_c_message_pack(msg, buf);
+	ret = imgw_record_raw(w, image, buf, len);
+	if (buf != stackbuf)
+		free(buf);
+	return ret;
+}
+
+int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t len)
+{
+	uint32_t id;
+
+	if (image_id(w, image, &id))
+		return -1;
+	while (len) {
+		uint64_t off = w->images[id].offset;
+		size_t chunk = STASIS_PAGE_FRAME_SPAN - off % STASIS_PAGE_FRAME_SPAN;
+
+		if (chunk > len)
+			chunk = len;
+		if (wemit(w, FRAME_PAGES, id, off, data, chunk))
+			return -1;
+		w->images[id].offset += chunk;
+		data = (const char *)data + chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int imgw_frame(struct img_writer *w, const struct img_frame *f)
+{
+	uint32_t id;
+
+	switch (f->hdr.kind) {
+	case FRAME_HEAD:
+	case FRAME_TRAILER:
+	case FRAME_IMAGE:
+		return 0; /* the writer makes its own */
+	case FRAME_RECORD:
+		return imgw_record_raw(w, f->image, f->data, f->hdr.len);
+	case FRAME_PAGES:
+		if (image_id(w, f->image, &id))
+			return -1;
+		w->images[id].offset = f->hdr.offset + f->hdr.len;
+		return wemit(w, FRAME_PAGES, id, f->hdr.offset, f->data, f->hdr.len);
+	default:
+		if (image_id(w, f->image, &id))
+			return -1;
+		return wemit(w, f->hdr.kind, id, f->hdr.offset, f->data, f->hdr.len);
+	}
+}
+
+int imgw_finish(struct img_writer *w)
+{
+	uint64_t count = w->seq;
+
+	if (wemit(w, FRAME_TRAILER, 0, 0, &count, sizeof(count)))
+		return -1;
+	return wflush(w);
+}
+
+uint64_t imgw_bytes(const struct img_writer *w)
+{
+	return w->bytes;
+}
+
+void imgw_free(struct img_writer *w)
+{
+	if (!w)
+		return;
+	for (uint32_t i = 0; i < w->nr_images; i++)
+		free(w->images[i].name);
+	free(w->images);
+	free(w->buf);
+	free(w);
+}
+
+/* ---- reader ---- */
+
+struct img_reader *imgr_open(int fd, const char *what)
+{
+	struct img_reader *r = xzalloc(sizeof(*r));
+
+	r->fd = fd;
+	r->what = xstrdup(what);
+	return r;
+}
+
+void imgr_free(struct img_reader *r)
+{
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < r->nr_images; i++)
+		free(r->images[i]);
+	free(r->images);
+	free(r->buf);
+	free(r->what);
+	free(r);
+}
+
+#define rerr(r, fmt, ...) pr_err("%s: " fmt, (r)->what, ##__VA_ARGS__)
+
+int imgr_next(struct img_reader *r, struct img_frame *f)
+{
+	struct stasis_frame_hdr *h = &f->hdr;
+	ssize_t n;
+
+	if (r->done)
+		return 0;
+	n = read_full(r->fd, h, sizeof(*h));
+	if (n < 0) {
+		rerr(r, "read failed: %s", strerror(errno));
+		return -1;
+	}
+	if (n == 0 && !r->head_seen) {
+		rerr(r, "empty input, not a stasis image stream");
+		return -1;
+	}
+	if (n < (ssize_t)sizeof(*h)) {
+		rerr(r, "truncated checkpoint: stream ends after frame %llu without a trailer",
+		     (unsigned long long)r->seq);
+		return -1;
+	}
+	if (h->magic != STASIS_FRAME_MAGIC) {
+		rerr(r, "%s at frame %llu (bad frame magic)",
+		     r->head_seen ? "corrupted stream" : "not a stasis image stream",
+		     (unsigned long long)r->seq);
+		return -1;
+	}
+	if (h->seq != r->seq) {
+		rerr(r, "corrupted stream: frame %llu carries sequence number %llu",
+		     (unsigned long long)r->seq, (unsigned long long)h->seq);
+		return -1;
+	}
+	if (h->len > STASIS_FRAME_MAX) {
+		rerr(r, "corrupted stream: frame %llu claims %u bytes", (unsigned long long)h->seq,
+		     h->len);
+		return -1;
+	}
+	if (h->len > r->buf_size) {
+		r->buf_size = h->len < 65536 ? 65536 : h->len;
+		free(r->buf);
+		r->buf = xmalloc(r->buf_size);
+	}
+	n = read_full(r->fd, r->buf, h->len);
+	if (n < 0) {
+		rerr(r, "read failed: %s", strerror(errno));
+		return -1;
+	}
+	if (n < h->len) {
+		rerr(r, "truncated checkpoint: frame %llu is cut short", (unsigned long long)h->seq);
+		return -1;
+	}
+	f->data = r->buf;
+	f->image = NULL;
+	r->seq++;
+
+	if (!r->head_seen) {
+		uint32_t ver;
+
+		if (h->kind != FRAME_HEAD || h->len != sizeof(STASIS_STREAM_TAG) + 4 ||
+		    memcmp(r->buf, STASIS_STREAM_TAG, sizeof(STASIS_STREAM_TAG))) {
+			rerr(r, "not a stasis image stream");
+			return -1;
+		}
+		memcpy(&ver, (char *)r->buf + sizeof(STASIS_STREAM_TAG), 4);
+		if (ver != STASIS_STREAM_VERSION) {
+			rerr(r, "unsupported stream version %u (this is %u)", ver,
+			     STASIS_STREAM_VERSION);
+			return -1;
+		}
+		r->head_seen = true;
+		return 1;
+	}
+
+	switch (h->kind) {
+	case FRAME_IMAGE: {
+		char name[STASIS_IMAGE_NAME_MAX];
+
+		if (h->image != r->nr_images || h->len == 0 || h->len >= sizeof(name)) {
+			rerr(r, "corrupted stream: bad image declaration at frame %llu",
+			     (unsigned long long)h->seq);
+			return -1;
+		}
+		memcpy(name, r->buf, h->len);
+		name[h->len] = 0;
+		if (strlen(name) != h->len || !img_name_valid(name)) {
+			rerr(r, "corrupted stream: invalid image name at frame %llu",
+			     (unsigned long long)h->seq);
+			return -1;
+		}
+		for (uint32_t i = 0; i < r->nr_images; i++)
+			if (!strcmp(r->images[i], name)) {
+				rerr(r, "corrupted stream: image %s declared twice", name);
+				return -1;
+			}
+		if (r->nr_images >= STASIS_MAX_IMAGES) {
+			rerr(r, "too many images");
+			return -1;
+		}
+		r->images = xrealloc(r->images, (r->nr_images + 1) * sizeof(char *));
+		r->images[r->nr_images++] = xstrdup(name);
+		f->image = r->images[h->image];
+		return 1;
+	}
+	case FRAME_TRAILER: {
+		uint64_t count;
+
+		if (h->len != sizeof(count)) {
+			rerr(r, "corrupted stream: bad trailer");
+			return -1;
+		}
+		memcpy(&count, r->buf, sizeof(count));
+		if (count != h->seq) {
+			rerr(r, "truncated checkpoint: trailer counts %llu frames, %llu arrived",
+			     (unsigned long long)count, (unsigned long long)h->seq);
+			return -1;
+		}
+		r->done = true;
+		/* Anything after the trailer was appended by someone else. */
+		char extra;
+		if (read_full(r->fd, &extra, 1) == 1) {
+			rerr(r, "corrupted stream: data after the trailer");
+			return -1;
+		}
+		return 0;
+	}
+	case FRAME_HEAD:
+		rerr(r, "corrupted stream: second stream head at frame %llu",
+		     (unsigned long long)h->seq);
+		return -1;
+	default:
+		if (h->kind > 255 || h->image >= r->nr_images) {
+			rerr(r, "corrupted stream: frame %llu has kind %u, image %u",
+			     (unsigned long long)h->seq, h->kind, h->image);
+			return -1;
+		}
+		f->image = r->images[h->image];
+		if (h->kind == FRAME_PAGES && !img_is_pages(f->image)) {
+			rerr(r, "corrupted stream: page data in record image %s", f->image);
+			return -1;
+		}
+		if (h->kind == FRAME_RECORD && img_is_pages(f->image)) {
+			rerr(r, "corrupted stream: record in page image %s", f->image);
+			return -1;
+		}
+		return 1;
+	}
+}
