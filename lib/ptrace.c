@@ -49,7 +49,18 @@ int ptrace_seize_stop(pid_t tid, unsigned long options)
 		pr_perror("cannot interrupt task %d", tid);
 		return -1;
 	}
-	return ptrace_wait_stop(tid, &status);
+	for (;;) {
+		if (ptrace_wait_stop(tid, &status))
+			return -1;
+		if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		/* A signal arrived first: let it be delivered as it would have
+		 * been; the interrupt stays pending and stops the task after. */
+		if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)WSTOPSIG(status))) {
+			pr_perror("cannot resume task %d", tid);
+			return -1;
+		}
+	}
 }
 
 int rtask_init(struct rtask *t, pid_t tid)

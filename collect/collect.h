@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef STASIS_COLLECT_H
+#define STASIS_COLLECT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "stasis/image.h"
+#include "stasis/ptrace.h"
+#include "stasis/tree.h"
+
+struct collect_opts {
+	bool shell_job;
+	bool leave_running;
+	bool leave_stopped;
+	int ack_fd;
+};
+
+extern struct collect_opts opts;
+
+/* A run of pages to copy: filled by mm_collect, written by mm_write_pages. */
+struct page_run {
+	unsigned long vaddr;
+	unsigned long nr_pages;
+};
+
+/* Per-task state while it is being collected. */
+struct ctask {
+	pid_t pid;
+	const struct tree_task *tt;
+	struct rtask *threads;	  /* one per thread, leader first */
+	uint64_t *saved_sigmask;  /* per thread, as seized */
+	bool parasite;		  /* remote session active (regs/mask changed) */
+	unsigned long scratch;	  /* a page mapped in the task for remote calls */
+	struct page_run *runs;
+	size_t nr_runs;
+	unsigned pages_id;
+};
+
+/* Remote session: blocks signals, finds a syscall, maps a scratch page. */
+int parasite_start(struct ctask *ct);
+/* Undoes everything parasite_start did; safe to call more than once. */
+int parasite_stop(struct ctask *ct);
+long parasite_call(struct ctask *ct, int thread, long nr, unsigned long a1, unsigned long a2,
+		   unsigned long a3, unsigned long a4);
+
+int core_collect(struct ctask *ct, struct img_writer *w);
+int signals_collect_task(struct ctask *ct, Stasis__TaskCore *tc);
+int signals_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
+int mm_collect(struct ctask *ct, struct img_writer *w);
+int mm_write_pages(struct ctask *ct, struct img_writer *w);
+int fs_collect(struct ctask *ct, struct img_writer *w);
+int files_collect(struct ctask *ct, struct img_writer *w);
+int files_write(struct img_writer *w);
+
+#endif

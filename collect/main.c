@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stasis-collect: read the state of the tree that stasis-freeze seized and
+ * write it as an image stream on stdout. It decides the tree's fate: killed
+ * (default) once the sink acknowledged a durable checkpoint, left running
+ * (-R) or left stopped (-s); on any failure the tree is resumed untouched.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/util.h"
+
+struct collect_opts opts = { .ack_fd = -1 };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: stasis-freeze -t PID stasis-collect [OPTIONS] > STREAM\n"
+		"Write the state of the tree frozen by stasis-freeze as an image stream.\n\n"
+		"Options:\n"
+		"  -R, --leave-running     leave the tree running after the dump\n"
+		"  -s, --leave-stopped     leave the tree stopped after the dump\n"
+		"  -j, --shell-job         allow a session or terminal outside the tree\n"
+		"      --ack-fd FD         kill the tree only after reading \"OK\" on FD\n"
+		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
+		"  -o, --log-file FILE     write log messages to FILE\n"
+		"  -h, --help              show this help and exit\n"
+		"  -V, --version           show the version and exit\n");
+}
+
+static struct tree tree;
+static struct ctask *ctasks;
+
+/* Put every task back as it was (parasites out, registers, masks). */
+static void resume_all(void)
+{
+	for (int i = 0; ctasks && i < tree.nr; i++)
+		if (ctasks[i].threads)
+			parasite_stop(&ctasks[i]);
+	tree_detach(&tree, 0);
+}
+
+static int check_session(const struct proc_stat *st, pid_t pid)
+{
+	if (opts.shell_job)
+		return 0;
+	if (!tree_has(&tree, st->sid)) {
+		pr_err("task %d: its session leader %d is outside the dumped tree; use --shell-job",
+		       pid, st->sid);
+		return -1;
+	}
+	if (!tree_has(&tree, st->pgid)) {
+		pr_err("task %d: its process group leader %d is outside the dumped tree; use "
+		       "--shell-job",
+		       pid, st->pgid);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_head(struct img_writer *w, pid_t root)
+{
+	Stasis__Inventory inv = STASIS__INVENTORY__INIT;
+	struct utsname un;
+	struct timespec ts;
+	char host[256] = "";
+
+	uname(&un);
+	gethostname(host, sizeof(host) - 1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	inv.version = STASIS_STREAM_VERSION;
+	inv.root_pid = root;
+	inv.has_shell_job = true;
+	inv.shell_job = opts.shell_job;
+	inv.kernel = un.release;
+	inv.hostname = host;
+	inv.has_dump_time_ns = true;
+	inv.dump_time_ns = ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	inv.has_page_size = true;
+	inv.page_size = PAGE_SIZE;
+	inv.has_pages_images = true;
+	inv.pages_images = tree.nr;
+	if (imgw_record(w, "inventory", &inv.base))
+		return -1;
+
+	for (int i = 0; i < tree.nr; i++) {
+		Stasis__PstreeEntry pe = STASIS__PSTREE_ENTRY__INIT;
+		struct proc_stat st;
+
+		if (proc_read_stat(tree.tasks[i].pid, 0, &st) || check_session(&st, st.pid))
+			return -1;
+		pe.pid = st.pid;
+		pe.ppid = i ? st.ppid : 0;
+		pe.pgid = st.pgid;
+		pe.sid = st.sid;
+		pe.n_threads = tree.tasks[i].nr_tids;
+		pe.threads = (uint32_t *)tree.tasks[i].tids;
+		if (imgw_record(w, "pstree", &pe.base))
+			return -1;
+	}
+	return 0;
+}
+
+static int collect_task(struct ctask *ct, struct img_writer *w)
+{
+	if (parasite_start(ct) || core_collect(ct, w) || mm_collect(ct, w) || fs_collect(ct, w) ||
+	    files_collect(ct, w))
+		return -1;
+	return parasite_stop(ct);
+}
+
+static int wait_ack(void)
+{
+	char buf[4] = "";
+
+	if (opts.ack_fd < 0)
+		return 0;
+	ssize_t n = read_full(opts.ack_fd, buf, 3);
+	if (n != 3 || memcmp(buf, "OK\n", 3)) {
+		pr_err("the checkpoint was not confirmed stored; resuming the tree");
+		return -1;
+	}
+	return 0;
+}
+
+static void kill_tree(void)
+{
+	for (int i = 0; i < tree.nr; i++)
+		kill(tree.tasks[i].pid, SIGKILL);
+	/* Reap the trace links so the parents see the exits at once. */
+	for (int i = 0; i < tree.nr; i++)
+		for (int j = 0; j < tree.tasks[i].nr_tids; j++) {
+			int status;
+
+			while (waitpid(tree.tasks[i].tids[j], &status, __WALL) > 0 &&
+			       !WIFEXITED(status) && !WIFSIGNALED(status))
+				;
+		}
+}
+
+static int parse_opts(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "leave-running", no_argument, NULL, 'R' },
+		{ "leave-stopped", no_argument, NULL, 's' },
+		{ "shell-job", no_argument, NULL, 'j' },
+		{ "ack-fd", required_argument, NULL, 'A' },
+		{ "verbosity", optional_argument, NULL, 'v' },
+		{ "log-file", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{}
+	};
+	int c, verbosity = LOG_WARN;
+
+	while ((c = getopt_long(argc, argv, "Rsjv::o:hV", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'R':
+			opts.leave_running = true;
+			break;
+		case 's':
+			opts.leave_stopped = true;
+			break;
+		case 'j':
+			opts.shell_job = true;
+			break;
+		case 'A':
+			opts.ack_fd = atoi(optarg);
+			break;
+		case 'v':
+			if (!optarg)
+				verbosity++;
+			else if (optarg[0] == 'v')
+				verbosity += 1 + strspn(optarg, "v");
+			else
+				verbosity = atoi(optarg);
+			log_set_level(verbosity);
+			break;
+		case 'o':
+			if (log_set_file(optarg)) {
+				pr_perror("cannot open log file %s", optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			print_version("stasis-collect");
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv(STASIS_FREEZE_ENV);
+	struct img_writer *w = NULL;
+	sigset_t block;
+	pid_t root;
+	int ret = 1;
+
+	log_init(argv[0]);
+	if (parse_opts(argc, argv)) {
+		/* Still release a tree freeze handed us. */
+		if (env && tree_walk(atoi(env), &tree, NULL) == 0)
+			tree_detach(&tree, 0);
+		return 1;
+	}
+	if (!env) {
+		pr_err("no frozen tree: run me as 'stasis-freeze -t PID stasis-collect'");
+		return 1;
+	}
+	root = atoi(env);
+	/* Termination requests wait until the tree is back in a safe state. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (tree_walk(root, &tree, NULL)) {
+		tree_detach(&tree, 0);
+		return 1;
+	}
+	ctasks = xzalloc(tree.nr * sizeof(*ctasks));
+	for (int i = 0; i < tree.nr; i++) {
+		struct ctask *ct = &ctasks[i];
+
+		ct->pid = tree.tasks[i].pid;
+		ct->tt = &tree.tasks[i];
+		ct->pages_id = i + 1;
+		ct->saved_sigmask = xzalloc(ct->tt->nr_tids * sizeof(uint64_t));
+		ct->threads = xzalloc(ct->tt->nr_tids * sizeof(*ct->threads));
+		for (int j = 0; j < ct->tt->nr_tids; j++)
+			ct->threads[j].mem_fd = -1;
+		for (int j = 0; j < ct->tt->nr_tids; j++)
+			if (rtask_init(&ct->threads[j], ct->tt->tids[j]))
+				goto fail;
+	}
+
+	pipe_grow(STDOUT_FILENO);
+	w = imgw_open(STDOUT_FILENO);
+	if (write_head(w, root))
+		goto fail;
+	for (int i = 0; i < tree.nr; i++) {
+		sigset_t pending;
+
+		if (collect_task(&ctasks[i], w))
+			goto fail;
+		sigpending(&pending);
+		if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+		    sigismember(&pending, SIGHUP)) {
+			pr_err("interrupted; resuming the tree");
+			goto fail;
+		}
+	}
+	if (files_write(w))
+		goto fail;
+	for (int i = 0; i < tree.nr; i++)
+		if (mm_write_pages(&ctasks[i], w))
+			goto fail;
+	if (imgw_finish(w))
+		goto fail;
+	/* The sink sees end of stream before we wait for its verdict. */
+	close(STDOUT_FILENO);
+	if (wait_ack())
+		goto fail;
+
+	if (opts.leave_running) {
+		tree_detach(&tree, 0);
+	} else if (opts.leave_stopped) {
+		tree_detach(&tree, SIGSTOP);
+	} else {
+		kill_tree();
+	}
+	pr_info("dumped tree %d (%llu bytes)", root, (unsigned long long)imgw_bytes(w));
+	ret = 0;
+	goto out;
+fail:
+	resume_all();
+	pr_err("dump of tree %d failed; the tree was left running", root);
+out:
+	imgw_free(w);
+	return ret;
+}

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mm-PID and pagemap-PID/pages-N: mappings, mm fields and the pages that are
+ * present. Pages are found through /proc/PID/pagemap, never by touching
+ * them; zero pages and file pages identical to the file are not copied.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/util.h"
+
+#define PME_PRESENT (1ull << 63)
+#define PME_SWAP (1ull << 62)
+#define PME_FILE (1ull << 61)
+#define PME_PFN_MASK ((1ull << 55) - 1)
+
+#define PAGEMAP_BATCH 8192
+#define COPY_CHUNK (1u << 20)
+
+static uint64_t zero_pfn = ~0ull;
+
+/* The PFN of the shared zero page, so pages mapped to it are skipped. */
+static void find_zero_pfn(void)
+{
+	volatile char *p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t pme;
+	int fd;
+
+	if (p == MAP_FAILED)
+		return;
+	(void)*p;
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &pme, 8, (unsigned long)p / PAGE_SIZE * 8) == 8 &&
+		    (pme & PME_PRESENT) && (pme & PME_PFN_MASK))
+			zero_pfn = pme & PME_PFN_MASK;
+		close(fd);
+	}
+	munmap((void *)p, PAGE_SIZE);
+}
+
+static Stasis__VmaKind vma_kind(const struct proc_vma *v)
+{
+	if (!strcmp(v->path, "[heap]"))
+		return STASIS__VMA_KIND__HEAP;
+	if (!strcmp(v->path, "[stack]"))
+		return STASIS__VMA_KIND__STACK;
+	if (!strcmp(v->path, "[vdso]"))
+		return STASIS__VMA_KIND__VDSO;
+	if (!strcmp(v->path, "[vvar]"))
+		return STASIS__VMA_KIND__VVAR;
+	if (!strcmp(v->path, "[vvar_vclock]"))
+		return STASIS__VMA_KIND__VVAR_VCLOCK;
+	if (!strcmp(v->path, "[vsyscall]"))
+		return STASIS__VMA_KIND__VSYSCALL;
+	if (v->shared && (!strcmp(v->path, "/dev/zero (deleted)") ||
+			  !strncmp(v->path, "[anon_shmem:", 12)))
+		return STASIS__VMA_KIND__SHMEM;
+	if (v->path[0] == '/')
+		return STASIS__VMA_KIND__FILE;
+	return STASIS__VMA_KIND__ANON;
+}
+
+static bool page_wanted(Stasis__VmaKind kind, bool shared, uint64_t pme)
+{
+	if (!(pme & (PME_PRESENT | PME_SWAP)))
+		return false;
+	if ((pme & PME_PRESENT) && zero_pfn != ~0ull && (pme & PME_PFN_MASK) == zero_pfn)
+		return false;
+	switch (kind) {
+	case STASIS__VMA_KIND__FILE:
+		/* the file holds shared pages and unmodified private ones */
+		return !shared && ((pme & PME_SWAP) || !(pme & PME_FILE));
+	case STASIS__VMA_KIND__ANON:
+	case STASIS__VMA_KIND__HEAP:
+	case STASIS__VMA_KIND__STACK:
+	case STASIS__VMA_KIND__SHMEM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void add_run(struct ctask *ct, unsigned long addr)
+{
+	struct page_run *last = ct->nr_runs ? &ct->runs[ct->nr_runs - 1] : NULL;
+
+	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == addr && last->nr_pages < (1u << 30)) {
+		last->nr_pages++;
+		return;
+	}
+	if ((ct->nr_runs & (ct->nr_runs - 1)) == 0)
+		ct->runs = xrealloc(ct->runs, (ct->nr_runs ? ct->nr_runs * 2 : 1) * sizeof(*ct->runs));
+	ct->runs[ct->nr_runs++] = (struct page_run){ addr, 1 };
+}
+
+static int scan_pages(struct ctask *ct, int pm_fd, const struct proc_vma *v, Stasis__VmaKind kind)
+{
+	static uint64_t pme[PAGEMAP_BATCH];
+
+	for (unsigned long addr = v->start; addr < v->end;) {
+		size_t n = (v->end - addr) / PAGE_SIZE;
+
+		if (n > PAGEMAP_BATCH)
+			n = PAGEMAP_BATCH;
+		if (pread(pm_fd, pme, n * 8, addr / PAGE_SIZE * 8) != (ssize_t)(n * 8)) {
+			pr_perror("cannot read the pagemap of task %d at %#lx", ct->pid, addr);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++, addr += PAGE_SIZE)
+			if (page_wanted(kind, v->shared, pme[i]))
+				add_run(ct, addr);
+	}
+	return 0;
+}
+
+static int read_auxv(pid_t pid, Stasis__MmEntry *mm)
+{
+	char path[64];
+	static uint64_t buf[512];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	n = read_full(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0) {
+		pr_perror("cannot read %s", path);
+		return -1;
+	}
+	mm->n_auxv = n / 8;
+	mm->auxv = xmalloc(n + 8);
+	memcpy(mm->auxv, buf, n);
+	return 0;
+}
+
+int mm_collect(struct ctask *ct, struct img_writer *w)
+{
+	Stasis__MmEntry mm = STASIS__MM_ENTRY__INIT;
+	Stasis__PagemapHead head = STASIS__PAGEMAP_HEAD__INIT;
+	struct proc_vma *vmas;
+	struct proc_stat st;
+	char name[32], path[64], exe[4096];
+	int nr, pm_fd;
+	long brk;
+	ssize_t n;
+
+	if (zero_pfn == ~0ull)
+		find_zero_pfn();
+	if (proc_read_stat(ct->pid, 0, &st))
+		return -1;
+	brk = parasite_call(ct, 0, SYS_brk, 0, 0, 0, 0);
+	mm.start_code = st.start_code;
+	mm.end_code = st.end_code;
+	mm.start_data = st.start_data;
+	mm.end_data = st.end_data;
+	mm.start_brk = st.start_brk;
+	mm.brk = brk;
+	mm.start_stack = st.start_stack;
+	mm.arg_start = st.arg_start;
+	mm.arg_end = st.arg_end;
+	mm.env_start = st.env_start;
+	mm.env_end = st.env_end;
+	if (read_auxv(ct->pid, &mm))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/exe", ct->pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		mm.exe = xstrdup(exe);
+	}
+
+	nr = proc_read_vmas(ct->pid, &vmas);
+	if (nr < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", ct->pid);
+	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm_fd < 0) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	mm.vmas = xmalloc(nr * sizeof(*mm.vmas));
+	for (int i = 0; i < nr; i++) {
+		struct proc_vma *v = &vmas[i];
+		Stasis__Vma *pv = xmalloc(sizeof(*pv));
+		Stasis__VmaKind kind = vma_kind(v);
+
+		if (v->start == ct->scratch) {
+			free(pv);
+			continue;
+		}
+		stasis__vma__init(pv);
+		pv->start = v->start;
+		pv->end = v->end;
+		pv->pgoff = kind == STASIS__VMA_KIND__FILE ? v->pgoff : 0;
+		pv->prot = v->prot;
+		pv->kind = kind;
+		pv->flags = v->shared ? MAP_SHARED : MAP_PRIVATE;
+		if (kind != STASIS__VMA_KIND__FILE)
+			pv->flags |= MAP_ANONYMOUS;
+		if (v->vmflags & VMF_GROWSDOWN)
+			pv->flags |= MAP_GROWSDOWN;
+		pv->has_madv = true;
+		pv->madv = v->vmflags;
+		if (v->path[0])
+			pv->path = xstrdup(v->path);
+		if (kind == STASIS__VMA_KIND__FILE) {
+			struct stat sb;
+			size_t plen = strlen(v->path);
+
+			if (plen > 10 && !strcmp(v->path + plen - 10, " (deleted)")) {
+				pr_err("task %d: mapping %lx-%lx of deleted file %s is not supported yet",
+				       ct->pid, v->start, v->end, v->path);
+				goto err;
+			}
+			if (stat(v->path, &sb) || sb.st_ino != v->ino) {
+				pr_err("task %d: mapped file %s at %lx is not reachable by its path",
+				       ct->pid, v->path, v->start);
+				goto err;
+			}
+			pv->has_dev = pv->has_ino = pv->has_file_size = true;
+			pv->dev = sb.st_dev;
+			pv->ino = sb.st_ino;
+			pv->file_size = sb.st_size;
+		} else if (kind == STASIS__VMA_KIND__ANON && v->path[0] && v->path[0] != '[') {
+			pr_err("task %d: mapping %lx-%lx (%s) is not supported yet", ct->pid, v->start,
+			       v->end, v->path);
+			goto err;
+		}
+		mm.vmas[mm.n_vmas++] = pv;
+		if (kind == STASIS__VMA_KIND__VDSO || kind == STASIS__VMA_KIND__VVAR ||
+		    kind == STASIS__VMA_KIND__VVAR_VCLOCK || kind == STASIS__VMA_KIND__VSYSCALL)
+			continue; /* the kernel provides these */
+		if (scan_pages(ct, pm_fd, v, kind))
+			goto err;
+	}
+	close(pm_fd);
+	free(vmas);
+
+	snprintf(name, sizeof(name), "mm-%d", ct->pid);
+	if (imgw_record(w, name, &mm.base))
+		return -1;
+	snprintf(name, sizeof(name), "pagemap-%d", ct->pid);
+	head.pages_id = ct->pages_id;
+	if (imgw_record(w, name, &head.base))
+		return -1;
+	for (size_t i = 0; i < ct->nr_runs; i++) {
+		Stasis__PagemapEntry pe = STASIS__PAGEMAP_ENTRY__INIT;
+
+		pe.vaddr = ct->runs[i].vaddr;
+		pe.nr_pages = ct->runs[i].nr_pages;
+		if (imgw_record(w, name, &pe.base))
+			return -1;
+	}
+	return 0;
+err:
+	close(pm_fd);
+	free(vmas);
+	return -1;
+}
+
+int mm_write_pages(struct ctask *ct, struct img_writer *w)
+{
+	static char *buf;
+	char name[32];
+
+	if (!buf)
+		buf = xmalloc(COPY_CHUNK);
+	snprintf(name, sizeof(name), "pages-%u", ct->pages_id);
+	for (size_t i = 0; i < ct->nr_runs; i++) {
+		unsigned long addr = ct->runs[i].vaddr;
+		size_t left = ct->runs[i].nr_pages * PAGE_SIZE;
+
+		while (left) {
+			size_t chunk = left < COPY_CHUNK ? left : COPY_CHUNK;
+
+			if (rmem_read(&ct->threads[0], addr, buf, chunk))
+				return -1;
+			if (imgw_pages(w, name, buf, chunk))
+				return -1;
+			addr += chunk;
+			left -= chunk;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/tree.h"
+#include "stasis/util.h"
+
+bool tree_has(const struct tree *t, pid_t pid)
+{
+	for (int i = 0; i < t->nr; i++)
+		if (t->tasks[i].pid == pid)
+			return true;
+	return false;
+}
+
+static bool task_has_tid(const struct tree_task *tk, pid_t tid)
+{
+	for (int i = 0; i < tk->nr_tids; i++)
+		if (tk->tids[i] == tid)
+			return true;
+	return false;
+}
+
+/* One pass over the threads of tk; returns how many new ones it found. */
+static int walk_threads(pid_t pid, struct tree_task *tk, int (*seize)(pid_t))
+{
+	pid_t *tids;
+	int nr = proc_list_threads(pid, &tids), found = 0;
+
+	if (nr < 0) {
+		pr_perror("cannot list threads of task %d", pid);
+		return -1;
+	}
+	/* the leader first, then the others in /proc order */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < nr; i++) {
+			if ((pass == 0) != (tids[i] == pid) || task_has_tid(tk, tids[i]))
+				continue;
+			if (seize && seize(tids[i])) {
+				free(tids);
+				return -1;
+			}
+			tk->tids = xrealloc(tk->tids, (tk->nr_tids + 1) * sizeof(pid_t));
+			tk->tids[tk->nr_tids++] = tids[i];
+			found++;
+		}
+	free(tids);
+	return found;
+}
+
+int tree_walk(pid_t root, struct tree *t, int (*seize)(pid_t tid))
+{
+	int changed;
+
+	memset(t, 0, sizeof(*t));
+	t->tasks = xzalloc(sizeof(*t->tasks));
+	t->tasks[0].pid = root;
+	t->nr = 1;
+	do {
+		changed = 0;
+		for (int i = 0; i < t->nr; i++) {
+			int n = walk_threads(t->tasks[i].pid, &t->tasks[i], seize);
+
+			if (n < 0)
+				return -1;
+			changed += n;
+			for (int j = 0; j < t->tasks[i].nr_tids; j++) {
+				pid_t *kids;
+				int nk = proc_list_children(t->tasks[i].pid, t->tasks[i].tids[j], &kids);
+
+				if (nk < 0) {
+					pr_perror("cannot list children of task %d", t->tasks[i].tids[j]);
+					return -1;
+				}
+				for (int k = 0; k < nk; k++) {
+					if (tree_has(t, kids[k]))
+						continue;
+					t->tasks = xrealloc(t->tasks, (t->nr + 1) * sizeof(*t->tasks));
+					memset(&t->tasks[t->nr], 0, sizeof(t->tasks[0]));
+					t->tasks[t->nr++].pid = kids[k];
+					changed++;
+				}
+				free(kids);
+			}
+		}
+	} while (changed && seize);
+	return 0;
+}
+
+void tree_detach(const struct tree *t, int sig)
+{
+	for (int i = 0; i < t->nr; i++)
+		for (int j = 0; j < t->tasks[i].nr_tids; j++)
+			if (ptrace(PTRACE_DETACH, t->tasks[i].tids[j], NULL, (void *)(long)sig) &&
+			    errno != ESRCH)
+				pr_perror("cannot detach task %d", t->tasks[i].tids[j]);
+}
+
+void tree_free(struct tree *t)
+{
+	for (int i = 0; i < t->nr; i++)
+		free(t->tasks[i].tids);
+	free(t->tasks);
+	memset(t, 0, sizeof(*t));
+}
