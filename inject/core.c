@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+/* core-PID: process attributes, then the thread's registers, last. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/rseq.h>
+
+#include "inject.h"
+#include "stasis/log.h"
+
+/* Kernel-internal restart codes a task stopped in a system call shows. */
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+static int prctl_set(struct itask *t, int option, unsigned long arg, const char *what)
+{
+	long r = ISYS(t, SYS_prctl, option, arg, 0, 0, 0);
+
+	if (r) {
+		pr_err("task %d: cannot restore %s: %s", t->pid, what, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+static int restore_rlimits(struct itask *t)
+{
+	for (size_t i = 0; i < t->tc->n_rlimits; i++) {
+		Stasis__Rlimit *l = t->tc->rlimits[i];
+		struct rlimit rl = { l->cur, l->max }, now;
+
+		if (l->resource >= RLIM_NLIMITS)
+			continue;
+		if (!prlimit(t->pid, l->resource, &rl, NULL))
+			continue;
+		/* Raising a hard limit needs CAP_SYS_RESOURCE; keep what we
+		 * can and say so. */
+		if (errno == EPERM && !prlimit(t->pid, l->resource, NULL, &now)) {
+			rl.rlim_max = now.rlim_max;
+			if (rl.rlim_cur > rl.rlim_max)
+				rl.rlim_cur = rl.rlim_max;
+			if (!prlimit(t->pid, l->resource, &rl, NULL)) {
+				pr_warn("task %d: rlimit %u hard limit stays %llu (wanted %llu)", t->pid,
+					l->resource, (unsigned long long)now.rlim_max,
+					(unsigned long long)l->max);
+				continue;
+			}
+		}
+		pr_perror("task %d: cannot restore rlimit %u", t->pid, l->resource);
+		return -1;
+	}
+	return 0;
+}
+
+static int restore_session(struct itask *t)
+{
+	Stasis__PstreeEntry *pe = t->pe;
+	long r = 0;
+
+	if (pe->sid == pe->pid)
+		r = ISYS(t, SYS_setsid);
+	else if (pe->pgid == pe->pid)
+		r = ISYS(t, SYS_setpgid, 0, 0);
+	if (r < 0) {
+		pr_err("task %d: cannot restore its session/process group: %s", t->pid, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+int core_restore_attrs(struct itask *t)
+{
+	Stasis__TaskCore *tc = t->tc;
+	Stasis__ThreadCore *th = t->th;
+	char comm[16] = "";
+	unsigned long at;
+	long r;
+
+	if (restore_session(t))
+		return -1;
+	if (tc->has_personality) {
+		r = ISYS(t, SYS_personality, tc->personality);
+		if (r < 0) {
+			pr_err("task %d: cannot restore personality: %s", t->pid, strerror(-r));
+			return -1;
+		}
+	}
+	strncpy(comm, th->comm ? th->comm : tc->comm ? tc->comm : "", sizeof(comm) - 1);
+	at = scratch_put(t, 0, comm, sizeof(comm));
+	if (!at || prctl_set(t, PR_SET_NAME, at, "its name"))
+		return -1;
+	if (restore_rlimits(t))
+		return -1;
+	if (tc->has_pdeath_sig && prctl_set(t, PR_SET_PDEATHSIG, tc->pdeath_sig, "pdeath signal"))
+		return -1;
+	if (tc->has_child_subreaper &&
+	    prctl_set(t, PR_SET_CHILD_SUBREAPER, tc->child_subreaper, "child subreaper"))
+		return -1;
+	if (tc->no_new_privs && prctl_set(t, PR_SET_NO_NEW_PRIVS, 1, "no_new_privs"))
+		return -1;
+
+	ISYS(t, SYS_set_tid_address, th->clear_child_tid);
+	if (th->has_robust_list) {
+		r = ISYS(t, SYS_set_robust_list, th->robust_list, th->robust_list_len);
+		if (r) {
+			pr_err("task %d: cannot restore its robust futex list: %s", t->pid,
+			       strerror(-r));
+			return -1;
+		}
+	}
+	if (th->rseq) {
+		r = ISYS(t, SYS_rseq, th->rseq->ptr, th->rseq->len, 0, th->rseq->signature);
+		if (r) {
+			pr_err("task %d: cannot register rseq at %#llx: %s", t->pid,
+			       (unsigned long long)th->rseq->ptr, strerror(-r));
+			return -1;
+		}
+	}
+	/* Last: dumpable 0 would shut us out of the task's /proc files. */
+	if (tc->has_dumpable && (tc->dumpable == 0 || tc->dumpable == 1) &&
+	    prctl_set(t, PR_SET_DUMPABLE, tc->dumpable, "dumpable"))
+		return -1;
+	return 0;
+}
+
+int core_restore_regs(struct itask *t)
+{
+	Stasis__UserRegs *u = t->th->regs;
+	struct user_regs_struct r;
+	uint64_t mask = t->th->sigmask;
+
+#define R(x) r.x = u->x
+	R(r15); R(r14); R(r13); R(r12); R(rbp); R(rbx); R(r11); R(r10); R(r9); R(r8);
+	R(rax); R(rcx); R(rdx); R(rsi); R(rdi); R(orig_rax); R(rip); R(cs); R(eflags);
+	R(rsp); R(ss); R(fs_base); R(gs_base); R(ds); R(es); R(fs); R(gs);
+#undef R
+	/*
+	 * Stopped inside a system call that the kernel would restart: run it
+	 * again ourselves. Its restart block (nanosleep, poll) lived in the
+	 * old kernel task, so those restart with their original arguments.
+	 */
+	if ((long)r.orig_rax >= 0) {
+		switch ((long)r.rax) {
+		case -ERESTARTSYS:
+		case -ERESTARTNOINTR:
+		case -ERESTARTNOHAND:
+		case -ERESTART_RESTARTBLOCK:
+			r.rax = r.orig_rax;
+			r.rip -= 2;
+			break;
+		}
+	}
+	r.orig_rax = -1;
+	if (ptrace(PTRACE_SETREGS, t->pid, NULL, &r)) {
+		pr_perror("cannot set the registers of task %d", t->pid);
+		return -1;
+	}
+	if (t->th->has_xsave && ptrace_set_xstate(t->pid, t->th->xsave.data, t->th->xsave.len))
+		return -1;
+	if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &mask)) {
+		pr_perror("cannot set the signal mask of task %d", t->pid);
+		return -1;
+	}
+	return 0;
+}

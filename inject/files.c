@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Descriptors: each open file description of the checkpoint is opened once
+ * by stasis-inject before the task is cloned, at a staging number above
+ * every restored one; the task inherits them, and remote dup3 calls put
+ * them at their numbers, so dup'ed descriptors share one description.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+struct staged {
+	uint32_t id;
+	int stage_fd;
+};
+
+static Stasis__FdinfoEntry **fdinfo;
+static size_t nr_fdinfo;
+static struct staged *staged;
+static size_t nr_staged;
+
+static Stasis__FileEntry *file_by_id(uint32_t id)
+{
+	unsigned n = records_count("files");
+
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
+
+		if (fe && fe->id == id)
+			return fe;
+		if (fe)
+			protobuf_c_message_free_unpacked(&fe->base, NULL);
+	}
+	return NULL;
+}
+
+/* The caller's terminal, for --shell-job. */
+static int caller_tty(void)
+{
+	for (int fd = 0; fd <= 2; fd++)
+		if (isatty(fd))
+			return dup(fd);
+	return open("/dev/tty", O_RDWR | O_NOCTTY);
+}
+
+static int open_description(Stasis__FileEntry *fe)
+{
+	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
+	struct stat sb;
+	int fd;
+
+	switch (fe->type) {
+	case STASIS__FD_TYPE__TTY:
+		if (!opts.shell_job) {
+			pr_err("the checkpoint holds the terminal %s; restore with --shell-job", fe->path);
+			return -1;
+		}
+		fd = caller_tty();
+		if (fd < 0)
+			pr_err("--shell-job: stasis-inject has no terminal to give the task");
+		return fd;
+	case STASIS__FD_TYPE__DIR:
+		flags |= O_DIRECTORY;
+		break;
+	default:
+		break;
+	}
+	fd = open(fe->path, flags | O_NOCTTY);
+	if (fd < 0) {
+		pr_perror("cannot open %s", fe->path);
+		return -1;
+	}
+	if (fe->type == STASIS__FD_TYPE__REG) {
+		if (fstat(fd, &sb) == 0 && fe->has_size && (uint64_t)sb.st_size != fe->size) {
+			pr_err("file %s changed size since the dump (was %llu, now %lld bytes)",
+			       fe->path, (unsigned long long)fe->size, (long long)sb.st_size);
+			close(fd);
+			return -1;
+		}
+		if (lseek(fd, fe->pos, SEEK_SET) != (off_t)fe->pos) {
+			pr_perror("cannot seek %s to %llu", fe->path, (unsigned long long)fe->pos);
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+int files_prepare(struct itask *t)
+{
+	char name[32];
+	int max_fd = 2;
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(name, sizeof(name), "fdinfo-%d", t->pid);
+	nr_fdinfo = records_count(name);
+	fdinfo = xmalloc((nr_fdinfo + 1) * sizeof(*fdinfo));
+	for (size_t i = 0; i < nr_fdinfo; i++) {
+		fdinfo[i] = records_get(name, i, &stasis__fdinfo_entry__descriptor);
+		if (!fdinfo[i])
+			return -1;
+		if ((int)fdinfo[i]->fd > max_fd)
+			max_fd = fdinfo[i]->fd;
+	}
+	/* Staging numbers: above every restored descriptor and all of ours. */
+	d = opendir("/proc/self/fd");
+	while (d && (de = readdir(d)))
+		if (atoi(de->d_name) > max_fd)
+			max_fd = atoi(de->d_name);
+	if (d)
+		closedir(d);
+	t->stage_base = max_fd + 1;
+
+	staged = xmalloc((nr_fdinfo + 1) * sizeof(*staged));
+	for (size_t i = 0; i < nr_fdinfo; i++) {
+		Stasis__FileEntry *fe;
+		size_t j;
+		int fd;
+
+		for (j = 0; j < nr_staged; j++)
+			if (staged[j].id == fdinfo[i]->id)
+				break;
+		if (j < nr_staged)
+			continue;
+		fe = file_by_id(fdinfo[i]->id);
+		if (!fe) {
+			pr_err("fd %u of task %d names file %u, which the checkpoint lacks",
+			       fdinfo[i]->fd, t->pid, fdinfo[i]->id);
+			return -1;
+		}
+		fd = open_description(fe);
+		protobuf_c_message_free_unpacked(&fe->base, NULL);
+		if (fd < 0)
+			return -1;
+		staged[nr_staged].id = fdinfo[i]->id;
+		staged[nr_staged].stage_fd = fcntl(fd, F_DUPFD, t->stage_base + (int)nr_staged);
+		close(fd);
+		if (staged[nr_staged].stage_fd != t->stage_base + (int)nr_staged) {
+			pr_perror("cannot place a descriptor at %d", t->stage_base + (int)nr_staged);
+			return -1;
+		}
+		nr_staged++;
+	}
+	return 0;
+}
+
+/* In stasis-inject, after the clone: the task holds its own copies. */
+void files_release_staged(void)
+{
+	for (size_t i = 0; i < nr_staged; i++)
+		close(staged[i].stage_fd);
+}
+
+static bool restored_fd(int fd)
+{
+	for (size_t i = 0; i < nr_fdinfo; i++)
+		if ((int)fdinfo[i]->fd == fd)
+			return true;
+	return false;
+}
+
+int files_restore(struct itask *t)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	long r;
+
+	for (size_t i = 0; i < nr_fdinfo; i++) {
+		int stage = -1;
+
+		for (size_t j = 0; j < nr_staged; j++)
+			if (staged[j].id == fdinfo[i]->id)
+				stage = staged[j].stage_fd;
+		r = ISYS(t, SYS_dup3, stage, fdinfo[i]->fd, fdinfo[i]->cloexec ? O_CLOEXEC : 0);
+		if (r != (long)fdinfo[i]->fd) {
+			pr_err("task %d: cannot restore fd %u: %s", t->pid, fdinfo[i]->fd,
+			       strerror(-r));
+			return -1;
+		}
+	}
+	r = ISYS(t, SYS_close_range, t->stage_base, ~0U, 0);
+	if (r) {
+		pr_err("task %d: cannot close staging descriptors: %s", t->pid, strerror(-r));
+		return -1;
+	}
+	/* whatever else the task inherited from stasis-inject goes */
+	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
+	d = opendir(path);
+	if (!d) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && !restored_fd(fd))
+			ISYS(t, SYS_close, fd);
+	}
+	closedir(d);
+	return 0;
+}

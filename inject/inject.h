@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef STASIS_INJECT_H
+#define STASIS_INJECT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "stasis/image.h"
+#include "stasis/ptrace.h"
+
+struct inject_opts {
+	bool detached;
+	bool leave_stopped;
+	bool shell_job;
+	const char *pidfile;
+};
+
+extern struct inject_opts opts;
+
+/* The record images of the checkpoint, held in memory (page data is not). */
+struct rec {
+	const char *image;
+	void *data;
+	size_t len;
+};
+
+/* Unpacks the idx-th record of image into a message (NULL if absent). */
+void *records_get(const char *image, unsigned idx, const ProtobufCMessageDescriptor *desc);
+unsigned records_count(const char *image);
+
+/* The gadget: one code page (`syscall; int3`) and scratch pages, mapped
+ * where no restored mapping goes, through which every remote call runs. */
+#define GADGET_SCRATCH_PAGES 16
+
+/* A task being restored. */
+struct itask {
+	pid_t pid;
+	struct rtask rt;
+	Stasis__PstreeEntry *pe;
+	Stasis__TaskCore *tc;
+	Stasis__ThreadCore *th; /* the leader's */
+	Stasis__MmEntry *mm;
+	Stasis__FsEntry *fs;
+	unsigned long gadget;  /* 0 until placed */
+	unsigned long scratch; /* gadget + PAGE_SIZE */
+	int stage_base;	       /* inherited staging descriptors start here */
+};
+
+long icall(struct itask *t, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
+	   unsigned long a4, unsigned long a5, unsigned long a6);
+#define ISYS(t, nr, ...) icall_args(t, nr, ##__VA_ARGS__, 0, 0, 0, 0, 0, 0)
+#define icall_args(t, nr, a1, a2, a3, a4, a5, a6, ...)                                          \
+	icall(t, nr, (unsigned long)(a1), (unsigned long)(a2), (unsigned long)(a3),            \
+	      (unsigned long)(a4), (unsigned long)(a5), (unsigned long)(a6))
+/* Copies data to the scratch area at off and returns its address there. */
+unsigned long scratch_put(struct itask *t, size_t off, const void *data, size_t len);
+
+int parasite_place(struct itask *t);
+int parasite_remove(struct itask *t);
+
+int mm_prepare(struct itask *t);
+int mm_restore_vmas(struct itask *t);
+/* Fills memory from page frames; first is the frame already read. */
+int mm_restore_pages(struct itask *t, struct img_reader *r, struct img_frame *first, int more);
+int mm_finish(struct itask *t);
+int fs_restore(struct itask *t);
+int files_prepare(struct itask *t);
+int files_restore(struct itask *t);
+void files_release_staged(void);
+int signals_restore(struct itask *t);
+int core_restore_attrs(struct itask *t);
+int core_restore_regs(struct itask *t);
+
+#endif

@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Rebuild the address space: everything of the stub unmapped but the
+ * gadget, the vDSO put back at its old address, each mapping recreated,
+ * pages written in, protections and mm fields (PR_SET_MM_MAP) set last.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <asm/prctl.h>
+#include <linux/ptrace.h>
+#include <linux/rseq.h>
+
+#include "inject.h"
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/util.h"
+
+#define TASK_SIZE_MAX 0x7ffffffff000UL
+#define GADGET_SIZE ((1 + GADGET_SCRATCH_PAGES) * PAGE_SIZE)
+
+static bool special_kind(Stasis__VmaKind k)
+{
+	return k == STASIS__VMA_KIND__VDSO || k == STASIS__VMA_KIND__VVAR ||
+	       k == STASIS__VMA_KIND__VVAR_VCLOCK || k == STASIS__VMA_KIND__VSYSCALL;
+}
+
+static int unregister_rseq(struct itask *t)
+{
+	struct ptrace_rseq_configuration rc;
+	long r;
+
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, t->pid, sizeof(rc), &rc) != sizeof(rc) ||
+	    !rc.rseq_abi_pointer)
+		return 0;
+	r = ISYS(t, SYS_rseq, rc.rseq_abi_pointer, rc.rseq_abi_size, RSEQ_FLAG_UNREGISTER,
+		 rc.signature);
+	if (r) {
+		pr_err("task %d: cannot unregister rseq: %s", t->pid, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/* The vvar/vdso block goes back where it was, as one piece. */
+static int restore_vdso(struct itask *t)
+{
+	unsigned long block = 0, vdso = 0;
+	struct proc_vma *now;
+	int nr;
+	long r;
+
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		Stasis__Vma *v = t->mm->vmas[i];
+
+		if (v->kind == STASIS__VMA_KIND__VVAR && !block)
+			block = v->start;
+		if (v->kind == STASIS__VMA_KIND__VDSO)
+			vdso = v->start;
+	}
+	if (!vdso)
+		return 0; /* the task had unmapped its vDSO */
+	if (!block)
+		block = vdso;
+	r = ISYS(t, SYS_arch_prctl, ARCH_MAP_VDSO_64, block);
+	if (r < 0) {
+		pr_err("task %d: cannot map the vDSO at %#lx: %s", t->pid, block, strerror(-r));
+		return -1;
+	}
+	nr = proc_read_vmas(t->pid, &now);
+	if (nr < 0)
+		return -1;
+	r = -1;
+	for (int i = 0; i < nr; i++)
+		if (!strcmp(now[i].path, "[vdso]"))
+			r = now[i].start == vdso ? 0 : -1;
+	free(now);
+	if (r) {
+		pr_err("task %d: the vDSO of this kernel does not fit the checkpoint's layout "
+		       "(wanted at %#lx)",
+		       t->pid, vdso);
+		return -1;
+	}
+	return 0;
+}
+
+int mm_prepare(struct itask *t)
+{
+	long r;
+
+	if (unregister_rseq(t))
+		return -1;
+	r = ISYS(t, SYS_munmap, 0, t->gadget);
+	if (!r)
+		r = ISYS(t, SYS_munmap, t->gadget + GADGET_SIZE, TASK_SIZE_MAX - t->gadget - GADGET_SIZE);
+	if (r) {
+		pr_err("task %d: cannot clear the address space: %s", t->pid, strerror(-r));
+		return -1;
+	}
+	return restore_vdso(t);
+}
+
+static const struct {
+	uint64_t vmf;
+	int advice;
+} vma_advice[] = {
+	{ VMF_DONTCOPY, MADV_DONTFORK },  { VMF_DONTDUMP, MADV_DONTDUMP },
+	{ VMF_HUGEPAGE, MADV_HUGEPAGE },  { VMF_NOHUGEPAGE, MADV_NOHUGEPAGE },
+	{ VMF_MERGEABLE, MADV_MERGEABLE }, { VMF_RANDREAD, MADV_RANDOM },
+	{ VMF_SEQREAD, MADV_SEQUENTIAL }, { VMF_WIPEONFORK, MADV_WIPEONFORK },
+};
+
+static int map_one(struct itask *t, Stasis__Vma *v, bool has_pages)
+{
+	unsigned long len = v->end - v->start;
+	int flags = (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN)) |
+		    MAP_FIXED;
+	int prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+	long fd = -1, r;
+
+	/* Pages are written through /proc/PID/mem, which may not write a
+	 * read-only shared mapping: make it writable until they are in. */
+	if (has_pages && (v->flags & MAP_SHARED))
+		prot |= PROT_WRITE;
+	if (v->kind == STASIS__VMA_KIND__FILE) {
+		int oflags = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+		unsigned long path;
+
+		if (!v->path || !(path = scratch_put(t, 0, v->path, strlen(v->path) + 1)))
+			return -1;
+		fd = ISYS(t, SYS_openat, AT_FDCWD, path, oflags | O_CLOEXEC);
+		if (fd < 0) {
+			pr_err("task %d: cannot open %s to map it at %#llx: %s", t->pid, v->path,
+			       (unsigned long long)v->start, strerror(-fd));
+			return -1;
+		}
+		flags &= ~MAP_ANONYMOUS;
+	}
+	r = ISYS(t, SYS_mmap, v->start, len, prot, flags, fd, v->pgoff);
+	if (fd >= 0)
+		ISYS(t, SYS_close, fd);
+	if ((unsigned long)r != v->start) {
+		pr_err("task %d: cannot map %#llx-%#llx%s%s: %s", t->pid,
+		       (unsigned long long)v->start, (unsigned long long)v->end, v->path ? " " : "",
+		       v->path ? v->path : "", r < 0 ? strerror(-r) : "placed elsewhere");
+		return -1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(vma_advice); i++) {
+		if (!(v->madv & vma_advice[i].vmf))
+			continue;
+		r = ISYS(t, SYS_madvise, v->start, len, vma_advice[i].advice);
+		if (r)
+			pr_warn("task %d: madvise(%d) on %#llx failed: %s", t->pid,
+				vma_advice[i].advice, (unsigned long long)v->start, strerror(-r));
+	}
+	return 0;
+}
+
+static bool vma_has_pages(struct itask *t, Stasis__Vma *v)
+{
+	char name[32];
+	unsigned n;
+
+	snprintf(name, sizeof(name), "pagemap-%d", t->pid);
+	n = records_count(name);
+	for (unsigned i = 1; i < n; i++) {
+		Stasis__PagemapEntry *pe = records_get(name, i, &stasis__pagemap_entry__descriptor);
+		bool in = pe && pe->vaddr < v->end && pe->vaddr + pe->nr_pages * PAGE_SIZE > v->start;
+
+		protobuf_c_message_free_unpacked(&pe->base, NULL);
+		if (in)
+			return true;
+	}
+	return false;
+}
+
+int mm_restore_vmas(struct itask *t)
+{
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		Stasis__Vma *v = t->mm->vmas[i];
+
+		if (special_kind(v->kind))
+			continue;
+		if (v->start >= v->end || v->end > TASK_SIZE_MAX || (v->start | v->end) % PAGE_SIZE ||
+		    (v->start < t->gadget + GADGET_SIZE && v->end > t->gadget)) {
+			pr_err("task %d: invalid mapping %#llx-%#llx in the checkpoint", t->pid,
+			       (unsigned long long)v->start, (unsigned long long)v->end);
+			return -1;
+		}
+		if (map_one(t, v, (v->flags & MAP_SHARED) && vma_has_pages(t, v)))
+			return -1;
+	}
+	return 0;
+}
+
+/* Where page data goes: the runs of pagemap-PID, in order. */
+struct page_cursor {
+	Stasis__PagemapEntry **runs;
+	size_t nr, idx;
+	uint64_t in_run; /* bytes of runs[idx] already filled */
+	uint64_t image_off;
+};
+
+static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name, size_t size)
+{
+	char name[32];
+	Stasis__PagemapHead *head;
+	unsigned n;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(name, sizeof(name), "pagemap-%d", t->pid);
+	n = records_count(name);
+	head = records_get(name, 0, &stasis__pagemap_head__descriptor);
+	if (!head) {
+		pr_err("the checkpoint has no pagemap for task %d", t->pid);
+		return -1;
+	}
+	snprintf(pages_name, size, "pages-%u", head->pages_id);
+	protobuf_c_message_free_unpacked(&head->base, NULL);
+	c->runs = xmalloc(n * sizeof(*c->runs));
+	for (unsigned i = 1; i < n; i++) {
+		Stasis__PagemapEntry *pe = records_get(name, i, &stasis__pagemap_entry__descriptor);
+
+		if (!pe)
+			return -1;
+		c->runs[c->nr++] = pe;
+	}
+	return 0;
+}
+
+/* Writes one frame's data into the task, following the runs. */
+static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_frame *f)
+{
+	const char *data = f->data;
+	uint64_t left = f->hdr.len;
+
+	if (f->hdr.offset != c->image_off) {
+		pr_err("%s: page frame %llu out of order", f->image, (unsigned long long)f->hdr.seq);
+		return -1;
+	}
+	while (left) {
+		Stasis__PagemapEntry *pe;
+		uint64_t room, n;
+
+		if (c->idx >= c->nr) {
+			pr_err("%s: more page data than the pagemap of task %d describes", f->image,
+			       t->pid);
+			return -1;
+		}
+		pe = c->runs[c->idx];
+		room = (uint64_t)pe->nr_pages * PAGE_SIZE - c->in_run;
+		n = left < room ? left : room;
+		if (rmem_write(&t->rt, pe->vaddr + c->in_run, data, n))
+			return -1;
+		data += n;
+		left -= n;
+		c->in_run += n;
+		c->image_off += n;
+		if (c->in_run == (uint64_t)pe->nr_pages * PAGE_SIZE) {
+			c->idx++;
+			c->in_run = 0;
+		}
+	}
+	return 0;
+}
+
+int mm_restore_pages(struct itask *t, struct img_reader *r, struct img_frame *f, int more)
+{
+	struct page_cursor c;
+	char pages_name[32];
+	int ret = -1;
+
+	if (cursor_load(t, &c, pages_name, sizeof(pages_name)))
+		goto out;
+	for (; more > 0; more = imgr_next(r, f)) {
+		if (f->hdr.kind != FRAME_PAGES)
+			continue; /* records after the pages (statistics) */
+		if (strcmp(f->image, pages_name)) {
+			pr_err("page image %s belongs to no task", f->image);
+			goto out;
+		}
+		if (cursor_fill(t, &c, f))
+			goto out;
+	}
+	if (more < 0)
+		goto out;
+	if (c.idx != c.nr) {
+		pr_err("truncated checkpoint: %s ends before the pages of task %d at %#llx",
+		       pages_name, t->pid, (unsigned long long)c.runs[c.idx]->vaddr);
+		goto out;
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < c.nr; i++)
+		protobuf_c_message_free_unpacked(&c.runs[i]->base, NULL);
+	free(c.runs);
+	return ret;
+}
+
+int mm_finish(struct itask *t)
+{
+	struct prctl_mm_map map = {};
+	Stasis__MmEntry *mm = t->mm;
+	unsigned long at;
+	long r, exe_fd = -1;
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		Stasis__Vma *v = mm->vmas[i];
+
+		if (special_kind(v->kind) || !(v->flags & MAP_SHARED) || (v->prot & PROT_WRITE))
+			continue;
+		r = ISYS(t, SYS_mprotect, v->start, v->end - v->start, v->prot);
+		if (r) {
+			pr_err("task %d: cannot protect %#llx: %s", t->pid,
+			       (unsigned long long)v->start, strerror(-r));
+			return -1;
+		}
+	}
+
+	if (mm->exe) {
+		at = scratch_put(t, 8192, mm->exe, strlen(mm->exe) + 1);
+		if (!at)
+			return -1;
+		exe_fd = ISYS(t, SYS_openat, AT_FDCWD, at, O_RDONLY | O_CLOEXEC);
+		if (exe_fd < 0) {
+			pr_err("task %d: cannot open its executable %s: %s", t->pid, mm->exe,
+			       strerror(-exe_fd));
+			return -1;
+		}
+	}
+	map.start_code = mm->start_code;
+	map.end_code = mm->end_code;
+	map.start_data = mm->start_data;
+	map.end_data = mm->end_data;
+	map.start_brk = mm->start_brk;
+	map.brk = mm->brk;
+	map.start_stack = mm->start_stack;
+	map.arg_start = mm->arg_start;
+	map.arg_end = mm->arg_end;
+	map.env_start = mm->env_start;
+	map.env_end = mm->env_end;
+	map.auxv_size = mm->n_auxv * sizeof(uint64_t);
+	map.exe_fd = exe_fd;
+	if (map.auxv_size > 4096) {
+		pr_err("task %d: auxiliary vector too long", t->pid);
+		return -1;
+	}
+	map.auxv = (void *)scratch_put(t, 4096, mm->auxv, map.auxv_size);
+	at = scratch_put(t, 0, &map, sizeof(map));
+	if (!at || !map.auxv)
+		return -1;
+	r = ISYS(t, SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, at, sizeof(map), 0);
+	if (exe_fd >= 0)
+		ISYS(t, SYS_close, exe_fd);
+	if (r) {
+		pr_err("task %d: cannot set the mm fields (PR_SET_MM_MAP): %s", t->pid, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
