@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef STASIS_FRONTEND_OPTIONS_H
+#define STASIS_FRONTEND_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* Commands the options apply to (a bit mask). */
+enum fe_cmd {
+	CMD_NONE = 0,
+	CMD_DUMP = 1 << 0,
+	CMD_RESTORE = 1 << 1,
+	CMD_ALL = CMD_DUMP | CMD_RESTORE,
+};
+
+/* Boolean options: index into fe_opts.flag[]. */
+enum fe_flag {
+	F_NONE,
+	F_LEAVE_RUNNING,
+	F_LEAVE_STOPPED,
+	F_SHELL_JOB,
+	F_RESTORE_DETACHED,
+	F_NR,
+};
+
+/* Options with a string argument: index into fe_opts.str[]. */
+enum fe_str {
+	S_NONE,
+	S_IMAGES_DIR,
+	S_LOG_FILE,
+	S_PIDFILE,
+	S_NR,
+};
+
+struct fe_opts {
+	enum fe_cmd cmd;
+	const char *cmd_name; /* as typed; NULL when there was none */
+	bool flag[F_NR];
+	const char *str[S_NR];
+	pid_t tree;    /* -t; 0 when not given */
+	int verbosity; /* -1 when not given */
+	bool help, version;
+};
+
+/*
+ * Parse the front-end's command line (argv[0] is "stasis"): options in any
+ * order around one command word, as criu(8) does. Returns 0 or -1 after
+ * printing an error.
+ */
+int fe_parse(int argc, char **argv, struct fe_opts *o);
+
+/* Print the help of one command, or of all of them for CMD_NONE. */
+void fe_usage(FILE *f, enum fe_cmd cmd);
+
+#endif

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stasis: the front-end. "stasis dump" and "stasis restore" build the
+ * pipelines of the raw programs with criu(8)'s options; "stasis TOOL ARGS"
+ * runs stasis-TOOL ARGS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+#include "options.h"
+#include "pipeline.h"
+
+static const char *const tools[] = {"freeze", "collect", "serialize", "seal", "transfer", "inject"};
+
+/* criu(8) commands stasis does not have (yet). */
+static const char *const criu_commands[] = {
+    "pre-dump", "check", "page-server", "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
+};
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(s, list[i]))
+			return true;
+	return false;
+}
+
+/* stasis TOOL ARGS...: exec stasis-TOOL ARGS... */
+static int run_tool(char **argv)
+{
+	char name[64];
+	char *path;
+
+	snprintf(name, sizeof(name), "stasis-%s", argv[0]);
+	path = find_program(name);
+	if (!path) {
+		pr_err("%s: program not found (next to stasis or in PATH)", name);
+		return 127;
+	}
+	argv[0] = path;
+	execv(path, argv);
+	pr_perror("cannot execute %s", path);
+	return errno == ENOENT ? 127 : 126;
+}
+
+/* Make sure fds 0..2 are open, so that no pipe end lands on them. */
+static void sane_std_fds(void)
+{
+	int fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		if (open("/dev/null", O_RDWR) != fd) {
+			fprintf(stderr, "stasis: cannot open /dev/null\n");
+			exit(1);
+		}
+	}
+}
+
+/* A file named on the command line: relative paths are relative to the
+ * images directory, as in criu(8) (its work directory defaults to -D). */
+static char *in_dir(const char *dir, const char *file)
+{
+	size_t n;
+	char *p;
+
+	if (!file)
+		return NULL;
+	if (file[0] == '/' || !strcmp(dir, "."))
+		return xstrdup(file);
+	n = strlen(dir) + strlen(file) + 2;
+	p = xmalloc(n);
+	snprintf(p, n, "%s/%s", dir, file);
+	return p;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char *p = xstrdup(dir), *s;
+	int err = 0;
+
+	for (s = p + 1;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		err = mkdir(p, 0755) && errno != EEXIST ? errno : 0;
+		*s = c;
+		if (!c)
+			break;
+	}
+	free(p);
+	errno = err;
+	return err ? -1 : 0;
+}
+
+/* Create the images directory if needed and check that files can be
+ * created in it: all before anything is frozen. */
+static int prepare_images_dir(const char *dir)
+{
+	struct stat st;
+	char *probe;
+	int fd;
+
+	if (!*dir) {
+		pr_err("the images directory is an empty string");
+		return -1;
+	}
+	if (stat(dir, &st) && mkdir_p(dir)) {
+		pr_err("cannot create images directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st)) {
+		pr_err("cannot access images directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		pr_err("images directory %s is not a directory", dir);
+		return -1;
+	}
+	probe = in_dir(dir, ".stasis-probe-XXXXXX");
+	fd = mkstemp(probe);
+	if (fd < 0) {
+		pr_err("cannot write to images directory %s: %s", dir, strerror(errno));
+		free(probe);
+		return -1;
+	}
+	unlink(probe);
+	close(fd);
+	free(probe);
+	return 0;
+}
+
+static int open_log(const char *path)
+{
+	if (path && log_set_file(path)) {
+		pr_perror("cannot open log file %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+static char *need_program(const char *name)
+{
+	char *p = find_program(name);
+
+	if (!p)
+		pr_err("%s not found (next to stasis or in PATH)", name);
+	return p;
+}
+
+/* -v and -o, passed on to every stage. */
+static void add_common(struct args *a, const struct fe_opts *o, const char *log)
+{
+	if (o->verbosity >= 0)
+		args_addf(a, "-v%d", o->verbosity);
+	if (log) {
+		args_add(a, "-o");
+		args_add(a, log);
+	}
+}
+
+/*
+ * stasis-freeze -t PID stasis-collect [opts] --ack-fd A
+ *	| stasis-serialize unpack -D DIR --ack-fd B
+ * with B the write end of a pipe whose read end is A.
+ */
+static int cmd_dump(const struct fe_opts *o)
+{
+	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
+	char *log = NULL, *pidfile = NULL, *freeze = NULL, *collect = NULL, *serialize = NULL;
+	struct stage st[2] = {};
+	int data[2] = {-1, -1}, ack[2] = {-1, -1}, pidfd = -1;
+	int ret = 1, rc[2], i;
+
+	if (!o->tree) {
+		pr_err("dump: the tree to checkpoint is missing: -t PID");
+		return 1;
+	}
+	if (prepare_images_dir(dir))
+		return 1;
+	log = in_dir(dir, o->str[S_LOG_FILE]);
+	if (open_log(log))
+		goto out;
+	pidfile = in_dir(dir, o->str[S_PIDFILE]);
+	if (pidfile) {
+		pidfd = open(pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (pidfd < 0) {
+			pr_perror("cannot create pidfile %s", pidfile);
+			goto out;
+		}
+	}
+	if (!(freeze = need_program("stasis-freeze")) ||
+	    !(collect = need_program("stasis-collect")) ||
+	    !(serialize = need_program("stasis-serialize")))
+		goto out;
+	if (make_pipe(data) || make_pipe(ack))
+		goto out;
+
+	st[0].name = "stasis-freeze";
+	st[0].exec_name = "stasis-collect";
+	args_add(&st[0].argv, freeze);
+	add_common(&st[0].argv, o, log);
+	args_add(&st[0].argv, "-t");
+	args_addf(&st[0].argv, "%d", o->tree);
+	args_add(&st[0].argv, collect);
+	if (o->flag[F_LEAVE_RUNNING])
+		args_add(&st[0].argv, "--leave-running");
+	if (o->flag[F_LEAVE_STOPPED])
+		args_add(&st[0].argv, "--leave-stopped");
+	if (o->flag[F_SHELL_JOB])
+		args_add(&st[0].argv, "--shell-job");
+	args_add(&st[0].argv, "--ack-fd");
+	args_addf(&st[0].argv, "%d", ack[0]);
+	add_common(&st[0].argv, o, log);
+	st[0].in = -1;
+	st[0].out = data[1];
+	st[0].keep[st[0].nkeep++] = ack[0];
+
+	st[1].name = "stasis-serialize";
+	args_add(&st[1].argv, serialize);
+	args_add(&st[1].argv, "unpack");
+	args_add(&st[1].argv, "-D");
+	args_add(&st[1].argv, dir);
+	args_add(&st[1].argv, "--ack-fd");
+	args_addf(&st[1].argv, "%d", ack[1]);
+	add_common(&st[1].argv, o, log);
+	st[1].in = data[0];
+	st[1].out = -1;
+	st[1].keep[st[1].nkeep++] = ack[1];
+
+	pr_info("dumping the tree of %d into %s", o->tree, dir);
+	/* If the sink cannot start, closing our ends makes collect see EOF
+	 * on its output and its ack channel: it resumes the tree. */
+	if (!stage_start(&st[0]))
+		stage_start(&st[1]);
+	close_fd(&data[0]);
+	close_fd(&data[1]);
+	close_fd(&ack[0]);
+	close_fd(&ack[1]);
+
+	ret = 0;
+	for (i = 0; i < 2; i++) {
+		rc[i] = stage_wait(&st[i], false);
+		if (rc[i])
+			ret = 1;
+	}
+	if (ret) {
+		pr_err("dump failed");
+		goto out;
+	}
+	if (pidfd >= 0) {
+		if (dprintf(pidfd, "%d", o->tree) < 0 || close(pidfd)) {
+			pidfd = -1;
+			pr_perror("cannot write pidfile %s", pidfile);
+			ret = 1;
+			goto out;
+		}
+		pidfd = -1;
+	}
+	pr_info("dump complete");
+out:
+	if (pidfd >= 0) {
+		close(pidfd);
+		unlink(pidfile);
+	}
+	close_fd(&data[0]);
+	close_fd(&data[1]);
+	close_fd(&ack[0]);
+	close_fd(&ack[1]);
+	for (i = 0; i < 2; i++)
+		args_free(&st[i].argv);
+	free(freeze);
+	free(collect);
+	free(serialize);
+	free(pidfile);
+	free(log);
+	return ret;
+}
+
+/* stasis-serialize pack -D DIR | stasis-inject [opts] */
+static int cmd_restore(const struct fe_opts *o)
+{
+	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
+	bool detached = o->flag[F_RESTORE_DETACHED];
+	char *log = NULL, *pidfile = NULL, *serialize = NULL, *inject = NULL;
+	struct stage st[2] = {};
+	int data[2] = {-1, -1};
+	int ret = 1, rc_pack, rc_inject, i;
+	struct stat s;
+
+	if (stat(dir, &s)) {
+		pr_err("cannot open images directory %s: %s", dir, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(s.st_mode)) {
+		pr_err("images directory %s is not a directory", dir);
+		return 1;
+	}
+	log = in_dir(dir, o->str[S_LOG_FILE]);
+	if (open_log(log))
+		goto out;
+	pidfile = in_dir(dir, o->str[S_PIDFILE]);
+	if (!(serialize = need_program("stasis-serialize")) ||
+	    !(inject = need_program("stasis-inject")))
+		goto out;
+	if (make_pipe(data))
+		goto out;
+
+	st[0].name = "stasis-serialize";
+	args_add(&st[0].argv, serialize);
+	args_add(&st[0].argv, "pack");
+	args_add(&st[0].argv, "-D");
+	args_add(&st[0].argv, dir);
+	add_common(&st[0].argv, o, log);
+	st[0].in = -1;
+	st[0].out = data[1];
+
+	st[1].name = "stasis-inject";
+	args_add(&st[1].argv, inject);
+	if (detached)
+		args_add(&st[1].argv, "--restore-detached");
+	if (o->flag[F_LEAVE_STOPPED])
+		args_add(&st[1].argv, "--leave-stopped");
+	if (o->flag[F_SHELL_JOB])
+		args_add(&st[1].argv, "--shell-job");
+	if (pidfile) {
+		args_add(&st[1].argv, "--pidfile");
+		args_add(&st[1].argv, pidfile);
+	}
+	add_common(&st[1].argv, o, log);
+	st[1].in = data[0];
+	st[1].out = -1;
+
+	pr_info("restoring from %s", dir);
+	if (!stage_start(&st[0]))
+		stage_start(&st[1]);
+	close_fd(&data[0]);
+	close_fd(&data[1]);
+
+	rc_pack = stage_wait(&st[0], false);
+	/* without -d, inject's status is the restored root task's: not an error of ours */
+	rc_inject = stage_wait(&st[1], !detached);
+	ret = rc_inject ? rc_inject : rc_pack ? 1 : 0;
+	if (rc_pack && !rc_inject)
+		pr_err("restore failed");
+out:
+	close_fd(&data[0]);
+	close_fd(&data[1]);
+	for (i = 0; i < 2; i++)
+		args_free(&st[i].argv);
+	free(serialize);
+	free(inject);
+	free(pidfile);
+	free(log);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct fe_opts o;
+
+	log_init("stasis");
+	sane_std_fds();
+
+	if (argc > 1 && in_list(argv[1], tools, ARRAY_SIZE(tools)))
+		return run_tool(argv + 1);
+
+	/* a stage that dies must not take the front-end with it */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (fe_parse(argc, argv, &o)) {
+		fprintf(stderr, "Try 'stasis --help' for more information.\n");
+		return 1;
+	}
+	if (o.verbosity >= 0)
+		log_set_level(o.verbosity);
+
+	if (o.cmd_name && o.cmd == CMD_NONE) {
+		if (in_list(o.cmd_name, tools, ARRAY_SIZE(tools)))
+			pr_err("options go after the tool: stasis %s [ARGS...]", o.cmd_name);
+		else if (in_list(o.cmd_name, criu_commands, ARRAY_SIZE(criu_commands)))
+			pr_err("command %s is not supported yet", o.cmd_name);
+		else {
+			pr_err("unknown command '%s'", o.cmd_name);
+			fe_usage(stderr, CMD_NONE);
+		}
+		return 1;
+	}
+	if (o.help) {
+		fe_usage(stdout, o.cmd);
+		return 0;
+	}
+	if (o.version) {
+		print_version("stasis");
+		return 0;
+	}
+	switch (o.cmd) {
+	case CMD_DUMP:
+		return cmd_dump(&o);
+	case CMD_RESTORE:
+		return cmd_restore(&o);
+	default:
+		fe_usage(stderr, CMD_NONE);
+		return 1;
+	}
+}
