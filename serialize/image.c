@@ -20,14 +20,81 @@ struct img_name {
 	uint64_t offset; /* page images: bytes written so far */
 };
 
+/* Hash index over an image table (entries 0..n-1, each starting with its
+ * name), so that a stream of many images costs no quadratic time. */
+struct name_index {
+	uint32_t *slot; /* entry + 1, 0 when free */
+	uint32_t size;	/* power of two, at least twice the entries */
+};
+
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static const char *entry_name(const void *table, size_t stride, uint32_t i)
+{
+	return *(char *const *)((const char *)table + i * stride);
+}
+
+static int64_t nidx_find(const struct name_index *x, const void *table, size_t stride,
+			 const char *name)
+{
+	if (!x->size)
+		return -1;
+	for (uint32_t h = name_hash(name) & (x->size - 1);; h = (h + 1) & (x->size - 1)) {
+		uint32_t v = x->slot[h];
+
+		if (!v)
+			return -1;
+		if (!strcmp(entry_name(table, stride, v - 1), name))
+			return v - 1;
+	}
+}
+
+static void nidx_put(struct name_index *x, const void *table, size_t stride, uint32_t i)
+{
+	uint32_t h = name_hash(entry_name(table, stride, i)) & (x->size - 1);
+
+	while (x->slot[h])
+		h = (h + 1) & (x->size - 1);
+	x->slot[h] = i + 1;
+}
+
+/* Adds entry i, the newest of the table. */
+static void nidx_add(struct name_index *x, const void *table, size_t stride, uint32_t i)
+{
+	if ((uint64_t)(i + 1) * 2 > x->size) {
+		uint32_t size = x->size ? x->size * 2 : 64;
+
+		free(x->slot);
+		x->slot = xzalloc(size * sizeof(*x->slot));
+		x->size = size;
+		for (uint32_t k = 0; k < i; k++)
+			nidx_put(x, table, stride, k);
+	}
+	nidx_put(x, table, stride, i);
+}
+
 struct img_writer {
 	int fd;
 	uint64_t seq;
 	uint64_t bytes;
 	struct img_name *images;
 	uint32_t nr_images;
+	struct name_index index;
 	char *buf;
 	size_t buf_len;
+	/* Page data not framed yet. A page frame ends only at a multiple of
+	 * STASIS_PAGE_FRAME_SPAN or where the image's run of data ends, however
+	 * the caller cuts it up: the same image gives the same frames. */
+	char *pbuf;
+	size_t pend_len;
+	uint32_t pend_id;
 	bool failed;
 };
 
@@ -37,6 +104,7 @@ struct img_reader {
 	uint64_t seq;
 	char **images;
 	uint32_t nr_images;
+	struct name_index index;
 	void *buf;
 	size_t buf_size;
 	bool head_seen;
@@ -142,6 +210,16 @@ static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t o
 	return 0;
 }
 
+static int pflush(struct img_writer *w)
+{
+	size_t len = w->pend_len;
+
+	if (!len)
+		return 0;
+	w->pend_len = 0;
+	return wemit(w, FRAME_PAGES, w->pend_id, w->images[w->pend_id].offset - len, w->pbuf, len);
+}
+
 struct img_writer *imgw_open(int fd)
 {
 	struct img_writer *w = xzalloc(sizeof(*w));
@@ -158,17 +236,21 @@ struct img_writer *imgw_open(int fd)
 
 static int image_id(struct img_writer *w, const char *image, uint32_t *id)
 {
-	for (uint32_t i = 0; i < w->nr_images; i++)
-		if (!strcmp(w->images[i].name, image)) {
-			*id = i;
-			return 0;
-		}
+	int64_t i = nidx_find(&w->index, w->images, sizeof(*w->images), image);
+
+	if (i >= 0) {
+		*id = i;
+		return 0;
+	}
 	if (!img_name_valid(image) || w->nr_images >= STASIS_MAX_IMAGES) {
 		pr_err("invalid image name '%s'", image);
 		return -1;
 	}
+	if (pflush(w))
+		return -1;
 	w->images = xrealloc(w->images, (w->nr_images + 1) * sizeof(*w->images));
 	w->images[w->nr_images] = (struct img_name){ xstrdup(image), 0 };
+	nidx_add(&w->index, w->images, sizeof(*w->images), w->nr_images);
 	*id = w->nr_images++;
 	return wemit(w, FRAME_IMAGE, *id, 0, image, strlen(image));
 }
@@ -177,7 +259,7 @@ int imgw_record_raw(struct img_writer *w, const char *image, const void *buf, si
 {
 	uint32_t id;
 
-	if (image_id(w, image, &id))
+	if (image_id(w, image, &id) || pflush(w))
 		return -1;
 	return wemit(w, FRAME_RECORD, id, 0, buf, len);
 }
@@ -201,15 +283,27 @@ int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t
 
 	if (image_id(w, image, &id))
 		return -1;
+	if (w->pend_len && w->pend_id != id && pflush(w))
+		return -1;
 	while (len) {
 		uint64_t off = w->images[id].offset;
-		size_t chunk = STASIS_PAGE_FRAME_SPAN - off % STASIS_PAGE_FRAME_SPAN;
+		size_t room = STASIS_PAGE_FRAME_SPAN - off % STASIS_PAGE_FRAME_SPAN;
+		size_t chunk = room < len ? room : len;
 
-		if (chunk > len)
-			chunk = len;
-		if (wemit(w, FRAME_PAGES, id, off, data, chunk))
-			return -1;
+		if (!w->pend_len && chunk == room) {
+			/* up to the frame's end: straight out, without a copy */
+			if (wemit(w, FRAME_PAGES, id, off, data, chunk))
+				return -1;
+		} else {
+			if (!w->pbuf)
+				w->pbuf = xmalloc(STASIS_PAGE_FRAME_SPAN);
+			memcpy(w->pbuf + w->pend_len, data, chunk);
+			w->pend_len += chunk;
+			w->pend_id = id;
+		}
 		w->images[id].offset += chunk;
+		if (chunk == room && pflush(w))
+			return -1;
 		data = (const char *)data + chunk;
 		len -= chunk;
 	}
@@ -223,17 +317,19 @@ int imgw_frame(struct img_writer *w, const struct img_frame *f)
 	switch (f->hdr.kind) {
 	case FRAME_HEAD:
 	case FRAME_TRAILER:
-	case FRAME_IMAGE:
 		return 0; /* the writer makes its own */
+	case FRAME_IMAGE:
+		/* declared here, so that an image without frames is kept */
+		return image_id(w, f->image, &id);
 	case FRAME_RECORD:
 		return imgw_record_raw(w, f->image, f->data, f->hdr.len);
 	case FRAME_PAGES:
-		if (image_id(w, f->image, &id))
+		if (image_id(w, f->image, &id) || pflush(w))
 			return -1;
 		w->images[id].offset = f->hdr.offset + f->hdr.len;
 		return wemit(w, FRAME_PAGES, id, f->hdr.offset, f->data, f->hdr.len);
 	default:
-		if (image_id(w, f->image, &id))
+		if (image_id(w, f->image, &id) || pflush(w))
 			return -1;
 		return wemit(w, f->hdr.kind, id, f->hdr.offset, f->data, f->hdr.len);
 	}
@@ -241,8 +337,11 @@ int imgw_frame(struct img_writer *w, const struct img_frame *f)
 
 int imgw_finish(struct img_writer *w)
 {
-	uint64_t count = w->seq;
+	uint64_t count;
 
+	if (pflush(w))
+		return -1;
+	count = w->seq;
 	if (wemit(w, FRAME_TRAILER, 0, 0, &count, sizeof(count)))
 		return -1;
 	return wflush(w);
@@ -250,7 +349,7 @@ int imgw_finish(struct img_writer *w)
 
 uint64_t imgw_bytes(const struct img_writer *w)
 {
-	return w->bytes;
+	return w->bytes + (w->pend_len ? sizeof(struct stasis_frame_hdr) + w->pend_len : 0);
 }
 
 void imgw_free(struct img_writer *w)
@@ -260,7 +359,9 @@ void imgw_free(struct img_writer *w)
 	for (uint32_t i = 0; i < w->nr_images; i++)
 		free(w->images[i].name);
 	free(w->images);
+	free(w->index.slot);
 	free(w->buf);
+	free(w->pbuf);
 	free(w);
 }
 
@@ -282,6 +383,7 @@ void imgr_free(struct img_reader *r)
 	for (uint32_t i = 0; i < r->nr_images; i++)
 		free(r->images[i]);
 	free(r->images);
+	free(r->index.slot);
 	free(r->buf);
 	free(r->what);
 	free(r);
@@ -306,6 +408,13 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		return -1;
 	}
 	if (n < (ssize_t)sizeof(*h)) {
+		uint32_t magic = STASIS_FRAME_MAGIC;
+
+		/* a few bytes of something else are not a cut-off checkpoint */
+		if (!r->head_seen && memcmp(h, &magic, n < 4 ? n : 4)) {
+			rerr(r, "not a stasis image stream");
+			return -1;
+		}
 		rerr(r, "truncated checkpoint: stream ends after frame %llu without a trailer",
 		     (unsigned long long)r->seq);
 		return -1;
@@ -378,17 +487,17 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 			     (unsigned long long)h->seq);
 			return -1;
 		}
-		for (uint32_t i = 0; i < r->nr_images; i++)
-			if (!strcmp(r->images[i], name)) {
-				rerr(r, "corrupted stream: image %s declared twice", name);
-				return -1;
-			}
+		if (nidx_find(&r->index, r->images, sizeof(char *), name) >= 0) {
+			rerr(r, "corrupted stream: image %s declared twice", name);
+			return -1;
+		}
 		if (r->nr_images >= STASIS_MAX_IMAGES) {
 			rerr(r, "too many images");
 			return -1;
 		}
 		r->images = xrealloc(r->images, (r->nr_images + 1) * sizeof(char *));
-		r->images[r->nr_images++] = xstrdup(name);
+		r->images[r->nr_images] = xstrdup(name);
+		nidx_add(&r->index, r->images, sizeof(char *), r->nr_images++);
 		f->image = r->images[h->image];
 		return 1;
 	}

@@ -30,6 +30,10 @@ struct img_dir_writer {
 	int dirfd;
 	struct dir_image *images;
 	size_t nr;
+	/* stream image id -> images index + 1: frames from a reader find
+	 * their file without a search */
+	uint32_t *by_id;
+	uint32_t by_id_len;
 };
 
 struct img_dir_writer *imgdir_create(const char *dir)
@@ -58,14 +62,34 @@ struct img_dir_writer *imgdir_create(const char *dir)
 	return d;
 }
 
-static struct dir_image *dir_image(struct img_dir_writer *d, const char *name)
+static void remember_id(struct img_dir_writer *d, uint32_t id, size_t idx)
+{
+	if (id >= STASIS_MAX_IMAGES)
+		return;
+	if (id >= d->by_id_len) {
+		uint32_t len = d->by_id_len ? d->by_id_len : 64;
+
+		while (len <= id)
+			len *= 2;
+		d->by_id = xrealloc(d->by_id, len * sizeof(*d->by_id));
+		memset(d->by_id + d->by_id_len, 0, (len - d->by_id_len) * sizeof(*d->by_id));
+		d->by_id_len = len;
+	}
+	d->by_id[id] = idx + 1;
+}
+
+static struct dir_image *dir_image(struct img_dir_writer *d, const char *name, uint32_t id)
 {
 	char path[STASIS_IMAGE_NAME_MAX + 8];
 	struct dir_image *img;
 
+	if (id < d->by_id_len && d->by_id[id] && !strcmp(d->images[d->by_id[id] - 1].name, name))
+		return &d->images[d->by_id[id] - 1];
 	for (size_t i = 0; i < d->nr; i++)
-		if (!strcmp(d->images[i].name, name))
+		if (!strcmp(d->images[i].name, name)) {
+			remember_id(d, id, i);
 			return &d->images[i];
+		}
 	snprintf(path, sizeof(path), "%s.img", name);
 	int fd = openat(d->dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -77,6 +101,7 @@ static struct dir_image *dir_image(struct img_dir_writer *d, const char *name)
 	img->name = xstrdup(name);
 	img->fd = fd;
 	img->size = 0;
+	remember_id(d, id, d->nr - 1);
 	if (!img_is_pages(name)) {
 		if (write_full(fd, STASIS_IMG_MAGIC, 8)) {
 			pr_perror("cannot write %s/%s", d->dir, path);
@@ -96,12 +121,12 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)
 	case FRAME_TRAILER:
 		return 0;
 	case FRAME_IMAGE:
-		return dir_image(d, f->image) ? 0 : -1;
+		return dir_image(d, f->image, f->hdr.image) ? 0 : -1;
 	case FRAME_RECORD: {
 		uint32_t len = f->hdr.len;
 		struct iovec iov[2] = { { &len, 4 }, { f->data, len } };
 
-		img = dir_image(d, f->image);
+		img = dir_image(d, f->image, f->hdr.image);
 		if (!img)
 			return -1;
 		if (writev_full(img->fd, iov, 2)) {
@@ -112,7 +137,7 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)
 		return 0;
 	}
 	case FRAME_PAGES:
-		img = dir_image(d, f->image);
+		img = dir_image(d, f->image, f->hdr.image);
 		if (!img)
 			return -1;
 		if (f->hdr.offset != img->size) {
@@ -159,6 +184,7 @@ void imgdir_free(struct img_dir_writer *d)
 	}
 	close(d->dirfd);
 	free(d->images);
+	free(d->by_id);
 	free(d->dir);
 	free(d);
 }
@@ -289,16 +315,30 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 	}
 	qsort(names, nr, sizeof(*names), image_cmp);
 	for (size_t i = 0; i < nr; i++) {
+		struct img_frame decl = { .hdr = { .kind = FRAME_IMAGE }, .image = names[i] };
 		char path[PATH_MAX];
+		struct stat st;
 		int fd;
 
 		snprintf(path, sizeof(path), "%s/%s.img", dir, names[i]);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* O_NONBLOCK: a FIFO in the directory must not hang us */
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0) {
 			pr_perror("cannot open %s", path);
 			goto out;
 		}
+		if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+			pr_err("%s: not a regular file", path);
+			close(fd);
+			goto out;
+		}
+		fcntl(fd, F_SETFL, 0);
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		/* declared first, so that an image without data is kept */
+		if (imgw_frame(w, &decl)) {
+			close(fd);
+			goto out;
+		}
 		ret = img_is_pages(names[i]) ? pack_pages(dir, names[i], fd, w)
 					      : pack_records(dir, names[i], fd, w);
 		close(fd);
