@@ -1,1 +1,908 @@
-int main(void) { return 0; }
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stasis-serialize: convert a checkpoint between its two forms, the image
+ * stream (stdin/stdout) and a directory of NAME.img files, and show either
+ * form, or a single image file, as JSON.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stasis/image.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+#include "json.h"
+
+enum {
+	OPT_ACK_FD = 256,
+	OPT_TLS_KEY,
+	OPT_VERBOSITY,
+};
+
+static const struct option long_opts[] = {
+	{ "images-dir", required_argument, NULL, 'D' },
+	{ "ack-fd", required_argument, NULL, OPT_ACK_FD },
+	{ "input", required_argument, NULL, 'i' },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "verbosity", required_argument, NULL, OPT_VERBOSITY },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %1$s unpack -D DIR [--ack-fd FD]\n"
+		"       %1$s pack -D DIR\n"
+		"       %1$s show [-i FILE | -D DIR | FILE | -] [--tls-key KEY]\n"
+		"\n"
+		"Convert a stasis checkpoint between its image stream and its directory form,\n"
+		"and show a stream, a directory or one image file as JSON.\n"
+		"\n"
+		"Commands:\n"
+		"  unpack   read an image stream on stdin and store it in DIR, one NAME.img\n"
+		"           per image; the files are fsynced before the acknowledgement\n"
+		"  pack     write the checkpoint stored in DIR to stdout as an image stream\n"
+		"  show     print a stream (FILE or stdin), one image file or a whole DIR\n"
+		"           as JSON on stdout\n"
+		"\n"
+		"Options:\n"
+		"  -D, --images-dir DIR    directory that holds the image files\n"
+		"      --ack-fd FD         unpack: write \"OK\" to FD once the checkpoint is\n"
+		"                          complete and durable, then close FD\n"
+		"  -i, --input FILE        show: read FILE instead of stdin\n"
+		"      --tls-key KEY       show: private key that opens a sealed checkpoint\n"
+		"  -v[v...], -vN, --verbosity N\n"
+		"                          log level: 0 none, 1 errors, 2 warnings (default),\n"
+		"                          3 info, 4 debug; each v raises it by one\n"
+		"  -o, --log-file FILE     append the log to FILE (stderr keeps errors)\n"
+		"  -h, --help              show this help and exit\n"
+		"  -V, --version           show the version and exit\n"
+		"\n"
+		"Exit status: 0 on success, 1 on any error.\n",
+		log_prog());
+}
+
+static int set_verbosity(const char *arg, bool increment)
+{
+	int level = log_get_level();
+	char *end;
+	long v;
+
+	if (increment) {
+		/* -v, -vv, -vvv...: one level per v */
+		level += 1 + (arg ? (int)strspn(arg, "v") : 0);
+		if (arg && arg[strspn(arg, "v")])
+			goto bad;
+		log_set_level(level > LOG_DEBUG ? LOG_DEBUG : level);
+		return 0;
+	}
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 0 || v > LOG_DEBUG)
+		goto bad;
+	log_set_level(v);
+	return 0;
+bad:
+	pr_err("invalid verbosity '%s': expected a level from 0 to 4", arg);
+	return -1;
+}
+
+/* ---- unpack ---- */
+
+/*
+ * unpack writes into DIR/.stasis-unpack.PID and moves the images into DIR
+ * only once the whole stream has arrived and is on disk: a failed or
+ * truncated dump never leaves DIR looking like a checkpoint, and never
+ * damages the checkpoint that DIR already held.
+ */
+struct stage {
+	const char *dir;
+	int dirfd;
+	char name[64];
+	char path[PATH_MAX];
+	bool created_dir;
+};
+
+static bool is_image_file(const char *fname, char *name)
+{
+	size_t len = strlen(fname);
+
+	if (len < 5 || strcmp(fname + len - 4, ".img") || len - 4 >= STASIS_IMAGE_NAME_MAX)
+		return false;
+	memcpy(name, fname, len - 4);
+	name[len - 4] = 0;
+	return img_name_valid(name);
+}
+
+static void stage_remove(struct stage *s)
+{
+	int fd = openat(s->dirfd, s->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	DIR *dp;
+	struct dirent *de;
+
+	if (fd < 0)
+		return;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dp)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(fd, de->d_name, 0);
+	closedir(dp);
+	if (unlinkat(s->dirfd, s->name, AT_REMOVEDIR) && errno != ENOENT)
+		pr_perror("cannot remove %s", s->path);
+}
+
+static int stage_open(struct stage *s, const char *dir)
+{
+	memset(s, 0, sizeof(*s));
+	s->dir = dir;
+	s->dirfd = -1;
+	if (!mkdir(dir, 0700))
+		s->created_dir = true;
+	else if (errno != EEXIST) {
+		pr_perror("cannot create images directory %s", dir);
+		return -1;
+	}
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		pr_perror("cannot open images directory %s", dir);
+		return -1;
+	}
+	snprintf(s->name, sizeof(s->name), ".stasis-unpack.%d", (int)getpid());
+	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/%s", dir, s->name) >= sizeof(s->path)) {
+		pr_err("images directory path is too long: %s", dir);
+		return -1;
+	}
+	/* left over by an earlier unpack that had our PID and was killed */
+	stage_remove(s);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int fsync_parent(const char *dir)
+{
+	char *copy = xstrdup(dir), *slash;
+	int fd, ret = 0;
+
+	/* strip trailing slashes, then the last component */
+	for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
+		copy[n - 1] = 0;
+	slash = strrchr(copy, '/');
+	if (!slash)
+		strcpy(copy, ".");
+	else if (slash == copy)
+		copy[1] = 0;
+	else
+		*slash = 0;
+	fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd)) {
+		pr_perror("cannot fsync %s", copy);
+		ret = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return ret;
+}
+
+/* Moves the staged images into DIR and drops the images of an older
+ * checkpoint that the new one does not have. */
+static int stage_commit(struct stage *s)
+{
+	char **names = NULL, name[STASIS_IMAGE_NAME_MAX];
+	size_t nr = 0;
+	struct dirent *de;
+	int fd, ret = -1;
+	DIR *dp;
+
+	fd = openat(s->dirfd, s->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || !(dp = fdopendir(fd))) {
+		pr_perror("cannot open %s", s->path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(dp))) {
+		if (!is_image_file(de->d_name, name))
+			continue;
+		if (renameat(fd, de->d_name, s->dirfd, de->d_name)) {
+			pr_perror("cannot move %s/%s into %s", s->path, de->d_name, s->dir);
+			closedir(dp);
+			goto out;
+		}
+		names = xrealloc(names, (nr + 1) * sizeof(*names));
+		names[nr++] = xstrdup(de->d_name);
+	}
+	closedir(dp);
+	qsort(names, nr, sizeof(*names), cmp_str);
+
+	fd = dup(s->dirfd);
+	if (fd < 0 || !(dp = fdopendir(fd))) {
+		pr_perror("cannot read %s", s->dir);
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	rewinddir(dp);
+	while ((de = readdir(dp))) {
+		const char *key = de->d_name;
+
+		if (!is_image_file(de->d_name, name) ||
+		    bsearch(&key, names, nr, sizeof(*names), cmp_str))
+			continue;
+		pr_info("removing %s/%s of an earlier checkpoint", s->dir, de->d_name);
+		if (unlinkat(s->dirfd, de->d_name, 0) && errno != ENOENT) {
+			pr_perror("cannot remove %s/%s of an earlier checkpoint", s->dir,
+				  de->d_name);
+			closedir(dp);
+			goto out;
+		}
+	}
+	closedir(dp);
+	if (unlinkat(s->dirfd, s->name, AT_REMOVEDIR)) {
+		pr_perror("cannot remove %s", s->path);
+		goto out;
+	}
+	if (fsync(s->dirfd)) {
+		pr_perror("cannot fsync %s", s->dir);
+		goto out;
+	}
+	if (s->created_dir && fsync_parent(s->dir))
+		goto out;
+	ret = 0;
+out:
+	for (size_t i = 0; i < nr; i++)
+		free(names[i]);
+	free(names);
+	return ret;
+}
+
+static int cmd_unpack(const char *dir, int ack_fd)
+{
+	struct img_dir_writer *d = NULL;
+	struct img_reader *r = NULL;
+	struct img_frame f;
+	struct stage s = { .dirfd = -1 };
+	int ret = -1, n;
+
+	pipe_grow(0);
+	if (isatty(0)) {
+		pr_err("unpack reads an image stream on stdin, which is a terminal");
+		goto out;
+	}
+	if (stage_open(&s, dir))
+		goto out;
+	d = imgdir_create(s.path);
+	if (!d)
+		goto out_stage;
+	r = imgr_open(0, "stdin");
+	while ((n = imgr_next(r, &f)) == 1) {
+		if (imgdir_put(d, &f))
+			break;
+	}
+	if (n != 0 || imgdir_finish(d))
+		goto out_stage;
+	imgdir_free(d);
+	d = NULL;
+	if (stage_commit(&s))
+		goto out_stage;
+	pr_info("checkpoint stored in %s", dir);
+	ret = 0;
+	if (ack_fd >= 0) {
+		if (write_full(ack_fd, "OK\n", 3)) {
+			pr_perror("cannot write the acknowledgement to fd %d", ack_fd);
+			ret = -1;
+		}
+	}
+	goto out;
+out_stage:
+	imgdir_free(d);
+	d = NULL;
+	if (s.dirfd >= 0)
+		stage_remove(&s);
+out:
+	/* On failure the acknowledgement channel is closed without a word:
+	 * the dumper resumes the tree. */
+	if (ack_fd >= 0)
+		close(ack_fd);
+	imgr_free(r);
+	imgdir_free(d);
+	if (s.dirfd >= 0) {
+		close(s.dirfd);
+		if (ret && s.created_dir)
+			rmdir(dir); /* only if still empty */
+	}
+	return ret;
+}
+
+/* ---- pack ---- */
+
+static int cmd_pack(const char *dir)
+{
+	struct img_writer *w;
+	int ret;
+
+	if (isatty(1)) {
+		pr_err("pack writes a binary image stream; redirect stdout to a file or a pipe");
+		return -1;
+	}
+	pipe_grow(1);
+	w = imgw_open(1);
+	/* a write error (EPIPE included: SIGPIPE is ignored) is reported once,
+	 * by the writer, and fails every later call */
+	ret = imgdir_pack(dir, w) || imgw_finish(w) ? -1 : 0;
+	imgw_free(w);
+	return ret;
+}
+
+/* ---- show ---- */
+
+/*
+ * Sealed checkpoints start with a cipher image holding the wrapped keys.
+ * This is where show will hand the input to stasis-seal's code with the
+ * --tls-key private key and decode the plaintext frames.
+ */
+static int show_sealed(const char *where, const char *tls_key)
+{
+	(void)tls_key;
+	pr_err("%s: sealed checkpoints need stasis-seal (not built yet)", where);
+	return -1;
+}
+
+static int show_record(struct json *j, const char *where, const char *image, unsigned idx,
+		       const void *data, size_t len)
+{
+	const ProtobufCMessageDescriptor *desc = img_record_desc(image, idx);
+	ProtobufCMessage *m;
+
+	if (!desc) {
+		json_obj_begin(j);
+		json_key(j, "raw");
+		json_hex(j, data, len);
+		json_obj_end(j);
+		return 0;
+	}
+	m = protobuf_c_message_unpack(desc, NULL, len, data);
+	if (!m) {
+		pr_err("%s: record %u of image %s does not decode as %s", where, idx, image,
+		       desc->name);
+		return -1;
+	}
+	json_message(j, m);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return 0;
+}
+
+/* The record image in fd (after nothing was read from it) as one object. */
+static int show_record_file(struct json *j, int fd, const char *path, const char *image)
+{
+	char magic[8];
+	void *buf = NULL;
+	size_t buf_size = 0;
+	int ret = -1;
+
+	if (read_full(fd, magic, 8) != 8 || memcmp(magic, STASIS_IMG_MAGIC, 8)) {
+		pr_err("%s: not a stasis image file", path);
+		return -1;
+	}
+	json_obj_begin(j);
+	json_key(j, "image");
+	json_str(j, image);
+	json_key(j, "records");
+	json_arr_begin(j, false);
+	for (unsigned idx = 0;; idx++) {
+		uint32_t len;
+		ssize_t n = read_full(fd, &len, 4);
+
+		if (n < 0) {
+			pr_perror("cannot read %s", path);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (n != 4) {
+			pr_err("%s: truncated: record %u has a partial length", path, idx);
+			goto out;
+		}
+		if (len > STASIS_FRAME_MAX) {
+			pr_err("%s: record %u claims %u bytes (corrupted file)", path, idx, len);
+			goto out;
+		}
+		if (len > buf_size) {
+			free(buf);
+			buf_size = len < 65536 ? 65536 : len;
+			buf = xmalloc(buf_size);
+		}
+		n = read_full(fd, buf, len);
+		if (n < 0) {
+			pr_perror("cannot read %s", path);
+			goto out;
+		}
+		if (n != (ssize_t)len) {
+			pr_err("%s: truncated: record %u is cut short", path, idx);
+			goto out;
+		}
+		if (show_record(j, path, image, idx, buf, len))
+			goto out;
+	}
+	json_arr_end(j);
+	json_obj_end(j);
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+static int show_pages_file(struct json *j, int fd, const char *path, const char *image)
+{
+	struct stat st;
+	uint64_t bytes = 0;
+
+	if (fstat(fd, &st)) {
+		pr_perror("cannot stat %s", path);
+		return -1;
+	}
+	if (S_ISREG(st.st_mode)) {
+		bytes = st.st_size;
+	} else {
+		char buf[65536];
+		ssize_t n;
+
+		while ((n = read_full(fd, buf, sizeof(buf))) > 0)
+			bytes += n;
+		if (n < 0) {
+			pr_perror("cannot read %s", path);
+			return -1;
+		}
+	}
+	json_obj_begin(j);
+	json_key(j, "image");
+	json_str(j, image);
+	json_key(j, "bytes");
+	json_u64(j, bytes);
+	json_obj_end(j);
+	return 0;
+}
+
+/* Opens an image file without blocking on FIFOs; only regular files. */
+static int open_image(int dirfd, const char *fname, const char *path)
+{
+	struct stat st;
+	int fd = openat(dirfd, fname, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		pr_err("%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, 0);
+	return fd;
+}
+
+/* The order in which imgdir_pack streams a directory (serialize/imgdir.c). */
+static int image_rank(const char *name)
+{
+	if (!strcmp(name, "cipher"))
+		return 0;
+	if (!strcmp(name, "inventory"))
+		return 1;
+	if (!strcmp(name, "pstree"))
+		return 2;
+	if (!strncmp(name, "stats-", 6))
+		return 5;
+	if (img_is_pages(name))
+		return 4;
+	return 3;
+}
+
+static int image_cmp(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	int rx = image_rank(x), ry = image_rank(y);
+
+	if (rx != ry)
+		return rx - ry;
+	if (rx == 4) {
+		unsigned long nx = strtoul(x + 6, NULL, 10), ny = strtoul(y + 6, NULL, 10);
+
+		if (nx != ny)
+			return nx < ny ? -1 : 1;
+	}
+	return strcmp(x, y);
+}
+
+static int show_dir(struct json *j, const char *dir, const char *tls_key)
+{
+	char **names = NULL, name[STASIS_IMAGE_NAME_MAX], path[PATH_MAX];
+	size_t nr = 0;
+	struct dirent *de;
+	int dirfd, ret = -1;
+	DIR *dp;
+
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		pr_perror("cannot open images directory %s", dir);
+		return -1;
+	}
+	dp = fdopendir(dup(dirfd));
+	if (!dp) {
+		pr_perror("cannot read images directory %s", dir);
+		close(dirfd);
+		return -1;
+	}
+	while ((de = readdir(dp))) {
+		if (!is_image_file(de->d_name, name))
+			continue;
+		names = xrealloc(names, (nr + 1) * sizeof(*names));
+		names[nr++] = xstrdup(name);
+	}
+	closedir(dp);
+	if (!nr) {
+		pr_err("%s holds no image files", dir);
+		goto out;
+	}
+	qsort(names, nr, sizeof(*names), image_cmp);
+	if (!strcmp(names[0], "cipher")) {
+		show_sealed(dir, tls_key);
+		goto out;
+	}
+	json_arr_begin(j, false);
+	for (size_t i = 0; i < nr; i++) {
+		char fname[STASIS_IMAGE_NAME_MAX + 4];
+		int fd, err;
+
+		snprintf(fname, sizeof(fname), "%s.img", names[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, fname);
+		fd = open_image(dirfd, fname, path);
+		if (fd < 0)
+			goto out;
+		err = img_is_pages(names[i]) ? show_pages_file(j, fd, path, names[i])
+					     : show_record_file(j, fd, path, names[i]);
+		close(fd);
+		if (err)
+			goto out;
+	}
+	json_arr_end(j);
+	ret = 0;
+out:
+	for (size_t i = 0; i < nr; i++)
+		free(names[i]);
+	free(names);
+	close(dirfd);
+	return ret;
+}
+
+/* An image stream as an array of image objects. Frames of one image that
+ * come in several runs give one object per run. */
+struct show_stream {
+	struct json *j;
+	const char *what;
+	bool opened; /* the array is open */
+	int64_t cur; /* image id whose object is open, -1 for none */
+	bool cur_pages;
+	uint64_t bytes;
+	unsigned *nr_records; /* per image id */
+	uint32_t nr_images;
+};
+
+static void stream_close_image(struct show_stream *s)
+{
+	if (s->cur < 0)
+		return;
+	if (s->cur_pages) {
+		json_key(s->j, "bytes");
+		json_u64(s->j, s->bytes);
+	} else {
+		json_arr_end(s->j);
+	}
+	json_obj_end(s->j);
+	s->cur = -1;
+}
+
+/* Nothing is printed before the input is known to be a plain stream. */
+static void stream_begin(struct show_stream *s)
+{
+	if (!s->opened)
+		json_arr_begin(s->j, false);
+	s->opened = true;
+}
+
+static void stream_open_image(struct show_stream *s, const struct img_frame *f)
+{
+	stream_begin(s);
+	if (s->cur == f->hdr.image)
+		return;
+	stream_close_image(s);
+	s->cur = f->hdr.image;
+	s->cur_pages = img_is_pages(f->image);
+	s->bytes = 0;
+	json_obj_begin(s->j);
+	json_key(s->j, "image");
+	json_str(s->j, f->image);
+	if (!s->cur_pages) {
+		json_key(s->j, "records");
+		json_arr_begin(s->j, false);
+	}
+}
+
+static int show_stream(struct json *j, int fd, const char *what, const char *tls_key)
+{
+	struct show_stream s = { .j = j, .what = what, .cur = -1 };
+	struct img_reader *r = imgr_open(fd, what);
+	struct img_frame f;
+	int n, ret = -1;
+
+	while ((n = imgr_next(r, &f)) == 1) {
+		switch (f.hdr.kind) {
+		case FRAME_HEAD:
+			break;
+		case FRAME_IMAGE:
+			if (!strcmp(f.image, "cipher")) {
+				show_sealed(what, tls_key);
+				goto out;
+			}
+			s.nr_records = xrealloc(s.nr_records,
+						(s.nr_images + 1) * sizeof(*s.nr_records));
+			s.nr_records[s.nr_images++] = 0;
+			stream_open_image(&s, &f);
+			break;
+		case FRAME_RECORD:
+			if (f.hdr.image >= s.nr_images)
+				goto bad_frame;
+			stream_open_image(&s, &f);
+			if (show_record(j, what, f.image, s.nr_records[f.hdr.image]++, f.data,
+					f.hdr.len))
+				goto out;
+			break;
+		case FRAME_PAGES:
+			stream_open_image(&s, &f);
+			s.bytes += f.hdr.len;
+			break;
+		default:
+			goto bad_frame;
+		}
+	}
+	if (n)
+		goto out;
+	stream_begin(&s);
+	stream_close_image(&s);
+	json_arr_end(j);
+	ret = 0;
+	goto out;
+bad_frame:
+	pr_err("%s: frame %llu of image %s has kind %u, which show cannot decode", what,
+	       (unsigned long long)f.hdr.seq, f.image ? f.image : "?", f.hdr.kind);
+out:
+	free(s.nr_records);
+	imgr_free(r);
+	return ret;
+}
+
+/* show -i FILE / FILE / stdin: a stream, or one NAME.img of a directory. */
+static int show_input(struct json *j, const char *input, const char *tls_key)
+{
+	const char *what = input ? input : "stdin";
+	char name[STASIS_IMAGE_NAME_MAX] = "";
+	char magic[8];
+	struct stat st;
+	int fd = 0, ret = -1;
+
+	if (input) {
+		fd = open(input, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("cannot open %s", input);
+			return -1;
+		}
+		const char *base = strrchr(input, '/');
+
+		is_image_file(base ? base + 1 : input, name);
+	} else if (isatty(0)) {
+		pr_err("no input: give -i FILE or -D DIR, or a stream on stdin");
+		return -1;
+	}
+	if (fstat(fd, &st)) {
+		pr_perror("cannot stat %s", what);
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = show_dir(j, input, tls_key);
+		goto out;
+	}
+	if (*name && img_is_pages(name)) {
+		ret = show_pages_file(j, fd, what, name);
+		goto out;
+	}
+	/* A regular file can be looked at before it is read: a record image
+	 * starts with its own magic; anything else must be a stream. */
+	if (pread(fd, magic, 8, 0) == 8 && !memcmp(magic, STASIS_IMG_MAGIC, 8)) {
+		if (!*name) {
+			pr_err("%s is a single record image: give it as -i NAME.img", what);
+			goto out;
+		}
+		if (!strcmp(name, "cipher")) {
+			show_sealed(what, tls_key);
+			goto out;
+		}
+		ret = show_record_file(j, fd, what, name);
+		goto out;
+	}
+	ret = show_stream(j, fd, what, tls_key);
+out:
+	if (fd > 0)
+		close(fd);
+	return ret;
+}
+
+static int cmd_show(const char *input, const char *dir, const char *tls_key)
+{
+	static char obuf[1 << 16];
+	struct json j;
+	int ret;
+
+	setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
+	json_init(&j, stdout);
+	ret = dir ? show_dir(&j, dir, tls_key) : show_input(&j, input, tls_key);
+	/* after an error, what was printed stays as it is (not valid JSON) */
+	if (ret ? fflush(stdout) : json_finish(&j)) {
+		pr_perror("cannot write to stdout");
+		ret = -1;
+	}
+	return ret;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL, *input = NULL, *tls_key = NULL, *cmd;
+	bool ack_given = false;
+	int ack_fd = -1, opt;
+
+	log_init(argv[0]);
+	/* write errors, EPIPE included, are reported and not fatal signals */
+	signal(SIGPIPE, SIG_IGN);
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":D:i:o:v::hV", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'D':
+			dir = optarg;
+			break;
+		case 'i':
+			input = optarg;
+			break;
+		case OPT_TLS_KEY:
+			tls_key = optarg;
+			break;
+		case OPT_ACK_FD: {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 0 || v > INT_MAX) {
+				pr_err("invalid --ack-fd '%s': expected a file descriptor number",
+				       optarg);
+				return 1;
+			}
+			ack_fd = v;
+			ack_given = true;
+			break;
+		}
+		case 'v':
+			if (set_verbosity(optarg, !optarg || optarg[0] == 'v'))
+				return 1;
+			break;
+		case OPT_VERBOSITY:
+			if (set_verbosity(optarg, false))
+				return 1;
+			break;
+		case 'o':
+			if (log_set_file(optarg)) {
+				pr_perror("cannot open log file %s", optarg);
+				return 1;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			print_version(log_prog());
+			return 0;
+		case ':':
+			pr_err("option %s needs an argument", argv[optind - 1]);
+			usage(stderr);
+			return 1;
+		default:
+			if (optopt)
+				pr_err("unknown option -%c", optopt);
+			else
+				pr_err("unknown option %s", argv[optind - 1]);
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind >= argc) {
+		pr_err("no command given: expected unpack, pack or show");
+		usage(stderr);
+		return 1;
+	}
+	cmd = argv[optind++];
+	if (strcmp(cmd, "unpack") && strcmp(cmd, "pack") && strcmp(cmd, "show")) {
+		pr_err("unknown command '%s': expected unpack, pack or show", cmd);
+		usage(stderr);
+		return 1;
+	}
+
+	if (strcmp(cmd, "show")) {
+		if (input || tls_key) {
+			pr_err("%s is an option of show only", input ? "--input" : "--tls-key");
+			return 1;
+		}
+		if (!dir) {
+			pr_err("%s needs the images directory: -D DIR", cmd);
+			return 1;
+		}
+		if (optind < argc) {
+			pr_err("unexpected argument '%s'", argv[optind]);
+			return 1;
+		}
+	}
+	if (ack_given && strcmp(cmd, "unpack")) {
+		pr_err("--ack-fd is an option of unpack only");
+		return 1;
+	}
+
+	if (!strcmp(cmd, "unpack")) {
+		if (ack_given) {
+			if (ack_fd == 0) {
+				pr_err("--ack-fd 0: stdin carries the image stream");
+				return 1;
+			}
+			if (fcntl(ack_fd, F_GETFD) < 0) {
+				pr_perror("--ack-fd %d", ack_fd);
+				return 1;
+			}
+		}
+		return cmd_unpack(dir, ack_fd) ? 1 : 0;
+	}
+	if (!strcmp(cmd, "pack"))
+		return cmd_pack(dir) ? 1 : 0;
+
+	/* show [-i FILE | -D DIR | FILE | -] */
+	if (optind < argc) {
+		if (input || dir || optind + 1 < argc) {
+			pr_err("show takes one input: -i FILE, -D DIR, FILE or -");
+			return 1;
+		}
+		if (strcmp(argv[optind], "-"))
+			input = argv[optind];
+	}
+	if (input && dir) {
+		pr_err("show takes one input: -i FILE, -D DIR, FILE or -");
+		return 1;
+	}
+	return cmd_show(input, dir, tls_key) ? 1 : 0;
+}
