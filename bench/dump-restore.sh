@@ -99,6 +99,20 @@ wait_line() {
 	return 1
 }
 
+# Start "$@" in its own session with nothing open but fds 0-2 (which the
+# caller redirects): a checkpoint should not inherit our pipes. Call it in
+# the background (spawn PROG ... >log &): the body runs in the forked child
+# and execs, and with no job control that child is not a group leader, so
+# setsid does not fork either: $! is PROG itself, our child.
+spawn() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec setsid "$@"
+}
+
 fstype=$(findmnt -n -o FSTYPE -T "$top" 2>/dev/null || stat -f -c %T "$top")
 rows=()
 status=0
@@ -110,9 +124,7 @@ bench_one() {
 	local log=$run/bigmem.log go=$run/go pidfile=$run/restored.pid
 
 	echo "bench: $mb MiB: starting bigmem" >&2
-	# Our child, its own session; setsid does not fork here (not a group
-	# leader), so $! is bigmem itself.
-	setsid "$bigmem" "$mb" "$go" >"$log" 2>&1 </dev/null &
+	spawn "$bigmem" "$mb" "$go" >"$log" 2>&1 </dev/null &
 	pid=$!
 	pids+=("$pid")
 	wait_line "$log" READY "$wait_s" || { cat "$log" >&2; echo "bench: bigmem did not get READY" >&2; return 1; }
