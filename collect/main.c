@@ -138,9 +138,10 @@ static void kill_tree(void)
 {
 	for (int i = 0; i < tree.nr; i++)
 		kill(tree.tasks[i].pid, SIGKILL);
-	/* Reap the trace links so the parents see the exits at once. */
+	/* Reap the trace links so the parents see the exits at once; a
+	 * leader is reported only after its other threads. */
 	for (int i = 0; i < tree.nr; i++)
-		for (int j = 0; j < tree.tasks[i].nr_tids; j++) {
+		for (int j = tree.tasks[i].nr_tids; j-- > 0;) {
 			int status;
 
 			while (waitpid(tree.tasks[i].tids[j], &status, __WALL) > 0 &&

@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <linux/rseq.h>
+#include <linux/sched.h>
+#include <sys/wait.h>
 
 #include "inject.h"
 #include "stasis/log.h"
@@ -77,9 +79,6 @@ static int restore_session(struct itask *t)
 int core_restore_attrs(struct itask *t)
 {
 	Stasis__TaskCore *tc = t->tc;
-	Stasis__ThreadCore *th = t->th;
-	char comm[16] = "";
-	unsigned long at;
 	long r;
 
 	if (restore_session(t))
@@ -91,10 +90,6 @@ int core_restore_attrs(struct itask *t)
 			return -1;
 		}
 	}
-	strncpy(comm, th->comm ? th->comm : tc->comm ? tc->comm : "", sizeof(comm) - 1);
-	at = scratch_put(t, 0, comm, sizeof(comm));
-	if (!at || prctl_set(t, PR_SET_NAME, at, "its name"))
-		return -1;
 	if (restore_rlimits(t))
 		return -1;
 	if (tc->has_pdeath_sig && prctl_set(t, PR_SET_PDEATHSIG, tc->pdeath_sig, "pdeath signal"))
@@ -105,23 +100,6 @@ int core_restore_attrs(struct itask *t)
 	if (tc->no_new_privs && prctl_set(t, PR_SET_NO_NEW_PRIVS, 1, "no_new_privs"))
 		return -1;
 
-	ISYS(t, SYS_set_tid_address, th->clear_child_tid);
-	if (th->has_robust_list) {
-		r = ISYS(t, SYS_set_robust_list, th->robust_list, th->robust_list_len);
-		if (r) {
-			pr_err("task %d: cannot restore its robust futex list: %s", t->pid,
-			       strerror(-r));
-			return -1;
-		}
-	}
-	if (th->rseq) {
-		r = ISYS(t, SYS_rseq, th->rseq->ptr, th->rseq->len, 0, th->rseq->signature);
-		if (r) {
-			pr_err("task %d: cannot register rseq at %#llx: %s", t->pid,
-			       (unsigned long long)th->rseq->ptr, strerror(-r));
-			return -1;
-		}
-	}
 	/* Last: dumpable 0 would shut us out of the task's /proc files. */
 	if (tc->has_dumpable && (tc->dumpable == 0 || tc->dumpable == 1) &&
 	    prctl_set(t, PR_SET_DUMPABLE, tc->dumpable, "dumpable"))
@@ -129,11 +107,86 @@ int core_restore_attrs(struct itask *t)
 	return 0;
 }
 
-int core_restore_regs(struct itask *t)
+int core_create_threads(struct itask *t)
 {
-	Stasis__UserRegs *u = t->th->regs;
+	struct clone_args args = {
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			 CLONE_SYSVSEM,
+		.set_tid_size = 1,
+	};
+
+	for (size_t i = 1; i < t->nr_threads; i++) {
+		struct ithread *it = &t->threads[i];
+		uint32_t tid = it->th->tid;
+		uint64_t tid64 = tid;
+		unsigned long at;
+		int status;
+		long r;
+
+		args.set_tid = t->scratch + 512;
+		if (!scratch_put(t, 512, &tid64, sizeof(tid64)) ||
+		    !(at = scratch_put(t, 0, &args, sizeof(args))))
+			return -1;
+		r = ISYS(t, SYS_clone3, at, sizeof(args));
+		if (r != (long)tid) {
+			pr_err("task %d: cannot create thread %u: %s", t->pid, tid,
+			       r < 0 ? strerror(-r) : "wrong TID");
+			return -1;
+		}
+		/* auto-attached (PTRACE_O_TRACECLONE), stopped before it runs */
+		if (waitpid(tid, &status, __WALL) != (pid_t)tid || !WIFSTOPPED(status)) {
+			pr_err("thread %u of task %d did not stop after its creation", tid, t->pid);
+			return -1;
+		}
+		if (rtask_init(&it->own, tid))
+			return -1;
+		it->rt = &it->own;
+		it->rt->syscall_ip = t->rt.syscall_ip;
+	}
+	return 0;
+}
+
+/* What each thread holds for itself. */
+int core_restore_thread(struct itask *t, struct ithread *it)
+{
+	Stasis__ThreadCore *th = it->th;
+	char comm[16] = "";
+	unsigned long at;
+	long r;
+
+	strncpy(comm, th->comm ? th->comm : "", sizeof(comm) - 1);
+	at = scratch_put(t, 0, comm, sizeof(comm));
+	if (!at)
+		return -1;
+	r = rsys(it->rt, SYS_prctl, PR_SET_NAME, at, 0, 0, 0);
+	if (r)
+		pr_warn("task %u: cannot restore its name: %s", th->tid, strerror(-r));
+	rsys(it->rt, SYS_set_tid_address, th->clear_child_tid);
+	if (th->has_robust_list) {
+		r = rsys(it->rt, SYS_set_robust_list, th->robust_list, th->robust_list_len);
+		if (r) {
+			pr_err("task %u: cannot restore its robust futex list: %s", th->tid,
+			       strerror(-r));
+			return -1;
+		}
+	}
+	if (th->rseq) {
+		r = rsys(it->rt, SYS_rseq, th->rseq->ptr, th->rseq->len, 0, th->rseq->signature);
+		if (r) {
+			pr_err("task %u: cannot register rseq at %#llx: %s", th->tid,
+			       (unsigned long long)th->rseq->ptr, strerror(-r));
+			return -1;
+		}
+	}
+	return signals_restore_thread(t, it);
+}
+
+static int thread_set_regs(struct ithread *it)
+{
+	Stasis__UserRegs *u = it->th->regs;
 	struct user_regs_struct r;
-	uint64_t mask = t->th->sigmask;
+	uint64_t mask = it->th->sigmask;
+	pid_t tid = it->rt->tid;
 
 #define R(x) r.x = u->x
 	R(r15); R(r14); R(r13); R(r12); R(rbp); R(rbx); R(r11); R(r10); R(r9); R(r8);
@@ -157,15 +210,23 @@ int core_restore_regs(struct itask *t)
 		}
 	}
 	r.orig_rax = -1;
-	if (ptrace(PTRACE_SETREGS, t->pid, NULL, &r)) {
-		pr_perror("cannot set the registers of task %d", t->pid);
+	if (ptrace(PTRACE_SETREGS, tid, NULL, &r)) {
+		pr_perror("cannot set the registers of task %d", tid);
 		return -1;
 	}
-	if (t->th->has_xsave && ptrace_set_xstate(t->pid, t->th->xsave.data, t->th->xsave.len))
+	if (it->th->has_xsave && ptrace_set_xstate(tid, it->th->xsave.data, it->th->xsave.len))
 		return -1;
-	if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &mask)) {
-		pr_perror("cannot set the signal mask of task %d", t->pid);
+	if (ptrace(PTRACE_SETSIGMASK, tid, (void *)8, &mask)) {
+		pr_perror("cannot set the signal mask of task %d", tid);
 		return -1;
 	}
+	return 0;
+}
+
+int core_restore_regs(struct itask *t)
+{
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (thread_set_regs(&t->threads[i]))
+			return -1;
 	return 0;
 }

@@ -32,13 +32,23 @@ unsigned records_count(const char *image);
  * where no restored mapping goes, through which every remote call runs. */
 #define GADGET_SCRATCH_PAGES 16
 
+/* A thread being restored; threads[0] of a task is its leader, whose
+ * rt points at the task's own. */
+struct ithread {
+	struct rtask own;
+	struct rtask *rt;
+	Stasis__ThreadCore *th;
+};
+
 /* A task being restored. */
 struct itask {
 	pid_t pid;
-	struct rtask rt;
+	struct rtask rt; /* the leader, through which task-wide calls run */
 	Stasis__PstreeEntry *pe;
 	Stasis__TaskCore *tc;
 	Stasis__ThreadCore *th; /* the leader's */
+	struct ithread *threads;
+	size_t nr_threads;
 	Stasis__MmEntry *mm;
 	Stasis__FsEntry *fs;
 	unsigned long gadget;  /* 0 until placed */
@@ -68,7 +78,11 @@ int files_prepare(struct itask *t);
 int files_restore(struct itask *t);
 void files_release_staged(void);
 int signals_restore(struct itask *t);
+int signals_restore_thread(struct itask *t, struct ithread *it);
 int core_restore_attrs(struct itask *t);
+/* Creates threads 1.. with their TIDs (remote clone3 in the leader). */
+int core_create_threads(struct itask *t);
+int core_restore_thread(struct itask *t, struct ithread *it);
 int core_restore_regs(struct itask *t);
 
 #endif

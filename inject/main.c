@@ -95,7 +95,7 @@ static int read_records(struct img_reader *r, struct img_frame *f)
 	do {                                                                                   \
 		var = records_get(image, idx, &type);                                          \
 		if (!var) {                                                                    \
-			pr_err("the checkpoint lacks %s (record %d)", image, idx);            \
+			pr_err("the checkpoint lacks %s (record %u)", image, (unsigned)(idx));            \
 			return -1;                                                             \
 		}                                                                              \
 	} while (0)
@@ -125,14 +125,24 @@ static int load_task(struct itask *t)
 		pr_err("the checkpoint's process tree is inconsistent");
 		return -1;
 	}
-	if (t->pe->n_threads != 1) {
-		pr_err("task %d has %zu threads; multi-threaded tasks are not supported yet", t->pid,
-		       t->pe->n_threads);
+	if (!t->pe->n_threads || t->pe->threads[0] != (uint32_t)t->pid ||
+	    t->pe->n_threads > 65536) {
+		pr_err("task %d: malformed thread list in the checkpoint", t->pid);
 		return -1;
 	}
 	snprintf(name, sizeof(name), "core-%d", t->pid);
 	NEED(t->tc, name, 0, stasis__task_core__descriptor);
-	NEED(t->th, name, 1, stasis__thread_core__descriptor);
+	t->nr_threads = t->pe->n_threads;
+	t->threads = xzalloc(t->nr_threads * sizeof(*t->threads));
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		NEED(t->threads[i].th, name, i + 1, stasis__thread_core__descriptor);
+		if (t->threads[i].th->tid != t->pe->threads[i]) {
+			pr_err("task %d: thread %zu of the checkpoint is out of order", t->pid, i);
+			return -1;
+		}
+	}
+	t->th = t->threads[0].th;
+	t->threads[0].rt = &t->rt;
 	snprintf(name, sizeof(name), "mm-%d", t->pid);
 	NEED(t->mm, name, 0, stasis__mm_entry__descriptor);
 	snprintf(name, sizeof(name), "fs-%d", t->pid);
@@ -176,7 +186,7 @@ static int create_task(struct itask *t)
 		return -1;
 	}
 	/* if stasis-inject dies now, the half-made task must die too */
-	if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)PTRACE_O_EXITKILL)) {
+	if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE))) {
 		pr_perror("cannot set ptrace options on task %d", t->pid);
 		return -1;
 	}
@@ -193,11 +203,33 @@ static int restore_task(struct itask *t, struct img_reader *r, struct img_frame 
 	}
 	if (parasite_place(t) || mm_prepare(t) || mm_restore_vmas(t) ||
 	    mm_restore_pages(t, r, f, more) || mm_finish(t) || fs_restore(t) ||
-	    files_restore(t) || core_restore_attrs(t) || signals_restore(t))
+	    files_restore(t) || core_create_threads(t) || core_restore_attrs(t) ||
+	    signals_restore(t))
 		return -1;
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (core_restore_thread(t, &t->threads[i]))
+			return -1;
 	if (parasite_remove(t))
 		return -1;
 	return core_restore_regs(t);
+}
+
+static int release_task(struct itask *t)
+{
+	int sig = opts.leave_stopped ? SIGSTOP : 0;
+
+	for (size_t i = t->nr_threads; i-- > 0;) {
+		struct rtask *rt = t->threads[i].rt;
+
+		if (!rt)
+			continue;
+		rtask_fini(rt);
+		if (ptrace(PTRACE_DETACH, rt->tid, NULL, (void *)(long)(i ? 0 : sig))) {
+			pr_perror("cannot release task %d", rt->tid);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int write_pidfile(pid_t pid)
@@ -298,11 +330,8 @@ int main(int argc, char **argv)
 		goto fail;
 	if (write_pidfile(task.pid))
 		goto fail;
-	rtask_fini(&task.rt);
-	if (ptrace(PTRACE_DETACH, task.pid, NULL, (void *)(long)(opts.leave_stopped ? SIGSTOP : 0))) {
-		pr_perror("cannot release task %d", task.pid);
+	if (release_task(&task))
 		goto fail;
-	}
 	pr_info("restored task %d in %llu ms", task.pid,
 		(unsigned long long)(now_ns() - start) / 1000000);
 	imgr_free(r);

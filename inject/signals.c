@@ -16,7 +16,8 @@ struct ksigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
-static int queue_pending(struct itask *t, ProtobufCBinaryData *si, size_t n, bool shared)
+static int queue_pending(struct itask *t, struct rtask *rt, ProtobufCBinaryData *si, size_t n,
+			 bool shared)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned long at;
@@ -32,9 +33,9 @@ static int queue_pending(struct itask *t, ProtobufCBinaryData *si, size_t n, boo
 		if (!at)
 			return -1;
 		if (shared)
-			r = ISYS(t, SYS_rt_sigqueueinfo, t->pid, sig, at);
+			r = rsys(rt, SYS_rt_sigqueueinfo, t->pid, sig, at);
 		else
-			r = ISYS(t, SYS_rt_tgsigqueueinfo, t->pid, t->pid, sig, at);
+			r = rsys(rt, SYS_rt_tgsigqueueinfo, t->pid, rt->tid, sig, at);
 		if (r) {
 			pr_err("task %d: cannot queue pending signal %d: %s", t->pid, sig, strerror(-r));
 			return -1;
@@ -46,7 +47,6 @@ static int queue_pending(struct itask *t, ProtobufCBinaryData *si, size_t n, boo
 int signals_restore(struct itask *t)
 {
 	Stasis__TaskCore *tc = t->tc;
-	stack_t ss = { .ss_flags = SS_DISABLE };
 	unsigned long at;
 	long r;
 
@@ -72,21 +72,28 @@ int signals_restore(struct itask *t)
 			return -1;
 		}
 	}
-	if (t->th->sigaltstack) {
-		ss.ss_sp = (void *)t->th->sigaltstack->sp;
-		ss.ss_size = t->th->sigaltstack->size;
-		ss.ss_flags = t->th->sigaltstack->flags;
+	return queue_pending(t, &t->rt, tc->shared_pending, tc->n_shared_pending, true);
+}
+
+int signals_restore_thread(struct itask *t, struct ithread *it)
+{
+	stack_t ss = { .ss_flags = SS_DISABLE };
+	unsigned long at;
+	long r;
+
+	if (it->th->sigaltstack) {
+		ss.ss_sp = (void *)it->th->sigaltstack->sp;
+		ss.ss_size = it->th->sigaltstack->size;
+		ss.ss_flags = it->th->sigaltstack->flags;
 	}
 	at = scratch_put(t, 0, &ss, sizeof(ss));
 	if (!at)
 		return -1;
-	r = ISYS(t, SYS_sigaltstack, at, 0);
+	r = rsys(it->rt, SYS_sigaltstack, at, 0);
 	if (r) {
-		pr_err("task %d: cannot restore the alternate signal stack: %s", t->pid, strerror(-r));
+		pr_err("task %d: cannot restore the alternate signal stack: %s", it->rt->tid,
+		       strerror(-r));
 		return -1;
 	}
-	if (queue_pending(t, t->th->pending, t->th->n_pending, false) ||
-	    queue_pending(t, tc->shared_pending, tc->n_shared_pending, true))
-		return -1;
-	return 0;
+	return queue_pending(t, it->rt, it->th->pending, it->th->n_pending, false);
 }

@@ -193,6 +193,10 @@ long rtask_syscall(struct rtask *t, bool *failed, long nr, unsigned long a1, uns
 			return -ESRCH;
 		if (!WIFSTOPPED(status))
 			return -ESRCH;
+		/* An event stop inside the call (a clone reported to us):
+		 * the call has not returned yet. */
+		if (status >> 16)
+			continue;
 		if (ptrace(PTRACE_GETREGS, t->tid, NULL, &r)) {
 			pr_perror("cannot read registers of task %d", t->tid);
 			return -ESRCH;
