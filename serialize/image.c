@@ -142,6 +142,11 @@ static const struct {
 	{ "fs-", &stasis__fs_entry__descriptor, NULL },
 	{ "fdinfo-", &stasis__fdinfo_entry__descriptor, &stasis__fdinfo_entry__descriptor },
 	{ "files", &stasis__file_entry__descriptor, &stasis__file_entry__descriptor },
+	/* sealed checkpoints (seal/): cipher and pagetags-N are plaintext;
+	 * seal is encrypted like every other record image */
+	{ "cipher", &stasis__seal_cipher__descriptor, NULL },
+	{ "pagetags-", &stasis__page_tag__descriptor, &stasis__page_tag__descriptor },
+	{ "seal", &stasis__seal_summary__descriptor, &stasis__seal_summary__descriptor },
 };
 
 const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned idx)

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stasis-seal: encrypt a checkpoint image stream for the holders of one or
+ * more X.509 certificates (--encrypt), or open a sealed stream with a
+ * private key (--open). A filter: stdin to stdout, frame by frame.
+ *
+ * A failure never ends the output with a trailer, so the next program of
+ * the pipeline (stasis-inject, stasis-serialize unpack) sees a truncated
+ * checkpoint and stores or restores nothing.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stasis/image.h"
+#include "stasis/log.h"
+#include "stasis/seal.h"
+#include "stasis/util.h"
+
+enum { OPT_ENCRYPT = 256, OPT_OPEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_REQUIRE_SEALED, OPT_THREADS };
+
+static struct {
+	int mode;
+	const char **certs;
+	int nr_certs;
+	const char *key;
+	bool require_sealed;
+	int threads;
+} opts = { .threads = -1 };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: stasis-seal --encrypt [--tls-cert CERT]... < STREAM > SEALED\n"
+		"       stasis-seal --open [--tls-key KEY] [--require-sealed] < SEALED > STREAM\n"
+		"Encrypt a checkpoint image stream for the holders of X.509 certificates, or\n"
+		"open a sealed stream with a private key.\n\n"
+		"Options:\n"
+		"      --encrypt           seal the plaintext stream on stdin\n"
+		"      --open              open the sealed stream on stdin; a stream that is\n"
+		"                          not sealed passes unchanged\n"
+		"      --tls-cert CERT     --encrypt: seal for the holder of this certificate\n"
+		"                          (PEM or DER, RSA or ECDSA P-256); repeat for more\n"
+		"                          recipients (default " SEAL_DEFAULT_CERT ")\n"
+		"      --tls-key KEY       --open: the private key (PEM or DER) of a recipient\n"
+		"                          (default " SEAL_DEFAULT_KEY ")\n"
+		"      --require-sealed    --open: refuse a stream that is not sealed\n"
+		"      --threads N         page-encryption threads (default: one per CPU)\n"
+		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
+		"  -o, --log-file FILE     write log messages to FILE\n"
+		"  -h, --help              show this help and exit\n"
+		"  -V, --version           show the version and exit\n");
+}
+
+static int parse_opts(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "encrypt", no_argument, NULL, OPT_ENCRYPT },
+		{ "open", no_argument, NULL, OPT_OPEN },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "verbosity", optional_argument, NULL, 'v' },
+		{ "log-file", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{}
+	};
+	int c, verbosity = LOG_WARN;
+	char *end;
+
+	while ((c = getopt_long(argc, argv, "v::o:hV", lopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ENCRYPT:
+		case OPT_OPEN:
+			if (opts.mode && opts.mode != c) {
+				pr_err("--encrypt and --open exclude each other");
+				return -1;
+			}
+			opts.mode = c;
+			break;
+		case OPT_TLS_CERT:
+			opts.certs =
+			    xrealloc(opts.certs, (opts.nr_certs + 1) * sizeof(*opts.certs));
+			opts.certs[opts.nr_certs++] = optarg;
+			break;
+		case OPT_TLS_KEY:
+			opts.key = optarg;
+			break;
+		case OPT_REQUIRE_SEALED:
+			opts.require_sealed = true;
+			break;
+		case OPT_THREADS:
+			opts.threads = strtol(optarg, &end, 10);
+			if (*end || end == optarg || opts.threads < 0 || opts.threads > 256) {
+				pr_err("invalid --threads '%s': expected 0 to 256", optarg);
+				return -1;
+			}
+			break;
+		case 'v':
+			if (!optarg)
+				verbosity++;
+			else if (optarg[0] == 'v')
+				verbosity += 1 + strspn(optarg, "v");
+			else
+				verbosity = atoi(optarg);
+			log_set_level(verbosity);
+			break;
+		case 'o':
+			if (log_set_file(optarg)) {
+				pr_perror("cannot open log file %s", optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			print_version("stasis-seal");
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return -1;
+	}
+	if (!opts.mode) {
+		pr_err("give --encrypt or --open");
+		usage(stderr);
+		return -1;
+	}
+	if (opts.mode == OPT_ENCRYPT && (opts.key || opts.require_sealed)) {
+		pr_err("--tls-key and --require-sealed are options of --open");
+		return -1;
+	}
+	if (opts.mode == OPT_OPEN && opts.nr_certs) {
+		pr_err("--tls-cert is an option of --encrypt");
+		return -1;
+	}
+	return 0;
+}
+
+static int do_encrypt(struct img_reader *r, struct img_writer *w)
+{
+	static const char *const def[] = { SEAL_DEFAULT_CERT };
+	struct seal_enc *e;
+	struct img_frame f;
+	int n, ret = -1;
+
+	/* the input must be a stream before anything is written */
+	n = imgr_next(r, &f);
+	if (n <= 0)
+		return -1;
+	e = seal_enc_create(opts.nr_certs ? opts.certs : def, opts.nr_certs ? opts.nr_certs : 1, w,
+			    opts.threads);
+	if (!e)
+		return -1;
+	while ((n = imgr_next(r, &f)) > 0)
+		if (seal_enc_put(e, &f))
+			goto out;
+	if (n == 0 && !seal_enc_finish(e) && !imgw_finish(w))
+		ret = 0;
+out:
+	seal_enc_free(e);
+	return ret;
+}
+
+static int out_frame(void *arg, const struct img_frame *f)
+{
+	return imgw_frame(arg, f);
+}
+
+static int do_open(struct img_reader *r, struct img_writer *w)
+{
+	const char *key = opts.key ? opts.key : SEAL_DEFAULT_KEY;
+	struct seal_open *o;
+	struct img_frame f;
+	int n, ret = -1;
+
+	n = imgr_next(r, &f); /* the head */
+	if (n <= 0)
+		return -1;
+	n = imgr_next(r, &f);
+	if (n < 0)
+		return -1;
+	if (n == 0 || f.hdr.kind != FRAME_IMAGE || strcmp(f.image, "cipher")) {
+		if (opts.require_sealed) {
+			pr_err("the checkpoint is not sealed, and --require-sealed was given");
+			return -1;
+		}
+		pr_info("the checkpoint is not sealed: passing it through");
+		for (; n > 0; n = imgr_next(r, &f)) {
+			if (f.hdr.kind == FRAME_IMAGE && seal_image_reserved(f.image)) {
+				pr_err(
+				    "the checkpoint holds image %s but no cipher image: a sealed "
+				    "checkpoint that lost its cipher image",
+				    f.image);
+				return -1;
+			}
+			if (imgw_frame(w, &f))
+				return -1;
+		}
+		return n < 0 || imgw_finish(w) ? -1 : 0;
+	}
+	o = seal_open_create(key, 0, out_frame, w);
+	if (!o)
+		return -1;
+	seal_open_threads(o, opts.threads);
+	for (; n > 0; n = imgr_next(r, &f))
+		if (seal_open_put(o, &f))
+			goto out;
+	if (n < 0)
+		goto out;
+	if (f.hdr.flags || f.hdr.image || f.hdr.offset) {
+		pr_err("sealed checkpoint: trailer altered");
+		goto out;
+	}
+	if (!seal_open_finish(o) && !imgw_finish(w))
+		ret = 0;
+out:
+	seal_open_free(o);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct img_reader *r;
+	struct img_writer *w;
+	int ret;
+
+	log_init(argv[0]);
+	if (parse_opts(argc, argv))
+		return 1;
+	if (isatty(STDOUT_FILENO)) {
+		pr_err("the output is a binary image stream; redirect stdout to a file or a pipe");
+		return 1;
+	}
+	if (opts.threads < 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		opts.threads = n < 1 ? 1 : n > 8 ? 8 : n;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	pipe_grow(STDIN_FILENO);
+	pipe_grow(STDOUT_FILENO);
+	r = imgr_open(STDIN_FILENO, opts.mode == OPT_ENCRYPT ? "input stream" : "sealed stream");
+	w = imgw_open(STDOUT_FILENO);
+	ret = opts.mode == OPT_ENCRYPT ? do_encrypt(r, w) : do_open(r, w);
+	imgw_free(w);
+	imgr_free(r);
+	free(opts.certs);
+	return ret ? 1 : 0;
+}
