@@ -17,15 +17,16 @@
  * written just before the frame. Opening never hands out a byte of a frame
  * before its tag (or AEAD tag) verified.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stasis/log.h"
@@ -1451,48 +1452,137 @@ out:
 	return ret;
 }
 
-struct packer {
-	const char *dir;
-	int fd;
-	int ret;
-};
-
-static void *pack_thread(void *arg)
+/*
+ * A directory: its images in the order of stasis-serialize pack (cipher
+ * first; record images, pagetags-N among them, by name; then pages-N), read
+ * as docs/format.md describes the files, frame by frame.
+ */
+static int dir_rank(const char *name)
 {
-	struct packer *p = arg;
-	struct img_writer *w;
-	sigset_t set;
+	if (!strcmp(name, "cipher"))
+		return 0;
+	return img_is_pages(name) ? 2 : 1;
+}
 
-	/* a reader that stops early gives EPIPE here, not SIGPIPE */
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	w = imgw_open(p->fd);
-	p->ret = imgdir_pack(p->dir, w) || imgw_finish(w) ? -1 : 0;
-	imgw_free(w);
-	close(p->fd);
-	return NULL;
+static int dir_cmp(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	int rx = dir_rank(x), ry = dir_rank(y);
+
+	if (rx != ry)
+		return rx - ry;
+	return strcmp(x, y);
+}
+
+static int dir_image(struct seal_open *o, const char *dir, int dirfd, const char *name,
+		     uint8_t *buf)
+{
+	struct img_frame f = { .hdr = { .kind = FRAME_IMAGE }, .image = name, .data = buf };
+	char fname[STASIS_IMAGE_NAME_MAX + 8];
+	struct stat st;
+	int fd, ret = -1;
+
+	snprintf(fname, sizeof(fname), "%s.img", name);
+	fd = openat(dirfd, fname, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		pr_err("cannot open %s/%s: %s", dir, fname,
+		       fd < 0 ? strerror(errno) : "not a file");
+		goto out;
+	}
+	if (seal_open_put(o, &f))
+		goto out;
+	if (img_is_pages(name)) {
+		f.hdr.kind = FRAME_PAGES;
+		for (;;) {
+			ssize_t n = read_full(fd, buf, STASIS_PAGE_FRAME_SPAN);
+
+			if (n < 0) {
+				pr_perror("cannot read %s/%s", dir, fname);
+				goto out;
+			}
+			if (!n)
+				break;
+			f.hdr.len = n;
+			if (seal_open_put(o, &f))
+				goto out;
+			f.hdr.offset += n;
+		}
+	} else {
+		uint32_t len;
+		ssize_t n;
+
+		f.hdr.kind = FRAME_RECORD;
+		if (read_full(fd, buf, 8) != 8 || memcmp(buf, STASIS_IMG_MAGIC, 8)) {
+			pr_err("%s/%s: not a stasis image file", dir, fname);
+			goto out;
+		}
+		for (unsigned idx = 0; (n = read_full(fd, &len, 4)) != 0; idx++) {
+			if (n != 4 || len > STASIS_FRAME_MAX ||
+			    read_full(fd, buf, len) != (ssize_t)len) {
+				pr_err("%s/%s: record %u is damaged or cut short", dir, fname, idx);
+				goto out;
+			}
+			f.hdr.len = len;
+			if (seal_open_put(o, &f))
+				goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
 }
 
 int seal_open_dir(const char *dir, const char *key_path, unsigned flags, seal_out_fn out, void *arg)
 {
-	struct packer p = { .dir = dir };
-	pthread_t th;
-	int fds[2], ret;
+	char **names = NULL, name[STASIS_IMAGE_NAME_MAX];
+	struct seal_open *o = NULL;
+	size_t nr = 0;
+	uint8_t *buf = NULL;
+	struct dirent *de;
+	int dirfd, ret = -1;
+	DIR *dp;
 
-	if (pipe2(fds, O_CLOEXEC)) {
-		pr_perror("cannot make a pipe");
-		return -1;
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dp = dirfd < 0 ? NULL : fdopendir(dup(dirfd));
+	if (!dp) {
+		pr_perror("cannot open images directory %s", dir);
+		goto out;
 	}
-	p.fd = fds[1];
-	if (pthread_create(&th, NULL, pack_thread, &p)) {
-		pr_err("cannot start a thread");
-		close(fds[0]);
-		close(fds[1]);
-		return -1;
+	while ((de = readdir(dp))) {
+		size_t len = strlen(de->d_name);
+
+		if (len < 5 || len - 4 >= sizeof(name) || strcmp(de->d_name + len - 4, ".img"))
+			continue;
+		memcpy(name, de->d_name, len - 4);
+		name[len - 4] = 0;
+		if (!img_name_valid(name))
+			continue;
+		names = xrealloc(names, (nr + 1) * sizeof(*names));
+		names[nr++] = xstrdup(name);
 	}
-	ret = seal_open_fd(fds[0], dir, key_path, flags, out, arg);
-	close(fds[0]);
-	pthread_join(th, NULL);
-	return ret || p.ret ? -1 : 0;
+	closedir(dp);
+	qsort(names, nr, sizeof(*names), dir_cmp);
+	if (!nr || strcmp(names[0], "cipher")) {
+		pr_err("%s holds no sealed checkpoint (no cipher.img)", dir);
+		goto out;
+	}
+	o = seal_open_create(key_path, flags, out, arg);
+	if (!o)
+		goto out;
+	buf = xmalloc(STASIS_FRAME_MAX);
+	for (size_t i = 0; i < nr; i++)
+		if (dir_image(o, dir, dirfd, names[i], buf))
+			goto out;
+	ret = seal_open_finish(o);
+out:
+	seal_open_free(o);
+	free(buf);
+	for (size_t i = 0; i < nr; i++)
+		free(names[i]);
+	free(names);
+	if (dirfd >= 0)
+		close(dirfd);
+	return ret;
 }
