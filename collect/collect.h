@@ -44,6 +44,7 @@ int parasite_stop(struct ctask *ct);
 long parasite_call(struct ctask *ct, int thread, long nr, unsigned long a1, unsigned long a2,
 		   unsigned long a3, unsigned long a4);
 
+int pstree_collect(const struct tree *t, struct img_writer *w);
 int core_collect(struct ctask *ct, struct img_writer *w);
 int signals_collect_task(struct ctask *ct, Stasis__TaskCore *tc);
 int signals_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);

@@ -51,24 +51,6 @@ static void resume_all(void)
 	tree_detach(&tree, 0);
 }
 
-static int check_session(const struct proc_stat *st, pid_t pid)
-{
-	if (opts.shell_job)
-		return 0;
-	if (!tree_has(&tree, st->sid)) {
-		pr_err("task %d: its session leader %d is outside the dumped tree; use --shell-job",
-		       pid, st->sid);
-		return -1;
-	}
-	if (!tree_has(&tree, st->pgid)) {
-		pr_err("task %d: its process group leader %d is outside the dumped tree; use "
-		       "--shell-job",
-		       pid, st->pgid);
-		return -1;
-	}
-	return 0;
-}
-
 static int write_head(struct img_writer *w, pid_t root)
 {
 	Stasis__Inventory inv = STASIS__INVENTORY__INIT;
@@ -93,23 +75,7 @@ static int write_head(struct img_writer *w, pid_t root)
 	inv.pages_images = tree.nr;
 	if (imgw_record(w, "inventory", &inv.base))
 		return -1;
-
-	for (int i = 0; i < tree.nr; i++) {
-		Stasis__PstreeEntry pe = STASIS__PSTREE_ENTRY__INIT;
-		struct proc_stat st;
-
-		if (proc_read_stat(tree.tasks[i].pid, 0, &st) || check_session(&st, st.pid))
-			return -1;
-		pe.pid = st.pid;
-		pe.ppid = i ? st.ppid : 0;
-		pe.pgid = st.pgid;
-		pe.sid = st.sid;
-		pe.n_threads = tree.tasks[i].nr_tids;
-		pe.threads = (uint32_t *)tree.tasks[i].tids;
-		if (imgw_record(w, "pstree", &pe.base))
-			return -1;
-	}
-	return 0;
+	return pstree_collect(&tree, w);
 }
 
 static int collect_task(struct ctask *ct, struct img_writer *w)
@@ -137,7 +103,8 @@ static int wait_ack(void)
 static void kill_tree(void)
 {
 	for (int i = 0; i < tree.nr; i++)
-		kill(tree.tasks[i].pid, SIGKILL);
+		if (!tree.tasks[i].zombie)
+			kill(tree.tasks[i].pid, SIGKILL);
 	/* Reap the trace links so the parents see the exits at once; a
 	 * leader is reported only after its other threads. */
 	for (int i = 0; i < tree.nr; i++)
@@ -249,6 +216,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < tree.nr; i++) {
 		struct ctask *ct = &ctasks[i];
 
+		if (tree.tasks[i].zombie)
+			continue;
 		ct->pid = tree.tasks[i].pid;
 		ct->tt = &tree.tasks[i];
 		ct->pages_id = i + 1;
@@ -268,6 +237,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < tree.nr; i++) {
 		sigset_t pending;
 
+		if (tree.tasks[i].zombie)
+			continue;
 		if (collect_task(&ctasks[i], w))
 			goto fail;
 		sigpending(&pending);
@@ -280,7 +251,7 @@ int main(int argc, char **argv)
 	if (files_write(w))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++)
-		if (mm_write_pages(&ctasks[i], w))
+		if (!tree.tasks[i].zombie && mm_write_pages(&ctasks[i], w))
 			goto fail;
 	if (imgw_finish(w))
 		goto fail;

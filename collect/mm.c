@@ -83,24 +83,79 @@ static bool page_wanted(Stasis__VmaKind kind, bool shared, uint64_t pme)
 	case STASIS__VMA_KIND__ANON:
 	case STASIS__VMA_KIND__HEAP:
 	case STASIS__VMA_KIND__STACK:
-	case STASIS__VMA_KIND__SHMEM:
 		return true;
 	default:
 		return false;
 	}
 }
 
-static void add_run(struct ctask *ct, unsigned long addr)
+static void add_pages(struct ctask *ct, unsigned long addr, unsigned long nr)
 {
 	struct page_run *last = ct->nr_runs ? &ct->runs[ct->nr_runs - 1] : NULL;
 
-	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == addr && last->nr_pages < (1u << 30)) {
-		last->nr_pages++;
+	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == addr &&
+	    last->nr_pages + nr < (1u << 30)) {
+		last->nr_pages += nr;
 		return;
 	}
 	if ((ct->nr_runs & (ct->nr_runs - 1)) == 0)
 		ct->runs = xrealloc(ct->runs, (ct->nr_runs ? ct->nr_runs * 2 : 1) * sizeof(*ct->runs));
-	ct->runs[ct->nr_runs++] = (struct page_run){ addr, 1 };
+	ct->runs[ct->nr_runs++] = (struct page_run){ addr, nr };
+}
+
+static void add_run(struct ctask *ct, unsigned long addr)
+{
+	add_pages(ct, addr, 1);
+}
+
+/* Shared memory objects already dumped (by inode), by any task. */
+static uint64_t *shm_seen;
+static size_t nr_shm_seen;
+
+static bool shm_first(uint64_t ino)
+{
+	for (size_t i = 0; i < nr_shm_seen; i++)
+		if (shm_seen[i] == ino)
+			return false;
+	shm_seen = xrealloc(shm_seen, (nr_shm_seen + 1) * sizeof(*shm_seen));
+	shm_seen[nr_shm_seen++] = ino;
+	return true;
+}
+
+/*
+ * The pages of a shared memory object: those allocated in the object, as
+ * SEEK_DATA sees them through map_files, whether or not this task has
+ * them in its page tables (another task may have touched them).
+ */
+static int scan_shmem(struct ctask *ct, const struct proc_vma *v)
+{
+	char path[128];
+	off_t off = v->pgoff, end = v->pgoff + (v->end - v->start);
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", ct->pid, v->start, v->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("cannot open shared memory %s", path);
+		return -1;
+	}
+	while (off < end) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+
+		if (data < 0 || data >= end)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		data &= ~(off_t)(PAGE_SIZE - 1);
+		hole = PAGE_ALIGN(hole);
+		if (hole > end)
+			hole = end;
+		add_pages(ct, v->start + (data - v->pgoff), (hole - data) / PAGE_SIZE);
+		off = hole;
+	}
+	close(fd);
+	return 0;
 }
 
 static int scan_pages(struct ctask *ct, int pm_fd, const struct proc_vma *v, Stasis__VmaKind kind)
@@ -244,6 +299,14 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 		if (kind == STASIS__VMA_KIND__VDSO || kind == STASIS__VMA_KIND__VVAR ||
 		    kind == STASIS__VMA_KIND__VVAR_VCLOCK || kind == STASIS__VMA_KIND__VSYSCALL)
 			continue; /* the kernel provides these */
+		if (kind == STASIS__VMA_KIND__SHMEM) {
+			pv->has_shmid = true;
+			pv->shmid = v->ino;
+			pv->pgoff = v->pgoff;
+			if (shm_first(v->ino) && scan_shmem(ct, v))
+				goto err;
+			continue;
+		}
 		if (scan_pages(ct, pm_fd, v, kind))
 			goto err;
 	}

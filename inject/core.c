@@ -60,29 +60,11 @@ static int restore_rlimits(struct itask *t)
 	return 0;
 }
 
-static int restore_session(struct itask *t)
-{
-	Stasis__PstreeEntry *pe = t->pe;
-	long r = 0;
-
-	if (pe->sid == pe->pid)
-		r = ISYS(t, SYS_setsid);
-	else if (pe->pgid == pe->pid)
-		r = ISYS(t, SYS_setpgid, 0, 0);
-	if (r < 0) {
-		pr_err("task %d: cannot restore its session/process group: %s", t->pid, strerror(-r));
-		return -1;
-	}
-	return 0;
-}
-
 int core_restore_attrs(struct itask *t)
 {
 	Stasis__TaskCore *tc = t->tc;
 	long r;
 
-	if (restore_session(t))
-		return -1;
 	if (tc->has_personality) {
 		r = ISYS(t, SYS_personality, tc->personality);
 		if (r < 0) {

@@ -23,8 +23,6 @@ struct staged {
 	int stage_fd;
 };
 
-static Stasis__FdinfoEntry **fdinfo;
-static size_t nr_fdinfo;
 static struct staged *staged;
 static size_t nr_staged;
 
@@ -95,23 +93,62 @@ static int open_description(Stasis__FileEntry *fe)
 	return fd;
 }
 
-int files_prepare(struct itask *t)
+static int load_fdinfo(struct itask *t, int *max_fd)
 {
 	char name[32];
+
+	snprintf(name, sizeof(name), "fdinfo-%d", t->pid);
+	t->nr_fdinfo = records_count(name);
+	t->fdinfo = xmalloc((t->nr_fdinfo + 1) * sizeof(*t->fdinfo));
+	for (size_t i = 0; i < t->nr_fdinfo; i++) {
+		t->fdinfo[i] = records_get(name, i, &stasis__fdinfo_entry__descriptor);
+		if (!t->fdinfo[i])
+			return -1;
+		if ((int)t->fdinfo[i]->fd > *max_fd)
+			*max_fd = t->fdinfo[i]->fd;
+	}
+	return 0;
+}
+
+static int stage(struct itree *tr, struct itask *t, Stasis__FdinfoEntry *fi)
+{
+	Stasis__FileEntry *fe;
+	int fd, at = tr->stage_base + (int)nr_staged;
+
+	for (size_t j = 0; j < nr_staged; j++)
+		if (staged[j].id == fi->id)
+			return 0;
+	fe = file_by_id(fi->id);
+	if (!fe) {
+		pr_err("fd %u of task %d names file %u, which the checkpoint lacks", fi->fd, t->pid,
+		       fi->id);
+		return -1;
+	}
+	fd = open_description(fe);
+	protobuf_c_message_free_unpacked(&fe->base, NULL);
+	if (fd < 0)
+		return -1;
+	staged = xrealloc(staged, (nr_staged + 1) * sizeof(*staged));
+	staged[nr_staged].id = fi->id;
+	staged[nr_staged].stage_fd = fcntl(fd, F_DUPFD, at);
+	close(fd);
+	if (staged[nr_staged].stage_fd != at) {
+		pr_perror("cannot place a descriptor at %d", at);
+		return -1;
+	}
+	nr_staged++;
+	return 0;
+}
+
+int files_prepare(struct itree *tr)
+{
 	int max_fd = 2;
 	DIR *d;
 	struct dirent *de;
 
-	snprintf(name, sizeof(name), "fdinfo-%d", t->pid);
-	nr_fdinfo = records_count(name);
-	fdinfo = xmalloc((nr_fdinfo + 1) * sizeof(*fdinfo));
-	for (size_t i = 0; i < nr_fdinfo; i++) {
-		fdinfo[i] = records_get(name, i, &stasis__fdinfo_entry__descriptor);
-		if (!fdinfo[i])
+	for (size_t i = 0; i < tr->nr; i++)
+		if (task_alive(&tr->tasks[i]) && load_fdinfo(&tr->tasks[i], &max_fd))
 			return -1;
-		if ((int)fdinfo[i]->fd > max_fd)
-			max_fd = fdinfo[i]->fd;
-	}
 	/* Staging numbers: above every restored descriptor and all of ours. */
 	d = opendir("/proc/self/fd");
 	while (d && (de = readdir(d)))
@@ -119,38 +156,11 @@ int files_prepare(struct itask *t)
 			max_fd = atoi(de->d_name);
 	if (d)
 		closedir(d);
-	t->stage_base = max_fd + 1;
-
-	staged = xmalloc((nr_fdinfo + 1) * sizeof(*staged));
-	for (size_t i = 0; i < nr_fdinfo; i++) {
-		Stasis__FileEntry *fe;
-		size_t j;
-		int fd;
-
-		for (j = 0; j < nr_staged; j++)
-			if (staged[j].id == fdinfo[i]->id)
-				break;
-		if (j < nr_staged)
-			continue;
-		fe = file_by_id(fdinfo[i]->id);
-		if (!fe) {
-			pr_err("fd %u of task %d names file %u, which the checkpoint lacks",
-			       fdinfo[i]->fd, t->pid, fdinfo[i]->id);
-			return -1;
-		}
-		fd = open_description(fe);
-		protobuf_c_message_free_unpacked(&fe->base, NULL);
-		if (fd < 0)
-			return -1;
-		staged[nr_staged].id = fdinfo[i]->id;
-		staged[nr_staged].stage_fd = fcntl(fd, F_DUPFD, t->stage_base + (int)nr_staged);
-		close(fd);
-		if (staged[nr_staged].stage_fd != t->stage_base + (int)nr_staged) {
-			pr_perror("cannot place a descriptor at %d", t->stage_base + (int)nr_staged);
-			return -1;
-		}
-		nr_staged++;
-	}
+	tr->stage_base = max_fd + 1;
+	for (size_t i = 0; i < tr->nr; i++)
+		for (size_t j = 0; j < tr->tasks[i].nr_fdinfo; j++)
+			if (stage(tr, &tr->tasks[i], tr->tasks[i].fdinfo[j]))
+				return -1;
 	return 0;
 }
 
@@ -161,35 +171,35 @@ void files_release_staged(void)
 		close(staged[i].stage_fd);
 }
 
-static bool restored_fd(int fd)
+static bool restored_fd(struct itask *t, int fd)
 {
-	for (size_t i = 0; i < nr_fdinfo; i++)
-		if ((int)fdinfo[i]->fd == fd)
+	for (size_t i = 0; i < t->nr_fdinfo; i++)
+		if ((int)t->fdinfo[i]->fd == fd)
 			return true;
 	return false;
 }
 
-int files_restore(struct itask *t)
+int files_restore(struct itree *tr, struct itask *t)
 {
 	char path[64];
 	struct dirent *de;
 	DIR *d;
 	long r;
 
-	for (size_t i = 0; i < nr_fdinfo; i++) {
+	for (size_t i = 0; i < t->nr_fdinfo; i++) {
+		Stasis__FdinfoEntry *fi = t->fdinfo[i];
 		int stage = -1;
 
 		for (size_t j = 0; j < nr_staged; j++)
-			if (staged[j].id == fdinfo[i]->id)
+			if (staged[j].id == fi->id)
 				stage = staged[j].stage_fd;
-		r = ISYS(t, SYS_dup3, stage, fdinfo[i]->fd, fdinfo[i]->cloexec ? O_CLOEXEC : 0);
-		if (r != (long)fdinfo[i]->fd) {
-			pr_err("task %d: cannot restore fd %u: %s", t->pid, fdinfo[i]->fd,
-			       strerror(-r));
+		r = ISYS(t, SYS_dup3, stage, fi->fd, fi->cloexec ? O_CLOEXEC : 0);
+		if (r != (long)fi->fd) {
+			pr_err("task %d: cannot restore fd %u: %s", t->pid, fi->fd, strerror(-r));
 			return -1;
 		}
 	}
-	r = ISYS(t, SYS_close_range, t->stage_base, ~0U, 0);
+	r = ISYS(t, SYS_close_range, tr->stage_base, ~0U, 0);
 	if (r) {
 		pr_err("task %d: cannot close staging descriptors: %s", t->pid, strerror(-r));
 		return -1;
@@ -204,7 +214,7 @@ int files_restore(struct itask *t)
 	while ((de = readdir(d))) {
 		int fd = atoi(de->d_name);
 
-		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && !restored_fd(fd))
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && !restored_fd(t, fd))
 			ISYS(t, SYS_close, fd);
 	}
 	closedir(d);

@@ -40,10 +40,14 @@ struct ithread {
 	Stasis__ThreadCore *th;
 };
 
+struct page_cursor;
+
 /* A task being restored. */
 struct itask {
 	pid_t pid;
 	struct rtask rt; /* the leader, through which task-wide calls run */
+	bool created;
+	struct itask *parent;
 	Stasis__PstreeEntry *pe;
 	Stasis__TaskCore *tc;
 	Stasis__ThreadCore *th; /* the leader's */
@@ -51,10 +55,24 @@ struct itask {
 	size_t nr_threads;
 	Stasis__MmEntry *mm;
 	Stasis__FsEntry *fs;
+	Stasis__FdinfoEntry **fdinfo;
+	size_t nr_fdinfo;
+	struct page_cursor *pages;
 	unsigned long gadget;  /* 0 until placed */
 	unsigned long scratch; /* gadget + PAGE_SIZE */
-	int stage_base;	       /* inherited staging descriptors start here */
 };
+
+/* The whole tree: tasks[0] is the root, parents come before children. */
+struct itree {
+	struct itask *tasks;
+	size_t nr;
+	int stage_base; /* inherited staging descriptors start here */
+};
+
+static inline bool task_alive(const struct itask *t)
+{
+	return !t->pe->zombie;
+}
 
 long icall(struct itask *t, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
 	   unsigned long a4, unsigned long a5, unsigned long a6);
@@ -65,17 +83,17 @@ long icall(struct itask *t, long nr, unsigned long a1, unsigned long a2, unsigne
 /* Copies data to the scratch area at off and returns its address there. */
 unsigned long scratch_put(struct itask *t, size_t off, const void *data, size_t len);
 
-int parasite_place(struct itask *t);
+int parasite_place(struct itree *tr, struct itask *t);
 int parasite_remove(struct itask *t);
 
 int mm_prepare(struct itask *t);
-int mm_restore_vmas(struct itask *t);
-/* Fills memory from page frames; first is the frame already read. */
-int mm_restore_pages(struct itask *t, struct img_reader *r, struct img_frame *first, int more);
+int mm_restore_vmas(struct itree *tr, struct itask *t);
+/* Fills the memory of every task from the page frames; f holds the first. */
+int mm_restore_pages(struct itree *tr, struct img_reader *r, struct img_frame *f, int more);
 int mm_finish(struct itask *t);
 int fs_restore(struct itask *t);
-int files_prepare(struct itask *t);
-int files_restore(struct itask *t);
+int files_prepare(struct itree *tr);
+int files_restore(struct itree *tr, struct itask *t);
 void files_release_staged(void);
 int signals_restore(struct itask *t);
 int signals_restore_thread(struct itask *t, struct ithread *it);
@@ -84,5 +102,11 @@ int core_restore_attrs(struct itask *t);
 int core_create_threads(struct itask *t);
 int core_restore_thread(struct itask *t, struct ithread *it);
 int core_restore_regs(struct itask *t);
+
+int pstree_load(struct itree *tr);
+/* Creates every task with its PID, parent, session and group; zombies die. */
+int pstree_create(struct itree *tr);
+int pstree_release(struct itree *tr);
+void pstree_kill(struct itree *tr);
 
 #endif

@@ -91,120 +91,11 @@ static int read_records(struct img_reader *r, struct img_frame *f)
 	return ret;
 }
 
-#define NEED(var, image, idx, type)                                                            \
-	do {                                                                                   \
-		var = records_get(image, idx, &type);                                          \
-		if (!var) {                                                                    \
-			pr_err("the checkpoint lacks %s (record %u)", image, (unsigned)(idx));            \
-			return -1;                                                             \
-		}                                                                              \
-	} while (0)
-
-static int load_task(struct itask *t)
+/* Everything a live task needs once the tree exists and pages are in. */
+static int restore_task(struct itree *tr, struct itask *t)
 {
-	Stasis__Inventory *inv;
-	char name[32];
-
-	NEED(inv, "inventory", 0, stasis__inventory__descriptor);
-	if (inv->version != STASIS_STREAM_VERSION) {
-		pr_err("checkpoint version %u is not supported", inv->version);
-		return -1;
-	}
-	if (inv->shell_job && !opts.shell_job) {
-		pr_err("the tree was dumped with --shell-job; restore it with --shell-job");
-		return -1;
-	}
-	if (records_count("pstree") != 1) {
-		pr_err("the checkpoint holds %u tasks; trees of processes are not supported yet",
-		       records_count("pstree"));
-		return -1;
-	}
-	NEED(t->pe, "pstree", 0, stasis__pstree_entry__descriptor);
-	t->pid = t->pe->pid;
-	if (t->pid != (pid_t)inv->root_pid || t->pid <= 1) {
-		pr_err("the checkpoint's process tree is inconsistent");
-		return -1;
-	}
-	if (!t->pe->n_threads || t->pe->threads[0] != (uint32_t)t->pid ||
-	    t->pe->n_threads > 65536) {
-		pr_err("task %d: malformed thread list in the checkpoint", t->pid);
-		return -1;
-	}
-	snprintf(name, sizeof(name), "core-%d", t->pid);
-	NEED(t->tc, name, 0, stasis__task_core__descriptor);
-	t->nr_threads = t->pe->n_threads;
-	t->threads = xzalloc(t->nr_threads * sizeof(*t->threads));
-	for (size_t i = 0; i < t->nr_threads; i++) {
-		NEED(t->threads[i].th, name, i + 1, stasis__thread_core__descriptor);
-		if (t->threads[i].th->tid != t->pe->threads[i]) {
-			pr_err("task %d: thread %zu of the checkpoint is out of order", t->pid, i);
-			return -1;
-		}
-	}
-	t->th = t->threads[0].th;
-	t->threads[0].rt = &t->rt;
-	snprintf(name, sizeof(name), "mm-%d", t->pid);
-	NEED(t->mm, name, 0, stasis__mm_entry__descriptor);
-	snprintf(name, sizeof(name), "fs-%d", t->pid);
-	NEED(t->fs, name, 0, stasis__fs_entry__descriptor);
-	return 0;
-}
-
-static int child_stub(void *unused)
-{
-	(void)unused;
-	ptrace(PTRACE_TRACEME, 0, NULL, NULL);
-	raise(SIGSTOP);
-	_exit(127);
-}
-
-/* Clones a stopped tracee with exactly the task's PID. */
-static int create_task(struct itask *t)
-{
-	pid_t tid = t->pid;
-	struct clone_args args = {
-		.exit_signal = SIGCHLD,
-		.set_tid = (uint64_t)(unsigned long)&tid,
-		.set_tid_size = 1,
-	};
-	int status;
-	long pid;
-
-	pid = syscall(SYS_clone3, &args, sizeof(args));
-	if (pid == 0)
-		child_stub(NULL);
-	if (pid < 0) {
-		if (errno == EEXIST)
-			pr_err("cannot restore task %d: its PID is in use", t->pid);
-		else
-			pr_perror("cannot create task %d", t->pid);
-		return -1;
-	}
-	t->rt.tid = pid;
-	if (waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) {
-		pr_err("task %d did not stop after its creation", t->pid);
-		return -1;
-	}
-	/* if stasis-inject dies now, the half-made task must die too */
-	if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE))) {
-		pr_perror("cannot set ptrace options on task %d", t->pid);
-		return -1;
-	}
-	return rtask_init(&t->rt, t->pid);
-}
-
-static int restore_task(struct itask *t, struct img_reader *r, struct img_frame *f, int more)
-{
-	uint64_t all = ~0ull;
-
-	if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &all)) {
-		pr_perror("cannot block signals of task %d", t->pid);
-		return -1;
-	}
-	if (parasite_place(t) || mm_prepare(t) || mm_restore_vmas(t) ||
-	    mm_restore_pages(t, r, f, more) || mm_finish(t) || fs_restore(t) ||
-	    files_restore(t) || core_create_threads(t) || core_restore_attrs(t) ||
-	    signals_restore(t))
+	if (mm_finish(t) || fs_restore(t) || files_restore(tr, t) || core_create_threads(t) ||
+	    core_restore_attrs(t) || signals_restore(t))
 		return -1;
 	for (size_t i = 0; i < t->nr_threads; i++)
 		if (core_restore_thread(t, &t->threads[i]))
@@ -214,21 +105,30 @@ static int restore_task(struct itask *t, struct img_reader *r, struct img_frame 
 	return core_restore_regs(t);
 }
 
-static int release_task(struct itask *t)
+static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame *f, int more)
 {
-	int sig = opts.leave_stopped ? SIGSTOP : 0;
+	uint64_t all = ~0ull;
 
-	for (size_t i = t->nr_threads; i-- > 0;) {
-		struct rtask *rt = t->threads[i].rt;
+	if (pstree_create(tr))
+		return -1;
+	files_release_staged();
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct itask *t = &tr->tasks[i];
 
-		if (!rt)
+		if (!task_alive(t))
 			continue;
-		rtask_fini(rt);
-		if (ptrace(PTRACE_DETACH, rt->tid, NULL, (void *)(long)(i ? 0 : sig))) {
-			pr_perror("cannot release task %d", rt->tid);
+		if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &all)) {
+			pr_perror("cannot block signals of task %d", t->pid);
 			return -1;
 		}
+		if (mm_prepare(t) || mm_restore_vmas(tr, t))
+			return -1;
 	}
+	if (mm_restore_pages(tr, r, f, more))
+		return -1;
+	for (size_t i = 0; i < tr->nr; i++)
+		if (task_alive(&tr->tasks[i]) && restore_task(tr, &tr->tasks[i]))
+			return -1;
 	return 0;
 }
 
@@ -310,46 +210,39 @@ static int parse_opts(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct itask task = { .pid = 0 };
+	struct itree tree = { 0 };
 	struct img_reader *r;
 	struct img_frame f;
 	int more, status;
 	uint64_t start = now_ns();
+	pid_t root;
 
 	log_init(argv[0]);
 	if (parse_opts(argc, argv))
 		return 1;
+	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
 	more = read_records(r, &f);
-	if (more < 0 || load_task(&task) || files_prepare(&task))
+	if (more < 0 || pstree_load(&tree) || files_prepare(&tree))
 		return 1;
-	if (create_task(&task))
+	root = tree.tasks[0].pid;
+	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || pstree_release(&tree))
 		goto fail;
-	files_release_staged();
-	if (restore_task(&task, r, &f, more))
-		goto fail;
-	if (write_pidfile(task.pid))
-		goto fail;
-	if (release_task(&task))
-		goto fail;
-	pr_info("restored task %d in %llu ms", task.pid,
+	pr_info("restored tree %d (%zu tasks) in %llu ms", root, tree.nr,
 		(unsigned long long)(now_ns() - start) / 1000000);
 	imgr_free(r);
 	if (opts.detached)
 		return 0;
-	while (waitpid(task.pid, &status, 0) < 0)
+	while (waitpid(root, &status, 0) < 0)
 		if (errno != EINTR) {
-			pr_perror("cannot wait for task %d", task.pid);
+			pr_perror("cannot wait for task %d", root);
 			return 1;
 		}
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
 fail:
-	if (task.rt.tid > 0) {
-		kill(task.pid, SIGKILL);
-		waitpid(task.pid, &status, __WALL);
-	}
+	pstree_kill(&tree);
 	pr_err("restore failed; nothing was left running");
 	return 1;
 }

@@ -115,8 +115,55 @@ static const struct {
 	{ VMF_SEQREAD, MADV_SEQUENTIAL }, { VMF_WIPEONFORK, MADV_WIPEONFORK },
 };
 
-static int map_one(struct itask *t, Stasis__Vma *v, bool has_pages)
+/* The first mapping of a shared memory object in the tree, which creates it. */
+static void shm_owner(struct itree *tr, uint64_t shmid, struct itask **ot, Stasis__Vma **ov)
 {
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct itask *t = &tr->tasks[i];
+
+		for (size_t j = 0; task_alive(t) && j < t->mm->n_vmas; j++)
+			if (t->mm->vmas[j]->kind == STASIS__VMA_KIND__SHMEM &&
+			    t->mm->vmas[j]->shmid == shmid) {
+				*ot = t;
+				*ov = t->mm->vmas[j];
+				return;
+			}
+	}
+}
+
+/* Another task's mapping of a shared object: the same object, through
+ * the owner's map_files link. */
+static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v, uint64_t *off)
+{
+	struct itask *ot = NULL;
+	Stasis__Vma *ov = NULL;
+	char path[128];
+	unsigned long at;
+	long fd;
+
+	shm_owner(tr, v->shmid, &ot, &ov);
+	if (!ot || v->pgoff < ov->pgoff) {
+		pr_err("task %d: shared memory at %#llx has no owner in the checkpoint", t->pid,
+		       (unsigned long long)v->start);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", ot->pid,
+		 (unsigned long long)ov->start, (unsigned long long)ov->end);
+	at = scratch_put(t, 0, path, strlen(path) + 1);
+	if (!at)
+		return -1;
+	fd = ISYS(t, SYS_openat, AT_FDCWD, at, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("task %d: cannot open %s: %s", t->pid, path, strerror(-fd));
+		return -1;
+	}
+	*off = v->pgoff - ov->pgoff;
+	return fd;
+}
+
+static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_pages)
+{
+	uint64_t off = v->pgoff;
 	unsigned long len = v->end - v->start;
 	int flags = (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN)) |
 		    MAP_FIXED;
@@ -140,8 +187,22 @@ static int map_one(struct itask *t, Stasis__Vma *v, bool has_pages)
 			return -1;
 		}
 		flags &= ~MAP_ANONYMOUS;
+	} else if (v->kind == STASIS__VMA_KIND__SHMEM) {
+		struct itask *ot = NULL;
+		Stasis__Vma *ov = NULL;
+
+		shm_owner(tr, v->shmid, &ot, &ov);
+		off = 0;
+		if (ov != v) {
+			fd = open_shared(tr, t, v, &off);
+			if (fd < 0)
+				return -1;
+			flags &= ~MAP_ANONYMOUS;
+		}
+	} else {
+		off = 0;
 	}
-	r = ISYS(t, SYS_mmap, v->start, len, prot, flags, fd, v->pgoff);
+	r = ISYS(t, SYS_mmap, v->start, len, prot, flags, fd, off);
 	if (fd >= 0)
 		ISYS(t, SYS_close, fd);
 	if ((unsigned long)r != v->start) {
@@ -179,7 +240,7 @@ static bool vma_has_pages(struct itask *t, Stasis__Vma *v)
 	return false;
 }
 
-int mm_restore_vmas(struct itask *t)
+int mm_restore_vmas(struct itree *tr, struct itask *t)
 {
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		Stasis__Vma *v = t->mm->vmas[i];
@@ -192,7 +253,7 @@ int mm_restore_vmas(struct itask *t)
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -1;
 		}
-		if (map_one(t, v, (v->flags & MAP_SHARED) && vma_has_pages(t, v)))
+		if (map_one(tr, t, v, (v->flags & MAP_SHARED) && vma_has_pages(t, v)))
 			return -1;
 	}
 	return 0;
@@ -200,6 +261,7 @@ int mm_restore_vmas(struct itask *t)
 
 /* Where page data goes: the runs of pagemap-PID, in order. */
 struct page_cursor {
+	char image[32];
 	Stasis__PagemapEntry **runs;
 	size_t nr, idx;
 	uint64_t in_run; /* bytes of runs[idx] already filled */
@@ -212,7 +274,6 @@ static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name,
 	Stasis__PagemapHead *head;
 	unsigned n;
 
-	memset(c, 0, sizeof(*c));
 	snprintf(name, sizeof(name), "pagemap-%d", t->pid);
 	n = records_count(name);
 	head = records_get(name, 0, &stasis__pagemap_head__descriptor);
@@ -269,36 +330,63 @@ static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_
 	return 0;
 }
 
-int mm_restore_pages(struct itask *t, struct img_reader *r, struct img_frame *f, int more)
+static void cursor_free(struct page_cursor *c)
 {
-	struct page_cursor c;
-	char pages_name[32];
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nr; i++)
+		protobuf_c_message_free_unpacked(&c->runs[i]->base, NULL);
+	free(c->runs);
+	free(c);
+}
+
+int mm_restore_pages(struct itree *tr, struct img_reader *r, struct img_frame *f, int more)
+{
+	struct itask *cur = NULL;
 	int ret = -1;
 
-	if (cursor_load(t, &c, pages_name, sizeof(pages_name)))
-		goto out;
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct itask *t = &tr->tasks[i];
+
+		if (!task_alive(t))
+			continue;
+		t->pages = xzalloc(sizeof(*t->pages));
+		if (cursor_load(t, t->pages, t->pages->image, sizeof(t->pages->image)))
+			goto out;
+	}
 	for (; more > 0; more = imgr_next(r, f)) {
 		if (f->hdr.kind != FRAME_PAGES)
 			continue; /* records after the pages (statistics) */
-		if (strcmp(f->image, pages_name)) {
-			pr_err("page image %s belongs to no task", f->image);
-			goto out;
+		if (!cur || strcmp(f->image, cur->pages->image)) {
+			cur = NULL;
+			for (size_t i = 0; i < tr->nr && !cur; i++)
+				if (tr->tasks[i].pages && !strcmp(f->image, tr->tasks[i].pages->image))
+					cur = &tr->tasks[i];
+			if (!cur) {
+				pr_err("page image %s belongs to no task", f->image);
+				goto out;
+			}
 		}
-		if (cursor_fill(t, &c, f))
+		if (cursor_fill(cur, cur->pages, f))
 			goto out;
 	}
 	if (more < 0)
 		goto out;
-	if (c.idx != c.nr) {
-		pr_err("truncated checkpoint: %s ends before the pages of task %d at %#llx",
-		       pages_name, t->pid, (unsigned long long)c.runs[c.idx]->vaddr);
-		goto out;
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct page_cursor *c = tr->tasks[i].pages;
+
+		if (c && c->idx != c->nr) {
+			pr_err("truncated checkpoint: %s ends before the pages of task %d at %#llx",
+			       c->image, tr->tasks[i].pid, (unsigned long long)c->runs[c->idx]->vaddr);
+			goto out;
+		}
 	}
 	ret = 0;
 out:
-	for (size_t i = 0; i < c.nr; i++)
-		protobuf_c_message_free_unpacked(&c.runs[i]->base, NULL);
-	free(c.runs);
+	for (size_t i = 0; i < tr->nr; i++) {
+		cursor_free(tr->tasks[i].pages);
+		tr->tasks[i].pages = NULL;
+	}
 	return ret;
 }
 

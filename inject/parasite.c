@@ -56,22 +56,29 @@ static int range_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Lowest gap above 1 MiB free both now and in the restored layout. */
-static unsigned long find_gadget_place(struct itask *t)
+/* Lowest gap above 1 MiB free now and in the restored layout of every
+ * task (children are cloned from the root and inherit its gadget). */
+static unsigned long find_gadget_place(struct itree *tr, struct itask *t)
 {
 	struct proc_vma *now;
 	int nr_now = proc_read_vmas(t->pid, &now);
 	struct range *r;
-	size_t nr = 0;
+	size_t nr = 0, total = 0;
 	unsigned long cand = 1UL << 20;
 
 	if (nr_now < 0)
 		return 0;
-	r = xmalloc((nr_now + t->mm->n_vmas) * sizeof(*r));
+	for (size_t i = 0; i < tr->nr; i++)
+		total += task_alive(&tr->tasks[i]) ? tr->tasks[i].mm->n_vmas : 0;
+	r = xmalloc((nr_now + total) * sizeof(*r));
 	for (int i = 0; i < nr_now; i++)
 		r[nr++] = (struct range){ now[i].start, now[i].end };
-	for (size_t i = 0; i < t->mm->n_vmas; i++)
-		r[nr++] = (struct range){ t->mm->vmas[i]->start, t->mm->vmas[i]->end };
+	for (size_t k = 0; k < tr->nr; k++) {
+		Stasis__MmEntry *mm = tr->tasks[k].mm;
+
+		for (size_t i = 0; task_alive(&tr->tasks[k]) && i < mm->n_vmas; i++)
+			r[nr++] = (struct range){ mm->vmas[i]->start, mm->vmas[i]->end };
+	}
 	free(now);
 	qsort(r, nr, sizeof(*r), range_cmp);
 	for (size_t i = 0; i < nr; i++) {
@@ -85,9 +92,9 @@ static unsigned long find_gadget_place(struct itask *t)
 	return cand + GADGET_SIZE < TASK_SIZE_MAX ? cand : 0;
 }
 
-int parasite_place(struct itask *t)
+int parasite_place(struct itree *tr, struct itask *t)
 {
-	unsigned long at = find_gadget_place(t);
+	unsigned long at = find_gadget_place(tr, t);
 	long r;
 
 	if (!at) {

@@ -63,7 +63,18 @@ int tree_walk(pid_t root, struct tree *t, int (*seize)(pid_t tid))
 	do {
 		changed = 0;
 		for (int i = 0; i < t->nr; i++) {
-			int n = walk_threads(t->tasks[i].pid, &t->tasks[i], seize);
+			struct proc_stat st;
+			int n;
+
+			if (t->tasks[i].zombie)
+				continue;
+			/* a zombie has nothing to seize; it is dumped as such */
+			if (!t->tasks[i].nr_tids && i &&
+			    !proc_read_stat(t->tasks[i].pid, 0, &st) && st.state == 'Z') {
+				t->tasks[i].zombie = true;
+				continue;
+			}
+			n = walk_threads(t->tasks[i].pid, &t->tasks[i], seize);
 
 			if (n < 0)
 				return -1;

@@ -11,8 +11,9 @@
 
 struct tree_task {
 	pid_t pid;
-	pid_t *tids; /* threads, the leader first */
+	pid_t *tids; /* threads, the leader first; none for a zombie */
 	int nr_tids;
+	bool zombie;
 };
 
 struct tree {

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+/* pstree: every task of the tree with its parent, group, session, threads. */
+#include "collect.h"
+#include "stasis/log.h"
+#include "stasis/proc.h"
+
+static int check_session(const struct tree *t, const struct proc_stat *st)
+{
+	if (opts.shell_job)
+		return 0;
+	if (!tree_has(t, st->sid)) {
+		pr_err("task %d: its session leader %d is outside the dumped tree; use --shell-job",
+		       st->pid, st->sid);
+		return -1;
+	}
+	/* a group whose leader died inside the tree is fine; one led from
+	 * outside is not */
+	if (st->pgid != st->pid && !tree_has(t, st->pgid) && st->pid == t->tasks[0].pid) {
+		pr_err("task %d: its process group leader %d is outside the dumped tree; use "
+		       "--shell-job",
+		       st->pid, st->pgid);
+		return -1;
+	}
+	return 0;
+}
+
+int pstree_collect(const struct tree *t, struct img_writer *w)
+{
+	for (int i = 0; i < t->nr; i++) {
+		Stasis__PstreeEntry pe = STASIS__PSTREE_ENTRY__INIT;
+		struct proc_stat st;
+
+		if (proc_read_stat(t->tasks[i].pid, 0, &st) || check_session(t, &st))
+			return -1;
+		pe.pid = st.pid;
+		pe.ppid = i ? st.ppid : 0;
+		pe.pgid = st.pgid;
+		pe.sid = st.sid;
+		pe.n_threads = t->tasks[i].nr_tids;
+		pe.threads = (uint32_t *)t->tasks[i].tids;
+		if (t->tasks[i].zombie) {
+			pe.has_zombie = pe.has_exit_code = true;
+			pe.zombie = true;
+			pe.exit_code = st.exit_code;
+		}
+		if (imgw_record(w, "pstree", &pe.base))
+			return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The tree: every task is cloned with its own PID (clone3 set_tid) by its
+ * own parent while that parent is still a stopped copy of stasis-inject,
+ * so parents, sessions and inherited descriptors come out right. Session
+ * leaders call setsid before they clone their children; process groups are
+ * joined once all exist, a group whose leader is dead through a short-lived
+ * helper with the leader's PID; zombies exit with their old status.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/sched.h>
+
+#include "inject.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+#define NEED(var, image, idx, type)                                                            \
+	do {                                                                                   \
+		var = records_get(image, idx, &type);                                          \
+		if (!var) {                                                                    \
+			pr_err("the checkpoint lacks %s (record %u)", image, (unsigned)(idx));  \
+			return -1;                                                             \
+		}                                                                              \
+	} while (0)
+
+static struct itask *find_task(struct itree *tr, pid_t pid)
+{
+	for (size_t i = 0; i < tr->nr; i++)
+		if (tr->tasks[i].pid == pid)
+			return &tr->tasks[i];
+	return NULL;
+}
+
+static int load_task(struct itask *t)
+{
+	char name[32];
+
+	if (!t->pe->n_threads || t->pe->threads[0] != (uint32_t)t->pid ||
+	    t->pe->n_threads > 65536) {
+		pr_err("task %d: malformed thread list in the checkpoint", t->pid);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "core-%d", t->pid);
+	NEED(t->tc, name, 0, stasis__task_core__descriptor);
+	t->nr_threads = t->pe->n_threads;
+	t->threads = xzalloc(t->nr_threads * sizeof(*t->threads));
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		NEED(t->threads[i].th, name, i + 1, stasis__thread_core__descriptor);
+		if (t->threads[i].th->tid != t->pe->threads[i]) {
+			pr_err("task %d: thread %zu of the checkpoint is out of order", t->pid, i);
+			return -1;
+		}
+	}
+	t->th = t->threads[0].th;
+	t->threads[0].rt = &t->rt;
+	snprintf(name, sizeof(name), "mm-%d", t->pid);
+	NEED(t->mm, name, 0, stasis__mm_entry__descriptor);
+	snprintf(name, sizeof(name), "fs-%d", t->pid);
+	NEED(t->fs, name, 0, stasis__fs_entry__descriptor);
+	return 0;
+}
+
+int pstree_load(struct itree *tr)
+{
+	Stasis__Inventory *inv;
+	unsigned n = records_count("pstree");
+
+	NEED(inv, "inventory", 0, stasis__inventory__descriptor);
+	if (inv->version != STASIS_STREAM_VERSION) {
+		pr_err("checkpoint version %u is not supported", inv->version);
+		return -1;
+	}
+	if (inv->shell_job && !opts.shell_job) {
+		pr_err("the tree was dumped with --shell-job; restore it with --shell-job");
+		return -1;
+	}
+	if (!n || n > 32768) {
+		pr_err("the checkpoint holds %u tasks", n);
+		return -1;
+	}
+	tr->tasks = xzalloc(n * sizeof(*tr->tasks));
+	for (unsigned i = 0; i < n; i++) {
+		struct itask *t = &tr->tasks[i];
+
+		NEED(t->pe, "pstree", i, stasis__pstree_entry__descriptor);
+		t->pid = t->pe->pid;
+		if (t->pid <= 1 || find_task(tr, t->pid)) {
+			pr_err("the checkpoint's process tree is inconsistent at task %d", t->pid);
+			return -1;
+		}
+		tr->nr++;
+		if (i == 0 ? (t->pid != (pid_t)inv->root_pid || t->pe->zombie)
+			   : !(t->parent = find_task(tr, t->pe->ppid)) || !task_alive(t->parent)) {
+			pr_err("the checkpoint's process tree is inconsistent at task %d", t->pid);
+			return -1;
+		}
+		if (task_alive(t) && load_task(t))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- creation ---- */
+
+static void child_stub(void)
+{
+	ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+	raise(SIGSTOP);
+	_exit(127);
+}
+
+static int attach_new(struct itask *t, pid_t pid)
+{
+	int status;
+
+	t->rt.tid = pid;
+	t->created = true;
+	if (waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) {
+		pr_err("task %d did not stop after its creation", pid);
+		return -1;
+	}
+	return rtask_init(&t->rt, pid);
+}
+
+/* The root: a child of stasis-inject. */
+static int create_root(struct itask *t)
+{
+	pid_t tid = t->pid;
+	struct clone_args args = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)(unsigned long)&tid,
+		.set_tid_size = 1,
+	};
+	long pid = syscall(SYS_clone3, &args, sizeof(args));
+
+	if (pid == 0)
+		child_stub();
+	if (pid < 0) {
+		if (errno == EEXIST)
+			pr_err("cannot restore task %d: its PID is in use", t->pid);
+		else
+			pr_perror("cannot create task %d", t->pid);
+		return -1;
+	}
+	if (attach_new(t, pid))
+		return -1;
+	/* if stasis-inject dies now, the half-made tree must die too */
+	if (ptrace(PTRACE_SETOPTIONS, pid, NULL,
+		   (void *)(PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK))) {
+		pr_perror("cannot set ptrace options on task %d", t->pid);
+		return -1;
+	}
+	return 0;
+}
+
+/* A remote clone3 in parent: a copy of its stub, stopped, with pid. */
+static int clone_from(struct itask *parent, struct itask *t, pid_t pid, uint64_t flags)
+{
+	struct clone_args args = { .flags = flags, .set_tid_size = 1 };
+	uint64_t tid = pid;
+	unsigned long at;
+	long r;
+
+	args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
+	args.set_tid = parent->scratch + 512;
+	if (!scratch_put(parent, 512, &tid, sizeof(tid)) ||
+	    !(at = scratch_put(parent, 0, &args, sizeof(args))))
+		return -1;
+	r = ISYS(parent, SYS_clone3, at, sizeof(args));
+	if (r != pid) {
+		pr_err("task %d: cannot create task %d: %s", parent->pid, pid,
+		       r == -EEXIST ? "its PID is in use" : r < 0 ? strerror(-r) : "wrong PID");
+		return -1;
+	}
+	if (attach_new(t, pid))
+		return -1;
+	t->rt.syscall_ip = parent->rt.syscall_ip;
+	t->gadget = parent->gadget;
+	t->scratch = parent->scratch;
+	return 0;
+}
+
+/*
+ * Ends a stub task from inside, for helpers and zombies: it runs exit_group
+ * (or kills itself with the signal it died of) and we follow it to the end,
+ * delivering that signal, then reap the trace. A zombie stays for its
+ * parent.
+ */
+static int remote_exit(struct itask *t, int status)
+{
+	struct user_regs_struct r = t->rt.regs;
+	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0, st;
+	uint64_t mask = sig ? ~0ull & ~(1ull << (sig - 1)) : ~0ull;
+
+	if (sig) {
+		uint64_t dfl[4] = { 0 };
+		unsigned long at = scratch_put(t, 0, dfl, sizeof(dfl));
+
+		if (!at || ISYS(t, SYS_rt_sigaction, sig, at, 0, 8))
+			return -1;
+	}
+	if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &mask))
+		return -1;
+	r.rax = sig ? SYS_kill : SYS_exit_group;
+	r.rdi = sig ? (unsigned long)t->pid : (unsigned long)WEXITSTATUS(status);
+	r.rsi = sig;
+	r.rip = t->rt.syscall_ip;
+	r.orig_rax = -1;
+	if (ptrace(PTRACE_SETREGS, t->pid, NULL, &r) || ptrace(PTRACE_CONT, t->pid, NULL, NULL)) {
+		pr_perror("cannot end task %d", t->pid);
+		return -1;
+	}
+	rtask_fini(&t->rt);
+	while (waitpid(t->pid, &st, __WALL) == t->pid) {
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			return 0;
+		ptrace(PTRACE_CONT, t->pid, NULL, (void *)(long)(WSTOPSIG(st) == sig ? sig : 0));
+	}
+	pr_perror("task %d did not exit", t->pid);
+	return -1;
+}
+
+static int reap_traced(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, __WALL) == pid)
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return 0;
+	pr_perror("task %d did not exit", pid);
+	return -1;
+}
+
+/* A created, living task of the given session, to clone from. */
+static struct itask *session_member(struct itree *tr, uint32_t sid, struct itask *parent)
+{
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct itask *x = &tr->tasks[i];
+
+		if (x->created && task_alive(x) && x->pe->sid == sid &&
+		    (!parent || x->parent == parent))
+			return x;
+	}
+	return NULL;
+}
+
+static int join_group(struct itree *tr, struct itask *t)
+{
+	struct itask *root = &tr->tasks[0], helper = { 0 }, *x;
+	pid_t pgid = t->pe->pgid;
+	long r;
+
+	if (pgid == t->pid || find_task(tr, pgid))
+		goto join;
+	/* a group from outside the tree, kept with --shell-job: ours */
+	if (opts.shell_job && pgid == (pid_t)root->pe->pgid)
+		return 0;
+	/* A helper with the dead leader's PID founds the group in the
+	 * member's session, and is reaped by its parent right after. */
+	x = session_member(tr, t->pe->sid, NULL);
+	if (!x) {
+		pr_err("task %d: no task to found its process group %d from", t->pid, pgid);
+		return -1;
+	}
+	helper.pid = pgid;
+	helper.pe = x->pe;
+	if (clone_from(x, &helper, pgid, 0))
+		return -1;
+	r = ISYS(&helper, SYS_setpgid, 0, 0);
+	if (!r)
+		r = ISYS(t, SYS_setpgid, 0, pgid);
+	if (remote_exit(&helper, 0) || ISYS(x, SYS_wait4, pgid, 0, __WALL, 0) != pgid) {
+		pr_err("task %d: cannot reap the helper of group %d", x->pid, pgid);
+		return -1;
+	}
+	if (r) {
+		pr_err("task %d: cannot join process group %d: %s", t->pid, pgid, strerror(-r));
+		return -1;
+	}
+	return 0;
+join:
+	r = ISYS(t, SYS_setpgid, 0, pgid);
+	if (r) {
+		pr_err("task %d: cannot join process group %d: %s", t->pid, pgid, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Clones t so that it has its parent and session: from the parent when it
+ * starts its own session or shares the parent's; else from a sibling in
+ * its session with CLONE_PARENT (a task whose session was inherited from
+ * an ancestor that is gone, like an orphan adopted by a subreaper).
+ */
+static int create_task(struct itree *tr, struct itask *t)
+{
+	struct itask *x;
+
+	if (t->pe->sid == (uint32_t)t->pid || t->pe->sid == t->parent->pe->sid)
+		return clone_from(t->parent, t, t->pid, 0);
+	x = session_member(tr, t->pe->sid, t->parent);
+	if (!x) {
+		pr_err("task %d: its session %u cannot be recreated under parent %d: not "
+		       "supported yet",
+		       t->pid, t->pe->sid, t->parent->pid);
+		return -1;
+	}
+	return clone_from(x, t, t->pid, CLONE_PARENT);
+}
+
+int pstree_create(struct itree *tr)
+{
+	struct itask *root = &tr->tasks[0];
+
+	if (create_root(root) || parasite_place(tr, root))
+		return -1;
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct itask *t = &tr->tasks[i];
+		long r;
+
+		if (i && create_task(tr, t))
+			return -1;
+		if (t->pe->sid == (uint32_t)t->pid) {
+			r = ISYS(t, SYS_setsid);
+			if (r < 0) {
+				pr_err("task %d: cannot start its session: %s", t->pid, strerror(-r));
+				return -1;
+			}
+		}
+	}
+	/* leaders first, so that members find their groups */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < tr->nr; i++) {
+			struct itask *t = &tr->tasks[i];
+			bool leader = t->pe->pgid == (uint32_t)t->pid;
+
+			if (leader != (pass == 0) || t->pe->sid == (uint32_t)t->pid)
+				continue;
+			if (join_group(tr, t))
+				return -1;
+		}
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct itask *t = &tr->tasks[i];
+
+		if (task_alive(t))
+			continue;
+		if (remote_exit(t, t->pe->exit_code))
+			return -1;
+		t->created = false;
+	}
+	/* A remote call with signals open takes (and drops) the SIGCHLDs the
+	 * stubs got from zombies and helpers: they are not the task's. */
+	for (size_t i = 0; i < tr->nr; i++)
+		if (tr->tasks[i].created)
+			ISYS(&tr->tasks[i], SYS_getpid);
+	return 0;
+}
+
+int pstree_release(struct itree *tr)
+{
+	int sig = opts.leave_stopped ? SIGSTOP : 0;
+
+	for (size_t k = 0; k < tr->nr; k++) {
+		struct itask *t = &tr->tasks[k];
+
+		for (size_t i = t->nr_threads; task_alive(t) && i-- > 0;) {
+			struct rtask *rt = t->threads[i].rt;
+
+			if (!rt)
+				continue;
+			rtask_fini(rt);
+			if (ptrace(PTRACE_DETACH, rt->tid, NULL, (void *)(long)(i ? 0 : sig))) {
+				pr_perror("cannot release task %d", rt->tid);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+void pstree_kill(struct itree *tr)
+{
+	for (size_t i = tr->nr; i-- > 0;) {
+		struct itask *t = &tr->tasks[i];
+
+		if (!t->created)
+			continue;
+		kill(t->pid, SIGKILL);
+		for (size_t j = t->nr_threads; j-- > 1;)
+			if (t->threads[j].rt)
+				reap_traced(t->threads[j].rt->tid);
+		reap_traced(t->pid);
+	}
+}
