@@ -25,7 +25,21 @@ static bool task_has_tid(const struct tree_task *tk, pid_t tid)
 	return false;
 }
 
-/* One pass over the threads of tk; returns how many new ones it found. */
+/* 'Z' for a zombie thread, 0 if gone, else its state letter. */
+static char thread_state(pid_t pid, pid_t tid)
+{
+	struct proc_stat st;
+
+	return proc_read_stat(pid, tid, &st) ? 0 : st.state;
+}
+
+#define WALK_VANISHED (-2)
+
+/*
+ * One pass over the threads of tk; returns how many new ones it found, or
+ * WALK_VANISHED when the task exited while we looked (a task of a tree that
+ * keeps forking and reaping): it is then dropped, or kept as a zombie.
+ */
 static int walk_threads(pid_t pid, struct tree_task *tk, int (*seize)(pid_t))
 {
 	pid_t *tids;
@@ -41,8 +55,18 @@ static int walk_threads(pid_t pid, struct tree_task *tk, int (*seize)(pid_t))
 			if ((pass == 0) != (tids[i] == pid) || task_has_tid(tk, tids[i]))
 				continue;
 			if (seize && seize(tids[i])) {
-				free(tids);
-				return -1;
+				char state = thread_state(pid, tids[i]);
+
+				if (state && state != 'Z' && state != 'X') {
+					free(tids);
+					return -1;
+				}
+				if (tids[i] == pid && !tk->nr_tids) {
+					free(tids);
+					tk->zombie = state == 'Z';
+					return WALK_VANISHED;
+				}
+				continue; /* a thread that exited */
 			}
 			tk->tids = xrealloc(tk->tids, (tk->nr_tids + 1) * sizeof(pid_t));
 			tk->tids[tk->nr_tids++] = tids[i];
@@ -75,7 +99,21 @@ int tree_walk(pid_t root, struct tree *t, int (*seize)(pid_t tid))
 				continue;
 			}
 			n = walk_threads(t->tasks[i].pid, &t->tasks[i], seize);
-
+			if (n == WALK_VANISHED && i == 0) {
+				pr_err("task %d exited", root);
+				return -1;
+			}
+			if (n == WALK_VANISHED) {
+				changed++;
+				if (t->tasks[i].zombie)
+					continue;
+				/* reaped meanwhile: forget it */
+				memmove(&t->tasks[i], &t->tasks[i + 1],
+					(t->nr - i - 1) * sizeof(t->tasks[0]));
+				t->nr--;
+				i--;
+				continue;
+			}
 			if (n < 0)
 				return -1;
 			changed += n;
