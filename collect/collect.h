@@ -22,6 +22,7 @@ extern struct collect_opts opts;
 struct page_run {
 	unsigned long vaddr;
 	unsigned long nr_pages;
+	bool in_parent; /* shared copy-on-write with the parent: not copied */
 };
 
 /* Per-task state while it is being collected. */
@@ -35,6 +36,9 @@ struct ctask {
 	struct page_run *runs;
 	size_t nr_runs;
 	unsigned pages_id;
+	struct ctask *parent; /* set when the restorer forks it from its parent */
+	Stasis__Vma **vmas;   /* as dumped, for the children's comparison */
+	size_t nr_vmas;
 };
 
 /* Remote session: blocks signals, finds a syscall, maps a scratch page. */

@@ -78,6 +78,34 @@ static int write_head(struct img_writer *w, pid_t root)
 	return pstree_collect(&tree, w);
 }
 
+/* Which tasks the restorer forks from their restored parent, sharing the
+ * pages that are still copy-on-write shared (img_forks_from_parent). */
+static int link_parents(void)
+{
+	for (int i = 1; i < tree.nr; i++) {
+		Stasis__PstreeEntry te = STASIS__PSTREE_ENTRY__INIT, pe = STASIS__PSTREE_ENTRY__INIT;
+		struct proc_stat st, pst;
+
+		if (tree.tasks[i].zombie)
+			continue;
+		if (proc_read_stat(tree.tasks[i].pid, 0, &st))
+			return -1;
+		for (int j = 0; j < i; j++) {
+			if (tree.tasks[j].pid != st.ppid || tree.tasks[j].zombie)
+				continue;
+			if (proc_read_stat(st.ppid, 0, &pst))
+				return -1;
+			te.pid = st.pid;
+			te.sid = st.sid;
+			pe.pid = pst.pid;
+			pe.sid = pst.sid;
+			if (img_forks_from_parent(&te, &pe))
+				ctasks[i].parent = &ctasks[j];
+		}
+	}
+	return 0;
+}
+
 static int collect_task(struct ctask *ct, struct img_writer *w)
 {
 	if (parasite_start(ct) || core_collect(ct, w) || mm_collect(ct, w) || fs_collect(ct, w) ||
@@ -230,6 +258,8 @@ int main(int argc, char **argv)
 				goto fail;
 	}
 
+	if (link_parents())
+		goto fail;
 	pipe_grow(STDOUT_FILENO);
 	w = imgw_open(STDOUT_FILENO);
 	if (write_head(w, root))

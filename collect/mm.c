@@ -89,23 +89,18 @@ static bool page_wanted(Stasis__VmaKind kind, bool shared, uint64_t pme)
 	}
 }
 
-static void add_pages(struct ctask *ct, unsigned long addr, unsigned long nr)
+static void add_pages(struct ctask *ct, unsigned long addr, unsigned long nr, bool in_parent)
 {
 	struct page_run *last = ct->nr_runs ? &ct->runs[ct->nr_runs - 1] : NULL;
 
 	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == addr &&
-	    last->nr_pages + nr < (1u << 30)) {
+	    last->in_parent == in_parent && last->nr_pages + nr < (1u << 30)) {
 		last->nr_pages += nr;
 		return;
 	}
 	if ((ct->nr_runs & (ct->nr_runs - 1)) == 0)
 		ct->runs = xrealloc(ct->runs, (ct->nr_runs ? ct->nr_runs * 2 : 1) * sizeof(*ct->runs));
-	ct->runs[ct->nr_runs++] = (struct page_run){ addr, nr };
-}
-
-static void add_run(struct ctask *ct, unsigned long addr)
-{
-	add_pages(ct, addr, 1);
+	ct->runs[ct->nr_runs++] = (struct page_run){ addr, nr, in_parent };
 }
 
 /* Shared memory objects already dumped (by inode), by any task. */
@@ -151,31 +146,54 @@ static int scan_shmem(struct ctask *ct, const struct proc_vma *v)
 		hole = PAGE_ALIGN(hole);
 		if (hole > end)
 			hole = end;
-		add_pages(ct, v->start + (data - v->pgoff), (hole - data) / PAGE_SIZE);
+		add_pages(ct, v->start + (data - v->pgoff), (hole - data) / PAGE_SIZE, false);
 		off = hole;
 	}
 	close(fd);
 	return 0;
 }
 
-static int scan_pages(struct ctask *ct, int pm_fd, const struct proc_vma *v, Stasis__VmaKind kind)
+/*
+ * The pages of one mapping worth copying. With parent_pm (the parent's
+ * pagemap, for a mapping the restored child will inherit), a page that is
+ * the very same physical page in the parent is only marked in_parent.
+ */
+static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct proc_vma *v,
+		      Stasis__VmaKind kind)
 {
-	static uint64_t pme[PAGEMAP_BATCH];
+	static uint64_t pme[PAGEMAP_BATCH], ppme[PAGEMAP_BATCH];
 
 	for (unsigned long addr = v->start; addr < v->end;) {
 		size_t n = (v->end - addr) / PAGE_SIZE;
 
 		if (n > PAGEMAP_BATCH)
 			n = PAGEMAP_BATCH;
-		if (pread(pm_fd, pme, n * 8, addr / PAGE_SIZE * 8) != (ssize_t)(n * 8)) {
+		if (pread(pm_fd, pme, n * 8, addr / PAGE_SIZE * 8) != (ssize_t)(n * 8) ||
+		    (parent_pm >= 0 &&
+		     pread(parent_pm, ppme, n * 8, addr / PAGE_SIZE * 8) != (ssize_t)(n * 8))) {
 			pr_perror("cannot read the pagemap of task %d at %#lx", ct->pid, addr);
 			return -1;
 		}
-		for (size_t i = 0; i < n; i++, addr += PAGE_SIZE)
-			if (page_wanted(kind, v->shared, pme[i]))
-				add_run(ct, addr);
+		for (size_t i = 0; i < n; i++, addr += PAGE_SIZE) {
+			if (!page_wanted(kind, v->shared, pme[i]))
+				continue;
+			add_pages(ct, addr, 1,
+				  parent_pm >= 0 && (pme[i] & PME_PRESENT) && (ppme[i] & PME_PRESENT) &&
+					  (pme[i] & PME_PFN_MASK) &&
+					  (pme[i] & PME_PFN_MASK) == (ppme[i] & PME_PFN_MASK));
+		}
 	}
 	return 0;
+}
+
+static const Stasis__Vma *parent_vma(const struct ctask *ct, const Stasis__Vma *v)
+{
+	if (!ct->parent)
+		return NULL;
+	for (size_t i = 0; i < ct->parent->nr_vmas; i++)
+		if (img_vma_inherited(v, ct->parent->vmas[i]))
+			return ct->parent->vmas[i];
+	return NULL;
 }
 
 static int read_auxv(pid_t pid, Stasis__MmEntry *mm)
@@ -209,7 +227,7 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 	struct proc_vma *vmas;
 	struct proc_stat st;
 	char name[32], path[64], exe[4096];
-	int nr, pm_fd;
+	int nr, pm_fd, parent_pm = -1;
 	long brk;
 	ssize_t n;
 
@@ -246,6 +264,15 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 	if (pm_fd < 0) {
 		pr_perror("cannot open %s", path);
 		return -1;
+	}
+	if (ct->parent) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", ct->parent->pid);
+		parent_pm = open(path, O_RDONLY | O_CLOEXEC);
+		if (parent_pm < 0) {
+			pr_perror("cannot open %s", path);
+			close(pm_fd);
+			return -1;
+		}
 	}
 	mm.vmas = xmalloc(nr * sizeof(*mm.vmas));
 	for (int i = 0; i < nr; i++) {
@@ -307,11 +334,15 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 				goto err;
 			continue;
 		}
-		if (scan_pages(ct, pm_fd, v, kind))
+		if (scan_pages(ct, pm_fd, parent_vma(ct, pv) ? parent_pm : -1, v, kind))
 			goto err;
 	}
 	close(pm_fd);
+	if (parent_pm >= 0)
+		close(parent_pm);
 	free(vmas);
+	ct->vmas = mm.vmas;
+	ct->nr_vmas = mm.n_vmas;
 
 	snprintf(name, sizeof(name), "mm-%d", ct->pid);
 	if (imgw_record(w, name, &mm.base))
@@ -325,12 +356,15 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 
 		pe.vaddr = ct->runs[i].vaddr;
 		pe.nr_pages = ct->runs[i].nr_pages;
+		pe.has_in_parent = pe.in_parent = ct->runs[i].in_parent;
 		if (imgw_record(w, name, &pe.base))
 			return -1;
 	}
 	return 0;
 err:
 	close(pm_fd);
+	if (parent_pm >= 0)
+		close(parent_pm);
 	free(vmas);
 	return -1;
 }
@@ -345,7 +379,7 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 	snprintf(name, sizeof(name), "pages-%u", ct->pages_id);
 	for (size_t i = 0; i < ct->nr_runs; i++) {
 		unsigned long addr = ct->runs[i].vaddr;
-		size_t left = ct->runs[i].nr_pages * PAGE_SIZE;
+		size_t left = ct->runs[i].in_parent ? 0 : ct->runs[i].nr_pages * PAGE_SIZE;
 
 		while (left) {
 			size_t chunk = left < COPY_CHUNK ? left : COPY_CHUNK;

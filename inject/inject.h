@@ -88,8 +88,14 @@ int parasite_remove(struct itask *t);
 
 int mm_prepare(struct itask *t);
 int mm_restore_vmas(struct itree *tr, struct itask *t);
-/* Fills the memory of every task from the page frames; f holds the first. */
-int mm_restore_pages(struct itree *tr, struct img_reader *r, struct img_frame *f, int more);
+int mm_load_pagemap(struct itask *t);
+void mm_free_pagemap(struct itask *t);
+/* t was forked from src, whose memory is restored: keep what it inherits. */
+int mm_adopt(struct itree *tr, struct itask *t, struct itask *src);
+/* Fills t's memory from the page frames of its image; f holds the next frame. */
+int mm_fill_pages(struct itask *t, struct img_reader *r, struct img_frame *f, int *more);
+/* The rest of the stream: no more pages, and a valid trailer. */
+int mm_end_of_stream(struct img_reader *r, struct img_frame *f, int more);
 int mm_finish(struct itask *t);
 int fs_restore(struct itask *t);
 int files_prepare(struct itree *tr);
@@ -104,8 +110,11 @@ int core_restore_thread(struct itask *t, struct ithread *it);
 int core_restore_regs(struct itask *t);
 
 int pstree_load(struct itree *tr);
-/* Creates every task with its PID, parent, session and group; zombies die. */
-int pstree_create(struct itree *tr);
+/* Creates t (the root or a child, parents first) with its PID, parent and
+ * session; returns the task it was forked from (itself for the root). */
+struct itask *pstree_create_task(struct itree *tr, struct itask *t);
+/* Once all exist: process groups, zombies exit with their status. */
+int pstree_finish(struct itree *tr);
 int pstree_release(struct itree *tr);
 void pstree_kill(struct itree *tr);
 

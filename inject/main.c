@@ -105,26 +105,36 @@ static int restore_task(struct itree *tr, struct itask *t)
 	return core_restore_regs(t);
 }
 
+/*
+ * Tasks are made parents first; each gets its memory before its children
+ * are forked from it, so that what they still share copy-on-write (pages
+ * marked in_parent) is inherited rather than copied.
+ */
 static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame *f, int more)
 {
-	uint64_t all = ~0ull;
-
-	if (pstree_create(tr))
-		return -1;
-	files_release_staged();
 	for (size_t i = 0; i < tr->nr; i++) {
-		struct itask *t = &tr->tasks[i];
+		struct itask *t = &tr->tasks[i], *src;
+		bool adopt;
+		int ret;
 
+		src = pstree_create_task(tr, t);
+		if (!src)
+			return -1;
+		if (i == 0)
+			files_release_staged();
 		if (!task_alive(t))
 			continue;
-		if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &all)) {
-			pr_perror("cannot block signals of task %d", t->pid);
+		if (mm_load_pagemap(t))
 			return -1;
-		}
-		if (mm_prepare(t) || mm_restore_vmas(tr, t))
+		adopt = src != t && src == t->parent;
+		ret = adopt ? mm_adopt(tr, t, src) : mm_prepare(t) || mm_restore_vmas(tr, t);
+		if (!ret)
+			ret = mm_fill_pages(t, r, f, &more);
+		mm_free_pagemap(t);
+		if (ret)
 			return -1;
 	}
-	if (mm_restore_pages(tr, r, f, more))
+	if (mm_end_of_stream(r, f, more) || pstree_finish(tr))
 		return -1;
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task(tr, &tr->tasks[i]))

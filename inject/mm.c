@@ -24,6 +24,17 @@
 #define TASK_SIZE_MAX 0x7ffffffff000UL
 #define GADGET_SIZE ((1 + GADGET_SCRATCH_PAGES) * PAGE_SIZE)
 
+/* Where page data goes: the runs of pagemap-PID, in order. */
+struct page_cursor {
+	char image[32];
+	Stasis__PagemapEntry **runs; /* runs with data in the page image */
+	size_t nr, idx;
+	Stasis__PagemapEntry **inherited; /* in_parent runs */
+	size_t nr_inherited;
+	uint64_t in_run; /* bytes of runs[idx] already filled */
+	uint64_t image_off;
+};
+
 static bool special_kind(Stasis__VmaKind k)
 {
 	return k == STASIS__VMA_KIND__VDSO || k == STASIS__VMA_KIND__VVAR ||
@@ -93,6 +104,11 @@ int mm_prepare(struct itask *t)
 {
 	long r;
 
+	if (t->pages && t->pages->nr_inherited) {
+		pr_err("task %d: the checkpoint shares pages with a parent it is not forked from",
+		       t->pid);
+		return -1;
+	}
 	if (unregister_rseq(t))
 		return -1;
 	r = ISYS(t, SYS_munmap, 0, t->gadget);
@@ -259,14 +275,6 @@ int mm_restore_vmas(struct itree *tr, struct itask *t)
 	return 0;
 }
 
-/* Where page data goes: the runs of pagemap-PID, in order. */
-struct page_cursor {
-	char image[32];
-	Stasis__PagemapEntry **runs;
-	size_t nr, idx;
-	uint64_t in_run; /* bytes of runs[idx] already filled */
-	uint64_t image_off;
-};
 
 static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name, size_t size)
 {
@@ -284,12 +292,16 @@ static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name,
 	snprintf(pages_name, size, "pages-%u", head->pages_id);
 	protobuf_c_message_free_unpacked(&head->base, NULL);
 	c->runs = xmalloc(n * sizeof(*c->runs));
+	c->inherited = xmalloc(n * sizeof(*c->inherited));
 	for (unsigned i = 1; i < n; i++) {
 		Stasis__PagemapEntry *pe = records_get(name, i, &stasis__pagemap_entry__descriptor);
 
 		if (!pe)
 			return -1;
-		c->runs[c->nr++] = pe;
+		if (pe->in_parent)
+			c->inherited[c->nr_inherited++] = pe;
+		else
+			c->runs[c->nr++] = pe;
 	}
 	return 0;
 }
@@ -336,57 +348,173 @@ static void cursor_free(struct page_cursor *c)
 		return;
 	for (size_t i = 0; i < c->nr; i++)
 		protobuf_c_message_free_unpacked(&c->runs[i]->base, NULL);
+	for (size_t i = 0; i < c->nr_inherited; i++)
+		protobuf_c_message_free_unpacked(&c->inherited[i]->base, NULL);
 	free(c->runs);
+	free(c->inherited);
 	free(c);
 }
 
-int mm_restore_pages(struct itree *tr, struct img_reader *r, struct img_frame *f, int more)
+int mm_load_pagemap(struct itask *t)
 {
-	struct itask *cur = NULL;
-	int ret = -1;
+	t->pages = xzalloc(sizeof(*t->pages));
+	return cursor_load(t, t->pages, t->pages->image, sizeof(t->pages->image));
+}
 
-	for (size_t i = 0; i < tr->nr; i++) {
-		struct itask *t = &tr->tasks[i];
+void mm_free_pagemap(struct itask *t)
+{
+	cursor_free(t->pages);
+	t->pages = NULL;
+}
 
-		if (!task_alive(t))
-			continue;
-		t->pages = xzalloc(sizeof(*t->pages));
-		if (cursor_load(t, t->pages, t->pages->image, sizeof(t->pages->image)))
-			goto out;
-	}
-	for (; more > 0; more = imgr_next(r, f)) {
+int mm_fill_pages(struct itask *t, struct img_reader *r, struct img_frame *f, int *more)
+{
+	struct page_cursor *c = t->pages;
+
+	for (; *more > 0; *more = imgr_next(r, f)) {
 		if (f->hdr.kind != FRAME_PAGES)
 			continue; /* records after the pages (statistics) */
-		if (!cur || strcmp(f->image, cur->pages->image)) {
-			cur = NULL;
-			for (size_t i = 0; i < tr->nr && !cur; i++)
-				if (tr->tasks[i].pages && !strcmp(f->image, tr->tasks[i].pages->image))
-					cur = &tr->tasks[i];
-			if (!cur) {
-				pr_err("page image %s belongs to no task", f->image);
+		if (strcmp(f->image, c->image))
+			break;
+		if (cursor_fill(t, c, f))
+			return -1;
+	}
+	if (*more < 0)
+		return -1;
+	if (c->idx != c->nr || c->in_run) {
+		pr_err("%s: the pages of task %d at %#llx are missing (truncated or reordered "
+		       "checkpoint)",
+		       c->image, t->pid, (unsigned long long)c->runs[c->idx]->vaddr);
+		return -1;
+	}
+	return 0;
+}
+
+int mm_end_of_stream(struct img_reader *r, struct img_frame *f, int more)
+{
+	for (; more > 0; more = imgr_next(r, f))
+		if (f->hdr.kind == FRAME_PAGES) {
+			pr_err("page image %s belongs to no task, or comes out of order", f->image);
+			return -1;
+		}
+	return more;
+}
+
+/* Whether a mapping of t is inherited as it is from the task it was forked from. */
+static bool vma_kept(struct itask *t, struct itask *src, Stasis__Vma *v)
+{
+	if (!src)
+		return false;
+	if (special_kind(v->kind)) {
+		/* the vDSO block stays where the source has it */
+		for (size_t i = 0; i < src->mm->n_vmas; i++)
+			if (src->mm->vmas[i]->kind == v->kind && src->mm->vmas[i]->start == v->start &&
+			    src->mm->vmas[i]->end == v->end)
+				return v->kind != STASIS__VMA_KIND__VSYSCALL;
+		return false;
+	}
+	for (size_t i = 0; i < src->mm->n_vmas; i++)
+		if (img_vma_inherited(v, src->mm->vmas[i]))
+			return true;
+	(void)t;
+	return false;
+}
+
+/* Drops, in a kept mapping, every page that is not one the parent shares. */
+static int zap_not_inherited(struct itask *t, Stasis__Vma *v)
+{
+	struct page_cursor *c = t->pages;
+	unsigned long from = v->start;
+
+	for (size_t i = 0; i <= c->nr_inherited; i++) {
+		unsigned long to = v->end, next = v->end;
+		long r;
+
+		if (i < c->nr_inherited) {
+			Stasis__PagemapEntry *pe = c->inherited[i];
+
+			if (pe->vaddr >= v->end || pe->vaddr + pe->nr_pages * PAGE_SIZE <= v->start)
+				continue;
+			to = pe->vaddr > from ? pe->vaddr : from;
+			next = pe->vaddr + pe->nr_pages * PAGE_SIZE;
+		}
+		if (to > from) {
+			r = ISYS(t, SYS_madvise, from, to - from, MADV_DONTNEED);
+			if (r) {
+				pr_err("task %d: cannot drop pages at %#lx: %s", t->pid, from,
+				       strerror(-r));
+				return -1;
+			}
+		}
+		if (next > from)
+			from = next;
+	}
+	return 0;
+}
+
+/*
+ * t was forked from src after src's memory was restored: keep the mappings
+ * it inherited as they are (their shared pages stay shared), empty them of
+ * anything that is not shared, and replace the rest of the address space.
+ */
+int mm_adopt(struct itree *tr, struct itask *t, struct itask *src)
+{
+	struct range {
+		unsigned long start, end;
+	} *keep = xmalloc((t->mm->n_vmas + 1) * sizeof(*keep));
+	size_t nr = 0;
+	unsigned long from = 0;
+	bool vdso_kept = false;
+	int ret = -1;
+	long r;
+
+	if (unregister_rseq(t))
+		goto out;
+	keep[nr++] = (struct range){ t->gadget, t->gadget + GADGET_SIZE };
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		Stasis__Vma *v = t->mm->vmas[i];
+
+		if (!vma_kept(t, src, v))
+			continue;
+		keep[nr++] = (struct range){ v->start, v->end };
+		vdso_kept |= v->kind == STASIS__VMA_KIND__VDSO;
+	}
+	/* vmas are sorted; the gadget goes in its place */
+	for (size_t i = 1; i < nr; i++)
+		for (size_t j = i; j > 0 && keep[j].start < keep[j - 1].start; j--) {
+			struct range x = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = x;
+		}
+	for (size_t i = 0; i <= nr; i++) {
+		unsigned long to = i < nr ? keep[i].start : TASK_SIZE_MAX;
+
+		if (to > from) {
+			r = ISYS(t, SYS_munmap, from, to - from);
+			if (r) {
+				pr_err("task %d: cannot clear %#lx-%#lx: %s", t->pid, from, to,
+				       strerror(-r));
 				goto out;
 			}
 		}
-		if (cursor_fill(cur, cur->pages, f))
-			goto out;
+		if (i < nr)
+			from = keep[i].end;
 	}
-	if (more < 0)
+	if (!vdso_kept && restore_vdso(t))
 		goto out;
-	for (size_t i = 0; i < tr->nr; i++) {
-		struct page_cursor *c = tr->tasks[i].pages;
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		Stasis__Vma *v = t->mm->vmas[i];
 
-		if (c && c->idx != c->nr) {
-			pr_err("truncated checkpoint: %s ends before the pages of task %d at %#llx",
-			       c->image, tr->tasks[i].pid, (unsigned long long)c->runs[c->idx]->vaddr);
+		if (special_kind(v->kind))
+			continue;
+		if (vma_kept(t, src, v) ? zap_not_inherited(t, v) :
+		    map_one(tr, t, v, (v->flags & MAP_SHARED) && vma_has_pages(t, v)))
 			goto out;
-		}
 	}
 	ret = 0;
 out:
-	for (size_t i = 0; i < tr->nr; i++) {
-		cursor_free(tr->tasks[i].pages);
-		tr->tasks[i].pages = NULL;
-	}
+	free(keep);
 	return ret;
 }
 

@@ -15,6 +15,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/sched.h>
 
@@ -301,42 +302,70 @@ join:
  * its session with CLONE_PARENT (a task whose session was inherited from
  * an ancestor that is gone, like an orphan adopted by a subreaper).
  */
-static int create_task(struct itree *tr, struct itask *t)
+static struct itask *create_task(struct itree *tr, struct itask *t)
 {
-	struct itask *x;
+	struct itask *x = t->parent;
 
-	if (t->pe->sid == (uint32_t)t->pid || t->pe->sid == t->parent->pe->sid)
-		return clone_from(t->parent, t, t->pid, 0);
-	x = session_member(tr, t->pe->sid, t->parent);
-	if (!x) {
-		pr_err("task %d: its session %u cannot be recreated under parent %d: not "
-		       "supported yet",
-		       t->pid, t->pe->sid, t->parent->pid);
-		return -1;
-	}
-	return clone_from(x, t, t->pid, CLONE_PARENT);
-}
-
-int pstree_create(struct itree *tr)
-{
-	struct itask *root = &tr->tasks[0];
-
-	if (create_root(root) || parasite_place(tr, root))
-		return -1;
-	for (size_t i = 0; i < tr->nr; i++) {
-		struct itask *t = &tr->tasks[i];
-		long r;
-
-		if (i && create_task(tr, t))
-			return -1;
-		if (t->pe->sid == (uint32_t)t->pid) {
-			r = ISYS(t, SYS_setsid);
-			if (r < 0) {
-				pr_err("task %d: cannot start its session: %s", t->pid, strerror(-r));
-				return -1;
-			}
+	if (!img_forks_from_parent(t->pe, t->parent->pe) &&
+	    t->pe->sid != t->parent->pe->sid) {
+		x = session_member(tr, t->pe->sid, t->parent);
+		if (!x) {
+			pr_err("task %d: its session %u cannot be recreated under parent %d: not "
+			       "supported yet",
+			       t->pid, t->pe->sid, t->parent->pid);
+			return NULL;
 		}
 	}
+	if (clone_from(x, t, t->pid, x == t->parent ? 0 : CLONE_PARENT))
+		return NULL;
+	return x;
+}
+struct itask *pstree_create_task(struct itree *tr, struct itask *t)
+{
+	struct itask *src = NULL;
+	uint64_t all = ~0ull;
+	long r;
+
+	if (t == &tr->tasks[0]) {
+		if (create_root(t) || parasite_place(tr, t))
+			return NULL;
+		/* every catchable signal stays blocked until the end; children
+		 * inherit the mask */
+		if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &all)) {
+			pr_perror("cannot block signals of task %d", t->pid);
+			return NULL;
+		}
+		src = t;
+	} else if (!(src = create_task(tr, t))) {
+		return NULL;
+	}
+	if (t->pe->sid == (uint32_t)t->pid) {
+		r = ISYS(t, SYS_setsid);
+		if (r < 0) {
+			pr_err("task %d: cannot start its session: %s", t->pid, strerror(-r));
+			return NULL;
+		}
+	}
+	return src;
+}
+
+/* SIGCHLDs the stubs got from zombies and helpers are not the tasks' own. */
+static int flush_sigchld(struct itask *t)
+{
+	uint64_t set = 1ull << (SIGCHLD - 1);
+	struct timespec zero = { 0, 0 };
+	unsigned long aset = scratch_put(t, 0, &set, sizeof(set));
+	unsigned long ats = scratch_put(t, 64, &zero, sizeof(zero));
+
+	if (!aset || !ats)
+		return -1;
+	while (ISYS(t, SYS_rt_sigtimedwait, aset, 0, ats, 8) == SIGCHLD)
+		;
+	return 0;
+}
+
+int pstree_finish(struct itree *tr)
+{
 	/* leaders first, so that members find their groups */
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < tr->nr; i++) {
@@ -357,11 +386,9 @@ int pstree_create(struct itree *tr)
 			return -1;
 		t->created = false;
 	}
-	/* A remote call with signals open takes (and drops) the SIGCHLDs the
-	 * stubs got from zombies and helpers: they are not the task's. */
 	for (size_t i = 0; i < tr->nr; i++)
-		if (tr->tasks[i].created)
-			ISYS(&tr->tasks[i], SYS_getpid);
+		if (tr->tasks[i].created && flush_sigchld(&tr->tasks[i]))
+			return -1;
 	return 0;
 }
 

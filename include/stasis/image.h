@@ -83,6 +83,15 @@ const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned id
 bool img_is_pages(const char *image);
 bool img_name_valid(const char *name);
 
+/*
+ * Memory shared copy-on-write between a parent and child. The restorer
+ * forks a child from its restored parent when this says so, and a child
+ * mapping for which img_vma_inherited holds with a parent's mapping keeps
+ * what it inherits; collect only marks pages in_parent under both.
+ */
+bool img_forks_from_parent(const Stasis__PstreeEntry *task, const Stasis__PstreeEntry *parent);
+bool img_vma_inherited(const Stasis__Vma *child, const Stasis__Vma *parent);
+
 /* Directory form: NAME.img per image. */
 #define STASIS_IMG_MAGIC "STASIMG1"
 struct img_dir_writer;
