@@ -154,13 +154,17 @@ wait_ready() { # LOG PID [SECONDS]
 wait_child() { # PID SECONDS
 	local pid=$1 limit=$(( $2 * 20 )) i=0
 	STATUS=
-	while alive "$pid"; do
-		i=$((i + 1))
-		[ $i -ge $limit ] && return 1
-		sleep 0.05
-	done
-	STATUS=0
-	wait "$pid" || STATUS=$?
+	# stderr off meanwhile: bash would report a child killed by a signal
+	# ("... Killed ...") as soon as it notices, which is expected here.
+	{
+		while alive "$pid"; do
+			i=$((i + 1))
+			[ $i -ge $limit ] && return 1
+			sleep 0.05
+		done
+		STATUS=0
+		wait "$pid" || STATUS=$?
+	} 2>/dev/null
 	return 0
 }
 
@@ -268,15 +272,18 @@ cleanup_owned() {
 			done
 		done
 	done
-	for p in "${all[@]}"; do
-		kill -CONT "$p" 2>/dev/null || true
-		kill -KILL "$p" 2>/dev/null || true
-	done
-	for p in "${all[@]}" "${!OWNED[@]}"; do
-		# Our own children: reap them (wait fails at once for the others).
-		wait "$p" 2>/dev/null || true
-		wait_gone "$p" 5 || true
-	done
+	{
+		for p in "${all[@]}"; do
+			kill -CONT "$p" || true
+			kill -KILL "$p" || true
+		done
+		for p in "${all[@]}" "${!OWNED[@]}"; do
+			# Our own children: reap them (wait fails at once for the
+			# others).
+			wait "$p" || true
+			wait_gone "$p" 5 || true
+		done
+	} 2>/dev/null
 	return 0
 }
 
@@ -301,8 +308,12 @@ run_dump() { # [ARGS...]
 	rm -rf "$IMG"
 	mkdir -p "$IMG"
 	local rc=0
-	(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log "$@") \
-		</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	# (stderr off around it: the dumped program killed by the dump is our
+	# child, and bash would report it with a "Killed" line.)
+	{
+		(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log "$@") \
+			</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	} 2>/dev/null
 	[ $rc -eq 0 ] || die_with_logs "stasis dump -t $PID -D $IMG $* exited with status $rc" || return 1
 	[ -n "$(ls -A "$IMG")" ] || die_with_logs "stasis dump succeeded but $IMG is empty" || return 1
 }
@@ -347,10 +358,18 @@ wait_restored() {
 # Restore $IMG with stasis restore as our child (it reaps the restored
 # tree), tell the program to check itself, and require exit status 0 from
 # the restore (= the program's) and PASS in the program's log.
+# NUDGE_SIGNAL=SIG: also send SIG to the restored program 1 s after GO.
 restore_and_check() { # [ARGS...]
 	start_restore "$@"
 	wait_restored || return 1
 	touch "$GOFILE"
+	# A program that waits for a signal to notice GO (sleeper pause) would
+	# hang if its timer was lost: after a second, wake it once, so that it
+	# reports what it found instead.
+	if [ -n "${NUDGE_SIGNAL:-}" ]; then
+		sleep 1
+		if alive "$PID"; then kill -"$NUDGE_SIGNAL" "$PID" 2>/dev/null || true; fi
+	fi
 	wait_child "$RPID" "$STASIS_TEST_WAIT" ||
 		die_with_logs "stasis restore still running ${STASIS_TEST_WAIT}s after GO (restored PID $PID did not finish)" || return 1
 	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS (the restored program's status; expected 0)" || return 1

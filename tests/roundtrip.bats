@@ -47,7 +47,7 @@ load helpers
 @test "sleeper: dumped inside pause() with a 100 ms interval timer" {
 	start_prog sleeper pause
 	dump_and_kill
-	restore_and_check
+	NUDGE_SIGNAL=ALRM restore_and_check
 }
 
 @test "dump -R (--leave-running): the original runs on, untraced, and passes" {
