@@ -15,6 +15,7 @@
 #include <linux/kcmp.h>
 
 #include "collect.h"
+#include "files.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/util.h"
@@ -35,81 +36,165 @@ static bool is_tty(dev_t rdev)
 	return maj == 136 || maj == 4 || maj == 5 || (maj >= 137 && maj <= 143);
 }
 
-static int fdinfo_fields(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
+const char *fdinfo_field(const char *fdinfo, const char *key)
 {
-	char path[64], buf[4096], *p;
+	size_t klen = strlen(key);
 
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
-	if (proc_read_file(path, buf, sizeof(buf)) < 0) {
-		pr_perror("cannot read %s", path);
-		return -1;
+	for (const char *p = fdinfo; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, key, klen) && p[klen] == ':') {
+			p += klen + 1;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			return p;
+		}
+	return NULL;
+}
+
+int fd_src_dup(const struct fd_src *src)
+{
+	int pidfd = syscall(SYS_pidfd_open, src->pid, 0), fd = -1;
+
+	if (pidfd >= 0) {
+		fd = syscall(SYS_pidfd_getfd, pidfd, src->fd, 0);
+		close(pidfd);
 	}
-	p = strstr(buf, "pos:");
-	*pos = p ? strtoull(p + 4, NULL, 10) : 0;
-	p = strstr(buf, "flags:");
-	*flags = p ? strtoul(p + 6, NULL, 8) : 0;
+	if (fd < 0)
+		pr_perror("cannot get a copy of fd %d of task %d", src->fd, src->pid);
+	return fd;
+}
+
+static bool deleted(const char *link)
+{
+	size_t len = strlen(link);
+
+	return len > 10 && !strcmp(link + len - 10, " (deleted)");
+}
+
+static bool regfile_match(const struct fd_src *src)
+{
+	return S_ISREG(src->st.st_mode) && src->link[0] == '/' && !deleted(src->link);
+}
+
+static int regfile_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	fe->type = STASIS__FD_TYPE__REG;
+	fe->has_pos = fe->has_size = true;
+	fe->pos = src->pos;
+	fe->size = src->st.st_size;
 	return 0;
 }
 
+const struct fd_dump_ops regfile_dump_ops = { "regular file", regfile_match, regfile_dump };
+
+static bool dir_match(const struct fd_src *src)
+{
+	return S_ISDIR(src->st.st_mode) && src->link[0] == '/' && !deleted(src->link);
+}
+
+static int dir_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	fe->type = STASIS__FD_TYPE__DIR;
+	fe->has_pos = true;
+	fe->pos = src->pos;
+	return 0;
+}
+
+const struct fd_dump_ops dir_dump_ops = { "directory", dir_match, dir_dump };
+
+static bool chr_match(const struct fd_src *src)
+{
+	return S_ISCHR(src->st.st_mode);
+}
+
+static int chr_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	fe->has_rdev = true;
+	fe->rdev = src->st.st_rdev;
+	fe->type = STASIS__FD_TYPE__CHR;
+	if (is_tty(src->st.st_rdev)) {
+		if (!opts.shell_job) {
+			pr_err("fd %d of task %d is the terminal %s; use --shell-job", src->fd,
+			       src->pid, src->link);
+			return -1;
+		}
+		fe->type = STASIS__FD_TYPE__TTY;
+	}
+	return 0;
+}
+
+const struct fd_dump_ops chr_dump_ops = { "character device", chr_match, chr_dump };
+
+/* Every type stasis can dump; the first match wins. */
+static const struct fd_dump_ops *const fd_types[] = {
+	&regfile_dump_ops,
+	&dir_dump_ops,
+	&chr_dump_ops,
+};
+
 /* The id of the description behind pid's fd, adding it when new. */
-static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, uint32_t *id)
+static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, const char *fdinfo,
+		    uint32_t *id)
 {
 	char path[64], target[4096];
-	struct stat sb;
+	struct fd_src src = { .pid = pid, .fd = fd, .link = target, .fdinfo = fdinfo,
+			      .pos = pos, .flags = flags & ~O_CLOEXEC };
 	Stasis__FileEntry *fe;
 	ssize_t n;
+	size_t i;
 
-	for (size_t i = 0; i < nr_descs; i++)
+	for (i = 0; i < nr_descs; i++)
 		if (syscall(SYS_kcmp, pid, descs[i].pid, KCMP_FILE, fd, descs[i].fd) == 0) {
 			*id = descs[i].fe->id;
 			return 0;
 		}
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
 	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0 || stat(path, &sb)) {
+	if (n < 0 || stat(path, &src.st)) {
 		pr_perror("cannot inspect fd %d of task %d", fd, pid);
 		return -1;
 	}
 	target[n] = 0;
+	for (i = 0; i < ARRAY_SIZE(fd_types); i++)
+		if (fd_types[i]->match(&src))
+			break;
+	if (i == ARRAY_SIZE(fd_types)) {
+		pr_err("fd %d of task %d: %s is not supported yet", fd, pid, target);
+		return -1;
+	}
 	fe = xmalloc(sizeof(*fe));
 	stasis__file_entry__init(fe);
 	fe->id = nr_descs + 1;
 	fe->path = xstrdup(target);
-	fe->flags = flags & ~O_CLOEXEC;
+	fe->flags = src.flags;
 	fe->has_mode = true;
-	fe->mode = sb.st_mode;
-	if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
-		size_t len = strlen(target);
-
-		if (target[0] != '/' || (len > 10 && !strcmp(target + len - 10, " (deleted)"))) {
-			pr_err("fd %d of task %d: %s is deleted or unreachable; not supported yet",
-			       fd, pid, target);
-			return -1;
-		}
-		fe->type = S_ISREG(sb.st_mode) ? STASIS__FD_TYPE__REG : STASIS__FD_TYPE__DIR;
-		fe->has_pos = fe->has_size = true;
-		fe->pos = pos;
-		fe->size = sb.st_size;
-	} else if (S_ISCHR(sb.st_mode)) {
-		fe->has_rdev = true;
-		fe->rdev = sb.st_rdev;
-		fe->type = STASIS__FD_TYPE__CHR;
-		if (is_tty(sb.st_rdev)) {
-			if (!opts.shell_job) {
-				pr_err("fd %d of task %d is the terminal %s; use --shell-job", fd, pid,
-				       target);
-				return -1;
-			}
-			fe->type = STASIS__FD_TYPE__TTY;
-		}
-	} else {
-		pr_err("fd %d of task %d: %s is not supported yet", fd, pid, target);
+	fe->mode = src.st.st_mode;
+	if (fd_types[i]->dump(&src, fe)) {
+		pr_err("fd %d of task %d: cannot dump %s %s", fd, pid, fd_types[i]->name, target);
 		return -1;
 	}
 	descs = xrealloc(descs, (nr_descs + 1) * sizeof(*descs));
 	descs[nr_descs++] = (struct file_desc){ pid, fd, fe };
 	*id = fe->id;
 	return 0;
+}
+
+/* fdinfo can be long (epoll, inotify): up to 64 KiB is read. */
+static char *read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
+{
+	char path[64], *buf = xmalloc(65536);
+	const char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	if (proc_read_file(path, buf, 65536) < 0) {
+		pr_perror("cannot read %s", path);
+		free(buf);
+		return NULL;
+	}
+	p = fdinfo_field(buf, "pos");
+	*pos = p ? strtoull(p, NULL, 10) : 0;
+	p = fdinfo_field(buf, "flags");
+	*flags = p ? strtoul(p, NULL, 8) : 0;
+	return buf;
 }
 
 int files_collect(struct ctask *ct, struct img_writer *w)
@@ -129,12 +214,18 @@ int files_collect(struct ctask *ct, struct img_writer *w)
 		Stasis__FdinfoEntry fi = STASIS__FDINFO_ENTRY__INIT;
 		uint32_t flags;
 		uint64_t pos;
+		char *fdinfo;
+		int ret;
 
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
 		fi.fd = atoi(de->d_name);
-		if (fdinfo_fields(ct->pid, fi.fd, &pos, &flags) ||
-		    describe(ct->pid, fi.fd, flags, pos, &fi.id))
+		fdinfo = read_fdinfo(ct->pid, fi.fd, &pos, &flags);
+		if (!fdinfo)
+			goto err;
+		ret = describe(ct->pid, fi.fd, flags, pos, fdinfo, &fi.id);
+		free(fdinfo);
+		if (ret)
 			goto err;
 		fi.cloexec = !!(flags & O_CLOEXEC);
 		if (imgw_record(w, name, &fi.base))

@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "inject.h"
+#include "files.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
 
@@ -26,7 +26,7 @@ struct staged {
 static struct staged *staged;
 static size_t nr_staged;
 
-static Stasis__FileEntry *file_by_id(uint32_t id)
+Stasis__FileEntry *file_by_id(uint32_t id)
 {
 	unsigned n = records_count("files");
 
@@ -50,47 +50,98 @@ static int caller_tty(void)
 	return open("/dev/tty", O_RDWR | O_NOCTTY);
 }
 
-static int open_description(Stasis__FileEntry *fe)
+static int open_path(Stasis__FileEntry *fe, int extra)
 {
 	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
-	struct stat sb;
-	int fd;
+	int fd = open(fe->path, flags | extra | O_NOCTTY);
 
-	switch (fe->type) {
-	case STASIS__FD_TYPE__TTY:
-		if (!opts.shell_job) {
-			pr_err("the checkpoint holds the terminal %s; restore with --shell-job", fe->path);
-			return -1;
-		}
-		fd = caller_tty();
-		if (fd < 0)
-			pr_err("--shell-job: stasis-inject has no terminal to give the task");
-		return fd;
-	case STASIS__FD_TYPE__DIR:
-		flags |= O_DIRECTORY;
-		break;
-	default:
-		break;
-	}
-	fd = open(fe->path, flags | O_NOCTTY);
-	if (fd < 0) {
+	if (fd < 0)
 		pr_perror("cannot open %s", fe->path);
+	return fd;
+}
+
+static int regfile_open(Stasis__FileEntry *fe)
+{
+	struct stat sb;
+	int fd = open_path(fe, 0);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) == 0 && fe->has_size && (uint64_t)sb.st_size != fe->size) {
+		pr_err("file %s changed size since the dump (was %llu, now %lld bytes)", fe->path,
+		       (unsigned long long)fe->size, (long long)sb.st_size);
+		close(fd);
 		return -1;
 	}
-	if (fe->type == STASIS__FD_TYPE__REG) {
-		if (fstat(fd, &sb) == 0 && fe->has_size && (uint64_t)sb.st_size != fe->size) {
-			pr_err("file %s changed size since the dump (was %llu, now %lld bytes)",
-			       fe->path, (unsigned long long)fe->size, (long long)sb.st_size);
-			close(fd);
-			return -1;
-		}
-		if (lseek(fd, fe->pos, SEEK_SET) != (off_t)fe->pos) {
-			pr_perror("cannot seek %s to %llu", fe->path, (unsigned long long)fe->pos);
-			close(fd);
-			return -1;
-		}
+	if (lseek(fd, fe->pos, SEEK_SET) != (off_t)fe->pos) {
+		pr_perror("cannot seek %s to %llu", fe->path, (unsigned long long)fe->pos);
+		close(fd);
+		return -1;
 	}
 	return fd;
+}
+
+const struct fd_restore_ops regfile_restore_ops = { STASIS__FD_TYPE__REG, regfile_open, NULL };
+
+static int dir_open(Stasis__FileEntry *fe)
+{
+	int fd = open_path(fe, O_DIRECTORY);
+
+	if (fd >= 0 && fe->has_pos && fe->pos && lseek(fd, fe->pos, SEEK_SET) < 0)
+		pr_warn("cannot seek directory %s", fe->path);
+	return fd;
+}
+
+const struct fd_restore_ops dir_restore_ops = { STASIS__FD_TYPE__DIR, dir_open, NULL };
+
+static int chr_open(Stasis__FileEntry *fe)
+{
+	return open_path(fe, 0);
+}
+
+const struct fd_restore_ops chr_restore_ops = { STASIS__FD_TYPE__CHR, chr_open, NULL };
+
+static int tty_open(Stasis__FileEntry *fe)
+{
+	int fd;
+
+	if (!opts.shell_job) {
+		pr_err("the checkpoint holds the terminal %s; restore with --shell-job", fe->path);
+		return -1;
+	}
+	fd = caller_tty();
+	if (fd < 0)
+		pr_err("--shell-job: stasis-inject has no terminal to give the task");
+	return fd;
+}
+
+const struct fd_restore_ops tty_restore_ops = { STASIS__FD_TYPE__TTY, tty_open, NULL };
+
+/* Every type stasis can restore. */
+static const struct fd_restore_ops *const fd_types[] = {
+	&regfile_restore_ops,
+	&dir_restore_ops,
+	&chr_restore_ops,
+	&tty_restore_ops,
+};
+
+static const struct fd_restore_ops *fd_type(Stasis__FdType type)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(fd_types); i++)
+		if (fd_types[i]->type == type)
+			return fd_types[i];
+	return NULL;
+}
+
+static int open_description(Stasis__FileEntry *fe)
+{
+	const struct fd_restore_ops *ops = fd_type(fe->type);
+
+	if (!ops) {
+		pr_err("file %u (%s) has a type this stasis cannot restore", fe->id, fe->path);
+		return -1;
+	}
+	return ops->open(fe);
 }
 
 static int load_fdinfo(struct itask *t, int *max_fd)
@@ -218,5 +269,15 @@ int files_restore(struct itree *tr, struct itask *t)
 			ISYS(t, SYS_close, fd);
 	}
 	closedir(d);
+	for (size_t i = 0; i < t->nr_fdinfo; i++) {
+		Stasis__FileEntry *fe = file_by_id(t->fdinfo[i]->id);
+		const struct fd_restore_ops *ops = fe ? fd_type(fe->type) : NULL;
+		int ret = ops && ops->post ? ops->post(t, t->fdinfo[i], fe) : 0;
+
+		if (fe)
+			protobuf_c_message_free_unpacked(&fe->base, NULL);
+		if (ret)
+			return -1;
+	}
 	return 0;
 }

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Descriptor types. files.c meets every open file description once and
+ * hands it to the first type whose match() accepts it; that type fills the
+ * FileEntry (its own sub-message, see FileEntry in stasis.proto).
+ */
+#ifndef STASIS_COLLECT_FILES_H
+#define STASIS_COLLECT_FILES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "collect.h"
+
+struct fd_src {
+	pid_t pid;
+	int fd;
+	const char *link;   /* readlink of /proc/PID/fd/FD */
+	struct stat st;	    /* stat of /proc/PID/fd/FD (the file itself) */
+	const char *fdinfo; /* text of /proc/PID/fdinfo/FD */
+	uint64_t pos;
+	uint32_t flags;	    /* fdinfo flags, O_CLOEXEC removed */
+};
+
+struct fd_dump_ops {
+	const char *name;
+	bool (*match)(const struct fd_src *src);
+	int (*dump)(const struct fd_src *src, Stasis__FileEntry *fe);
+};
+
+/* A copy of the task's descriptor in stasis-collect (pidfd_getfd); -1 logged. */
+int fd_src_dup(const struct fd_src *src);
+/* The value after "key:" in the fdinfo text, or NULL. */
+const char *fdinfo_field(const char *fdinfo, const char *key);
+
+extern const struct fd_dump_ops regfile_dump_ops, dir_dump_ops, chr_dump_ops;
+
+#endif

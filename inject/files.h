@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Descriptor types on restore. Each open file description is opened once
+ * in stasis-inject by its type's open() and inherited by the tasks at a
+ * staging number; post() runs in each task once all its descriptors are
+ * at their numbers, for state that names other descriptors (epoll).
+ */
+#ifndef STASIS_INJECT_FILES_H
+#define STASIS_INJECT_FILES_H
+
+#include "inject.h"
+
+struct fd_restore_ops {
+	Stasis__FdType type;
+	int (*open)(Stasis__FileEntry *fe);
+	int (*post)(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe);
+};
+
+/* Another description of the checkpoint, by id (freed by the caller). */
+Stasis__FileEntry *file_by_id(uint32_t id);
+
+extern const struct fd_restore_ops regfile_restore_ops, dir_restore_ops, chr_restore_ops,
+	tty_restore_ops;
+
+#endif
