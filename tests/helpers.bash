@@ -26,7 +26,7 @@ IMG=$BATS_TEST_TMPDIR/img
 # started; teardown kills these and their descendants.
 declare -gA OWNED=()
 
-PID= PROG= LOG= RPID=
+PID='' PROG='' LOG='' RPID=''
 
 # ---------------------------------------------------------------- set-up
 
@@ -35,7 +35,7 @@ stasis_test_setup() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root (ptrace, clone3 with set_tid)"
 	command -v stasis >/dev/null || skip "stasis is not in PATH"
 	OWNED=()
-	PID= PROG= LOG= RPID=
+	PID='' PROG='' LOG='' RPID=''
 	rm -f "$GOFILE"
 }
 
@@ -184,8 +184,9 @@ wait_gone() { # PID SECONDS
 # a program started from it holds only what it opens itself (bats, a CI
 # runner or a terminal may leave pipes open, which stasis may not support).
 close_extra_fds() {
-	local fd
-	for fd in $(ls "/proc/$BASHPID/fd"); do
+	local f fd
+	for f in "/proc/$BASHPID/fd/"*; do
+		fd=${f##*/}
 		[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
 	done
 	return 0
@@ -198,10 +199,10 @@ start_prog() { # NAME [ARGS...]
 	local name=$1
 	shift
 	PROG=$(readlink -f "$TESTPROGS/$name" 2>/dev/null)
-	[ -n "$PROG" ] && [ -x "$PROG" ] || {
+	if [ -z "$PROG" ] || [ ! -x "$PROG" ]; then
 		echo "FAILED: test program $TESTPROGS/$name is not built"
 		return 1
-	}
+	fi
 	LOG=$BATS_TEST_TMPDIR/$name.log
 	rm -f "$GOFILE"
 	(
@@ -255,7 +256,7 @@ cleanup_owned() {
 		c=${f#/proc/}
 		c=${c%/stat}
 		read -r -a a <<<"${s##*) }"
-		ppid_of[$c]=${a[1]}
+		ppid_of[c]=${a[1]}
 	done
 	all=("${pids[@]}")
 	local grew=1
