@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <pthread.h>
@@ -1461,7 +1462,13 @@ static int dir_rank(const char *name)
 {
 	if (!strcmp(name, "cipher"))
 		return 0;
-	return img_is_pages(name) ? 2 : 1;
+	if (!strcmp(name, "inventory"))
+		return 1;
+	if (!strcmp(name, "pstree"))
+		return 2;
+	if (!strncmp(name, "stats-", 6))
+		return 5;
+	return img_is_pages(name) ? 4 : 3;
 }
 
 static int dir_cmp(const void *a, const void *b)
@@ -1471,13 +1478,22 @@ static int dir_cmp(const void *a, const void *b)
 
 	if (rx != ry)
 		return rx - ry;
+	if (rx == 4) { /* pages-2 before pages-10 */
+		unsigned long nx = strtoul(x + 6, NULL, 10), ny = strtoul(y + 6, NULL, 10);
+
+		if (nx != ny)
+			return nx < ny ? -1 : 1;
+	}
 	return strcmp(x, y);
 }
 
-static int dir_image(struct seal_open *o, const char *dir, int dirfd, const char *name,
+/* Frames as a stream of the directory would have them, but for seq (0). */
+static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t id, const char *name,
 		     uint8_t *buf)
 {
-	struct img_frame f = { .hdr = { .kind = FRAME_IMAGE }, .image = name, .data = buf };
+	struct img_frame f = { .hdr = { .kind = FRAME_IMAGE, .image = id },
+			       .image = name,
+			       .data = buf };
 	char fname[STASIS_IMAGE_NAME_MAX + 8];
 	struct stat st;
 	int fd, ret = -1;
@@ -1534,10 +1550,23 @@ out:
 	return ret;
 }
 
-int seal_open_dir(const char *dir, const char *key_path, unsigned flags, seal_out_fn out, void *arg)
+int seal_dir_sealed(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/cipher.img", dir);
+	if (!stat(path, &st))
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	pr_perror("cannot look at %s", path);
+	return -1;
+}
+
+int seal_open_put_dir(struct seal_open *o, const char *dir)
 {
 	char **names = NULL, name[STASIS_IMAGE_NAME_MAX];
-	struct seal_open *o = NULL;
 	size_t nr = 0;
 	uint8_t *buf = NULL;
 	struct dirent *de;
@@ -1568,21 +1597,31 @@ int seal_open_dir(const char *dir, const char *key_path, unsigned flags, seal_ou
 		pr_err("%s holds no sealed checkpoint (no cipher.img)", dir);
 		goto out;
 	}
-	o = seal_open_create(key_path, flags, out, arg);
-	if (!o)
-		goto out;
 	buf = xmalloc(STASIS_FRAME_MAX);
 	for (size_t i = 0; i < nr; i++)
-		if (dir_image(o, dir, dirfd, names[i], buf))
+		if (dir_image(o, dir, dirfd, i, names[i], buf))
 			goto out;
-	ret = seal_open_finish(o);
+	ret = 0;
 out:
-	seal_open_free(o);
 	free(buf);
 	for (size_t i = 0; i < nr; i++)
 		free(names[i]);
 	free(names);
 	if (dirfd >= 0)
 		close(dirfd);
+	if (ret)
+		o->failed = true;
+	return ret;
+}
+
+int seal_open_dir(const char *dir, const char *key_path, unsigned flags, seal_out_fn out, void *arg)
+{
+	struct seal_open *o = seal_open_create(key_path, flags, out, arg);
+	int ret;
+
+	if (!o)
+		return -1;
+	ret = seal_open_put_dir(o, dir) || seal_open_finish(o) ? -1 : 0;
+	seal_open_free(o);
 	return ret;
 }

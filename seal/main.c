@@ -28,6 +28,7 @@ static struct {
 	int nr_certs;
 	const char *key;
 	bool require_sealed;
+	const char *dir;
 	int threads;
 } opts = { .threads = -1 };
 
@@ -35,7 +36,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: stasis-seal --encrypt [--tls-cert CERT]... < STREAM > SEALED\n"
-		"       stasis-seal --open [--tls-key KEY] [--require-sealed] < SEALED > STREAM\n"
+		"       stasis-seal --open [--tls-key KEY] [--require-sealed] [-D DIR] > STREAM\n"
 		"Encrypt a checkpoint image stream for the holders of X.509 certificates, or\n"
 		"open a sealed stream with a private key.\n\n"
 		"Options:\n"
@@ -48,6 +49,8 @@ static void usage(FILE *f)
 		"      --tls-key KEY       --open: the private key (PEM or DER) of a recipient\n"
 		"                          (default " SEAL_DEFAULT_KEY ")\n"
 		"      --require-sealed    --open: refuse a stream that is not sealed\n"
+		"  -D, --images-dir DIR    --open: read the checkpoint from DIR (as stored by\n"
+		"                          stasis-serialize unpack) instead of stdin\n"
 		"      --threads N         threads that en- or decrypt page frames besides the\n"
 		"                          one that reads and writes (default: CPUs - 3, 0 to 4)\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
@@ -64,6 +67,7 @@ static int parse_opts(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
+		{ "images-dir", required_argument, NULL, 'D' },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "verbosity", optional_argument, NULL, 'v' },
 		{ "log-file", required_argument, NULL, 'o' },
@@ -74,7 +78,7 @@ static int parse_opts(int argc, char **argv)
 	int c, verbosity = LOG_WARN;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "v::o:hV", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:v::o:hV", lopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_ENCRYPT:
 		case OPT_OPEN:
@@ -94,6 +98,9 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case OPT_REQUIRE_SEALED:
 			opts.require_sealed = true;
+			break;
+		case 'D':
+			opts.dir = optarg;
 			break;
 		case OPT_THREADS:
 			opts.threads = strtol(optarg, &end, 10);
@@ -137,8 +144,8 @@ static int parse_opts(int argc, char **argv)
 		usage(stderr);
 		return -1;
 	}
-	if (opts.mode == OPT_ENCRYPT && (opts.key || opts.require_sealed)) {
-		pr_err("--tls-key and --require-sealed are options of --open");
+	if (opts.mode == OPT_ENCRYPT && (opts.key || opts.require_sealed || opts.dir)) {
+		pr_err("--tls-key, --require-sealed and --images-dir are options of --open");
 		return -1;
 	}
 	if (opts.mode == OPT_OPEN && opts.nr_certs) {
@@ -230,6 +237,35 @@ out:
 	return ret;
 }
 
+/* --open -D DIR: the directory read here, without a stasis-serialize pack
+ * and a pipe in front of us. */
+static int do_open_dir(struct img_writer *w)
+{
+	const char *key = opts.key ? opts.key : SEAL_DEFAULT_KEY;
+	struct seal_open *o;
+	int ret = -1, sealed = seal_dir_sealed(opts.dir);
+
+	if (sealed < 0)
+		return -1;
+	if (!sealed) {
+		if (opts.require_sealed) {
+			pr_err("the checkpoint in %s is not sealed, and --require-sealed was given",
+			       opts.dir);
+			return -1;
+		}
+		pr_info("the checkpoint in %s is not sealed: passing it through", opts.dir);
+		return imgdir_pack(opts.dir, w) || imgw_finish(w) ? -1 : 0;
+	}
+	o = seal_open_create(key, 0, out_frame, w);
+	if (!o)
+		return -1;
+	seal_open_threads(o, opts.threads);
+	if (!seal_open_put_dir(o, opts.dir) && !seal_open_finish(o) && !imgw_finish(w))
+		ret = 0;
+	seal_open_free(o);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct img_reader *r;
@@ -255,7 +291,10 @@ int main(int argc, char **argv)
 	pipe_grow(STDOUT_FILENO);
 	r = imgr_open(STDIN_FILENO, opts.mode == OPT_ENCRYPT ? "input stream" : "sealed stream");
 	w = imgw_open(STDOUT_FILENO);
-	ret = opts.mode == OPT_ENCRYPT ? do_encrypt(r, w) : do_open(r, w);
+	if (opts.mode == OPT_ENCRYPT)
+		ret = do_encrypt(r, w);
+	else
+		ret = opts.dir ? do_open_dir(w) : do_open(r, w);
 	imgw_free(w);
 	imgr_free(r);
 	free(opts.certs);

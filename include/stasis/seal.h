@@ -78,6 +78,12 @@ void seal_open_threads(struct seal_open *o, int threads);
 int seal_open_finish(struct seal_open *o);
 void seal_open_free(struct seal_open *o);
 
+/* Every image of a sealed directory, in the order of stasis-serialize pack
+ * (then call seal_open_finish). */
+int seal_open_put_dir(struct seal_open *o, const char *dir);
+/* 1 when dir holds a sealed checkpoint (cipher.img), 0 when not, -1 on error. */
+int seal_dir_sealed(const char *dir);
+
 /* A whole sealed stream read from fd ('what' names it in messages). */
 int seal_open_fd(int fd, const char *what, const char *key_path, unsigned flags, seal_out_fn out,
 		 void *arg);
