@@ -18,6 +18,7 @@
 
 #include "stasis/image.h"
 #include "stasis/log.h"
+#include "stasis/seal.h"
 #include "stasis/util.h"
 #include "json.h"
 
@@ -355,18 +356,6 @@ static int cmd_pack(const char *dir)
 
 /* ---- show ---- */
 
-/*
- * Sealed checkpoints start with a cipher image holding the wrapped keys.
- * This is where show will hand the input to stasis-seal's code with the
- * --tls-key private key and decode the plaintext frames.
- */
-static int show_sealed(const char *where, const char *tls_key)
-{
-	(void)tls_key;
-	pr_err("%s: sealed checkpoints need stasis-seal (not built yet)", where);
-	return -1;
-}
-
 static int show_record(struct json *j, const char *where, const char *image, unsigned idx,
 		       const void *data, size_t len)
 {
@@ -533,6 +522,9 @@ static int image_cmp(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
+static int show_dir_sealed(struct json *j, const char *dir, const char *only,
+			   const char *tls_key);
+
 static int show_dir(struct json *j, const char *dir, const char *tls_key)
 {
 	char **names = NULL, name[STASIS_IMAGE_NAME_MAX], path[PATH_MAX];
@@ -565,7 +557,7 @@ static int show_dir(struct json *j, const char *dir, const char *tls_key)
 	}
 	qsort(names, nr, sizeof(*names), image_cmp);
 	if (!strcmp(names[0], "cipher")) {
-		show_sealed(dir, tls_key);
+		ret = show_dir_sealed(j, dir, NULL, tls_key);
 		goto out;
 	}
 	json_arr_begin(j, false);
@@ -647,6 +639,86 @@ static void stream_open_image(struct show_stream *s, const struct img_frame *f)
 	}
 }
 
+/*
+ * Sealed checkpoints (a cipher image first): stasis-seal's core opens them
+ * with the --tls-key private key (default /etc/pki/stasis/private/key.pem),
+ * checks everything, and hands over the plaintext frames, shown as those
+ * of a plain stream.
+ */
+struct sealed_show {
+	struct show_stream *s;
+	const char *only; /* one image file of a sealed directory */
+};
+
+static int sealed_frame(void *arg, const struct img_frame *f)
+{
+	struct sealed_show *ss = arg;
+	struct show_stream *s = ss->s;
+
+	if (ss->only && strcmp(f->image, ss->only))
+		return 0;
+	if (f->hdr.image >= s->nr_images) {
+		s->nr_records = xrealloc(s->nr_records, (f->hdr.image + 1) * sizeof(*s->nr_records));
+		memset(s->nr_records + s->nr_images, 0,
+		       (f->hdr.image + 1 - s->nr_images) * sizeof(*s->nr_records));
+		s->nr_images = f->hdr.image + 1;
+	}
+	stream_open_image(s, f);
+	if (f->hdr.kind == FRAME_RECORD)
+		return show_record(s->j, s->what, f->image, s->nr_records[f->hdr.image]++, f->data,
+				   f->hdr.len);
+	if (f->hdr.kind == FRAME_PAGES)
+		s->bytes += f->hdr.len;
+	return 0;
+}
+
+static const char *seal_key(const char *tls_key)
+{
+	return tls_key ? tls_key : SEAL_DEFAULT_KEY;
+}
+
+/* The rest of a sealed stream, from its cipher image declaration in *f. */
+static int show_stream_sealed(struct show_stream *s, struct img_reader *r, struct img_frame *f,
+			      const char *tls_key)
+{
+	struct sealed_show ss = { .s = s };
+	struct seal_open *o = seal_open_create(seal_key(tls_key), 0, sealed_frame, &ss);
+	int n = 1, ret = -1;
+
+	if (!o)
+		return -1;
+	for (; n > 0; n = imgr_next(r, f))
+		if (seal_open_put(o, f))
+			goto out;
+	if (n < 0 || seal_open_finish(o))
+		goto out;
+	stream_begin(s);
+	stream_close_image(s);
+	json_arr_end(s->j);
+	ret = 0;
+out:
+	seal_open_free(o);
+	return ret;
+}
+
+/* A sealed directory, or only the image 'only' of it (as one object). */
+static int show_dir_sealed(struct json *j, const char *dir, const char *only,
+			   const char *tls_key)
+{
+	struct show_stream s = { .j = j, .what = dir, .cur = -1, .opened = only != NULL };
+	struct sealed_show ss = { .s = &s, .only = only };
+	int ret = seal_open_dir(dir, seal_key(tls_key), 0, sealed_frame, &ss);
+
+	if (!ret) {
+		stream_begin(&s);
+		stream_close_image(&s);
+		if (!only)
+			json_arr_end(j);
+	}
+	free(s.nr_records);
+	return ret;
+}
+
 static int show_stream(struct json *j, int fd, const char *what, const char *tls_key)
 {
 	struct show_stream s = { .j = j, .what = what, .cur = -1 };
@@ -660,7 +732,7 @@ static int show_stream(struct json *j, int fd, const char *what, const char *tls
 			break;
 		case FRAME_IMAGE:
 			if (!strcmp(f.image, "cipher")) {
-				show_sealed(what, tls_key);
+				ret = show_stream_sealed(&s, r, &f, tls_key);
 				goto out;
 			}
 			s.nr_records = xrealloc(s.nr_records,
@@ -741,9 +813,19 @@ static int show_input(struct json *j, const char *input, const char *tls_key)
 			pr_err("%s is a single record image: give it as -i NAME.img", what);
 			goto out;
 		}
-		if (!strcmp(name, "cipher")) {
-			show_sealed(what, tls_key);
-			goto out;
+		/* an encrypted image of a sealed directory: open the directory */
+		if (strcmp(name, "cipher") && strncmp(name, "pagetags-", 9)) {
+			char dir[PATH_MAX];
+			const char *slash = strrchr(input, '/');
+
+			snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - input) : 1,
+				 slash ? input : ".");
+			if (!dir[0])
+				strcpy(dir, "/");
+			if (seal_dir_sealed(dir) == 1) {
+				ret = show_dir_sealed(j, dir, name, tls_key);
+				goto out;
+			}
 		}
 		ret = show_record_file(j, fd, what, name);
 		goto out;
