@@ -12,6 +12,8 @@
 #             restore: stasis-serialize pack | stasis-inject
 #   sealed    the same with stasis-seal --encrypt / --open in the pipe
 #             (an ECDSA P-256 certificate and key made with certtool)
+#   sealed-D  dumped as sealed; restored with stasis-seal --open -D DIR |
+#             stasis-inject (stasis-seal reads the directory: no pack)
 #   gpg       the unsealed dump, then its directory through
 #             tar | gpg --symmetric --batch --passphrase x; the plaintext
 #             directory removed. Restore: gpg -d | tar -x, then as unsealed
@@ -32,7 +34,8 @@
 #   BENCH_REPS        runs of each variant (default 3)
 #   BENCH_KEEP=1      keep images and logs
 #   BENCH_SEAL_OPTS   extra options for both stasis-seal runs (e.g. --threads 0)
-#   BENCH_VARIANTS    the variants to run (default "unsealed sealed gpg openssl age")
+#   BENCH_VARIANTS    the variants to run (default "unsealed sealed sealed-D gpg
+#                     openssl age")
 #
 # Missing tools (gnupg, openssl, age, gnutls-bin) are installed with apt-get.
 
@@ -45,7 +48,7 @@ export PATH="$build/root/bin:$PATH"
 bigmem=$build/tests/bigmem
 mb=${1:-1024}
 reps=${BENCH_REPS:-3}
-read -r -a variants <<<"${BENCH_VARIANTS:-unsealed sealed gpg openssl age}"
+read -r -a variants <<<"${BENCH_VARIANTS:-unsealed sealed sealed-D gpg openssl age}"
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -166,7 +169,7 @@ dump_one() { # VARIANT REP
 	case $v in
 	unsealed)
 		stasis-freeze -t "$pid" stasis-collect -R | stasis-serialize unpack -D "$dir" ;;
-	sealed)
+	sealed | sealed-D)
 		stasis-freeze -t "$pid" stasis-collect -R |
 			stasis-seal --encrypt "${seal_opts[@]}" --tls-cert "$pki/cert.pem" |
 			stasis-serialize unpack -D "$dir" ;;
@@ -196,7 +199,10 @@ restore_one() { # VARIANT REP
 		rm -rf "$src"
 		decrypt "$v" "$dir.enc" "$src" || { echo "bench: $v: decryption failed" >&2; return 1; }
 	fi
-	if [ "$v" = sealed ]; then
+	if [ "$v" = sealed-D ]; then
+		(stasis-seal --open "${seal_opts[@]}" --tls-key "$pki/key.pem" -D "$src" |
+			stasis-inject --pidfile "$pidfile") </dev/null >"$run/restore.log" 2>&1 &
+	elif [ "$v" = sealed ]; then
 		(stasis-serialize pack -D "$src" |
 			stasis-seal --open "${seal_opts[@]}" --tls-key "$pki/key.pem" |
 			stasis-inject --pidfile "$pidfile") </dev/null >"$run/restore.log" 2>&1 &
