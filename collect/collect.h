@@ -3,6 +3,7 @@
 #define STASIS_COLLECT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "stasis/image.h"
@@ -14,9 +15,15 @@ struct collect_opts {
 	bool leave_running;
 	bool leave_stopped;
 	int ack_fd;
+	uint64_t ghost_limit; /* deleted files up to this size travel in the checkpoint */
+	bool link_remap;
+	bool file_locks;
 };
 
 extern struct collect_opts opts;
+
+/* The tree being dumped (all of it, zombies included). */
+const struct tree *collect_tree(void);
 
 /* A run of pages to copy: filled by mm_collect, written by mm_write_pages. */
 struct page_run {
@@ -57,5 +64,13 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w);
 int fs_collect(struct ctask *ct, struct img_writer *w);
 int files_collect(struct ctask *ct, struct img_writer *w);
 int files_write(struct img_writer *w);
+/* pipes.c, ghost.c, locks.c: pipe data and deleted files are written
+ * after the files image; ghost_abort removes link remaps of a failed dump. */
+int pipes_write(struct img_writer *w);
+struct proc_vma;
+int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, Stasis__Vma *pv);
+int ghost_write(struct img_writer *w);
+void ghost_abort(void);
+int locks_collect(struct ctask *ct, struct img_writer *w);
 
 #endif

@@ -128,6 +128,8 @@ const struct fd_dump_ops chr_dump_ops = { "character device", chr_match, chr_dum
 static const struct fd_dump_ops *const fd_types[] = {
 	&regfile_dump_ops,
 	&dir_dump_ops,
+	&ptmx_dump_ops,
+	&pts_dump_ops,
 	&chr_dump_ops,
 };
 

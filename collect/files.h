@@ -34,6 +34,7 @@ int fd_src_dup(const struct fd_src *src);
 /* The value after "key:" in the fdinfo text, or NULL. */
 const char *fdinfo_field(const char *fdinfo, const char *key);
 
-extern const struct fd_dump_ops regfile_dump_ops, dir_dump_ops, chr_dump_ops;
+extern const struct fd_dump_ops regfile_dump_ops, dir_dump_ops, chr_dump_ops, ptmx_dump_ops,
+	pts_dump_ops;
 
 #endif

@@ -42,6 +42,11 @@ static void usage(FILE *f)
 static struct tree tree;
 static struct ctask *ctasks;
 
+const struct tree *collect_tree(void)
+{
+	return &tree;
+}
+
 /* Put every task back as it was (parasites out, registers, masks). */
 static void resume_all(void)
 {

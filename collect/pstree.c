@@ -36,6 +36,8 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 		pe.ppid = i ? st.ppid : 0;
 		pe.pgid = st.pgid;
 		pe.sid = st.sid;
+		pe.has_tty_nr = st.tty_nr != 0;
+		pe.tty_nr = st.tty_nr;
 		pe.n_threads = t->tasks[i].nr_tids;
 		pe.threads = (uint32_t *)t->tasks[i].tids;
 		if (t->tasks[i].zombie) {

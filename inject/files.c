@@ -123,6 +123,8 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&dir_restore_ops,
 	&chr_restore_ops,
 	&tty_restore_ops,
+	&ptmx_restore_ops,
+	&pts_restore_ops,
 };
 
 static const struct fd_restore_ops *fd_type(Stasis__FdType type)

@@ -148,6 +148,7 @@ int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *st)
 	st->ppid = v[3];
 	st->pgid = v[4];
 	st->sid = v[5];
+	st->tty_nr = v[6];
 	st->flags = v[8];
 	st->start_code = v[25];
 	st->end_code = v[26];

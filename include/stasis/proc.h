@@ -35,6 +35,7 @@ int proc_read_vmas(pid_t pid, struct proc_vma **vmas);
 /* The fields of /proc/PID/stat that stasis uses (numbers from proc(5)). */
 struct proc_stat {
 	pid_t pid, ppid, pgid, sid;
+	unsigned int tty_nr;
 	char state;
 	char comm[64];
 	unsigned long flags;

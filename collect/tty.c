@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pseudo-terminals inside the tree: a /dev/ptmx master and its /dev/pts/N
+ * slaves, with the pair's settings. A slave whose master is outside the
+ * tree is the caller's terminal: a shell job (files.c's TTY type).
+ * Data queued in a pty is not carried (a tty cannot be read without
+ * consuming it): it is lost, and the dump says so.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+#define PTS_MAJOR_FIRST 136
+#define PTS_MAJOR_LAST 143
+
+static bool is_ptmx(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 5 && minor(st->st_rdev) == 2;
+}
+
+static bool is_pts(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) >= PTS_MAJOR_FIRST &&
+	       major(st->st_rdev) <= PTS_MAJOR_LAST;
+}
+
+static unsigned pts_index(const struct stat *st)
+{
+	return (major(st->st_rdev) - PTS_MAJOR_FIRST) * 256 + minor(st->st_rdev);
+}
+
+/* Indexes of the masters some task of the tree holds. */
+static unsigned *masters;
+static int nr_masters = -1;
+
+static void find_masters(void)
+{
+	const struct tree *t = collect_tree();
+
+	nr_masters = 0;
+	for (int i = 0; i < t->nr; i++) {
+		char dir[64], path[96];
+
+		if (t->tasks[i].zombie)
+			continue;
+		for (int fd = 0; fd < 4096; fd++) {
+			struct fd_src src = { .pid = t->tasks[i].pid, .fd = fd };
+			unsigned idx;
+			int copy;
+
+			snprintf(dir, sizeof(dir), "/proc/%d/fd", src.pid);
+			snprintf(path, sizeof(path), "%s/%d", dir, fd);
+			if (stat(path, &src.st))
+				continue;
+			if (!is_ptmx(&src.st))
+				continue;
+			copy = fd_src_dup(&src);
+			if (copy < 0)
+				continue;
+			if (!ioctl(copy, TIOCGPTN, &idx)) {
+				masters = xrealloc(masters, (nr_masters + 1) * sizeof(*masters));
+				masters[nr_masters++] = idx;
+			}
+			close(copy);
+		}
+	}
+}
+
+static bool master_in_tree(unsigned idx)
+{
+	if (nr_masters < 0)
+		find_masters();
+	for (int i = 0; i < nr_masters; i++)
+		if (masters[i] == idx)
+			return true;
+	return false;
+}
+
+/* Settings of the pair, read through any end. */
+static int dump_pair(int fd, Stasis__TtyEntry *te)
+{
+	struct termios tio;
+	struct winsize ws;
+	pid_t pgrp;
+	int lock = 0;
+
+	if (tcgetattr(fd, &tio)) {
+		pr_perror("cannot read the terminal settings of pty %u", te->index);
+		return -1;
+	}
+	te->has_termios = true;
+	te->termios.len = sizeof(tio);
+	te->termios.data = xmalloc(sizeof(tio));
+	memcpy(te->termios.data, &tio, sizeof(tio));
+	if (!ioctl(fd, TIOCGWINSZ, &ws)) {
+		te->has_rows = te->has_cols = te->has_xpixel = te->has_ypixel = true;
+		te->rows = ws.ws_row;
+		te->cols = ws.ws_col;
+		te->xpixel = ws.ws_xpixel;
+		te->ypixel = ws.ws_ypixel;
+	}
+	if (!ioctl(fd, TIOCGPTLCK, &lock)) {
+		te->has_locked = true;
+		te->locked = lock;
+	}
+	if (!ioctl(fd, TIOCGPGRP, &pgrp) && pgrp > 0) {
+		te->has_fg_pgrp = true;
+		te->fg_pgrp = pgrp;
+	}
+	return 0;
+}
+
+static bool ptmx_match(const struct fd_src *src)
+{
+	return is_ptmx(&src->st);
+}
+
+static int ptmx_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	int copy = fd_src_dup(src), ret = -1, queued = 0;
+	Stasis__TtyEntry *te = xmalloc(sizeof(*te));
+
+	if (copy < 0)
+		return -1;
+	stasis__tty_entry__init(te);
+	if (ioctl(copy, TIOCGPTN, &te->index)) {
+		pr_perror("cannot read the index of pty master fd %d of task %d", src->fd, src->pid);
+		goto out;
+	}
+	if (dump_pair(copy, te))
+		goto out;
+	if (!ioctl(copy, FIONREAD, &queued) && queued)
+		pr_warn("pty %u: %d bytes its master has not read are not carried", te->index,
+			queued);
+	fe->type = STASIS__FD_TYPE__PTMX;
+	fe->tty = te;
+	ret = 0;
+out:
+	close(copy);
+	return ret;
+}
+
+const struct fd_dump_ops ptmx_dump_ops = { "pty master", ptmx_match, ptmx_dump };
+
+static bool pts_match(const struct fd_src *src)
+{
+	return is_pts(&src->st) && master_in_tree(pts_index(&src->st));
+}
+
+static int pts_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	int copy = fd_src_dup(src), ret = -1, queued = 0;
+	Stasis__TtyEntry *te = xmalloc(sizeof(*te));
+
+	if (copy < 0)
+		return -1;
+	stasis__tty_entry__init(te);
+	te->index = pts_index(&src->st);
+	if (dump_pair(copy, te))
+		goto out;
+	if (!ioctl(copy, FIONREAD, &queued) && queued)
+		pr_warn("pty %u: %d bytes of input not yet read are not carried", te->index, queued);
+	fe->type = STASIS__FD_TYPE__PTS;
+	fe->has_rdev = true;
+	fe->rdev = src->st.st_rdev;
+	fe->tty = te;
+	ret = 0;
+out:
+	close(copy);
+	return ret;
+}
+
+const struct fd_dump_ops pts_dump_ops = { "pty slave", pts_match, pts_dump };

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pseudo-terminals inside the tree. A master is reopened with its old
+ * index: /dev/ptmx hands out the lowest free index, so we open until ours
+ * comes up and close the others. A slave needs its master first, wherever
+ * the descriptors come in the checkpoint. The session leader whose
+ * controlling terminal it was gets it back, with its foreground group.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+#define PTMX_TRIES 256
+
+/* Masters opened for a slave before their own entry was staged. */
+struct early_master {
+	unsigned index;
+	int fd;
+};
+
+static struct early_master *early;
+static size_t nr_early;
+static unsigned *opened;
+static size_t nr_opened;
+
+static bool index_opened(unsigned idx)
+{
+	for (size_t i = 0; i < nr_opened; i++)
+		if (opened[i] == idx)
+			return true;
+	return false;
+}
+
+static int apply_settings(int master, Stasis__TtyEntry *te)
+{
+	char path[64];
+	int unlock = 0, slave;
+
+	if ((!te->has_locked || !te->locked) && ioctl(master, TIOCSPTLCK, &unlock)) {
+		pr_perror("cannot unlock pty %u", te->index);
+		return -1;
+	}
+	if (te->has_rows) {
+		struct winsize ws = { te->rows, te->cols, te->xpixel, te->ypixel };
+
+		ioctl(master, TIOCSWINSZ, &ws);
+	}
+	if (!te->has_termios || te->termios.len != sizeof(struct termios))
+		return 0;
+	/* the settings belong to the slave side */
+	snprintf(path, sizeof(path), "/dev/pts/%u", te->index);
+	if (te->has_locked && te->locked)
+		ioctl(master, TIOCSPTLCK, &unlock); /* opened unlocked, locked again below */
+	slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0) {
+		pr_perror("cannot open %s to set it up", path);
+		return -1;
+	}
+	if (tcsetattr(slave, TCSANOW, (struct termios *)te->termios.data))
+		pr_warn("cannot restore the settings of %s", path);
+	close(slave);
+	if (te->has_locked && te->locked) {
+		int lock = 1;
+
+		ioctl(master, TIOCSPTLCK, &lock);
+	}
+	return 0;
+}
+
+static int open_master(Stasis__FileEntry *fe, Stasis__TtyEntry *te)
+{
+	int fds[PTMX_TRIES], n = 0, fd = -1;
+	int flags = (fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC)) | O_NOCTTY;
+
+	while (n < PTMX_TRIES) {
+		unsigned idx;
+		int m = open("/dev/ptmx", flags);
+
+		if (m < 0) {
+			pr_perror("cannot open /dev/ptmx");
+			break;
+		}
+		if (ioctl(m, TIOCGPTN, &idx) || idx > te->index) {
+			close(m);
+			break;
+		}
+		if (idx == te->index) {
+			fd = m;
+			break;
+		}
+		fds[n++] = m;
+	}
+	while (n)
+		close(fds[--n]);
+	if (fd < 0) {
+		pr_err("cannot recreate pty %u: its index is taken", te->index);
+		return -1;
+	}
+	if (apply_settings(fd, te)) {
+		close(fd);
+		return -1;
+	}
+	opened = xrealloc(opened, (nr_opened + 1) * sizeof(*opened));
+	opened[nr_opened++] = te->index;
+	return fd;
+}
+
+static int ptmx_open(Stasis__FileEntry *fe)
+{
+	if (!fe->tty) {
+		pr_err("pty master %u has no terminal state in the checkpoint", fe->id);
+		return -1;
+	}
+	for (size_t i = 0; i < nr_early; i++)
+		if (early[i].index == fe->tty->index) {
+			int fd = early[i].fd;
+
+			early[i] = early[--nr_early];
+			return fd;
+		}
+	return open_master(fe, fe->tty);
+}
+
+const struct fd_restore_ops ptmx_restore_ops = { STASIS__FD_TYPE__PTMX, ptmx_open, NULL };
+
+/* The master of a slave that comes first in the checkpoint. */
+static int open_master_early(unsigned index)
+{
+	unsigned n = records_count("files");
+
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
+		int fd;
+
+		if (!fe)
+			return -1;
+		if (fe->type != STASIS__FD_TYPE__PTMX || !fe->tty || fe->tty->index != index) {
+			protobuf_c_message_free_unpacked(&fe->base, NULL);
+			continue;
+		}
+		fd = open_master(fe, fe->tty);
+		protobuf_c_message_free_unpacked(&fe->base, NULL);
+		if (fd < 0)
+			return -1;
+		early = xrealloc(early, (nr_early + 1) * sizeof(*early));
+		early[nr_early++] = (struct early_master){ index, fd };
+		return 0;
+	}
+	pr_err("pty %u: its master is not in the checkpoint", index);
+	return -1;
+}
+
+static int pts_open(Stasis__FileEntry *fe)
+{
+	int flags = (fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC)) | O_NOCTTY;
+	char path[64];
+	int fd;
+
+	if (!fe->tty) {
+		pr_err("pty slave %u has no terminal state in the checkpoint", fe->id);
+		return -1;
+	}
+	if (!index_opened(fe->tty->index) && open_master_early(fe->tty->index))
+		return -1;
+	snprintf(path, sizeof(path), "/dev/pts/%u", fe->tty->index);
+	fd = open(path, flags);
+	if (fd < 0)
+		pr_perror("cannot open %s", path);
+	return fd;
+}
+
+/* The controlling terminal of a session leader, and its foreground group. */
+static int pts_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe)
+{
+	unsigned long at;
+	uint32_t pgrp;
+	long r;
+
+	if (t->pe->sid != (uint32_t)t->pid || !t->pe->has_tty_nr || !fe->has_rdev ||
+	    t->pe->tty_nr != (uint32_t)fe->rdev)
+		return 0;
+	r = ISYS(t, SYS_ioctl, fi->fd, TIOCSCTTY, 0);
+	if (r && r != -EPERM) {
+		pr_err("task %d: cannot take pty %u as its terminal: %s", t->pid, fe->tty->index,
+		       strerror(-r));
+		return -1;
+	}
+	if (!fe->tty->has_fg_pgrp || !fe->tty->fg_pgrp)
+		return 0;
+	pgrp = fe->tty->fg_pgrp;
+	at = scratch_put(t, 0, &pgrp, sizeof(pgrp));
+	if (!at)
+		return -1;
+	r = ISYS(t, SYS_ioctl, fi->fd, TIOCSPGRP, at);
+	if (r)
+		pr_warn("task %d: cannot give pty %u to group %u: %s", t->pid, fe->tty->index, pgrp,
+			strerror(-r));
+	return 0;
+}
+
+const struct fd_restore_ops pts_restore_ops = { STASIS__FD_TYPE__PTS, pts_open, pts_post };
