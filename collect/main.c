@@ -18,6 +18,7 @@
 
 #include "collect.h"
 #include "stasis/log.h"
+#include "stasis/opts.h"
 #include "stasis/proc.h"
 #include "stasis/util.h"
 
@@ -157,15 +158,12 @@ static int parse_opts(int argc, char **argv)
 		{ "leave-stopped", no_argument, NULL, 's' },
 		{ "shell-job", no_argument, NULL, 'j' },
 		{ "ack-fd", required_argument, NULL, 'A' },
-		{ "verbosity", optional_argument, NULL, 'v' },
-		{ "log-file", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		COMMON_LONG_OPTS,
 		{}
 	};
-	int c, verbosity = LOG_WARN;
+	int c;
 
-	while ((c = getopt_long(argc, argv, "Rsjv::o:hV", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "Rsj" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
 		switch (c) {
 		case 'R':
 			opts.leave_running = true;
@@ -179,30 +177,16 @@ static int parse_opts(int argc, char **argv)
 		case 'A':
 			opts.ack_fd = atoi(optarg);
 			break;
-		case 'v':
-			if (!optarg)
-				verbosity++;
-			else if (optarg[0] == 'v')
-				verbosity += 1 + strspn(optarg, "v");
-			else
-				verbosity = atoi(optarg);
-			log_set_level(verbosity);
-			break;
-		case 'o':
-			if (log_set_file(optarg)) {
-				pr_perror("cannot open log file %s", optarg);
+		default:
+			switch (common_option(c, optarg, "stasis-collect", usage)) {
+			case 1:
+				break;
+			case 0:
+				usage(stderr);
+				/* fall through */
+			default:
 				return -1;
 			}
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case 'V':
-			print_version("stasis-collect");
-			exit(0);
-		default:
-			usage(stderr);
-			return -1;
 		}
 	}
 	if (optind < argc) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "stasis/log.h"
+#include "stasis/opts.h"
 #include "stasis/ptrace.h"
 #include "stasis/tree.h"
 #include "stasis/util.h"
@@ -41,46 +42,29 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "tree", required_argument, NULL, 't' },
-		{ "verbosity", optional_argument, NULL, 'v' },
-		{ "log-file", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		COMMON_LONG_OPTS,
 		{}
 	};
 	pid_t root = 0;
-	int c, verbosity = LOG_WARN;
+	int c;
 	char buf[32];
 
 	log_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "+t:v::o:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+t:" COMMON_SHORT_OPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			root = strtol(optarg, NULL, 10);
 			break;
-		case 'v':
-			if (!optarg)
-				verbosity++;
-			else if (optarg[0] == 'v')
-				verbosity += 1 + strspn(optarg, "v");
-			else
-				verbosity = atoi(optarg);
-			log_set_level(verbosity);
-			break;
-		case 'o':
-			if (log_set_file(optarg)) {
-				pr_perror("cannot open log file %s", optarg);
+		default:
+			switch (common_option(c, optarg, "stasis-freeze", usage)) {
+			case 1:
+				break;
+			case 0:
+				usage(stderr);
+				/* fall through */
+			default:
 				return 1;
 			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			print_version("stasis-freeze");
-			return 0;
-		default:
-			usage(stderr);
-			return 1;
 		}
 	}
 	if (root <= 0 || optind >= argc) {

@@ -20,6 +20,7 @@
 
 #include "inject.h"
 #include "stasis/log.h"
+#include "stasis/opts.h"
 #include "stasis/util.h"
 
 struct inject_opts opts;
@@ -163,15 +164,12 @@ static int parse_opts(int argc, char **argv)
 		{ "leave-stopped", no_argument, NULL, 's' },
 		{ "shell-job", no_argument, NULL, 'j' },
 		{ "pidfile", required_argument, NULL, 'P' },
-		{ "verbosity", optional_argument, NULL, 'v' },
-		{ "log-file", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		COMMON_LONG_OPTS,
 		{}
 	};
-	int c, verbosity = LOG_WARN;
+	int c;
 
-	while ((c = getopt_long(argc, argv, "dsjv::o:hV", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "dsj" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			opts.detached = true;
@@ -185,30 +183,16 @@ static int parse_opts(int argc, char **argv)
 		case 'P':
 			opts.pidfile = optarg;
 			break;
-		case 'v':
-			if (!optarg)
-				verbosity++;
-			else if (optarg[0] == 'v')
-				verbosity += 1 + strspn(optarg, "v");
-			else
-				verbosity = atoi(optarg);
-			log_set_level(verbosity);
-			break;
-		case 'o':
-			if (log_set_file(optarg)) {
-				pr_perror("cannot open log file %s", optarg);
+		default:
+			switch (common_option(c, optarg, "stasis-inject", usage)) {
+			case 1:
+				break;
+			case 0:
+				usage(stderr);
+				/* fall through */
+			default:
 				return -1;
 			}
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case 'V':
-			print_version("stasis-inject");
-			exit(0);
-		default:
-			usage(stderr);
-			return -1;
 		}
 	}
 	if (optind < argc) {
