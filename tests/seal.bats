@@ -58,20 +58,10 @@ setup() {
 
 # Start tests/progs/secret with a fresh random secret, also in the name of
 # its working directory (so that a record image holds it too).
-# Like start_prog, but with only fds 0-2 open: bats keeps its own output
-# file open on fd 4, which would be dumped, grow, and fail the restore.
 start_secret() {
 	SECRET=stasis-secret-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 	mkdir -p "$BATS_TEST_TMPDIR/cwd-$SECRET"
-	PROG=$(readlink -f "$TESTPROGS/secret")
-	[ -x "$PROG" ] || die_with_logs "test program $TESTPROGS/secret is not built" || return 1
-	LOG=$BATS_TEST_TMPDIR/secret.log
-	rm -f "$GOFILE"
-	setsid "$PROG" "$GOFILE" "$SECRET" "$BATS_TEST_TMPDIR/cwd-$SECRET" </dev/null >"$LOG" 2>&1 \
-		3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
-	PID=$!
-	own_pid "$PID" "$PROG"
-	wait_ready "$LOG" "$PID" 10
+	start_prog secret "$SECRET" "$BATS_TEST_TMPDIR/cwd-$SECRET"
 }
 
 # The plaintext stream of $PID, which goes on running.
