@@ -68,7 +68,9 @@ int files_write(struct img_writer *w);
  * after the files image; ghost_abort removes link remaps of a failed dump. */
 int pipes_write(struct img_writer *w);
 struct proc_vma;
-int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, Stasis__Vma *pv);
+struct stat;
+/* A mapping of a deleted file: registers it, fills *sb as stat would. */
+int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *sb);
 int ghost_write(struct img_writer *w);
 void ghost_abort(void);
 int locks_collect(struct ctask *ct, struct img_writer *w);

@@ -131,6 +131,9 @@ static const struct fd_dump_ops *const fd_types[] = {
 	&ptmx_dump_ops,
 	&pts_dump_ops,
 	&chr_dump_ops,
+	&pipe_dump_ops,
+	&fifo_dump_ops,
+	&ghost_dump_ops,
 };
 
 /* The id of the description behind pid's fd, adding it when new. */

@@ -22,7 +22,7 @@
 #include "stasis/proc.h"
 #include "stasis/util.h"
 
-struct collect_opts opts = { .ack_fd = -1 };
+struct collect_opts opts = { .ack_fd = -1, .ghost_limit = 1 << 20 };
 
 static void usage(FILE *f)
 {
@@ -34,6 +34,9 @@ static void usage(FILE *f)
 		"  -s, --leave-stopped     leave the tree stopped after the dump\n"
 		"  -j, --shell-job         allow a session or terminal outside the tree\n"
 		"      --ack-fd FD         kill the tree only after reading \"OK\" on FD\n"
+		"  -l, --file-locks        dump the file locks the tree holds\n"
+		"      --ghost-limit SIZE  carry deleted files up to SIZE (K, M, G; 1M)\n"
+		"      --link-remap        link back files unlinked but still linked elsewhere\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -115,7 +118,7 @@ static int link_parents(void)
 static int collect_task(struct ctask *ct, struct img_writer *w)
 {
 	if (parasite_start(ct) || core_collect(ct, w) || mm_collect(ct, w) || fs_collect(ct, w) ||
-	    files_collect(ct, w))
+	    files_collect(ct, w) || locks_collect(ct, w))
 		return -1;
 	return parasite_stop(ct);
 }
@@ -158,12 +161,15 @@ static int parse_opts(int argc, char **argv)
 		{ "leave-stopped", no_argument, NULL, 's' },
 		{ "shell-job", no_argument, NULL, 'j' },
 		{ "ack-fd", required_argument, NULL, 'A' },
+		{ "file-locks", no_argument, NULL, 'l' },
+		{ "ghost-limit", required_argument, NULL, 'G' },
+		{ "link-remap", no_argument, NULL, 'L' },
 		COMMON_LONG_OPTS,
 		{}
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "Rsj" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "Rsjl" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
 		switch (c) {
 		case 'R':
 			opts.leave_running = true;
@@ -176,6 +182,22 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'A':
 			opts.ack_fd = atoi(optarg);
+			break;
+		case 'l':
+			opts.file_locks = true;
+			break;
+		case 'G': {
+			long long v = parse_size(optarg);
+
+			if (v < 0) {
+				pr_err("invalid --ghost-limit '%s' (a size: N, NK, NM or NG)", optarg);
+				return -1;
+			}
+			opts.ghost_limit = v;
+			break;
+		}
+		case 'L':
+			opts.link_remap = true;
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {
@@ -267,7 +289,7 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (files_write(w))
+	if (files_write(w) || pipes_write(w) || ghost_write(w))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++)
 		if (!tree.tasks[i].zombie && mm_write_pages(&ctasks[i], w))
@@ -290,6 +312,7 @@ int main(int argc, char **argv)
 	ret = 0;
 	goto out;
 fail:
+	ghost_abort();
 	resume_all();
 	pr_err("dump of tree %d failed; the tree was left running", root);
 out:

@@ -304,11 +304,9 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			size_t plen = strlen(v->path);
 
 			if (plen > 10 && !strcmp(v->path + plen - 10, " (deleted)")) {
-				pr_err("task %d: mapping %lx-%lx of deleted file %s is not supported yet",
-				       ct->pid, v->start, v->end, v->path);
-				goto err;
-			}
-			if (stat(v->path, &sb) || sb.st_ino != v->ino) {
+				if (ghost_collect_vma(ct, v, &sb))
+					goto err;
+			} else if (stat(v->path, &sb) || sb.st_ino != v->ino) {
 				pr_err("task %d: mapped file %s at %lx is not reachable by its path",
 				       ct->pid, v->path, v->start);
 				goto err;

@@ -63,13 +63,18 @@ static int open_path(Stasis__FileEntry *fe, int extra)
 static int regfile_open(Stasis__FileEntry *fe)
 {
 	struct stat sb;
-	int fd = open_path(fe, 0);
+	int fd;
 
+	if (fe->has_ghost)
+		return ghost_open(fe);
+	fd = open_path(fe, 0);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &sb) == 0 && fe->has_size && (uint64_t)sb.st_size != fe->size) {
-		pr_err("file %s changed size since the dump (was %llu, now %lld bytes)", fe->path,
-		       (unsigned long long)fe->size, (long long)sb.st_size);
+	if (opts.file_validation == FILE_VALIDATION_FILESIZE && fstat(fd, &sb) == 0 &&
+	    fe->has_size && (uint64_t)sb.st_size != fe->size) {
+		pr_err("file %s changed size since the dump (was %llu, now %lld bytes; "
+		       "--file-validation filesize)",
+		       fe->path, (unsigned long long)fe->size, (long long)sb.st_size);
 		close(fd);
 		return -1;
 	}
@@ -125,6 +130,8 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&tty_restore_ops,
 	&ptmx_restore_ops,
 	&pts_restore_ops,
+	&pipe_restore_ops,
+	&fifo_restore_ops,
 };
 
 static const struct fd_restore_ops *fd_type(Stasis__FdType type)

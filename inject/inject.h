@@ -13,7 +13,12 @@ struct inject_opts {
 	bool leave_stopped;
 	bool shell_job;
 	const char *pidfile;
+	bool file_locks;
+	int file_validation; /* FILE_VALIDATION_* */
 };
+
+/* --file-validation: how regular files are checked against the dump */
+#define FILE_VALIDATION_FILESIZE 1
 
 extern struct inject_opts opts;
 
@@ -101,6 +106,14 @@ int fs_restore(struct itask *t);
 int files_prepare(struct itree *tr);
 int files_restore(struct itree *tr, struct itask *t);
 void files_release_staged(void);
+/* ghost.c: a descriptor of the deleted file of fe (in stasis-inject), a
+ * remote one on the deleted file mapped by v (in t, or -errno); ghost_finish, once
+ * the tree is restored, drops what only the restore needed. */
+int ghost_open(Stasis__FileEntry *fe);
+long ghost_map_open(struct itask *t, Stasis__Vma *v, int oflags);
+void ghost_finish(void);
+/* locks.c: t takes back its file locks once its descriptors are in. */
+int locks_restore(struct itask *t);
 int signals_restore(struct itask *t);
 int signals_restore_thread(struct itask *t, struct ithread *it);
 int core_restore_attrs(struct itask *t);

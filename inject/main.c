@@ -23,7 +23,7 @@
 #include "stasis/opts.h"
 #include "stasis/util.h"
 
-struct inject_opts opts;
+struct inject_opts opts = { .file_validation = FILE_VALIDATION_FILESIZE };
 
 static struct rec *recs;
 static size_t nr_recs;
@@ -37,6 +37,9 @@ static void usage(FILE *f)
 		   "  -s, --leave-stopped     leave the restored tree stopped\n"
 		   "  -j, --shell-job         give the tree the caller's terminal\n"
 		   "      --pidfile FILE      write the restored root's PID to FILE\n"
+		   "  -l, --file-locks        take back the file locks of the checkpoint\n"
+		   "      --file-validation MODE  check regular files by MODE: filesize\n"
+		   "                          (the default; buildid is not supported)\n"
 		   "  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		   "  -o, --log-file FILE     write log messages to FILE\n"
 		   "  -h, --help              show this help and exit\n"
@@ -95,7 +98,8 @@ static int read_records(struct img_reader *r, struct img_frame *f)
 /* Everything a live task needs once the tree exists and pages are in. */
 static int restore_task(struct itree *tr, struct itask *t)
 {
-	if (mm_finish(t) || fs_restore(t) || files_restore(tr, t) || core_create_threads(t) ||
+	if (mm_finish(t) || fs_restore(t) || files_restore(tr, t) || locks_restore(t) ||
+	    core_create_threads(t) ||
 	    core_restore_attrs(t) || signals_restore(t))
 		return -1;
 	for (size_t i = 0; i < t->nr_threads; i++)
@@ -163,13 +167,15 @@ static int parse_opts(int argc, char **argv)
 		{ "restore-detached", no_argument, NULL, 'd' },
 		{ "leave-stopped", no_argument, NULL, 's' },
 		{ "shell-job", no_argument, NULL, 'j' },
+		{ "file-locks", no_argument, NULL, 'l' },
+		{ "file-validation", required_argument, NULL, 'F' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		COMMON_LONG_OPTS,
 		{}
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "dsj" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "dsjl" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			opts.detached = true;
@@ -182,6 +188,21 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'P':
 			opts.pidfile = optarg;
+			break;
+		case 'l':
+			opts.file_locks = true;
+			break;
+		case 'F':
+			if (!strcmp(optarg, "filesize")) {
+				opts.file_validation = FILE_VALIDATION_FILESIZE;
+			} else if (!strcmp(optarg, "buildid")) {
+				pr_err("--file-validation buildid is not supported: stasis checks "
+				       "files by their size only (filesize)");
+				return -1;
+			} else {
+				pr_err("unknown --file-validation mode '%s' (filesize)", optarg);
+				return -1;
+			}
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-inject", usage)) {
@@ -222,6 +243,7 @@ int main(int argc, char **argv)
 	root = tree.tasks[0].pid;
 	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || pstree_release(&tree))
 		goto fail;
+	ghost_finish();
 	pr_info("restored tree %d (%zu tasks) in %llu ms", root, tree.nr,
 		(unsigned long long)(now_ns() - start) / 1000000);
 	imgr_free(r);

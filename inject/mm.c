@@ -192,11 +192,16 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 		prot |= PROT_WRITE;
 	if (v->kind == STASIS__VMA_KIND__FILE) {
 		int oflags = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+		size_t plen = v->path ? strlen(v->path) : 0;
 		unsigned long path;
 
-		if (!v->path || !(path = scratch_put(t, 0, v->path, strlen(v->path) + 1)))
+		/* a deleted file: the one remade from the checkpoint */
+		if (plen > 10 && !strcmp(v->path + plen - 10, " (deleted)"))
+			fd = ghost_map_open(t, v, oflags);
+		else if (!v->path || !(path = scratch_put(t, 0, v->path, strlen(v->path) + 1)))
 			return -1;
-		fd = ISYS(t, SYS_openat, AT_FDCWD, path, oflags | O_CLOEXEC);
+		else
+			fd = ISYS(t, SYS_openat, AT_FDCWD, path, oflags | O_CLOEXEC);
 		if (fd < 0) {
 			pr_err("task %d: cannot open %s to map it at %#llx: %s", t->pid, v->path,
 			       (unsigned long long)v->start, strerror(-fd));

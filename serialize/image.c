@@ -142,6 +142,10 @@ static const struct {
 	{ "fs-", &stasis__fs_entry__descriptor, NULL },
 	{ "fdinfo-", &stasis__fdinfo_entry__descriptor, &stasis__fdinfo_entry__descriptor },
 	{ "files", &stasis__file_entry__descriptor, &stasis__file_entry__descriptor },
+	{ "pipes-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
+	{ "ghosts", &stasis__ghost_file__descriptor, &stasis__ghost_file__descriptor },
+	{ "ghost-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
+	{ "file-locks", &stasis__file_lock__descriptor, &stasis__file_lock__descriptor },
 	/* sealed checkpoints (seal/): cipher and pagetags-N are plaintext;
 	 * seal is encrypted like every other record image */
 	{ "cipher", &stasis__seal_cipher__descriptor, NULL },

@@ -21,6 +21,8 @@ enum fe_flag {
 	F_LEAVE_STOPPED,
 	F_SHELL_JOB,
 	F_RESTORE_DETACHED,
+	F_FILE_LOCKS,
+	F_LINK_REMAP,
 	F_NR,
 };
 
@@ -30,6 +32,8 @@ enum fe_str {
 	S_IMAGES_DIR,
 	S_LOG_FILE,
 	S_PIDFILE,
+	S_GHOST_LIMIT,
+	S_FILE_VALIDATION,
 	S_NR,
 };
 

@@ -173,6 +173,22 @@ static void add_common(struct args *a, const struct fe_opts *o, const char *log)
 	}
 }
 
+/* --file-validation: filesize is what stasis does; CRIU's buildid is not
+ * implemented, and said so before anything starts. */
+static int check_file_validation(const struct fe_opts *o)
+{
+	const char *mode = o->str[S_FILE_VALIDATION];
+
+	if (!mode || !strcmp(mode, "filesize"))
+		return 0;
+	if (!strcmp(mode, "buildid"))
+		pr_err("--file-validation buildid is not supported: stasis checks files by their "
+		       "size only (filesize)");
+	else
+		pr_err("unknown --file-validation mode '%s' (filesize)", mode);
+	return -1;
+}
+
 /*
  * stasis-freeze -t PID stasis-collect [opts] --ack-fd A
  *	| stasis-serialize unpack -D DIR --ack-fd B
@@ -188,6 +204,12 @@ static int cmd_dump(const struct fe_opts *o)
 
 	if (!o->tree) {
 		pr_err("dump: the tree to checkpoint is missing: -t PID");
+		return 1;
+	}
+	if (check_file_validation(o))
+		return 1;
+	if (o->str[S_GHOST_LIMIT] && parse_size(o->str[S_GHOST_LIMIT]) < 0) {
+		pr_err("invalid --ghost-limit '%s' (a size: N, NK, NM or NG)", o->str[S_GHOST_LIMIT]);
 		return 1;
 	}
 	if (prepare_images_dir(dir))
@@ -223,6 +245,14 @@ static int cmd_dump(const struct fe_opts *o)
 		args_add(&st[0].argv, "--leave-stopped");
 	if (o->flag[F_SHELL_JOB])
 		args_add(&st[0].argv, "--shell-job");
+	if (o->flag[F_FILE_LOCKS])
+		args_add(&st[0].argv, "--file-locks");
+	if (o->flag[F_LINK_REMAP])
+		args_add(&st[0].argv, "--link-remap");
+	if (o->str[S_GHOST_LIMIT]) {
+		args_add(&st[0].argv, "--ghost-limit");
+		args_add(&st[0].argv, o->str[S_GHOST_LIMIT]);
+	}
 	args_add(&st[0].argv, "--ack-fd");
 	args_addf(&st[0].argv, "%d", ack[0]);
 	add_common(&st[0].argv, o, log);
@@ -302,6 +332,8 @@ static int cmd_restore(const struct fe_opts *o)
 	int ret = 1, rc_pack, rc_inject, i;
 	struct stat s;
 
+	if (check_file_validation(o))
+		return 1;
 	if (stat(dir, &s)) {
 		pr_err("cannot open images directory %s: %s", dir, strerror(errno));
 		return 1;
@@ -337,6 +369,12 @@ static int cmd_restore(const struct fe_opts *o)
 		args_add(&st[1].argv, "--leave-stopped");
 	if (o->flag[F_SHELL_JOB])
 		args_add(&st[1].argv, "--shell-job");
+	if (o->flag[F_FILE_LOCKS])
+		args_add(&st[1].argv, "--file-locks");
+	if (o->str[S_FILE_VALIDATION]) {
+		args_add(&st[1].argv, "--file-validation");
+		args_add(&st[1].argv, o->str[S_FILE_VALIDATION]);
+	}
 	if (pidfile) {
 		args_add(&st[1].argv, "--pidfile");
 		args_add(&st[1].argv, pidfile);

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Deleted files the tree has open or mapped. One that has no link left
+ * (a "ghost") travels in the checkpoint, up to --ghost-limit bytes: its
+ * attributes in the ghosts image, its contents in ghost-data, read at the
+ * end of the dump through /proc (the tree is still frozen then). One that
+ * lost the name it was opened by but is still linked elsewhere can only be
+ * reached again through a new link: --link-remap makes one next to the
+ * old name, as CRIU does, and the restore removes it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/util.h"
+
+#define CHUNK (1u << 20)
+
+struct ghost {
+	Stasis__GhostFile gf;
+	char src[64]; /* /proc path the contents are read through */
+};
+
+static struct ghost *ghosts;
+static size_t nr_ghosts;
+
+static bool is_deleted(const char *link)
+{
+	size_t len = strlen(link);
+
+	return len > 10 && !strcmp(link + len - 10, " (deleted)");
+}
+
+/* A link remap name next to path: DIR/link_remap.N, N from ino. */
+static char *make_link_remap(const char *path, const char *src, ino_t ino)
+{
+	const char *slash = strrchr(path, '/');
+	char name[PATH_MAX];
+
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(name, sizeof(name), "%.*s/link_remap.%lu", (int)(slash - path),
+				 path, (unsigned long)ino);
+
+		if (i)
+			snprintf(name + n, sizeof(name) - n, ".%d", i);
+		if (!linkat(AT_FDCWD, src, AT_FDCWD, name, AT_SYMLINK_FOLLOW))
+			return xstrdup(name);
+		if (errno != EEXIST)
+			break;
+	}
+	pr_perror("cannot link %s back as %s for --link-remap", path, name);
+	return NULL;
+}
+
+/*
+ * The ghost for the file behind src (a /proc link of task pid, shown as
+ * link), registered the first time; what names it in messages.
+ */
+static int ghost_get(pid_t pid, const char *what, const char *link, const char *src,
+		     const struct stat *st, uint32_t *id)
+{
+	size_t plen = strlen(link) - 10;
+	Stasis__GhostFile *gf;
+	struct ghost *g;
+
+	for (size_t i = 0; i < nr_ghosts; i++)
+		if (ghosts[i].gf.dev == st->st_dev && ghosts[i].gf.ino == st->st_ino) {
+			*id = ghosts[i].gf.id;
+			return 0;
+		}
+	if (link[0] != '/' || !strncmp(link, "/memfd:", 7)) {
+		pr_err("%s of task %d: %s is not supported yet", what, pid, link);
+		return -1;
+	}
+	if (st->st_nlink == 0 && (uint64_t)st->st_size > opts.ghost_limit) {
+		pr_err("%s of task %d: the deleted file %.*s is %lld bytes, more than the "
+		       "--ghost-limit of %llu; raise the limit to carry it in the checkpoint",
+		       what, pid, (int)plen, link, (long long)st->st_size,
+		       (unsigned long long)opts.ghost_limit);
+		return -1;
+	}
+	if (st->st_nlink && !opts.link_remap) {
+		pr_err("%s of task %d: %.*s was unlinked but the file has %lu other link(s); "
+		       "dump with --link-remap to give it a name the restore can open",
+		       what, pid, (int)plen, link, (unsigned long)st->st_nlink);
+		return -1;
+	}
+	ghosts = xrealloc(ghosts, (nr_ghosts + 1) * sizeof(*ghosts));
+	g = &ghosts[nr_ghosts];
+	memset(g, 0, sizeof(*g));
+	gf = &g->gf;
+	stasis__ghost_file__init(gf);
+	gf->id = nr_ghosts + 1;
+	gf->path = xmalloc(plen + 1);
+	memcpy(gf->path, link, plen);
+	gf->path[plen] = 0;
+	gf->dev = st->st_dev;
+	gf->ino = st->st_ino;
+	gf->size = st->st_size;
+	gf->mode = st->st_mode;
+	gf->has_uid = gf->has_gid = gf->has_atime_ns = gf->has_mtime_ns = true;
+	gf->uid = st->st_uid;
+	gf->gid = st->st_gid;
+	gf->atime_ns = st->st_atim.tv_sec * 1000000000ull + st->st_atim.tv_nsec;
+	gf->mtime_ns = st->st_mtim.tv_sec * 1000000000ull + st->st_mtim.tv_nsec;
+	snprintf(g->src, sizeof(g->src), "%s", src);
+	if (st->st_nlink) {
+		gf->link_remap = make_link_remap(gf->path, src, st->st_ino);
+		if (!gf->link_remap)
+			return -1;
+	}
+	nr_ghosts++;
+	*id = gf->id;
+	return 0;
+}
+
+static bool ghost_match(const struct fd_src *src)
+{
+	/* memfds read as deleted files too, and have their own type */
+	return S_ISREG(src->st.st_mode) && is_deleted(src->link) &&
+	       strncmp(src->link, "/memfd:", 7);
+}
+
+static int ghost_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	char what[32], path[64];
+
+	snprintf(what, sizeof(what), "fd %d", src->fd);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", src->pid, src->fd);
+	fe->type = STASIS__FD_TYPE__REG;
+	fe->has_pos = fe->has_size = fe->has_ghost = true;
+	fe->pos = src->pos;
+	fe->size = src->st.st_size;
+	return ghost_get(src->pid, what, src->link, path, &src->st, &fe->ghost);
+}
+
+const struct fd_dump_ops ghost_dump_ops = { "deleted file", ghost_match, ghost_dump };
+
+int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *sb)
+{
+	char what[64], path[128];
+	uint32_t id;
+
+	snprintf(what, sizeof(what), "mapping %lx-%lx", v->start, v->end);
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", ct->pid, v->start, v->end);
+	if (stat(path, sb)) {
+		pr_perror("task %d: cannot reach the deleted file %s mapped at %lx through %s",
+			  ct->pid, v->path, v->start, path);
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		pr_err("%s of task %d: %s is not supported yet", what, ct->pid, v->path);
+		return -1;
+	}
+	return ghost_get(ct->pid, what, v->path, path, sb, &id);
+}
+
+/* The contents of a ghost, holes left out. */
+static int write_data(struct img_writer *w, struct ghost *g, char *buf)
+{
+	off_t off = 0, end = g->gf.size;
+	int fd = open(g->src, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		pr_perror("cannot open the deleted file %s through %s", g->gf.path, g->src);
+		return -1;
+	}
+	while (off < end) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0)
+			data = off; /* no SEEK_DATA here: all of it */
+		if (data >= end)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		while (data < hole) {
+			Stasis__DataChunk c = STASIS__DATA_CHUNK__INIT;
+			size_t n = hole - data < CHUNK ? hole - data : CHUNK;
+			ssize_t r = pread(fd, buf, n, data);
+
+			if (r <= 0) {
+				pr_perror("cannot read the deleted file %s at %lld", g->gf.path,
+					  (long long)data);
+				close(fd);
+				return -1;
+			}
+			c.id = g->gf.id;
+			c.offset = data;
+			c.data.len = r;
+			c.data.data = (uint8_t *)buf;
+			if (imgw_record(w, "ghost-data", &c.base)) {
+				close(fd);
+				return -1;
+			}
+			data += r;
+		}
+		off = hole;
+	}
+	close(fd);
+	return 0;
+}
+
+int ghost_write(struct img_writer *w)
+{
+	char *buf = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < nr_ghosts && !ret; i++) {
+		if (imgw_record(w, "ghosts", &ghosts[i].gf.base)) {
+			ret = -1;
+			break;
+		}
+		if (ghosts[i].gf.link_remap)
+			continue;
+		if (!buf)
+			buf = xmalloc(CHUNK);
+		ret = write_data(w, &ghosts[i], buf);
+	}
+	free(buf);
+	return ret;
+}
+
+void ghost_abort(void)
+{
+	for (size_t i = 0; i < nr_ghosts; i++)
+		if (ghosts[i].gf.link_remap && unlink(ghosts[i].gf.link_remap))
+			pr_perror("cannot remove the link remap %s", ghosts[i].gf.link_remap);
+}

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Deleted files on restore. A ghost is made again the first time a
+ * description or a mapping needs it: an O_TMPFILE in its old directory,
+ * filled from ghost-data, with its owner, mode and times, so it is never
+ * visible. To read as "OLDPATH (deleted)" in /proc, as it did, it takes its
+ * old name for an instant when that name is free: linked, opened through
+ * the name, unlinked. A link-remapped file is opened through its remap
+ * name, which ghost_finish removes once the tree is restored.
+ *
+ * stasis-inject holds each one open (read-write) until the end: a
+ * description is a new open of /proc/self/fd/HOLDER with the dumped flags,
+ * a mapping a remote open of /proc/INJECT/fd/HOLDER by the task.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+struct rghost {
+	Stasis__GhostFile *gf;
+	int fd; /* the holder; -1 until made */
+};
+
+static struct rghost *ghosts;
+static size_t nr_ghosts;
+static bool loaded;
+
+static int load(void)
+{
+	unsigned n = records_count("ghosts");
+
+	if (loaded)
+		return 0;
+	ghosts = xzalloc((n + 1) * sizeof(*ghosts));
+	for (unsigned i = 0; i < n; i++) {
+		ghosts[i].gf = records_get("ghosts", i, &stasis__ghost_file__descriptor);
+		ghosts[i].fd = -1;
+		if (!ghosts[i].gf)
+			return -1;
+		nr_ghosts++;
+	}
+	loaded = true;
+	return 0;
+}
+
+/* The contents, holes left as holes. */
+static int fill(int fd, Stasis__GhostFile *gf)
+{
+	unsigned n = records_count("ghost-data");
+
+	if (ftruncate(fd, gf->size)) {
+		pr_perror("cannot size the deleted file %s", gf->path);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__DataChunk *c = records_get("ghost-data", i, &stasis__data_chunk__descriptor);
+		int ret = 0;
+
+		if (!c)
+			return -1;
+		if (c->id == gf->id) {
+			if (c->offset > gf->size || c->data.len > gf->size - c->offset) {
+				pr_err("the deleted file %s: data beyond its size in the checkpoint",
+				       gf->path);
+				ret = -1;
+			} else if (pwrite(fd, c->data.data, c->data.len, c->offset) !=
+				   (ssize_t)c->data.len) {
+				pr_perror("cannot write the deleted file %s", gf->path);
+				ret = -1;
+			}
+		}
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+		if (ret)
+			return -1;
+	}
+	return 0;
+}
+
+static int set_attrs(int fd, Stasis__GhostFile *gf)
+{
+	struct timespec ts[2] = {
+		{ gf->atime_ns / 1000000000, gf->atime_ns % 1000000000 },
+		{ gf->mtime_ns / 1000000000, gf->mtime_ns % 1000000000 },
+	};
+
+	/* chown first: it clears set-user-ID bits that fchmod then sets */
+	if (gf->has_uid && gf->has_gid && fchown(fd, gf->uid, gf->gid))
+		pr_warn("cannot give the deleted file %s its owner %u:%u: %s", gf->path, gf->uid,
+			gf->gid, strerror(errno));
+	if (fchmod(fd, gf->mode & 07777)) {
+		pr_perror("cannot set the mode of the deleted file %s", gf->path);
+		return -1;
+	}
+	if (gf->has_atime_ns && gf->has_mtime_ns && futimens(fd, ts))
+		pr_warn("cannot set the times of the deleted file %s: %s", gf->path, strerror(errno));
+	return 0;
+}
+
+/* An unnamed file in dir, or failing that one named and unlinked at once. */
+static int create_unnamed(const char *dir, const char *path)
+{
+	char name[PATH_MAX];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd;
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "%s.stasis-ghost.%d.%d", path, getpid(), i);
+		fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0) {
+			unlink(name);
+			return fd;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	return -1;
+}
+
+/* fd again, opened through path so that it is named path; fd itself when
+ * the name is taken or cannot be given. */
+static int take_old_name(int fd, const char *path)
+{
+	char self[64];
+	struct stat a, b;
+	int nfd;
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW))
+		return fd;
+	nfd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (nfd >= 0 && (fstat(nfd, &a) || fstat(fd, &b) || a.st_ino != b.st_ino ||
+			 a.st_dev != b.st_dev)) {
+		/* someone else's file got there first: leave it alone */
+		close(nfd);
+		return fd;
+	}
+	unlink(path);
+	if (nfd < 0)
+		return fd;
+	close(fd);
+	return nfd;
+}
+
+static int make(struct rghost *g)
+{
+	Stasis__GhostFile *gf = g->gf;
+	char *copy, *dir;
+	int fd;
+
+	if (gf->link_remap) {
+		fd = open(gf->link_remap, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			fd = open(gf->link_remap, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("cannot open %s, the link remap of %s", gf->link_remap, gf->path);
+			return -1;
+		}
+		g->fd = take_old_name(fd, gf->path);
+		return 0;
+	}
+	copy = xstrdup(gf->path);
+	dir = dirname(copy);
+	fd = create_unnamed(dir, gf->path);
+	if (fd < 0 && errno == ENOENT) {
+		pr_warn("the directory of the deleted file %s is gone; it is made in /tmp", gf->path);
+		fd = create_unnamed("/tmp", "/tmp/stasis-ghost");
+	}
+	free(copy);
+	if (fd < 0) {
+		pr_perror("cannot make the deleted file %s again", gf->path);
+		return -1;
+	}
+	if (fill(fd, gf) || set_attrs(fd, gf)) {
+		close(fd);
+		return -1;
+	}
+	g->fd = take_old_name(fd, gf->path);
+	return 0;
+}
+
+static struct rghost *find(uint32_t id, const Stasis__Vma *v)
+{
+	struct rghost *g = NULL;
+
+	if (load())
+		return NULL;
+	for (size_t i = 0; i < nr_ghosts && !g; i++)
+		if (v ? v->has_dev && v->has_ino && ghosts[i].gf->dev == v->dev &&
+				ghosts[i].gf->ino == v->ino
+		      : ghosts[i].gf->id == id)
+			g = &ghosts[i];
+	if (!g) {
+		if (v)
+			pr_err("the deleted file %s mapped at %#llx is not in the checkpoint", v->path,
+			       (unsigned long long)v->start);
+		else
+			pr_err("the deleted file %u is not in the checkpoint", id);
+		return NULL;
+	}
+	if (g->fd < 0 && make(g))
+		return NULL;
+	return g;
+}
+
+int ghost_open(Stasis__FileEntry *fe)
+{
+	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
+	struct rghost *g = find(fe->ghost, NULL);
+	char path[64];
+	int fd;
+
+	if (!g)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", g->fd);
+	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("cannot open the deleted file %s again", g->gf->path);
+		return -1;
+	}
+	if (fe->has_pos && lseek(fd, fe->pos, SEEK_SET) != (off_t)fe->pos) {
+		pr_perror("cannot seek the deleted file %s to %llu", g->gf->path,
+			  (unsigned long long)fe->pos);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+long ghost_map_open(struct itask *t, Stasis__Vma *v, int oflags)
+{
+	struct rghost *g = find(0, v);
+	char path[64];
+	unsigned long at;
+
+	if (!g)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), g->fd);
+	at = scratch_put(t, 0, path, strlen(path) + 1);
+	if (!at)
+		return -EFAULT;
+	return ISYS(t, SYS_openat, AT_FDCWD, at, oflags | O_CLOEXEC);
+}
+
+void ghost_finish(void)
+{
+	for (size_t i = 0; i < nr_ghosts; i++) {
+		if (ghosts[i].fd >= 0)
+			close(ghosts[i].fd);
+		ghosts[i].fd = -1;
+		if (ghosts[i].gf->link_remap && unlink(ghosts[i].gf->link_remap) && errno != ENOENT)
+			pr_warn("cannot remove the link remap %s: %s", ghosts[i].gf->link_remap,
+				strerror(errno));
+	}
+}

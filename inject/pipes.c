@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pipes and FIFOs on restore. The first description of a pipe_id makes
+ * the object: a new pipe (or the FIFO opened read-write by its path,
+ * which never blocks), its size set and its data written back. stasis-inject
+ * holds it open meanwhile, and every description, whichever end, is a new
+ * open of /proc/self/fd/HOLDER with the dumped flags, so that each is its
+ * own open file description and none blocks. The holders are closed once
+ * the last description of the object is open: a reader must see end of
+ * file when the tree's writers are gone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+struct rpipe {
+	uint32_t id;
+	int rd, wr;	/* holders; the same descriptor for a FIFO */
+	unsigned left;	/* descriptions still to open */
+};
+
+static struct rpipe *rpipes;
+static size_t nr_rpipes;
+
+/* How many descriptions of the checkpoint belong to pipe object id. */
+static unsigned count_descriptions(uint32_t id)
+{
+	unsigned n = records_count("files"), count = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
+
+		if (!fe)
+			continue;
+		count += fe->pipe && fe->pipe->pipe_id == id &&
+			 (fe->type == STASIS__FD_TYPE__PIPE || fe->type == STASIS__FD_TYPE__FIFO);
+		protobuf_c_message_free_unpacked(&fe->base, NULL);
+	}
+	return count;
+}
+
+/* The queued data back into the pipe, through wr (non-blocking). */
+static int fill(struct rpipe *p, const char *what, uint64_t bytes)
+{
+	unsigned n = records_count("pipes-data");
+	uint64_t done = 0;
+
+	for (unsigned i = 0; i < n && done < bytes; i++) {
+		Stasis__DataChunk *c = records_get("pipes-data", i, &stasis__data_chunk__descriptor);
+		int ret = 0;
+
+		if (!c)
+			return -1;
+		if (c->id == p->id) {
+			if (c->offset != done || c->data.len > bytes - done) {
+				pr_err("%s: the data in the checkpoint is out of order", what);
+				ret = -1;
+			} else if (write_full(p->wr, c->data.data, c->data.len)) {
+				pr_perror("%s: cannot put back %llu bytes of data", what,
+					  (unsigned long long)bytes);
+				ret = -1;
+			}
+			done += c->data.len;
+		}
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+		if (ret)
+			return -1;
+	}
+	if (done != bytes) {
+		pr_err("%s: the checkpoint lacks %llu of its %llu bytes of data", what,
+		       (unsigned long long)(bytes - done), (unsigned long long)bytes);
+		return -1;
+	}
+	return 0;
+}
+
+static struct rpipe *make(Stasis__FileEntry *fe)
+{
+	Stasis__PipeEntry *pe = fe->pipe;
+	bool fifo = fe->type == STASIS__FD_TYPE__FIFO;
+	struct rpipe *p;
+	char what[4200];
+	int size;
+
+	snprintf(what, sizeof(what), "%s %s", fifo ? "FIFO" : "pipe", fe->path);
+	rpipes = xrealloc(rpipes, (nr_rpipes + 1) * sizeof(*rpipes));
+	p = &rpipes[nr_rpipes++];
+	*p = (struct rpipe){ pe->pipe_id, -1, -1, count_descriptions(pe->pipe_id) };
+	if (fifo) {
+		struct stat st;
+
+		p->rd = p->wr = open(fe->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (p->rd < 0) {
+			pr_perror("cannot open the FIFO %s", fe->path);
+			return NULL;
+		}
+		if (fstat(p->rd, &st) || !S_ISFIFO(st.st_mode)) {
+			pr_err("%s is not a FIFO any more", fe->path);
+			return NULL;
+		}
+	} else {
+		int fds[2];
+
+		if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
+			pr_perror("cannot create a pipe");
+			return NULL;
+		}
+		p->rd = fds[0];
+		p->wr = fds[1];
+	}
+	size = fcntl(p->wr, F_GETPIPE_SZ);
+	if (pe->has_size && pe->size != (uint32_t)size &&
+	    (size = fcntl(p->wr, F_SETPIPE_SZ, pe->size)) < 0) {
+		size = fcntl(p->wr, F_GETPIPE_SZ);
+		if (pe->bytes > (uint64_t)size) {
+			pr_perror("%s: cannot make it %u bytes large again", what, pe->size);
+			return NULL;
+		}
+		pr_warn("%s: cannot make it %u bytes large again (%s); it stays at %d", what,
+			pe->size, strerror(errno), size);
+	}
+	if (pe->has_bytes && pe->bytes && fill(p, what, pe->bytes))
+		return NULL;
+	return p;
+}
+
+static void release(struct rpipe *p)
+{
+	if (p->rd >= 0)
+		close(p->rd);
+	if (p->wr >= 0 && p->wr != p->rd)
+		close(p->wr);
+	p->rd = p->wr = -1;
+}
+
+static int pipe_open(Stasis__FileEntry *fe)
+{
+	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
+	struct rpipe *p = NULL;
+	char path[64];
+	int fd;
+
+	if (!fe->pipe) {
+		pr_err("file %u (%s) lacks its pipe record", fe->id, fe->path);
+		return -1;
+	}
+	for (size_t i = 0; i < nr_rpipes; i++)
+		if (rpipes[i].id == fe->pipe->pipe_id)
+			p = &rpipes[i];
+	if (!p) {
+		p = make(fe);
+		if (!p)
+			return -1;
+	}
+	if (p->rd < 0) {
+		pr_err("file %u (%s): more descriptions of the pipe than the checkpoint counts",
+		       fe->id, fe->path);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", (flags & O_ACCMODE) == O_WRONLY ? p->wr : p->rd);
+	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("cannot open %s %s again", fe->type == STASIS__FD_TYPE__FIFO ? "FIFO" : "pipe",
+			  fe->path);
+	else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags)) {
+		pr_perror("cannot set the flags of %s", fe->path);
+		close(fd);
+		fd = -1;
+	}
+	if (p->left)
+		p->left--;
+	if (!p->left)
+		release(p);
+	return fd;
+}
+
+const struct fd_restore_ops pipe_restore_ops = { STASIS__FD_TYPE__PIPE, pipe_open, NULL };
+const struct fd_restore_ops fifo_restore_ops = { STASIS__FD_TYPE__FIFO, pipe_open, NULL };
