@@ -190,9 +190,9 @@ assert_untouched() {
 	run stasis restore --no-tcp-established
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"option --no-tcp-established is not supported yet"* ]]
-	run stasis dump -t 1 -l
+	run stasis dump -t 1 -L /tmp
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"--file-locks) is not supported yet"* ]]
+	[[ "$output" == *"--libdir) is not supported yet"* ]]
 	run stasis pre-dump -t 1
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"command pre-dump is not supported yet"* ]]
