@@ -16,11 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "collect.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
 #include "stasis/proc.h"
+#include "stasis/scripts.h"
 #include "stasis/util.h"
+#include "stats.h"
 
 struct collect_opts opts = { .ack_fd = -1, .ghost_limit = 1 << 20 };
 
@@ -37,6 +40,7 @@ static void usage(FILE *f)
 		"  -l, --file-locks        dump the file locks the tree holds\n"
 		"      --ghost-limit SIZE  carry deleted files up to SIZE (K, M, G; 1M)\n"
 		"      --link-remap        link back files unlinked but still linked elsewhere\n"
+		"      --action-script PATH  run PATH at network-lock, post-dump, network-unlock\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -117,7 +121,7 @@ static int link_parents(void)
 
 static int collect_task(struct ctask *ct, struct img_writer *w)
 {
-	if (parasite_start(ct) || core_collect(ct, w) || mm_collect(ct, w) || fs_collect(ct, w) ||
+	if (parasite_start(ct) || core_collect(ct, w) || stats_mm_collect(ct, w) || fs_collect(ct, w) ||
 	    files_collect(ct, w) || locks_collect(ct, w))
 		return -1;
 	return parasite_stop(ct);
@@ -164,6 +168,7 @@ static int parse_opts(int argc, char **argv)
 		{ "file-locks", no_argument, NULL, 'l' },
 		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "link-remap", no_argument, NULL, 'L' },
+		{ "action-script", required_argument, NULL, 'S' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -199,6 +204,9 @@ static int parse_opts(int argc, char **argv)
 		case 'L':
 			opts.link_remap = true;
 			break;
+		case 'S':
+			scripts_add(optarg);
+			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {
 			case 1:
@@ -226,6 +234,7 @@ int main(int argc, char **argv)
 	pid_t root;
 	int ret = 1;
 
+	stats_start();
 	log_init(argv[0]);
 	if (parse_opts(argc, argv)) {
 		/* Still release a tree freeze handed us. */
@@ -251,6 +260,8 @@ int main(int argc, char **argv)
 		tree_detach(&tree, 0);
 		return 1;
 	}
+	if (actions_frozen(root))
+		goto fail;
 	ctasks = xzalloc(tree.nr * sizeof(*ctasks));
 	for (int i = 0; i < tree.nr; i++) {
 		struct ctask *ct = &ctasks[i];
@@ -292,16 +303,17 @@ int main(int argc, char **argv)
 	if (files_write(w) || pipes_write(w) || ghost_write(w))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++)
-		if (!tree.tasks[i].zombie && mm_write_pages(&ctasks[i], w))
+		if (!tree.tasks[i].zombie && stats_mm_write_pages(&ctasks[i], w))
 			goto fail;
-	if (imgw_finish(w))
+	if (stats_write(w, ctasks, tree.nr) || imgw_finish(w))
 		goto fail;
 	/* The sink sees end of stream before we wait for its verdict. */
 	close(STDOUT_FILENO);
-	if (wait_ack())
+	if (wait_ack() || actions_stored(root))
 		goto fail;
 
 	if (opts.leave_running) {
+		actions_resume(root);
 		tree_detach(&tree, 0);
 	} else if (opts.leave_stopped) {
 		tree_detach(&tree, SIGSTOP);
@@ -313,6 +325,7 @@ int main(int argc, char **argv)
 	goto out;
 fail:
 	ghost_abort();
+	actions_resume(root);
 	resume_all();
 	pr_err("dump of tree %d failed; the tree was left running", root);
 out:

@@ -18,10 +18,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "inject.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
+#include "stasis/scripts.h"
 #include "stasis/util.h"
+#include "stats.h"
 
 struct inject_opts opts = { .file_validation = FILE_VALIDATION_FILESIZE };
 
@@ -40,6 +43,10 @@ static void usage(FILE *f)
 		   "  -l, --file-locks        take back the file locks of the checkpoint\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
+		   "      --action-script PATH  run PATH at setup-namespaces, post-restore,\n"
+		   "                          network-unlock, pre-resume and post-resume\n"
+		   "      --stats-file FILE   write the stats-restore image to FILE\n"
+		   "      --display-stats     print the restore statistics on stdout\n"
 		   "  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		   "  -o, --log-file FILE     write log messages to FILE\n"
 		   "  -h, --help              show this help and exit\n"
@@ -127,6 +134,8 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 			return -1;
 		if (i == 0)
 			files_release_staged();
+		if (i == 0 && actions_created(t->pid))
+			return -1;
 		if (!task_alive(t))
 			continue;
 		if (mm_load_pagemap(t))
@@ -169,6 +178,9 @@ static int parse_opts(int argc, char **argv)
 		{ "shell-job", no_argument, NULL, 'j' },
 		{ "file-locks", no_argument, NULL, 'l' },
 		{ "file-validation", required_argument, NULL, 'F' },
+		{ "action-script", required_argument, NULL, 'S' },
+		{ "stats-file", required_argument, NULL, 'T' },
+		{ "display-stats", no_argument, NULL, 'Y' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		COMMON_LONG_OPTS,
 		{}
@@ -203,6 +215,15 @@ static int parse_opts(int argc, char **argv)
 				pr_err("unknown --file-validation mode '%s' (filesize)", optarg);
 				return -1;
 			}
+			break;
+		case 'S':
+			scripts_add(optarg);
+			break;
+		case 'T':
+			stats_set_file(optarg);
+			break;
+		case 'Y':
+			stats_set_display(true);
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-inject", usage)) {
@@ -241,8 +262,11 @@ int main(int argc, char **argv)
 	if (more < 0 || pstree_load(&tree) || files_prepare(&tree))
 		return 1;
 	root = tree.tasks[0].pid;
-	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || pstree_release(&tree))
+	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
+	    pstree_release(&tree))
 		goto fail;
+	stats_restored(&tree, start);
+	actions_resumed(root);
 	ghost_finish();
 	pr_info("restored tree %d (%zu tasks) in %llu ms", root, tree.nr,
 		(unsigned long long)(now_ns() - start) / 1000000);

@@ -151,6 +151,8 @@ static const struct {
 	{ "cipher", &stasis__seal_cipher__descriptor, NULL },
 	{ "pagetags-", &stasis__page_tag__descriptor, &stasis__page_tag__descriptor },
 	{ "seal", &stasis__seal_summary__descriptor, &stasis__seal_summary__descriptor },
+	{ "stats-dump", &stasis__dump_stats__descriptor, NULL },
+	{ "stats-restore", &stasis__restore_stats__descriptor, NULL },
 };
 
 const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned idx)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stasis/config.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
 
@@ -23,6 +24,9 @@ enum opt_kind {
 	K_VERBOSITY, /* -v, -vv, -vN, --verbosity[=N] */
 	K_HELP,
 	K_VERSION,
+	K_SCRIPT,	     /* --action-script: repeatable, in order */
+	K_CONFIG,	     /* --config FILE: found before parsing (pre_scan) */
+	K_NO_DEFAULT_CONFIG, /* likewise */
 	K_TODO, /* an option of criu(8) that is not implemented yet */
 };
 
@@ -66,26 +70,41 @@ static const struct fe_option options[] = {
 	STR("file-validation", 0, CMD_ALL, S_FILE_VALIDATION, "MODE",
 	    "how files are checked on restore: filesize (the default; buildid is not "
 	    "supported)"),
-	STR("log-file", 'o', CMD_ALL, S_LOG_FILE, "FILE",
-	    "write the log to FILE (relative to the images directory)"),
-	{ "verbosity", 'v', optional_argument, K_VERBOSITY, CMD_ALL, 0, 0, "N",
+	STR("log-file", 'o', CMD_ANY, S_LOG_FILE, "FILE",
+	    "write the log to FILE (relative to the work directory)"),
+	STR("work-dir", 'W', CMD_ANY, S_WORK_DIR, "DIR",
+	    "directory for the log, the pidfile and the statistics (default: the images "
+	    "directory)"),
+	FLAG("log-pid", 0, CMD_ALL, F_LOG_PID, F_NONE,
+	     "one log file per program of the pipeline: FILE.PID"),
+	FLAG("display-stats", 0, CMD_ALL, F_DISPLAY_STATS, F_NONE,
+	     "print the statistics of the dump or the restore at the end"),
+	{ "action-script", 0, required_argument, K_SCRIPT, CMD_ALL, 0, 0, "PATH",
+	  "run PATH at every stage of the dump or the restore (may be repeated)" },
+	{ "config", 0, required_argument, K_CONFIG, CMD_ANY, 0, 0, "FILE",
+	  "read options from FILE instead of the default configuration files" },
+	{ "no-default-config", 0, no_argument, K_NO_DEFAULT_CONFIG, CMD_ANY, 0, 0, NULL,
+	  "do not read /etc/stasis/default.conf and $HOME/.stasis/default.conf" },
+	FLAG("extra", 0, CMD_CHECK, F_CHECK_EXTRA, F_NONE,
+	     "also check the features needed only for some trees or options"),
+	FLAG("experimental", 0, CMD_CHECK, F_CHECK_EXPERIMENTAL, F_NONE,
+	     "also check the features of experimental uses"),
+	FLAG("all", 0, CMD_CHECK, F_CHECK_ALL, F_NONE, "check every feature (--extra --experimental)"),
+	STR("feature", 0, CMD_CHECK, S_FEATURE, "NAME",
+	    "check only the feature NAME; \"list\" lists them"),
+	{ "verbosity", 'v', optional_argument, K_VERBOSITY, CMD_ANY, 0, 0, "N",
 	  "more messages (-v, -vv, ...), or level N: 0 none, 1 errors, "
 	  "2 warnings (default), 3 information, 4 debug" },
-	{ "help", 'h', no_argument, K_HELP, CMD_ALL, 0, 0, NULL, "print this help and exit" },
-	{ "version", 'V', no_argument, K_VERSION, CMD_ALL, 0, 0, NULL,
+	{ "help", 'h', no_argument, K_HELP, CMD_ANY, 0, 0, NULL, "print this help and exit" },
+	{ "version", 'V', no_argument, K_VERSION, CMD_ANY, 0, 0, NULL,
 	  "print the version and exit" },
 
 	/* criu(8) options that are refused until they are implemented */
-	TODO("config", 0, required_argument),
-	TODO("no-default-config", 0, no_argument),
-	TODO("display-stats", 0, no_argument),
 	TODO("stream", 0, no_argument),
 	TODO("prev-images-dir", 0, required_argument),
-	TODO("work-dir", 'W', required_argument),
 	TODO("close", 0, required_argument),
 	TODO("libdir", 'L', required_argument),
 	TODO("enable-fs", 0, required_argument),
-	TODO("action-script", 0, required_argument),
 	TODO("unprivileged", 0, no_argument),
 	TODO("track-mem", 0, no_argument),
 	TODO("pre-dump-mode", 0, required_argument),
@@ -111,7 +130,6 @@ static const struct fe_option options[] = {
 	TODO("network-lock", 0, required_argument),
 	TODO("inherit-fd", 0, required_argument),
 	TODO("restore-sibling", 'S', no_argument),
-	TODO("log-pid", 0, no_argument),
 	TODO("root", 'r', required_argument),
 	TODO("join-ns", 'J', required_argument),
 	TODO("veth-pair", 0, required_argument),
@@ -131,10 +149,6 @@ static const struct fe_option options[] = {
 	TODO("tls-key", 0, required_argument),
 	TODO("tls-no-cn-verify", 0, no_argument),
 	TODO("encrypt", 0, no_argument),
-	TODO("extra", 0, no_argument),
-	TODO("experimental", 0, no_argument),
-	TODO("all", 0, no_argument),
-	TODO("feature", 0, required_argument),
 };
 /* clang-format on */
 
@@ -149,6 +163,7 @@ static const struct {
 } commands[] = {
     {"dump", CMD_DUMP},
     {"restore", CMD_RESTORE},
+    {"check", CMD_CHECK},
 };
 
 static bool negatable(const struct fe_option *opt)
@@ -260,7 +275,9 @@ static int parse_pid(const char *arg, pid_t *pid)
 	return 0;
 }
 
-static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, char **argv)
+/* Where an option came from: the command line (ca NULL) or a file. */
+static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, char **argv,
+		 const struct config_args *ca)
 {
 	const struct fe_option *opt = &options[idx];
 
@@ -285,6 +302,21 @@ static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, 
 		return 0;
 	case K_VERSION:
 		o->version = true;
+		return 0;
+	case K_SCRIPT:
+		o->scripts = xrealloc(o->scripts, (o->nr_scripts + 1) * sizeof(*o->scripts));
+		o->scripts[o->nr_scripts++] = optarg;
+		return 0;
+	case K_CONFIG:
+	case K_NO_DEFAULT_CONFIG:
+		/* criu(8) ignores them in a file: the files are chosen by then */
+		if (ca)
+			pr_warn("%s:%d: --%s has no effect in a configuration file", ca->path,
+				ca->line[optind - 1], opt->name);
+		else if (opt->kind == K_CONFIG && (!o->config || strcmp(o->config, optarg))) {
+			pr_err("option --config must be spelled out in full");
+			return -1;
+		}
 		return 0;
 	case K_TODO:
 		if (is_short)
@@ -313,18 +345,17 @@ static void report_getopt_error(int c, int argc, char **argv)
 	}
 }
 
-int fe_parse(int argc, char **argv, struct fe_opts *o)
+/* The options of one vector: a configuration file (ca) or the command line
+ * (then seen[] records which options it gave). getopt is reset for each. */
+static int parse_vector(int argc, char **argv, struct fe_opts *o, const struct config_args *ca,
+			bool *seen)
 {
 	struct option *lo = build_long_options();
 	char *so = build_short_options();
-	bool *seen = xzalloc(NR_OPTIONS * sizeof(*seen));
-	int c, i, ret = -1;
-
-	memset(o, 0, sizeof(*o));
-	o->verbosity = -1;
+	int c, ret = -1;
 
 	opterr = 0;
-	optind = 1;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
 		bool is_short = c < OPT_BASE;
 		int idx;
@@ -335,10 +366,104 @@ int fe_parse(int argc, char **argv, struct fe_opts *o)
 		}
 		idx = is_short ? find_short(c) : (c - OPT_BASE) / 2;
 		if (idx < 0 ||
-		    apply(o, idx, !is_short && ((c - OPT_BASE) & 1), is_short, argc, argv))
+		    apply(o, idx, !is_short && ((c - OPT_BASE) & 1), is_short, argc, argv, ca))
 			goto out;
-		seen[idx] = true;
+		if (seen)
+			seen[idx] = true;
 	}
+	if (ca && optind < argc) {
+		pr_err("%s:%d: '%s' is not an option (a configuration file holds no command)",
+		       ca->path, ca->line[optind], argv[optind]);
+		optind++;
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret && ca && optind > 0)
+		pr_err("in configuration file %s, line %d", ca->path,
+		       ca->line[optind - 1 < argc ? optind - 1 : argc - 1]);
+	free(so);
+	free_long_options(lo);
+	return ret;
+}
+
+/*
+ * What must be known before any file is read (as criu(8)'s pre_parse):
+ * --config FILE, which also turns the default files off, and
+ * --no-default-config; with --help, no file is read at all, so that a
+ * broken one cannot hide the help.
+ */
+static bool pre_scan(int argc, char **argv, struct fe_opts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+		if (!strcmp(argv[i], "--no-default-config")) {
+			o->no_default_config = true;
+		} else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+			o->config = argv[++i];
+			o->no_default_config = true;
+		} else if (!strncmp(argv[i], "--config=", 9)) {
+			o->config = argv[i] + 9;
+			o->no_default_config = true;
+		}
+	}
+	return false;
+}
+
+/* Reads one configuration file and applies it; the file stays in memory
+ * (the options point into it). 0 or -1. */
+static int apply_config(const char *path, bool missing_ok, struct fe_opts *o)
+{
+	struct config_args *ca = xzalloc(sizeof(*ca));
+	int r = config_read(path, missing_ok, ca);
+
+	if (r)
+		return r < 0 ? -1 : 0;
+	pr_debug("reading configuration file %s", path);
+	return parse_vector(ca->argc, ca->argv, o, ca, NULL);
+}
+
+static int apply_configs(struct fe_opts *o)
+{
+	const char *home = getenv("HOME"), *env = getenv("STASIS_CONFIG_FILE");
+
+	if (!o->no_default_config) {
+		if (apply_config("/etc/stasis/default.conf", true, o))
+			return -1;
+		if (home && *home) {
+			size_t n = strlen(home) + 32;
+			char *p = xmalloc(n);
+			int r;
+
+			snprintf(p, n, "%s/.stasis/default.conf", home);
+			r = apply_config(p, true, o);
+			free(p);
+			if (r)
+				return -1;
+		}
+	}
+	if (env && *env && apply_config(env, false, o))
+		return -1;
+	if (o->config && apply_config(o->config, false, o))
+		return -1;
+	return 0;
+}
+
+int fe_parse(int argc, char **argv, struct fe_opts *o)
+{
+	bool *seen = xzalloc(NR_OPTIONS * sizeof(*seen));
+	int i, ret = -1;
+
+	memset(o, 0, sizeof(*o));
+	o->verbosity = -1;
+
+	if (!pre_scan(argc, argv, o) && apply_configs(o))
+		goto out;
+	if (parse_vector(argc, argv, o, NULL, seen))
+		goto out;
 
 	if (optind < argc) {
 		o->cmd_name = argv[optind++];
@@ -350,6 +475,7 @@ int fe_parse(int argc, char **argv, struct fe_opts *o)
 		pr_err("unexpected argument '%s'", argv[optind]);
 		goto out;
 	}
+	/* only the command line is held to this: a file serves every command */
 	for (i = 0; o->cmd && i < NR_OPTIONS; i++) {
 		if (seen[i] && !(options[i].cmds & o->cmd)) {
 			pr_err("option --%s does not apply to %s", options[i].name, o->cmd_name);
@@ -359,8 +485,6 @@ int fe_parse(int argc, char **argv, struct fe_opts *o)
 	ret = 0;
 out:
 	free(seen);
-	free(so);
-	free_long_options(lo);
 	return ret;
 }
 
@@ -404,12 +528,13 @@ static void print_option(FILE *f, const struct fe_option *opt, enum fe_cmd cmd)
 	else
 		snprintf(left + n, sizeof(left) - n, "--%s", opt->name);
 
-	snprintf(help, sizeof(help), "%s%s%s%s", opt->help,
-		 cmd == CMD_NONE && opt->cmds != CMD_ALL ? " (" : "",
-		 cmd == CMD_NONE && opt->cmds != CMD_ALL
-		     ? (opt->cmds == CMD_DUMP ? "dump" : "restore")
-		     : "",
-		 cmd == CMD_NONE && opt->cmds != CMD_ALL ? ")" : "");
+	/* in the help of all commands, name the one an option belongs to */
+	snprintf(help, sizeof(help), "%s%s", opt->help,
+		 cmd != CMD_NONE	      ? ""
+		 : opt->cmds == CMD_DUMP    ? " (dump)"
+		 : opt->cmds == CMD_RESTORE ? " (restore)"
+		 : opt->cmds == CMD_CHECK   ? " (check)"
+					    : "");
 	fprintf(f, "  %-26s ", left);
 	print_wrapped(f, help, 29, 79);
 }
@@ -434,16 +559,25 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"  stasis-serialize pack -D DIR | stasis-inject\n"
 			"Without -d, wait for the restored root task and exit with its status.\n");
 		break;
+	case CMD_CHECK:
+		fprintf(f, "Usage: stasis check [--extra | --experimental | --all | --feature NAME]\n\n"
+			   "Check that the kernel has the features stasis needs. Prints \"Looks good.\"\n"
+			   "(exit status 0), \"Looks good but ...\" (2: an --extra or --experimental\n"
+			   "feature is missing) or \"Does not look good.\" (1), and each missing\n"
+			   "feature with what it costs. --feature list lists the features.\n");
+		break;
 	default:
 		fprintf(f,
 			"Usage: stasis dump -t PID [-D DIR] [OPTIONS]\n"
 			"       stasis restore [-D DIR] [OPTIONS]\n"
+			"       stasis check [--extra | --experimental | --all | --feature NAME]\n"
 			"       stasis TOOL [ARGS...]\n\n"
 			"Checkpoint a process tree and restore it, with a pipeline of the stasis\n"
 			"programs.\n\n"
 			"Commands:\n"
 			"  dump      checkpoint the process tree rooted at PID into DIR\n"
 			"  restore   restore the process tree checkpointed in DIR\n"
+			"  check     check that the kernel has what stasis needs\n"
 			"  TOOL      run stasis-TOOL with ARGS, for TOOL one of freeze, collect,\n"
 			"            serialize, seal, transfer, inject\n");
 		break;
@@ -457,6 +591,8 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 		print_option(f, &options[i], cmd);
 	}
 	fprintf(f, "\nBoolean options can be negated with a no- prefix, as in --no-shell-job.\n"
+		   "Options are read from /etc/stasis/default.conf, $HOME/.stasis/default.conf,\n"
+		   "$STASIS_CONFIG_FILE and --config FILE first, in that order.\n"
 		   "Options of criu(8) that stasis does not implement yet are refused.\n"
 		   "See stasis(8).\n");
 }

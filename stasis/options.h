@@ -12,6 +12,8 @@ enum fe_cmd {
 	CMD_DUMP = 1 << 0,
 	CMD_RESTORE = 1 << 1,
 	CMD_ALL = CMD_DUMP | CMD_RESTORE,
+	CMD_CHECK = 1 << 2,
+	CMD_ANY = CMD_ALL | CMD_CHECK,
 };
 
 /* Boolean options: index into fe_opts.flag[]. */
@@ -23,6 +25,11 @@ enum fe_flag {
 	F_RESTORE_DETACHED,
 	F_FILE_LOCKS,
 	F_LINK_REMAP,
+	F_DISPLAY_STATS,
+	F_LOG_PID,
+	F_CHECK_EXTRA,
+	F_CHECK_EXPERIMENTAL,
+	F_CHECK_ALL,
 	F_NR,
 };
 
@@ -34,6 +41,8 @@ enum fe_str {
 	S_PIDFILE,
 	S_GHOST_LIMIT,
 	S_FILE_VALIDATION,
+	S_WORK_DIR,
+	S_FEATURE,
 	S_NR,
 };
 
@@ -45,12 +54,19 @@ struct fe_opts {
 	pid_t tree;    /* -t; 0 when not given */
 	int verbosity; /* -1 when not given */
 	bool help, version;
+	const char **scripts; /* --action-script, in order (config files first) */
+	int nr_scripts;
+	const char *config;	/* --config FILE */
+	bool no_default_config; /* --no-default-config (or --config) */
 };
 
 /*
  * Parse the front-end's command line (argv[0] is "stasis"): options in any
- * order around one command word, as criu(8) does. Returns 0 or -1 after
- * printing an error.
+ * order around one command word, as criu(8) does, after the configuration
+ * files in criu(8)'s order: /etc/stasis/default.conf and
+ * $HOME/.stasis/default.conf (unless --no-default-config or --config),
+ * $STASIS_CONFIG_FILE, --config FILE. Returns 0 or -1 after printing an
+ * error.
  */
 int fe_parse(int argc, char **argv, struct fe_opts *o);
 

@@ -126,6 +126,29 @@ void close_fd(int *fd)
 	*fd = -1;
 }
 
+static bool log_pid;
+
+void stages_log_pid(bool on)
+{
+	log_pid = on;
+}
+
+/* In the child: the PID is known only now. A program that execs the next
+ * one (freeze) keeps its PID, so both write the same FILE.PID. */
+static void add_pid_to_logs(struct args *a)
+{
+	for (int i = 1; i + 1 < a->n; i++) {
+		if (strcmp(a->v[i], "-o"))
+			continue;
+		i++;
+		size_t n = strlen(a->v[i]) + 16;
+		char *p = xmalloc(n);
+
+		snprintf(p, n, "%s.%d", a->v[i], getpid());
+		a->v[i] = p;
+	}
+}
+
 int stage_start(struct stage *s)
 {
 	int i;
@@ -160,6 +183,8 @@ int stage_start(struct stage *s)
 			_exit(127);
 		}
 	}
+	if (log_pid)
+		add_pid_to_logs(&s->argv);
 	execv(s->argv.v[0], s->argv.v);
 	pr_perror("cannot execute %s", s->argv.v[0]);
 	_exit(127);

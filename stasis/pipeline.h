@@ -37,6 +37,9 @@ char *find_program(const char *name);
 
 /* Start a stage (fork + exec); 0 or -1. */
 int stage_start(struct stage *s);
+/* --log-pid: stages started from now on get "-o FILE.PID" for "-o FILE",
+ * PID being their own. */
+void stages_log_pid(bool on);
 
 /*
  * Wait for a started stage. Returns its exit status, 128 + N when it was

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@
 #include "stasis/log.h"
 #include "stasis/util.h"
 
+#include "check.h"
+#include "ops.h"
 #include "options.h"
 #include "pipeline.h"
 
@@ -23,7 +26,7 @@ static const char *const tools[] = {"freeze", "collect", "serialize", "seal", "t
 
 /* criu(8) commands stasis does not have (yet). */
 static const char *const criu_commands[] = {
-    "pre-dump", "check", "page-server", "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
+    "pre-dump", "page-server", "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
 };
 
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -144,13 +147,38 @@ static int prepare_images_dir(const char *dir)
 	return 0;
 }
 
-static int open_log(const char *path)
+/* With --log-pid, every program writes FILE.PID, the front-end too. */
+static int open_log(const char *path, const struct fe_opts *o)
 {
-	if (path && log_set_file(path)) {
+	char own[PATH_MAX];
+
+	if (!path)
+		return 0;
+	if (o->flag[F_LOG_PID]) {
+		snprintf(own, sizeof(own), "%s.%d", path, getpid());
+		path = own;
+		stages_log_pid(true);
+	}
+	if (log_set_file(path)) {
 		pr_perror("cannot open log file %s", path);
 		return -1;
 	}
 	return 0;
+}
+
+/* -W: where the log, the pidfile and the statistics go; the images
+ * directory unless given (criu(8)'s work directory). Created if missing. */
+static char *work_dir(const struct fe_opts *o, const char *images_dir)
+{
+	const char *w = o->str[S_WORK_DIR];
+
+	if (!w)
+		return xstrdup(images_dir);
+	if (!*w || (mkdir_p(w) && errno != EEXIST)) {
+		pr_err("cannot create work directory %s: %s", w, *w ? strerror(errno) : "empty name");
+		return NULL;
+	}
+	return xstrdup(w);
 }
 
 static char *need_program(const char *name)
@@ -198,9 +226,11 @@ static int cmd_dump(const struct fe_opts *o)
 {
 	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
 	char *log = NULL, *pidfile = NULL, *freeze = NULL, *collect = NULL, *serialize = NULL;
-	struct stage st[2] = {};
-	int data[2] = {-1, -1}, ack[2] = {-1, -1}, pidfd = -1;
+	char *wdir = NULL;
+	struct stage st[3] = {}; /* freeze/collect, serialize, the progress line */
+	int data[2] = {-1, -1}, ack[2] = {-1, -1}, shown[2] = {-1, -1}, pidfd = -1;
 	int ret = 1, rc[2], i;
+	bool progress = fe_progress_wanted(o);
 
 	if (!o->tree) {
 		pr_err("dump: the tree to checkpoint is missing: -t PID");
@@ -214,10 +244,13 @@ static int cmd_dump(const struct fe_opts *o)
 	}
 	if (prepare_images_dir(dir))
 		return 1;
-	log = in_dir(dir, o->str[S_LOG_FILE]);
-	if (open_log(log))
+	wdir = work_dir(o, dir);
+	if (!wdir)
+		return 1;
+	log = in_dir(wdir, o->str[S_LOG_FILE]);
+	if (open_log(log, o))
 		goto out;
-	pidfile = in_dir(dir, o->str[S_PIDFILE]);
+	pidfile = in_dir(wdir, o->str[S_PIDFILE]);
 	if (pidfile) {
 		pidfd = open(pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (pidfd < 0) {
@@ -229,8 +262,15 @@ static int cmd_dump(const struct fe_opts *o)
 	    !(collect = need_program("stasis-collect")) ||
 	    !(serialize = need_program("stasis-serialize")))
 		goto out;
-	if (make_pipe(data) || make_pipe(ack))
+	if (make_pipe(data) || make_pipe(ack) || (progress && make_pipe(shown)))
 		goto out;
+	if (fe_scripts_setup(o, dir))
+		goto out;
+	if (fe_scripts_run("pre-dump", o->tree)) {
+		pr_err("dump aborted by the pre-dump action script; the tree of %d was not touched",
+		       o->tree);
+		goto out;
+	}
 
 	st[0].name = "stasis-freeze";
 	st[0].exec_name = "stasis-collect";
@@ -253,6 +293,7 @@ static int cmd_dump(const struct fe_opts *o)
 		args_add(&st[0].argv, "--ghost-limit");
 		args_add(&st[0].argv, o->str[S_GHOST_LIMIT]);
 	}
+	fe_scripts_args(&st[0].argv, o);
 	args_add(&st[0].argv, "--ack-fd");
 	args_addf(&st[0].argv, "%d", ack[0]);
 	add_common(&st[0].argv, o, log);
@@ -268,19 +309,24 @@ static int cmd_dump(const struct fe_opts *o)
 	args_add(&st[1].argv, "--ack-fd");
 	args_addf(&st[1].argv, "%d", ack[1]);
 	add_common(&st[1].argv, o, log);
-	st[1].in = data[0];
+	st[1].in = progress ? shown[0] : data[0];
 	st[1].out = -1;
 	st[1].keep[st[1].nkeep++] = ack[1];
+	st[2].in = data[0];
+	st[2].out = shown[1];
 
 	pr_info("dumping the tree of %d into %s", o->tree, dir);
 	/* If the sink cannot start, closing our ends makes collect see EOF
 	 * on its output and its ack channel: it resumes the tree. */
-	if (!stage_start(&st[0]))
+	if (!stage_start(&st[0]) &&
+	    (!progress || !fe_progress_start(&st[2], "dump", fe_tree_memory(o->tree), true)))
 		stage_start(&st[1]);
 	close_fd(&data[0]);
 	close_fd(&data[1]);
 	close_fd(&ack[0]);
 	close_fd(&ack[1]);
+	close_fd(&shown[0]);
+	close_fd(&shown[1]);
 
 	ret = 0;
 	for (i = 0; i < 2; i++) {
@@ -288,6 +334,8 @@ static int cmd_dump(const struct fe_opts *o)
 		if (rc[i])
 			ret = 1;
 	}
+	if (progress)
+		stage_wait(&st[2], true);
 	if (ret) {
 		pr_err("dump failed");
 		goto out;
@@ -302,6 +350,8 @@ static int cmd_dump(const struct fe_opts *o)
 		pidfd = -1;
 	}
 	pr_info("dump complete");
+	if (o->flag[F_DISPLAY_STATS])
+		fe_display_dump_stats(dir);
 out:
 	if (pidfd >= 0) {
 		close(pidfd);
@@ -311,8 +361,11 @@ out:
 	close_fd(&data[1]);
 	close_fd(&ack[0]);
 	close_fd(&ack[1]);
+	close_fd(&shown[0]);
+	close_fd(&shown[1]);
 	for (i = 0; i < 2; i++)
 		args_free(&st[i].argv);
+	free(wdir);
 	free(freeze);
 	free(collect);
 	free(serialize);
@@ -326,10 +379,11 @@ static int cmd_restore(const struct fe_opts *o)
 {
 	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
 	bool detached = o->flag[F_RESTORE_DETACHED];
-	char *log = NULL, *pidfile = NULL, *serialize = NULL, *inject = NULL;
-	struct stage st[2] = {};
-	int data[2] = {-1, -1};
+	char *log = NULL, *pidfile = NULL, *serialize = NULL, *inject = NULL, *wdir = NULL;
+	struct stage st[3] = {}; /* serialize, inject, the progress line */
+	int data[2] = {-1, -1}, shown[2] = {-1, -1};
 	int ret = 1, rc_pack, rc_inject, i;
+	bool progress = fe_progress_wanted(o);
 	struct stat s;
 
 	if (check_file_validation(o))
@@ -342,15 +396,24 @@ static int cmd_restore(const struct fe_opts *o)
 		pr_err("images directory %s is not a directory", dir);
 		return 1;
 	}
-	log = in_dir(dir, o->str[S_LOG_FILE]);
-	if (open_log(log))
+	wdir = work_dir(o, dir);
+	if (!wdir)
+		return 1;
+	log = in_dir(wdir, o->str[S_LOG_FILE]);
+	if (open_log(log, o))
 		goto out;
-	pidfile = in_dir(dir, o->str[S_PIDFILE]);
+	pidfile = in_dir(wdir, o->str[S_PIDFILE]);
 	if (!(serialize = need_program("stasis-serialize")) ||
 	    !(inject = need_program("stasis-inject")))
 		goto out;
-	if (make_pipe(data))
+	if (make_pipe(data) || (progress && make_pipe(shown)))
 		goto out;
+	if (fe_scripts_setup(o, dir))
+		goto out;
+	if (fe_scripts_run("pre-restore", fe_checkpoint_root(dir))) {
+		pr_err("restore aborted by the pre-restore action script");
+		goto out;
+	}
 
 	st[0].name = "stasis-serialize";
 	args_add(&st[0].argv, serialize);
@@ -379,17 +442,30 @@ static int cmd_restore(const struct fe_opts *o)
 		args_add(&st[1].argv, "--pidfile");
 		args_add(&st[1].argv, pidfile);
 	}
+	fe_scripts_args(&st[1].argv, o);
+	/* kept in the work directory, as criu(8) keeps stats-restore */
+	args_add(&st[1].argv, "--stats-file");
+	args_addf(&st[1].argv, "%s/stats-restore.img", wdir);
+	if (o->flag[F_DISPLAY_STATS])
+		args_add(&st[1].argv, "--display-stats");
 	add_common(&st[1].argv, o, log);
-	st[1].in = data[0];
+	st[1].in = progress ? shown[0] : data[0];
 	st[1].out = -1;
+	st[2].in = data[0];
+	st[2].out = shown[1];
 
 	pr_info("restoring from %s", dir);
-	if (!stage_start(&st[0]))
+	if (!stage_start(&st[0]) &&
+	    (!progress || !fe_progress_start(&st[2], "restore", fe_dir_bytes(dir), false)))
 		stage_start(&st[1]);
 	close_fd(&data[0]);
 	close_fd(&data[1]);
+	close_fd(&shown[0]);
+	close_fd(&shown[1]);
 
 	rc_pack = stage_wait(&st[0], false);
+	if (progress)
+		stage_wait(&st[2], true);
 	/* without -d, inject's status is the restored root task's: not an error of ours */
 	rc_inject = stage_wait(&st[1], !detached);
 	ret = rc_inject ? rc_inject : rc_pack ? 1 : 0;
@@ -398,12 +474,36 @@ static int cmd_restore(const struct fe_opts *o)
 out:
 	close_fd(&data[0]);
 	close_fd(&data[1]);
+	close_fd(&shown[0]);
+	close_fd(&shown[1]);
 	for (i = 0; i < 2; i++)
 		args_free(&st[i].argv);
+	free(wdir);
 	free(serialize);
 	free(inject);
 	free(pidfile);
 	free(log);
+	return ret;
+}
+
+/* stasis check: probes the kernel (check.c); -o is relative to -W if given. */
+static int cmd_check(const struct fe_opts *o)
+{
+	struct check_opts c = {
+	    .extra = o->flag[F_CHECK_EXTRA] || o->flag[F_CHECK_ALL],
+	    .experimental = o->flag[F_CHECK_EXPERIMENTAL] || o->flag[F_CHECK_ALL],
+	    .feature = o->str[S_FEATURE],
+	};
+	char *wdir = NULL, *log = NULL;
+	int ret = 1;
+
+	if (o->str[S_WORK_DIR] && !(wdir = work_dir(o, ".")))
+		return 1;
+	log = in_dir(wdir ? wdir : ".", o->str[S_LOG_FILE]);
+	if (!open_log(log, o))
+		ret = check_run(&c);
+	free(log);
+	free(wdir);
 	return ret;
 }
 
@@ -451,6 +551,8 @@ int main(int argc, char **argv)
 		return cmd_dump(&o);
 	case CMD_RESTORE:
 		return cmd_restore(&o);
+	case CMD_CHECK:
+		return cmd_check(&o);
 	default:
 		fe_usage(stderr, CMD_NONE);
 		return 1;

@@ -327,7 +327,7 @@ assert_untouched() {
 	[ "$status" -eq 7 ]
 	log=$fake/img/r.log
 	grep -qx "serialize pack -D $fake/img -v3 -o $log" "$FAKE_LOG"
-	grep -qx "inject --leave-stopped --shell-job --pidfile $fake/img/r.pid -v3 -o $log" "$FAKE_LOG"
+	grep -qx "inject --leave-stopped --shell-job --pidfile $fake/img/r.pid --stats-file $fake/img/stats-restore.img -v3 -o $log" "$FAKE_LOG"
 	[ "$(cat "$fake/injected")" = STREAM-DATA ]
 	[ "$(cat "$fake/img/r.pid")" = 4242 ]
 	[[ "$output" != *"exited with status"* ]]
@@ -338,7 +338,7 @@ assert_untouched() {
 	echo STREAM-DATA >"$fake/img/stream"
 	run timeout 20 "$FS" restore -D "$fake/img" -d --pidfile /tmp/stasis-fe-$$.pid
 	[ "$status" -eq 0 ]
-	grep -qx "inject --restore-detached --pidfile /tmp/stasis-fe-$$.pid" "$FAKE_LOG"
+	grep -qx "inject --restore-detached --pidfile /tmp/stasis-fe-$$.pid --stats-file $fake/img/stats-restore.img" "$FAKE_LOG"
 	rm -f /tmp/stasis-fe-$$.pid
 	FAKE_INJECT_STATUS=5 run timeout 20 "$FS" restore --images-dir "$fake/img" --restore-detached
 	[ "$status" -eq 5 ]

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0
+/* --display-stats: the figures of stats-dump and stats-restore, in the
+ * words criu(8) prints them with. */
+#include "stasis/stats.h"
+
+static void pages(FILE *f, const char *what, uint64_t n)
+{
+	fprintf(f, "%s: %llu (0x%llx)\n", what, (unsigned long long)n, (unsigned long long)n);
+}
+
+void stats_print_dump(FILE *f, const Stasis__DumpStats *s)
+{
+	fprintf(f, "Displaying dump stats:\n");
+	fprintf(f, "Freezing time: %llu us\n", (unsigned long long)s->freezing_time);
+	fprintf(f, "Frozen time: %llu us\n", (unsigned long long)s->frozen_time);
+	fprintf(f, "Memory dump time: %llu us\n", (unsigned long long)s->memdump_time);
+	fprintf(f, "Memory write time: %llu us\n", (unsigned long long)s->memwrite_time);
+	pages(f, "Memory pages scanned", s->pages_scanned);
+	pages(f, "Memory pages skipped", s->pages_skipped);
+	pages(f, "Memory pages shared with the parent task", s->pages_skipped_parent);
+	pages(f, "Memory pages written", s->pages_written);
+	if (s->has_tasks)
+		fprintf(f, "Tasks: %u, threads: %u\n", s->tasks, s->threads);
+	if (s->has_stream_bytes)
+		fprintf(f, "Stream bytes: %llu\n", (unsigned long long)s->stream_bytes);
+}
+
+void stats_print_restore(FILE *f, const Stasis__RestoreStats *s)
+{
+	fprintf(f, "Displaying restore stats:\n");
+	pages(f, "Pages skipped COW", s->pages_skipped_cow);
+	pages(f, "Pages restored", s->pages_restored);
+	fprintf(f, "Restore time: %llu us\n", (unsigned long long)s->restore_time);
+	if (s->has_tasks)
+		fprintf(f, "Tasks: %u, threads: %u\n", s->tasks, s->threads);
+}

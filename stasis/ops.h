@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the front-end does around its pipelines for the operator: action
+ * scripts (scripts.c), statistics (stats.c) and the progress line
+ * (progress.c).
+ */
+#ifndef STASIS_FRONTEND_OPS_H
+#define STASIS_FRONTEND_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "options.h"
+#include "pipeline.h"
+
+/* scripts.c: registers --action-script and exports CRTOOLS_IMAGE_DIR (the
+ * images directory, absolute) for every script and stage. 0 or -1. */
+int fe_scripts_setup(const struct fe_opts *o, const char *images_dir);
+/* "--action-script PATH" for each script, for stasis-collect and stasis-inject. */
+void fe_scripts_args(struct args *a, const struct fe_opts *o);
+/* Runs the scripts of a stage the front-end owns (pre-dump, pre-restore). */
+int fe_scripts_run(const char *action, pid_t init_pid);
+/* The root PID of the checkpoint in dir (inventory.img), 0 if unknown. */
+pid_t fe_checkpoint_root(const char *dir);
+
+/* stats.c: --display-stats, from the images the pipeline wrote. */
+int fe_display_dump_stats(const char *images_dir);
+
+/* progress.c: a progress line on the terminal for the data of a pipeline.
+ * Whether to show one at all: stderr is a terminal and no log goes there. */
+bool fe_progress_wanted(const struct fe_opts *o);
+/* Bytes a dump of the tree of pid will carry, about (its private memory). */
+uint64_t fe_tree_memory(pid_t pid);
+/* Bytes of the images in dir. */
+uint64_t fe_dir_bytes(const char *dir);
+/* A stage that copies its stdin to its stdout and shows the progress. */
+int fe_progress_start(struct stage *s, const char *what, uint64_t total, bool estimate);
+
+#endif

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * --display-stats: stasis-collect puts stats-dump into the checkpoint and
+ * stasis-inject writes stats-restore (and prints it itself, since the
+ * front-end may wait long for the restored tree); the front-end prints
+ * the dump's once the images are stored.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stasis/imgfile.h"
+#include "stasis/log.h"
+#include "stasis/stats.h"
+#include "stasis/util.h"
+
+#include "ops.h"
+
+int fe_display_dump_stats(const char *images_dir)
+{
+	size_t n = strlen(images_dir) + 32;
+	char *p = xmalloc(n);
+	Stasis__DumpStats *s;
+
+	snprintf(p, n, "%s/stats-dump.img", images_dir);
+	s = (Stasis__DumpStats *)imgfile_read_record(p, &stasis__dump_stats__descriptor, false);
+	free(p);
+	if (!s)
+		return -1;
+	stats_print_dump(stdout, s);
+	fflush(stdout);
+	protobuf_c_message_free_unpacked(&s->base, NULL);
+	return 0;
+}
