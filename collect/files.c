@@ -133,7 +133,13 @@ static const struct fd_dump_ops *const fd_types[] = {
 	&chr_dump_ops,
 	&pipe_dump_ops,
 	&fifo_dump_ops,
+	&memfd_dump_ops, /* before ghost: a memfd reads as a deleted file */
 	&ghost_dump_ops,
+	&eventfd_dump_ops,
+	&epoll_dump_ops,
+	&signalfd_dump_ops,
+	&timerfd_dump_ops,
+	&inotify_dump_ops,
 };
 
 /* The id of the description behind pid's fd, adding it when new. */

@@ -18,6 +18,7 @@
 
 #include "actions.h"
 #include "collect.h"
+#include "memfd.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
 #include "stasis/proc.h"
@@ -301,6 +302,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (files_write(w) || pipes_write(w) || ghost_write(w))
+		goto fail;
+	if (memfd_write(w))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++)
 		if (!tree.tasks[i].zombie && stats_mm_write_pages(&ctasks[i], w))

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "collect.h"
+#include "memfd.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/util.h"
@@ -64,6 +65,9 @@ static Stasis__VmaKind vma_kind(const struct proc_vma *v)
 		return STASIS__VMA_KIND__VSYSCALL;
 	if (v->shared && (!strcmp(v->path, "/dev/zero (deleted)") ||
 			  !strncmp(v->path, "[anon_shmem:", 12)))
+		return STASIS__VMA_KIND__SHMEM;
+	/* a memfd, shared or private: restored from its object (memfd.c) */
+	if (memfd_path(v->path))
 		return STASIS__VMA_KIND__SHMEM;
 	if (v->path[0] == '/')
 		return STASIS__VMA_KIND__FILE;
@@ -328,6 +332,16 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			pv->has_shmid = true;
 			pv->shmid = v->ino;
 			pv->pgoff = v->pgoff;
+			if (memfd_path(v->path)) {
+				/* the object holds the contents; a private mapping
+				 * has its copied-on-write pages besides */
+				pv->flags &= ~MAP_ANONYMOUS;
+				if (memfd_collect_vma(ct, v) ||
+				    (!v->shared &&
+				     scan_pages(ct, pm_fd, -1, v, STASIS__VMA_KIND__FILE)))
+					goto err;
+				continue;
+			}
 			if (shm_first(v->ino) && scan_shmem(ct, v))
 				goto err;
 			continue;

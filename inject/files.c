@@ -132,6 +132,12 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&pts_restore_ops,
 	&pipe_restore_ops,
 	&fifo_restore_ops,
+	&eventfd_restore_ops,
+	&epoll_restore_ops,
+	&signalfd_restore_ops,
+	&timerfd_restore_ops,
+	&inotify_restore_ops,
+	&memfd_restore_ops,
 };
 
 static const struct fd_restore_ops *fd_type(Stasis__FdType type)

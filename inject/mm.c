@@ -17,6 +17,7 @@
 #include <linux/rseq.h>
 
 #include "inject.h"
+#include "memfd.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/util.h"
@@ -207,6 +208,12 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 			       (unsigned long long)v->start, strerror(-fd));
 			return -1;
 		}
+		flags &= ~MAP_ANONYMOUS;
+	} else if (memfd_vma(v)) {
+		/* the object made from the memfds image, at its own offset */
+		fd = memfd_map_open(t, v);
+		if (fd < 0)
+			return -1;
 		flags &= ~MAP_ANONYMOUS;
 	} else if (v->kind == STASIS__VMA_KIND__SHMEM) {
 		struct itask *ot = NULL;
@@ -530,6 +537,10 @@ int mm_finish(struct itask *t)
 	unsigned long at;
 	long r, exe_fd = -1;
 
+	/* every task's mappings exist by the first call (restore_tree makes
+	 * them all first): memfds can take their seals */
+	if (memfd_seal_all(t))
+		return -1;
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		Stasis__Vma *v = mm->vmas[i];
 

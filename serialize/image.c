@@ -146,6 +146,8 @@ static const struct {
 	{ "ghosts", &stasis__ghost_file__descriptor, &stasis__ghost_file__descriptor },
 	{ "ghost-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
 	{ "file-locks", &stasis__file_lock__descriptor, &stasis__file_lock__descriptor },
+	{ "memfds", &stasis__memfd_inode__descriptor, &stasis__memfd_inode__descriptor },
+	{ "memfd-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
 	/* sealed checkpoints (seal/): cipher and pagetags-N are plaintext;
 	 * seal is encrypted like every other record image */
 	{ "cipher", &stasis__seal_cipher__descriptor, NULL },

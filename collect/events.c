@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Event objects: eventfd, epoll, signalfd, timerfd and inotify. Their
+ * whole state is in fdinfo; what it only names (the targets of an epoll,
+ * the inodes inotify watches) is resolved here, while the tree is frozen.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/kcmp.h>
+
+#include "collect.h"
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/util.h"
+
+static bool anon_is(const struct fd_src *src, const char *name)
+{
+	return !strncmp(src->link, "anon_inode:", 11) && !strcmp(src->link + 11, name);
+}
+
+/* The whole fdinfo text: an epoll or inotify can outgrow what files.c
+ * reads (64 KiB). Freed by the caller. */
+static char *read_fdinfo_all(const struct fd_src *src)
+{
+	char path[64];
+	size_t size = 65536, len = 0;
+	char *buf = xmalloc(size);
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, src->fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("cannot open %s", path);
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, size - len - 1);
+
+		if (n < 0) {
+			pr_perror("cannot read %s", path);
+			close(fd);
+			free(buf);
+			return NULL;
+		}
+		if (!n)
+			break;
+		len += n;
+		if (size - len < 4096) {
+			if (size >= (64u << 20)) {
+				pr_err("%s is too long", path);
+				close(fd);
+				free(buf);
+				return NULL;
+			}
+			size *= 2;
+			buf = xrealloc(buf, size);
+		}
+	}
+	close(fd);
+	buf[len] = 0;
+	return buf;
+}
+
+/* ---- eventfd ---- */
+
+static bool eventfd_match(const struct fd_src *src)
+{
+	return anon_is(src, "[eventfd]");
+}
+
+static int eventfd_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	const char *count = fdinfo_field(src->fdinfo, "eventfd-count");
+	const char *sem = fdinfo_field(src->fdinfo, "eventfd-semaphore");
+	Stasis__EventfdEntry *e = xmalloc(sizeof(*e));
+
+	if (!count) {
+		pr_err("fd %d of task %d: no eventfd-count in its fdinfo", src->fd, src->pid);
+		free(e);
+		return -1;
+	}
+	stasis__eventfd_entry__init(e);
+	e->count = strtoull(count, NULL, 16); /* the kernel prints it in hex */
+	if (sem) {
+		e->has_semaphore = true;
+		e->semaphore = atoi(sem) != 0;
+	} else {
+		/* kernels before 6.4 do not show EFD_SEMAPHORE */
+		pr_warn("fd %d of task %d: this kernel does not tell whether the eventfd is a "
+			"semaphore; restoring it as a plain counter",
+			src->fd, src->pid);
+	}
+	fe->type = STASIS__FD_TYPE__EVENTFD;
+	fe->eventfd = e;
+	pr_debug("fd %d of task %d: eventfd count %llu%s", src->fd, src->pid,
+		 (unsigned long long)e->count, e->semaphore ? " (semaphore)" : "");
+	return 0;
+}
+
+const struct fd_dump_ops eventfd_dump_ops = { "eventfd", eventfd_match, eventfd_dump };
+
+/* ---- epoll ---- */
+
+static bool epoll_match(const struct fd_src *src)
+{
+	return anon_is(src, "[eventpoll]");
+}
+
+/*
+ * The fd number a registration was made with names the target only while
+ * that descriptor still refers to it: kcmp(KCMP_EPOLL_TFD) compares the
+ * task's fd tfd with the toff-th registration under that number.
+ */
+static bool tfd_still_open(const struct fd_src *src, int tfd, int toff)
+{
+	struct kcmp_epoll_slot slot = { .efd = src->fd, .tfd = tfd, .toff = toff };
+
+	return syscall(SYS_kcmp, src->pid, src->pid, KCMP_EPOLL_TFD, tfd, &slot) == 0;
+}
+
+static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	Stasis__EpollEntry *e = xmalloc(sizeof(*e));
+	char *text = read_fdinfo_all(src);
+	size_t cap = 0;
+
+	if (!text) {
+		free(e);
+		return -1;
+	}
+	stasis__epoll_entry__init(e);
+	fe->type = STASIS__FD_TYPE__EPOLL;
+	fe->epoll = e;
+	for (char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		unsigned events;
+		unsigned long long data;
+		int tfd, toff = 0;
+		Stasis__EpollTfd *t;
+
+		if (strncmp(p, "tfd:", 4))
+			continue;
+		if (sscanf(p, "tfd: %d events: %x data: %llx", &tfd, &events, &data) != 3) {
+			pr_err("fd %d of task %d: cannot parse epoll fdinfo line '%.60s'", src->fd,
+			       src->pid, p);
+			free(text);
+			return -1;
+		}
+		/* registrations under the same number (the first one's descriptor
+		 * was closed and the number reused) count in fdinfo order */
+		for (size_t i = 0; i < e->n_tfds; i++)
+			toff += (int)e->tfds[i]->tfd == tfd;
+		if (!tfd_still_open(src, tfd, toff)) {
+			/* as CRIU: a registration whose descriptor is gone cannot be
+			 * made again by number; the file stays open elsewhere */
+			pr_warn("epoll fd %d of task %d: target fd %d was closed or replaced since "
+				"it was registered (events %#x, data %#llx); the registration is "
+				"dropped",
+				src->fd, src->pid, tfd, events, data);
+			continue;
+		}
+		if (e->n_tfds == cap) {
+			cap = cap ? cap * 2 : 8;
+			e->tfds = xrealloc(e->tfds, cap * sizeof(*e->tfds));
+		}
+		t = xmalloc(sizeof(*t));
+		stasis__epoll_tfd__init(t);
+		t->tfd = tfd;
+		t->events = events;
+		t->data = data;
+		e->tfds[e->n_tfds++] = t;
+		pr_debug("epoll fd %d of task %d: tfd %d events %#x data %#llx", src->fd, src->pid,
+			 tfd, events, data);
+	}
+	free(text);
+	return 0;
+}
+
+const struct fd_dump_ops epoll_dump_ops = { "epoll", epoll_match, epoll_dump };
+
+/* ---- signalfd ---- */
+
+static bool signalfd_match(const struct fd_src *src)
+{
+	return anon_is(src, "[signalfd]");
+}
+
+static int signalfd_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	const char *mask = fdinfo_field(src->fdinfo, "sigmask");
+	Stasis__SignalfdEntry *e;
+
+	if (!mask) {
+		pr_err("fd %d of task %d: no sigmask in its fdinfo", src->fd, src->pid);
+		return -1;
+	}
+	e = xmalloc(sizeof(*e));
+	stasis__signalfd_entry__init(e);
+	e->sigmask = strtoull(mask, NULL, 16);
+	fe->type = STASIS__FD_TYPE__SIGNALFD;
+	fe->signalfd = e;
+	return 0;
+}
+
+const struct fd_dump_ops signalfd_dump_ops = { "signalfd", signalfd_match, signalfd_dump };
+
+/* ---- timerfd ---- */
+
+static bool timerfd_match(const struct fd_src *src)
+{
+	return anon_is(src, "[timerfd]");
+}
+
+static uint64_t ts_ns(unsigned long long sec, unsigned long long nsec)
+{
+	return sec * 1000000000ull + nsec;
+}
+
+static int timerfd_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	Stasis__TimerfdEntry *e;
+	unsigned long long vs, vn, is, in, ticks;
+	unsigned flags;
+	int clockid, fd, tries = 0, n = 0;
+	char *text = NULL;
+	const char *p;
+
+	fd = fd_src_dup(src);
+	if (fd < 0)
+		return -1;
+	/*
+	 * A periodic timer that expired and was not read is only pushed
+	 * forward (its ticks counted, the next expiry set) by a read or by
+	 * timerfd_gettime; fdinfo alone would show it disarmed with one tick.
+	 * Loop until fdinfo shows a timer that is not expiring right now.
+	 */
+	do {
+		struct itimerspec its;
+
+		free(text);
+		text = NULL;
+		if (timerfd_gettime(fd, &its)) {
+			pr_perror("fd %d of task %d: timerfd_gettime", src->fd, src->pid);
+			break;
+		}
+		text = read_fdinfo_all(src);
+		if (!text)
+			break;
+		p = strstr(text, "clockid:");
+		n = p ? sscanf(p,
+			       "clockid: %d ticks: %llu settime flags: %o it_value: (%llu, %llu) "
+			       "it_interval: (%llu, %llu)",
+			       &clockid, &ticks, &flags, &vs, &vn, &is, &in) :
+			0;
+	} while (n == 7 && !vs && !vn && (is || in) && ++tries < 100);
+	close(fd);
+	if (!text) {
+		return -1;
+	} else if (n != 7) {
+		pr_err("fd %d of task %d: cannot parse the timerfd fdinfo", src->fd, src->pid);
+		free(text);
+		return -1;
+	}
+	free(text);
+	e = xmalloc(sizeof(*e));
+	stasis__timerfd_entry__init(e);
+	e->clockid = clockid;
+	e->settime_flags = flags;
+	e->value_ns = ts_ns(vs, vn);
+	e->interval_ns = ts_ns(is, in);
+	e->has_ticks = true;
+	e->ticks = ticks;
+	if (!e->value_ns && e->interval_ns)
+		e->value_ns = 1; /* still expiring after 100 tries: due now */
+	if (e->value_ns && (flags & TFD_TIMER_ABSTIME)) {
+		struct timespec now;
+
+		/* fdinfo shows the time left: make it absolute again */
+		if (clock_gettime(clockid, &now)) {
+			pr_perror("fd %d of task %d: cannot read clock %d", src->fd, src->pid,
+				  clockid);
+			free(e);
+			return -1;
+		}
+		e->value_ns += ts_ns(now.tv_sec, now.tv_nsec);
+	}
+	fe->type = STASIS__FD_TYPE__TIMERFD;
+	fe->timerfd = e;
+	pr_debug("fd %d of task %d: timerfd clock %d flags %#o value %llu ns interval %llu ns "
+		 "ticks %llu",
+		 src->fd, src->pid, clockid, flags, (unsigned long long)e->value_ns,
+		 (unsigned long long)e->interval_ns, ticks);
+	return 0;
+}
+
+const struct fd_dump_ops timerfd_dump_ops = { "timerfd", timerfd_match, timerfd_dump };
+
+/* ---- inotify ---- */
+
+static bool inotify_match(const struct fd_src *src)
+{
+	return anon_is(src, "inotify");
+}
+
+/* A directory of the mount that holds device sdev (the kernel's own
+ * encoding: major << 20 | minor), for open_by_handle_at. */
+static int mount_fd(pid_t pid, unsigned sdev)
+{
+	unsigned maj = sdev >> 20, min = sdev & 0xfffff;
+	char path[64], line[8192];
+	int fd = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+	f = fopen(path, "re");
+	if (!f) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	while (fd < 0 && fgets(line, sizeof(line), f)) {
+		unsigned a, b;
+		char mnt[4096], full[4200];
+
+		if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, mnt) != 3 || a != maj ||
+		    b != min)
+			continue;
+		/* the task's root: its mount namespace may differ from ours */
+		snprintf(full, sizeof(full), "/proc/%d/root%s", pid, mnt);
+		fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	fclose(f);
+	if (fd < 0)
+		pr_err("task %d: no mount of device %u:%u to find an inotify watch on", pid, maj,
+		       min);
+	return fd;
+}
+
+static int hexbytes(const char *hex, unsigned char *out, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned v;
+
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = v;
+	}
+	return 0;
+}
+
+/* The path of the watched inode, from the file handle fdinfo shows. */
+static char *watch_path(const struct fd_src *src, unsigned sdev, unsigned long ino,
+			unsigned hbytes, unsigned htype, const char *hex, struct stat *sb)
+{
+	struct file_handle *fh;
+	char link[64], path[4096];
+	int mfd, fd;
+	ssize_t n;
+
+	if (hbytes > MAX_HANDLE_SZ || strspn(hex, "0123456789abcdef") < 2 * hbytes) {
+		pr_err("fd %d of task %d: malformed inotify file handle", src->fd, src->pid);
+		return NULL;
+	}
+	fh = xmalloc(sizeof(*fh) + hbytes);
+	fh->handle_bytes = hbytes;
+	fh->handle_type = htype;
+	hexbytes(hex, fh->f_handle, hbytes);
+	mfd = mount_fd(src->pid, sdev);
+	if (mfd < 0) {
+		free(fh);
+		return NULL;
+	}
+	fd = open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC);
+	close(mfd);
+	free(fh);
+	if (fd < 0) {
+		pr_perror("fd %d of task %d: cannot open the inode %lu an inotify watch is on",
+			  src->fd, src->pid, ino);
+		return NULL;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n > 0)
+		path[n] = 0;
+	if (n <= 0 || fstat(fd, sb)) {
+		pr_perror("fd %d of task %d: cannot find the path of watched inode %lu", src->fd,
+			  src->pid, ino);
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	if (path[0] != '/' || sb->st_nlink == 0 ||
+	    (n > 10 && !strcmp(path + n - 10, " (deleted)"))) {
+		pr_err("fd %d of task %d: inotify watches inode %lu, which has no path (%s); "
+		       "not supported",
+		       src->fd, src->pid, ino, path);
+		return NULL;
+	}
+	return xstrdup(path);
+}
+
+static int inotify_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	Stasis__InotifyEntry *e = xmalloc(sizeof(*e));
+	char *text = read_fdinfo_all(src);
+	size_t cap = 0;
+
+	if (!text) {
+		free(e);
+		return -1;
+	}
+	stasis__inotify_entry__init(e);
+	fe->type = STASIS__FD_TYPE__INOTIFY;
+	fe->inotify = e;
+	for (char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		unsigned wd, sdev, mask, ignored, hbytes;
+		unsigned htype;
+		int off = 0;
+		unsigned long ino;
+		Stasis__InotifyWatch *w;
+		struct stat sb;
+		size_t at;
+
+		if (strncmp(p, "inotify wd:", 11))
+			continue;
+		if (sscanf(p,
+			   "inotify wd:%x ino:%lx sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x "
+			   "fhandle-type:%x f_handle:%n",
+			   &wd, &ino, &sdev, &mask, &ignored, &hbytes, &htype, &off) != 7 ||
+		    !off) {
+			pr_err("fd %d of task %d: cannot parse inotify fdinfo line '%.80s'",
+			       src->fd, src->pid, p);
+			goto err;
+		}
+		w = xmalloc(sizeof(*w));
+		stasis__inotify_watch__init(w);
+		w->wd = wd;
+		w->mask = mask;
+		w->path = watch_path(src, sdev, ino, hbytes, htype, p + off, &sb);
+		if (!w->path) {
+			free(w);
+			goto err;
+		}
+		if (sb.st_ino != ino) {
+			pr_err("fd %d of task %d: the inotify watch %u resolves to %s, another "
+			       "inode",
+			       src->fd, src->pid, wd, w->path);
+			free(w->path);
+			free(w);
+			goto err;
+		}
+		w->has_dev = w->has_ino = true;
+		w->dev = sb.st_dev;
+		w->ino = sb.st_ino;
+		if (e->n_watches == cap) {
+			cap = cap ? cap * 2 : 8;
+			e->watches = xrealloc(e->watches, cap * sizeof(*e->watches));
+		}
+		/* ascending wd, the order the restore adds them in */
+		for (at = e->n_watches; at > 0 && e->watches[at - 1]->wd > wd; at--)
+			e->watches[at] = e->watches[at - 1];
+		e->watches[at] = w;
+		e->n_watches++;
+		pr_debug("inotify fd %d of task %d: wd %u mask %#x on %s", src->fd, src->pid, wd,
+			 mask, w->path);
+	}
+	free(text);
+	return 0;
+err:
+	free(text);
+	return -1;
+}
+
+const struct fd_dump_ops inotify_dump_ops = { "inotify", inotify_match, inotify_dump };
