@@ -143,7 +143,7 @@ static int ghost_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	return ghost_get(src->pid, what, src->link, path, &src->st, &fe->ghost);
 }
 
-const struct fd_dump_ops ghost_dump_ops = { "deleted file", ghost_match, ghost_dump };
+const struct fd_dump_ops ghost_dump_ops = {"deleted file", ghost_match, ghost_dump};
 
 int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *sb)
 {

@@ -23,10 +23,12 @@
 #include "stasis/util.h"
 
 /* Descriptions whose flock/OFD locks are recorded: one holder each. */
-static struct {
+struct holder {
 	pid_t pid;
 	int fd;
-} *seen;
+};
+
+static struct holder *seen;
 static size_t nr_seen;
 
 static bool seen_before(pid_t pid, int fd)
@@ -85,7 +87,8 @@ static int parse_lock(struct ctask *ct, int fd, const char *line, Stasis__FileLo
 		unsigned long long last = strtoull(end, NULL, 10);
 
 		if (last < start) {
-			pr_err("task %d: lock on fd %d ends before it starts: %.80s", ct->pid, fd, line);
+			pr_err("task %d: lock on fd %d ends before it starts: %.80s", ct->pid, fd,
+			       line);
 			return -1;
 		}
 		fl->len = last - start + 1;

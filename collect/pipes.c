@@ -44,7 +44,7 @@ static bool ends_deleted(const char *link)
 static int read_queued(const struct fd_src *src, struct pipe_obj *p, int *sizep)
 {
 	char path[64];
-	int in, tmp[2] = { -1, -1 }, queued = 0, ret = -1, size;
+	int in, tmp[2] = {-1, -1}, queued = 0, ret = -1, size;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", src->pid, src->fd);
@@ -71,8 +71,8 @@ static int read_queued(const struct fd_src *src, struct pipe_obj *p, int *sizep)
 	}
 	n = tee(in, tmp[1], queued, SPLICE_F_NONBLOCK);
 	if (n != queued) {
-		pr_err("fd %d of task %d: copied %zd of the %d bytes queued in %s", src->fd, src->pid,
-		       n, queued, src->link);
+		pr_err("fd %d of task %d: copied %zd of the %d bytes queued in %s", src->fd,
+		       src->pid, n, queued, src->link);
 		goto out;
 	}
 	p->data = xmalloc(queued);
@@ -108,7 +108,7 @@ static int pipe_common(const struct fd_src *src, Stasis__FileEntry *fe)
 	if (i < nr_pipes)
 		return 0; /* another end or description: data already taken */
 	pipes = xrealloc(pipes, (nr_pipes + 1) * sizeof(*pipes));
-	pipes[nr_pipes] = (struct pipe_obj){ src->st.st_dev, src->st.st_ino, NULL, 0 };
+	pipes[nr_pipes] = (struct pipe_obj){src->st.st_dev, src->st.st_ino, NULL, 0};
 	if (read_queued(src, &pipes[nr_pipes], &size))
 		return -1;
 	pe->has_size = pe->has_bytes = true;
@@ -129,7 +129,7 @@ static int pipe_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	return pipe_common(src, fe);
 }
 
-const struct fd_dump_ops pipe_dump_ops = { "pipe", pipe_match, pipe_dump };
+const struct fd_dump_ops pipe_dump_ops = {"pipe", pipe_match, pipe_dump};
 
 static bool fifo_match(const struct fd_src *src)
 {
@@ -147,7 +147,7 @@ static int fifo_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	return pipe_common(src, fe);
 }
 
-const struct fd_dump_ops fifo_dump_ops = { "FIFO", fifo_match, fifo_dump };
+const struct fd_dump_ops fifo_dump_ops = {"FIFO", fifo_match, fifo_dump};
 
 int pipes_write(struct img_writer *w)
 {

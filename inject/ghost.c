@@ -64,15 +64,17 @@ static int fill(int fd, Stasis__GhostFile *gf)
 		return -1;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		Stasis__DataChunk *c = records_get("ghost-data", i, &stasis__data_chunk__descriptor);
+		Stasis__DataChunk *c =
+		    records_get("ghost-data", i, &stasis__data_chunk__descriptor);
 		int ret = 0;
 
 		if (!c)
 			return -1;
 		if (c->id == gf->id) {
 			if (c->offset > gf->size || c->data.len > gf->size - c->offset) {
-				pr_err("the deleted file %s: data beyond its size in the checkpoint",
-				       gf->path);
+				pr_err(
+				    "the deleted file %s: data beyond its size in the checkpoint",
+				    gf->path);
 				ret = -1;
 			} else if (pwrite(fd, c->data.data, c->data.len, c->offset) !=
 				   (ssize_t)c->data.len) {
@@ -90,8 +92,8 @@ static int fill(int fd, Stasis__GhostFile *gf)
 static int set_attrs(int fd, Stasis__GhostFile *gf)
 {
 	struct timespec ts[2] = {
-		{ gf->atime_ns / 1000000000, gf->atime_ns % 1000000000 },
-		{ gf->mtime_ns / 1000000000, gf->mtime_ns % 1000000000 },
+	    {gf->atime_ns / 1000000000, gf->atime_ns % 1000000000},
+	    {gf->mtime_ns / 1000000000, gf->mtime_ns % 1000000000},
 	};
 
 	/* chown first: it clears set-user-ID bits that fchmod then sets */
@@ -103,7 +105,8 @@ static int set_attrs(int fd, Stasis__GhostFile *gf)
 		return -1;
 	}
 	if (gf->has_atime_ns && gf->has_mtime_ns && futimens(fd, ts))
-		pr_warn("cannot set the times of the deleted file %s: %s", gf->path, strerror(errno));
+		pr_warn("cannot set the times of the deleted file %s: %s", gf->path,
+			strerror(errno));
 	return 0;
 }
 
@@ -140,8 +143,8 @@ static int take_old_name(int fd, const char *path)
 	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW))
 		return fd;
 	nfd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (nfd >= 0 && (fstat(nfd, &a) || fstat(fd, &b) || a.st_ino != b.st_ino ||
-			 a.st_dev != b.st_dev)) {
+	if (nfd >= 0 &&
+	    (fstat(nfd, &a) || fstat(fd, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
 		/* someone else's file got there first: leave it alone */
 		close(nfd);
 		return fd;
@@ -174,7 +177,8 @@ static int make(struct rghost *g)
 	dir = dirname(copy);
 	fd = create_unnamed(dir, gf->path);
 	if (fd < 0 && errno == ENOENT) {
-		pr_warn("the directory of the deleted file %s is gone; it is made in /tmp", gf->path);
+		pr_warn("the directory of the deleted file %s is gone; it is made in /tmp",
+			gf->path);
 		fd = create_unnamed("/tmp", "/tmp/stasis-ghost");
 	}
 	free(copy);
@@ -198,13 +202,13 @@ static struct rghost *find(uint32_t id, const Stasis__Vma *v)
 		return NULL;
 	for (size_t i = 0; i < nr_ghosts && !g; i++)
 		if (v ? v->has_dev && v->has_ino && ghosts[i].gf->dev == v->dev &&
-				ghosts[i].gf->ino == v->ino
+			    ghosts[i].gf->ino == v->ino
 		      : ghosts[i].gf->id == id)
 			g = &ghosts[i];
 	if (!g) {
 		if (v)
-			pr_err("the deleted file %s mapped at %#llx is not in the checkpoint", v->path,
-			       (unsigned long long)v->start);
+			pr_err("the deleted file %s mapped at %#llx is not in the checkpoint",
+			       v->path, (unsigned long long)v->start);
 		else
 			pr_err("the deleted file %u is not in the checkpoint", id);
 		return NULL;

@@ -31,13 +31,14 @@ static const char *kind_name(Stasis__LockKind k)
 
 static long take(struct itask *t, Stasis__FileLock *fl)
 {
-	struct flock f = { 0 };
+	struct flock f = {0};
 	unsigned long at;
 
 	if (fl->type != F_RDLCK && fl->type != F_WRLCK)
 		return -EINVAL;
 	if (fl->kind == STASIS__LOCK_KIND__LOCK_FLOCK)
-		return ISYS(t, SYS_flock, fl->fd, (fl->type == F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB);
+		return ISYS(t, SYS_flock, fl->fd,
+			    (fl->type == F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB);
 	if (fl->kind != STASIS__LOCK_KIND__LOCK_POSIX && fl->kind != STASIS__LOCK_KIND__LOCK_OFD)
 		return -EINVAL;
 	f.l_type = fl->type;
@@ -81,8 +82,8 @@ int locks_restore(struct itask *t)
 			       fl->fd, (unsigned long long)fl->start, (unsigned long long)fl->len,
 			       strerror(-r));
 		else
-			pr_debug("task %d: %s lock on fd %u taken back", t->pid, kind_name(fl->kind),
-				 fl->fd);
+			pr_debug("task %d: %s lock on fd %u taken back", t->pid,
+				 kind_name(fl->kind), fl->fd);
 		protobuf_c_message_free_unpacked(&fl->base, NULL);
 		if (r)
 			return -1;

@@ -23,25 +23,34 @@
 
 struct rpipe {
 	uint32_t id;
-	int rd, wr;	/* holders; the same descriptor for a FIFO */
-	unsigned left;	/* descriptions still to open */
+	int rd, wr;    /* holders; the same descriptor for a FIFO */
+	unsigned left; /* descriptions still to open */
 };
 
 static struct rpipe *rpipes;
 static size_t nr_rpipes;
 
-/* How many descriptions of the checkpoint belong to pipe object id. */
-static unsigned count_descriptions(uint32_t id)
+/* The pipe object id in the files image: how many descriptions it has,
+ * and its size and queued bytes (in the one description that carries them). */
+static unsigned describe(uint32_t id, uint32_t *size, uint64_t *bytes)
 {
 	unsigned n = records_count("files"), count = 0;
 
+	*size = 0;
+	*bytes = 0;
 	for (unsigned i = 0; i < n; i++) {
 		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
 
 		if (!fe)
 			continue;
-		count += fe->pipe && fe->pipe->pipe_id == id &&
-			 (fe->type == STASIS__FD_TYPE__PIPE || fe->type == STASIS__FD_TYPE__FIFO);
+		if (fe->pipe && fe->pipe->pipe_id == id &&
+		    (fe->type == STASIS__FD_TYPE__PIPE || fe->type == STASIS__FD_TYPE__FIFO)) {
+			count++;
+			if (fe->pipe->has_size)
+				*size = fe->pipe->size;
+			if (fe->pipe->has_bytes)
+				*bytes = fe->pipe->bytes;
+		}
 		protobuf_c_message_free_unpacked(&fe->base, NULL);
 	}
 	return count;
@@ -54,7 +63,8 @@ static int fill(struct rpipe *p, const char *what, uint64_t bytes)
 	uint64_t done = 0;
 
 	for (unsigned i = 0; i < n && done < bytes; i++) {
-		Stasis__DataChunk *c = records_get("pipes-data", i, &stasis__data_chunk__descriptor);
+		Stasis__DataChunk *c =
+		    records_get("pipes-data", i, &stasis__data_chunk__descriptor);
 		int ret = 0;
 
 		if (!c)
@@ -84,8 +94,9 @@ static int fill(struct rpipe *p, const char *what, uint64_t bytes)
 
 static struct rpipe *make(Stasis__FileEntry *fe)
 {
-	Stasis__PipeEntry *pe = fe->pipe;
 	bool fifo = fe->type == STASIS__FD_TYPE__FIFO;
+	uint32_t want_size;
+	uint64_t bytes;
 	struct rpipe *p;
 	char what[4200];
 	int size;
@@ -93,7 +104,8 @@ static struct rpipe *make(Stasis__FileEntry *fe)
 	snprintf(what, sizeof(what), "%s %s", fifo ? "FIFO" : "pipe", fe->path);
 	rpipes = xrealloc(rpipes, (nr_rpipes + 1) * sizeof(*rpipes));
 	p = &rpipes[nr_rpipes++];
-	*p = (struct rpipe){ pe->pipe_id, -1, -1, count_descriptions(pe->pipe_id) };
+	*p = (struct rpipe){fe->pipe->pipe_id, -1, -1,
+			    describe(fe->pipe->pipe_id, &want_size, &bytes)};
 	if (fifo) {
 		struct stat st;
 
@@ -117,17 +129,17 @@ static struct rpipe *make(Stasis__FileEntry *fe)
 		p->wr = fds[1];
 	}
 	size = fcntl(p->wr, F_GETPIPE_SZ);
-	if (pe->has_size && pe->size != (uint32_t)size &&
-	    (size = fcntl(p->wr, F_SETPIPE_SZ, pe->size)) < 0) {
+	if (want_size && want_size != (uint32_t)size &&
+	    (size = fcntl(p->wr, F_SETPIPE_SZ, want_size)) < 0) {
 		size = fcntl(p->wr, F_GETPIPE_SZ);
-		if (pe->bytes > (uint64_t)size) {
-			pr_perror("%s: cannot make it %u bytes large again", what, pe->size);
+		if (bytes > (uint64_t)size) {
+			pr_perror("%s: cannot make it %u bytes large again", what, want_size);
 			return NULL;
 		}
 		pr_warn("%s: cannot make it %u bytes large again (%s); it stays at %d", what,
-			pe->size, strerror(errno), size);
+			want_size, strerror(errno), size);
 	}
-	if (pe->has_bytes && pe->bytes && fill(p, what, pe->bytes))
+	if (bytes && fill(p, what, bytes))
 		return NULL;
 	return p;
 }
@@ -165,11 +177,12 @@ static int pipe_open(Stasis__FileEntry *fe)
 		       fe->id, fe->path);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", (flags & O_ACCMODE) == O_WRONLY ? p->wr : p->rd);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d",
+		 (flags & O_ACCMODE) == O_WRONLY ? p->wr : p->rd);
 	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		pr_perror("cannot open %s %s again", fe->type == STASIS__FD_TYPE__FIFO ? "FIFO" : "pipe",
-			  fe->path);
+		pr_perror("cannot open %s %s again",
+			  fe->type == STASIS__FD_TYPE__FIFO ? "FIFO" : "pipe", fe->path);
 	else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags)) {
 		pr_perror("cannot set the flags of %s", fe->path);
 		close(fd);
@@ -182,5 +195,5 @@ static int pipe_open(Stasis__FileEntry *fe)
 	return fd;
 }
 
-const struct fd_restore_ops pipe_restore_ops = { STASIS__FD_TYPE__PIPE, pipe_open, NULL };
-const struct fd_restore_ops fifo_restore_ops = { STASIS__FD_TYPE__FIFO, pipe_open, NULL };
+const struct fd_restore_ops pipe_restore_ops = {STASIS__FD_TYPE__PIPE, pipe_open, NULL};
+const struct fd_restore_ops fifo_restore_ops = {STASIS__FD_TYPE__FIFO, pipe_open, NULL};

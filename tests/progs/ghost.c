@@ -27,13 +27,13 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define FD1 20
-#define FD2 21
+#define FD1	  20
+#define FD2	  21
 #define OPEN_SIZE (600 * 1024)
 #define OPEN_DATA (100 * 1024)
 #define OPEN_TAIL (596 * 1024)
-#define BIG_SIZE (2 * 1024 * 1024)
-#define MAP_SIZE (64 * 1024)
+#define BIG_SIZE  (2 * 1024 * 1024)
+#define MAP_SIZE  (64 * 1024)
 
 static char dir[4096], mode[16];
 static unsigned char *m1, *m2, *m3;
@@ -204,7 +204,7 @@ static void setup_basic(void)
 
 static void check_basic(void)
 {
-	static const char *const none[] = { NULL };
+	static const char *const none[] = {NULL};
 	unsigned char buf[4096];
 	int bad = 0;
 
@@ -219,7 +219,8 @@ static void check_basic(void)
 		}
 		for (size_t i = 0; i < sizeof(buf) && !bad; i++)
 			if (buf[i] != open_byte(off + i)) {
-				tp_fail("deleted file: wrong byte at %lld", (long long)off + (long long)i);
+				tp_fail("deleted file: wrong byte at %lld",
+					(long long)off + (long long)i);
 				bad = 1;
 			}
 	}
@@ -258,7 +259,7 @@ static void setup_big(void)
 
 static void check_big(void)
 {
-	static const char *const none[] = { NULL };
+	static const char *const none[] = {NULL};
 	unsigned char b;
 
 	check_deleted_fd(FD1, BIG_SIZE, 0600, 0, "open");
@@ -285,7 +286,7 @@ static void setup_link(void)
 
 static void check_link(void)
 {
-	static const char *const other[] = { "other", NULL };
+	static const char *const other[] = {"other", NULL};
 	char buf[3];
 	int fd;
 

@@ -30,7 +30,7 @@ static pid_t child;
 
 static int probe(int argc, char **argv)
 {
-	struct flock fl = { 0 };
+	struct flock fl = {0};
 	int fd, r;
 
 	if (argc != 7) {
@@ -86,7 +86,7 @@ static int open_at(const char *name, int at)
 
 static int setlk(int fd, int cmd, short type, off_t start, off_t len)
 {
-	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
 
 	return fcntl(fd, cmd, &fl);
 }
@@ -95,7 +95,7 @@ static int setlk(int fd, int cmd, short type, off_t start, off_t len)
 static void expect_getlk(int fd, int cmd, short type, off_t start, off_t len, short want_type,
 			 off_t want_start, off_t want_len, pid_t want_pid, const char *what)
 {
-	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
 
 	if (fcntl(fd, cmd, &fl)) {
 		tp_fail("%s: F_GETLK: %s", what, strerror(errno));
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
 	}
 	/* ready once the child's lock is there */
 	for (int i = 0;; i++) {
-		struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+		struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
 
 		if (i > 500)
 			tp_die("the child did not take its lock");

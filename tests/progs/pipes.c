@@ -25,12 +25,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define A_OLD 5000
-#define A_NEW 3000
-#define B_OLD 3000
+#define A_OLD  5000
+#define A_NEW  3000
+#define B_OLD  3000
 #define C_SIZE (256 * 1024)
-#define C_OLD 100000
-#define F_OLD 2000
+#define C_OLD  100000
+#define F_OLD  2000
 
 static unsigned char byte(unsigned long i, unsigned long seed)
 {
@@ -51,7 +51,7 @@ static int expect(int fd, size_t n, unsigned long from, unsigned long seed, cons
 	size_t done = 0;
 
 	while (done < n) {
-		struct pollfd p = { fd, POLLIN, 0 };
+		struct pollfd p = {fd, POLLIN, 0};
 		size_t chunk = n - done < sizeof(buf) ? n - done : sizeof(buf);
 		ssize_t r;
 
@@ -133,12 +133,13 @@ static int child_main(void)
 	check_mode(A_RD, O_RDONLY, 0, "child: pipe A read end");
 	if (!expect(A_RD, A_OLD, 0, 1, "child: pipe A queued data") &&
 	    !expect(A_RD, A_NEW, A_OLD, 1, "child: pipe A data written after the restore")) {
-		struct pollfd p = { A_RD, POLLIN, 0 };
+		struct pollfd p = {A_RD, POLLIN, 0};
 		char c;
 
 		if (poll(&p, 1, 5000) != 1)
-			tp_fail("child: pipe A: no end of file once the parent closed its write end "
-				"(another write end is open)");
+			tp_fail(
+			    "child: pipe A: no end of file once the parent closed its write end "
+			    "(another write end is open)");
 		else if (read(A_RD, &c, 1) != 0)
 			tp_fail("child: pipe A: data after the expected bytes");
 	}
