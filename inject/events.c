@@ -247,8 +247,10 @@ const struct fd_restore_ops timerfd_restore_ops = { STASIS__FD_TYPE__TIMERFD, ti
 
 /* ---- inotify ---- */
 
-/* More watch descriptors than this between two watches are not kept. */
+/* More watch descriptors than this between two watches, or in all, are
+ * not skipped: the wds then change (with a warning). */
 #define WD_GAP_MAX 65536
+#define WD_SKIP_TOTAL (1 << 20)
 
 /*
  * Watch descriptors come from a cyclic allocator (the next one after the
@@ -334,7 +336,7 @@ static int add_watch(int ifd, Stasis__FileEntry *fe, Stasis__InotifyWatch *w)
 
 static int inotify_open(Stasis__FileEntry *fe)
 {
-	int ifd, next = 1, dummy = -1;
+	int ifd, next = 1, dummy = -1, budget = WD_SKIP_TOTAL;
 	bool skipped = false;
 
 	if (!fe->inotify) {
@@ -350,7 +352,9 @@ static int inotify_open(Stasis__FileEntry *fe)
 		Stasis__InotifyWatch *w = fe->inotify->watches[i];
 		int wd;
 
-		if ((int)w->wd > next && (int)w->wd - next <= WD_GAP_MAX) {
+		if ((int)w->wd > next && (int)w->wd - next <= WD_GAP_MAX &&
+		    (int)w->wd - next <= budget) {
+			budget -= w->wd - next;
 			if (skip_wds(ifd, &next, w->wd, &dummy))
 				goto err;
 			skipped = true;

@@ -123,7 +123,8 @@ static int make(struct rmemfd *o)
 	/* sealing is always allowed here: F_SEAL_SEAL closes it again if the
 	 * original had none; MFD_EXEC (6.3+) says the mode is as given */
 	fd = memfd_create(mi->name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-	if (fd < 0 && errno == EINVAL)
+	/* older kernels, or vm.memfd_noexec=2 */
+	if (fd < 0 && (errno == EINVAL || errno == EACCES))
 		fd = memfd_create(mi->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
 		pr_perror("cannot create memfd %s", mi->name);
