@@ -56,7 +56,7 @@ one_error() { # PATTERN
 @test "empty images and images of unknown type survive the round trip" {
 	"$MKSTREAM" -e -x >"$T/e.bin"
 	stasis-serialize unpack -D "$T/d" <"$T/e.bin"
-	[ -f "$T/d/timers-1234.img" ] && [ -f "$T/d/pages-2.img" ] && [ -f "$T/d/stats-dump.img" ]
+	[ -f "$T/d/timers-1234.img" ] && [ -f "$T/d/pages-2.img" ] && [ -f "$T/d/stats-unknown.img" ]
 	[ "$(stat -c %s "$T/d/pages-2.img")" -eq 0 ]
 	stasis-serialize pack -D "$T/d" | cmp "$T/e.bin" -
 }
@@ -70,7 +70,7 @@ import json, sys
 doc = json.load(open(sys.argv[1]))
 img = {o["image"]: o for o in doc}
 assert [o["image"] for o in doc] == ["inventory", "pstree", "core-1234", "fdinfo-1234",
-    "files", "fs-1234", "mm-1234", "pagemap-1234", "pages-1", "stats-dump"], doc
+    "files", "fs-1234", "mm-1234", "pagemap-1234", "pages-1", "stats-unknown"], doc
 inv = img["inventory"]["records"][0]
 assert inv["root_pid"] == 1234 and inv["kernel"] == "6.1.0-test", inv
 assert inv["shell_job"] is False and inv["dump_time_ns"] == 2**64 - 1, inv
@@ -90,7 +90,7 @@ assert [v["kind"] for v in vmas] == ["FILE", "ANON"], vmas
 assert img["pagemap-1234"]["records"] == [{"pages_id": 1},
     {"vaddr": 0x7f0000000000, "nr_pages": 150}]
 assert img["pages-1"] == {"image": "pages-1", "bytes": 614400}
-assert img["stats-dump"]["records"] == [{"raw": "080112026869"}]
+assert img["stats-unknown"]["records"] == [{"raw": "080112026869"}]
 EOF
 }
 
@@ -151,7 +151,7 @@ assert json.loads(sys.argv[1]) == {"image": "pages-1", "bytes": 614400}' "$outpu
 	stasis-serialize unpack -D "$T/d" <"$T/old.bin"
 	echo "keep me" >"$T/d/dump.log"
 	stasis-serialize unpack -D "$T/d" <"$T/s.bin"
-	[ ! -e "$T/d/stats-dump.img" ] && [ ! -e "$T/d/pages-2.img" ] && [ ! -e "$T/d/timers-1234.img" ]
+	[ ! -e "$T/d/stats-unknown.img" ] && [ ! -e "$T/d/pages-2.img" ] && [ ! -e "$T/d/timers-1234.img" ]
 	[ "$(cat "$T/d/dump.log")" = "keep me" ]
 	stasis-serialize pack -D "$T/d" | cmp "$T/s.bin" -
 }

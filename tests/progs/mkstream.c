@@ -8,7 +8,7 @@
  *     -p KIB  size of pages-1 (default 600 KiB)
  *     -e      add empty images (timers-1234 without records, pages-2
  *             without data)
- *     -x      add stats-dump, an image of a type the schema does not know
+ *     -x      add stats-unknown, an image of a type the schema does not know
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 	if (empty && imgw_pages(w, "pages-2", NULL, 0))
 		return 1;
 
-	if (extra && imgw_record_raw(w, "stats-dump", "\x08\x01\x12\x02hi", 6))
+	if (extra && imgw_record_raw(w, "stats-unknown", "\x08\x01\x12\x02hi", 6))
 		return 1;
 
 	if (imgw_finish(w))
