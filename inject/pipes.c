@@ -23,37 +23,47 @@
 
 struct rpipe {
 	uint32_t id;
-	int rd, wr;    /* holders; the same descriptor for a FIFO */
-	unsigned left; /* descriptions still to open */
+	int rd, wr;	/* holders; the same descriptor for a FIFO */
+	bool made;	/* rd and wr are open (until released) */
+	unsigned left;	/* descriptions still to open */
+	uint32_t size;	/* F_SETPIPE_SZ, 0 if unknown */
+	uint64_t bytes; /* queued at the dump, in pipes-data */
 };
 
 static struct rpipe *rpipes;
 static size_t nr_rpipes;
+static bool loaded;
 
-/* The pipe object id in the files image: how many descriptions it has,
- * and its size and queued bytes (in the one description that carries them). */
-static unsigned describe(uint32_t id, uint32_t *size, uint64_t *bytes)
+/* Every pipe object of the files image, in one pass: how many descriptions
+ * it has, and its size and queued bytes (from the one that carries them). */
+static void load(void)
 {
-	unsigned n = records_count("files"), count = 0;
+	unsigned n = records_count("files");
 
-	*size = 0;
-	*bytes = 0;
+	loaded = true;
 	for (unsigned i = 0; i < n; i++) {
 		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
+		struct rpipe *p = NULL;
 
-		if (!fe)
-			continue;
-		if (fe->pipe && fe->pipe->pipe_id == id &&
+		if (fe && fe->pipe &&
 		    (fe->type == STASIS__FD_TYPE__PIPE || fe->type == STASIS__FD_TYPE__FIFO)) {
-			count++;
+			for (size_t j = 0; j < nr_rpipes && !p; j++)
+				if (rpipes[j].id == fe->pipe->pipe_id)
+					p = &rpipes[j];
+			if (!p) {
+				rpipes = xrealloc(rpipes, (nr_rpipes + 1) * sizeof(*rpipes));
+				p = &rpipes[nr_rpipes++];
+				*p = (struct rpipe){.id = fe->pipe->pipe_id, .rd = -1, .wr = -1};
+			}
+			p->left++;
 			if (fe->pipe->has_size)
-				*size = fe->pipe->size;
+				p->size = fe->pipe->size;
 			if (fe->pipe->has_bytes)
-				*bytes = fe->pipe->bytes;
+				p->bytes = fe->pipe->bytes;
 		}
-		protobuf_c_message_free_unpacked(&fe->base, NULL);
+		if (fe)
+			protobuf_c_message_free_unpacked(&fe->base, NULL);
 	}
-	return count;
 }
 
 /* The queued data back into the pipe, through wr (non-blocking). */
@@ -92,56 +102,48 @@ static int fill(struct rpipe *p, const char *what, uint64_t bytes)
 	return 0;
 }
 
-static struct rpipe *make(Stasis__FileEntry *fe)
+static int make(struct rpipe *p, Stasis__FileEntry *fe)
 {
 	bool fifo = fe->type == STASIS__FD_TYPE__FIFO;
-	uint32_t want_size;
-	uint64_t bytes;
-	struct rpipe *p;
 	char what[4200];
 	int size;
 
 	snprintf(what, sizeof(what), "%s %s", fifo ? "FIFO" : "pipe", fe->path);
-	rpipes = xrealloc(rpipes, (nr_rpipes + 1) * sizeof(*rpipes));
-	p = &rpipes[nr_rpipes++];
-	*p = (struct rpipe){fe->pipe->pipe_id, -1, -1,
-			    describe(fe->pipe->pipe_id, &want_size, &bytes)};
+	p->made = true;
 	if (fifo) {
 		struct stat st;
 
 		p->rd = p->wr = open(fe->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		if (p->rd < 0) {
 			pr_perror("cannot open the FIFO %s", fe->path);
-			return NULL;
+			return -1;
 		}
 		if (fstat(p->rd, &st) || !S_ISFIFO(st.st_mode)) {
 			pr_err("%s is not a FIFO any more", fe->path);
-			return NULL;
+			return -1;
 		}
 	} else {
 		int fds[2];
 
 		if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
 			pr_perror("cannot create a pipe");
-			return NULL;
+			return -1;
 		}
 		p->rd = fds[0];
 		p->wr = fds[1];
 	}
 	size = fcntl(p->wr, F_GETPIPE_SZ);
-	if (want_size && want_size != (uint32_t)size &&
-	    (size = fcntl(p->wr, F_SETPIPE_SZ, want_size)) < 0) {
+	if (p->size && p->size != (uint32_t)size &&
+	    (size = fcntl(p->wr, F_SETPIPE_SZ, p->size)) < 0) {
 		size = fcntl(p->wr, F_GETPIPE_SZ);
-		if (bytes > (uint64_t)size) {
-			pr_perror("%s: cannot make it %u bytes large again", what, want_size);
-			return NULL;
+		if (p->bytes > (uint64_t)size) {
+			pr_perror("%s: cannot make it %u bytes large again", what, p->size);
+			return -1;
 		}
 		pr_warn("%s: cannot make it %u bytes large again (%s); it stays at %d", what,
-			want_size, strerror(errno), size);
+			p->size, strerror(errno), size);
 	}
-	if (bytes && fill(p, what, bytes))
-		return NULL;
-	return p;
+	return p->bytes ? fill(p, what, p->bytes) : 0;
 }
 
 static void release(struct rpipe *p)
@@ -164,19 +166,18 @@ static int pipe_open(Stasis__FileEntry *fe)
 		pr_err("file %u (%s) lacks its pipe record", fe->id, fe->path);
 		return -1;
 	}
-	for (size_t i = 0; i < nr_rpipes; i++)
+	if (!loaded)
+		load();
+	for (size_t i = 0; i < nr_rpipes && !p; i++)
 		if (rpipes[i].id == fe->pipe->pipe_id)
 			p = &rpipes[i];
-	if (!p) {
-		p = make(fe);
-		if (!p)
-			return -1;
-	}
-	if (p->rd < 0) {
+	if (!p || (p->made && p->rd < 0)) {
 		pr_err("file %u (%s): more descriptions of the pipe than the checkpoint counts",
 		       fe->id, fe->path);
 		return -1;
 	}
+	if (!p->made && make(p, fe))
+		return -1;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d",
 		 (flags & O_ACCMODE) == O_WRONLY ? p->wr : p->rd);
 	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
