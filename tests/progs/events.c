@@ -15,12 +15,14 @@
  *   queued before the dump: it is read first; SIGUSR2 (blocked, not in the
  *   mask) is not reported; SIGUSR1 and SIGRTMIN sent after restore are.
  * timerfd: a monotonic timer set to 3 s with a 0.5 s interval (the suite
- *   dumps it about 1 s later and waits a second before restoring), a
+ *   dumps it about 1.5 s later and waits a second before restoring), a
  *   CLOCK_REALTIME one with TFD_TIMER_ABSTIME 6 s after set-up, a boottime
  *   one that expired before the dump and was not read. After GO: the
- *   expired one reads 1; the relative one has less than 2.9 s left, fires
- *   when it says, then again 0.5 s later; the absolute one fires at its
- *   wall-clock time.
+ *   expired one reads 1; the relative one has what it had left at the
+ *   dump (at most 2.3 s; 3 s if its time were reset), fires when it says,
+ *   then again 0.5 s later; the absolute one fires at its wall-clock time.
+ *   Firing up to 0.3 s late is tolerated, for loaded machines: what breaks
+ *   is off by a second or more.
  * inotify: DIR/watched (IN_CREATE|IN_DELETE), DIR/file (IN_MODIFY) and
  *   DIR/other (IN_CLOSE_WRITE|IN_ONESHOT), with a removed watch between
  *   the first two, so wds 1, 3, 4. After GO the wds are the same (adding an
@@ -350,23 +352,23 @@ static void timerfd_check(void)
 	if (r1.it_interval.tv_sec != 0 || r1.it_interval.tv_nsec != 500000000)
 		tp_fail("the interval is %ld.%09ld s, not 0.5 s", (long)r1.it_interval.tv_sec,
 			r1.it_interval.tv_nsec);
-	/* dumped about 1 s after it was set to 3 s */
-	if (left1 <= 0 || left1 > 2.9)
-		tp_fail("the relative timer has %.3f s left, expected 0 < left <= 2.9", left1);
+	/* dumped about 1.5 s after it was set to 3 s */
+	if (left1 <= 0 || left1 > 2.3)
+		tp_fail("the relative timer has %.3f s left, expected 0 < left <= 2.3", left1);
 	if (fabs_(left2 - (abs_target - now_r)) > 0.2 && !(left2 == 0 && now_r >= abs_target))
 		tp_fail("the absolute timer has %.3f s left, its target is %.3f s away", left2,
 			abs_target - now_r);
 	took = wait_fire(t_rel, left1 + 1, &ticks);
-	if (took < 0 || ticks != 1 || took < left1 - 0.1 || took > left1 + 0.15)
+	if (took < 0 || ticks != 1 || took < left1 - 0.05 || took > left1 + 0.3)
 		tp_fail("the relative timer fired after %.3f s (%llu ticks), it said %.3f s", took,
 			(unsigned long long)ticks, left1);
 	took = wait_fire(t_rel, 1.5, &ticks);
-	if (took < 0.4 || took > 0.65 || ticks != 1)
+	if (took < 0.45 || took > 0.8 || ticks != 1)
 		tp_fail("the interval fired after %.3f s (%llu ticks), not 0.5 s", took,
 			(unsigned long long)ticks);
 	took = wait_fire(t_abs, abs_target - real_now() + 1, &ticks);
 	now_r = real_now();
-	if (took < 0 || now_r < abs_target - 0.01 || now_r > abs_target + 0.2)
+	if (took < 0 || now_r < abs_target - 0.01 || now_r > abs_target + 0.4)
 		tp_fail("the absolute timer fired %.3f s after its time", now_r - abs_target);
 }
 
