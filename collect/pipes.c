@@ -27,6 +27,9 @@ struct pipe_obj {
 	ino_t ino;
 	char *data;
 	size_t len;
+	bool fifo, reader, writer; /* the ends the tree holds */
+	pid_t pid;		   /* one holder and its fd, for messages */
+	int fd;
 };
 
 static struct pipe_obj *pipes;
@@ -105,10 +108,18 @@ static int pipe_common(const struct fd_src *src, Stasis__FileEntry *fe)
 		if (pipes[i].dev == src->st.st_dev && pipes[i].ino == src->st.st_ino)
 			break;
 	pe->pipe_id = i + 1;
+	if (i == nr_pipes) {
+		pipes = xrealloc(pipes, (nr_pipes + 1) * sizeof(*pipes));
+		pipes[i] = (struct pipe_obj){.dev = src->st.st_dev,
+					     .ino = src->st.st_ino,
+					     .fifo = fe->type == STASIS__FD_TYPE__FIFO,
+					     .pid = src->pid,
+					     .fd = src->fd};
+	}
+	pipes[i].reader |= (src->flags & O_ACCMODE) != O_WRONLY;
+	pipes[i].writer |= (src->flags & O_ACCMODE) != O_RDONLY;
 	if (i < nr_pipes)
 		return 0; /* another end or description: data already taken */
-	pipes = xrealloc(pipes, (nr_pipes + 1) * sizeof(*pipes));
-	pipes[nr_pipes] = (struct pipe_obj){src->st.st_dev, src->st.st_ino, NULL, 0};
 	if (read_queued(src, &pipes[nr_pipes], &size))
 		return -1;
 	pe->has_size = pe->has_bytes = true;
@@ -151,6 +162,14 @@ const struct fd_dump_ops fifo_dump_ops = {"FIFO", fifo_match, fifo_dump};
 
 int pipes_write(struct img_writer *w)
 {
+	/* the other end of such a pipe is outside the tree: restored, it has
+	 * none (CRIU's --inherit-fd is how one would give it back) */
+	for (size_t i = 0; i < nr_pipes; i++)
+		if (!pipes[i].fifo && pipes[i].reader != pipes[i].writer)
+			pr_warn("fd %d of task %d: the %s end of pipe:[%lu] is outside the tree; "
+				"after a restore the pipe has no %s",
+				pipes[i].fd, pipes[i].pid, pipes[i].reader ? "write" : "read",
+				(unsigned long)pipes[i].ino, pipes[i].reader ? "writer" : "reader");
 	for (size_t i = 0; i < nr_pipes; i++)
 		for (size_t off = 0; off < pipes[i].len; off += CHUNK) {
 			Stasis__DataChunk c = STASIS__DATA_CHUNK__INIT;
