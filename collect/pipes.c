@@ -162,14 +162,15 @@ const struct fd_dump_ops fifo_dump_ops = {"FIFO", fifo_match, fifo_dump};
 
 int pipes_write(struct img_writer *w)
 {
-	/* the other end of such a pipe is outside the tree: restored, it has
-	 * none (CRIU's --inherit-fd is how one would give it back) */
+	/* the other end of such a pipe is closed or outside the tree: in the
+	 * second case the restored pipe lacks a peer it had (CRIU's
+	 * --inherit-fd is how one would give it back) */
 	for (size_t i = 0; i < nr_pipes; i++)
 		if (!pipes[i].fifo && pipes[i].reader != pipes[i].writer)
-			pr_warn("fd %d of task %d: the %s end of pipe:[%lu] is outside the tree; "
-				"after a restore the pipe has no %s",
-				pipes[i].fd, pipes[i].pid, pipes[i].reader ? "write" : "read",
-				(unsigned long)pipes[i].ino, pipes[i].reader ? "writer" : "reader");
+			pr_warn("fd %d of task %d: pipe:[%lu] has no %s end in the tree; if a "
+				"process outside holds one, the restored pipe will not have it",
+				pipes[i].fd, pipes[i].pid, (unsigned long)pipes[i].ino,
+				pipes[i].reader ? "write" : "read");
 	for (size_t i = 0; i < nr_pipes; i++)
 		for (size_t off = 0; off < pipes[i].len; off += CHUNK) {
 			Stasis__DataChunk c = STASIS__DATA_CHUNK__INIT;
