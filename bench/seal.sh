@@ -4,12 +4,15 @@
 #
 #   bench/seal.sh [SIZE_MB]          (default 1024; as root)
 #
-# One process ($STASIS_BUILD_DIR/tests/bigmem SIZE_MB GOFILE) is dumped by
-# every variant (left running, -R), then killed, and every checkpoint is
-# restored in turn (the restored bigmem checks all of its memory: PASS).
+# In each round, one process ($STASIS_BUILD_DIR/tests/bigmem SIZE_MB GOFILE)
+# is dumped by every variant (left running, -R), then killed, and every
+# checkpoint is restored in turn (the restored bigmem checks all of its
+# memory: PASS), then deleted.
 #
 #   unsealed  dump: stasis-freeze | stasis-collect | stasis-serialize unpack
 #             restore: stasis-serialize pack | stasis-inject
+#   piped     unsealed with cat as a stage of its own in both pipelines:
+#             what a program more in the pipe costs, without any crypto
 #   sealed    the same with stasis-seal --encrypt / --open in the pipe
 #             (an ECDSA P-256 certificate and key made with certtool)
 #   sealed-D  dumped as sealed; restored with stasis-seal --open -D DIR |
@@ -20,8 +23,7 @@
 #   openssl   the same with openssl enc -aes-256-ctr -pbkdf2 -pass pass:x
 #   age       the same with age -r (a key made with age-keygen)
 #
-# Every variant runs BENCH_REPS times (default 3), interleaved with the
-# others, and the table shows the median. A dump's time runs until the
+# There are BENCH_REPS rounds (default 3); the table shows the median. A dump's time runs until the
 # checkpoint is on disk (stasis-serialize unpack fsyncs; the encrypted
 # files of the other tools are synced too); a restore's until stasis-inject
 # has written its pidfile, that is, until the process is back and about to
@@ -34,8 +36,8 @@
 #   BENCH_REPS        runs of each variant (default 3)
 #   BENCH_KEEP=1      keep images and logs
 #   BENCH_SEAL_OPTS   extra options for both stasis-seal runs (e.g. --threads 0)
-#   BENCH_VARIANTS    the variants to run (default "unsealed sealed sealed-D gpg
-#                     openssl age")
+#   BENCH_VARIANTS    the variants to run (default "unsealed piped sealed
+#                     sealed-D gpg openssl age")
 #
 # Missing tools (gnupg, openssl, age, gnutls-bin) are installed with apt-get.
 
@@ -48,7 +50,7 @@ export PATH="$build/root/bin:$PATH"
 bigmem=$build/tests/bigmem
 mb=${1:-1024}
 reps=${BENCH_REPS:-3}
-read -r -a variants <<<"${BENCH_VARIANTS:-unsealed sealed sealed-D gpg openssl age}"
+read -r -a variants <<<"${BENCH_VARIANTS:-unsealed piped sealed sealed-D gpg openssl age}"
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -108,6 +110,7 @@ trap 'exit 130' INT TERM
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+best() { tr ' ' '\n' | grep . | sort -n | head -n 1 | grep . || echo -; }
 
 wait_line() { # FILE PATTERN SECONDS
 	local t=$(($3 * 10))
@@ -132,15 +135,17 @@ mkdir -m 700 -p "$GNUPGHOME"
 # shellcheck disable=SC2206
 seal_opts=(${BENCH_SEAL_OPTS:-})
 
-# ---- the process
+# ---- the process: started anew for every round (same program, same size)
 log=$run/bigmem.log
 go=$run/go
-echo "bench: starting bigmem $mb" >&2
-# only fds 0-2: nothing else of ours gets dumped
-setsid "$bigmem" "$mb" "$go" </dev/null >"$log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
-pid=$!
-wait_line "$log" READY 120 || die "bigmem did not get READY: $(cat "$log")"
-cp "$log" "$log.at-dump"
+start_bigmem() {
+	rm -f "$go"
+	# only fds 0-2: nothing else of ours gets dumped
+	setsid "$bigmem" "$mb" "$go" </dev/null >"$log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	pid=$!
+	wait_line "$log" READY 120 || die "bigmem did not get READY: $(cat "$log")"
+	cp "$log" "$log.at-dump"
+}
 
 # ---- dumps
 encrypt() { # TOOL DIR FILE
@@ -169,6 +174,8 @@ dump_one() { # VARIANT REP
 	case $v in
 	unsealed)
 		stasis-freeze -t "$pid" stasis-collect -R | stasis-serialize unpack -D "$dir" ;;
+	piped)
+		stasis-freeze -t "$pid" stasis-collect -R | cat | stasis-serialize unpack -D "$dir" ;;
 	sealed | sealed-D)
 		stasis-freeze -t "$pid" stasis-collect -R |
 			stasis-seal --encrypt "${seal_opts[@]}" --tls-cert "$pki/cert.pem" |
@@ -202,6 +209,9 @@ restore_one() { # VARIANT REP
 	if [ "$v" = sealed-D ]; then
 		(stasis-seal --open "${seal_opts[@]}" --tls-key "$pki/key.pem" -D "$src" |
 			stasis-inject --pidfile "$pidfile") </dev/null >"$run/restore.log" 2>&1 &
+	elif [ "$v" = piped ]; then
+		(stasis-serialize pack -D "$src" | cat | stasis-inject --pidfile "$pidfile") \
+			</dev/null >"$run/restore.log" 2>&1 &
 	elif [ "$v" = sealed ]; then
 		(stasis-serialize pack -D "$src" |
 			stasis-seal --open "${seal_opts[@]}" --tls-key "$pki/key.pem" |
@@ -237,39 +247,46 @@ restore_one() { # VARIANT REP
 	rm -rf "$dir.dec"
 }
 
+# Rounds: every variant dumps the running bigmem, which is then killed, and
+# every checkpoint is restored (the restored bigmem checks its memory and
+# exits), then deleted: at most one round of images is on disk.
 status=0
 for ((r = 1; r <= reps; r++)); do
+	echo "bench: round $r/$reps: starting bigmem $mb" >&2
+	start_bigmem
 	for v in "${variants[@]}"; do
 		echo "bench: dump $v ($r/$reps)" >&2
 		dump_one "$v" "$r" || { status=1; check[$v]=FAIL; }
 	done
-done
-kill -KILL "$pid"
-wait "$pid" 2>/dev/null
-pid=
-for ((r = 1; r <= reps; r++)); do
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	pid=
 	for v in "${variants[@]}"; do
 		[ "${check[$v]:-}" = FAIL ] && continue
 		echo "bench: restore $v ($r/$reps)" >&2
 		restore_one "$v" "$r" || { status=1; check[$v]=FAIL; }
-		[ "${BENCH_KEEP:-0}" = 1 ] || [ "$r" -lt "$reps" ] || rm -rf "$run/$v".*
 	done
+	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$run"/*."$r" "$run"/*."$r".enc
 done
 
 fstype=$(findmnt -n -o FSTYPE -T "$top" 2>/dev/null || stat -f -c %T "$top")
 base_d=$(echo "${dump_t[unsealed]:-}" | median)
 base_r=$(echo "${restore_t[unsealed]:-}" | median)
+base_db=$(echo "${dump_t[unsealed]:-}" | best)
+base_rb=$(echo "${restore_t[unsealed]:-}" | best)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%+.0f%%", (a - b) * 100 / b }'; }
 echo
 echo "seal benchmark: $mb MiB process, images on $top ($fstype), $(nproc) CPUs, kernel $(uname -r)"
-echo "median of $reps runs; seconds; vs: against the unsealed dump/restore"
-printf '%-9s %9s %7s %10s %7s %10s  %s\n' variant "dump s" vs "restore s" vs "size MiB" check
+echo "seconds, median and best of $reps rounds; vs: against the unsealed dump/restore"
+printf '%-9s %8s %7s %8s %7s %9s %7s %8s %7s %9s  %s\n' variant dump vs "best" vs restore vs best vs "size MiB" check
 for v in "${variants[@]}"; do
 	d=$(echo "${dump_t[$v]:-}" | median)
+	db=$(echo "${dump_t[$v]:-}" | best)
 	rs=$(echo "${restore_t[$v]:-}" | median)
-	printf '%-9s %9s %7s %10s %7s %10s  %s\n' "$v" "$d" "$(pct "$d" "$base_d")" "$rs" \
-		"$(pct "$rs" "$base_r")" "$(awk -v b="${size[$v]:-0}" 'BEGIN { printf "%.1f", b / 1048576 }')" \
-		"${check[$v]:-FAIL}"
+	rb=$(echo "${restore_t[$v]:-}" | best)
+	printf '%-9s %8s %7s %8s %7s %9s %7s %8s %7s %9s  %s\n' "$v" "$d" "$(pct "$d" "$base_d")" \
+		"$db" "$(pct "$db" "$base_db")" "$rs" "$(pct "$rs" "$base_r")" "$rb" "$(pct "$rb" "$base_rb")" \
+		"$(awk -v b="${size[$v]:-0}" 'BEGIN { printf "%.1f", b / 1048576 }')" "${check[$v]:-FAIL}"
 done
 for v in "${variants[@]}"; do
 	echo "  $v runs: dump${dump_t[$v]:- -}; restore${restore_t[$v]:- -}"
