@@ -232,10 +232,21 @@ static int memfd_open(Stasis__FileEntry *fe)
 		close(fd);
 		return -1;
 	}
-	/* the staged descriptor holds it from now on (see the top) */
+	/* the staged descriptor holds it from now on (see the top); the
+	 * descriptor returned takes the lowest free number again, as any
+	 * other open would (the staging numbers lie above) */
 	if (o->fd >= 0) {
+		int low;
+
 		close(o->fd);
 		o->fd = -1;
+		low = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (low >= 0 && low < fd) {
+			close(fd);
+			fd = low;
+		} else if (low >= 0) {
+			close(low);
+		}
 	}
 	return fd;
 }
