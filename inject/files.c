@@ -137,6 +137,7 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&signalfd_restore_ops,
 	&timerfd_restore_ops,
 	&inotify_restore_ops,
+	&unixsk_restore_ops,
 	&memfd_restore_ops,
 };
 
@@ -196,8 +197,10 @@ static int stage(struct itree *tr, struct itask *t, Stasis__FdinfoEntry *fi)
 		return -1;
 	staged = xrealloc(staged, (nr_staged + 1) * sizeof(*staged));
 	staged[nr_staged].id = fi->id;
-	staged[nr_staged].stage_fd = fcntl(fd, F_DUPFD, at);
-	close(fd);
+	/* open() may already have landed on the staging number itself */
+	staged[nr_staged].stage_fd = fd == at ? fd : fcntl(fd, F_DUPFD, at);
+	if (fd != at)
+		close(fd);
 	if (staged[nr_staged].stage_fd != at) {
 		pr_perror("cannot place a descriptor at %d", at);
 		return -1;

@@ -1586,7 +1586,7 @@ int seal_open_put_dir(struct seal_open *o, const char *dir)
 			continue;
 		memcpy(name, de->d_name, len - 4);
 		name[len - 4] = 0;
-		if (!img_name_valid(name))
+		if (!img_name_valid(name) || !img_in_checkpoint(name))
 			continue;
 		names = xrealloc(names, (nr + 1) * sizeof(*names));
 		names[nr++] = xstrdup(name);

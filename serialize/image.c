@@ -124,6 +124,11 @@ bool img_name_valid(const char *name)
 	return true;
 }
 
+bool img_in_checkpoint(const char *name)
+{
+	return strcmp(name, "stats-restore") != 0;
+}
+
 bool img_is_pages(const char *image)
 {
 	return !strncmp(image, "pages-", 6);

@@ -301,7 +301,7 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 			continue;
 		memcpy(name, de->d_name, len - 4);
 		name[len - 4] = 0;
-		if (!img_name_valid(name))
+		if (!img_name_valid(name) || !img_in_checkpoint(name))
 			continue;
 		if (!strcmp(name, "inventory") || !strcmp(name, "cipher"))
 			inventory = true;

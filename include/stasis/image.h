@@ -82,6 +82,9 @@ const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned id
 /* Page images hold raw pages, everything else protobuf records. */
 bool img_is_pages(const char *image);
 bool img_name_valid(const char *name);
+/* False for images a directory holds that are not part of the checkpoint
+ * (stats-restore, written by a restore): pack and seal leave them out. */
+bool img_in_checkpoint(const char *name);
 
 /*
  * Memory shared copy-on-write between a parent and child. The restorer
