@@ -18,6 +18,8 @@ struct collect_opts {
 	uint64_t ghost_limit; /* deleted files up to this size travel in the checkpoint */
 	bool link_remap;
 	bool file_locks;
+	char **external; /* --external RES, as given (unix[INO]) */
+	int nr_external;
 };
 
 extern struct collect_opts opts;

@@ -140,6 +140,7 @@ static const struct fd_dump_ops *const fd_types[] = {
 	&signalfd_dump_ops,
 	&timerfd_dump_ops,
 	&inotify_dump_ops,
+	&unixsk_dump_ops,
 };
 
 /* The id of the description behind pid's fd, adding it when new. */

@@ -41,6 +41,7 @@ static void usage(FILE *f)
 		"  -l, --file-locks        dump the file locks the tree holds\n"
 		"      --ghost-limit SIZE  carry deleted files up to SIZE (K, M, G; 1M)\n"
 		"      --link-remap        link back files unlinked but still linked elsewhere\n"
+		"      --external unix[ID] allow unix socket ID a peer outside the tree\n"
 		"      --action-script PATH  run PATH at network-lock, post-dump, network-unlock\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
@@ -169,6 +170,7 @@ static int parse_opts(int argc, char **argv)
 		{ "file-locks", no_argument, NULL, 'l' },
 		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "link-remap", no_argument, NULL, 'L' },
+		{ "external", required_argument, NULL, 'E' },
 		{ "action-script", required_argument, NULL, 'S' },
 		COMMON_LONG_OPTS,
 		{}
@@ -204,6 +206,14 @@ static int parse_opts(int argc, char **argv)
 		}
 		case 'L':
 			opts.link_remap = true;
+			break;
+		case 'E':
+			if (strncmp(optarg, "unix[", 5) || optarg[strlen(optarg) - 1] != ']') {
+				pr_err("--external %s: only unix[ID] is supported", optarg);
+				return -1;
+			}
+			opts.external = xrealloc(opts.external, (opts.nr_external + 1) * sizeof(char *));
+			opts.external[opts.nr_external++] = optarg;
 			break;
 		case 'S':
 			scripts_add(optarg);

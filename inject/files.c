@@ -137,6 +137,7 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&signalfd_restore_ops,
 	&timerfd_restore_ops,
 	&inotify_restore_ops,
+	&unixsk_restore_ops,
 	&memfd_restore_ops,
 };
 

@@ -24,5 +24,6 @@ extern const struct fd_restore_ops regfile_restore_ops, dir_restore_ops, chr_res
 extern const struct fd_restore_ops pipe_restore_ops, fifo_restore_ops;
 extern const struct fd_restore_ops eventfd_restore_ops, epoll_restore_ops, signalfd_restore_ops,
 	timerfd_restore_ops, inotify_restore_ops, memfd_restore_ops;
+extern const struct fd_restore_ops unixsk_restore_ops;
 
 #endif

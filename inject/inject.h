@@ -15,6 +15,11 @@ struct inject_opts {
 	const char *pidfile;
 	bool file_locks;
 	int file_validation; /* FILE_VALIDATION_* */
+	struct inherit_fd {
+		int fd;		 /* ours, from the caller */
+		const char *res; /* what it stands for: socket:[INO], ... */
+	} *inherit_fds;	 /* --inherit-fd fd[N]:RES */
+	int nr_inherit_fds;
 };
 
 /* --file-validation: how regular files are checked against the dump */

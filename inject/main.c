@@ -43,6 +43,7 @@ static void usage(FILE *f)
 		   "  -l, --file-locks        take back the file locks of the checkpoint\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
+		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
 		   "      --action-script PATH  run PATH at setup-namespaces, post-restore,\n"
 		   "                          network-unlock, pre-resume and post-resume\n"
 		   "      --stats-file FILE   write the stats-restore image to FILE\n"
@@ -182,6 +183,7 @@ static int parse_opts(int argc, char **argv)
 		{ "stats-file", required_argument, NULL, 'T' },
 		{ "display-stats", no_argument, NULL, 'Y' },
 		{ "pidfile", required_argument, NULL, 'P' },
+		{ "inherit-fd", required_argument, NULL, 'I' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -204,6 +206,20 @@ static int parse_opts(int argc, char **argv)
 		case 'l':
 			opts.file_locks = true;
 			break;
+		case 'I': {
+			char *end = optarg;
+			long fd = strncmp(optarg, "fd[", 3) ? -1 : strtol(optarg + 3, &end, 10);
+
+			if (fd < 0 || strncmp(end, "]:", 2) || !end[2] || fcntl(fd, F_GETFD) < 0) {
+				pr_err("--inherit-fd %s: expected fd[N]:RESOURCE, N an open descriptor",
+				       optarg);
+				return -1;
+			}
+			opts.inherit_fds = xrealloc(opts.inherit_fds, (opts.nr_inherit_fds + 1) *
+									 sizeof(*opts.inherit_fds));
+			opts.inherit_fds[opts.nr_inherit_fds++] = (struct inherit_fd){ fd, end + 2 };
+			break;
+		}
 		case 'F':
 			if (!strcmp(optarg, "filesize")) {
 				opts.file_validation = FILE_VALIDATION_FILESIZE;

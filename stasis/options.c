@@ -25,6 +25,7 @@ enum opt_kind {
 	K_HELP,
 	K_VERSION,
 	K_SCRIPT,	     /* --action-script: repeatable, in order */
+	K_LIST,		     /* repeatable string argument, goes to list[target] */
 	K_CONFIG,	     /* --config FILE: found before parsing (pre_scan) */
 	K_NO_DEFAULT_CONFIG, /* likewise */
 	K_TODO, /* an option of criu(8) that is not implemented yet */
@@ -79,6 +80,11 @@ static const struct fe_option options[] = {
 	     "one log file per program of the pipeline: FILE.PID"),
 	FLAG("display-stats", 0, CMD_ALL, F_DISPLAY_STATS, F_NONE,
 	     "print the statistics of the dump or the restore at the end"),
+	{ "external", 0, required_argument, K_LIST, CMD_DUMP, L_EXTERNAL, 0, "unix[ID]",
+	  "allow unix socket ID (its inode) a peer outside the tree (may be repeated)" },
+	{ "inherit-fd", 0, required_argument, K_LIST, CMD_RESTORE, L_INHERIT_FD, 0,
+	  "fd[N]:socket:[ID]",
+	  "restore unix socket ID as descriptor N of the caller (may be repeated)" },
 	{ "action-script", 0, required_argument, K_SCRIPT, CMD_ALL, 0, 0, "PATH",
 	  "run PATH at every stage of the dump or the restore (may be repeated)" },
 	{ "config", 0, required_argument, K_CONFIG, CMD_ANY, 0, 0, "FILE",
@@ -108,7 +114,6 @@ static const struct fe_option options[] = {
 	TODO("unprivileged", 0, no_argument),
 	TODO("track-mem", 0, no_argument),
 	TODO("pre-dump-mode", 0, required_argument),
-	TODO("external", 0, required_argument),
 	TODO("freeze-cgroup", 0, required_argument),
 	TODO("manage-cgroups", 0, optional_argument),
 	TODO("cgroup-props", 0, required_argument),
@@ -128,7 +133,6 @@ static const struct fe_option options[] = {
 	TODO("cpu-cap", 0, optional_argument),
 	TODO("lazy-pages", 0, no_argument),
 	TODO("network-lock", 0, required_argument),
-	TODO("inherit-fd", 0, required_argument),
 	TODO("restore-sibling", 'S', no_argument),
 	TODO("root", 'r', required_argument),
 	TODO("join-ns", 'J', required_argument),
@@ -306,6 +310,11 @@ static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, 
 	case K_SCRIPT:
 		o->scripts = xrealloc(o->scripts, (o->nr_scripts + 1) * sizeof(*o->scripts));
 		o->scripts[o->nr_scripts++] = optarg;
+		return 0;
+	case K_LIST:
+		o->list[opt->target].v = xrealloc(o->list[opt->target].v,
+						  (o->list[opt->target].n + 1) * sizeof(char *));
+		o->list[opt->target].v[o->list[opt->target].n++] = optarg;
 		return 0;
 	case K_CONFIG:
 	case K_NO_DEFAULT_CONFIG:

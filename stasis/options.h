@@ -33,6 +33,14 @@ enum fe_flag {
 	F_NR,
 };
 
+/* Repeatable options with a string argument: index into fe_opts.list[]. */
+enum fe_list {
+	L_NONE,
+	L_EXTERNAL,   /* dump: --external unix[ID] */
+	L_INHERIT_FD, /* restore: --inherit-fd fd[N]:RES */
+	L_NR,
+};
+
 /* Options with a string argument: index into fe_opts.str[]. */
 enum fe_str {
 	S_NONE,
@@ -54,6 +62,10 @@ struct fe_opts {
 	pid_t tree;    /* -t; 0 when not given */
 	int verbosity; /* -1 when not given */
 	bool help, version;
+	struct {
+		const char **v;
+		int n;
+	} list[L_NR]; /* repeatable options, in order */
 	const char **scripts; /* --action-script, in order (config files first) */
 	int nr_scripts;
 	const char *config;	/* --config FILE */

@@ -201,6 +201,15 @@ static void add_common(struct args *a, const struct fe_opts *o, const char *log)
 	}
 }
 
+/* A repeatable option, once per value, as given. */
+static void add_list(struct args *a, const struct fe_opts *o, enum fe_list l, const char *name)
+{
+	for (int i = 0; i < o->list[l].n; i++) {
+		args_add(a, name);
+		args_add(a, o->list[l].v[i]);
+	}
+}
+
 /* --file-validation: filesize is what stasis does; CRIU's buildid is not
  * implemented, and said so before anything starts. */
 static int check_file_validation(const struct fe_opts *o)
@@ -293,6 +302,7 @@ static int cmd_dump(const struct fe_opts *o)
 		args_add(&st[0].argv, "--ghost-limit");
 		args_add(&st[0].argv, o->str[S_GHOST_LIMIT]);
 	}
+	add_list(&st[0].argv, o, L_EXTERNAL, "--external");
 	fe_scripts_args(&st[0].argv, o);
 	args_add(&st[0].argv, "--ack-fd");
 	args_addf(&st[0].argv, "%d", ack[0]);
@@ -438,6 +448,8 @@ static int cmd_restore(const struct fe_opts *o)
 		args_add(&st[1].argv, "--file-validation");
 		args_add(&st[1].argv, o->str[S_FILE_VALIDATION]);
 	}
+	/* the descriptors themselves are inherited by fork and exec */
+	add_list(&st[1].argv, o, L_INHERIT_FD, "--inherit-fd");
 	if (pidfile) {
 		args_add(&st[1].argv, "--pidfile");
 		args_add(&st[1].argv, pidfile);

@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unix sockets. sock_diag (one dump of the namespace's unix sockets) gives
+ * what no descriptor shows: the peer, the bound name, the backlog and the
+ * connections a listener has not accepted. A copy of the descriptor
+ * (pidfd_getfd) gives the options and, peeking with MSG_PEEK from an
+ * offset moved by SO_PEEK_OFF, the queued data without consuming it: the
+ * socket is the task's own, so its peek offset is put back afterwards.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+
+#include "collect.h"
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/sockdiag.h"
+#include "stasis/util.h"
+
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+/* sk_shutdown bits, as sock_diag reports them */
+#define RCV_SHUTDOWN 1
+
+/* A record is one frame (at most 4 MiB): queues stay well below. */
+#define QUEUE_MAX    (3u << 20)
+#define STREAM_PIECE (256u << 10)
+
+static struct unix_diag_table diag;
+static int diag_state;	    /* 0 not loaded, 1 loaded, -1 failed */
+static uint32_t *tree_inos; /* sockets the tree holds, sorted */
+static size_t nr_tree_inos;
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void add_task_sockets(pid_t pid)
+{
+	char path[64], link[64], *end;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		char fdpath[320];
+		ssize_t n;
+
+		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
+		n = readlink(fdpath, link, sizeof(link) - 1);
+		if (n <= 8)
+			continue;
+		link[n] = 0;
+		if (strncmp(link, "socket:[", 8))
+			continue;
+		tree_inos = xrealloc(tree_inos, (nr_tree_inos + 1) * sizeof(*tree_inos));
+		tree_inos[nr_tree_inos++] = strtoul(link + 8, &end, 10);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* The namespace's unix sockets and the ones the tree holds, once. */
+static bool load(void)
+{
+	const struct tree *t = collect_tree();
+
+	if (diag_state)
+		return diag_state > 0;
+	diag_state = -1;
+	if (sockdiag_unix_load(&diag))
+		return false;
+	for (int i = 0; i < t->nr; i++)
+		if (!t->tasks[i].zombie)
+			add_task_sockets(t->tasks[i].pid);
+	if (nr_tree_inos)
+		qsort(tree_inos, nr_tree_inos, sizeof(*tree_inos), cmp_u32);
+	diag_state = 1;
+	return true;
+}
+
+static bool in_tree(uint32_t ino)
+{
+	return nr_tree_inos && bsearch(&ino, tree_inos, nr_tree_inos, sizeof(ino), cmp_u32);
+}
+
+/* --external unix[INO] names the socket of the tree whose peer is outside. */
+static bool declared_external(uint32_t ino)
+{
+	char key[32];
+
+	snprintf(key, sizeof(key), "unix[%u]", ino);
+	for (int i = 0; i < opts.nr_external; i++)
+		if (!strcmp(opts.external[i], key))
+			return true;
+	return false;
+}
+
+static const char *type_name(int type)
+{
+	return type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "datagram" : "seqpacket";
+}
+
+/* A name as a message shows it: abstract names with '@'. */
+static const char *show_name(const char *name, size_t len, char *buf, size_t size)
+{
+	if (!len)
+		return "(unnamed)";
+	if (name[0])
+		snprintf(buf, size, "%.*s", (int)strnlen(name, len), name);
+	else
+		snprintf(buf, size, "@%.*s", (int)len - 1, name + 1);
+	return buf;
+}
+
+static bool match(const struct fd_src *src)
+{
+	return S_ISSOCK(src->st.st_mode) && load() && sockdiag_unix_find(&diag, src->st.st_ino);
+}
+
+static void set_bytes(ProtobufCBinaryData *b, const void *data, size_t len)
+{
+	b->data = xmalloc(len + 1);
+	memcpy(b->data, data, len);
+	b->len = len;
+}
+
+/* Path names: relative ones resolve in the holder's working directory; a
+ * name whose file is gone (or another file now) is bound and removed. */
+static void path_name(const struct fd_src *src, const struct unix_diag_sk *d, Stasis__UnixSk *sk)
+{
+	char path[PATH_MAX + 110], dir[PATH_MAX], cwd[64];
+	size_t len = strnlen(d->name, d->namelen);
+	struct stat st;
+
+	if (d->name[0] == '/') {
+		snprintf(path, sizeof(path), "%.*s", (int)len, d->name);
+	} else {
+		ssize_t n;
+
+		snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", src->pid);
+		n = readlink(cwd, dir, sizeof(dir) - 1);
+		dir[n > 0 ? n : 0] = 0;
+		sk->name_dir = xstrdup(n > 0 ? dir : "/");
+		snprintf(path, sizeof(path), "%s/%.*s", sk->name_dir, (int)len, d->name);
+	}
+	if (d->has_vfs && !stat(path, &st) && S_ISSOCK(st.st_mode) && st.st_ino == d->vfs_ino &&
+	    st.st_dev == d->vfs_dev) {
+		sk->has_file_mode = sk->has_file_uid = sk->has_file_gid = true;
+		sk->file_mode = st.st_mode & 07777;
+		sk->file_uid = st.st_uid;
+		sk->file_gid = st.st_gid;
+	} else {
+		sk->has_name_deleted = sk->name_deleted = true;
+	}
+}
+
+/* The listener an accepted socket came from: a listener with its name. */
+static const struct unix_diag_sk *listener_by_name(const struct unix_diag_sk *d)
+{
+	const struct unix_diag_sk *found = NULL;
+
+	for (size_t i = 0; i < diag.nr; i++) {
+		const struct unix_diag_sk *l = &diag.sks[i];
+
+		if (l->state != TCP_LISTEN || l->namelen != d->namelen ||
+		    memcmp(l->name, d->name, d->namelen) || l->type != d->type)
+			continue;
+		if (d->has_vfs &&
+		    (!l->has_vfs || l->vfs_ino != d->vfs_ino || l->vfs_dev != d->vfs_dev))
+			continue;
+		if (!found || in_tree(l->ino))
+			found = l;
+	}
+	return found;
+}
+
+static int outside_peer(const struct fd_src *src, const struct unix_diag_sk *d,
+			const struct unix_diag_sk *peer, uint32_t peer_ino, Stasis__UnixSk *sk)
+{
+	char buf[128];
+
+	if (!declared_external(d->ino)) {
+		pr_err(
+		    "fd %d of task %d: unix %s socket %u is connected to socket %u%s%s, which is "
+		    "outside the tree; dump with --external unix[%u] to restore it without it",
+		    src->fd, src->pid, type_name(d->type), d->ino, peer_ino,
+		    peer && peer->namelen ? " " : "",
+		    peer && peer->namelen ? show_name(peer->name, peer->namelen, buf, sizeof(buf))
+					  : "",
+		    d->ino);
+		return -1;
+	}
+	sk->has_external = sk->external = true;
+	if (peer && peer->namelen && (peer->name[0] || peer->namelen > 1)) {
+		sk->has_peer_name = true;
+		set_bytes(&sk->peer_name, peer->name,
+			  peer->name[0] ? strnlen(peer->name, peer->namelen) : peer->namelen);
+	}
+	pr_info("unix socket %u of task %d: peer %u is outside the tree (--external)", d->ino,
+		src->pid, peer_ino);
+	return 0;
+}
+
+static int connection(const struct fd_src *src, const struct unix_diag_sk *d, Stasis__UnixSk *sk)
+{
+	const struct unix_diag_sk *l;
+
+	if (d->state == TCP_LISTEN) {
+		sk->has_backlog = true;
+		sk->backlog = d->wqueue;
+		for (size_t i = 0; i < d->nr_icons; i++) {
+			if (in_tree(d->icons[i])) {
+				sk->icons =
+				    xrealloc(sk->icons, (sk->n_icons + 1) * sizeof(uint32_t));
+				sk->icons[sk->n_icons++] = d->icons[i];
+			} else if (declared_external(d->ino)) {
+				pr_warn("unix socket %u of task %d: the connection from socket %u "
+					"outside "
+					"the tree, not accepted yet, is dropped (--external)",
+					d->ino, src->pid, d->icons[i]);
+			} else {
+				pr_err("fd %d of task %d: listening unix socket %u has a "
+				       "connection from "
+				       "socket %u outside the tree, not accepted yet; dump with "
+				       "--external unix[%u] to drop it",
+				       src->fd, src->pid, d->ino, d->icons[i], d->ino);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	if (!d->has_peer)
+		return 0;
+	if (d->peer) {
+		if (!in_tree(d->peer))
+			return outside_peer(src, d, sockdiag_unix_find(&diag, d->peer), d->peer,
+					    sk);
+		sk->has_peer = true;
+		sk->peer = d->peer;
+		if (d->namelen && d->type != SOCK_DGRAM && (l = listener_by_name(d)) &&
+		    in_tree(l->ino)) {
+			sk->has_listener = true;
+			sk->listener = l->ino;
+		}
+		return 0;
+	}
+	/* no peer inode: closed, or a connection no one accepted yet */
+	l = sockdiag_unix_listener_of(&diag, d->ino);
+	if (!l) {
+		sk->has_peer = true;
+		sk->peer = 0;
+		return 0;
+	}
+	if (d->wqueue) {
+		pr_err(
+		    "fd %d of task %d: unix socket %u sent data on a connection socket %u has not "
+		    "accepted yet, which cannot be read without consuming it",
+		    src->fd, src->pid, d->ino, l->ino);
+		return -1;
+	}
+	sk->has_pending_on = true;
+	sk->pending_on = l->ino;
+	if (!in_tree(l->ino))
+		return outside_peer(src, d, l, l->ino, sk);
+	return 0;
+}
+
+static int getint(int fd, int opt, int *val)
+{
+	socklen_t len = sizeof(*val);
+
+	return getsockopt(fd, SOL_SOCKET, opt, val, &len);
+}
+
+static void options(int fd, Stasis__UnixSk *sk)
+{
+	struct timeval tv;
+	socklen_t len;
+	int v;
+
+	if (!getint(fd, SO_SNDBUF, &v)) {
+		sk->has_sndbuf = true;
+		sk->sndbuf = v;
+	}
+	if (!getint(fd, SO_RCVBUF, &v)) {
+		sk->has_rcvbuf = true;
+		sk->rcvbuf = v;
+	}
+	if (!getint(fd, SO_PASSCRED, &v) && v)
+		sk->has_passcred = sk->passcred = true;
+	if (!getint(fd, SO_PASSSEC, &v) && v)
+		sk->has_passsec = sk->passsec = true;
+	if (!getint(fd, SO_PASSPIDFD, &v) && v)
+		sk->has_passpidfd = sk->passpidfd = true;
+	len = sizeof(tv);
+	if (!getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
+		sk->has_rcvtimeo_us = true;
+		sk->rcvtimeo_us = tv.tv_sec * 1000000ull + tv.tv_usec;
+	}
+	len = sizeof(tv);
+	if (!getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
+		sk->has_sndtimeo_us = true;
+		sk->sndtimeo_us = tv.tv_sec * 1000000ull + tv.tv_usec;
+	}
+}
+
+static void add_packet(Stasis__UnixSk *sk, const void *data, size_t len, const void *addr,
+		       size_t alen)
+{
+	Stasis__UnixSkPacket *p = xmalloc(sizeof(*p));
+
+	stasis__unix_sk_packet__init(p);
+	set_bytes(&p->data, data, len);
+	if (alen) {
+		p->has_addr = true;
+		set_bytes(&p->addr, addr, alen);
+	}
+	sk->queue = xrealloc(sk->queue, (sk->n_queue + 1) * sizeof(*sk->queue));
+	sk->queue[sk->n_queue++] = p;
+}
+
+/* Descriptors in flight cannot be carried: the peek received copies. */
+static bool passed_fds(struct msghdr *mh)
+{
+	bool found = mh->msg_flags & MSG_CTRUNC;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		found = true;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+			close(((int *)CMSG_DATA(c))[i]);
+	}
+	return found;
+}
+
+/*
+ * Walks the receive queue with MSG_PEEK from an offset that SO_PEEK_OFF
+ * moves past what was read: a datagram or seqpacket peek returns exactly
+ * one message, so boundaries are kept.
+ */
+static int peek_queue(const struct fd_src *src, int fd, const struct unix_diag_sk *d,
+		      Stasis__UnixSk *sk)
+{
+	size_t size = d->type == SOCK_STREAM ? STREAM_PIECE : 64 << 10, total = 0;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(128)];
+	} ctl;
+	int flags = MSG_PEEK | MSG_DONTWAIT | (d->type == SOCK_STREAM ? 0 : MSG_TRUNC);
+	char *buf = xmalloc(size);
+	int saved = -1, off = 0, ret = -1;
+	unsigned rounds = 0;
+
+	if (getint(fd, SO_PEEK_OFF, &saved) || setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, 4)) {
+		pr_perror("fd %d of task %d: cannot use SO_PEEK_OFF", src->fd, src->pid);
+		free(buf);
+		return -1;
+	}
+	if (saved >= 0) {
+		sk->has_peek_off = true;
+		sk->peek_off = saved;
+	}
+	for (;;) {
+		struct sockaddr_un from;
+		struct iovec iov = {buf, size};
+		struct msghdr mh = {
+		    .msg_name = &from,
+		    .msg_namelen = sizeof(from),
+		    .msg_iov = &iov,
+		    .msg_iovlen = 1,
+		    .msg_control = ctl.buf,
+		    .msg_controllen = sizeof(ctl.buf),
+		};
+		ssize_t n = recvmsg(fd, &mh, flags);
+		size_t alen = 0;
+
+		/* empty messages do not move the offset: each is returned once */
+		if (++rounds > QUEUE_MAX) {
+			pr_err("fd %d of task %d: the queue of unix socket %u does not end",
+			       src->fd, src->pid, d->ino);
+			goto out;
+		}
+
+		if (n < 0) {
+			if (errno == EAGAIN)
+				break;
+			pr_perror("fd %d of task %d: cannot peek at the queue of unix socket %u",
+				  src->fd, src->pid, d->ino);
+			goto out;
+		}
+		if (passed_fds(&mh)) {
+			pr_err("fd %d of task %d: unix socket %u has file descriptors in flight "
+			       "(SCM_RIGHTS), which stasis cannot carry",
+			       src->fd, src->pid, d->ino);
+			goto out;
+		}
+		/* end of data: a stream (or seqpacket) whose peer is gone */
+		if (n == 0 && (d->type == SOCK_STREAM || (d->shutdown & RCV_SHUTDOWN)))
+			break;
+		if (d->type != SOCK_STREAM && (size_t)n > size) {
+			/* a bigger message: read it again from its start */
+			int at = total;
+
+			size = PAGE_ALIGN(n);
+			buf = xrealloc(buf, size);
+			setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &at, 4);
+			continue;
+		}
+		total += n;
+		if (total > QUEUE_MAX) {
+			pr_err(
+			    "fd %d of task %d: unix socket %u has more than %u bytes queued, more "
+			    "than a checkpoint record can hold",
+			    src->fd, src->pid, d->ino, QUEUE_MAX);
+			goto out;
+		}
+		if (d->type == SOCK_DGRAM &&
+		    mh.msg_namelen > offsetof(struct sockaddr_un, sun_path))
+			alen = mh.msg_namelen - offsetof(struct sockaddr_un, sun_path);
+		add_packet(sk, buf, n, from.sun_path, alen);
+	}
+	if (d->type != SOCK_DGRAM && total != d->rqueue) {
+		pr_err(
+		    "fd %d of task %d: read %zu bytes queued on unix socket %u, the kernel says %u",
+		    src->fd, src->pid, total, d->ino, d->rqueue);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &saved, 4)) {
+		pr_perror("fd %d of task %d: cannot put back the peek offset", src->fd, src->pid);
+		ret = -1;
+	}
+	free(buf);
+	return ret;
+}
+
+static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	const struct unix_diag_sk *d = sockdiag_unix_find(&diag, src->st.st_ino);
+	Stasis__UnixSk *sk = xmalloc(sizeof(*sk));
+	int fd, ret;
+
+	stasis__unix_sk__init(sk);
+	fe->type = STASIS__FD_TYPE__UNIXSK;
+	fe->unixsk = sk;
+	sk->ino = d->ino;
+	sk->type = d->type;
+	sk->state = d->state;
+	if (d->type != SOCK_STREAM && d->type != SOCK_DGRAM && d->type != SOCK_SEQPACKET) {
+		pr_err("fd %d of task %d: unix socket %u has type %d", src->fd, src->pid, d->ino,
+		       d->type);
+		return -1;
+	}
+	if (d->namelen && (d->name[0] || d->namelen > 1)) {
+		sk->has_name = true;
+		set_bytes(&sk->name, d->name,
+			  d->name[0] ? strnlen(d->name, d->namelen) : d->namelen);
+		if (d->name[0])
+			path_name(src, d, sk);
+	}
+	if (d->shutdown) {
+		sk->has_shutdown = true;
+		sk->shutdown = d->shutdown;
+	}
+	if (connection(src, d, sk))
+		return -1;
+	fd = fd_src_dup(src);
+	if (fd < 0)
+		return -1;
+	options(fd, sk);
+	ret = d->state == TCP_LISTEN ? 0 : peek_queue(src, fd, d, sk);
+	close(fd);
+	pr_debug("unix %s socket %u of task %d: state %u peer %u, %zu packets queued",
+		 type_name(d->type), d->ino, src->pid, d->state, sk->peer, sk->n_queue);
+	return ret;
+}
+
+const struct fd_dump_ops unixsk_dump_ops = {"unix socket", match, dump};

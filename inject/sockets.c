@@ -1,0 +1,827 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unix sockets on restore. The first unix socket to open builds all of
+ * them at once in stasis-inject, because they name each other: a pair
+ * inside the tree is made by socketpair(), an accepted connection by
+ * connecting to its restored listener and accepting, a connection not yet
+ * accepted by connecting in queue order, a datagram socket connected to a
+ * bound one by connect(). Queued data goes in from the peer's side, before
+ * the connections that would refuse it, then shutdown state and options.
+ * Each socket waits, above every staging number, until its open() call.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#define RCV_SHUTDOWN  1
+#define SEND_SHUTDOWN 2
+
+/* A socket of the checkpoint while it is being made. */
+struct usk {
+	Stasis__FileEntry *fe;
+	Stasis__UnixSk *sk;
+	int fd;		/* the socket; -1 until made */
+	int pair;	/* the other end of its socketpair (or accepted twin), -1 none */
+	int tmp;	/* a temporary end to close once fed (peer closed or outside) */
+	int reach;	/* O_PATH descriptor of its socket file, to reach it by name */
+	char *file;	/* the socket file it made, removed if the restore fails */
+	bool inherited; /* given by --inherit-fd */
+	bool accepted;	/* made by accept() on its restored listener */
+	bool taken;	/* handed to the framework */
+};
+
+static struct usk *usks;
+static size_t nr_usks;
+static int built;	/* 0 not yet, 1 done, -1 failed */
+static int sender = -1; /* an unbound datagram socket to queue by name */
+
+static struct usk *find(uint32_t ino)
+{
+	for (size_t i = 0; i < nr_usks; i++)
+		if (usks[i].sk->ino == ino)
+			return &usks[i];
+	return NULL;
+}
+
+/* The in-tree peer, if any (NULL for a closed or outside peer). */
+static struct usk *peer_of(struct usk *u)
+{
+	return u->sk->has_peer && u->sk->peer && !u->sk->external ? find(u->sk->peer) : NULL;
+}
+
+static bool mutual(struct usk *u, struct usk *p)
+{
+	return p && p->sk->has_peer && p->sk->peer == u->sk->ino && !p->sk->external;
+}
+
+static const char *type_name(uint32_t type)
+{
+	return type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "datagram" : "seqpacket";
+}
+
+static const char *show(const ProtobufCBinaryData *n, char *buf, size_t size)
+{
+	if (!n->len)
+		return "(unnamed)";
+	if (n->data[0])
+		snprintf(buf, size, "%.*s", (int)n->len, (char *)n->data);
+	else
+		snprintf(buf, size, "@%.*s", (int)n->len - 1, (char *)n->data + 1);
+	return buf;
+}
+
+/* The address that reaches u: its socket file through /proc for a path
+ * (which also works for deleted and relative names), else its name. */
+static socklen_t addr_of(struct usk *u, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (u->reach >= 0) {
+		snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d", u->reach);
+		return offsetof(struct sockaddr_un, sun_path) + strlen(sa->sun_path) + 1;
+	}
+	if (!u->sk->has_name || u->sk->name.len > sizeof(sa->sun_path))
+		return 0;
+	memcpy(sa->sun_path, u->sk->name.data, u->sk->name.len);
+	return offsetof(struct sockaddr_un, sun_path) + u->sk->name.len;
+}
+
+static socklen_t name_addr(const ProtobufCBinaryData *n, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (!n->len || n->len >= sizeof(sa->sun_path))
+		return 0;
+	memcpy(sa->sun_path, n->data, n->len);
+	return offsetof(struct sockaddr_un, sun_path) + n->len + (n->data[0] ? 1 : 0);
+}
+
+/* ---- --inherit-fd fd[N]:socket:[INO] (also socket[INO], unix[INO]) ---- */
+
+static int inherited_fd(uint32_t ino)
+{
+	char keys[3][40];
+
+	snprintf(keys[0], sizeof(keys[0]), "socket:[%u]", ino);
+	snprintf(keys[1], sizeof(keys[1]), "socket[%u]", ino);
+	snprintf(keys[2], sizeof(keys[2]), "unix[%u]", ino);
+	for (int i = 0; i < opts.nr_inherit_fds; i++)
+		for (int k = 0; k < 3; k++)
+			if (!strcmp(opts.inherit_fds[i].res, keys[k]))
+				return opts.inherit_fds[i].fd;
+	return -1;
+}
+
+/* ---- making the sockets ---- */
+
+static int new_socket(struct usk *u)
+{
+	u->fd = socket(AF_UNIX, u->sk->type | SOCK_CLOEXEC, 0);
+	if (u->fd < 0)
+		pr_perror("cannot create a unix %s socket", type_name(u->sk->type));
+	return u->fd < 0 ? -1 : 0;
+}
+
+/* u and p (or a temporary end when p is NULL) as the two ends of a pair. */
+static int new_pair(struct usk *u, struct usk *p)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, u->sk->type | SOCK_CLOEXEC, 0, sv)) {
+		pr_perror("cannot create a unix %s socket pair", type_name(u->sk->type));
+		return -1;
+	}
+	u->fd = sv[0];
+	u->pair = sv[1];
+	if (p) {
+		p->fd = sv[1];
+		p->pair = sv[0];
+	} else {
+		u->tmp = sv[1];
+	}
+	return 0;
+}
+
+/* A peer closed or outside the tree (without --inherit-fd): the socket is
+ * one end of a pair whose other end is closed once its queue is in. */
+static bool orphan(struct usk *u)
+{
+	Stasis__UnixSk *sk = u->sk;
+
+	if (sk->has_pending_on && !sk->external)
+		return false;
+	if (sk->external)
+		/* outside peers with a name: connected again by that name */
+		return !(sk->has_peer_name && (sk->type == SOCK_DGRAM || sk->has_pending_on));
+	if (!sk->has_peer)
+		return false;
+	return !sk->peer || !find(sk->peer) || find(sk->peer)->inherited;
+}
+
+static int create(struct usk *u)
+{
+	struct usk *p = peer_of(u);
+
+	if (u->fd >= 0 || u->accepted)
+		return 0;
+	if (u->sk->state == TCP_LISTEN)
+		return new_socket(u);
+	if (orphan(u)) {
+		if (u->sk->external)
+			pr_warn("unix socket %u: its peer was outside the tree; it is restored "
+				"disconnected (use --inherit-fd fd[N]:socket:[%u] to give it one)",
+				u->sk->ino, u->sk->ino);
+		return new_pair(u, NULL);
+	}
+	/* an accepted connection and its client: made through the listener */
+	if (p && mutual(u, p) && (u->sk->has_listener || p->sk->has_listener) &&
+	    find(u->sk->has_listener ? u->sk->listener : p->sk->listener)) {
+		struct usk *s = u->sk->has_listener ? u : p;
+
+		if (find(s->sk->listener)->sk->state == TCP_LISTEN &&
+		    !find(s->sk->listener)->inherited) {
+			s->accepted = true;
+			return s == u ? 0 : new_socket(u);
+		}
+	}
+	if (p && mutual(u, p) && p->fd < 0)
+		return new_pair(u, p);
+	if (p && u->sk->type != SOCK_DGRAM)
+		pr_warn("unix socket %u: its peer %u is not connected to it; it is restored "
+			"unconnected",
+			u->sk->ino, p->sk->ino);
+	return new_socket(u);
+}
+
+/* A socket file that a live socket still uses (not a stale one). */
+static bool path_in_use(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), r;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	r = connect(s, (struct sockaddr *)&sa, sizeof(sa));
+	r = r == 0 || errno == EAGAIN || errno == EPROTOTYPE;
+	close(s);
+	return r;
+}
+
+/*
+ * Binds u to its path name, in its directory for a relative name. A name
+ * whose file was gone at the dump is bound with any file there moved
+ * aside meanwhile, then removed; its O_PATH descriptor still reaches it.
+ */
+static int bind_path(struct usk *u)
+{
+	Stasis__UnixSk *sk = u->sk;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char aside[PATH_MAX], cwd_show[PATH_MAX];
+	const char *name = sa.sun_path;
+	bool moved = false;
+	struct stat st;
+	int cwd = -1, ret = -1;
+
+	if (sk->name.len >= sizeof(sa.sun_path)) {
+		pr_err("unix socket %u: its name is too long", sk->ino);
+		return -1;
+	}
+	memcpy(sa.sun_path, sk->name.data, sk->name.len);
+	snprintf(cwd_show, sizeof(cwd_show), "%s%s%s", sk->name_dir ? sk->name_dir : "",
+		 sk->name_dir ? "/" : "", name);
+	if (sk->name_dir) {
+		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cwd < 0 || chdir(sk->name_dir)) {
+			pr_perror("unix socket %u: cannot enter %s to bind %s", sk->ino,
+				  sk->name_dir, name);
+			goto out;
+		}
+	}
+	if (!lstat(name, &st)) {
+		if (sk->name_deleted) {
+			snprintf(aside, sizeof(aside), "%s.stasis-aside.%d", name, getpid());
+			if (rename(name, aside)) {
+				pr_perror("unix socket %u: cannot move %s aside", sk->ino,
+					  cwd_show);
+				goto out;
+			}
+			moved = true;
+		} else if (!S_ISSOCK(st.st_mode)) {
+			pr_err(
+			    "unix socket %u: cannot bind %s: a file that is not a socket is there",
+			    sk->ino, cwd_show);
+			goto out;
+		} else if (path_in_use(name)) {
+			pr_err("unix socket %u: cannot bind %s: a live socket uses that name",
+			       sk->ino, cwd_show);
+			goto out;
+		} else if (unlink(name)) {
+			pr_perror("unix socket %u: cannot remove the stale socket file %s", sk->ino,
+				  cwd_show);
+			goto out;
+		}
+	}
+	if (bind(u->fd, (struct sockaddr *)&sa,
+		 offsetof(struct sockaddr_un, sun_path) + sk->name.len + 1)) {
+		pr_perror("unix socket %u: cannot bind %s", sk->ino, cwd_show);
+		goto back;
+	}
+	u->reach = open(name, O_PATH | O_CLOEXEC);
+	if (u->reach < 0)
+		pr_perror("unix socket %u: cannot open its socket file %s", sk->ino, cwd_show);
+	if (sk->name_deleted) {
+		unlink(name);
+	} else {
+		char abs[PATH_MAX];
+
+		if (sk->has_file_mode && chmod(name, sk->file_mode))
+			pr_warn("unix socket %u: cannot chmod %s: %m", sk->ino, cwd_show);
+		if (sk->has_file_uid && lchown(name, sk->file_uid, sk->file_gid))
+			pr_warn("unix socket %u: cannot chown %s: %m", sk->ino, cwd_show);
+		if (realpath(name, abs))
+			u->file = xstrdup(abs);
+	}
+	ret = u->reach < 0 ? -1 : 0;
+back:
+	if (moved && rename(aside, name))
+		pr_perror("unix socket %u: cannot move %s back", sk->ino, cwd_show);
+out:
+	if (cwd >= 0) {
+		if (fchdir(cwd))
+			pr_perror("cannot go back to the working directory");
+		close(cwd);
+	}
+	return ret;
+}
+
+static int bind_name(struct usk *u)
+{
+	Stasis__UnixSk *sk = u->sk;
+	struct sockaddr_un sa;
+	socklen_t len;
+	char buf[128];
+
+	if (sk->name.data[0])
+		return bind_path(u);
+	len = name_addr(&sk->name, &sa);
+	if (len && !bind(u->fd, (struct sockaddr *)&sa, len))
+		return 0;
+	/* a connected socket's name may be its listener's (accepted from a
+	 * listener that is gone or outside): not worth failing for */
+	if (errno == EADDRINUSE && sk->has_peer && sk->type != SOCK_DGRAM) {
+		pr_warn("unix socket %u: %s is taken; the restored socket has no name", sk->ino,
+			show(&sk->name, buf, sizeof(buf)));
+		return 0;
+	}
+	pr_perror("unix socket %u: cannot bind %s", sk->ino, show(&sk->name, buf, sizeof(buf)));
+	return -1;
+}
+
+static int set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/* connect() that never waits: the listener's backlog is as it was. */
+static int connect_to(struct usk *u, struct sockaddr_un *sa, socklen_t len, const char *what)
+{
+	char buf[128];
+	int r;
+
+	set_nonblock(u->fd, true);
+	r = connect(u->fd, (struct sockaddr *)sa, len);
+	set_nonblock(u->fd, false);
+	if (r)
+		pr_perror("unix socket %u: cannot connect to %s", u->sk->ino,
+			  what ? what : show(&u->sk->name, buf, sizeof(buf)));
+	return r ? -1 : 0;
+}
+
+static int connect_listener(struct usk *c, struct usk *l)
+{
+	struct sockaddr_un sa;
+	socklen_t len = addr_of(l, &sa);
+	char buf[128], what[160];
+
+	snprintf(what, sizeof(what), "listening socket %u (%s)", l->sk->ino,
+		 show(&l->sk->name, buf, sizeof(buf)));
+	if (!len) {
+		pr_err("unix socket %u: %s has no name to connect to", c->sk->ino, what);
+		return -1;
+	}
+	return connect_to(c, &sa, len, what);
+}
+
+/* Accepted connections first (the queue is empty), then the pending ones
+ * in their order. */
+static int connect_listeners(void)
+{
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *s = &usks[i], *c, *l;
+
+		if (!s->accepted)
+			continue;
+		c = peer_of(s);
+		l = find(s->sk->listener);
+		if (connect_listener(c, l))
+			return -1;
+		s->fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (s->fd < 0) {
+			pr_perror("unix socket %u: cannot accept its connection again", s->sk->ino);
+			return -1;
+		}
+		s->pair = c->fd;
+		c->pair = s->fd;
+	}
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *l = &usks[i];
+
+		if (l->sk->state != TCP_LISTEN || l->inherited)
+			continue;
+		for (size_t j = 0; j < l->sk->n_icons; j++) {
+			struct usk *c = find(l->sk->icons[j]);
+
+			if (c && !c->inherited && c->sk->has_pending_on &&
+			    c->sk->pending_on == l->sk->ino && connect_listener(c, l))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- queued data ---- */
+
+/* One message (whole) or stream bytes (in as many sends as it takes). */
+static int send_all(int fd, const void *data, size_t len, bool stream, struct sockaddr_un *to,
+		    socklen_t tolen)
+{
+	do {
+		ssize_t n = sendto(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+				   (struct sockaddr *)to, tolen);
+
+		if (n < 0)
+			return -1;
+		data = (const char *)data + n;
+		len -= n;
+	} while (len && stream);
+	return 0;
+}
+
+/* The socket whose bound name is addr, to send from it (datagrams). */
+static int sender_for(const ProtobufCBinaryData *addr)
+{
+	for (size_t i = 0; addr && i < nr_usks; i++) {
+		Stasis__UnixSk *sk = usks[i].sk;
+
+		if (sk->type == SOCK_DGRAM && usks[i].fd >= 0 && !usks[i].inherited &&
+		    sk->has_name && sk->name.len <= addr->len &&
+		    !memcmp(sk->name.data, addr->data, sk->name.len) &&
+		    (sk->name.len == addr->len || !addr->data[sk->name.len]))
+			return usks[i].fd;
+	}
+	if (sender < 0)
+		sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return sender;
+}
+
+/* Sends what was queued on u from the side whose sends land there. */
+static int feed(struct usk *u)
+{
+	Stasis__UnixSk *sk = u->sk;
+	struct sockaddr_un sa;
+	socklen_t len = 0;
+	int from = u->pair;
+
+	if (!sk->n_queue)
+		return 0;
+	if (from < 0 && sk->type != SOCK_DGRAM) {
+		pr_warn(
+		    "unix socket %u: its peer is not restored by stasis; %zu queued messages are "
+		    "dropped",
+		    sk->ino, sk->n_queue);
+		return 0;
+	}
+	if (from < 0) {
+		len = addr_of(u, &sa);
+		if (!len) {
+			pr_err(
+			    "unix socket %u: no way to queue its %zu messages again (unnamed, not "
+			    "connected)",
+			    sk->ino, sk->n_queue);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < sk->n_queue; i++) {
+		Stasis__UnixSkPacket *p = sk->queue[i];
+		int fd = from >= 0 ? from : sender_for(p->has_addr ? &p->addr : NULL);
+
+		if (fd < 0 || send_all(fd, p->data.data, p->data.len, sk->type == SOCK_STREAM,
+				       from >= 0 ? NULL : &sa, len)) {
+			pr_perror(
+			    "unix socket %u: cannot queue message %zu of %zu (%zu bytes) again",
+			    sk->ino, i + 1, sk->n_queue, p->data.len);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Room for everything that goes back: the sender's buffer holds it. */
+static void grow_sndbuf(int fd)
+{
+	int v = 16 << 20;
+
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
+/* ---- connections made after the data ---- */
+
+static int connect_dgram(struct usk *u)
+{
+	Stasis__UnixSk *sk = u->sk;
+	struct usk *p = peer_of(u);
+	struct sockaddr_un sa;
+	socklen_t len;
+	char buf[128];
+
+	if (sk->type != SOCK_DGRAM || u->inherited || u->tmp >= 0)
+		return 0;
+	if (p && p->fd >= 0 && u->pair == p->fd)
+		return 0; /* its socketpair */
+	if (p) {
+		len = addr_of(p, &sa);
+		snprintf(buf, sizeof(buf), "datagram socket %u", p->sk->ino);
+		if (!len) {
+			pr_err("unix socket %u: its peer %u has no name to connect to", sk->ino,
+			       p->sk->ino);
+			return -1;
+		}
+		return connect_to(u, &sa, len, buf);
+	}
+	if (sk->external && sk->has_peer_name) {
+		len = name_addr(&sk->peer_name, &sa);
+		return len ? connect_to(u, &sa, len, show(&sk->peer_name, buf, sizeof(buf))) : -1;
+	}
+	if (u->pair >= 0 && sk->has_peer && !sk->peer) {
+		/* its peer was closed: connect it to a socket that then goes */
+		struct sockaddr_un ta;
+		socklen_t tlen = sizeof(ta);
+		int t = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		ta.sun_family = AF_UNIX;
+		if (t < 0 || bind(t, (struct sockaddr *)&ta, sizeof(sa_family_t)) ||
+		    getsockname(t, (struct sockaddr *)&ta, &tlen) ||
+		    connect(u->fd, (struct sockaddr *)&ta, tlen)) {
+			pr_perror("unix socket %u: cannot leave it connected to a closed peer",
+				  sk->ino);
+			if (t >= 0)
+				close(t);
+			return -1;
+		}
+		close(t);
+		return 0;
+	}
+	if (u->pair >= 0 && !sk->has_peer) {
+		struct sockaddr sa_un = {.sa_family = AF_UNSPEC};
+
+		if (connect(u->fd, &sa_un, sizeof(sa_un))) {
+			pr_perror("unix socket %u: cannot disconnect it", sk->ino);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int connect_external_pending(struct usk *u)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	char buf[128];
+
+	if (u->inherited || u->tmp >= 0 || u->sk->type == SOCK_DGRAM || !u->sk->external ||
+	    !u->sk->has_pending_on || !u->sk->has_peer_name)
+		return 0;
+	len = name_addr(&u->sk->peer_name, &sa);
+	return len ? connect_to(u, &sa, len, show(&u->sk->peer_name, buf, sizeof(buf))) : -1;
+}
+
+/* ---- state and options ---- */
+
+static int set_buf(int fd, int opt, int force, uint32_t val)
+{
+	int v = val / 2; /* the kernel doubles what it is given */
+
+	if (!setsockopt(fd, SOL_SOCKET, force, &v, sizeof(v)))
+		return 0;
+	return setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+}
+
+static void set_timeo(int fd, int opt, uint64_t us)
+{
+	struct timeval tv = {us / 1000000, us % 1000000};
+
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static int finish(struct usk *u)
+{
+	Stasis__UnixSk *sk = u->sk;
+	int on = 1, how;
+
+	if (sk->has_shutdown && (sk->shutdown & (RCV_SHUTDOWN | SEND_SHUTDOWN))) {
+		how = (sk->shutdown & 3) == 3	    ? SHUT_RDWR
+		      : sk->shutdown & RCV_SHUTDOWN ? SHUT_RD
+						    : SHUT_WR;
+		if (shutdown(u->fd, how) && errno != ENOTCONN) {
+			pr_perror("unix socket %u: cannot shut it down", sk->ino);
+			return -1;
+		}
+	}
+	if ((sk->has_sndbuf && set_buf(u->fd, SO_SNDBUF, SO_SNDBUFFORCE, sk->sndbuf)) ||
+	    (sk->has_rcvbuf && set_buf(u->fd, SO_RCVBUF, SO_RCVBUFFORCE, sk->rcvbuf)) ||
+	    (sk->passcred && setsockopt(u->fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on))) ||
+	    (sk->passsec && setsockopt(u->fd, SOL_SOCKET, SO_PASSSEC, &on, sizeof(on))) ||
+	    (sk->passpidfd && setsockopt(u->fd, SOL_SOCKET, SO_PASSPIDFD, &on, sizeof(on))) ||
+	    (sk->has_peek_off &&
+	     setsockopt(u->fd, SOL_SOCKET, SO_PEEK_OFF, &sk->peek_off, sizeof(sk->peek_off)))) {
+		pr_perror("unix socket %u: cannot set its options", sk->ino);
+		return -1;
+	}
+	if (sk->has_rcvtimeo_us)
+		set_timeo(u->fd, SO_RCVTIMEO, sk->rcvtimeo_us);
+	if (sk->has_sndtimeo_us)
+		set_timeo(u->fd, SO_SNDTIMEO, sk->sndtimeo_us);
+	if (set_nonblock(u->fd, u->fe->flags & O_NONBLOCK)) {
+		pr_perror("unix socket %u: cannot set its flags", sk->ino);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the build ---- */
+
+static int max_fd(void)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int max = 0;
+
+	while (d && (de = readdir(d)))
+		if (atoi(de->d_name) > max)
+			max = atoi(de->d_name);
+	if (d)
+		closedir(d);
+	return max;
+}
+
+/* Where the sockets wait: above every staging number files.c can use
+ * (staging starts above every restored and every open descriptor). */
+static int stash_base(void)
+{
+	unsigned n = records_count("pstree");
+	int max = max_fd();
+
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__PstreeEntry *pe =
+		    records_get("pstree", i, &stasis__pstree_entry__descriptor);
+		char name[32];
+
+		if (!pe)
+			continue;
+		snprintf(name, sizeof(name), "fdinfo-%u", pe->pid);
+		protobuf_c_message_free_unpacked(&pe->base, NULL);
+		for (unsigned j = 0, m = records_count(name); j < m; j++) {
+			Stasis__FdinfoEntry *fi =
+			    records_get(name, j, &stasis__fdinfo_entry__descriptor);
+
+			if (fi && (int)fi->fd > max)
+				max = fi->fd;
+			if (fi)
+				protobuf_c_message_free_unpacked(&fi->base, NULL);
+		}
+	}
+	return max + records_count("files") + 1;
+}
+
+static int stash(void)
+{
+	int base = stash_base();
+
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *u = &usks[i];
+		int fd = fcntl(u->fd, F_DUPFD_CLOEXEC, base);
+
+		if (fd < 0) {
+			pr_perror("cannot move unix socket %u above descriptor %d", u->sk->ino,
+				  base);
+			return -1;
+		}
+		close(u->fd);
+		u->fd = fd;
+	}
+	return 0;
+}
+
+static void load(void)
+{
+	unsigned n = records_count("files");
+
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
+
+		if (!fe || fe->type != STASIS__FD_TYPE__UNIXSK || !fe->unixsk) {
+			if (fe)
+				protobuf_c_message_free_unpacked(&fe->base, NULL);
+			continue;
+		}
+		usks = xrealloc(usks, (nr_usks + 1) * sizeof(*usks));
+		usks[nr_usks++] = (struct usk){
+		    .fe = fe, .sk = fe->unixsk, .fd = -1, .pair = -1, .tmp = -1, .reach = -1};
+	}
+}
+
+static void cleanup(bool failed)
+{
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *u = &usks[i];
+
+		if (u->tmp >= 0)
+			close(u->tmp);
+		if (u->reach >= 0)
+			close(u->reach);
+		u->tmp = u->reach = -1;
+		if (failed) {
+			if (u->fd >= 0 && !u->taken)
+				close(u->fd);
+			if (u->file)
+				unlink(u->file);
+			u->fd = -1;
+		}
+		free(u->file);
+		u->file = NULL;
+	}
+	if (sender >= 0)
+		close(sender);
+	sender = -1;
+}
+
+static int build(void)
+{
+	load();
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *u = &usks[i];
+		int fd = inherited_fd(u->sk->ino);
+
+		if (fd < 0)
+			continue;
+		u->inherited = true;
+		u->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (u->fd < 0) {
+			pr_perror("--inherit-fd: descriptor %d (for unix socket %u)", fd,
+				  u->sk->ino);
+			return -1;
+		}
+		pr_info("unix socket %u: descriptor %d given by --inherit-fd", u->sk->ino, fd);
+	}
+	/* a nameless datagram socket that another one is connected to was
+	 * made by socketpair() with it: make them together first */
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *u = &usks[i], *p = peer_of(u);
+
+		if (u->sk->type == SOCK_DGRAM && !u->inherited && u->fd < 0 && p && !p->inherited &&
+		    p->fd < 0 && !p->sk->has_name && !mutual(u, p) && new_pair(u, p))
+			return -1;
+	}
+	for (size_t i = 0; i < nr_usks; i++)
+		if (!usks[i].inherited && create(&usks[i]))
+			return -1;
+	/* names: the deleted ones first, whose files make way for the others */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < nr_usks; i++) {
+			struct usk *u = &usks[i];
+
+			if (u->inherited || u->accepted || !u->sk->has_name || !u->sk->name.len ||
+			    (bool)u->sk->name_deleted == (bool)pass)
+				continue;
+			if (bind_name(u))
+				return -1;
+		}
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *u = &usks[i];
+
+		if (!u->inherited && u->sk->state == TCP_LISTEN &&
+		    listen(u->fd, u->sk->has_backlog ? (int)u->sk->backlog : 128)) {
+			pr_perror("unix socket %u: cannot listen", u->sk->ino);
+			return -1;
+		}
+	}
+	if (connect_listeners())
+		return -1;
+	/* (finish() sets every socket's own size afterwards) */
+	for (size_t i = 0; i < nr_usks; i++)
+		if (!usks[i].inherited) {
+			grow_sndbuf(usks[i].fd);
+			grow_sndbuf(usks[i].tmp);
+		}
+	grow_sndbuf(sender_for(NULL));
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *u = &usks[i];
+
+		/* another datagram socket's queue may still need this one's name */
+		if (!u->inherited && feed(u))
+			return -1;
+	}
+	for (size_t i = 0; i < nr_usks; i++)
+		if (connect_dgram(&usks[i]) || connect_external_pending(&usks[i]))
+			return -1;
+	for (size_t i = 0; i < nr_usks; i++)
+		if (!usks[i].inherited && finish(&usks[i]))
+			return -1;
+	/* temporary ends go now: their sockets see their peer closed */
+	cleanup(false);
+	return stash();
+}
+
+static int unixsk_open(Stasis__FileEntry *fe)
+{
+	struct usk *u;
+	int fd;
+
+	if (!built) {
+		built = build() ? -1 : 1;
+		if (built < 0)
+			cleanup(true);
+	}
+	if (built < 0)
+		return -1;
+	u = fe->unixsk ? find(fe->unixsk->ino) : NULL;
+	if (!u || u->taken || u->fd < 0) {
+		pr_err("file %u: unix socket %u is not in the checkpoint's sockets", fe->id,
+		       fe->unixsk ? fe->unixsk->ino : 0);
+		return -1;
+	}
+	u->taken = true;
+	fd = u->fd;
+	u->fd = -1;
+	return fd;
+}
+
+const struct fd_restore_ops unixsk_restore_ops = {STASIS__FD_TYPE__UNIXSK, unixsk_open, NULL};

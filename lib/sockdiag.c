@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0
+/* sock_diag dumps through libnl, and the unix socket table built from one. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+
+#include "stasis/log.h"
+#include "stasis/sockdiag.h"
+#include "stasis/util.h"
+
+struct dump_ctx {
+	int (*cb)(struct nlmsghdr *nlh, void *arg);
+	void *arg;
+	int err;
+};
+
+static int valid_cb(struct nl_msg *msg, void *arg)
+{
+	struct dump_ctx *ctx = arg;
+
+	if (ctx->cb(nlmsg_hdr(msg), ctx->arg)) {
+		ctx->err = -1;
+		return NL_STOP;
+	}
+	return NL_OK;
+}
+
+int sockdiag_dump(const void *req, size_t len, int (*cb)(struct nlmsghdr *nlh, void *arg),
+		  void *arg)
+{
+	struct dump_ctx ctx = {cb, arg, 0};
+	struct nl_sock *sk = nl_socket_alloc();
+	int err;
+
+	if (!sk) {
+		pr_err("sock_diag: cannot allocate a netlink socket");
+		return -1;
+	}
+	err = nl_connect(sk, NETLINK_SOCK_DIAG);
+	if (err < 0) {
+		pr_err("sock_diag: cannot connect a NETLINK_SOCK_DIAG socket: %s",
+		       nl_geterror(err));
+		goto out;
+	}
+	/* a dump ends with NLMSG_DONE; replies can exceed a page */
+	nl_socket_disable_auto_ack(sk);
+	nl_socket_enable_msg_peek(sk);
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &ctx);
+	err = nl_send_simple(sk, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, (void *)req, len);
+	if (err < 0) {
+		pr_err("sock_diag: cannot send the request: %s", nl_geterror(err));
+		goto out;
+	}
+	err = nl_recvmsgs_default(sk);
+	if (err < 0 && !ctx.err)
+		pr_err("sock_diag: dump failed: %s", nl_geterror(err));
+out:
+	nl_socket_free(sk);
+	return err < 0 || ctx.err ? -1 : 0;
+}
+
+static int unix_cb(struct nlmsghdr *nlh, void *arg)
+{
+	struct unix_diag_table *t = arg;
+	struct nlattr *tb[UNIX_DIAG_MAX + 1];
+	struct unix_diag_msg *m = nlmsg_data(nlh);
+	struct unix_diag_sk *s;
+
+	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+	    nlmsg_parse(nlh, sizeof(*m), tb, UNIX_DIAG_MAX, NULL) < 0) {
+		pr_err("sock_diag: malformed unix socket record");
+		return -1;
+	}
+	if (!(t->nr & (t->nr - 1))) /* 0 or a power of two: double */
+		t->sks = xrealloc(t->sks, (t->nr ? 2 * t->nr : 1) * sizeof(*t->sks));
+	s = &t->sks[t->nr++];
+	memset(s, 0, sizeof(*s));
+	s->ino = m->udiag_ino;
+	s->type = m->udiag_type;
+	s->state = m->udiag_state;
+	if (tb[UNIX_DIAG_PEER] && nla_len(tb[UNIX_DIAG_PEER]) >= 4) {
+		s->has_peer = true;
+		s->peer = nla_get_u32(tb[UNIX_DIAG_PEER]);
+	}
+	if (tb[UNIX_DIAG_NAME]) {
+		s->namelen = nla_len(tb[UNIX_DIAG_NAME]);
+		if (s->namelen > sizeof(s->name))
+			s->namelen = sizeof(s->name);
+		memcpy(s->name, nla_data(tb[UNIX_DIAG_NAME]), s->namelen);
+	}
+	if (tb[UNIX_DIAG_VFS] && nla_len(tb[UNIX_DIAG_VFS]) >= (int)sizeof(struct unix_diag_vfs)) {
+		struct unix_diag_vfs *v = nla_data(tb[UNIX_DIAG_VFS]);
+
+		s->has_vfs = true;
+		s->vfs_ino = v->udiag_vfs_ino;
+		/* the kernel's own dev_t: 12 bits of major, 20 of minor */
+		s->vfs_dev = makedev(v->udiag_vfs_dev >> 20, v->udiag_vfs_dev & 0xfffff);
+	}
+	if (tb[UNIX_DIAG_RQLEN] &&
+	    nla_len(tb[UNIX_DIAG_RQLEN]) >= (int)sizeof(struct unix_diag_rqlen)) {
+		struct unix_diag_rqlen *q = nla_data(tb[UNIX_DIAG_RQLEN]);
+
+		s->rqueue = q->udiag_rqueue;
+		s->wqueue = q->udiag_wqueue;
+	}
+	if (tb[UNIX_DIAG_SHUTDOWN] && nla_len(tb[UNIX_DIAG_SHUTDOWN]) >= 1)
+		s->shutdown = *(uint8_t *)nla_data(tb[UNIX_DIAG_SHUTDOWN]);
+	if (tb[UNIX_DIAG_ICONS]) {
+		s->nr_icons = nla_len(tb[UNIX_DIAG_ICONS]) / sizeof(uint32_t);
+		s->icons = xmalloc(s->nr_icons * sizeof(uint32_t) + 1);
+		memcpy(s->icons, nla_data(tb[UNIX_DIAG_ICONS]), s->nr_icons * sizeof(uint32_t));
+	}
+	return 0;
+}
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct unix_diag_sk *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+int sockdiag_unix_load(struct unix_diag_table *t)
+{
+	struct unix_diag_req req = {
+	    .sdiag_family = AF_UNIX,
+	    .udiag_states = ~0U,
+	    .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS |
+			  UDIAG_SHOW_RQLEN,
+	};
+
+	memset(t, 0, sizeof(*t));
+	if (sockdiag_dump(&req, sizeof(req), unix_cb, t)) {
+		sockdiag_unix_free(t);
+		return -1;
+	}
+	if (t->nr)
+		qsort(t->sks, t->nr, sizeof(*t->sks), by_ino);
+	return 0;
+}
+
+const struct unix_diag_sk *sockdiag_unix_find(const struct unix_diag_table *t, uint32_t ino)
+{
+	struct unix_diag_sk key = {.ino = ino};
+
+	if (!t->nr)
+		return NULL;
+	return bsearch(&key, t->sks, t->nr, sizeof(*t->sks), by_ino);
+}
+
+const struct unix_diag_sk *sockdiag_unix_listener_of(const struct unix_diag_table *t, uint32_t ino)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		for (size_t j = 0; j < t->sks[i].nr_icons; j++)
+			if (t->sks[i].icons[j] == ino)
+				return &t->sks[i];
+	return NULL;
+}
+
+void sockdiag_unix_free(struct unix_diag_table *t)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		free(t->sks[i].icons);
+	free(t->sks);
+	memset(t, 0, sizeof(*t));
+}
