@@ -8,6 +8,7 @@
  * the pipeline (stasis-inject, stasis-serialize unpack) sees a truncated
  * checkpoint and stores or restores nothing.
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -237,6 +238,38 @@ out:
 	return ret;
 }
 
+/* A directory without cipher.img but with images only a sealed checkpoint
+ * has: a sealed checkpoint that lost its cipher image. */
+static int dir_lost_cipher(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!dp) {
+		pr_perror("cannot open images directory %s", dir);
+		return -1;
+	}
+	while ((de = readdir(dp))) {
+		char name[STASIS_IMAGE_NAME_MAX];
+		size_t len = strlen(de->d_name);
+
+		if (len < 5 || len - 4 >= sizeof(name) || strcmp(de->d_name + len - 4, ".img"))
+			continue;
+		memcpy(name, de->d_name, len - 4);
+		name[len - 4] = 0;
+		if (seal_image_reserved(name)) {
+			pr_err("%s holds %s but no cipher.img: a sealed checkpoint that lost its "
+			       "cipher image",
+			       dir, de->d_name);
+			ret = -1;
+			break;
+		}
+	}
+	closedir(dp);
+	return ret;
+}
+
 /* --open -D DIR: the directory read here, without a stasis-serialize pack
  * and a pipe in front of us. */
 static int do_open_dir(struct img_writer *w)
@@ -253,6 +286,8 @@ static int do_open_dir(struct img_writer *w)
 			       opts.dir);
 			return -1;
 		}
+		if (dir_lost_cipher(opts.dir))
+			return -1;
 		pr_info("the checkpoint in %s is not sealed: passing it through", opts.dir);
 		return imgdir_pack(opts.dir, w) || imgw_finish(w) ? -1 : 0;
 	}

@@ -365,6 +365,9 @@ EOF
 	fresh
 	rm "$w/cipher.img"
 	try "cipher.img removed (the rest is not plaintext)"
+	run stasis-seal --open --tls-key "$PKI/ec.key" -D "$w"
+	[ "$status" -ne 0 ]
+	[[ $output == *"lost its cipher image"* ]]
 }
 
 @test "an unsealed stream passes --open unchanged; --require-sealed refuses it" {
