@@ -370,6 +370,72 @@ EOF
 	[[ $output == *"lost its cipher image"* ]]
 }
 
+# Rewrite the sealed stream IN into OUT with every pagetags-N record moved
+# after all the page frames (sequence numbers renumbered): tags after their
+# frames, which --open must accept (holding the frames) as well.
+tags_last() { # IN OUT
+	python3 - "$1" "$2" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], 'rb').read()
+frames, names, pos = [], {}, 0
+while pos < len(data):
+    magic, kind, flags, image, length, seq, offset = struct.unpack_from('<IHHIIQQ', data, pos)
+    payload = data[pos + 32:pos + 32 + length]
+    if kind == 2:
+        names[image] = payload.decode()
+    frames.append([kind, flags, image, length, offset, payload])
+    pos += 32 + length
+trailer = frames.pop()
+tags = [f for f in frames if f[0] == 3 and names.get(f[2], '').startswith('pagetags-')]
+rest = [f for f in frames if not (f[0] == 3 and names.get(f[2], '').startswith('pagetags-'))]
+last_page = max(i for i, f in enumerate(rest) if f[0] == 4)
+out = rest[:last_page + 1] + tags + rest[last_page + 1:] + [trailer]
+with open(sys.argv[2], 'wb') as o:
+    for seq, (kind, flags, image, length, offset, payload) in enumerate(out):
+        o.write(struct.pack('<IHHIIQQ', 0x52465453, kind, flags, image, length, seq, offset))
+        o.write(payload)
+EOF
+}
+
+# IN without its pagetags-N records (trailer count fixed) into OUT.
+tags_dropped() { # IN OUT
+	python3 - "$1" "$2" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], 'rb').read()
+out, names, pos, seq = bytearray(), {}, 0, 0
+while pos < len(data):
+    magic, kind, flags, image, length, s, offset = struct.unpack_from('<IHHIIQQ', data, pos)
+    payload = data[pos + 32:pos + 32 + length]
+    pos += 32 + length
+    if kind == 2:
+        names[image] = payload.decode()
+    if kind == 3 and names.get(image, '').startswith('pagetags-'):
+        continue
+    if kind == 5:
+        payload = struct.pack('<Q', seq)
+    out += struct.pack('<IHHIIQQ', magic, kind, flags, image, length, seq, offset) + payload
+    seq += 1
+open(sys.argv[2], 'wb').write(out)
+EOF
+}
+
+@test "page tags that come after their frames are accepted; frames without tags are refused" {
+	start_secret
+	collect_stream "$BATS_TEST_TMPDIR/plain.stream"
+	go_and_check_original
+	local s=$BATS_TEST_TMPDIR/sealed.stream r=$BATS_TEST_TMPDIR/reordered.stream
+	stasis-seal --encrypt --tls-cert "$PKI/ec.pem" <"$BATS_TEST_TMPDIR/plain.stream" >"$s"
+	tags_last "$s" "$r"
+	if cmp -s "$s" "$r"; then echo "the rewrite changed nothing"; false; fi
+	stasis-seal --open --tls-key "$PKI/ec.key" --threads 0 <"$r" >"$BATS_TEST_TMPDIR/opened.stream"
+	cmp "$BATS_TEST_TMPDIR/plain.stream" "$BATS_TEST_TMPDIR/opened.stream"
+	stasis-seal --open --tls-key "$PKI/ec.key" --threads 2 <"$r" | cmp - "$BATS_TEST_TMPDIR/plain.stream"
+	# without the tags, the held frames never go out
+	tags_dropped "$s" "$BATS_TEST_TMPDIR/notags.stream"
+	open_refused "$BATS_TEST_TMPDIR/notags.stream"
+	grep -q "no authentication tag" "$BATS_TEST_TMPDIR/open.err"
+}
+
 @test "an unsealed stream passes --open unchanged; --require-sealed refuses it" {
 	start_secret
 	collect_stream "$BATS_TEST_TMPDIR/plain.stream"
