@@ -131,25 +131,32 @@ static int create_unnamed(const char *dir, const char *path)
 	return -1;
 }
 
-/* fd again, opened through path so that it is named path; fd itself when
- * the name is taken or cannot be given. */
+/*
+ * fd again, read-only: a task may make the file its executable, which no
+ * one may hold open for writing (descriptions and mappings that write
+ * open it again read-write through /proc). Opened through path so that
+ * it is named path in /proc, when that name is free.
+ */
 static int take_old_name(int fd, const char *path)
 {
 	char self[64];
 	struct stat a, b;
-	int nfd;
+	int nfd = -1;
 
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW))
-		return fd;
-	nfd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (nfd >= 0 &&
-	    (fstat(nfd, &a) || fstat(fd, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
-		/* someone else's file got there first: leave it alone */
-		close(nfd);
-		return fd;
+	if (!linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW)) {
+		nfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (nfd >= 0 && (fstat(nfd, &a) || fstat(fd, &b) || a.st_ino != b.st_ino ||
+				 a.st_dev != b.st_dev)) {
+			/* someone else's file got there first: leave it alone */
+			close(nfd);
+			nfd = -1;
+		} else {
+			unlink(path);
+		}
 	}
-	unlink(path);
+	if (nfd < 0)
+		nfd = open(self, O_RDONLY | O_CLOEXEC);
 	if (nfd < 0)
 		return fd;
 	close(fd);
@@ -163,9 +170,7 @@ static int make(struct rghost *g)
 	int fd;
 
 	if (gf->link_remap) {
-		fd = open(gf->link_remap, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			fd = open(gf->link_remap, O_RDONLY | O_CLOEXEC);
+		fd = open(gf->link_remap, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			pr_perror("cannot open %s, the link remap of %s", gf->link_remap, gf->path);
 			return -1;
@@ -194,19 +199,31 @@ static int make(struct rghost *g)
 	return 0;
 }
 
-static struct rghost *find(uint32_t id, const Stasis__Vma *v)
+static bool matches(const Stasis__GhostFile *gf, uint32_t id, const Stasis__Vma *v, const char *exe)
+{
+	size_t n = strlen(gf->path);
+
+	if (v)
+		return v->has_dev && v->has_ino && gf->dev == v->dev && gf->ino == v->ino;
+	if (exe)
+		return !strncmp(exe, gf->path, n) && !strcmp(exe + n, " (deleted)");
+	return gf->id == id;
+}
+
+/* The ghost mapped by v, named exe (PATH (deleted)), or with id. */
+static struct rghost *find(uint32_t id, const Stasis__Vma *v, const char *exe)
 {
 	struct rghost *g = NULL;
 
 	if (load())
 		return NULL;
 	for (size_t i = 0; i < nr_ghosts && !g; i++)
-		if (v ? v->has_dev && v->has_ino && ghosts[i].gf->dev == v->dev &&
-			    ghosts[i].gf->ino == v->ino
-		      : ghosts[i].gf->id == id)
+		if (matches(ghosts[i].gf, id, v, exe))
 			g = &ghosts[i];
 	if (!g) {
-		if (v)
+		if (exe)
+			pr_err("the deleted executable %s is not in the checkpoint", exe);
+		else if (v)
 			pr_err("the deleted file %s mapped at %#llx is not in the checkpoint",
 			       v->path, (unsigned long long)v->start);
 		else
@@ -221,7 +238,7 @@ static struct rghost *find(uint32_t id, const Stasis__Vma *v)
 int ghost_open(Stasis__FileEntry *fe)
 {
 	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
-	struct rghost *g = find(fe->ghost, NULL);
+	struct rghost *g = find(fe->ghost, NULL, NULL);
 	char path[64];
 	int fd;
 
@@ -242,19 +259,31 @@ int ghost_open(Stasis__FileEntry *fe)
 	return fd;
 }
 
-long ghost_map_open(struct itask *t, Stasis__Vma *v, int oflags)
+/* A remote descriptor in t on the ghost g, or -errno. */
+static long open_remote(struct itask *t, struct rghost *g, int oflags)
 {
-	struct rghost *g = find(0, v);
 	char path[64];
 	unsigned long at;
 
-	if (!g)
-		return -ENOENT;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), g->fd);
 	at = scratch_put(t, 0, path, strlen(path) + 1);
 	if (!at)
 		return -EFAULT;
 	return ISYS(t, SYS_openat, AT_FDCWD, at, oflags | O_CLOEXEC);
+}
+
+long ghost_map_open(struct itask *t, Stasis__Vma *v, int oflags)
+{
+	struct rghost *g = find(0, v, NULL);
+
+	return g ? open_remote(t, g, oflags) : -ENOENT;
+}
+
+long ghost_exe_open(struct itask *t, const char *exe)
+{
+	struct rghost *g = find(0, NULL, exe);
+
+	return g ? open_remote(t, g, O_RDONLY) : -ENOENT;
 }
 
 void ghost_finish(void)

@@ -116,6 +116,7 @@ void files_release_staged(void);
  * the tree is restored, drops what only the restore needed. */
 int ghost_open(Stasis__FileEntry *fe);
 long ghost_map_open(struct itask *t, Stasis__Vma *v, int oflags);
+long ghost_exe_open(struct itask *t, const char *exe);
 void ghost_finish(void);
 /* locks.c: t takes back its file locks once its descriptors are in. */
 int locks_restore(struct itask *t);

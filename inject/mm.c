@@ -558,7 +558,10 @@ int mm_finish(struct itask *t)
 		at = scratch_put(t, 8192, mm->exe, strlen(mm->exe) + 1);
 		if (!at)
 			return -1;
-		exe_fd = ISYS(t, SYS_openat, AT_FDCWD, at, O_RDONLY | O_CLOEXEC);
+		if (strlen(mm->exe) > 10 && !strcmp(mm->exe + strlen(mm->exe) - 10, " (deleted)"))
+			exe_fd = ghost_exe_open(t, mm->exe); /* remade from the checkpoint */
+		else
+			exe_fd = ISYS(t, SYS_openat, AT_FDCWD, at, O_RDONLY | O_CLOEXEC);
 		if (exe_fd < 0) {
 			pr_err("task %d: cannot open its executable %s: %s", t->pid, mm->exe,
 			       strerror(-exe_fd));

@@ -135,6 +135,25 @@ dump_must_fail() { # MESSAGE [ARGS...]
 	restore_and_check
 }
 
+@test "deleted executable: a program whose binary was removed runs on from the checkpoint's copy" {
+	local d=$BATS_TEST_TMPDIR
+	mkdir -p "$d/ghost"
+	cp "$TESTPROGS/ghost" "$d/ghost/exe"
+	PROG="$d/ghost/exe (deleted)" # as /proc/PID/exe reads once it removed itself
+	LOG=$d/ghost-exe.log
+	(
+		close_extra_fds
+		exec setsid "$d/ghost/exe" "$GOFILE" "$d" exe </dev/null >"$LOG" 2>&1
+	) &
+	PID=$!
+	own_pid "$PID" "$PROG"
+	wait_ready "$LOG" "$PID" 10
+	[ "$(readlink "/proc/$PID/exe")" = "$PROG" ] || die_with_logs "the program did not remove its binary"
+	dump_and_kill
+	show_image ghosts | grep -q '/ghost/exe"'
+	restore_and_check
+}
+
 @test "--file-validation: filesize refuses a file whose size changed; buildid is refused" {
 	start_prog files "$BATS_TEST_TMPDIR"
 	dump_and_kill

@@ -19,6 +19,9 @@
  *    by orig at offset 100, orig unlinked (needs --link-remap). After the
  *    restore a write through fd 20 shows in DIR/ghost/other, and DIR/ghost
  *    holds only "other" (the link remap is gone).
+ *  exe: run from a copy of this program in DIR/ghost, which it removes: it
+ *    runs on after the restore, /proc/self/exe reads as the deleted copy,
+ *    with the same size and no link.
  */
 #include "testprog.h"
 
@@ -302,11 +305,61 @@ static void check_link(void)
 	check_dir(other);
 }
 
+static char exe[4096];
+static off_t exe_size;
+
+static void setup_exe(void)
+{
+	struct stat st;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n < 0)
+		tp_die("readlink /proc/self/exe");
+	exe[n] = 0;
+	if (strncmp(exe, dir, strlen(dir)) || stat(exe, &st))
+		tp_die("exe mode: run a copy of the program placed in DIR/ghost, not %s", exe);
+	exe_size = st.st_size;
+	if (unlink(exe))
+		tp_die("unlink %s", exe);
+}
+
+static void check_exe(void)
+{
+	static const char *const none[] = {NULL};
+	char link[4200], want[4200], elf[4];
+	struct stat st;
+	ssize_t n = readlink("/proc/self/exe", link, sizeof(link) - 1);
+	int fd;
+
+	link[n > 0 ? n : 0] = 0;
+	snprintf(want, sizeof(want), "%s (deleted)", exe);
+	if (strcmp(link, want))
+		tp_fail("/proc/self/exe is %s, expected %s", link, want);
+	fd = open("/proc/self/exe", O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) || pread(fd, elf, 4, 0) != 4) {
+		tp_fail("cannot read /proc/self/exe: %s", strerror(errno));
+	} else {
+		if (st.st_size != exe_size || st.st_nlink != 0)
+			tp_fail("the executable has %lld bytes and %lu links, expected %lld and 0",
+				(long long)st.st_size, (unsigned long)st.st_nlink,
+				(long long)exe_size);
+		if (memcmp(elf,
+			   "\x7f"
+			   "ELF",
+			   4))
+			tp_fail("the executable is not the ELF file it was");
+	}
+	if (fd >= 0)
+		close(fd);
+	check_map_deleted((void *)check_exe, "exe");
+	check_dir(none);
+}
+
 int main(int argc, char **argv)
 {
 	char path[4200];
 
-	tp_init(argc, argv, 2, "GOFILE DIR [basic|big|link]");
+	tp_init(argc, argv, 2, "GOFILE DIR [basic|big|link|exe]");
 	if (!realpath(argv[2], dir))
 		tp_die("realpath %s", argv[2]);
 	snprintf(mode, sizeof(mode), "%s", argc > 3 ? argv[3] : "basic");
@@ -319,17 +372,21 @@ int main(int argc, char **argv)
 		setup_big();
 	else if (!strcmp(mode, "link"))
 		setup_link();
+	else if (!strcmp(mode, "exe"))
+		setup_exe();
 	else
 		tp_die("unknown mode %s", mode);
 	tp_ready();
 	tp_wait_go();
-	if (tp_sabotaged("ghost") && pwrite(FD1, "!", 1, OPEN_SIZE - 1) != 1)
+	if (tp_sabotaged("ghost") && strcmp(mode, "exe") && pwrite(FD1, "!", 1, OPEN_SIZE - 1) != 1)
 		tp_fail("sabotage: cannot write");
 	if (!strcmp(mode, "basic"))
 		check_basic();
 	else if (!strcmp(mode, "big"))
 		check_big();
-	else
+	else if (!strcmp(mode, "link"))
 		check_link();
+	else
+		check_exe();
 	return tp_finish();
 }
