@@ -267,6 +267,15 @@ static int bind_path(struct usk *u)
 			    sk->ino, cwd_show);
 			goto out;
 		} else if (path_in_use(name)) {
+			/* a connection's name is its listener's, which lives on */
+			if (sk->type != SOCK_DGRAM && sk->state != TCP_LISTEN &&
+			    (sk->has_peer || sk->external)) {
+				pr_warn("unix socket %u: %s is its listener's, which is still in "
+					"use; the restored socket has no name",
+					sk->ino, cwd_show);
+				ret = 0;
+				goto out;
+			}
 			pr_err("unix socket %u: cannot bind %s: a live socket uses that name",
 			       sk->ino, cwd_show);
 			goto out;
