@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +18,9 @@
 #include "files.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+
+/* lowest staging number when RLIMIT_NOFILE allows twice as much */
+#define STAGE_FLOOR 4096
 
 struct staged {
 	uint32_t id;
@@ -214,6 +218,7 @@ int files_prepare(struct itree *tr)
 	int max_fd = 2;
 	DIR *d;
 	struct dirent *de;
+	struct rlimit rl;
 
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && load_fdinfo(&tr->tasks[i], &max_fd))
@@ -226,6 +231,19 @@ int files_prepare(struct itree *tr)
 	if (d)
 		closedir(d);
 	tr->stage_base = max_fd + 1;
+	/*
+	 * Types that hold descriptors of their own while staging (pipe and
+	 * ghost holders) take the lowest free numbers: keep the staging range
+	 * well above them when the limit allows.
+	 */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_max >= STAGE_FLOOR * 2) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (tr->stage_base < STAGE_FLOOR)
+			tr->stage_base = STAGE_FLOOR;
+	}
 	for (size_t i = 0; i < tr->nr; i++)
 		for (size_t j = 0; j < tr->tasks[i].nr_fdinfo; j++)
 			if (stage(tr, &tr->tasks[i], tr->tasks[i].fdinfo[j]))
