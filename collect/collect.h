@@ -61,6 +61,12 @@ int pstree_collect(const struct tree *t, struct img_writer *w);
 int core_collect(struct ctask *ct, struct img_writer *w);
 int signals_collect_task(struct ctask *ct, Stasis__TaskCore *tc);
 int signals_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
+/* creds.c, timers.c, sched.c: per-process attributes (issue 4) */
+int creds_collect_thread(struct ctask *ct, int thread, Stasis__TaskCore *tc,
+			 Stasis__ThreadCore *th);
+int timers_collect(struct ctask *ct, Stasis__TaskCore *tc);
+int timers_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
+int sched_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
 int mm_collect(struct ctask *ct, struct img_writer *w);
 int mm_write_pages(struct ctask *ct, struct img_writer *w);
 int fs_collect(struct ctask *ct, struct img_writer *w);

@@ -54,13 +54,14 @@ static int prctl_get(struct ctask *ct, int thread, int option, uint64_t *val, si
 	return rmem_read(&ct->threads[thread], ct->scratch, val, size);
 }
 
-static int collect_thread(struct ctask *ct, int i, Stasis__ThreadCore *th)
+static int collect_thread(struct ctask *ct, int i, Stasis__TaskCore *tc, Stasis__ThreadCore *th)
 {
 	pid_t tid = ct->threads[i].tid;
 	struct ptrace_rseq_configuration rseq;
 	static uint8_t xsave[XSAVE_MAX];
 	size_t xlen = sizeof(xsave);
 	uint64_t head, len;
+	long r;
 
 	stasis__thread_core__init(th);
 	th->tid = tid;
@@ -92,15 +93,25 @@ static int collect_thread(struct ctask *ct, int i, Stasis__ThreadCore *th)
 	th->has_clear_child_tid = true;
 	if (prctl_get(ct, i, PR_GET_TID_ADDRESS, &th->clear_child_tid, 8))
 		return -1;
+	r = parasite_call(ct, i, SYS_prctl, PR_MCE_KILL_GET, 0, 0, 0);
+	if (r >= 0) {
+		th->has_mce_kill = true;
+		th->mce_kill = r;
+	}
+	if (creds_collect_thread(ct, i, tc, th) || sched_collect_thread(ct, i, th) ||
+	    timers_collect_thread(ct, i, th))
+		return -1;
 	return signals_collect_thread(ct, i, th);
 }
 
 int core_collect(struct ctask *ct, struct img_writer *w)
 {
 	Stasis__TaskCore tc = STASIS__TASK_CORE__INIT;
+	Stasis__ThreadCore *th = NULL;
 	char name[32], path[64], buf[64];
 	uint64_t v;
 	int ret = -1;
+	long r;
 
 	tc.pid = ct->pid;
 	snprintf(path, sizeof(path), "/proc/%d/personality", ct->pid);
@@ -111,24 +122,29 @@ int core_collect(struct ctask *ct, struct img_writer *w)
 	tc.rlimits = xmalloc(RLIM_NLIMITS * sizeof(*tc.rlimits));
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
 		struct rlimit rl;
-		Stasis__Rlimit *r;
+		Stasis__Rlimit *l;
 
-		if (prlimit(ct->pid, res, NULL, &rl)) {
-			pr_perror("cannot read rlimit %d of task %d", res, ct->pid);
+		/* from inside: prlimit on another process needs the same
+		 * uids or CAP_SYS_RESOURCE, which these machines do not grant */
+		long e = parasite_call(ct, 0, SYS_prlimit64, 0, res, 0, ct->scratch);
+
+		if (e || rmem_read(&ct->threads[0], ct->scratch, &rl, sizeof(rl))) {
+			pr_err("cannot read rlimit %d of task %d: %s", res, ct->pid,
+			       e ? strerror(-e) : "memory");
 			return -1;
 		}
-		r = xmalloc(sizeof(*r));
-		stasis__rlimit__init(r);
-		r->resource = res;
-		r->cur = rl.rlim_cur;
-		r->max = rl.rlim_max;
-		tc.rlimits[tc.n_rlimits++] = r;
+		l = xmalloc(sizeof(*l));
+		stasis__rlimit__init(l);
+		l->resource = res;
+		l->cur = rl.rlim_cur;
+		l->max = rl.rlim_max;
+		tc.rlimits[tc.n_rlimits++] = l;
 	}
 	tc.comm = read_comm(ct->pid, ct->pid);
 	if (signals_collect_task(ct, &tc))
 		return -1;
 
-	long r = parasite_call(ct, 0, SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0);
+	r = parasite_call(ct, 0, SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0);
 	if (r < 0) {
 		pr_err("task %d: cannot read dumpable: %s", ct->pid, strerror(-r));
 		return -1;
@@ -146,19 +162,27 @@ int core_collect(struct ctask *ct, struct img_writer *w)
 		return -1;
 	tc.has_child_subreaper = true;
 	tc.child_subreaper = v;
+	r = parasite_call(ct, 0, SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0);
+	if (r >= 0) {
+		tc.has_thp_disable = true;
+		tc.thp_disable = r;
+	}
+	if (timers_collect(ct, &tc))
+		return -1;
 
+	/* The threads first: they fill the task's table of seccomp filters. */
+	th = xzalloc(ct->tt->nr_tids * sizeof(*th));
+	for (int i = 0; i < ct->tt->nr_tids; i++)
+		if (collect_thread(ct, i, &tc, &th[i]))
+			goto out;
 	snprintf(name, sizeof(name), "core-%d", ct->pid);
 	if (imgw_record(w, name, &tc.base))
-		return -1;
-	for (int i = 0; i < ct->tt->nr_tids; i++) {
-		Stasis__ThreadCore th;
-
-		if (collect_thread(ct, i, &th))
+		goto out;
+	for (int i = 0; i < ct->tt->nr_tids; i++)
+		if (imgw_record(w, name, &th[i].base))
 			goto out;
-		if (imgw_record(w, name, &th.base))
-			goto out;
-	}
 	ret = 0;
 out:
+	free(th);
 	return ret;
 }

@@ -74,18 +74,19 @@ int core_restore_attrs(struct itask *t)
 	}
 	if (restore_rlimits(t))
 		return -1;
-	if (tc->has_pdeath_sig && prctl_set(t, PR_SET_PDEATHSIG, tc->pdeath_sig, "pdeath signal"))
-		return -1;
 	if (tc->has_child_subreaper &&
 	    prctl_set(t, PR_SET_CHILD_SUBREAPER, tc->child_subreaper, "child subreaper"))
 		return -1;
-	if (tc->no_new_privs && prctl_set(t, PR_SET_NO_NEW_PRIVS, 1, "no_new_privs"))
-		return -1;
-
-	/* Last: dumpable 0 would shut us out of the task's /proc files. */
-	if (tc->has_dumpable && (tc->dumpable == 0 || tc->dumpable == 1) &&
-	    prctl_set(t, PR_SET_DUMPABLE, tc->dumpable, "dumpable"))
-		return -1;
+	/* bit 0: disabled; the bits above: PR_SET_THP_DISABLE's flags */
+	if (tc->has_thp_disable && (tc->thp_disable & 1)) {
+		r = ISYS(t, SYS_prctl, PR_SET_THP_DISABLE, 1, tc->thp_disable & ~1u, 0, 0);
+		if (r) {
+			pr_err("task %d: cannot restore THP disable: %s", t->pid, strerror(-r));
+			return -1;
+		}
+	}
+	/* no_new_privs, the parent-death signal and dumpable are per thread
+	 * or reset by a change of credentials: inject/creds.c sets them. */
 	return 0;
 }
 
@@ -151,6 +152,12 @@ int core_restore_thread(struct itask *t, struct ithread *it)
 			       strerror(-r));
 			return -1;
 		}
+	}
+	if (th->has_mce_kill && th->mce_kill != PR_MCE_KILL_DEFAULT) {
+		r = rsys(it->rt, SYS_prctl, PR_MCE_KILL, PR_MCE_KILL_SET, th->mce_kill, 0, 0);
+		if (r)
+			pr_warn("task %u: cannot restore its MCE kill policy: %s", th->tid,
+				strerror(-r));
 	}
 	if (th->rseq) {
 		r = rsys(it->rt, SYS_rseq, th->rseq->ptr, th->rseq->len, 0, th->rseq->signature);

@@ -127,6 +127,11 @@ int core_restore_attrs(struct itask *t);
 int core_create_threads(struct itask *t);
 int core_restore_thread(struct itask *t, struct ithread *it);
 int core_restore_regs(struct itask *t);
+/* timers.c, creds.c, sched.c: per-process attributes (issue 4), in this
+ * order after everything else remote; sched_restore from the outside. */
+int timers_restore(struct itask *t);
+int creds_restore(struct itask *t);
+int sched_restore(struct itask *t);
 
 int pstree_load(struct itree *tr);
 /* Creates t (the root or a child, parents first) with its PID, parent and

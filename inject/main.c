@@ -113,9 +113,11 @@ static int restore_task(struct itree *tr, struct itask *t)
 	for (size_t i = 0; i < t->nr_threads; i++)
 		if (core_restore_thread(t, &t->threads[i]))
 			return -1;
-	if (parasite_remove(t))
+	/* Timers as late as possible; credentials last, while the task still
+	 * holds the privileges the other calls need. */
+	if (timers_restore(t) || creds_restore(t) || parasite_remove(t))
 		return -1;
-	return core_restore_regs(t);
+	return core_restore_regs(t) || sched_restore(t) ? -1 : 0;
 }
 
 /*

@@ -1,0 +1,47 @@
+#!/usr/bin/env bats
+# Per-process attributes (issue 4): credentials, seccomp, timers, scheduling
+# and prctl state survive a dump and restore. Each program sets the state
+# up, checks after the restore that it is still the same and still behaves
+# the same, and reports PASS or FAIL (see the top of tests/progs/creds.c,
+# timers.c and sched.c).
+
+load helpers
+
+@test "creds: uids, groups, capabilities, securebits, no_new_privs, seccomp filters, per thread" {
+	start_prog creds
+	dump_and_kill
+	restore_and_check
+}
+
+@test "timers: ITIMER_REAL and POSIX timers fire on time after restore, keep IDs and intervals" {
+	start_prog timers
+	dump_and_kill
+	restore_and_check
+}
+
+@test "sched: SCHED_BATCH/nice, SCHED_RR, affinity, ioprio per thread; personality, prctls" {
+	start_prog sched
+	dump_and_kill
+	restore_and_check
+}
+
+@test "dump -R of a task with seccomp filters and dropped credentials leaves it working" {
+	start_prog creds
+	run_dump -R
+	assert_running_untraced "$PID"
+	go_and_check_original
+}
+
+@test "checker self-test: the attribute programs notice damage (STASIS_SABOTAGE)" {
+	local what
+	for what in creds:creds creds:seccomp timers:itimer timers:posix sched:sched sched:affinity; do
+		# a READY left in the log by the previous round would fool start_prog
+		rm -f "$BATS_TEST_TMPDIR/${what%%:*}.log"
+		export STASIS_SABOTAGE=${what#*:}
+		start_prog "${what%%:*}"
+		unset STASIS_SABOTAGE
+		touch "$GOFILE"
+		wait_child "$PID" 30 || die_with_logs "$what: no verdict" || return 1
+		grep -q '^FAIL' "$LOG" || die_with_logs "$what: sabotage not noticed" || return 1
+	done
+}
