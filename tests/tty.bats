@@ -33,3 +33,43 @@ for im in json.load(sys.stdin):
 	wait_tree_pids_free
 	restore_and_check
 }
+
+# A program whose terminal is the caller's (a shell job): `script` gives it a
+# pty whose master stays outside the tree.
+@test "--shell-job: a program on the caller's terminal is refused without -j, restored with -j onto the new caller's terminal" {
+	local prog=$TESTPROGS/heap ts1=$BATS_TEST_TMPDIR/ts1 ts2=$BATS_TEST_TMPDIR/ts2 spid i
+	(
+		close_extra_fds
+		exec script -qfec "$prog $GOFILE" "$ts1" </dev/null >/dev/null 2>&1
+	) &
+	spid=$!
+	own_pid "$spid"
+	for i in $(seq 100); do
+		PID=$(pgrep -P "$(pgrep -P "$spid" | head -n 1)" 2>/dev/null | head -n 1)
+		[ -z "$PID" ] && PID=$(pgrep -f "^$prog $GOFILE" | head -n 1)
+		[ -n "$PID" ] && grep -q READY "$ts1" 2>/dev/null && break
+		sleep 0.1
+	done
+	[ -n "$PID" ] || { echo "FAILED: the program did not start under script"; return 1; }
+	own_pid "$PID" "$(readlink -f "$prog")"
+	readlink "/proc/$PID/fd/1" | grep -q '^/dev/pts/'
+
+	run stasis dump -t "$PID" -D "$IMG"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"use --shell-job"* ]]
+	assert_running_untraced "$PID"
+
+	rm -rf "$IMG"
+	stasis dump -t "$PID" -D "$IMG" -j
+	wait "$spid" || true
+	for i in $(seq 200); do
+		ps -eo pid=,pgid=,sid= | grep -qw "$PID" || break
+		sleep 0.1
+	done
+	(sleep 1; touch "$GOFILE") &
+	(
+		close_extra_fds
+		exec script -qfec "stasis restore -j -D $IMG" "$ts2" </dev/null >/dev/null 2>&1
+	)
+	grep -q '^PASS' "$ts2" || { cat "$ts2"; return 1; }
+}
