@@ -34,8 +34,9 @@ static struct tree frozen;
 
 static int seize_one(pid_t tid)
 {
-	/* EXITKILL is not set: if we die the tasks must live on. */
-	return ptrace_seize_stop(tid, 0);
+	/* EXITKILL is not set: if we die the tasks must live on. A seccomp
+	 * filter must not see (and kill the task for) the parasite's calls. */
+	return ptrace_seize_stop(tid, PTRACE_O_SUSPEND_SECCOMP);
 }
 
 int main(int argc, char **argv)
