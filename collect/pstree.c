@@ -44,6 +44,7 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 			pe.has_zombie = pe.has_exit_code = true;
 			pe.zombie = true;
 			pe.exit_code = st.exit_code;
+			pe.comm = st.comm;
 		}
 		if (imgw_record(w, "pstree", &pe.base))
 			return -1;

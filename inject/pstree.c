@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -382,6 +383,15 @@ int pstree_finish(struct itree *tr)
 
 		if (task_alive(t))
 			continue;
+		if (t->pe->comm) {
+			char comm[16] = "";
+			unsigned long at;
+
+			strncpy(comm, t->pe->comm, sizeof(comm) - 1);
+			at = scratch_put(t, 0, comm, sizeof(comm));
+			if (!at || ISYS(t, SYS_prctl, PR_SET_NAME, at))
+				pr_warn("zombie %d: cannot restore its name", t->pid);
+		}
 		if (remote_exit(t, t->pe->exit_code))
 			return -1;
 		t->created = false;
