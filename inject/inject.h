@@ -20,6 +20,7 @@ struct inject_opts {
 		const char *res; /* what it stands for: socket:[INO], ... */
 	} *inherit_fds;	 /* --inherit-fd fd[N]:RES */
 	int nr_inherit_fds;
+	int wait_pids_free; /* seconds; a migration within one host */
 };
 
 /* --file-validation: how regular files are checked against the dump */

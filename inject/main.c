@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ static void usage(FILE *f)
 		   "                          network-unlock, pre-resume and post-resume\n"
 		   "      --stats-file FILE   write the stats-restore image to FILE\n"
 		   "      --display-stats     print the restore statistics on stdout\n"
+		   "      --wait-pids-free SECONDS  first wait up to SECONDS until the PIDs of\n"
+		   "                          the tree are free (migration within one host)\n"
 		   "  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		   "  -o, --log-file FILE     write log messages to FILE\n"
 		   "  -h, --help              show this help and exit\n"
@@ -184,6 +187,7 @@ static int parse_opts(int argc, char **argv)
 		{ "action-script", required_argument, NULL, 'S' },
 		{ "stats-file", required_argument, NULL, 'T' },
 		{ "display-stats", no_argument, NULL, 'Y' },
+		{ "wait-pids-free", required_argument, NULL, 'W' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		{ "inherit-fd", required_argument, NULL, 'I' },
 		COMMON_LONG_OPTS,
@@ -243,6 +247,17 @@ static int parse_opts(int argc, char **argv)
 		case 'Y':
 			stats_set_display(true);
 			break;
+		case 'W': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 0 || v > 86400) {
+				pr_err("--wait-pids-free %s: expected seconds, 0 to 86400", optarg);
+				return -1;
+			}
+			opts.wait_pids_free = v;
+			break;
+		}
 		default:
 			switch (common_option(c, optarg, "stasis-inject", usage)) {
 			case 1:
@@ -262,6 +277,85 @@ static int parse_opts(int argc, char **argv)
 	return 0;
 }
 
+/* A PID is busy while a task or a process group has it. */
+static bool pid_busy(pid_t p)
+{
+	return !kill(p, 0) || errno != ESRCH || !kill(-p, 0) || errno != ESRCH;
+}
+
+/*
+ * The kernel frees the number of a reaped task a moment after the task is
+ * gone from sight (after dropping its /proc entries, which takes a while
+ * when someone looked at them): take it for a moment to be sure, with a
+ * child that exits at once. Another error than EEXIST is the restore's to
+ * report.
+ */
+static bool pid_takeable(pid_t p)
+{
+	pid_t tid = p;
+	struct clone_args args = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)(unsigned long)&tid,
+		.set_tid_size = 1,
+	};
+	long r = syscall(SYS_clone3, &args, sizeof(args));
+
+	if (r == 0)
+		_exit(0);
+	if (r < 0)
+		return errno != EEXIST;
+	waitpid(r, NULL, 0);
+	return true;
+}
+
+/*
+ * --wait-pids-free: in a migration within one host (one PID namespace) the
+ * source tree holds the PIDs until the sender learns that the checkpoint
+ * arrived and kills it. Wait for that before taking anything (files,
+ * locks) the source may still hold. stasis-transfer keeps the stream open
+ * until it is read when it is complete; closed earlier, the transfer
+ * failed and the source runs on: no use waiting.
+ */
+static int wait_pids_free(const struct itree *tr)
+{
+	uint64_t end = now_ns() + opts.wait_pids_free * 1000000000ull;
+	bool said = false;
+
+	for (size_t i = 0; opts.wait_pids_free && i < tr->nr; i++) {
+		const Stasis__PstreeEntry *pe = tr->tasks[i].pe;
+		pid_t ids[2] = { pe->pgid, pe->sid };
+
+		for (size_t j = 0; j < pe->n_threads + 2; j++) {
+			pid_t p = j < 2 ? ids[j] : (pid_t)pe->threads[j - 2];
+
+			/* the caller's own group and session (--shell-job) stay */
+			if (j < 2 && (p == getpgrp() || p == getsid(0)))
+				continue;
+			while (pid_busy(p) || !pid_takeable(p)) {
+				struct pollfd in = { .fd = STDIN_FILENO };
+
+				if (poll(&in, 1, 0) > 0 && (in.revents & (POLLHUP | POLLERR))) {
+					pr_err("the stream was closed while PID %d is in use: the "
+					       "transfer failed",
+					       p);
+					return -1;
+				}
+				if (now_ns() > end) {
+					pr_err("PID %d is still in use after %d s (--wait-pids-free)",
+					       p, opts.wait_pids_free);
+					return -1;
+				}
+				if (!said)
+					pr_info("waiting for PID %d and the others of the tree to be free",
+						p);
+				said = true;
+				usleep(5000);
+			}
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct itree tree = { 0 };
@@ -277,7 +371,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
 	more = read_records(r, &f);
-	if (more < 0 || pstree_load(&tree) || files_prepare(&tree))
+	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) || files_prepare(&tree))
 		return 1;
 	root = tree.tasks[0].pid;
 	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
