@@ -47,11 +47,13 @@ struct fe_option {
 #define FLAG(n, s, c, f, x, h) { n, s, no_argument, K_FLAG, c, f, x, NULL, h }
 #define STR(n, s, c, t, a, h) { n, s, required_argument, K_STR, c, t, 0, a, h }
 #define TODO(n, s, a) { n, s, a, K_TODO, CMD_ALL, 0, 0, NULL, NULL }
+/* the commands that talk to another host (stasis-transfer) */
+#define CMD_NET (CMD_ALL | CMD_PAGE_SERVER)
 
 static const struct fe_option options[] = {
 	{ "tree", 't', required_argument, K_PID, CMD_DUMP, 0, 0, "PID",
 	  "checkpoint the process tree rooted at PID" },
-	STR("images-dir", 'D', CMD_ALL, S_IMAGES_DIR, "DIR",
+	STR("images-dir", 'D', CMD_ALL | CMD_PAGE_SERVER, S_IMAGES_DIR, "DIR",
 	    "directory of the image files (default: the current directory)"),
 	FLAG("leave-running", 'R', CMD_DUMP, F_LEAVE_RUNNING, F_LEAVE_STOPPED,
 	     "leave the tree running after the dump instead of killing it"),
@@ -61,7 +63,8 @@ static const struct fe_option options[] = {
 	     "allow a shell job (a tree in the session of a terminal)"),
 	FLAG("restore-detached", 'd', CMD_RESTORE, F_RESTORE_DETACHED, F_NONE,
 	     "exit once the tree is restored, do not wait for it"),
-	STR("pidfile", 0, CMD_ALL, S_PIDFILE, "FILE", "write the PID of the root task to FILE"),
+	STR("pidfile", 0, CMD_ALL | CMD_PAGE_SERVER, S_PIDFILE, "FILE",
+	    "write the PID of the root task (page-server: of the server) to FILE"),
 	FLAG("file-locks", 'l', CMD_ALL, F_FILE_LOCKS, F_NONE,
 	     "dump the file locks the tree holds (flock, POSIX, OFD); restore them"),
 	FLAG("link-remap", 0, CMD_DUMP, F_LINK_REMAP, F_NONE,
@@ -98,6 +101,35 @@ static const struct fe_option options[] = {
 	FLAG("all", 0, CMD_CHECK, F_CHECK_ALL, F_NONE, "check every feature (--extra --experimental)"),
 	STR("feature", 0, CMD_CHECK, S_FEATURE, "NAME",
 	    "check only the feature NAME; \"list\" lists them"),
+	FLAG("page-server", 0, CMD_DUMP, F_PAGE_SERVER, F_NONE,
+	     "send the checkpoint to a stasis page-server at --address and --port instead "
+	     "of writing it to -D"),
+	FLAG("remote", 0, CMD_ALL, F_REMOTE, F_NONE,
+	     "migrate without images: dump sends the checkpoint to --address and --port, "
+	     "where restore --remote restores it as it arrives"),
+	STR("address", 0, CMD_NET, S_ADDRESS, "ADDR",
+	    "the receiver to send to (dump); the address to listen on (default: all)"),
+	STR("port", 0, CMD_NET, S_PORT, "PORT", "TCP port of the receiver"),
+	STR("ps-socket", 0, CMD_NET, S_PS_SOCKET, "FD",
+	    "use the connected socket FD instead of --address and --port"),
+	FLAG("daemon", 0, CMD_PAGE_SERVER, F_DAEMON, F_NONE,
+	     "return once listening; receive in the background"),
+	STR("status-fd", 0, CMD_RESTORE | CMD_PAGE_SERVER, S_STATUS_FD, "FD",
+	    "write a zero byte to FD and close it once listening (page-server, "
+	    "restore --remote)"),
+	FLAG("tls", 0, CMD_NET, F_TLS, F_NONE,
+	     "use TLS, both sides authenticated by X.509 certificates"),
+	STR("tls-cacert", 0, CMD_NET, S_TLS_CACERT, "FILE",
+	    "trust only this CA certificate (default: /etc/pki/CA/cacert.pem if present, "
+	    "else the system's)"),
+	STR("tls-cacrl", 0, CMD_NET, S_TLS_CACRL, "FILE",
+	    "certificate revocation list (default: /etc/pki/CA/cacrl.pem if present)"),
+	STR("tls-cert", 0, CMD_NET, S_TLS_CERT, "FILE",
+	    "our certificate (default: /etc/pki/stasis/cert.pem)"),
+	STR("tls-key", 0, CMD_NET, S_TLS_KEY, "FILE",
+	    "its private key (default: /etc/pki/stasis/private/key.pem)"),
+	FLAG("tls-no-cn-verify", 0, CMD_DUMP, F_TLS_NO_CN_VERIFY, F_NONE,
+	     "do not check that the receiver's certificate names --address"),
 	{ "verbosity", 'v', optional_argument, K_VERBOSITY, CMD_ANY, 0, 0, "N",
 	  "more messages (-v, -vv, ...), or level N: 0 none, 1 errors, "
 	  "2 warnings (default), 3 information, 4 debug" },
@@ -125,7 +157,6 @@ static const struct fe_option options[] = {
 	TODO("tcp-close", 0, no_argument),
 	TODO("skip-in-flight", 0, no_argument),
 	TODO("evasive-devices", 0, no_argument),
-	TODO("page-server", 0, no_argument),
 	TODO("force-irmap", 0, no_argument),
 	TODO("auto-dedup", 0, no_argument),
 	TODO("timeout", 0, required_argument),
@@ -141,17 +172,6 @@ static const struct fe_option options[] = {
 	TODO("lsm-mount-context", 0, required_argument),
 	TODO("weak-sysctls", 0, no_argument),
 	TODO("skip-file-rwx-check", 0, no_argument),
-	TODO("daemon", 0, no_argument),
-	TODO("status-fd", 0, required_argument),
-	TODO("address", 0, required_argument),
-	TODO("port", 0, required_argument),
-	TODO("ps-socket", 0, required_argument),
-	TODO("tls", 0, no_argument),
-	TODO("tls-cacert", 0, required_argument),
-	TODO("tls-cacrl", 0, required_argument),
-	TODO("tls-cert", 0, required_argument),
-	TODO("tls-key", 0, required_argument),
-	TODO("tls-no-cn-verify", 0, no_argument),
 	TODO("encrypt", 0, no_argument),
 };
 /* clang-format on */
@@ -168,6 +188,7 @@ static const struct {
     {"dump", CMD_DUMP},
     {"restore", CMD_RESTORE},
     {"check", CMD_CHECK},
+    {"page-server", CMD_PAGE_SERVER},
 };
 
 static bool negatable(const struct fe_option *opt)
@@ -543,6 +564,7 @@ static void print_option(FILE *f, const struct fe_option *opt, enum fe_cmd cmd)
 		 : opt->cmds == CMD_DUMP    ? " (dump)"
 		 : opt->cmds == CMD_RESTORE ? " (restore)"
 		 : opt->cmds == CMD_CHECK   ? " (check)"
+		 : opt->cmds == CMD_PAGE_SERVER ? " (page-server)"
 					    : "");
 	fprintf(f, "  %-26s ", left);
 	print_wrapped(f, help, 29, 79);
@@ -558,14 +580,19 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"Usage: stasis dump -t PID [-D DIR] [OPTIONS]\n\n"
 			"Checkpoint the process tree rooted at PID into the directory DIR:\n"
 			"  stasis-freeze -t PID stasis-collect | stasis-serialize unpack -D DIR\n"
-			"The tree is killed once the images are safely on disk, unless -R or\n"
-			"-s is given; if anything fails, it is left running as it was.\n");
+			"or, with --page-server or --remote, to another host:\n"
+			"  stasis-freeze -t PID stasis-collect | stasis-transfer --to ADDR:PORT\n"
+			"The tree is killed once the images are safely on disk (or confirmed by\n"
+			"the receiver), unless -R or -s is given; if anything fails, it is left\n"
+			"running as it was.\n");
 		break;
 	case CMD_RESTORE:
 		fprintf(f,
 			"Usage: stasis restore [-D DIR] [OPTIONS]\n\n"
 			"Restore the process tree checkpointed in the directory DIR:\n"
 			"  stasis-serialize pack -D DIR | stasis-inject\n"
+			"or, with --remote, the one a dump --remote sends to PORT:\n"
+			"  stasis-transfer --listen [ADDR:]PORT | stasis-inject\n"
 			"Without -d, wait for the restored root task and exit with its status.\n");
 		break;
 	case CMD_CHECK:
@@ -575,10 +602,18 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			   "feature is missing) or \"Does not look good.\" (1), and each missing\n"
 			   "feature with what it costs. --feature list lists the features.\n");
 		break;
+	case CMD_PAGE_SERVER:
+		fprintf(f, "Usage: stasis page-server [-D DIR] --port PORT [OPTIONS]\n\n"
+			   "Receive one checkpoint from stasis dump --page-server and store it in\n"
+			   "the directory DIR:\n"
+			   "  stasis-transfer --listen [ADDR:]PORT | stasis-serialize unpack -D DIR\n"
+			   "The sender is told once the images are safely on disk.\n");
+		break;
 	default:
 		fprintf(f,
 			"Usage: stasis dump -t PID [-D DIR] [OPTIONS]\n"
 			"       stasis restore [-D DIR] [OPTIONS]\n"
+			"       stasis page-server [-D DIR] --port PORT [OPTIONS]\n"
 			"       stasis check [--extra | --experimental | --all | --feature NAME]\n"
 			"       stasis TOOL [ARGS...]\n\n"
 			"Checkpoint a process tree and restore it, with a pipeline of the stasis\n"
@@ -586,6 +621,7 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"Commands:\n"
 			"  dump      checkpoint the process tree rooted at PID into DIR\n"
 			"  restore   restore the process tree checkpointed in DIR\n"
+			"  page-server  receive a checkpoint from another host into DIR\n"
 			"  check     check that the kernel has what stasis needs\n"
 			"  TOOL      run stasis-TOOL with ARGS, for TOOL one of freeze, collect,\n"
 			"            serialize, seal, transfer, inject\n");

@@ -13,7 +13,8 @@ enum fe_cmd {
 	CMD_RESTORE = 1 << 1,
 	CMD_ALL = CMD_DUMP | CMD_RESTORE,
 	CMD_CHECK = 1 << 2,
-	CMD_ANY = CMD_ALL | CMD_CHECK,
+	CMD_PAGE_SERVER = 1 << 3,
+	CMD_ANY = CMD_ALL | CMD_CHECK | CMD_PAGE_SERVER,
 };
 
 /* Boolean options: index into fe_opts.flag[]. */
@@ -30,6 +31,11 @@ enum fe_flag {
 	F_CHECK_EXTRA,
 	F_CHECK_EXPERIMENTAL,
 	F_CHECK_ALL,
+	F_PAGE_SERVER, /* dump: to a page server */
+	F_REMOTE,      /* dump, restore: image-less migration */
+	F_DAEMON,
+	F_TLS,
+	F_TLS_NO_CN_VERIFY,
 	F_NR,
 };
 
@@ -51,6 +57,14 @@ enum fe_str {
 	S_FILE_VALIDATION,
 	S_WORK_DIR,
 	S_FEATURE,
+	S_ADDRESS,
+	S_PORT,
+	S_PS_SOCKET,
+	S_STATUS_FD,
+	S_TLS_CACERT,
+	S_TLS_CACRL,
+	S_TLS_CERT,
+	S_TLS_KEY,
 	S_NR,
 };
 

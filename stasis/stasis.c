@@ -26,7 +26,7 @@ static const char *const tools[] = {"freeze", "collect", "serialize", "seal", "t
 
 /* criu(8) commands stasis does not have (yet). */
 static const char *const criu_commands[] = {
-    "pre-dump", "page-server", "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
+    "pre-dump", "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
 };
 
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -226,6 +226,88 @@ static int check_file_validation(const struct fe_opts *o)
 	return -1;
 }
 
+/* ---- to and from another host, through stasis-transfer ---- */
+
+/* A descriptor given on the command line: open, and made close-on-exec so
+ * that only the stage it is meant for inherits it. */
+static int user_fd(const char *opt, const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 0 || v > INT_MAX || fcntl(v, F_SETFD, FD_CLOEXEC)) {
+		pr_err("invalid --%s '%s': expected an open file descriptor", opt, arg);
+		return -1;
+	}
+	return v;
+}
+
+/* The other side: --address and --port (listening: --port), or --ps-socket. */
+static int net_endpoint(const struct fe_opts *o, bool listen, int *ps_fd)
+{
+	*ps_fd = -1;
+	if (o->str[S_PS_SOCKET]) {
+		*ps_fd = user_fd("ps-socket", o->str[S_PS_SOCKET]);
+		return *ps_fd < 0 ? -1 : 0;
+	}
+	if (!o->str[S_PORT] || (!listen && !o->str[S_ADDRESS])) {
+		pr_err("%s: give %s--port PORT, or --ps-socket FD", o->cmd_name,
+		       listen ? "" : "--address ADDR and ");
+		return -1;
+	}
+	return 0;
+}
+
+/* stasis-transfer's connection (--to or --listen, --ps-socket) and TLS
+ * options, from the front-end's. */
+static void add_transfer_args(struct stage *st, const struct fe_opts *o, bool listen, int ps_fd)
+{
+	static const struct {
+		int s;
+		const char *opt;
+	} tls[] = {
+	    {S_TLS_CACERT, "--tls-cacert"},
+	    {S_TLS_CACRL, "--tls-cacrl"},
+	    {S_TLS_CERT, "--tls-cert"},
+	    {S_TLS_KEY, "--tls-key"},
+	};
+	const char *addr = o->str[S_ADDRESS], *port = o->str[S_PORT];
+	bool v6 = addr && strchr(addr, ':');
+	struct args *a = &st->argv;
+
+	if (listen) {
+		args_add(a, "--listen");
+		if (ps_fd < 0 && addr)
+			args_addf(a, v6 ? "[%s]:%s" : "%s:%s", addr, port);
+		else if (ps_fd < 0)
+			args_add(a, port);
+	} else if (addr) {
+		/* with --ps-socket, the name the receiver's certificate must bear */
+		args_add(a, "--to");
+		if (port)
+			args_addf(a, v6 ? "[%s]:%s" : "%s:%s", addr, port);
+		else
+			args_addf(a, v6 ? "[%s]" : "%s", addr);
+	}
+	if (ps_fd >= 0) {
+		args_add(a, "--ps-socket");
+		args_addf(a, "%d", ps_fd);
+		st->keep[st->nkeep++] = ps_fd;
+	}
+	if (o->flag[F_TLS])
+		args_add(a, "--tls");
+	for (size_t i = 0; i < ARRAY_SIZE(tls); i++) {
+		if (o->str[tls[i].s]) {
+			args_add(a, tls[i].opt);
+			args_add(a, o->str[tls[i].s]);
+		}
+	}
+	if (o->flag[F_TLS_NO_CN_VERIFY])
+		args_add(a, "--tls-no-cn-verify");
+}
+
 /*
  * stasis-freeze -t PID stasis-collect [opts] --ack-fd A
  *	| stasis-serialize unpack -D DIR --ack-fd B
@@ -238,8 +320,10 @@ static int cmd_dump(const struct fe_opts *o)
 	char *wdir = NULL;
 	struct stage st[3] = {}; /* freeze/collect, serialize, the progress line */
 	int data[2] = {-1, -1}, ack[2] = {-1, -1}, shown[2] = {-1, -1}, pidfd = -1;
-	int ret = 1, rc[2], i;
+	int ret = 1, rc[2], i, ps_fd = -1;
 	bool progress = fe_progress_wanted(o);
+	/* the whole stream goes to the other host: records and pages alike */
+	bool remote = o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE];
 
 	if (!o->tree) {
 		pr_err("dump: the tree to checkpoint is missing: -t PID");
@@ -251,7 +335,10 @@ static int cmd_dump(const struct fe_opts *o)
 		pr_err("invalid --ghost-limit '%s' (a size: N, NK, NM or NG)", o->str[S_GHOST_LIMIT]);
 		return 1;
 	}
-	if (prepare_images_dir(dir))
+	if (remote && net_endpoint(o, false, &ps_fd))
+		return 1;
+	/* sending, -D only holds what -o and --pidfile name */
+	if ((!remote || o->str[S_IMAGES_DIR]) && prepare_images_dir(dir))
 		return 1;
 	wdir = work_dir(o, dir);
 	if (!wdir)
@@ -269,7 +356,7 @@ static int cmd_dump(const struct fe_opts *o)
 	}
 	if (!(freeze = need_program("stasis-freeze")) ||
 	    !(collect = need_program("stasis-collect")) ||
-	    !(serialize = need_program("stasis-serialize")))
+	    !(serialize = need_program(remote ? "stasis-transfer" : "stasis-serialize")))
 		goto out;
 	if (make_pipe(data) || make_pipe(ack) || (progress && make_pipe(shown)))
 		goto out;
@@ -311,11 +398,15 @@ static int cmd_dump(const struct fe_opts *o)
 	st[0].out = data[1];
 	st[0].keep[st[0].nkeep++] = ack[0];
 
-	st[1].name = "stasis-serialize";
+	st[1].name = remote ? "stasis-transfer" : "stasis-serialize";
 	args_add(&st[1].argv, serialize);
-	args_add(&st[1].argv, "unpack");
-	args_add(&st[1].argv, "-D");
-	args_add(&st[1].argv, dir);
+	if (remote) {
+		add_transfer_args(&st[1], o, false, ps_fd);
+	} else {
+		args_add(&st[1].argv, "unpack");
+		args_add(&st[1].argv, "-D");
+		args_add(&st[1].argv, dir);
+	}
 	args_add(&st[1].argv, "--ack-fd");
 	args_addf(&st[1].argv, "%d", ack[1]);
 	add_common(&st[1].argv, o, log);
@@ -325,7 +416,8 @@ static int cmd_dump(const struct fe_opts *o)
 	st[2].in = data[0];
 	st[2].out = shown[1];
 
-	pr_info("dumping the tree of %d into %s", o->tree, dir);
+	pr_info("dumping the tree of %d %s %s", o->tree, remote ? "to" : "into",
+		remote ? (o->str[S_ADDRESS] ? o->str[S_ADDRESS] : "the --ps-socket peer") : dir);
 	/* If the sink cannot start, closing our ends makes collect see EOF
 	 * on its output and its ack channel: it resumes the tree. */
 	if (!stage_start(&st[0]) &&
@@ -337,6 +429,7 @@ static int cmd_dump(const struct fe_opts *o)
 	close_fd(&ack[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&ps_fd);
 
 	ret = 0;
 	for (i = 0; i < 2; i++) {
@@ -360,7 +453,9 @@ static int cmd_dump(const struct fe_opts *o)
 		pidfd = -1;
 	}
 	pr_info("dump complete");
-	if (o->flag[F_DISPLAY_STATS])
+	if (o->flag[F_DISPLAY_STATS] && remote)
+		pr_warn("--display-stats: the statistics went to the receiver with the checkpoint");
+	else if (o->flag[F_DISPLAY_STATS])
 		fe_display_dump_stats(dir);
 out:
 	if (pidfd >= 0) {
@@ -373,6 +468,7 @@ out:
 	close_fd(&ack[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&ps_fd);
 	for (i = 0; i < 2; i++)
 		args_free(&st[i].argv);
 	free(wdir);
@@ -392,17 +488,24 @@ static int cmd_restore(const struct fe_opts *o)
 	char *log = NULL, *pidfile = NULL, *serialize = NULL, *inject = NULL, *wdir = NULL;
 	struct stage st[3] = {}; /* serialize, inject, the progress line */
 	int data[2] = {-1, -1}, shown[2] = {-1, -1};
-	int ret = 1, rc_pack, rc_inject, i;
+	int ret = 1, rc_pack, rc_inject, i, ps_fd = -1, status_fd = -1;
 	bool progress = fe_progress_wanted(o);
+	/* the checkpoint comes from the network, not from -D */
+	bool remote = o->flag[F_REMOTE], local_dir = !remote || o->str[S_IMAGES_DIR];
 	struct stat s;
 
 	if (check_file_validation(o))
 		return 1;
-	if (stat(dir, &s)) {
+	if (remote && net_endpoint(o, true, &ps_fd))
+		return 1;
+	if (remote && o->str[S_STATUS_FD] &&
+	    (status_fd = user_fd("status-fd", o->str[S_STATUS_FD])) < 0)
+		return 1;
+	if (local_dir && stat(dir, &s)) {
 		pr_err("cannot open images directory %s: %s", dir, strerror(errno));
 		return 1;
 	}
-	if (!S_ISDIR(s.st_mode)) {
+	if (local_dir && !S_ISDIR(s.st_mode)) {
 		pr_err("images directory %s is not a directory", dir);
 		return 1;
 	}
@@ -413,23 +516,32 @@ static int cmd_restore(const struct fe_opts *o)
 	if (open_log(log, o))
 		goto out;
 	pidfile = in_dir(wdir, o->str[S_PIDFILE]);
-	if (!(serialize = need_program("stasis-serialize")) ||
+	if (!(serialize = need_program(remote ? "stasis-transfer" : "stasis-serialize")) ||
 	    !(inject = need_program("stasis-inject")))
 		goto out;
 	if (make_pipe(data) || (progress && make_pipe(shown)))
 		goto out;
 	if (fe_scripts_setup(o, dir))
 		goto out;
-	if (fe_scripts_run("pre-restore", fe_checkpoint_root(dir))) {
+	if (fe_scripts_run("pre-restore", remote ? 0 : fe_checkpoint_root(dir))) {
 		pr_err("restore aborted by the pre-restore action script");
 		goto out;
 	}
 
-	st[0].name = "stasis-serialize";
+	st[0].name = remote ? "stasis-transfer" : "stasis-serialize";
 	args_add(&st[0].argv, serialize);
-	args_add(&st[0].argv, "pack");
-	args_add(&st[0].argv, "-D");
-	args_add(&st[0].argv, dir);
+	if (remote) {
+		add_transfer_args(&st[0], o, true, ps_fd);
+		if (status_fd >= 0) {
+			args_add(&st[0].argv, "--status-fd");
+			args_addf(&st[0].argv, "%d", status_fd);
+			st[0].keep[st[0].nkeep++] = status_fd;
+		}
+	} else {
+		args_add(&st[0].argv, "pack");
+		args_add(&st[0].argv, "-D");
+		args_add(&st[0].argv, dir);
+	}
 	add_common(&st[0].argv, o, log);
 	st[0].in = -1;
 	st[0].out = data[1];
@@ -454,10 +566,19 @@ static int cmd_restore(const struct fe_opts *o)
 		args_add(&st[1].argv, "--pidfile");
 		args_add(&st[1].argv, pidfile);
 	}
+	/* A migration within one host: the source holds the PIDs until the
+	 * receiver has confirmed the whole stream and the sender killed it. */
+	if (remote) {
+		args_add(&st[1].argv, "--wait-pids-free");
+		args_add(&st[1].argv, "300");
+	}
 	fe_scripts_args(&st[1].argv, o);
-	/* kept in the work directory, as criu(8) keeps stats-restore */
-	args_add(&st[1].argv, "--stats-file");
-	args_addf(&st[1].argv, "%s/stats-restore.img", wdir);
+	/* kept in the work directory, as criu(8) keeps stats-restore (not
+	 * in the current directory by surprise when restoring from afar) */
+	if (local_dir || o->str[S_WORK_DIR]) {
+		args_add(&st[1].argv, "--stats-file");
+		args_addf(&st[1].argv, "%s/stats-restore.img", wdir);
+	}
 	if (o->flag[F_DISPLAY_STATS])
 		args_add(&st[1].argv, "--display-stats");
 	add_common(&st[1].argv, o, log);
@@ -466,14 +587,17 @@ static int cmd_restore(const struct fe_opts *o)
 	st[2].in = data[0];
 	st[2].out = shown[1];
 
-	pr_info("restoring from %s", dir);
+	pr_info("restoring from %s", remote ? "the network" : dir);
 	if (!stage_start(&st[0]) &&
-	    (!progress || !fe_progress_start(&st[2], "restore", fe_dir_bytes(dir), false)))
+	    (!progress ||
+	     !fe_progress_start(&st[2], "restore", remote ? 0 : fe_dir_bytes(dir), false)))
 		stage_start(&st[1]);
 	close_fd(&data[0]);
 	close_fd(&data[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&ps_fd);
+	close_fd(&status_fd);
 
 	rc_pack = stage_wait(&st[0], false);
 	if (progress)
@@ -488,6 +612,8 @@ out:
 	close_fd(&data[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&ps_fd);
+	close_fd(&status_fd);
 	for (i = 0; i < 2; i++)
 		args_free(&st[i].argv);
 	free(wdir);
@@ -496,6 +622,156 @@ out:
 	free(pidfile);
 	free(log);
 	return ret;
+}
+
+/*
+ * stasis page-server: stasis-transfer --listen [ADDR:]PORT --sink-ack-fd A
+ *	| stasis-serialize unpack -D DIR --ack-fd B
+ * with B the write end of a pipe whose read end is A: the sender hears
+ * "OK" only once the images are fsynced here.
+ */
+static int cmd_page_server(const struct fe_opts *o)
+{
+	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
+	char *log = NULL, *pidfile = NULL, *transfer = NULL, *serialize = NULL, *wdir = NULL;
+	struct stage st[2] = {};
+	int data[2] = {-1, -1}, ack[2] = {-1, -1}, status[2] = {-1, -1};
+	int ret = 1, ps_fd = -1, status_fd = -1, i;
+
+	if (net_endpoint(o, true, &ps_fd))
+		return 1;
+	if (o->str[S_STATUS_FD] && (status_fd = user_fd("status-fd", o->str[S_STATUS_FD])) < 0)
+		goto out;
+	if (o->flag[F_DAEMON] && status_fd >= 0) {
+		pr_err("--daemon and --status-fd exclude each other");
+		goto out;
+	}
+	if (prepare_images_dir(dir))
+		goto out;
+	wdir = work_dir(o, dir);
+	if (!wdir)
+		goto out;
+	log = in_dir(wdir, o->str[S_LOG_FILE]);
+	if (open_log(log, o))
+		goto out;
+	pidfile = in_dir(wdir, o->str[S_PIDFILE]);
+	if (!(transfer = need_program("stasis-transfer")) ||
+	    !(serialize = need_program("stasis-serialize")))
+		goto out;
+	if (make_pipe(data) || make_pipe(ack))
+		goto out;
+	/* --daemon: the parent returns once the server listens */
+	if (o->flag[F_DAEMON]) {
+		pid_t pid;
+		char c;
+
+		if (make_pipe(status))
+			goto out;
+		pid = fork();
+		if (pid < 0) {
+			pr_perror("cannot fork the page server");
+			goto out;
+		}
+		if (pid > 0) {
+			close_fd(&status[1]);
+			ret = read(status[0], &c, 1) == 1 ? 0 : 1;
+			if (ret)
+				pr_err("the page server did not start");
+			goto out;
+		}
+		setsid();
+		status_fd = status[1];
+		status[1] = -1;
+		close_fd(&status[0]);
+	}
+
+	st[0].name = "stasis-transfer";
+	args_add(&st[0].argv, transfer);
+	add_transfer_args(&st[0], o, true, ps_fd);
+	args_add(&st[0].argv, "--sink-ack-fd");
+	args_addf(&st[0].argv, "%d", ack[0]);
+	st[0].keep[st[0].nkeep++] = ack[0];
+	if (status_fd >= 0) {
+		args_add(&st[0].argv, "--status-fd");
+		args_addf(&st[0].argv, "%d", status_fd);
+		st[0].keep[st[0].nkeep++] = status_fd;
+	}
+	if (pidfile) {
+		args_add(&st[0].argv, "--pidfile");
+		args_add(&st[0].argv, pidfile);
+	}
+	add_common(&st[0].argv, o, log);
+	st[0].in = -1;
+	st[0].out = data[1];
+
+	st[1].name = "stasis-serialize";
+	args_add(&st[1].argv, serialize);
+	args_add(&st[1].argv, "unpack");
+	args_add(&st[1].argv, "-D");
+	args_add(&st[1].argv, dir);
+	args_add(&st[1].argv, "--ack-fd");
+	args_addf(&st[1].argv, "%d", ack[1]);
+	st[1].keep[st[1].nkeep++] = ack[1];
+	add_common(&st[1].argv, o, log);
+	st[1].in = data[0];
+	st[1].out = -1;
+
+	pr_info("page server: receiving a checkpoint into %s", dir);
+	if (!stage_start(&st[0]))
+		stage_start(&st[1]);
+	close_fd(&data[0]);
+	close_fd(&data[1]);
+	close_fd(&ack[0]);
+	close_fd(&ack[1]);
+	close_fd(&ps_fd);
+	close_fd(&status_fd);
+
+	ret = 0;
+	for (i = 0; i < 2; i++)
+		if (stage_wait(&st[i], false))
+			ret = 1;
+	if (ret)
+		pr_err("page server: no checkpoint was stored");
+	else
+		pr_info("page server: checkpoint stored in %s", dir);
+out:
+	close_fd(&data[0]);
+	close_fd(&data[1]);
+	close_fd(&ack[0]);
+	close_fd(&ack[1]);
+	close_fd(&status[0]);
+	close_fd(&status[1]);
+	close_fd(&ps_fd);
+	close_fd(&status_fd);
+	for (i = 0; i < 2; i++)
+		args_free(&st[i].argv);
+	free(wdir);
+	free(transfer);
+	free(serialize);
+	free(pidfile);
+	free(log);
+	return ret;
+}
+
+/* The options of the network where nothing goes over it: refused, rather
+ * than a checkpoint silently left on the local disk. */
+static int check_net_use(const struct fe_opts *o)
+{
+	static const int strs[] = {S_ADDRESS,	S_PORT,	      S_PS_SOCKET,
+				   S_STATUS_FD, S_TLS_CACERT, S_TLS_CACRL};
+
+	if (o->cmd == CMD_PAGE_SERVER || o->flag[F_REMOTE] || o->flag[F_PAGE_SERVER])
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		if (o->str[strs[i]])
+			goto bad;
+	if (!o->flag[F_TLS] && !o->flag[F_TLS_NO_CN_VERIFY])
+		return 0;
+bad:
+	pr_err("%s: --address, --port, --ps-socket, --status-fd, --tls, --tls-cacert, "
+	       "--tls-cacrl and --tls-no-cn-verify need %s",
+	       o->cmd_name, o->cmd == CMD_DUMP ? "--page-server or --remote" : "--remote");
+	return -1;
 }
 
 /* stasis check: probes the kernel (check.c); -o is relative to -W if given. */
@@ -558,11 +834,15 @@ int main(int argc, char **argv)
 		print_version("stasis");
 		return 0;
 	}
+	if ((o.cmd == CMD_DUMP || o.cmd == CMD_RESTORE) && check_net_use(&o))
+		return 1;
 	switch (o.cmd) {
 	case CMD_DUMP:
 		return cmd_dump(&o);
 	case CMD_RESTORE:
 		return cmd_restore(&o);
+	case CMD_PAGE_SERVER:
+		return cmd_page_server(&o);
 	case CMD_CHECK:
 		return cmd_check(&o);
 	default:
