@@ -2,9 +2,10 @@
  *
  * A pre-forked server (issue 3, and bench/pss.sh): the parent fills SIZE_MB
  * MiB (default 32) of private anonymous memory with a per-word pattern, then
- * forks NCHILD children (default 4) that only read it. Until the restore
- * restores copy-on-write sharing, each restored task has its own copy of the
- * data: the total PSS of the tree grows about (NCHILD + 1) times.
+ * forks NCHILD children (default 4) that only read it, so that the pages
+ * stay shared copy-on-write. A restore that lost that sharing would give
+ * every task its own copy: the total PSS of the tree would grow about
+ * NCHILD + 1 times (tests/trees.bats and bench/pss.sh measure it).
  *
  * READY once every child has read all the data once. After GO (a flag the
  * parent raises in a MAP_SHARED|MAP_ANONYMOUS page), every child reads all
