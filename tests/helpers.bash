@@ -408,3 +408,90 @@ proc_snapshot() { # PID
 	echo "# status"
 	grep -E '^(State|TracerPid|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt|Threads)' "/proc/$1/status"
 }
+
+# ---------------------------------------------------------------- trees
+
+# The tasks of the checkpoint in DIR (default $IMG), from its pstree image,
+# one a line: PID PPID PGID SID ZOMBIE(0/1) TIDS (comma-separated, - for a
+# zombie).
+image_tasks() { # [DIR]
+	stasis-serialize show "${1:-$IMG}/pstree.img" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["records"]:
+    tids = ",".join(str(t) for t in r.get("threads", [])) or "-"
+    print(r["pid"], r.get("ppid", 0), r.get("pgid", 0), r.get("sid", 0),
+          1 if r.get("zombie") else 0, tids)'
+}
+
+# Every ID the restore of the checkpoint in DIR (default $IMG) needs free,
+# one a line: the PID and TIDs of every task, and every process group and
+# session ID (a group whose leader is dead is refounded with its ID).
+image_ids() { # [DIR]
+	image_tasks "$@" | awk '{
+		print $1; print $3; print $4
+		if ($6 != "-") { n = split($6, t, ","); for (i = 1; i <= n; i++) print t[i] }
+	}' | sort -un
+}
+
+# After a dump killed a tree, wait (at most SECONDS, default 30) until the
+# restore can have every ID of the checkpoint in DIR (default $IMG): no
+# process or thread has one as its PID, TID, process group or session.
+# The dead tree's tasks are zombies adopted by init, which reaps them
+# slowly, and a zombie keeps its group and session IDs in use.
+wait_ids_free() { # [SECONDS] [DIR]
+	local limit=$((${1:-30} * 10)) i=0 ids busy
+	ids=$(image_ids "${2:-$IMG}") || {
+		echo "FAILED: cannot read the pstree image of ${2:-$IMG}"
+		return 1
+	}
+	ids=${ids//$'\n'/ }
+	[ -n "${ids// /}" ] || { echo "FAILED: no IDs in the pstree image of ${2:-$IMG}"; return 1; }
+	while :; do
+		# pid, tid, pgid and sid of every thread, against the IDs
+		busy=$(ps -eLo pid=,lwp=,pgid=,sid= | awk -v ids="$ids" '
+			BEGIN { n = split(ids, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+			{ for (f = 1; f <= 4; f++) if ($f in want) { busy[$f] = 1 } }
+			END { for (p in busy) printf "%s ", p }')
+		[ -z "$busy" ] && return 0
+		i=$((i + 1))
+		if [ $i -ge $limit ]; then
+			echo "FAILED: IDs of the checkpoint still in use $((limit / 10)) s after the dump: $busy"
+			ps -eLo pid,lwp,ppid,pgid,sid,stat,comm | awk -v b=" $busy" 'NR == 1 || index(b, " " $1 " ") || index(b, " " $4 " ") || index(b, " " $5 " ")' | head -n 20
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# dump_and_kill for a tree: then wait until every ID of the checkpoint is
+# free for the restore.
+dump_and_kill_tree() { # [ARGS...]
+	dump_and_kill "$@" || return 1
+	wait_ids_free 30 || die_with_logs "the dumped tree's IDs did not become free" || return 1
+}
+
+# PID and all its descendants, one a line (PID first, then breadth-first).
+tree_pids() { # PID
+	ps -eo pid=,ppid= | awk -v root="$1" '
+		{ kids[$2] = kids[$2] " " $1 }
+		END {
+			q[1] = root; n = 1
+			for (i = 1; i <= n; i++) {
+				print q[i]
+				m = split(kids[q[i]], k, " ")
+				for (j = 1; j <= m; j++) q[++n] = k[j]
+			}
+		}'
+}
+
+# Own (for cleanup_owned) every living task of the checkpoint in $IMG that
+# exists now, with the executable it has now: call it once the tree is
+# restored, so that teardown kills the whole restored tree by PID even if
+# its root is gone.
+own_image_tree() {
+	local pid zombie
+	while read -r pid _ _ _ zombie _; do
+		[ "$zombie" = 0 ] && alive "$pid" && own_pid "$pid"
+	done < <(image_tasks)
+	return 0
+}
