@@ -1,0 +1,611 @@
+#!/usr/bin/env bats
+# stasis-transfer, the page server and image-less migration between two
+# hosts: two network namespaces joined by a veth pair, the source
+# ($NS_SRC, $SRC_IP) and the destination ($NS_DST, $DST_IP). Every process
+# of a test runs in one of them (ip netns exec). The certificates are made
+# with certtool for the suite: a CA, the destination's certificate (its
+# address in the subject alternative names), the source's, one revoked in
+# the CA's CRL, one for another name, and a second CA with a certificate of
+# its own.
+#
+# The two namespaces share the PID namespace, so a migrated tree gets its
+# PIDs back only once the source has been killed: stasis restore --remote
+# waits for them (stasis-inject --wait-pids-free) while stasis-transfer
+# holds the stream in memory.
+
+load helpers
+
+NS_SRC=stasis-src-$$
+NS_DST=stasis-dst-$$
+VETH_SRC=stxs$$
+VETH_DST=stxd$$
+SRC_IP=10.231.0.1
+DST_IP=10.231.0.2
+PORT=4433
+PKI=$BATS_FILE_TMPDIR/pki
+MKSTREAM=$STASIS_BUILD_DIR/serialize/stasis-test-mkstream
+
+# ---------------------------------------------------------------- set-up
+
+# CA, second CA, certificates (ECDSA P-256 keys: fast to make), CRL.
+make_pki() {
+	local d=$1
+	mkdir -p "$d" || return 1
+	key() {
+		certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 \
+			--outfile "$d/$1-key.pem" >/dev/null 2>&1
+	}
+	ca() { # NAME CN
+		key "$1"
+		printf 'cn = %s\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30\n' \
+			"$2" >"$d/$1.tmpl"
+		certtool --generate-self-signed --template "$d/$1.tmpl" \
+			--load-privkey "$d/$1-key.pem" --outfile "$d/$1.pem" >/dev/null 2>&1
+	}
+	leaf() { # NAME CA CN [ip ADDR | dns NAME]...
+		local n=$1 c=$2 cn=$3
+		shift 3
+		key "$n"
+		{
+			echo "cn = $cn"
+			while [ $# -gt 1 ]; do
+				case $1 in
+				ip) echo "ip_address = $2" ;;
+				dns) echo "dns_name = $2" ;;
+				esac
+				shift 2
+			done
+			printf 'tls_www_server\ntls_www_client\nsigning_key\nencryption_key\n'
+			printf 'expiration_days = 30\n'
+		} >"$d/$n.tmpl"
+		certtool --generate-certificate --template "$d/$n.tmpl" \
+			--load-privkey "$d/$n-key.pem" --load-ca-certificate "$d/$c.pem" \
+			--load-ca-privkey "$d/$c-key.pem" --outfile "$d/$n.pem" >/dev/null 2>&1
+	}
+	ca ca "stasis test CA" &&
+		ca ca2 "another CA" &&
+		leaf dst ca dst ip "$DST_IP" &&
+		leaf other ca other ip 10.231.0.99 dns other.example &&
+		leaf src ca src ip "$SRC_IP" &&
+		leaf revoked ca revoked ip "$SRC_IP" &&
+		leaf foreign ca2 src ip "$SRC_IP" || return 1
+	printf 'crl_next_update = 30\ncrl_number = 1\n' >"$d/crl.tmpl"
+	certtool --generate-crl --template "$d/crl.tmpl" --load-ca-privkey "$d/ca-key.pem" \
+		--load-ca-certificate "$d/ca.pem" --load-certificate "$d/revoked.pem" \
+		--outfile "$d/crl.pem" >/dev/null 2>&1
+}
+
+setup_file() {
+	if [ "$(id -u)" -eq 0 ] && command -v certtool >/dev/null; then
+		make_pki "$PKI"
+	fi
+}
+
+# The two hosts.
+make_hosts() {
+	ip netns add "$NS_SRC" && ip netns add "$NS_DST" &&
+		ip link add "$VETH_SRC" type veth peer name "$VETH_DST" &&
+		ip link set "$VETH_SRC" netns "$NS_SRC" &&
+		ip link set "$VETH_DST" netns "$NS_DST" &&
+		ip -n "$NS_SRC" addr add "$SRC_IP/24" dev "$VETH_SRC" &&
+		ip -n "$NS_DST" addr add "$DST_IP/24" dev "$VETH_DST" &&
+		ip -n "$NS_SRC" link set lo up && ip -n "$NS_DST" link set lo up &&
+		ip -n "$NS_SRC" link set "$VETH_SRC" up && ip -n "$NS_DST" link set "$VETH_DST" up
+}
+
+remove_hosts() {
+	# the veth pair goes with the namespaces
+	ip netns del "$NS_SRC" 2>/dev/null
+	ip netns del "$NS_DST" 2>/dev/null
+	ip link del "$VETH_SRC" 2>/dev/null
+	return 0
+}
+
+setup() {
+	stasis_test_setup
+	command -v stasis-transfer >/dev/null || skip "stasis-transfer is not built"
+	command -v certtool >/dev/null || skip "certtool (gnutls-bin) is not installed"
+	[ -s "$PKI/crl.pem" ] || skip "the test certificates could not be made"
+	make_hosts || {
+		remove_hosts
+		skip "cannot make two network namespaces joined by a veth pair"
+	}
+	STASIS=$(readlink -f "$(command -v stasis)")
+	XFER=$(readlink -f "$(command -v stasis-transfer)")
+	TLS_DST=(--tls --tls-cacert "$PKI/ca.pem" --tls-cacrl "$PKI/crl.pem"
+		--tls-cert "$PKI/dst.pem" --tls-key "$PKI/dst-key.pem")
+	TLS_SRC=(--tls --tls-cacert "$PKI/ca.pem" --tls-cert "$PKI/src.pem" --tls-key "$PKI/src-key.pem")
+}
+
+teardown() {
+	cleanup_owned
+	remove_hosts
+}
+
+# ---------------------------------------------------------------- helpers
+
+on_src() { ip netns exec "$NS_SRC" "$@"; }
+on_dst() { ip netns exec "$NS_DST" "$@"; }
+
+# start_prog, with the program on the source host.
+start_prog_on_src() { # NAME [ARGS...]
+	local name=$1
+	shift
+	PROG=$(readlink -f "$TESTPROGS/$name")
+	[ -x "$PROG" ] || { echo "FAILED: $TESTPROGS/$name is not built"; return 1; }
+	LOG=$BATS_TEST_TMPDIR/$name.log
+	# bigmem SIZE_MB GOFILE, the others GOFILE [ARGS]
+	if [ "$name" = bigmem ]; then set -- "$1" "$GOFILE"; else set -- "$GOFILE" "$@"; fi
+	(
+		close_extra_fds
+		exec ip netns exec "$NS_SRC" setsid "$PROG" "$@" </dev/null >"$LOG" 2>&1
+	) &
+	PID=$!
+	own_pid "$PID" "$PROG"
+	wait_ready "$LOG" "$PID" 20 || return 1
+	PID_START=$(proc_stat_field "$PID" 22)
+	[ "$(readlink "/proc/$PID/exe")" = "$PROG" ] || {
+		echo "FAILED: \$! ($PID) is not $PROG"
+		return 1
+	}
+	[ "$(readlink "/proc/$PID/ns/net")" = "$(on_src readlink /proc/self/ns/net)" ] || {
+		echo "FAILED: $PID does not run in $NS_SRC"
+		return 1
+	}
+}
+
+# Wait until FILE holds the byte a --status-fd writes once listening.
+wait_listening() { # FILE PID WHAT
+	local i=0
+	until [ -s "$1" ]; do
+		alive "$2" || { die_with_logs "$3 exited before listening"; return 1; }
+		i=$((i + 1))
+		[ $i -ge 200 ] && { die_with_logs "$3 is not listening after 10 s"; return 1; }
+		sleep 0.05
+	done
+	[ "$(od -An -tx1 "$1" | tr -d ' ')" = 00 ] || { die_with_logs "$3: --status-fd got $(od -c "$1")"; return 1; }
+}
+
+# stasis restore --remote on the destination, in the background (our
+# child, the parent of the restored tree), listening on $DST_IP:PORT.
+# Sets RPID. ARGS are added.
+start_remote_restore() { # [PORT] [ARGS...]
+	local port=$PORT
+	if [[ ${1:-} =~ ^[0-9]+$ ]]; then port=$1; shift; fi
+	rm -f "$BATS_TEST_TMPDIR/listening"
+	(
+		close_extra_fds
+		cd "$BATS_TEST_TMPDIR" || exit 1
+		exec ip netns exec "$NS_DST" "$STASIS" restore --remote --address "$DST_IP" \
+			--port "$port" --status-fd 3 -v4 -o "$BATS_TEST_TMPDIR/restore.log" "$@" \
+			3>"$BATS_TEST_TMPDIR/listening"
+	) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 &
+	RPID=$!
+	wait_listening "$BATS_TEST_TMPDIR/listening" "$RPID" "stasis restore --remote" || return 1
+	own_pid "$RPID" "$STASIS"
+}
+
+# stasis page-server on the destination, in the background: SPID.
+start_page_server() { # [ARGS...]
+	rm -f "$BATS_TEST_TMPDIR/listening"
+	(
+		close_extra_fds
+		exec ip netns exec "$NS_DST" "$STASIS" page-server -D "$IMG" --address "$DST_IP" \
+			--port "$PORT" --status-fd 3 -v4 -o "$BATS_TEST_TMPDIR/page-server.log" "$@" \
+			3>"$BATS_TEST_TMPDIR/listening"
+	) </dev/null >"$BATS_TEST_TMPDIR/page-server.out" 2>&1 &
+	SPID=$!
+	wait_listening "$BATS_TEST_TMPDIR/listening" "$SPID" "stasis page-server" || return 1
+	own_pid "$SPID" "$STASIS"
+}
+
+# stasis dump of $PID from the source host to the destination; its status
+# goes to DUMP_RC (no failure here). ARGS are added.
+remote_dump() { # [ARGS...]
+	DUMP_RC=0
+	{
+		(
+			close_extra_fds
+			cd "$BATS_TEST_TMPDIR" || exit 1
+			exec ip netns exec "$NS_SRC" "$STASIS" dump -t "$PID" --address "$DST_IP" \
+				-v4 -o "$BATS_TEST_TMPDIR/dump.log" "$@"
+		) </dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 || DUMP_RC=$?
+	} 2>/dev/null
+}
+
+# The source was dumped and killed: it is gone (bash reaps it at once, and
+# the restored copy may already have its PID: another start time), and it
+# was killed, not ended by itself.
+reap_source() {
+	local i=0
+	while [ "$(proc_stat_field "$PID" 22 2>/dev/null)" = "$PID_START" ] && alive "$PID"; do
+		i=$((i + 1))
+		[ $i -ge 200 ] && { die_with_logs "PID $PID runs on 10 s after a successful dump"; return 1; }
+		sleep 0.05
+	done
+	STATUS=0
+	wait "$PID" 2>/dev/null || STATUS=$?
+	[ "$STATUS" -gt 128 ] || die_with_logs "PID $PID exited by itself (status $STATUS), it was not killed by the dump"
+}
+
+# Wait for the restored copy of $PID, tell it GO, and require PASS and
+# exit status 0 from the restore (the program's status).
+check_restored() {
+	wait_restored || return 1
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" ||
+		die_with_logs "stasis restore still runs ${STASIS_TEST_WAIT}s after GO" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS" || return 1
+	check_pass_log
+}
+
+# What a failed dump must leave unchanged (proc_snapshot), but the
+# scheduler state: a running program may be caught runnable or asleep.
+snapshot() { # PID
+	proc_snapshot "$1" | grep -v '^State:'
+}
+
+# The dump failed, and the source is exactly as it was (SNAP), running,
+# untraced; then it passes its own check.
+source_untouched() { # SNAPSHOT
+	[ "$DUMP_RC" -ne 0 ] || die_with_logs "stasis dump succeeded; it should have failed" || return 1
+	assert_running_untraced "$PID" || return 1
+	diff -u "$1" <(snapshot "$PID") || die_with_logs "the source changed" || return 1
+	go_and_check_original
+}
+
+# A tiny TCP proxy on the destination: LISTEN_PORT -> $DST_IP:$PORT.
+# cut N: forwards N bytes of the sender's stream, then resets both sides.
+# drop-ack: forwards everything to the receiver, but from the receiver only
+# its first line (READY); when the receiver closes, resets the sender.
+start_proxy() { # LISTEN_PORT MODE [N]
+	cat >"$BATS_TEST_TMPDIR/proxy.py" <<'EOF'
+import os, socket, struct, sys, threading
+lport, mode = int(sys.argv[1]), sys.argv[4]
+cut = int(sys.argv[5])
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((sys.argv[2], lport))
+ls.listen(1)
+sys.stdout.write("listening\n"); sys.stdout.flush()
+c, _ = ls.accept()
+s = socket.create_connection((sys.argv[2], int(sys.argv[3])))
+def reset(k):
+    k.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    k.close()
+def up():
+    n = 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            s.shutdown(socket.SHUT_WR)
+            return
+        if mode == "cut" and n + len(d) >= cut:
+            s.sendall(d[: cut - n])
+            print("cut after %d bytes" % cut, flush=True)
+            reset(c); reset(s); os._exit(0)
+        s.sendall(d)
+        n += len(d)
+def down():
+    n = 0
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        if mode == "drop-ack" and n >= 6:
+            print("dropped %r" % d, flush=True)
+            continue
+        c.sendall(d)
+        n += len(d)
+    reset(c); os._exit(0)
+threading.Thread(target=up, daemon=True).start()
+down()
+EOF
+	(
+		close_extra_fds
+		exec ip netns exec "$NS_DST" python3 "$BATS_TEST_TMPDIR/proxy.py" "$1" "$DST_IP" "$PORT" "$2" "${3:-0}"
+	) </dev/null >"$BATS_TEST_TMPDIR/proxy.out" 2>&1 &
+	XPID=$!
+	local i=0
+	until grep -q listening "$BATS_TEST_TMPDIR/proxy.out" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -ge 100 ] && { echo "FAILED: the proxy did not start"; cat "$BATS_TEST_TMPDIR/proxy.out"; return 1; }
+		sleep 0.05
+	done
+	own_pid "$XPID"
+}
+
+# The image files a checkpoint leaves: none may exist after an image-less
+# migration.
+no_images_written() {
+	local found
+	found=$(find "$BATS_TEST_TMPDIR" -name '*.img' -o -name '.stasis-unpack*' | head -n 5)
+	[ -z "$found" ] || die_with_logs "images were written: $found"
+}
+
+# ---------------------------------------------------------------- the tool
+
+@test "stasis-transfer carries a stream unchanged, confirms it, and warns without --tls" {
+	"$MKSTREAM" -p 3000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	head -c 5000000 /dev/urandom >"$BATS_TEST_TMPDIR/random"
+
+	# a checkpoint stream, its frames checked on the way
+	rm -f "$BATS_TEST_TMPDIR/listening"
+	on_dst "$XFER" --listen "$DST_IP:$PORT" --status-fd 3 3>"$BATS_TEST_TMPDIR/listening" \
+		>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/recv.err" &
+	local r=$!
+	own_pid "$r" "$XFER"
+	wait_listening "$BATS_TEST_TMPDIR/listening" "$r" receiver
+	run on_src "$XFER" --to "$DST_IP:$PORT" --ack-fd 3 <"$BATS_TEST_TMPDIR/stream" 3>"$BATS_TEST_TMPDIR/ack"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[[ $output == *"warning: no --tls: the stream goes to $DST_IP:$PORT in the clear"* ]]
+	wait "$r"
+	grep -q "warning: no --tls: the stream arrives in the clear" "$BATS_TEST_TMPDIR/recv.err"
+	cmp "$BATS_TEST_TMPDIR/stream" "$BATS_TEST_TMPDIR/out"
+	[ "$(cat "$BATS_TEST_TMPDIR/ack")" = OK ]
+
+	# any bytes with --raw, over TLS
+	on_dst "$XFER" --listen "$DST_IP:$PORT" --raw --status-fd 3 "${TLS_DST[@]}" \
+		3>"$BATS_TEST_TMPDIR/listening2" >"$BATS_TEST_TMPDIR/out2" 2>"$BATS_TEST_TMPDIR/recv2.err" &
+	r=$!
+	own_pid "$r" "$XFER"
+	wait_listening "$BATS_TEST_TMPDIR/listening2" "$r" receiver
+	run on_src "$XFER" --to "$DST_IP:$PORT" "${TLS_SRC[@]}" <"$BATS_TEST_TMPDIR/random"
+	[ "$status" -eq 0 ] || { echo "$output"; cat "$BATS_TEST_TMPDIR/recv2.err"; false; }
+	[[ $output != *warning* ]]
+	wait "$r"
+	cmp "$BATS_TEST_TMPDIR/random" "$BATS_TEST_TMPDIR/out2"
+}
+
+@test "stasis-transfer: a truncated or damaged checkpoint is not confirmed, nor completed downstream" {
+	"$MKSTREAM" -p 3000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	head -c 2000000 "$BATS_TEST_TMPDIR/stream" >"$BATS_TEST_TMPDIR/short"
+	cp "$BATS_TEST_TMPDIR/stream" "$BATS_TEST_TMPDIR/bad"
+	# the magic of the first frame
+	printf 'XXXX' | dd of="$BATS_TEST_TMPDIR/bad" bs=1 seek=0 conv=notrunc 2>/dev/null
+	local f r
+	for f in short bad; do
+		rm -f "$BATS_TEST_TMPDIR/listening" "$BATS_TEST_TMPDIR/ack"
+		(
+			on_dst "$XFER" --listen "$DST_IP:$PORT" --status-fd 3 3>"$BATS_TEST_TMPDIR/listening" \
+				2>"$BATS_TEST_TMPDIR/recv.err" |
+				stasis-serialize unpack -D "$BATS_TEST_TMPDIR/img-$f" 2>"$BATS_TEST_TMPDIR/unpack.err"
+		) &
+		r=$!
+		wait_listening "$BATS_TEST_TMPDIR/listening" "$r" receiver
+		run on_src "$XFER" --to "$DST_IP:$PORT" --ack-fd 3 <"$BATS_TEST_TMPDIR/$f" 3>"$BATS_TEST_TMPDIR/ack"
+		echo "$output"
+		[ "$status" -ne 0 ]
+		[[ $output == *"did not confirm the stream: the stream from $SRC_IP:"*" is not a complete, valid checkpoint"* ]]
+		[ ! -s "$BATS_TEST_TMPDIR/ack" ]
+		wait "$r" || true
+		cat "$BATS_TEST_TMPDIR/recv.err"
+		grep -qE "truncated checkpoint|not a stasis image stream" "$BATS_TEST_TMPDIR/recv.err"
+		# the consumer never saw a trailer: nothing stored
+		[ ! -e "$BATS_TEST_TMPDIR/img-$f/inventory.img" ]
+	done
+}
+
+@test "stasis-transfer --ps-socket: both ends on a socket pair the caller made, with TLS" {
+	"$MKSTREAM" -p 1000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	run python3 - "$XFER" "$BATS_TEST_TMPDIR" "$PKI" "$DST_IP" <<'EOF'
+import socket, subprocess, sys
+xfer, tmp, pki, name = sys.argv[1:5]
+a, b = socket.socketpair()
+tls = ["--tls", "--tls-cacert", pki + "/ca.pem"]
+with open(tmp + "/out", "wb") as out:
+    recv = subprocess.Popen([xfer, "--listen", "--ps-socket", str(b.fileno())] + tls +
+                            ["--tls-cert", pki + "/dst.pem", "--tls-key", pki + "/dst-key.pem"],
+                            stdout=out, pass_fds=[b.fileno()])
+with open(tmp + "/stream", "rb") as inp:
+    send = subprocess.run([xfer, "--ps-socket", str(a.fileno()), "--to", name] + tls +
+                          ["--tls-cert", pki + "/src.pem", "--tls-key", pki + "/src-key.pem"],
+                          stdin=inp, pass_fds=[a.fileno()])
+print("sender", send.returncode, "receiver", recv.wait())
+EOF
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"sender 0 receiver 0"* ]]
+	cmp "$BATS_TEST_TMPDIR/stream" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "stasis-transfer --daemon returns once listening and writes --pidfile; the daemon serves one stream" {
+	"$MKSTREAM" -p 1000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	# (not with run: the daemon holds its stdout)
+	on_dst "$XFER" --listen "$DST_IP:$PORT" --daemon --pidfile "$BATS_TEST_TMPDIR/pid" \
+		>"$BATS_TEST_TMPDIR/out" 2>/dev/null
+	local d
+	d=$(cat "$BATS_TEST_TMPDIR/pid")
+	own_pid "$d" "$XFER"
+	alive "$d"
+	[ "$(proc_stat_field "$d" 6)" = "$d" ] # its own session
+	# listening already: the sender connects at once
+	on_src "$XFER" --to "$DST_IP:$PORT" <"$BATS_TEST_TMPDIR/stream" 2>/dev/null
+	wait_gone "$d" 10
+	cmp "$BATS_TEST_TMPDIR/stream" "$BATS_TEST_TMPDIR/out"
+}
+
+# ---------------------------------------------------------------- migration
+
+@test "migration with TLS: the process moves to the other host, nothing on disk, and passes" {
+	start_prog_on_src heap
+	start_remote_restore "${TLS_DST[@]}"
+	remote_dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "stasis dump --remote failed ($DUMP_RC)"
+	reap_source
+	check_restored
+	# it ran on the destination host
+	[ "$(on_dst readlink /proc/self/ns/net)" != "$(on_src readlink /proc/self/ns/net)" ]
+	grep -q "TLS with $DST_IP:$PORT: (TLS1" "$BATS_TEST_TMPDIR/dump.log"
+	grep -q "stasis-transfer: TLS with $SRC_IP:.*subject CN=src" "$BATS_TEST_TMPDIR/restore.log"
+	grep -q "the receiver confirmed" "$BATS_TEST_TMPDIR/dump.log"
+	no_images_written
+}
+
+@test "page server with TLS: dump --page-server stores the checkpoint on the other host, restored there" {
+	start_prog_on_src heap
+	start_page_server "${TLS_DST[@]}"
+	remote_dump --page-server --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "stasis dump --page-server failed ($DUMP_RC)"
+	reap_source
+	wait_child "$SPID" 10 || die_with_logs "the page server still runs after the dump"
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis page-server exited with $STATUS"
+	[ -s "$IMG/inventory.img" ] || die_with_logs "no checkpoint in $IMG"
+	(
+		close_extra_fds
+		cd "$BATS_TEST_TMPDIR" || exit 1
+		exec ip netns exec "$NS_DST" "$STASIS" restore -D "$IMG" -v4 -o restore.log
+	) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 &
+	RPID=$!
+	own_pid "$RPID"
+	check_restored
+}
+
+# ---------------------------------------------------------------- refused
+
+@test "a wrong CA is refused on either side with a clear message; the source runs on untouched" {
+	start_prog_on_src heap
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	start_remote_restore "${TLS_DST[@]}"
+
+	# the sender trusts another CA: the receiver's certificate is refused
+	remote_dump --remote --port "$PORT" --tls --tls-cacert "$PKI/ca2.pem" \
+		--tls-cert "$PKI/src.pem" --tls-key "$PKI/src-key.pem"
+	grep -q "refused the certificate of the receiver $DST_IP:$PORT (subject CN=dst.*issuer is unknown" \
+		"$BATS_TEST_TMPDIR/dump.out" || die_with_logs "no clear message from the sender"
+	[ "$DUMP_RC" -ne 0 ]
+	assert_running_untraced "$PID"
+	diff -u "$snap" <(snapshot "$PID")
+
+	# the sender's certificate comes from another CA: the receiver refuses it
+	remote_dump --remote --port "$PORT" --tls --tls-cacert "$PKI/ca.pem" \
+		--tls-cert "$PKI/foreign.pem" --tls-key "$PKI/foreign-key.pem"
+	grep -q "the receiver refused the connection" "$BATS_TEST_TMPDIR/dump.out" ||
+		die_with_logs "no clear message from the sender"
+	grep -q "refused the connection from $SRC_IP:.*certificate of the sender.*issuer is unknown" \
+		"$BATS_TEST_TMPDIR/restore.out" || die_with_logs "no clear message from the receiver"
+	source_untouched "$snap"
+}
+
+@test "a revoked sender certificate is refused with a clear message; the source runs on untouched" {
+	start_prog_on_src heap
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	start_remote_restore "${TLS_DST[@]}"
+	remote_dump --remote --port "$PORT" --tls --tls-cacert "$PKI/ca.pem" \
+		--tls-cert "$PKI/revoked.pem" --tls-key "$PKI/revoked-key.pem"
+	grep -q "the receiver refused the connection.*not revoked" "$BATS_TEST_TMPDIR/dump.out" ||
+		die_with_logs "no clear message from the sender"
+	grep -q "certificate of the sender $SRC_IP:.*CN=revoked.*The certificate chain is revoked" \
+		"$BATS_TEST_TMPDIR/restore.out" || die_with_logs "no clear message from the receiver"
+	source_untouched "$snap"
+}
+
+@test "a receiver certificate for another name is refused, and accepted with --tls-no-cn-verify" {
+	start_prog_on_src heap
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	start_remote_restore --tls --tls-cacert "$PKI/ca.pem" --tls-cacrl "$PKI/crl.pem" \
+		--tls-cert "$PKI/other.pem" --tls-key "$PKI/other-key.pem"
+	remote_dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	grep -q "certificate of the receiver $DST_IP:$PORT (subject CN=other; names: .*other.example.*does not match.*It does not name $DST_IP" \
+		"$BATS_TEST_TMPDIR/dump.out" || die_with_logs "no clear message from the sender"
+	[ "$DUMP_RC" -ne 0 ]
+	assert_running_untraced "$PID"
+	diff -u "$snap" <(snapshot "$PID")
+
+	# the receiver still waits for a sender it accepts
+	remote_dump --remote --port "$PORT" "${TLS_SRC[@]}" --tls-no-cn-verify
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "stasis dump --tls-no-cn-verify failed ($DUMP_RC)"
+	reap_source
+	check_restored
+}
+
+@test "a plain sender and a TLS receiver refuse each other with a clear message" {
+	start_prog_on_src heap
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	start_remote_restore "${TLS_DST[@]}"
+	remote_dump --remote --port "$PORT"
+	grep -q "this receiver requires TLS: give the sender --tls" "$BATS_TEST_TMPDIR/dump.out" ||
+		die_with_logs "no clear message from the sender"
+	[ "$DUMP_RC" -ne 0 ]
+	start_remote_restore 4434
+	remote_dump --remote --port 4434 "${TLS_SRC[@]}"
+	grep -q "does the receiver use --tls" "$BATS_TEST_TMPDIR/dump.out" ||
+		die_with_logs "no clear message from the sender"
+	grep -q "speaks TLS: start the receiver with --tls as well" "$BATS_TEST_TMPDIR/restore.out" ||
+		die_with_logs "no clear message from the receiver"
+	source_untouched "$snap"
+}
+
+# ---------------------------------------------------------------- cut
+
+@test "a connection cut in mid-stream leaves the source running untouched" {
+	start_prog_on_src bigmem 64
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	start_remote_restore "${TLS_DST[@]}"
+	start_proxy 4500 cut $((8 << 20))
+	remote_dump --remote --port 4500 "${TLS_SRC[@]}"
+	grep -q "cut after" "$BATS_TEST_TMPDIR/proxy.out" || die_with_logs "the proxy did not cut"
+	grep -qE "was cut|reset" "$BATS_TEST_TMPDIR/dump.out" || die_with_logs "no message about the cut"
+	grep -q "the tree was left running" "$BATS_TEST_TMPDIR/dump.out" || die_with_logs "collect did not resume"
+	source_untouched "$snap"
+	# the receiving side restored nothing and gave up
+	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs after the cut"
+	[ "$STATUS" -ne 0 ]
+	grep -q "the stream is incomplete" "$BATS_TEST_TMPDIR/restore.out"
+}
+
+@test "the receiver killed in mid-transfer leaves the source running untouched" {
+	start_prog_on_src bigmem 48
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	# 100 Mbit/s: the stream takes about 4 s
+	on_src tc qdisc add dev "$VETH_SRC" root tbf rate 100mbit burst 64kb latency 200ms ||
+		skip "no tbf queueing discipline"
+	start_remote_restore "${TLS_DST[@]}"
+	(
+		remote_dump --remote --port "$PORT" "${TLS_SRC[@]}"
+		echo "$DUMP_RC" >"$BATS_TEST_TMPDIR/dump.rc"
+	) &
+	local dpid=$! xp='' i=0 w=0
+	# the receiving stasis-transfer, once it has passed 2 MiB on
+	while [ $i -lt 200 ]; do
+		xp=$(pgrep -P "$RPID" -x stasis-transfer | head -n 1)
+		if [ -n "$xp" ]; then
+			w=$(awk '$1 == "wchar:" { print $2 }' "/proc/$xp/io" 2>/dev/null)
+			[ "${w:-0}" -gt $((2 << 20)) ] && break
+		fi
+		i=$((i + 1))
+		sleep 0.05
+	done
+	[ "${w:-0}" -gt $((2 << 20)) ] || die_with_logs "the transfer did not start"
+	kill -KILL "$xp"
+	wait "$dpid" || true
+	DUMP_RC=$(cat "$BATS_TEST_TMPDIR/dump.rc")
+	grep -qE "was cut|reset" "$BATS_TEST_TMPDIR/dump.out" || die_with_logs "no message about the cut"
+	source_untouched "$snap"
+	# the destination stops waiting for the PIDs at once
+	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs"
+	[ "$STATUS" -ne 0 ]
+	grep -q "the transfer failed" "$BATS_TEST_TMPDIR/restore.out"
+}
+
+@test "a lost confirmation leaves the source running (the page server has stored the checkpoint)" {
+	start_prog_on_src heap
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	start_page_server
+	start_proxy 4500 drop-ack
+	remote_dump --page-server --port 4500
+	grep -q "dropped b'OK" "$BATS_TEST_TMPDIR/proxy.out" || die_with_logs "the proxy did not drop the confirmation"
+	grep -q "no confirmation from the receiver" "$BATS_TEST_TMPDIR/dump.out" ||
+		die_with_logs "no message about the lost confirmation"
+	source_untouched "$snap"
+	wait_child "$SPID" 10
+	[ "$STATUS" -eq 0 ]
+	[ -s "$IMG/inventory.img" ]
+}
