@@ -2,28 +2,37 @@
 # Benchmark: image-less migration of a process holding SIZE_MB MiB of
 # touched anonymous memory over loopback, with TLS and without:
 #
-#   stasis restore --remote --address 127.0.0.1 --port P -d [--tls ...]
+#   stasis restore --remote --address 127.0.0.1 --port P [--tls ...]
 #   stasis dump -t PID --remote --address 127.0.0.1 --port P [--tls ...]
 #
 #   bench/migrate.sh [SIZE_MB]            (default: 1024; as root)
 #
 # For each mode: start $STASIS_BUILD_DIR/tests/bigmem SIZE_MB GOFILE, start
-# the receiver and wait until it listens (--status-fd), then time from the
-# start of stasis dump (the freeze) until stasis restore -d returns (the
-# restored process runs): the downtime. Throughput is the stream's bytes
-# over the time stasis-transfer took to send them and get the receiver's
-# confirmation. Finally touch GOFILE: the restored process checks every
-# word of its memory and must print PASS.
+# the receiver and wait until it listens (--status-fd), run the dump, then
+# touch GOFILE: the restored process checks every word of its memory and
+# must print PASS.
 #
-# Both ends are on one host and share the PID namespace, so the restore
-# starts only once the source has been killed, after the whole stream
-# arrived (stasis-transfer holds it in memory meanwhile): downtime = dump +
-# restore, one after the other. Between two hosts the destination restores
-# while the pages arrive.
+#   downtime    from the start of the freeze (stasis-freeze's log line,
+#               less the time it says freezing took) to the restored tree
+#               running (stasis-inject's "restored tree" line); both logs
+#               are stamped with CLOCK_MONOTONIC
+#   xfer MiB/s  stream bytes / the time stasis-transfer took from its first
+#               byte sent to the receiver's confirmation
+#
+# Modes:
+#   plain, tls          both ends in one PID namespace, as a migration
+#                       within one host: the restore starts only once the
+#                       source is killed, after the whole stream arrived
+#                       (held in the receiver's memory meanwhile), so
+#                       downtime = dump + restore, one after the other
+#   plain-ns, tls-ns    the receiver in a PID namespace of its own (unshare
+#                       --pid), as on another host: the restore fills memory
+#                       while the pages arrive
 #
 # Environment:
 #   STASIS_BUILD_DIR  build tree (default: the build/ beside this script);
 #                     stasis is taken from $STASIS_BUILD_DIR/root/bin first
+#   BENCH_MODES       modes to run (default: "plain tls plain-ns tls-ns")
 #   BENCH_KEEP=1      keep the logs and certificates
 #   BENCH_TIMEOUT     seconds to wait for READY / PASS (default 120)
 #   BENCH_PORT        first TCP port to use (default 27700)
@@ -70,8 +79,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # Wait (up to $3 seconds) for a line matching $2 in file $1.
 wait_line() {
@@ -132,15 +139,26 @@ make_pki "$pki" || die "cannot make the certificates"
 rows=()
 status=0
 
-bench_one() { # MODE (plain | tls)
-	local mode=$1 run="$top/$1" pid rpid t0 t1 t2 rc
-	local tls_dst=() tls_src=()
+# The CLOCK_MONOTONIC stamp "( 1234.567890)" of the first line of FILE
+# matching RE, in seconds.
+stamp() { # FILE RE
+	sed -n "/$2/{s/^( *\([0-9.]*\)).*/\1/p;q}" "$1"
+}
+
+bench_one() { # MODE
+	local mode=$1 run="$top/$1" pid rpid rc
+	local tls_dst=() tls_src=() ns=()
 	mkdir -p "$run" || return 1
-	local log=$run/bigmem.log go=$run/go pidfile=$run/restored.pid
-	if [ "$mode" = tls ]; then
+	local log=$run/bigmem.log go=$run/go
+	case $mode in
+	tls*)
 		tls_dst=(--tls --tls-cacert "$pki/ca.pem" --tls-cert "$pki/dst.pem" --tls-key "$pki/dst-key.pem")
 		tls_src=(--tls --tls-cacert "$pki/ca.pem" --tls-cert "$pki/src.pem" --tls-key "$pki/src-key.pem")
-	fi
+		;;
+	esac
+	case $mode in
+	*-ns) ns=(unshare --pid --fork --mount-proc) ;;
+	esac
 	port=$((port + 1))
 
 	echo "bench: $mode: starting bigmem $mb" >&2
@@ -149,9 +167,10 @@ bench_one() { # MODE (plain | tls)
 	pids+=("$pid")
 	wait_line "$log" READY "$wait_s" || { cat "$log" >&2; echo "bench: bigmem did not get READY" >&2; return 1; }
 
-	# the receiver, in the background; it says when it listens
-	stasis restore --remote --address 127.0.0.1 --port "$port" "${tls_dst[@]}" -d \
-		--pidfile "$pidfile" --status-fd 3 -v3 -o "$run/restore.log" \
+	# the receiver, in the background (the parent of the restored tree);
+	# it says when it listens
+	"${ns[@]}" stasis restore --remote --address 127.0.0.1 --port "$port" "${tls_dst[@]}" \
+		--status-fd 3 -v3 -o "$run/restore.log" \
 		3>"$run/listening" >"$run/restore.out" 2>&1 </dev/null &
 	rpid=$!
 	pids+=("$rpid")
@@ -165,37 +184,29 @@ bench_one() { # MODE (plain | tls)
 	echo "bench: $mode: stasis dump -t $pid --remote --address 127.0.0.1 --port $port" >&2
 	# (stderr off around it: bash would report the killed source as "Killed")
 	{
-		t0=$(now)
 		stasis dump -t "$pid" --remote --address 127.0.0.1 --port "$port" "${tls_src[@]}" \
 			-v3 -o "$run/dump.log" >"$run/dump.out" 2>&1 </dev/null
 		rc=$?
-		t1=$(now)
-		wait "$pid" # reap it: the restore waits for the PID
+		wait "$pid" # reap it: a restore in our PID namespace waits for the PID
 	} 2>/dev/null
 	if [ $rc -ne 0 ]; then
 		cat "$run/dump.out" >&2
 		echo "bench: stasis dump failed ($rc)" >&2
 		return 1
 	fi
-	wait "$rpid"
-	rc=$?
-	t2=$(now)
-	if [ $rc -ne 0 ]; then
+	wait_line "$run/restore.log" "stasis-inject: restored tree" "$wait_s" || {
 		cat "$run/restore.out" >&2
-		echo "bench: stasis restore --remote failed ($rc)" >&2
+		echo "bench: the tree was not restored" >&2
 		return 1
-	fi
-	local restored
-	restored=$(cat "$pidfile" 2>/dev/null)
-	[ -n "$restored" ] && pids+=("$restored")
+	}
 
-	# the stream's size and the time to send it and get the confirmation
-	local line bytes send_s
-	line=$(grep -o 'the receiver confirmed [0-9]* bytes in [0-9.]* s' "$run/dump.log" | tail -n 1)
-	bytes=$(echo "$line" | awk '{ print $4 }')
-	send_s=$(echo "$line" | awk '{ print $7 }')
-	local frozen_ms
-	frozen_ms=$(grep -o 'frozen [0-9]* us' "$run/dump.log" | awk '{ printf "%.0f", $2 / 1000 }' | tail -n 1)
+	# the freeze began "in N us" before its line
+	local froze frozen_us restored bytes send_s
+	froze=$(stamp "$run/dump.log" "stasis-freeze: froze")
+	frozen_us=$(sed -n 's/.*stasis-freeze: froze .* in \([0-9]*\) us.*/\1/p' "$run/dump.log" | head -n 1)
+	restored=$(stamp "$run/restore.log" "stasis-inject: restored tree")
+	bytes=$(sed -n 's/.*the receiver confirmed \([0-9]*\) bytes in \([0-9.]*\) s.*/\1/p' "$run/dump.log" | tail -n 1)
+	send_s=$(sed -n 's/.*the receiver confirmed \([0-9]*\) bytes in \([0-9.]*\) s.*/\2/p' "$run/dump.log" | tail -n 1)
 
 	touch "$go"
 	local verdict=PASS
@@ -204,26 +215,26 @@ bench_one() { # MODE (plain | tls)
 		grep -q FAIL "$log" || verdict="no answer"
 		tail -n 5 "$log" >&2
 	fi
-	[ -n "$restored" ] && { wait_gone "$restored" 10 || kill -KILL "$restored" 2>/dev/null; }
+	# the restore returns with the restored process
+	wait "$rpid" 2>/dev/null
 
-	rows+=("$(printf '%-6s %10s %10s %10s %12s %12s  %s' "$mode" \
-		"$(elapsed "$t0" "$t2")" "$(elapsed "$t0" "$t1")" "$(elapsed "$t1" "$t2")" \
+	rows+=("$(printf '%-9s %10s %12s %12s  %s' "$mode" \
+		"$(awk -v a="$froze" -v u="${frozen_us:-0}" -v b="$restored" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.3f", b - (a - u / 1e6) }')" \
 		"$(awk -v b="${bytes:-0}" 'BEGIN { printf "%.1f", b / 1048576 }')" \
 		"$(awk -v b="${bytes:-0}" -v s="${send_s:-0}" 'BEGIN { if (s > 0) printf "%.0f", b / 1048576 / s; else print "-" }')" \
 		"$verdict")")
 	[ "$verdict" = PASS ]
 }
 
-for m in plain tls; do
+for m in ${BENCH_MODES:-plain tls plain-ns tls-ns}; do
 	bench_one "$m" || status=1
 done
 
 echo
-echo "stasis image-less migration of $mb MiB over loopback, $(nproc) CPUs, kernel $(uname -r)"
-printf '%-6s %10s %10s %10s %12s %12s  %s\n' mode "downtime s" "dump s" "restore s" "stream MiB" "xfer MiB/s" check
+echo "stasis image-less migration of $mb MiB over loopback, $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-9s %10s %12s %12s  %s\n' mode "downtime s" "stream MiB" "xfer MiB/s" check
 for r in "${rows[@]}"; do echo "$r"; done
-echo "downtime: from the start of stasis dump (the freeze) until stasis restore -d returned"
-echo "  (the restored process runs); dump s: stasis dump's wall time (frozen, sending, confirmed);"
-echo "  restore s: after that, until the restored process runs (its PIDs free, memory filled)"
-echo "xfer MiB/s: stream bytes / the time stasis-transfer took to send them and get the confirmation"
+echo "downtime: from the start of the freeze to the restored tree running (log stamps)"
+echo "xfer MiB/s: stream bytes / time from the first byte sent to the receiver's confirmation"
+echo "*-ns: the receiver in a PID namespace of its own, restoring while the pages arrive (as on another host)"
 exit $status

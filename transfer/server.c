@@ -159,7 +159,8 @@ static bool q_failed(void)
 struct rx {
 	struct conn *c;
 	int pipe_w;
-	bool ended; /* the sender's end of stream arrived */
+	bool ended;	      /* the sender's end of stream arrived */
+	volatile bool halted; /* we stopped reading: what follows is not the sender's fault */
 	char err[1024];
 	uint64_t bytes;
 };
@@ -180,8 +181,9 @@ static void *receiver(void *arg)
 		int r = conn_recv_full(rx->c, hdr, 4);
 
 		if (r <= 0) {
-			snprintf(rx->err, sizeof(rx->err), "%s",
-				 r ? rx->c->err : "the sender closed the connection");
+			if (!rx->halted)
+				snprintf(rx->err, sizeof(rx->err), "%s",
+					 r ? rx->c->err : "the sender closed the connection");
 			break;
 		}
 		len = get_le32(hdr);
@@ -339,16 +341,19 @@ static int receive(struct conn *c)
 	}
 	/* stop the network thread if we gave up early */
 	close(p[0]);
-	if (!checked)
+	if (!checked) {
+		rx.halted = true;
 		shutdown(c->fd, SHUT_RD);
+	}
 	pthread_join(nt, NULL);
 
-	if (rx.err[0])
-		snprintf(why, sizeof(why), "the stream is incomplete: %s after %llu bytes", rx.err,
-			 (unsigned long long)rx.bytes);
-	else if (q_failed())
+	/* the first cause: a consumer that failed, a cut, a bad stream */
+	if (q_failed())
 		snprintf(why, sizeof(why), "the local consumer of the stream failed: %s",
 			 strerror(q.err));
+	else if (rx.err[0])
+		snprintf(why, sizeof(why), "the stream is incomplete: %s after %llu bytes", rx.err,
+			 (unsigned long long)rx.bytes);
 	else if (!checked || !rx.ended)
 		snprintf(why, sizeof(why), "the stream from %s is not a complete, valid checkpoint",
 			 c->peer);
