@@ -139,7 +139,8 @@ seal_opts=(${BENCH_SEAL_OPTS:-})
 log=$run/bigmem.log
 go=$run/go
 start_bigmem() {
-	rm -f "$go"
+	# the log of the last restored bigmem says READY too: not that one
+	rm -f "$go" "$log"
 	# only fds 0-2: nothing else of ours gets dumped
 	setsid "$bigmem" "$mb" "$go" </dev/null >"$log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	pid=$!
