@@ -117,6 +117,9 @@ static const struct fe_option options[] = {
 	STR("status-fd", 0, CMD_RESTORE | CMD_PAGE_SERVER, S_STATUS_FD, "FD",
 	    "write a zero byte to FD and close it once listening (page-server, "
 	    "restore --remote)"),
+	FLAG("encrypt", 'e', CMD_DUMP | CMD_RESTORE, F_ENCRYPT, F_NONE,
+	     "dump: seal the checkpoint (stasis-seal) for the holder of --tls-cert; restore "
+	     "--remote: the stream must be sealed (a sealed -D is noticed without it)"),
 	FLAG("tls", 0, CMD_NET, F_TLS, F_NONE,
 	     "use TLS, both sides authenticated by X.509 certificates"),
 	STR("tls-cacert", 0, CMD_NET, S_TLS_CACERT, "FILE",
@@ -125,9 +128,11 @@ static const struct fe_option options[] = {
 	STR("tls-cacrl", 0, CMD_NET, S_TLS_CACRL, "FILE",
 	    "certificate revocation list (default: /etc/pki/CA/cacrl.pem if present)"),
 	STR("tls-cert", 0, CMD_NET, S_TLS_CERT, "FILE",
-	    "our certificate (default: /etc/pki/stasis/cert.pem)"),
+	    "our certificate, and with --encrypt the recipient's (default: "
+	    "/etc/pki/stasis/cert.pem)"),
 	STR("tls-key", 0, CMD_NET, S_TLS_KEY, "FILE",
-	    "its private key (default: /etc/pki/stasis/private/key.pem)"),
+	    "its private key, which also opens a sealed checkpoint (default: "
+	    "/etc/pki/stasis/private/key.pem)"),
 	FLAG("tls-no-cn-verify", 0, CMD_DUMP, F_TLS_NO_CN_VERIFY, F_NONE,
 	     "do not check that the receiver's certificate names --address"),
 	{ "verbosity", 'v', optional_argument, K_VERBOSITY, CMD_ANY, 0, 0, "N",
@@ -172,7 +177,6 @@ static const struct fe_option options[] = {
 	TODO("lsm-mount-context", 0, required_argument),
 	TODO("weak-sysctls", 0, no_argument),
 	TODO("skip-file-rwx-check", 0, no_argument),
-	TODO("encrypt", 0, no_argument),
 };
 /* clang-format on */
 

@@ -36,6 +36,7 @@ enum fe_flag {
 	F_DAEMON,
 	F_TLS,
 	F_TLS_NO_CN_VERIFY,
+	F_ENCRYPT, /* dump: seal with stasis-seal; restore --remote: expect it sealed */
 	F_NR,
 };
 

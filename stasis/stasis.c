@@ -317,10 +317,12 @@ static int cmd_dump(const struct fe_opts *o)
 {
 	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
 	char *log = NULL, *pidfile = NULL, *freeze = NULL, *collect = NULL, *serialize = NULL;
-	char *wdir = NULL;
-	struct stage st[3] = {}; /* freeze/collect, serialize, the progress line */
-	int data[2] = {-1, -1}, ack[2] = {-1, -1}, shown[2] = {-1, -1}, pidfd = -1;
-	int ret = 1, rc[2], i, ps_fd = -1;
+	char *wdir = NULL, *seal = NULL;
+	/* freeze/collect, serialize, the progress line, seal */
+	struct stage st[4] = {};
+	int data[2] = {-1, -1}, ack[2] = {-1, -1}, shown[2] = {-1, -1}, sealed[2] = {-1, -1};
+	int pidfd = -1, ret = 1, rc[2], i, ps_fd = -1;
+	bool encrypt = o->flag[F_ENCRYPT];
 	bool progress = fe_progress_wanted(o);
 	/* the whole stream goes to the other host: records and pages alike */
 	bool remote = o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE];
@@ -358,7 +360,10 @@ static int cmd_dump(const struct fe_opts *o)
 	    !(collect = need_program("stasis-collect")) ||
 	    !(serialize = need_program(remote ? "stasis-transfer" : "stasis-serialize")))
 		goto out;
-	if (make_pipe(data) || make_pipe(ack) || (progress && make_pipe(shown)))
+	if (encrypt && !(seal = need_program("stasis-seal")))
+		goto out;
+	if (make_pipe(data) || make_pipe(ack) || (progress && make_pipe(shown)) ||
+	    (encrypt && make_pipe(sealed)))
 		goto out;
 	if (fe_scripts_setup(o, dir))
 		goto out;
@@ -415,13 +420,28 @@ static int cmd_dump(const struct fe_opts *o)
 	st[1].keep[st[1].nkeep++] = ack[1];
 	st[2].in = data[0];
 	st[2].out = shown[1];
+	/* sealed from the moment it leaves collect (and the progress line) */
+	if (encrypt) {
+		st[3].name = "stasis-seal";
+		args_add(&st[3].argv, seal);
+		args_add(&st[3].argv, "--encrypt");
+		if (o->str[S_TLS_CERT]) {
+			args_add(&st[3].argv, "--tls-cert");
+			args_add(&st[3].argv, o->str[S_TLS_CERT]);
+		}
+		add_common(&st[3].argv, o, log);
+		st[3].in = st[1].in;
+		st[3].out = sealed[1];
+		st[1].in = sealed[0];
+	}
 
 	pr_info("dumping the tree of %d %s %s", o->tree, remote ? "to" : "into",
 		remote ? (o->str[S_ADDRESS] ? o->str[S_ADDRESS] : "the --ps-socket peer") : dir);
 	/* If the sink cannot start, closing our ends makes collect see EOF
 	 * on its output and its ack channel: it resumes the tree. */
 	if (!stage_start(&st[0]) &&
-	    (!progress || !fe_progress_start(&st[2], "dump", fe_tree_memory(o->tree), true)))
+	    (!progress || !fe_progress_start(&st[2], "dump", fe_tree_memory(o->tree), true)) &&
+	    (!encrypt || !stage_start(&st[3])))
 		stage_start(&st[1]);
 	close_fd(&data[0]);
 	close_fd(&data[1]);
@@ -429,6 +449,8 @@ static int cmd_dump(const struct fe_opts *o)
 	close_fd(&ack[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&sealed[0]);
+	close_fd(&sealed[1]);
 	close_fd(&ps_fd);
 
 	ret = 0;
@@ -437,6 +459,8 @@ static int cmd_dump(const struct fe_opts *o)
 		if (rc[i])
 			ret = 1;
 	}
+	if (encrypt && stage_wait(&st[3], false))
+		ret = 1;
 	if (progress)
 		stage_wait(&st[2], true);
 	if (ret) {
@@ -468,10 +492,13 @@ out:
 	close_fd(&ack[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&sealed[0]);
+	close_fd(&sealed[1]);
 	close_fd(&ps_fd);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 4; i++)
 		args_free(&st[i].argv);
 	free(wdir);
+	free(seal);
 	free(freeze);
 	free(collect);
 	free(serialize);
@@ -486,12 +513,17 @@ static int cmd_restore(const struct fe_opts *o)
 	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
 	bool detached = o->flag[F_RESTORE_DETACHED];
 	char *log = NULL, *pidfile = NULL, *serialize = NULL, *inject = NULL, *wdir = NULL;
-	struct stage st[3] = {}; /* serialize, inject, the progress line */
-	int data[2] = {-1, -1}, shown[2] = {-1, -1};
+	char *seal = NULL;
+	struct stage st[4] = {}; /* serialize, inject, the progress line, seal */
+	int data[2] = {-1, -1}, shown[2] = {-1, -1}, opened[2] = {-1, -1};
 	int ret = 1, rc_pack, rc_inject, i, ps_fd = -1, status_fd = -1;
 	bool progress = fe_progress_wanted(o);
 	/* the checkpoint comes from the network, not from -D */
 	bool remote = o->flag[F_REMOTE], local_dir = !remote || o->str[S_IMAGES_DIR];
+	/* a sealed directory is opened without being asked; a sealed stream
+	 * from the network when -e says it is one */
+	bool sealed = remote ? o->flag[F_ENCRYPT] : false;
+	char *cipher = NULL;
 	struct stat s;
 
 	if (check_file_validation(o))
@@ -509,6 +541,11 @@ static int cmd_restore(const struct fe_opts *o)
 		pr_err("images directory %s is not a directory", dir);
 		return 1;
 	}
+	if (!remote) {
+		cipher = in_dir(dir, "cipher.img");
+		sealed = !access(cipher, F_OK);
+		free(cipher);
+	}
 	wdir = work_dir(o, dir);
 	if (!wdir)
 		return 1;
@@ -516,10 +553,14 @@ static int cmd_restore(const struct fe_opts *o)
 	if (open_log(log, o))
 		goto out;
 	pidfile = in_dir(wdir, o->str[S_PIDFILE]);
-	if (!(serialize = need_program(remote ? "stasis-transfer" : "stasis-serialize")) ||
+	if (!(serialize = need_program(remote ? "stasis-transfer" : sealed ? "stasis-seal"
+									   : "stasis-serialize")) ||
 	    !(inject = need_program("stasis-inject")))
 		goto out;
-	if (make_pipe(data) || (progress && make_pipe(shown)))
+	if (remote && sealed && !(seal = need_program("stasis-seal")))
+		goto out;
+	if (make_pipe(data) || (progress && make_pipe(shown)) ||
+	    (seal && make_pipe(opened)))
 		goto out;
 	if (fe_scripts_setup(o, dir))
 		goto out;
@@ -528,9 +569,19 @@ static int cmd_restore(const struct fe_opts *o)
 		goto out;
 	}
 
-	st[0].name = remote ? "stasis-transfer" : "stasis-serialize";
+	st[0].name = remote ? "stasis-transfer" : sealed ? "stasis-seal" : "stasis-serialize";
 	args_add(&st[0].argv, serialize);
-	if (remote) {
+	if (!remote && sealed) {
+		/* stasis-seal reads the sealed directory itself, in pack's order */
+		args_add(&st[0].argv, "--open");
+		args_add(&st[0].argv, "--require-sealed");
+		args_add(&st[0].argv, "-D");
+		args_add(&st[0].argv, dir);
+		if (o->str[S_TLS_KEY]) {
+			args_add(&st[0].argv, "--tls-key");
+			args_add(&st[0].argv, o->str[S_TLS_KEY]);
+		}
+	} else if (remote) {
 		add_transfer_args(&st[0], o, true, ps_fd);
 		if (status_fd >= 0) {
 			args_add(&st[0].argv, "--status-fd");
@@ -586,20 +637,39 @@ static int cmd_restore(const struct fe_opts *o)
 	st[1].out = -1;
 	st[2].in = data[0];
 	st[2].out = shown[1];
+	if (seal) {
+		st[3].name = "stasis-seal";
+		args_add(&st[3].argv, seal);
+		args_add(&st[3].argv, "--open");
+		args_add(&st[3].argv, "--require-sealed");
+		if (o->str[S_TLS_KEY]) {
+			args_add(&st[3].argv, "--tls-key");
+			args_add(&st[3].argv, o->str[S_TLS_KEY]);
+		}
+		add_common(&st[3].argv, o, log);
+		st[3].in = st[1].in;
+		st[3].out = opened[1];
+		st[1].in = opened[0];
+	}
 
-	pr_info("restoring from %s", remote ? "the network" : dir);
+	pr_info("restoring from %s%s", remote ? "the network" : dir, sealed ? " (sealed)" : "");
 	if (!stage_start(&st[0]) &&
 	    (!progress ||
-	     !fe_progress_start(&st[2], "restore", remote ? 0 : fe_dir_bytes(dir), false)))
+	     !fe_progress_start(&st[2], "restore", remote ? 0 : fe_dir_bytes(dir), false)) &&
+	    (!seal || !stage_start(&st[3])))
 		stage_start(&st[1]);
 	close_fd(&data[0]);
 	close_fd(&data[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&opened[0]);
+	close_fd(&opened[1]);
 	close_fd(&ps_fd);
 	close_fd(&status_fd);
 
 	rc_pack = stage_wait(&st[0], false);
+	if (seal && stage_wait(&st[3], false))
+		rc_pack = 1;
 	if (progress)
 		stage_wait(&st[2], true);
 	/* without -d, inject's status is the restored root task's: not an error of ours */
@@ -612,11 +682,14 @@ out:
 	close_fd(&data[1]);
 	close_fd(&shown[0]);
 	close_fd(&shown[1]);
+	close_fd(&opened[0]);
+	close_fd(&opened[1]);
 	close_fd(&ps_fd);
 	close_fd(&status_fd);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 4; i++)
 		args_free(&st[i].argv);
 	free(wdir);
+	free(seal);
 	free(serialize);
 	free(inject);
 	free(pidfile);
