@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # Process trees, threads and shared memory (issue 3): round trips of
-# tests/progs/{tree,threads,shmcount,forker,prefork}.c and of real programs
-# (a bash script waiting for its background jobs, a multi-threaded python3
-# program). Each restored tree is compared from outside with the tree at
+# tests/progs/{tree,threads,shmcount,daemon,forker,prefork}.c and of real
+# programs (a bash script waiting for its background jobs, a multi-threaded
+# python3 program). Each restored tree is compared from outside with the tree at
 # the dump (PIDs, TIDs, parents, groups, sessions, zombies, names), then
 # the programs check themselves after GO. The total PSS of a pre-forked tree
 # must stay within 10% (copy-on-write sharing survives). Exit safety: a dump
@@ -196,6 +196,10 @@ tree_pss() { # PID
 
 @test "shmcount: shared anonymous and /dev/shm counters of a parent and two children stay shared, and only where they were" {
 	tree_round_trip comm shmcount
+}
+
+@test "daemon: a double-forked daemon under a subreaper keeps its session and group, whose leader is gone" {
+	tree_round_trip comm daemon
 }
 
 @test "forker: a process forking all the time is restored with its running children and zombies, consistently" {
