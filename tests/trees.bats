@@ -2,12 +2,12 @@
 # Process trees, threads and shared memory (issue 3): round trips of
 # tests/progs/{tree,threads,shmcount,daemon,forker,prefork}.c and of real
 # programs (a bash script waiting for its background jobs, a multi-threaded
-# python3 program). Each restored tree is compared from outside with the tree at
-# the dump (PIDs, TIDs, parents, groups, sessions, zombies, names), then
-# the programs check themselves after GO. The total PSS of a pre-forked tree
-# must stay within 10% (copy-on-write sharing survives). Exit safety: a dump
-# that leaves the tree running (-R) or fails leaves every task and thread
-# running, untraced.
+# python3 program). Each restored tree is compared from outside with the
+# tree at the dump (PIDs, TIDs, parents, groups, sessions, zombies, names),
+# then the programs check themselves after GO. The total PSS of a
+# pre-forked tree must stay within 10% (copy-on-write sharing survives).
+# Exit safety: a dump that leaves the tree running (-R) or fails leaves
+# every task and thread running, untraced.
 #
 # After a dump the killed tree's tasks are zombies adopted by init, which
 # reaps them slowly: every restore first waits until all the IDs of the
