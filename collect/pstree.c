@@ -1,21 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 /* pstree: every task of the tree with its parent, group, session, threads. */
+#include <errno.h>
+#include <signal.h>
+
 #include "collect.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
+
+/* A session or group whose leader has died (a double-forked daemon) is
+ * recreated around a helper; one whose leader lives outside is not ours. */
+static bool leader_alive_outside(const struct tree *t, pid_t id)
+{
+	return !tree_has(t, id) && (kill(id, 0) == 0 || errno != ESRCH);
+}
 
 static int check_session(const struct tree *t, const struct proc_stat *st)
 {
 	if (opts.shell_job)
 		return 0;
-	if (!tree_has(t, st->sid)) {
+	if (leader_alive_outside(t, st->sid)) {
 		pr_err("task %d: its session leader %d is outside the dumped tree; use --shell-job",
 		       st->pid, st->sid);
 		return -1;
 	}
 	/* a group whose leader died inside the tree is fine; one led from
 	 * outside is not */
-	if (st->pgid != st->pid && !tree_has(t, st->pgid) && st->pid == t->tasks[0].pid) {
+	if (st->pgid != st->pid && leader_alive_outside(t, st->pgid) &&
+	    st->pid == t->tasks[0].pid) {
 		pr_err("task %d: its process group leader %d is outside the dumped tree; use "
 		       "--shell-job",
 		       st->pid, st->pgid);

@@ -254,13 +254,86 @@ static struct itask *session_member(struct itree *tr, uint32_t sid, struct itask
 	return NULL;
 }
 
+/*
+ * Sessions whose leader is dead: a helper with the leader's PID, forked by
+ * the members' parent, starts the session; the members are forked from it
+ * with CLONE_PARENT (their parent stays theirs), and it exits at the end.
+ */
+struct session_helper {
+	struct itask task;
+	struct itask *parent;
+};
+
+static struct session_helper *helpers[64];
+static int nr_helpers;
+
+static struct itask *find_helper(pid_t pid)
+{
+	for (int i = 0; i < nr_helpers; i++)
+		if (helpers[i]->task.pid == pid)
+			return &helpers[i]->task;
+	return NULL;
+}
+
+static struct itask *session_helper(struct itree *tr, struct itask *t)
+{
+	struct session_helper *h;
+	pid_t sid = t->pe->sid;
+	long r;
+
+	for (int i = 0; i < nr_helpers; i++)
+		if (helpers[i]->task.pid == sid)
+			return helpers[i]->parent == t->parent ? &helpers[i]->task : NULL;
+	if (find_task(tr, sid) || nr_helpers == (int)ARRAY_SIZE(helpers))
+		return NULL;
+	h = xzalloc(sizeof(*h));
+	h->task.pid = sid;
+	h->task.pe = t->parent->pe;
+	h->parent = t->parent;
+	if (clone_from(t->parent, &h->task, sid, 0)) {
+		free(h);
+		return NULL;
+	}
+	helpers[nr_helpers++] = h;
+	r = ISYS(&h->task, SYS_setsid);
+	if (r < 0) {
+		pr_err("cannot start session %d again: %s", sid, strerror(-r));
+		return NULL;
+	}
+	return &h->task;
+}
+
+static int end_session_helpers(void)
+{
+	for (int i = 0; i < nr_helpers; i++) {
+		struct session_helper *h = helpers[i];
+
+		if (remote_exit(&h->task, 0) ||
+		    ISYS(h->parent, SYS_wait4, h->task.pid, 0, __WALL, 0) != h->task.pid) {
+			pr_err("task %d: cannot reap the helper of session %d", h->parent->pid,
+			       h->task.pid);
+			return -1;
+		}
+		h->task.created = false;
+	}
+	return 0;
+}
+
+static void kill_session_helpers(void)
+{
+	for (int i = 0; i < nr_helpers; i++)
+		if (helpers[i]->task.created)
+			kill(helpers[i]->task.pid, SIGKILL);
+}
+
 static int join_group(struct itree *tr, struct itask *t)
 {
 	struct itask *root = &tr->tasks[0], helper = { 0 }, *x;
 	pid_t pgid = t->pe->pgid;
 	long r;
 
-	if (pgid == t->pid || find_task(tr, pgid))
+	/* a session helper leads the group of the same number */
+	if (pgid == t->pid || find_task(tr, pgid) || find_helper(pgid))
 		goto join;
 	/* a group from outside the tree, kept with --shell-job: ours */
 	if (opts.shell_job && pgid == (pid_t)root->pe->pgid)
@@ -310,6 +383,8 @@ static struct itask *create_task(struct itree *tr, struct itask *t)
 	if (!img_forks_from_parent(t->pe, t->parent->pe) &&
 	    t->pe->sid != t->parent->pe->sid) {
 		x = session_member(tr, t->pe->sid, t->parent);
+		if (!x)
+			x = session_helper(tr, t);
 		if (!x) {
 			pr_err("task %d: its session %u cannot be recreated under parent %d: not "
 			       "supported yet",
@@ -378,6 +453,8 @@ int pstree_finish(struct itree *tr)
 			if (join_group(tr, t))
 				return -1;
 		}
+	if (end_session_helpers())
+		return -1;
 	for (size_t i = 0; i < tr->nr; i++) {
 		struct itask *t = &tr->tasks[i];
 
@@ -426,6 +503,7 @@ int pstree_release(struct itree *tr)
 
 void pstree_kill(struct itree *tr)
 {
+	kill_session_helpers();
 	for (size_t i = tr->nr; i-- > 0;) {
 		struct itask *t = &tr->tasks[i];
 
