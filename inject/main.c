@@ -284,11 +284,10 @@ static bool pid_busy(pid_t p)
 }
 
 /*
- * The kernel frees the number of a reaped task a moment after the task is
- * gone from sight (after dropping its /proc entries, which takes a while
- * when someone looked at them): take it for a moment to be sure, with a
- * child that exits at once. Another error than EEXIST is the restore's to
- * report.
+ * kill() saying a PID is gone is not proof that its number can be taken
+ * (a restore once found it "in use" right after the wait): take it for a
+ * moment to be sure, with a child that exits at once. Another error than
+ * EEXIST is the restore's to report.
  */
 static bool pid_takeable(pid_t p)
 {
