@@ -376,7 +376,9 @@ no_images_written() {
 		run on_src "$XFER" --to "$DST_IP:$PORT" --ack-fd 3 <"$BATS_TEST_TMPDIR/$f" 3>"$BATS_TEST_TMPDIR/ack"
 		echo "$output"
 		[ "$status" -ne 0 ]
-		[[ $output == *"did not confirm the stream: the stream from $SRC_IP:"*" is not a complete, valid checkpoint"* ]]
+		# the receiver's reason, whether it came before the end of the
+		# stream (refused) or after (did not confirm)
+		[[ $output == *"the receiver $DST_IP:$PORT "*": the stream from $SRC_IP:"*" is not a complete, valid checkpoint"* ]]
 		[ ! -s "$BATS_TEST_TMPDIR/ack" ]
 		wait "$r" || true
 		cat "$BATS_TEST_TMPDIR/recv.err"

@@ -197,7 +197,8 @@ static void *receiver(void *arg)
 			break;
 		}
 		if (conn_recv_full(rx->c, buf, len) != 1) {
-			snprintf(rx->err, sizeof(rx->err), "%s", rx->c->err);
+			if (!rx->halted)
+				snprintf(rx->err, sizeof(rx->err), "%s", rx->c->err);
 			break;
 		}
 		/* fails only when the checker gave up (and closed its end) */
