@@ -1454,38 +1454,10 @@ out:
 }
 
 /*
- * A directory: its images in the order of stasis-serialize pack (cipher
- * first; record images, pagetags-N among them, by name; then pages-N), read
+ * A directory: its images in the order of stasis-serialize pack
+ * (img_pack_cmp: pagetags-N among the record images, before pages-N), read
  * as docs/format.md describes the files, frame by frame.
  */
-static int dir_rank(const char *name)
-{
-	if (!strcmp(name, "cipher"))
-		return 0;
-	if (!strcmp(name, "inventory"))
-		return 1;
-	if (!strcmp(name, "pstree"))
-		return 2;
-	if (!strncmp(name, "stats-", 6))
-		return 5;
-	return img_is_pages(name) ? 4 : 3;
-}
-
-static int dir_cmp(const void *a, const void *b)
-{
-	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	int rx = dir_rank(x), ry = dir_rank(y);
-
-	if (rx != ry)
-		return rx - ry;
-	if (rx == 4) { /* pages-2 before pages-10 */
-		unsigned long nx = strtoul(x + 6, NULL, 10), ny = strtoul(y + 6, NULL, 10);
-
-		if (nx != ny)
-			return nx < ny ? -1 : 1;
-	}
-	return strcmp(x, y);
-}
 
 /* Frames as a stream of the directory would have them, but for seq (0). */
 static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t id, const char *name,
@@ -1592,7 +1564,7 @@ int seal_open_put_dir(struct seal_open *o, const char *dir)
 		names[nr++] = xstrdup(name);
 	}
 	closedir(dp);
-	qsort(names, nr, sizeof(*names), dir_cmp);
+	qsort(names, nr, sizeof(*names), img_pack_cmp);
 	if (!nr || strcmp(names[0], "cipher")) {
 		pr_err("%s holds no sealed checkpoint (no cipher.img)", dir);
 		goto out;

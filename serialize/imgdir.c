@@ -206,17 +206,19 @@ static int image_rank(const char *name)
 	return 3;
 }
 
-static int image_cmp(const void *a, const void *b)
+int img_pack_cmp(const void *a, const void *b)
 {
 	const char *x = *(char *const *)a, *y = *(char *const *)b;
 	int rx = image_rank(x), ry = image_rank(y);
 
 	if (rx != ry)
 		return rx - ry;
-	/* pages-2 before pages-10 */
-	if (rx == 4)
-		return strtoul(x + 6, NULL, 10) < strtoul(y + 6, NULL, 10) ? -1 :
-		       strtoul(x + 6, NULL, 10) > strtoul(y + 6, NULL, 10) ? 1 : strcmp(x, y);
+	if (rx == 4) { /* pages-2 before pages-10 */
+		unsigned long nx = strtoul(x + 6, NULL, 10), ny = strtoul(y + 6, NULL, 10);
+
+		if (nx != ny)
+			return nx < ny ? -1 : 1;
+	}
 	return strcmp(x, y);
 }
 
@@ -313,7 +315,7 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 		pr_err("%s holds no checkpoint (no inventory.img)", dir);
 		goto out;
 	}
-	qsort(names, nr, sizeof(*names), image_cmp);
+	qsort(names, nr, sizeof(*names), img_pack_cmp);
 	for (size_t i = 0; i < nr; i++) {
 		struct img_frame decl = { .hdr = { .kind = FRAME_IMAGE }, .image = names[i] };
 		char path[PATH_MAX];

@@ -490,38 +490,6 @@ static int open_image(int dirfd, const char *fname, const char *path)
 	return fd;
 }
 
-/* The order in which imgdir_pack streams a directory (serialize/imgdir.c). */
-static int image_rank(const char *name)
-{
-	if (!strcmp(name, "cipher"))
-		return 0;
-	if (!strcmp(name, "inventory"))
-		return 1;
-	if (!strcmp(name, "pstree"))
-		return 2;
-	if (!strncmp(name, "stats-", 6))
-		return 5;
-	if (img_is_pages(name))
-		return 4;
-	return 3;
-}
-
-static int image_cmp(const void *a, const void *b)
-{
-	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	int rx = image_rank(x), ry = image_rank(y);
-
-	if (rx != ry)
-		return rx - ry;
-	if (rx == 4) {
-		unsigned long nx = strtoul(x + 6, NULL, 10), ny = strtoul(y + 6, NULL, 10);
-
-		if (nx != ny)
-			return nx < ny ? -1 : 1;
-	}
-	return strcmp(x, y);
-}
-
 static int show_dir_sealed(struct json *j, const char *dir, const char *only,
 			   const char *tls_key);
 
@@ -555,7 +523,7 @@ static int show_dir(struct json *j, const char *dir, const char *tls_key)
 		pr_err("%s holds no image files", dir);
 		goto out;
 	}
-	qsort(names, nr, sizeof(*names), image_cmp);
+	qsort(names, nr, sizeof(*names), img_pack_cmp);
 	if (!strcmp(names[0], "cipher")) {
 		ret = show_dir_sealed(j, dir, NULL, tls_key);
 		goto out;

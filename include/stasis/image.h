@@ -103,6 +103,9 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f);
 /* fsyncs every file and the directory. */
 int imgdir_finish(struct img_dir_writer *d);
 void imgdir_free(struct img_dir_writer *d);
+/* qsort order of image names (char *) in which pack streams a directory:
+ * cipher, inventory, pstree, other records by name, pages-N by N, stats-*. */
+int img_pack_cmp(const void *a, const void *b);
 /* Streams every image of dir to w in canonical order. */
 int imgdir_pack(const char *dir, struct img_writer *w);
 
