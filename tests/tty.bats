@@ -3,34 +3,11 @@
 
 load helpers
 
-# Every PID of the dumped tree must be free (not a pid, pgid or sid of any
-# process) before the restore can reuse them; init reaps orphans slowly.
-wait_tree_pids_free() {
-	local pids p i
-	pids=$(stasis-serialize show -D "$IMG" | python3 -c '
-import json, sys
-for im in json.load(sys.stdin):
-    if im["image"] == "pstree":
-        for r in im["records"]:
-            print(r["pid"])')
-	for i in $(seq 200); do
-		local busy=
-		for p in $pids; do
-			ps -eo pid=,pgid=,sid= | grep -qw "$p" && busy=1
-		done
-		[ -z "$busy" ] && return 0
-		sleep 0.1
-	done
-	echo "FAILED: PIDs $pids still in use 20 s after the dump"
-	return 1
-}
-
 @test "pty: master and slave in the tree, settings, window, controlling terminal, foreground group" {
 	start_prog pty
-	dump_and_kill
+	dump_and_kill_tree
 	grep -q '"PTMX"' <(stasis-serialize show -D "$IMG")
 	grep -q '"PTS"' <(stasis-serialize show -D "$IMG")
-	wait_tree_pids_free
 	restore_and_check
 }
 
@@ -62,10 +39,7 @@ for im in json.load(sys.stdin):
 	rm -rf "$IMG"
 	stasis dump -t "$PID" -D "$IMG" -j
 	wait "$spid" || true
-	for i in $(seq 200); do
-		ps -eo pid=,pgid=,sid= | grep -qw "$PID" || break
-		sleep 0.1
-	done
+	wait_ids_free 30
 	(sleep 1; touch "$GOFILE") &
 	(
 		close_extra_fds
