@@ -16,28 +16,6 @@ for im in json.load(sys.stdin):
             print(r["type"])'
 }
 
-# Every PID of the dumped tree must be free (not a pid, pgid or sid of any
-# process) before the restore can reuse them; init reaps orphans slowly.
-wait_tree_pids_free() {
-	local pids p i busy
-	pids=$(stasis-serialize show -D "$IMG" | python3 -c '
-import json, sys
-for im in json.load(sys.stdin):
-    if im["image"] == "pstree":
-        for r in im["records"]:
-            print(r["pid"])')
-	for i in $(seq 200); do
-		busy=
-		for p in $pids; do
-			ps -eo pid=,pgid=,sid= | grep -qw "$p" && busy=1
-		done
-		[ -z "$busy" ] && return 0
-		sleep 0.1
-	done
-	echo "FAILED: PIDs $pids still in use 20 s after the dump"
-	return 1
-}
-
 @test "eventfd: counters (64-bit, semaphore), O_NONBLOCK, a shared dup" {
 	start_prog events eventfd
 	dump_and_kill
@@ -107,6 +85,6 @@ for im in json.load(sys.stdin):
 	local size
 	size=$(du -sk "$IMG" | cut -f1)
 	[ "$size" -lt 8192 ] || die_with_logs "the checkpoint is $size KiB: the sparse memfd was copied whole"
-	wait_tree_pids_free
+	wait_ids_free 30
 	restore_and_check
 }

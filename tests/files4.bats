@@ -5,28 +5,6 @@
 
 load helpers
 
-# Every PID of the dumped tree must be free (not a pid, pgid or sid of any
-# process) before the restore can reuse them; init reaps orphans slowly.
-wait_tree_pids_free() {
-	local pids p i busy
-	pids=$(stasis-serialize show -D "$IMG" | python3 -c '
-import json, sys
-for im in json.load(sys.stdin):
-    if im["image"] == "pstree":
-        for r in im["records"]:
-            print(r["pid"])')
-	for i in $(seq 300); do
-		busy=
-		for p in $pids; do
-			ps -eo pid=,pgid=,sid= | grep -qw "$p" && busy=1
-		done
-		[ -z "$busy" ] && return 0
-		sleep 0.1
-	done
-	echo "FAILED: PIDs $pids still in use 30 s after the dump"
-	return 1
-}
-
 # The JSON of one image of the checkpoint.
 show_image() { # NAME
 	stasis-serialize show "$IMG/$1.img"
@@ -54,7 +32,7 @@ dump_must_fail() { # MESSAGE [ARGS...]
 	show_image files | grep -q '"PIPE"'
 	show_image files | grep -q '"FIFO"'
 	[ -s "$IMG/pipes-data.img" ] || die_with_logs "no pipes-data image"
-	wait_tree_pids_free
+	wait_ids_free 30
 	restore_and_check
 }
 
@@ -62,7 +40,7 @@ dump_must_fail() { # MESSAGE [ARGS...]
 	# read at start-up: the restored program keeps its environment
 	STASIS_SABOTAGE=pipes start_prog pipes "$BATS_TEST_TMPDIR"
 	dump_and_kill
-	wait_tree_pids_free
+	wait_ids_free 30
 	start_restore
 	wait_restored
 	touch "$GOFILE"
@@ -86,7 +64,7 @@ dump_must_fail() { # MESSAGE [ARGS...]
 	[ ! -s "$out" ] || die_with_logs "the pipeline finished before the dump"
 	dump_and_kill
 	show_image files | grep -q '"PIPE"' || die_with_logs "no pipe in the checkpoint"
-	wait_tree_pids_free
+	wait_ids_free 30
 	start_restore
 	wait_restored
 	wait_child "$RPID" 300 || die_with_logs "the restored pipeline did not finish within 300 s"
@@ -189,7 +167,7 @@ dump_must_fail() { # MESSAGE [ARGS...]
 	show_image file-locks | grep -q LOCK_OFD
 	# with the tree gone, nothing holds them
 	"$probe" probe posix "$d/lock-posix" 150 1 w >/dev/null && die_with_logs "a POSIX lock survived the kill"
-	wait_tree_pids_free
+	wait_ids_free 30
 	start_restore --file-locks
 	wait_restored
 	flock -n "$d/lock-flock" true && die_with_logs "flock -n took lock-flock from outside"
