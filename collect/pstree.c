@@ -2,6 +2,8 @@
 /* pstree: every task of the tree with its parent, group, session, threads. */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "collect.h"
 #include "stasis/log.h"
@@ -35,6 +37,19 @@ static int check_session(const struct tree *t, const struct proc_stat *st)
 	return 0;
 }
 
+static bool was_stopped(pid_t pid)
+{
+	const char *list = getenv(STASIS_FREEZE_STOPPED_ENV);
+	char *end;
+
+	for (const char *p = list; p && *p; p = *end ? end + 1 : end)
+		if (strtol(p, &end, 10) == pid)
+			return true;
+		else if (end == p)
+			break;
+	return false;
+}
+
 int pstree_collect(const struct tree *t, struct img_writer *w)
 {
 	for (int i = 0; i < t->nr; i++) {
@@ -50,6 +65,7 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 		pe.has_tty_nr = st.tty_nr != 0;
 		pe.tty_nr = st.tty_nr;
 		pe.n_threads = t->tasks[i].nr_tids;
+		pe.has_stopped = pe.stopped = !t->tasks[i].zombie && was_stopped(st.pid);
 		pe.threads = (uint32_t *)t->tasks[i].tids;
 		if (t->tasks[i].zombie) {
 			pe.has_zombie = pe.has_exit_code = true;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ptrace.h>
 #include <unistd.h>
 
@@ -32,11 +33,27 @@ static void usage(FILE *f)
 
 static struct tree frozen;
 
+/* TIDs found in a group stop, for collect (STASIS_FREEZE_STOPPED_ENV) */
+static char stopped_list[65536];
+
 static int seize_one(pid_t tid)
 {
 	/* EXITKILL is not set: if we die the tasks must live on. A seccomp
 	 * filter must not see (and kill the task for) the parasite's calls. */
-	return ptrace_seize_stop(tid, PTRACE_O_SUSPEND_SECCOMP);
+	bool stopped = false;
+
+	if (ptrace_seize_stop(tid, PTRACE_O_SUSPEND_SECCOMP, &stopped))
+		return -1;
+	/* a task stopped by a signal before the dump is stopped after it */
+	if (stopped) {
+		char buf[16];
+		size_t len = strlen(stopped_list);
+
+		snprintf(buf, sizeof(buf), "%s%d", len ? "," : "", tid);
+		if (len + strlen(buf) < sizeof(stopped_list))
+			strcat(stopped_list, buf);
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -95,6 +112,7 @@ int main(int argc, char **argv)
 	setenv(STASIS_FREEZE_ENV, buf, 1);
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)start);
 	setenv("STASIS_FREEZE_START_NS", buf, 1);
+	setenv(STASIS_FREEZE_STOPPED_ENV, stopped_list, 1);
 	execvp(argv[optind], argv + optind);
 	pr_perror("cannot run %s; tree %d left running", argv[optind], root);
 	tree_detach(&frozen, 0);

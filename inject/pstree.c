@@ -492,7 +492,9 @@ int pstree_release(struct itree *tr)
 			if (!rt)
 				continue;
 			rtask_fini(rt);
-			if (ptrace(PTRACE_DETACH, rt->tid, NULL, (void *)(long)(i ? 0 : sig))) {
+			/* a task stopped at the dump stops again as it is released */
+			if (ptrace(PTRACE_DETACH, rt->tid, NULL,
+				   (void *)(long)(i ? 0 : t->pe->stopped ? SIGSTOP : sig))) {
 				pr_perror("cannot release task %d", rt->tid);
 				return -1;
 			}

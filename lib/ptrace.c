@@ -37,7 +37,7 @@ int ptrace_wait_stop(pid_t tid, int *status)
 	}
 }
 
-int ptrace_seize_stop(pid_t tid, unsigned long options)
+int ptrace_seize_stop(pid_t tid, unsigned long options, bool *stopped)
 {
 	int status;
 
@@ -52,8 +52,12 @@ int ptrace_seize_stop(pid_t tid, unsigned long options)
 	for (;;) {
 		if (ptrace_wait_stop(tid, &status))
 			return -1;
-		if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP)
+		/* the interrupt reports SIGTRAP; a group stop its own signal */
+		if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
+			if (stopped)
+				*stopped = WSTOPSIG(status) != SIGTRAP;
 			return 0;
+		}
 		/* A signal arrived first: let it be delivered as it would have
 		 * been; the interrupt stays pending and stops the task after. */
 		if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)WSTOPSIG(status))) {

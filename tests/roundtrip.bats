@@ -108,3 +108,27 @@ load helpers
 	wait_gone "$PID" 30 || die_with_logs "restored PID $PID still running 30 s after GO"
 	check_pass_log
 }
+
+@test "a task stopped by SIGSTOP at the dump is stopped after the restore, and carries on after SIGCONT" {
+	start_prog sleeper nanosleep
+	kill -STOP "$PID"
+	for _ in $(seq 50); do [ "$(proc_state "$PID" | cut -c1)" = T ] && break; sleep 0.1; done
+	dump_and_kill
+	start_restore
+	wait_restored
+	local st=
+	for _ in $(seq 50); do
+		st=$(proc_state "$PID" | cut -c1)
+		[ "$st" = T ] && break
+		sleep 0.1
+	done
+	[ "$st" = T ] || die_with_logs "restored task is in state $st, not stopped" || return 1
+	[ "$(proc_status "$PID" TracerPid)" = 0 ]
+	touch "$GOFILE"
+	sleep 0.5
+	[ "$(proc_state "$PID" | cut -c1)" = T ]
+	kill -CONT "$PID"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the task did not finish after SIGCONT" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with $STATUS" || return 1
+	check_pass_log
+}

@@ -22,8 +22,9 @@ struct rtask {
 
 /* Wait until tid reports a ptrace stop; returns the stop status or -1. */
 int ptrace_wait_stop(pid_t tid, int *status);
-/* Seize and interrupt one thread; waits for the stop. */
-int ptrace_seize_stop(pid_t tid, unsigned long options);
+/* Seize and interrupt one thread; waits for the stop. *stopped is set
+ * when the thread was already in a group stop (SIGSTOP and the like). */
+int ptrace_seize_stop(pid_t tid, unsigned long options, bool *stopped);
 
 /* Opens /proc/TID/mem and saves the registers. 0 or -1 (logged). */
 int rtask_init(struct rtask *t, pid_t tid);
