@@ -3,8 +3,7 @@
  * Pseudo-terminals inside the tree: a /dev/ptmx master and its /dev/pts/N
  * slaves, with the pair's settings. A slave whose master is outside the
  * tree is the caller's terminal: a shell job (files.c's TTY type).
- * Data queued in a pty is not carried (a tty cannot be read without
- * consuming it): it is lost, and the dump says so.
+ * Data queued in the pair travels with the master (dump_queued).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 
 #include "files.h"
 #include "stasis/log.h"
+#include "stasis/pty.h"
 #include "stasis/util.h"
 
 #define PTS_MAJOR_FIRST 136
@@ -119,6 +119,40 @@ static int dump_pair(int fd, Stasis__TtyEntry *te)
 	return 0;
 }
 
+/*
+ * The data queued in the pair goes with the master's entry. It is taken
+ * (a tty has no peek) and put back at once, so the tree finds it again
+ * whatever becomes of the dump. A partial line not yet ended is left.
+ */
+static int dump_queued(int master, Stasis__TtyEntry *te)
+{
+	char path[64];
+	void *in = NULL, *out = NULL;
+	size_t in_len = 0, out_len = 0;
+	int slave, ret;
+
+	snprintf(path, sizeof(path), "/dev/pts/%u", te->index);
+	slave = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (slave < 0) {
+		pr_perror("cannot open %s to read its queued data", path);
+		return -1;
+	}
+	ret = pty_drain(master, slave, &in, &in_len, &out, &out_len);
+	if (!ret)
+		ret = pty_refill(master, slave, in, in_len, out, out_len);
+	close(slave);
+	if (ret) {
+		free(in);
+		free(out);
+		return -1;
+	}
+	te->has_in_data = in_len != 0;
+	te->in_data = (ProtobufCBinaryData){ in_len, in };
+	te->has_out_data = out_len != 0;
+	te->out_data = (ProtobufCBinaryData){ out_len, out };
+	return 0;
+}
+
 static bool ptmx_match(const struct fd_src *src)
 {
 	return is_ptmx(&src->st);
@@ -126,7 +160,7 @@ static bool ptmx_match(const struct fd_src *src)
 
 static int ptmx_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 {
-	int copy = fd_src_dup(src), ret = -1, queued = 0;
+	int copy = fd_src_dup(src), ret = -1;
 	Stasis__TtyEntry *te = xmalloc(sizeof(*te));
 
 	if (copy < 0)
@@ -136,11 +170,8 @@ static int ptmx_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		pr_perror("cannot read the index of pty master fd %d of task %d", src->fd, src->pid);
 		goto out;
 	}
-	if (dump_pair(copy, te))
+	if (dump_pair(copy, te) || dump_queued(copy, te))
 		goto out;
-	if (!ioctl(copy, FIONREAD, &queued) && queued)
-		pr_warn("pty %u: %d bytes its master has not read are not carried", te->index,
-			queued);
 	fe->type = STASIS__FD_TYPE__PTMX;
 	fe->tty = te;
 	ret = 0;
@@ -158,7 +189,7 @@ static bool pts_match(const struct fd_src *src)
 
 static int pts_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 {
-	int copy = fd_src_dup(src), ret = -1, queued = 0;
+	int copy = fd_src_dup(src), ret = -1;
 	Stasis__TtyEntry *te = xmalloc(sizeof(*te));
 
 	if (copy < 0)
@@ -167,8 +198,6 @@ static int pts_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	te->index = pts_index(&src->st);
 	if (dump_pair(copy, te))
 		goto out;
-	if (!ioctl(copy, FIONREAD, &queued) && queued)
-		pr_warn("pty %u: %d bytes of input not yet read are not carried", te->index, queued);
 	fe->type = STASIS__FD_TYPE__PTS;
 	fe->has_rdev = true;
 	fe->rdev = src->st.st_rdev;

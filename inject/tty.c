@@ -18,6 +18,7 @@
 
 #include "files.h"
 #include "stasis/log.h"
+#include "stasis/pty.h"
 #include "stasis/util.h"
 
 #define PTMX_TRIES 256
@@ -68,6 +69,13 @@ static int apply_settings(int master, Stasis__TtyEntry *te)
 	}
 	if (tcsetattr(slave, TCSANOW, (struct termios *)te->termios.data))
 		pr_warn("cannot restore the settings of %s", path);
+	/* what was queued in the pair at the dump, queued again */
+	if (pty_refill(master, slave, te->in_data.data, te->has_in_data ? te->in_data.len : 0,
+		       te->out_data.data, te->has_out_data ? te->out_data.len : 0)) {
+		pr_err("cannot queue the data of pty %u again", te->index);
+		close(slave);
+		return -1;
+	}
 	close(slave);
 	if (te->has_locked && te->locked) {
 		int lock = 1;

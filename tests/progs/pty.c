@@ -5,6 +5,10 @@
  * 33x77 window; it answers every line in upper case. After restore: the pair
  * still talks, with the same index, settings, window size, controlling
  * terminal and foreground group.
+ * A second pair, both ends in the parent, has data queued both ways at the
+ * dump (two typed lines waiting for the slave's reader, their echo and a
+ * line the slave wrote waiting for the master's): after restore each end
+ * reads exactly what it would have read.
  */
 #include <ctype.h>
 #include <fcntl.h>
@@ -84,8 +88,39 @@ int main(int argc, char **argv)
 	exchange(m, "hello\n", out, sizeof(out));
 	if (strncmp(out, "HELLO", 5))
 		tp_die("the child does not answer: [%s]", out);
+	/* the second pair, with queued data */
+	static const char typed[] = "typed one\ntyped two\n";
+	static const char seen[] = "typed one\r\ntyped two\r\nfrom slave\r\n";
+	int m2 = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK), s2;
+	char name2[64], got[256];
+	ssize_t n;
+
+	if (m2 < 0 || grantpt(m2) || unlockpt(m2))
+		tp_die("posix_openpt 2");
+	snprintf(name2, sizeof(name2), "%s", ptsname(m2));
+	s2 = open(name2, O_RDWR | O_NOCTTY | O_NONBLOCK);
+	if (s2 < 0 || write(m2, typed, strlen(typed)) != (ssize_t)strlen(typed) ||
+	    write(s2, "from slave\n", 11) != 11)
+		tp_die("queue data in %s", name2);
+	usleep(100000);
+
 	tp_ready();
 	tp_wait_go();
+
+	if (tp_sabotaged("queued"))
+		n = read(s2, got, sizeof(got));
+	n = read(s2, got, sizeof(got) - 1);
+	got[n > 0 ? n : 0] = 0;
+	if (strcmp(got, "typed one\n"))
+		tp_fail("the slave reads [%s] first, not the first typed line", got);
+	n = read(s2, got, sizeof(got) - 1);
+	got[n > 0 ? n : 0] = 0;
+	if (strcmp(got, "typed two\n"))
+		tp_fail("the slave reads [%s] second, not the second typed line", got);
+	n = read(m2, got, sizeof(got) - 1);
+	got[n > 0 ? n : 0] = 0;
+	if (strcmp(got, seen))
+		tp_fail("the master reads [%s], not the echo and the slave's line", got);
 
 	if (tp_sabotaged("winsize")) {
 		ws.ws_row = 1;
