@@ -406,7 +406,10 @@ proc_snapshot() { # PID
 		echo "${f##*/} $(readlink "$f")"
 	done | sort -n
 	echo "# status"
-	grep -E '^(State|TracerPid|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt|Threads)' "/proc/$1/status"
+	# running or sleeping is the same state here (the program polls); stopped or
+	# traced is not
+	grep -E '^(State|TracerPid|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt|Threads)' "/proc/$1/status" |
+		sed -E 's/^State:\t[RS] .*/State:\trunning or sleeping/'
 }
 
 # ---------------------------------------------------------------- trees

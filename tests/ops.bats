@@ -410,11 +410,13 @@ print(json.load(sys.stdin)["records"][0][sys.argv[1]])' "$2"
 	LOG=$BATS_TEST_TMPDIR/bigmem.log
 	(
 		close_extra_fds
-		exec setsid "$PROG" 256 "$GOFILE" </dev/null >"$LOG" 2>&1
+		# large enough that the dump and the restore outlast the first
+		# redraw (200 ms) on a fast machine
+		exec setsid "$PROG" 768 "$GOFILE" </dev/null >"$LOG" 2>&1
 	) &
 	PID=$!
 	own_pid "$PID" "$PROG"
-	wait_ready "$LOG" "$PID" 20
+	wait_ready "$LOG" "$PID" 30
 	rm -rf "$IMG"
 	# script(1) gives stasis a terminal
 	script -qec "stasis dump -t $PID -D $IMG" /dev/null >"$out" 2>&1 </dev/null
