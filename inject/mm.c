@@ -250,21 +250,15 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 	return 0;
 }
 
+/* Whether the checkpoint has page data for v (runs of the loaded pagemap). */
 static bool vma_has_pages(struct itask *t, Stasis__Vma *v)
 {
-	char name[32];
-	unsigned n;
+	struct page_cursor *c = t->pages;
 
-	snprintf(name, sizeof(name), "pagemap-%d", t->pid);
-	n = records_count(name);
-	for (unsigned i = 1; i < n; i++) {
-		Stasis__PagemapEntry *pe = records_get(name, i, &stasis__pagemap_entry__descriptor);
-		bool in = pe && pe->vaddr < v->end && pe->vaddr + pe->nr_pages * PAGE_SIZE > v->start;
-
-		protobuf_c_message_free_unpacked(&pe->base, NULL);
-		if (in)
+	for (size_t i = 0; c && i < c->nr; i++)
+		if (c->runs[i]->vaddr < v->end &&
+		    c->runs[i]->vaddr + (uint64_t)c->runs[i]->nr_pages * PAGE_SIZE > v->start)
 			return true;
-	}
 	return false;
 }
 
