@@ -99,8 +99,16 @@ int main(int argc, char **argv)
 		tp_die("posix_openpt 2");
 	snprintf(name2, sizeof(name2), "%s", ptsname(m2));
 	s2 = open(name2, O_RDWR | O_NOCTTY | O_NONBLOCK);
-	if (s2 < 0 || write(m2, typed, strlen(typed)) != (ssize_t)strlen(typed) ||
-	    write(s2, "from slave\n", 11) != 11)
+	if (s2 < 0 || write(m2, typed, strlen(typed)) != (ssize_t)strlen(typed))
+		tp_die("queue data in %s", name2);
+	/* The line discipline echoes from a work queue: let the echo reach
+	 * the master before the slave writes, so the order is fixed. */
+	for (int i = 0, avail = 0; i < 3000; i++) {
+		if (ioctl(m2, FIONREAD, &avail) || avail >= (int)strlen(seen) - 12)
+			break;
+		usleep(1000);
+	}
+	if (write(s2, "from slave\n", 11) != 11)
 		tp_die("queue data in %s", name2);
 	usleep(100000);
 
