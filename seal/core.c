@@ -1552,13 +1552,7 @@ int seal_open_put_dir(struct seal_open *o, const char *dir)
 		goto out;
 	}
 	while ((de = readdir(dp))) {
-		size_t len = strlen(de->d_name);
-
-		if (len < 5 || len - 4 >= sizeof(name) || strcmp(de->d_name + len - 4, ".img"))
-			continue;
-		memcpy(name, de->d_name, len - 4);
-		name[len - 4] = 0;
-		if (!img_name_valid(name) || !img_in_checkpoint(name))
+		if (!img_file_name(de->d_name, name) || !img_in_checkpoint(name))
 			continue;
 		names = xrealloc(names, (nr + 1) * sizeof(*names));
 		names[nr++] = xstrdup(name);

@@ -2,7 +2,9 @@
 /*
  * stasis-seal: encrypt a checkpoint image stream for the holders of one or
  * more X.509 certificates (--encrypt), or open a sealed stream with a
- * private key (--open). A filter: stdin to stdout, frame by frame.
+ * private key (--open). A filter: stdin to stdout, frame by frame; with
+ * -D, the sealed checkpoint is stored in (--encrypt) or read from (--open)
+ * a directory instead, which spares the pipeline a program and a pipe.
  *
  * A failure never ends the output with a trailer, so the next program of
  * the pipeline (stasis-inject, stasis-serialize unpack) sees a truncated
@@ -21,7 +23,15 @@
 #include "stasis/seal.h"
 #include "stasis/util.h"
 
-enum { OPT_ENCRYPT = 256, OPT_OPEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_REQUIRE_SEALED, OPT_THREADS };
+enum {
+	OPT_ENCRYPT = 256,
+	OPT_OPEN,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_REQUIRE_SEALED,
+	OPT_THREADS,
+	OPT_ACK_FD
+};
 
 static struct {
 	int mode;
@@ -30,13 +40,15 @@ static struct {
 	const char *key;
 	bool require_sealed;
 	const char *dir;
+	int ack_fd;
 	int threads;
-} opts = { .threads = -1 };
+} opts = { .ack_fd = -1, .threads = -1 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: stasis-seal --encrypt [--tls-cert CERT]... < STREAM > SEALED\n"
+		"       stasis-seal --encrypt [--tls-cert CERT]... -D DIR [--ack-fd FD] < STREAM\n"
 		"       stasis-seal --open [--tls-key KEY] [--require-sealed] [-D DIR] > STREAM\n"
 		"Encrypt a checkpoint image stream for the holders of X.509 certificates, or\n"
 		"open a sealed stream with a private key.\n\n"
@@ -50,10 +62,14 @@ static void usage(FILE *f)
 		"      --tls-key KEY       --open: the private key (PEM or DER) of a recipient\n"
 		"                          (default " SEAL_DEFAULT_KEY ")\n"
 		"      --require-sealed    --open: refuse a stream that is not sealed\n"
-		"  -D, --images-dir DIR    --open: read the checkpoint from DIR (as stored by\n"
-		"                          stasis-serialize unpack) instead of stdin\n"
+		"  -D, --images-dir DIR    --encrypt: store the sealed checkpoint in DIR, as\n"
+		"                          stasis-serialize unpack does, instead of stdout;\n"
+		"                          --open: read it from DIR instead of stdin\n"
+		"      --ack-fd FD         --encrypt -D: write \"OK\" to FD once the checkpoint\n"
+		"                          is complete and durable, then close FD\n"
 		"      --threads N         threads that en- or decrypt page frames besides the\n"
-		"                          one that reads and writes (default: CPUs - 3, 0 to 4)\n"
+		"                          one that reads and writes (default: CPUs - 3, or\n"
+		"                          CPUs - 2 with -D; 0 to 4)\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -70,6 +86,7 @@ static int parse_opts(int argc, char **argv)
 		{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
 		{ "images-dir", required_argument, NULL, 'D' },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "ack-fd", required_argument, NULL, OPT_ACK_FD },
 		{ "verbosity", optional_argument, NULL, 'v' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -102,6 +119,13 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'D':
 			opts.dir = optarg;
+			break;
+		case OPT_ACK_FD:
+			opts.ack_fd = strtol(optarg, &end, 10);
+			if (*end || end == optarg || opts.ack_fd < 0) {
+				pr_err("invalid --ack-fd '%s': expected a file descriptor", optarg);
+				return -1;
+			}
 			break;
 		case OPT_THREADS:
 			opts.threads = strtol(optarg, &end, 10);
@@ -145,8 +169,12 @@ static int parse_opts(int argc, char **argv)
 		usage(stderr);
 		return -1;
 	}
-	if (opts.mode == OPT_ENCRYPT && (opts.key || opts.require_sealed || opts.dir)) {
-		pr_err("--tls-key, --require-sealed and --images-dir are options of --open");
+	if (opts.mode == OPT_ENCRYPT && (opts.key || opts.require_sealed)) {
+		pr_err("--tls-key and --require-sealed are options of --open");
+		return -1;
+	}
+	if (opts.ack_fd >= 0 && (opts.mode != OPT_ENCRYPT || !opts.dir)) {
+		pr_err("--ack-fd is an option of --encrypt -D");
 		return -1;
 	}
 	if (opts.mode == OPT_OPEN && opts.nr_certs) {
@@ -252,13 +280,8 @@ static int dir_lost_cipher(const char *dir)
 	}
 	while ((de = readdir(dp))) {
 		char name[STASIS_IMAGE_NAME_MAX];
-		size_t len = strlen(de->d_name);
 
-		if (len < 5 || len - 4 >= sizeof(name) || strcmp(de->d_name + len - 4, ".img"))
-			continue;
-		memcpy(name, de->d_name, len - 4);
-		name[len - 4] = 0;
-		if (seal_image_reserved(name)) {
+		if (img_file_name(de->d_name, name) && seal_image_reserved(name)) {
 			pr_err("%s holds %s but no cipher.img: a sealed checkpoint that lost its "
 			       "cipher image",
 			       dir, de->d_name);
@@ -301,35 +324,62 @@ static int do_open_dir(struct img_writer *w)
 	return ret;
 }
 
+/* --encrypt -D DIR: stored as stasis-serialize unpack stores a stream. */
+static int do_encrypt_dir(struct img_reader *r)
+{
+	struct img_unpack *u = imgunpack_open(opts.dir);
+	struct img_writer *w;
+	int ret = -1;
+
+	if (!u)
+		return -1;
+	w = imgw_open_sink(imgunpack_put, u);
+	if (!do_encrypt(r, w) && !imgunpack_commit(u))
+		ret = img_ack(opts.ack_fd);
+	imgw_free(w);
+	imgunpack_free(u);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
+	bool to_dir;
 	struct img_reader *r;
-	struct img_writer *w;
+	struct img_writer *w = NULL;
 	int ret;
 
 	log_init(argv[0]);
 	if (parse_opts(argc, argv))
 		return 1;
-	if (isatty(STDOUT_FILENO)) {
+	to_dir = opts.mode == OPT_ENCRYPT && opts.dir;
+	if (!to_dir && isatty(STDOUT_FILENO)) {
 		pr_err("the output is a binary image stream; redirect stdout to a file or a pipe");
 		return 1;
 	}
 	if (opts.threads < 0) {
 		/* The programs before and after us in the pipeline keep a CPU
-		 * busy each: only the CPUs beyond three help (docs/seal.md). */
-		long n = sysconf(_SC_NPROCESSORS_ONLN) - 3;
+		 * busy each: only the CPUs beyond three (two when we store the
+		 * directory ourselves) help (docs/seal.md). */
+		long n = sysconf(_SC_NPROCESSORS_ONLN) - (to_dir ? 2 : 3);
 
 		opts.threads = n < 0 ? 0 : n > 4 ? 4 : n;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	pipe_grow(STDIN_FILENO);
-	pipe_grow(STDOUT_FILENO);
 	r = imgr_open(STDIN_FILENO, opts.mode == OPT_ENCRYPT ? "input stream" : "sealed stream");
-	w = imgw_open(STDOUT_FILENO);
-	if (opts.mode == OPT_ENCRYPT)
-		ret = do_encrypt(r, w);
-	else
-		ret = opts.dir ? do_open_dir(w) : do_open(r, w);
+	if (to_dir) {
+		ret = do_encrypt_dir(r);
+	} else {
+		pipe_grow(STDOUT_FILENO);
+		w = imgw_open(STDOUT_FILENO);
+		if (opts.mode == OPT_ENCRYPT)
+			ret = do_encrypt(r, w);
+		else
+			ret = opts.dir ? do_open_dir(w) : do_open(r, w);
+	}
+	/* On failure the acknowledgement fd is closed without a word. */
+	if (opts.ack_fd >= 0)
+		close(opts.ack_fd);
 	imgw_free(w);
 	imgr_free(r);
 	free(opts.certs);

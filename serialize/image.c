@@ -82,6 +82,9 @@ static void nidx_add(struct name_index *x, const void *table, size_t stride, uin
 
 struct img_writer {
 	int fd;
+	/* imgw_open_sink: frames go to sink one by one, not to fd */
+	img_sink_fn sink;
+	void *sink_arg;
 	uint64_t seq;
 	uint64_t bytes;
 	struct img_name *images;
@@ -210,6 +213,17 @@ static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t o
 		return -1;
 	}
 	w->bytes += sizeof(hdr) + len;
+	if (w->sink) {
+		struct img_frame f = { .hdr = hdr, .data = (void *)payload };
+
+		if (kind != FRAME_HEAD && kind != FRAME_TRAILER)
+			f.image = w->images[image].name;
+		if (w->sink(w->sink_arg, &f)) {
+			w->failed = true;
+			return -1;
+		}
+		return 0;
+	}
 	if (w->buf_len + sizeof(hdr) + len <= WBUF_SIZE) {
 		memcpy(w->buf + w->buf_len, &hdr, sizeof(hdr));
 		memcpy(w->buf + w->buf_len + sizeof(hdr), payload, len);
@@ -238,18 +252,31 @@ static int pflush(struct img_writer *w)
 	return wemit(w, FRAME_PAGES, w->pend_id, w->images[w->pend_id].offset - len, w->pbuf, len);
 }
 
-struct img_writer *imgw_open(int fd)
+static struct img_writer *writer_new(int fd, img_sink_fn sink, void *arg)
 {
 	struct img_writer *w = xzalloc(sizeof(*w));
 	char head[sizeof(STASIS_STREAM_TAG) + 4];
 	uint32_t ver = STASIS_STREAM_VERSION;
 
 	w->fd = fd;
-	w->buf = xmalloc(WBUF_SIZE);
+	w->sink = sink;
+	w->sink_arg = arg;
+	if (!sink)
+		w->buf = xmalloc(WBUF_SIZE);
 	memcpy(head, STASIS_STREAM_TAG, sizeof(STASIS_STREAM_TAG));
 	memcpy(head + sizeof(STASIS_STREAM_TAG), &ver, 4);
 	wemit(w, FRAME_HEAD, 0, 0, head, sizeof(head));
 	return w;
+}
+
+struct img_writer *imgw_open(int fd)
+{
+	return writer_new(fd, NULL, NULL);
+}
+
+struct img_writer *imgw_open_sink(img_sink_fn sink, void *arg)
+{
+	return writer_new(-1, sink, arg);
 }
 
 static int image_id(struct img_writer *w, const char *image, uint32_t *id)

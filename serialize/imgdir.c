@@ -189,6 +189,17 @@ void imgdir_free(struct img_dir_writer *d)
 	free(d);
 }
 
+bool img_file_name(const char *fname, char name[STASIS_IMAGE_NAME_MAX])
+{
+	size_t len = strlen(fname);
+
+	if (len < 5 || strcmp(fname + len - 4, ".img") || len - 4 >= STASIS_IMAGE_NAME_MAX)
+		return false;
+	memcpy(name, fname, len - 4);
+	name[len - 4] = 0;
+	return img_name_valid(name);
+}
+
 /* ---- pack ---- */
 
 static int image_rank(const char *name)
@@ -296,14 +307,9 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 		return -1;
 	}
 	while ((de = readdir(dp))) {
-		size_t len = strlen(de->d_name);
 		char name[STASIS_IMAGE_NAME_MAX];
 
-		if (len < 5 || strcmp(de->d_name + len - 4, ".img") || len - 4 >= sizeof(name))
-			continue;
-		memcpy(name, de->d_name, len - 4);
-		name[len - 4] = 0;
-		if (!img_name_valid(name) || !img_in_checkpoint(name))
+		if (!img_file_name(de->d_name, name) || !img_in_checkpoint(name))
 			continue;
 		if (!strcmp(name, "inventory") || !strcmp(name, "cipher"))
 			inventory = true;

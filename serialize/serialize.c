@@ -101,187 +101,11 @@ bad:
 
 /* ---- unpack ---- */
 
-/*
- * unpack writes into DIR/.stasis-unpack.PID and moves the images into DIR
- * only once the whole stream has arrived and is on disk: a failed or
- * truncated dump never leaves DIR looking like a checkpoint, and never
- * damages the checkpoint that DIR already held.
- */
-struct stage {
-	const char *dir;
-	int dirfd;
-	char name[64];
-	char path[PATH_MAX];
-	bool created_dir;
-};
-
-static bool is_image_file(const char *fname, char *name)
-{
-	size_t len = strlen(fname);
-
-	if (len < 5 || strcmp(fname + len - 4, ".img") || len - 4 >= STASIS_IMAGE_NAME_MAX)
-		return false;
-	memcpy(name, fname, len - 4);
-	name[len - 4] = 0;
-	return img_name_valid(name);
-}
-
-static void stage_remove(struct stage *s)
-{
-	int fd = openat(s->dirfd, s->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	DIR *dp;
-	struct dirent *de;
-
-	if (fd < 0)
-		return;
-	dp = fdopendir(fd);
-	if (!dp) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(dp)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(fd, de->d_name, 0);
-	closedir(dp);
-	if (unlinkat(s->dirfd, s->name, AT_REMOVEDIR) && errno != ENOENT)
-		pr_perror("cannot remove %s", s->path);
-}
-
-static int stage_open(struct stage *s, const char *dir)
-{
-	memset(s, 0, sizeof(*s));
-	s->dir = dir;
-	s->dirfd = -1;
-	if (!mkdir(dir, 0700))
-		s->created_dir = true;
-	else if (errno != EEXIST) {
-		pr_perror("cannot create images directory %s", dir);
-		return -1;
-	}
-	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dirfd < 0) {
-		pr_perror("cannot open images directory %s", dir);
-		return -1;
-	}
-	snprintf(s->name, sizeof(s->name), ".stasis-unpack.%d", (int)getpid());
-	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/%s", dir, s->name) >= sizeof(s->path)) {
-		pr_err("images directory path is too long: %s", dir);
-		return -1;
-	}
-	/* left over by an earlier unpack that had our PID and was killed */
-	stage_remove(s);
-	return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int fsync_parent(const char *dir)
-{
-	char *copy = xstrdup(dir), *slash;
-	int fd, ret = 0;
-
-	/* strip trailing slashes, then the last component */
-	for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
-		copy[n - 1] = 0;
-	slash = strrchr(copy, '/');
-	if (!slash)
-		strcpy(copy, ".");
-	else if (slash == copy)
-		copy[1] = 0;
-	else
-		*slash = 0;
-	fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd)) {
-		pr_perror("cannot fsync %s", copy);
-		ret = -1;
-	}
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return ret;
-}
-
-/* Moves the staged images into DIR and drops the images of an older
- * checkpoint that the new one does not have. */
-static int stage_commit(struct stage *s)
-{
-	char **names = NULL, name[STASIS_IMAGE_NAME_MAX];
-	size_t nr = 0;
-	struct dirent *de;
-	int fd, ret = -1;
-	DIR *dp;
-
-	fd = openat(s->dirfd, s->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || !(dp = fdopendir(fd))) {
-		pr_perror("cannot open %s", s->path);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(dp))) {
-		if (!is_image_file(de->d_name, name))
-			continue;
-		if (renameat(fd, de->d_name, s->dirfd, de->d_name)) {
-			pr_perror("cannot move %s/%s into %s", s->path, de->d_name, s->dir);
-			closedir(dp);
-			goto out;
-		}
-		names = xrealloc(names, (nr + 1) * sizeof(*names));
-		names[nr++] = xstrdup(de->d_name);
-	}
-	closedir(dp);
-	qsort(names, nr, sizeof(*names), cmp_str);
-
-	fd = dup(s->dirfd);
-	if (fd < 0 || !(dp = fdopendir(fd))) {
-		pr_perror("cannot read %s", s->dir);
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
-	rewinddir(dp);
-	while ((de = readdir(dp))) {
-		const char *key = de->d_name;
-
-		if (!is_image_file(de->d_name, name) ||
-		    bsearch(&key, names, nr, sizeof(*names), cmp_str))
-			continue;
-		pr_info("removing %s/%s of an earlier checkpoint", s->dir, de->d_name);
-		if (unlinkat(s->dirfd, de->d_name, 0) && errno != ENOENT) {
-			pr_perror("cannot remove %s/%s of an earlier checkpoint", s->dir,
-				  de->d_name);
-			closedir(dp);
-			goto out;
-		}
-	}
-	closedir(dp);
-	if (unlinkat(s->dirfd, s->name, AT_REMOVEDIR)) {
-		pr_perror("cannot remove %s", s->path);
-		goto out;
-	}
-	if (fsync(s->dirfd)) {
-		pr_perror("cannot fsync %s", s->dir);
-		goto out;
-	}
-	if (s->created_dir && fsync_parent(s->dir))
-		goto out;
-	ret = 0;
-out:
-	for (size_t i = 0; i < nr; i++)
-		free(names[i]);
-	free(names);
-	return ret;
-}
-
 static int cmd_unpack(const char *dir, int ack_fd)
 {
-	struct img_dir_writer *d = NULL;
+	struct img_unpack *u = NULL;
 	struct img_reader *r = NULL;
 	struct img_frame f;
-	struct stage s = { .dirfd = -1 };
 	int ret = -1, n;
 
 	pipe_grow(0);
@@ -289,48 +113,23 @@ static int cmd_unpack(const char *dir, int ack_fd)
 		pr_err("unpack reads an image stream on stdin, which is a terminal");
 		goto out;
 	}
-	if (stage_open(&s, dir))
+	u = imgunpack_open(dir);
+	if (!u)
 		goto out;
-	d = imgdir_create(s.path);
-	if (!d)
-		goto out_stage;
 	r = imgr_open(0, "stdin");
-	while ((n = imgr_next(r, &f)) == 1) {
-		if (imgdir_put(d, &f))
+	while ((n = imgr_next(r, &f)) == 1)
+		if (imgunpack_put(u, &f))
 			break;
-	}
-	if (n != 0 || imgdir_finish(d))
-		goto out_stage;
-	imgdir_free(d);
-	d = NULL;
-	if (stage_commit(&s))
-		goto out_stage;
-	pr_info("checkpoint stored in %s", dir);
-	ret = 0;
-	if (ack_fd >= 0) {
-		if (write_full(ack_fd, "OK\n", 3)) {
-			pr_perror("cannot write the acknowledgement to fd %d", ack_fd);
-			ret = -1;
-		}
-	}
-	goto out;
-out_stage:
-	imgdir_free(d);
-	d = NULL;
-	if (s.dirfd >= 0)
-		stage_remove(&s);
+	if (n != 0 || imgunpack_commit(u))
+		goto out;
+	ret = img_ack(ack_fd);
 out:
 	/* On failure the acknowledgement channel is closed without a word:
 	 * the dumper resumes the tree. */
 	if (ack_fd >= 0)
 		close(ack_fd);
 	imgr_free(r);
-	imgdir_free(d);
-	if (s.dirfd >= 0) {
-		close(s.dirfd);
-		if (ret && s.created_dir)
-			rmdir(dir); /* only if still empty */
-	}
+	imgunpack_free(u);
 	return ret;
 }
 
@@ -513,7 +312,7 @@ static int show_dir(struct json *j, const char *dir, const char *tls_key)
 		return -1;
 	}
 	while ((de = readdir(dp))) {
-		if (!is_image_file(de->d_name, name))
+		if (!img_file_name(de->d_name, name))
 			continue;
 		names = xrealloc(names, (nr + 1) * sizeof(*names));
 		names[nr++] = xstrdup(name);
@@ -757,7 +556,7 @@ static int show_input(struct json *j, const char *input, const char *tls_key)
 		}
 		const char *base = strrchr(input, '/');
 
-		is_image_file(base ? base + 1 : input, name);
+		img_file_name(base ? base + 1 : input, name);
 	} else if (isatty(0)) {
 		pr_err("no input: give -i FILE or -D DIR, or a stream on stdin");
 		return -1;

@@ -308,10 +308,21 @@ static void add_transfer_args(struct stage *st, const struct fe_opts *o, bool li
 		args_add(a, "--tls-no-cn-verify");
 }
 
+static void add_seal_args(struct args *a, const struct fe_opts *o)
+{
+	args_add(a, "--encrypt");
+	if (o->str[S_TLS_CERT]) {
+		args_add(a, "--tls-cert");
+		args_add(a, o->str[S_TLS_CERT]);
+	}
+}
+
 /*
  * stasis-freeze -t PID stasis-collect [opts] --ack-fd A
  *	| stasis-serialize unpack -D DIR --ack-fd B
- * with B the write end of a pipe whose read end is A.
+ * with B the write end of a pipe whose read end is A. Sealed, stasis-seal
+ * --encrypt -D DIR --ack-fd B takes unpack's place (a program and a pipe
+ * fewer); sent sealed, it goes between collect and stasis-transfer.
  */
 static int cmd_dump(const struct fe_opts *o)
 {
@@ -326,6 +337,7 @@ static int cmd_dump(const struct fe_opts *o)
 	bool progress = fe_progress_wanted(o);
 	/* the whole stream goes to the other host: records and pages alike */
 	bool remote = o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE];
+	bool seal_stage = encrypt && remote;
 
 	if (!o->tree) {
 		pr_err("dump: the tree to checkpoint is missing: -t PID");
@@ -358,12 +370,14 @@ static int cmd_dump(const struct fe_opts *o)
 	}
 	if (!(freeze = need_program("stasis-freeze")) ||
 	    !(collect = need_program("stasis-collect")) ||
-	    !(serialize = need_program(remote ? "stasis-transfer" : "stasis-serialize")))
+	    !(serialize = need_program(remote    ? "stasis-transfer"
+					: encrypt ? "stasis-seal"
+						  : "stasis-serialize")))
 		goto out;
-	if (encrypt && !(seal = need_program("stasis-seal")))
+	if (seal_stage && !(seal = need_program("stasis-seal")))
 		goto out;
 	if (make_pipe(data) || make_pipe(ack) || (progress && make_pipe(shown)) ||
-	    (encrypt && make_pipe(sealed)))
+	    (seal_stage && make_pipe(sealed)))
 		goto out;
 	if (fe_scripts_setup(o, dir))
 		goto out;
@@ -403,10 +417,15 @@ static int cmd_dump(const struct fe_opts *o)
 	st[0].out = data[1];
 	st[0].keep[st[0].nkeep++] = ack[0];
 
-	st[1].name = remote ? "stasis-transfer" : "stasis-serialize";
+	st[1].name = remote ? "stasis-transfer" : encrypt ? "stasis-seal" : "stasis-serialize";
 	args_add(&st[1].argv, serialize);
 	if (remote) {
 		add_transfer_args(&st[1], o, false, ps_fd);
+	} else if (encrypt) {
+		/* sealed from the moment it leaves collect */
+		add_seal_args(&st[1].argv, o);
+		args_add(&st[1].argv, "-D");
+		args_add(&st[1].argv, dir);
 	} else {
 		args_add(&st[1].argv, "unpack");
 		args_add(&st[1].argv, "-D");
@@ -421,14 +440,10 @@ static int cmd_dump(const struct fe_opts *o)
 	st[2].in = data[0];
 	st[2].out = shown[1];
 	/* sealed from the moment it leaves collect (and the progress line) */
-	if (encrypt) {
+	if (seal_stage) {
 		st[3].name = "stasis-seal";
 		args_add(&st[3].argv, seal);
-		args_add(&st[3].argv, "--encrypt");
-		if (o->str[S_TLS_CERT]) {
-			args_add(&st[3].argv, "--tls-cert");
-			args_add(&st[3].argv, o->str[S_TLS_CERT]);
-		}
+		add_seal_args(&st[3].argv, o);
 		add_common(&st[3].argv, o, log);
 		st[3].in = st[1].in;
 		st[3].out = sealed[1];
@@ -441,7 +456,7 @@ static int cmd_dump(const struct fe_opts *o)
 	 * on its output and its ack channel: it resumes the tree. */
 	if (!stage_start(&st[0]) &&
 	    (!progress || !fe_progress_start(&st[2], "dump", fe_tree_memory(o->tree), true)) &&
-	    (!encrypt || !stage_start(&st[3])))
+	    (!seal_stage || !stage_start(&st[3])))
 		stage_start(&st[1]);
 	close_fd(&data[0]);
 	close_fd(&data[1]);
@@ -459,7 +474,7 @@ static int cmd_dump(const struct fe_opts *o)
 		if (rc[i])
 			ret = 1;
 	}
-	if (encrypt && stage_wait(&st[3], false))
+	if (seal_stage && stage_wait(&st[3], false))
 		ret = 1;
 	if (progress)
 		stage_wait(&st[2], true);

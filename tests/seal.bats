@@ -203,6 +203,39 @@ open_refused() { # STREAM-FILE
 	sealed_restore_and_check "$SEALED" "$PKI/ec.key" -D
 }
 
+@test "stasis-seal --encrypt -D stores the checkpoint itself: as | unpack would, acknowledged; a failure keeps the older one" {
+	start_secret
+	collect_stream "$BATS_TEST_TMPDIR/plain.stream"
+	local via=$BATS_TEST_TMPDIR/via-unpack ack=$BATS_TEST_TMPDIR/ack before
+	stasis-seal --encrypt --tls-cert "$PKI/ec.pem" -D "$SEALED" --ack-fd 3 \
+		<"$BATS_TEST_TMPDIR/plain.stream" 3>"$ack"
+	[ "$(cat "$ack")" = OK ]
+	stasis-seal --encrypt --tls-cert "$PKI/ec.pem" <"$BATS_TEST_TMPDIR/plain.stream" |
+		stasis-serialize unpack -D "$via"
+	# the same image files with the same sizes, and no plaintext secret
+	diff <(cd "$SEALED" && stat -c '%n %s' -- * | sort) <(cd "$via" && stat -c '%n %s' -- * | sort)
+	run grep -r -l -F -- "$SECRET" "$SEALED"
+	[ "$status" -eq 1 ]
+	# it opens to exactly the plaintext checkpoint
+	stasis-serialize unpack -D "$PLAIN" <"$BATS_TEST_TMPDIR/plain.stream"
+	stasis-seal --open --tls-key "$PKI/ec.key" -D "$SEALED" | cmp - <(stasis-serialize pack -D "$PLAIN")
+	# a truncated input: an error, no acknowledgement, the older checkpoint intact
+	before=$(cd "$SEALED" && md5sum -- * | sort)
+	run bash -c "head -c -100 '$BATS_TEST_TMPDIR/plain.stream' |
+		stasis-seal --encrypt --tls-cert '$PKI/ec.pem' -D '$SEALED' --ack-fd 3 3>'$ack'"
+	[ "$status" -eq 1 ]
+	[[ $output == *"stasis-seal: error: "*truncated* ]] || { echo "$output"; false; }
+	[ ! -s "$ack" ]
+	[ "$(cd "$SEALED" && md5sum -- * | sort)" = "$before" ]
+	[ -z "$(find "$SEALED" -name '.stasis-unpack*')" ]
+	# --ack-fd goes with --encrypt -D only
+	run stasis-seal --encrypt --ack-fd 3
+	[ "$status" -eq 1 ]
+	[[ $output == *"--ack-fd is an option of --encrypt -D"* ]]
+	kill_original
+	sealed_restore_and_check "$SEALED" "$PKI/ec.key" -D
+}
+
 @test "a key of no recipient is refused, naming the certificates the checkpoint is sealed for" {
 	start_secret
 	sealed_dump "$SEALED" "$PKI/rsa.pem" "$PKI/ec.pem"

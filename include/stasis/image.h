@@ -59,6 +59,11 @@ struct img_reader;
 
 /* Writer: frames go to fd as they are made (no whole-image buffering). */
 struct img_writer *imgw_open(int fd);
+/* Takes one frame (data valid during the call); non-zero stops the writer. */
+typedef int (*img_sink_fn)(void *arg, const struct img_frame *f);
+/* A writer that hands each frame to sink instead of writing it to an fd
+ * (HEAD and TRAILER included, with image NULL). */
+struct img_writer *imgw_open_sink(img_sink_fn sink, void *arg);
 int imgw_record(struct img_writer *w, const char *image, const ProtobufCMessage *msg);
 int imgw_record_raw(struct img_writer *w, const char *image, const void *buf, size_t len);
 /* Appends len bytes of page data to image (split at STASIS_PAGE_FRAME_SPAN). */
@@ -97,12 +102,29 @@ bool img_vma_inherited(const Stasis__Vma *child, const Stasis__Vma *parent);
 
 /* Directory form: NAME.img per image. */
 #define STASIS_IMG_MAGIC "STASIMG1"
+/* "NAME.img" -> NAME, when fname names an image file. */
+bool img_file_name(const char *fname, char name[STASIS_IMAGE_NAME_MAX]);
 struct img_dir_writer;
 struct img_dir_writer *imgdir_create(const char *dir);
 int imgdir_put(struct img_dir_writer *d, const struct img_frame *f);
 /* fsyncs every file and the directory. */
 int imgdir_finish(struct img_dir_writer *d);
 void imgdir_free(struct img_dir_writer *d);
+/*
+ * A checkpoint stored safely: frames go to DIR/.stasis-unpack.PID, and
+ * imgunpack_commit fsyncs them and moves them into DIR (dropping what an
+ * older checkpoint there has and this one has not). Until then DIR is left
+ * as it was; imgunpack_free without a commit removes the staged files.
+ */
+struct img_unpack;
+struct img_unpack *imgunpack_open(const char *dir);
+/* An img_sink_fn: takes any frame of a plaintext or sealed stream. */
+int imgunpack_put(void *unpack, const struct img_frame *f);
+int imgunpack_commit(struct img_unpack *u);
+void imgunpack_free(struct img_unpack *u);
+/* "OK\n" on the acknowledgement fd (none when fd < 0): the checkpoint is
+ * complete and durable. */
+int img_ack(int fd);
 /* qsort order of image names (char *) in which pack streams a directory:
  * cipher, inventory, pstree, other records by name, pages-N by N, stats-*. */
 int img_pack_cmp(const void *a, const void *b);
