@@ -13,17 +13,23 @@
 #             restore: stasis-serialize pack | stasis-inject
 #   piped     unsealed with cat as a stage of its own in both pipelines:
 #             what a program more in the pipe costs, without any crypto
-#   sealed    the same with stasis-seal --encrypt / --open in the pipe
+#   sealed    what stasis dump -e and stasis restore do: dump
+#             stasis-freeze | stasis-collect | stasis-seal --encrypt -D DIR,
+#             restore stasis-seal --open -D DIR | stasis-inject (stasis-seal
+#             stores and reads the directory itself: no unpack, no pack)
 #             (an ECDSA P-256 certificate and key made with certtool)
-#   sealed-D  dumped as sealed; restored with stasis-seal --open -D DIR |
-#             stasis-inject (stasis-seal reads the directory: no pack)
+#   sealed-pipe  the pipelines of DESIGN.md, with stasis-seal as a filter:
+#             collect | stasis-seal --encrypt | stasis-serialize unpack,
+#             pack | stasis-seal --open | stasis-inject
 #   gpg       the unsealed dump, then its directory through
 #             tar | gpg --symmetric --batch --passphrase x; the plaintext
 #             directory removed. Restore: gpg -d | tar -x, then as unsealed
 #   openssl   the same with openssl enc -aes-256-ctr -pbkdf2 -pass pass:x
 #   age       the same with age -r (a key made with age-keygen)
 #
-# There are BENCH_REPS rounds (default 3); the table shows the median. A dump's time runs until the
+# There are BENCH_REPS rounds (default 3); the table shows the median and
+# the best. Each round starts with another variant, so that none is always
+# the first or the last after a restart of the process. A dump's time runs until the
 # checkpoint is on disk (stasis-serialize unpack fsyncs; the encrypted
 # files of the other tools are synced too); a restore's until stasis-inject
 # has written its pidfile, that is, until the process is back and about to
@@ -35,9 +41,15 @@
 #   BENCH_DIR         where the images go (default: a new directory in /var/tmp)
 #   BENCH_REPS        runs of each variant (default 3)
 #   BENCH_KEEP=1      keep images and logs
+#   BENCH_WARM        MiB of memory touched and freed before every timed run
+#                     (default 3 x SIZE_MB; 0: none). In a virtual machine
+#                     whose free memory is handed back to the host (free page
+#                     reporting, DAMON reclaim), a run that happens to take
+#                     pages back from the host is slowed by up to 4x; the
+#                     warm-up takes that chance out of the comparison.
 #   BENCH_SEAL_OPTS   extra options for both stasis-seal runs (e.g. --threads 0)
 #   BENCH_VARIANTS    the variants to run (default "unsealed piped sealed
-#                     sealed-D gpg openssl age")
+#                     sealed-pipe gpg openssl age")
 #
 # Missing tools (gnupg, openssl, age, gnutls-bin) are installed with apt-get.
 
@@ -50,7 +62,7 @@ export PATH="$build/root/bin:$PATH"
 bigmem=$build/tests/bigmem
 mb=${1:-1024}
 reps=${BENCH_REPS:-3}
-read -r -a variants <<<"${BENCH_VARIANTS:-unsealed piped sealed sealed-D gpg openssl age}"
+read -r -a variants <<<"${BENCH_VARIANTS:-unsealed piped sealed sealed-pipe gpg openssl age}"
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -96,6 +108,7 @@ cleanup() {
 	done
 	[ -n "$pipe_pid" ] && kill -KILL "$pipe_pid" 2>/dev/null
 	wait 2>/dev/null
+	rm -f /dev/shm/stasis-bench-warm.$$
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: images and logs kept in $top" >&2
 	elif [ "$top_is_ours" = 1 ]; then
@@ -108,6 +121,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 now() { echo "$EPOCHREALTIME"; }
+warm_mb=${BENCH_WARM:-$((3 * mb))}
+[[ $warm_mb =~ ^[0-9]+$ ]] || die "bad BENCH_WARM: $warm_mb (MiB)"
+warm_up() {
+	[ "$warm_mb" -gt 0 ] || return 0
+	dd if=/dev/zero of=/dev/shm/stasis-bench-warm.$$ bs=1M count="$warm_mb" status=none
+	rm -f /dev/shm/stasis-bench-warm.$$
+}
+# CPU time (s) of the whole machine, busy (user, nice, system, irq, softirq)
+cpu_busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 best() { tr ' ' '\n' | grep . | sort -n | head -n 1 | grep . || echo -; }
@@ -167,17 +189,22 @@ decrypt() { # TOOL FILE DIR
 	esac
 }
 
-declare -A dump_t restore_t size check
+declare -A dump_t restore_t dump_c restore_c size check
 dump_one() { # VARIANT REP
-	local v=$1 r=$2 dir=$run/$1.$2 t0 t1 rc=0
+	local v=$1 r=$2 dir=$run/$1.$2 t0 t1 c0 c1 rc=0
 	rm -rf "$dir" "$dir.enc"
+	warm_up
+	c0=$(cpu_busy)
 	t0=$(now)
 	case $v in
 	unsealed)
 		stasis-freeze -t "$pid" stasis-collect -R | stasis-serialize unpack -D "$dir" ;;
 	piped)
 		stasis-freeze -t "$pid" stasis-collect -R | cat | stasis-serialize unpack -D "$dir" ;;
-	sealed | sealed-D)
+	sealed)
+		stasis-freeze -t "$pid" stasis-collect -R |
+			stasis-seal --encrypt "${seal_opts[@]}" --tls-cert "$pki/cert.pem" -D "$dir" ;;
+	sealed-pipe)
 		stasis-freeze -t "$pid" stasis-collect -R |
 			stasis-seal --encrypt "${seal_opts[@]}" --tls-cert "$pki/cert.pem" |
 			stasis-serialize unpack -D "$dir" ;;
@@ -187,8 +214,10 @@ dump_one() { # VARIANT REP
 	esac
 	rc=$?
 	t1=$(now)
+	c1=$(cpu_busy)
 	[ $rc -eq 0 ] || { echo "bench: $v dump failed" >&2; return 1; }
 	dump_t[$v]+=" $(elapsed "$t0" "$t1")"
+	dump_c[$v]+=" $(elapsed "$c0" "$c1")"
 	if [ -e "$dir.enc" ]; then
 		size[$v]=$(stat -c %s "$dir.enc")
 	else
@@ -197,9 +226,11 @@ dump_one() { # VARIANT REP
 }
 
 restore_one() { # VARIANT REP
-	local v=$1 r=$2 dir=$run/$1.$2 t0 t1 pidfile=$run/restored.pid src
+	local v=$1 r=$2 dir=$run/$1.$2 t0 t1 c0 c1 pidfile=$run/restored.pid src
 	rm -f "$go" "$pidfile"
 	cp "$log.at-dump" "$log"
+	warm_up
+	c0=$(cpu_busy)
 	t0=$(now)
 	src=$dir
 	if [ -e "$dir.enc" ]; then
@@ -207,13 +238,13 @@ restore_one() { # VARIANT REP
 		rm -rf "$src"
 		decrypt "$v" "$dir.enc" "$src" || { echo "bench: $v: decryption failed" >&2; return 1; }
 	fi
-	if [ "$v" = sealed-D ]; then
+	if [ "$v" = sealed ]; then
 		(stasis-seal --open "${seal_opts[@]}" --tls-key "$pki/key.pem" -D "$src" |
 			stasis-inject --pidfile "$pidfile") </dev/null >"$run/restore.log" 2>&1 &
 	elif [ "$v" = piped ]; then
 		(stasis-serialize pack -D "$src" | cat | stasis-inject --pidfile "$pidfile") \
 			</dev/null >"$run/restore.log" 2>&1 &
-	elif [ "$v" = sealed ]; then
+	elif [ "$v" = sealed-pipe ]; then
 		(stasis-serialize pack -D "$src" |
 			stasis-seal --open "${seal_opts[@]}" --tls-key "$pki/key.pem" |
 			stasis-inject --pidfile "$pidfile") </dev/null >"$run/restore.log" 2>&1 &
@@ -227,6 +258,7 @@ restore_one() { # VARIANT REP
 		sleep 0.005
 	done
 	t1=$(now)
+	c1=$(cpu_busy)
 	if [ ! -s "$pidfile" ]; then
 		wait "$pipe_pid"
 		pipe_pid=
@@ -235,6 +267,7 @@ restore_one() { # VARIANT REP
 		return 1
 	fi
 	restore_t[$v]+=" $(elapsed "$t0" "$t1")"
+	restore_c[$v]+=" $(elapsed "$c0" "$c1")"
 	touch "$go"
 	# the restored bigmem checks its memory and exits; stasis-inject reaps it
 	wait "$pipe_pid"
@@ -255,14 +288,16 @@ status=0
 for ((r = 1; r <= reps; r++)); do
 	echo "bench: round $r/$reps: starting bigmem $mb" >&2
 	start_bigmem
-	for v in "${variants[@]}"; do
+	# rotated by one each round
+	order=("${variants[@]:$(((r - 1) % ${#variants[@]}))}" "${variants[@]:0:$(((r - 1) % ${#variants[@]}))}")
+	for v in "${order[@]}"; do
 		echo "bench: dump $v ($r/$reps)" >&2
 		dump_one "$v" "$r" || { status=1; check[$v]=FAIL; }
 	done
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null
 	pid=
-	for v in "${variants[@]}"; do
+	for v in "${order[@]}"; do
 		[ "${check[$v]:-}" = FAIL ] && continue
 		echo "bench: restore $v ($r/$reps)" >&2
 		restore_one "$v" "$r" || { status=1; check[$v]=FAIL; }
@@ -279,17 +314,18 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) pri
 echo
 echo "seal benchmark: $mb MiB process, images on $top ($fstype), $(nproc) CPUs, kernel $(uname -r)"
 echo "seconds, median and best of $reps rounds; vs: against the unsealed dump/restore"
-printf '%-9s %8s %7s %8s %7s %9s %7s %8s %7s %9s  %s\n' variant dump vs "best" vs restore vs best vs "size MiB" check
+printf '%-11s %8s %7s %8s %7s %9s %7s %8s %7s %9s  %s\n' variant dump vs "best" vs restore vs best vs "size MiB" check
 for v in "${variants[@]}"; do
 	d=$(echo "${dump_t[$v]:-}" | median)
 	db=$(echo "${dump_t[$v]:-}" | best)
 	rs=$(echo "${restore_t[$v]:-}" | median)
 	rb=$(echo "${restore_t[$v]:-}" | best)
-	printf '%-9s %8s %7s %8s %7s %9s %7s %8s %7s %9s  %s\n' "$v" "$d" "$(pct "$d" "$base_d")" \
+	printf '%-11s %8s %7s %8s %7s %9s %7s %8s %7s %9s  %s\n' "$v" "$d" "$(pct "$d" "$base_d")" \
 		"$db" "$(pct "$db" "$base_db")" "$rs" "$(pct "$rs" "$base_r")" "$rb" "$(pct "$rb" "$base_rb")" \
 		"$(awk -v b="${size[$v]:-0}" 'BEGIN { printf "%.1f", b / 1048576 }')" "${check[$v]:-FAIL}"
 done
 for v in "${variants[@]}"; do
 	echo "  $v runs: dump${dump_t[$v]:- -}; restore${restore_t[$v]:- -}"
+	echo "  $v CPU seconds (whole machine, median): dump $(echo "${dump_c[$v]:-}" | median), restore $(echo "${restore_c[$v]:-}" | median)"
 done
 exit $status
