@@ -23,7 +23,13 @@ struct dir_image {
 	char *name;
 	int fd;
 	uint64_t size;
+	uint64_t flushed; /* writeback started up to here */
 };
+
+/* Page data is sent to the disk in runs of this size as it is written: the
+ * disk works while the stream still flows, and the final fsync waits for
+ * little. */
+#define WRITEBACK_RUN (8u << 20)
 
 struct img_dir_writer {
 	char *dir;
@@ -151,6 +157,12 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)
 			return -1;
 		}
 		img->size += f->hdr.len;
+		if (img->size - img->flushed >= WRITEBACK_RUN) {
+			/* only a hint: fsync at the end still decides */
+			sync_file_range(img->fd, img->flushed, img->size - img->flushed,
+					SYNC_FILE_RANGE_WRITE);
+			img->flushed = img->size;
+		}
 		return 0;
 	default:
 		pr_err("frame %llu of %s has kind %u, which a directory cannot hold (sealed stream?)",
