@@ -127,9 +127,9 @@ static const struct fe_option options[] = {
 	    "else the system's)"),
 	STR("tls-cacrl", 0, CMD_NET, S_TLS_CACRL, "FILE",
 	    "certificate revocation list (default: /etc/pki/CA/cacrl.pem if present)"),
-	STR("tls-cert", 0, CMD_NET, S_TLS_CERT, "FILE",
-	    "our certificate, and with --encrypt the recipient's (default: "
-	    "/etc/pki/stasis/cert.pem)"),
+	{ "tls-cert", 0, required_argument, K_LIST, CMD_NET, L_TLS_CERT, 0, "FILE",
+	  "our certificate (the last one given), and with --encrypt a recipient's "
+	  "(may be repeated; default: /etc/pki/stasis/cert.pem)" },
 	STR("tls-key", 0, CMD_NET, S_TLS_KEY, "FILE",
 	    "its private key, which also opens a sealed checkpoint (default: "
 	    "/etc/pki/stasis/private/key.pem)"),

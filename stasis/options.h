@@ -45,6 +45,8 @@ enum fe_list {
 	L_NONE,
 	L_EXTERNAL,   /* dump: --external unix[ID] */
 	L_INHERIT_FD, /* restore: --inherit-fd fd[N]:RES */
+	L_TLS_CERT,   /* --tls-cert: the last one is ours for TLS; with
+		       * --encrypt, every one is a recipient */
 	L_NR,
 };
 
@@ -64,7 +66,6 @@ enum fe_str {
 	S_STATUS_FD,
 	S_TLS_CACERT,
 	S_TLS_CACRL,
-	S_TLS_CERT,
 	S_TLS_KEY,
 	S_NR,
 };

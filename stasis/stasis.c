@@ -270,7 +270,6 @@ static void add_transfer_args(struct stage *st, const struct fe_opts *o, bool li
 	} tls[] = {
 	    {S_TLS_CACERT, "--tls-cacert"},
 	    {S_TLS_CACRL, "--tls-cacrl"},
-	    {S_TLS_CERT, "--tls-cert"},
 	    {S_TLS_KEY, "--tls-key"},
 	};
 	const char *addr = o->str[S_ADDRESS], *port = o->str[S_PORT];
@@ -304,6 +303,10 @@ static void add_transfer_args(struct stage *st, const struct fe_opts *o, bool li
 			args_add(a, o->str[tls[i].s]);
 		}
 	}
+	if (o->list[L_TLS_CERT].n) {
+		args_add(a, "--tls-cert");
+		args_add(a, o->list[L_TLS_CERT].v[o->list[L_TLS_CERT].n - 1]);
+	}
 	if (o->flag[F_TLS_NO_CN_VERIFY])
 		args_add(a, "--tls-no-cn-verify");
 }
@@ -311,10 +314,7 @@ static void add_transfer_args(struct stage *st, const struct fe_opts *o, bool li
 static void add_seal_args(struct args *a, const struct fe_opts *o)
 {
 	args_add(a, "--encrypt");
-	if (o->str[S_TLS_CERT]) {
-		args_add(a, "--tls-cert");
-		args_add(a, o->str[S_TLS_CERT]);
-	}
+	add_list(a, o, L_TLS_CERT, "--tls-cert");
 }
 
 /*

@@ -511,5 +511,7 @@ EOF
 	[ -s "$IMG/cipher.img" ]
 	run grep -r -l -F -- "$SECRET" "$IMG"
 	[ "$status" -eq 1 ]
+	# sealed for both certificates: the RSA key opens it too
+	stasis-seal --open --require-sealed --tls-key "$PKI/rsa.key" -D "$IMG" >/dev/null
 	restore_and_check --tls-key "$PKI/ec.key"
 }
