@@ -164,7 +164,13 @@ start_bigmem() {
 	# the log of the last restored bigmem says READY too: not that one
 	rm -f "$go" "$log"
 	# only fds 0-2: nothing else of ours gets dumped
-	setsid "$bigmem" "$mb" "$go" </dev/null >"$log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	(
+		for f in "/proc/$BASHPID/fd/"*; do
+			f=${f##*/}
+			[ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null
+		done
+		exec setsid "$bigmem" "$mb" "$go" </dev/null >"$log" 2>&1
+	) &
 	pid=$!
 	wait_line "$log" READY 120 || die "bigmem did not get READY: $(cat "$log")"
 	cp "$log" "$log.at-dump"

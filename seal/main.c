@@ -358,9 +358,9 @@ int main(int argc, char **argv)
 	}
 	if (opts.threads < 0) {
 		/* The programs before and after us in the pipeline keep a CPU
-		 * busy each: only the CPUs beyond three (two when we store the
-		 * directory ourselves) help (docs/seal.md). */
-		long n = sysconf(_SC_NPROCESSORS_ONLN) - (to_dir ? 2 : 3);
+		 * busy each: only the CPUs beyond three (two when we store or
+		 * read the directory ourselves) help (docs/seal.md). */
+		long n = sysconf(_SC_NPROCESSORS_ONLN) - (opts.dir ? 2 : 3);
 
 		opts.threads = n < 0 ? 0 : n > 4 ? 4 : n;
 	}
