@@ -19,8 +19,8 @@
 #include "stasis/util.h"
 
 /*
- * Frames are written into DIR/.stasis-unpack.PID and moves the images into DIR
- * only once the whole stream has arrived and is on disk: a failed or
+ * Frames are written into DIR/.stasis-unpack.PID, and the images move into
+ * DIR only once the whole stream has arrived and is on disk: a failed or
  * truncated dump never leaves DIR looking like a checkpoint, and never
  * damages the checkpoint that DIR already held.
  */
