@@ -45,5 +45,7 @@ load helpers
 		close_extra_fds
 		exec script -qfec "stasis restore -j -D $IMG" "$ts2" </dev/null >/dev/null 2>&1
 	)
-	grep -q '^PASS' "$ts2" || { cat "$ts2"; return 1; }
+	# the restore's progress line is drawn on the terminal and erased with
+	# "\r ESC[K" before the program's output: read the screen's lines
+	tr '\r' '\n' <"$ts2" | sed 's/\x1b\[K//g' | grep -q '^PASS' || { cat "$ts2"; return 1; }
 }
