@@ -4,6 +4,7 @@
  * whole state is in fdinfo; what it only names (the targets of an epoll,
  * the inodes inotify watches) is resolved here, while the tree is frozen.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,13 +119,42 @@ static bool epoll_match(const struct fd_src *src)
 /*
  * The fd number a registration was made with names the target only while
  * that descriptor still refers to it: kcmp(KCMP_EPOLL_TFD) compares the
- * task's fd tfd with the toff-th registration under that number.
+ * task's descriptor fd with the toff-th registration under number tfd.
  */
-static bool tfd_still_open(const struct fd_src *src, int tfd, int toff)
+static bool tfd_is(const struct fd_src *src, int fd, int tfd, int toff)
 {
 	struct kcmp_epoll_slot slot = { .efd = src->fd, .tfd = tfd, .toff = toff };
 
-	return syscall(SYS_kcmp, src->pid, src->pid, KCMP_EPOLL_TFD, tfd, &slot) == 0;
+	return syscall(SYS_kcmp, src->pid, src->pid, KCMP_EPOLL_TFD, fd, &slot) == 0;
+}
+
+/*
+ * A registration outlives the number it was made with (closed, or dup2'ed
+ * over) as long as its file is open: a descriptor of the task that holds
+ * that file, or -1.
+ */
+static int tfd_holder(const struct fd_src *src, int tfd, int toff)
+{
+	char path[64];
+	struct dirent *de;
+	int found = -1;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", src->pid);
+	d = opendir(path);
+	if (!d) {
+		pr_perror("cannot open %s", path);
+		return -1;
+	}
+	while (found < 0 && (de = readdir(d))) {
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && fd != tfd &&
+		    tfd_is(src, fd, tfd, toff))
+			found = fd;
+	}
+	closedir(d);
+	return found;
 }
 
 static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
@@ -143,7 +173,7 @@ static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	for (char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		unsigned events;
 		unsigned long long data;
-		int tfd, toff = 0;
+		int tfd, toff = 0, src_fd = -1;
 		Stasis__EpollTfd *t;
 
 		if (strncmp(p, "tfd:", 4))
@@ -158,14 +188,19 @@ static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		 * was closed and the number reused) count in fdinfo order */
 		for (size_t i = 0; i < e->n_tfds; i++)
 			toff += (int)e->tfds[i]->tfd == tfd;
-		if (!tfd_still_open(src, tfd, toff)) {
-			/* as CRIU: a registration whose descriptor is gone cannot be
-			 * made again by number; the file stays open elsewhere */
-			pr_warn("epoll fd %d of task %d: target fd %d was closed or replaced since "
-				"it was registered (events %#x, data %#llx); the registration is "
-				"dropped",
-				src->fd, src->pid, tfd, events, data);
-			continue;
+		if (!tfd_is(src, tfd, tfd, toff)) {
+			src_fd = tfd_holder(src, tfd, toff);
+			if (src_fd < 0) {
+				pr_err("epoll fd %d of task %d: the file registered as fd %d "
+				       "(events %#x, data %#llx) is no longer open in task %d; "
+				       "not supported",
+				       src->fd, src->pid, tfd, events, data, src->pid);
+				free(text);
+				return -1;
+			}
+			pr_debug("epoll fd %d of task %d: fd %d was closed or replaced since it "
+				 "was registered; its file is fd %d now",
+				 src->fd, src->pid, tfd, src_fd);
 		}
 		if (e->n_tfds == cap) {
 			cap = cap ? cap * 2 : 8;
@@ -176,6 +211,10 @@ static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		t->tfd = tfd;
 		t->events = events;
 		t->data = data;
+		if (src_fd >= 0) {
+			t->has_src_fd = true;
+			t->src_fd = src_fd;
+		}
 		e->tfds[e->n_tfds++] = t;
 		pr_debug("epoll fd %d of task %d: tfd %d events %#x data %#llx", src->fd, src->pid,
 			 tfd, events, data);

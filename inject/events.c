@@ -109,26 +109,71 @@ static int epoll_open(Stasis__FileEntry *fe)
 	return fd;
 }
 
+/*
+ * Registers tfd's target with the number it was made with. A target whose
+ * number was closed or reused since is put at that number for the call
+ * (the kernel keys a registration by file and number), and whatever the
+ * number holds now is moved aside and back.
+ */
+static int epoll_add_tfd(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__EpollTfd *tfd)
+{
+	struct epoll_event ev = { .events = tfd->events, .data.u64 = tfd->data };
+	unsigned long at = scratch_put(t, 0, &ev, sizeof(ev));
+	long r, held = -1, saved = -1;
+
+	if (!at)
+		return -1;
+	if (tfd->has_src_fd) {
+		if (tfd->src_fd == tfd->tfd || tfd->tfd == fi->fd) {
+			pr_err("task %d: epoll fd %u: malformed registration of fd %u", t->pid,
+			       fi->fd, tfd->tfd);
+			return -1;
+		}
+		held = ISYS(t, SYS_fcntl, tfd->tfd, F_GETFD);
+		if (held >= 0) {
+			saved = ISYS(t, SYS_fcntl, tfd->tfd, F_DUPFD_CLOEXEC, 0);
+			if (saved < 0) {
+				pr_err("task %d: cannot move fd %u aside: %s", t->pid, tfd->tfd,
+				       strerror(-saved));
+				return -1;
+			}
+		}
+		r = ISYS(t, SYS_dup3, tfd->src_fd, tfd->tfd, 0);
+		if (r != (long)tfd->tfd) {
+			pr_err("task %d: epoll fd %u: cannot put fd %u at %u: %s", t->pid, fi->fd,
+			       tfd->src_fd, tfd->tfd, strerror(-r));
+			return -1;
+		}
+	}
+	r = ISYS(t, SYS_epoll_ctl, fi->fd, EPOLL_CTL_ADD, tfd->tfd, at);
+	if (r)
+		pr_err("task %d: epoll fd %u: cannot register fd %u (events %#x): %s", t->pid,
+		       fi->fd, tfd->tfd, tfd->events, strerror(-r));
+	if (!tfd->has_src_fd)
+		return r ? -1 : 0;
+	if (saved >= 0) {
+		long back = ISYS(t, SYS_dup3, saved, tfd->tfd, held & FD_CLOEXEC ? O_CLOEXEC : 0);
+
+		ISYS(t, SYS_close, saved);
+		if (back != (long)tfd->tfd) {
+			pr_err("task %d: cannot put fd %u back: %s", t->pid, tfd->tfd,
+			       strerror(-back));
+			return -1;
+		}
+	} else {
+		ISYS(t, SYS_close, tfd->tfd);
+	}
+	return r ? -1 : 0;
+}
+
 /* In the task that dumped the epoll: every target is at its number now. */
 static int epoll_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe)
 {
 	if (!first_post(fe->id))
 		return 0; /* the registrations belong to the description: made once */
-	for (size_t i = 0; i < fe->epoll->n_tfds; i++) {
-		Stasis__EpollTfd *tfd = fe->epoll->tfds[i];
-		struct epoll_event ev = { .events = tfd->events, .data.u64 = tfd->data };
-		unsigned long at = scratch_put(t, 0, &ev, sizeof(ev));
-		long r;
-
-		if (!at)
+	for (size_t i = 0; i < fe->epoll->n_tfds; i++)
+		if (epoll_add_tfd(t, fi, fe->epoll->tfds[i]))
 			return -1;
-		r = ISYS(t, SYS_epoll_ctl, fi->fd, EPOLL_CTL_ADD, tfd->tfd, at);
-		if (r) {
-			pr_err("task %d: epoll fd %u: cannot register fd %u (events %#x): %s",
-			       t->pid, fi->fd, tfd->tfd, tfd->events, strerror(-r));
-			return -1;
-		}
-	}
 	return 0;
 }
 

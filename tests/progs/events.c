@@ -6,11 +6,15 @@
  *   above 32 bits, a semaphore at 3: read back exactly, flags kept, the dup
  *   still shares the counter.
  * epoll: eventfds registered with their own data: a ready one, an idle one,
- *   an edge-triggered ready one, one for EPOLLOUT, and a registration whose
- *   descriptor was closed since (dropped, with a warning in the dump log);
- *   a second epoll watches the first. epoll_wait reports exactly the ready
- *   ones with their data, edge-triggered once; EPOLL_CTL_DEL works on the
- *   registered fds and says ENOENT for one never registered.
+ *   an edge-triggered ready one, one for EPOLLOUT, a ready one registered
+ *   through a number closed since, and two under one number (the first
+ *   file's, which another was dup2'ed over); a second epoll watches the
+ *   first; a third holds a one-shot registration that fired before the dump
+ *   and an EPOLLEXCLUSIVE one. epoll_wait reports exactly the ready ones
+ *   with their data, edge-triggered once, the stale ones included (as the
+ *   kernel does); EPOLL_CTL_DEL works on the registered fds and says ENOENT
+ *   for one never registered; the one-shot stays disarmed until MOD re-arms
+ *   it; EPOLLEXCLUSIVE is kept.
  * signalfd: SIGUSR1 and SIGRTMIN (blocked), non-blocking, one SIGRTMIN
  *   queued before the dump: it is read first; SIGUSR2 (blocked, not in the
  *   mask) is not reported; SIGUSR1 and SIGRTMIN sent after restore are.
@@ -131,7 +135,8 @@ static void eventfd_check(void)
 
 /* ---- epoll ---- */
 
-static int ep, ep2, e_ready, e_idle, e_et, e_out, e_stale, e_never;
+static int ep, ep2, ep3, e_ready, e_idle, e_et, e_out, e_stale, e_never, e_rep1, e_rep2;
+static int e_reused, e_once, e_excl;
 
 static void epoll_add(int e, int fd, uint32_t events, uint64_t data)
 {
@@ -143,18 +148,24 @@ static void epoll_add(int e, int fd, uint32_t events, uint64_t data)
 
 static void epoll_setup(void)
 {
+	struct epoll_event ev;
 	int tmp;
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	ep2 = epoll_create1(0);
+	ep3 = epoll_create1(0);
 	e_ready = eventfd(5, EFD_NONBLOCK);
 	e_idle = eventfd(0, EFD_NONBLOCK);
 	e_et = eventfd(1, EFD_NONBLOCK);
 	e_out = eventfd(0, EFD_NONBLOCK);
 	e_stale = eventfd(1, EFD_NONBLOCK);
 	e_never = eventfd(1, EFD_NONBLOCK);
-	if (ep < 0 || ep2 < 0 || e_ready < 0 || e_idle < 0 || e_et < 0 || e_out < 0 ||
-	    e_stale < 0 || e_never < 0)
+	e_rep1 = eventfd(1, EFD_NONBLOCK);
+	e_rep2 = eventfd(0, EFD_NONBLOCK);
+	e_once = eventfd(1, EFD_NONBLOCK);
+	e_excl = eventfd(0, EFD_NONBLOCK);
+	if (ep < 0 || ep2 < 0 || ep3 < 0 || e_ready < 0 || e_idle < 0 || e_et < 0 || e_out < 0 ||
+	    e_stale < 0 || e_never < 0 || e_rep1 < 0 || e_rep2 < 0 || e_once < 0 || e_excl < 0)
 		tp_die("epoll set-up");
 	epoll_add(ep, e_ready, EPOLLIN, 0xA1A1A1A1A1A1A1A1ULL);
 	epoll_add(ep, e_idle, EPOLLIN, 0xB2);
@@ -165,13 +176,49 @@ static void epoll_setup(void)
 	tmp = dup(e_stale);
 	epoll_add(ep, tmp, EPOLLIN, 0xEE);
 	close(tmp);
+	/* a number reused: e_rep1 registered as e_reused, then e_rep2 put at
+	 * that number and registered under it too */
+	e_reused = dup(e_rep1);
+	epoll_add(ep, e_reused, EPOLLIN, 0xF1);
+	if (dup2(e_rep2, e_reused) != e_reused)
+		tp_die("dup2");
+	epoll_add(ep, e_reused, EPOLLIN, 0xF2);
 	epoll_add(ep2, ep, EPOLLIN, 0x42);
+	/* a one-shot registration that fired before the dump (disarmed) and
+	 * an exclusive one */
+	epoll_add(ep3, e_once, EPOLLIN | EPOLLONESHOT, 0x0E);
+	epoll_add(ep3, e_excl, EPOLLIN | EPOLLEXCLUSIVE, 0xEC);
+	if (epoll_wait(ep3, &ev, 1, 0) != 1 || ev.data.u64 != 0x0E)
+		tp_die("epoll_wait of the one-shot");
+}
+
+/* The events word fdinfo shows for the registration of fd in epoll e. */
+static unsigned epoll_tfd_events(int e, int fd)
+{
+	char path[64], line[256];
+	unsigned events = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", e);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		int tfd;
+		unsigned ev;
+
+		if (sscanf(line, "tfd: %d events: %x", &tfd, &ev) == 2 && tfd == fd)
+			events = ev;
+	}
+	fclose(f);
+	return events;
 }
 
 static void epoll_check(void)
 {
 	struct epoll_event evs[16];
-	int seen_a = 0, seen_c = 0, seen_d = 0, n;
+	int seen_a = 0, seen_c = 0, seen_d = 0, seen_e = 0, seen_f = 0, n;
+	uint64_t one = 1, v = 0;
 
 	if (tp_sabotaged("epoll"))
 		epoll_ctl(ep, EPOLL_CTL_DEL, e_ready, NULL);
@@ -189,20 +236,36 @@ static void epoll_check(void)
 			seen_c++;
 		else if (d == 0xD4 && evs[i].events == EPOLLOUT)
 			seen_d++;
+		else if (d == 0xEE && evs[i].events == EPOLLIN)
+			seen_e++;
+		else if (d == 0xF1 && evs[i].events == EPOLLIN)
+			seen_f++;
 		else
 			tp_fail("epoll reports events %#x with data %#llx", evs[i].events,
 				(unsigned long long)d);
 	}
-	if (n != 3 || seen_a != 1 || seen_c != 1 || seen_d != 1)
-		tp_fail("epoll_wait gave %d events (ready %d, edge %d, out %d), expected 3", n,
-			seen_a, seen_c, seen_d);
+	if (n != 5 || seen_a != 1 || seen_c != 1 || seen_d != 1 || seen_e != 1 || seen_f != 1)
+		tp_fail("epoll_wait gave %d events (ready %d, edge %d, out %d, closed number %d, "
+			"reused number %d), expected 5",
+			n, seen_a, seen_c, seen_d, seen_e, seen_f);
 	/* edge-triggered: reported once */
 	n = epoll_wait(ep, evs, 16, 0);
 	for (int i = 0; i < n; i++)
 		if (evs[i].data.u64 == 0xC3C3C3C3ULL)
 			tp_fail("the edge-triggered registration fired twice");
-	if (n != 2)
-		tp_fail("second epoll_wait gave %d events, expected 2", n);
+	if (n != 4)
+		tp_fail("second epoll_wait gave %d events, expected 4", n);
+	/* the number now names e_rep2: its registration (0xF2) wakes up */
+	if (write(e_reused, &one, 8) != 8)
+		tp_fail("write to the reused number: %s", strerror(errno));
+	n = epoll_wait(ep, evs, 16, 0);
+	seen_f = 0;
+	for (int i = 0; i < n; i++)
+		seen_f += evs[i].data.u64 == 0xF2;
+	if (seen_f != 1)
+		tp_fail("the registration under the reused number (0xF2) did not fire");
+	if (read(e_rep2, &v, 8) != 8 || v != 1)
+		tp_fail("the reused number does not name the second eventfd");
 	if (epoll_ctl(ep, EPOLL_CTL_DEL, e_idle, NULL))
 		tp_fail("EPOLL_CTL_DEL of a registered fd: %s", strerror(errno));
 	if (epoll_ctl(ep, EPOLL_CTL_DEL, e_ready, NULL))
@@ -212,10 +275,20 @@ static void epoll_check(void)
 	if (epoll_ctl(ep, EPOLL_CTL_DEL, e_stale, NULL) != -1 || errno != ENOENT)
 		tp_fail("the stale registration came back under fd %d", e_stale);
 	n = epoll_wait(ep, evs, 16, 0);
-	if (n != 1 || evs[0].data.u64 != 0xD4)
-		tp_fail("after DEL epoll_wait gave %d events", n);
+	if (n != 3)
+		tp_fail("after DEL epoll_wait gave %d events, expected 3", n);
 	if (!(fcntl(ep, F_GETFD) & FD_CLOEXEC) || (fcntl(ep2, F_GETFD) & FD_CLOEXEC))
 		tp_fail("epoll FD_CLOEXEC changed");
+	/* the one-shot stays disarmed until re-armed; the exclusive keeps its flag */
+	if (epoll_wait(ep3, evs, 16, 0) != 0)
+		tp_fail("the disarmed one-shot registration fired");
+	if (!(epoll_tfd_events(ep3, e_excl) & EPOLLEXCLUSIVE))
+		tp_fail("EPOLLEXCLUSIVE lost (events %#x)", epoll_tfd_events(ep3, e_excl));
+	evs[0].events = EPOLLIN | EPOLLONESHOT;
+	evs[0].data.u64 = 0x0E;
+	if (epoll_ctl(ep3, EPOLL_CTL_MOD, e_once, &evs[0]) ||
+	    epoll_wait(ep3, evs, 16, 0) != 1 || evs[0].data.u64 != 0x0E)
+		tp_fail("the re-armed one-shot registration did not fire");
 }
 
 /* ---- signalfd ---- */
