@@ -62,6 +62,39 @@ static char *make_link_remap(const char *path, const char *src, ino_t ino)
 }
 
 /*
+ * The bytes of data a file stores, holes left out: what write_data carries.
+ * The whole size where the file system cannot tell (no SEEK_DATA).
+ */
+static uint64_t stored_bytes(const char *src, off_t size)
+{
+	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	uint64_t total = 0;
+	off_t off = 0;
+
+	if (fd < 0)
+		return size;
+	while (off < size) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0) {
+			total = size;
+			break;
+		}
+		if (data >= size)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > size)
+			hole = size;
+		total += hole - data;
+		off = hole;
+	}
+	close(fd);
+	return total;
+}
+
+/*
  * The ghost for the file behind src (a /proc link of task pid, shown as
  * link), registered the first time; what names it in messages.
  */
@@ -70,6 +103,7 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 {
 	size_t plen = strlen(link) - 10;
 	Stasis__GhostFile *gf;
+	uint64_t data;
 	struct ghost *g;
 
 	for (size_t i = 0; i < nr_ghosts; i++)
@@ -81,10 +115,14 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 		pr_err("%s of task %d: %s is not supported yet", what, pid, link);
 		return -1;
 	}
-	if (st->st_nlink == 0 && (uint64_t)st->st_size > opts.ghost_limit) {
-		pr_err("%s of task %d: the deleted file %.*s is %lld bytes, more than the "
-		       "--ghost-limit of %llu; raise the limit to carry it in the checkpoint",
-		       what, pid, (int)plen, link, (long long)st->st_size,
+	/* --ghost-limit counts what the checkpoint stores: holes are free */
+	if (st->st_nlink == 0 && S_ISREG(st->st_mode) &&
+	    (uint64_t)st->st_size > opts.ghost_limit &&
+	    (data = stored_bytes(src, st->st_size)) > opts.ghost_limit) {
+		pr_err("%s of task %d: the deleted file %.*s holds %llu bytes of data, more "
+		       "than the --ghost-limit of %llu; raise the limit to carry it in the "
+		       "checkpoint",
+		       what, pid, (int)plen, link, (unsigned long long)data,
 		       (unsigned long long)opts.ghost_limit);
 		return -1;
 	}

@@ -1,4 +1,4 @@
-/* ghost GOFILE DIR [basic|big|link]
+/* ghost GOFILE DIR [basic|big|sparse|link|exe]
  *
  * Deleted files, all made in DIR/ghost (which must stay empty: a restored
  * deleted file must not be visible):
@@ -15,6 +15,9 @@
  *    mode; the mappings read as deleted in /proc/self/maps; the contents
  *    and offsets are as they were.
  *  big: fd 20 only, 2 MiB (more than the default --ghost-limit).
+ *  sparse: fd 20 only, 1 GiB holding 16 KiB of data (4 KiB at 0, 8 KiB
+ *    at 512 MiB, 4 KiB at the end), within the default --ghost-limit: the
+ *    data comes back and the holes stay holes (SEEK_DATA/SEEK_HOLE, blocks).
  *  link: DIR/ghost/orig with a second link DIR/ghost/other; fd 20 opened
  *    by orig at offset 100, orig unlinked (needs --link-remap). After the
  *    restore a write through fd 20 shows in DIR/ghost/other, and DIR/ghost
@@ -37,6 +40,8 @@
 #define OPEN_TAIL (596 * 1024)
 #define BIG_SIZE  (2 * 1024 * 1024)
 #define MAP_SIZE  (64 * 1024)
+#define SPARSE_SIZE (1024LL * 1024 * 1024)
+#define SPARSE_MID  (512LL * 1024 * 1024)
 
 static char dir[4096], mode[16];
 static unsigned char *m1, *m2, *m3;
@@ -271,6 +276,54 @@ static void check_big(void)
 	check_dir(none);
 }
 
+static void setup_sparse(void)
+{
+	int fd = file("open", O_RDWR | O_CREAT | O_EXCL);
+
+	put(fd, 0, 4096, 1);
+	put(fd, SPARSE_MID, 8192, 1);
+	put(fd, SPARSE_SIZE - 4096, 4096, 1);
+	place(fd, FD1);
+	unlink_name("open");
+}
+
+/* The data of the sparse file: [start, end) pairs, then the holes between. */
+static void check_sparse(void)
+{
+	static const char *const none[] = {NULL};
+	static const off_t runs[][2] = {
+		{0, 4096}, {SPARSE_MID, SPARSE_MID + 8192}, {SPARSE_SIZE - 4096, SPARSE_SIZE}};
+	unsigned char buf[8192];
+	struct stat st;
+	off_t off = 0;
+
+	check_deleted_fd(FD1, SPARSE_SIZE, 0600, 0, "open");
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		off_t data = lseek(FD1, off, SEEK_DATA), hole;
+		size_t n = runs[i][1] - runs[i][0];
+
+		hole = data < 0 ? -1 : lseek(FD1, data, SEEK_HOLE);
+		if (data != runs[i][0] || hole != runs[i][1])
+			tp_fail("sparse file: data %lld-%lld after %lld, expected %lld-%lld",
+				(long long)data, (long long)hole, (long long)off,
+				(long long)runs[i][0], (long long)runs[i][1]);
+		if (pread(FD1, buf, n, runs[i][0]) != (ssize_t)n)
+			tp_fail("sparse file: cannot read at %lld", (long long)runs[i][0]);
+		else
+			for (size_t j = 0; j < n; j++)
+				if (buf[j] != byte(runs[i][0] + j, 1)) {
+					tp_fail("sparse file: byte %lld differs",
+						(long long)(runs[i][0] + j));
+					break;
+				}
+		off = runs[i][1];
+	}
+	if (fstat(FD1, &st) == 0 && st.st_blocks * 512 > 64 * 1024)
+		tp_fail("sparse file: %lld blocks allocated, its holes were filled",
+			(long long)st.st_blocks);
+	check_dir(none);
+}
+
 static void setup_link(void)
 {
 	char a[4200], b[4200];
@@ -359,7 +412,7 @@ int main(int argc, char **argv)
 {
 	char path[4200];
 
-	tp_init(argc, argv, 2, "GOFILE DIR [basic|big|link|exe]");
+	tp_init(argc, argv, 2, "GOFILE DIR [basic|big|sparse|link|exe]");
 	if (!realpath(argv[2], dir))
 		tp_die("realpath %s", argv[2]);
 	snprintf(mode, sizeof(mode), "%s", argc > 3 ? argv[3] : "basic");
@@ -370,6 +423,8 @@ int main(int argc, char **argv)
 		setup_basic();
 	else if (!strcmp(mode, "big"))
 		setup_big();
+	else if (!strcmp(mode, "sparse"))
+		setup_sparse();
 	else if (!strcmp(mode, "link"))
 		setup_link();
 	else if (!strcmp(mode, "exe"))
@@ -384,6 +439,8 @@ int main(int argc, char **argv)
 		check_basic();
 	else if (!strcmp(mode, "big"))
 		check_big();
+	else if (!strcmp(mode, "sparse"))
+		check_sparse();
 	else if (!strcmp(mode, "link"))
 		check_link();
 	else
