@@ -160,7 +160,7 @@ assert_untouched() {
 }
 
 @test "stasis serialize --version dispatches to stasis-serialize" {
-	command -v stasis-serialize || skip "stasis-serialize is not built"
+	command -v stasis-serialize || { echo "FAILED: stasis-serialize is not built"; return 1; }
 	run stasis serialize --version
 	[ "$status" -eq 0 ]
 	[[ "$output" == *stasis-serialize* ]]
@@ -363,7 +363,7 @@ assert_untouched() {
 
 @test "dump and restore a process with the real programs" {
 	for p in stasis-freeze stasis-collect stasis-serialize stasis-inject; do
-		command -v $p || skip "$p is not built"
+		command -v $p || { echo "FAILED: $p is not built"; return 1; }
 	done
 	start_sleep
 	img=$BATS_TEST_TMPDIR/img

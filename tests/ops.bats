@@ -128,7 +128,7 @@ check_action_lines() { # PID
 	cat "$BATS_TEST_TMPDIR/r1.out"
 	[ "$rc" -ne 0 ]
 	[ "$(stages)" = pre-restore ]
-	! alive "$PID"
+	run ! alive "$PID"
 
 	: >"$ACTIONS"
 	rc=0
@@ -326,10 +326,10 @@ print(json.load(sys.stdin)["records"][0][sys.argv[1]])' "$2"
 	start_prog heap
 	dump_and_kill
 	[ -f "$IMG/stats-dump.img" ]
-	! grep -q "Displaying" "$BATS_TEST_TMPDIR/dump.out"
+	run ! grep -q "Displaying" "$BATS_TEST_TMPDIR/dump.out"
 	restore_and_check
 	[ -f "$IMG/stats-restore.img" ]
-	! grep -q "Displaying" "$BATS_TEST_TMPDIR/restore.out"
+	run ! grep -q "Displaying" "$BATS_TEST_TMPDIR/restore.out"
 }
 
 @test "logs: -W holds the log, the pidfile and stats-restore; the images stay in -D" {
@@ -379,7 +379,7 @@ print(json.load(sys.stdin)["records"][0][sys.argv[1]])' "$2"
 	run stasis -v1 dump -t 999999999 -D "$BATS_TEST_TMPDIR/img"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"stasis-freeze: error: cannot freeze task 999999999"* ]]
-	! echo "$output" | grep -qv ': error: '
+	[ "$(echo "$output" | grep -cv ': error: ')" -eq 0 ]
 	run stasis -v3 dump -t 999999999 -D "$BATS_TEST_TMPDIR/img"
 	echo "$output"
 	echo "$output" | grep -qE '^\( *[0-9]+\.[0-9]{6}\) stasis: dumping the tree of 999999999'
@@ -404,7 +404,7 @@ print(json.load(sys.stdin)["records"][0][sys.argv[1]])' "$2"
 # ---------------------------------------------------------------- progress
 
 @test "progress: a line with bytes, rate and time left on a terminal, nothing otherwise" {
-	command -v script >/dev/null || skip "script (util-linux) is not installed"
+	command -v script >/dev/null || { echo "FAILED: script (util-linux) is not installed"; return 1; }
 	local out=$BATS_TEST_TMPDIR/tty.out
 	PROG=$(readlink -f "$TESTPROGS/bigmem")
 	LOG=$BATS_TEST_TMPDIR/bigmem.log
@@ -436,7 +436,7 @@ print(json.load(sys.stdin)["records"][0][sys.argv[1]])' "$2"
 	# no terminal: no line, and the same pipeline as always
 	start_prog heap
 	dump_and_kill
-	! grep -q 'MiB/s' "$BATS_TEST_TMPDIR/dump.out"
+	run ! grep -q 'MiB/s' "$BATS_TEST_TMPDIR/dump.out"
 	restore_and_check
-	! grep -q 'MiB/s' "$BATS_TEST_TMPDIR/restore.out"
+	run ! grep -q 'MiB/s' "$BATS_TEST_TMPDIR/restore.out"
 }

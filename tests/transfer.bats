@@ -105,10 +105,11 @@ setup() {
 	stasis_test_setup
 	command -v stasis-transfer >/dev/null || skip "stasis-transfer is not built"
 	command -v certtool >/dev/null || skip "certtool (gnutls-bin) is not installed"
-	[ -s "$PKI/crl.pem" ] || skip "the test certificates could not be made"
+	[ -s "$PKI/crl.pem" ] || { echo "FAILED: the test certificates could not be made"; return 1; }
 	make_hosts || {
 		remove_hosts
-		skip "cannot make two network namespaces joined by a veth pair"
+		echo "FAILED: cannot make two network namespaces joined by a veth pair"
+		return 1
 	}
 	STASIS=$(readlink -f "$(command -v stasis)")
 	XFER=$(readlink -f "$(command -v stasis-transfer)")
@@ -326,7 +327,7 @@ no_images_written() {
 # ---------------------------------------------------------------- the tool
 
 @test "stasis-transfer carries a stream unchanged, confirms it, and warns without --tls" {
-	"$MKSTREAM" -p 3000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	"$MKSTREAM" -p 3000 >"$BATS_TEST_TMPDIR/stream" || { echo "FAILED: stasis-test-mkstream failed"; return 1; }
 	head -c 5000000 /dev/urandom >"$BATS_TEST_TMPDIR/random"
 
 	# a checkpoint stream, its frames checked on the way
@@ -358,7 +359,7 @@ no_images_written() {
 }
 
 @test "stasis-transfer: a truncated or damaged checkpoint is not confirmed, nor completed downstream" {
-	"$MKSTREAM" -p 3000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	"$MKSTREAM" -p 3000 >"$BATS_TEST_TMPDIR/stream" || { echo "FAILED: stasis-test-mkstream failed"; return 1; }
 	head -c 2000000 "$BATS_TEST_TMPDIR/stream" >"$BATS_TEST_TMPDIR/short"
 	cp "$BATS_TEST_TMPDIR/stream" "$BATS_TEST_TMPDIR/bad"
 	# the magic of the first frame
@@ -389,7 +390,7 @@ no_images_written() {
 }
 
 @test "stasis-transfer --ps-socket: both ends on a socket pair the caller made, with TLS" {
-	"$MKSTREAM" -p 1000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	"$MKSTREAM" -p 1000 >"$BATS_TEST_TMPDIR/stream" || { echo "FAILED: stasis-test-mkstream failed"; return 1; }
 	run python3 - "$XFER" "$BATS_TEST_TMPDIR" "$PKI" "$DST_IP" <<'EOF'
 import socket, subprocess, sys
 xfer, tmp, pki, name = sys.argv[1:5]
@@ -412,7 +413,7 @@ EOF
 }
 
 @test "stasis-transfer --daemon returns once listening and writes --pidfile; the daemon serves one stream" {
-	"$MKSTREAM" -p 1000 >"$BATS_TEST_TMPDIR/stream" || skip "stasis-test-mkstream is not built"
+	"$MKSTREAM" -p 1000 >"$BATS_TEST_TMPDIR/stream" || { echo "FAILED: stasis-test-mkstream failed"; return 1; }
 	# (not with run: the daemon holds its stdout)
 	on_dst "$XFER" --listen "$DST_IP:$PORT" --daemon --pidfile "$BATS_TEST_TMPDIR/pid" \
 		>"$BATS_TEST_TMPDIR/out" 2>/dev/null
@@ -567,7 +568,7 @@ EOF
 	snapshot "$PID" >"$snap"
 	# 100 Mbit/s: the stream takes about 4 s
 	on_src tc qdisc add dev "$VETH_SRC" root tbf rate 100mbit burst 64kb latency 200ms ||
-		skip "no tbf queueing discipline"
+		{ echo "FAILED: cannot add a tbf queueing discipline"; return 1; }
 	start_remote_restore "${TLS_DST[@]}"
 	(
 		remote_dump --remote --port "$PORT" "${TLS_SRC[@]}"
