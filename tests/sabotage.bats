@@ -1,0 +1,193 @@
+#!/usr/bin/env bats
+# Checker self-test: every sabotage mode of every test program
+# (tests/progs/*.c, tp_sabotaged("MODE")) makes its checker print FAIL, and
+# the same program with the same arguments prints PASS without it, so the
+# FAIL is the checker noticing the damage. No round trip: the sabotage is
+# done after GO, before the check, so the original process shows it.
+#
+# The table lists PROGRAM MODE ARGS...; in ARGS, @DIR is a fresh directory
+# of the run and @GO the go file (first argument when absent); two words
+# are not passed on: @SLEEP=S waits S seconds between READY and GO, and
+# @ROUNDTRIP dumps, kills and restores the program before GO, for the
+# checkers that expect what a restore does (epoll: a stale registration
+# is dropped, see tests/events.bats). A mode that
+# appears in a program's source and not here (or the reverse) fails the
+# first test: add the new mode to the table.
+
+load helpers
+
+TABLE='
+bigmem    mem             16 @GO
+creds     creds
+creds     seccomp
+daemon    session
+events    eventfd         eventfd
+events    epoll           epoll @ROUNDTRIP
+events    signalfd        signalfd
+events    timerfd         timerfd @SLEEP=1.5
+events    inotify         inotify @DIR
+files     offset          @DIR
+files     append          @DIR
+files     cloexec         @DIR
+files     fdnum           @DIR
+files     devnull         @DIR
+files     leak            @DIR
+forker    status
+forker    lose
+fpu       ymm
+fpu       mxcsr
+ghost     ghost           @DIR basic
+heap      big
+heap      small
+heap      sparse
+heap      brk
+locks     locks           @DIR
+mappings  private         @DIR
+mappings  shared-private  @DIR
+mappings  ro              @DIR
+mappings  none            @DIR
+mappings  shanon          @DIR
+memfd     seals
+memfd     shared
+pipes     pipes           @DIR
+prefork   mem             32 4
+pty       queued
+pty       winsize
+sched     sched
+sched     affinity
+secret    secret          s3cr3t @DIR
+sharedfd  offset          @DIR
+shmcount  unshare
+shmcount  overshare
+signals   flags
+signals   ignore
+signals   blocked
+signals   pending
+signals   private
+sleeper   errno
+sleeper   timer           pause
+threads   name
+threads   sigmask
+threads   rounding
+threads   ring
+threads   arith
+timers    itimer
+timers    posix
+tree      pgid
+tree      name
+tree      counter
+tree      zombie
+unixsk    queue           kinds @DIR
+'
+
+# Programs in tests/progs that are not checkers (no GOFILE, no verdict).
+NOT_CHECKERS='counter mkstream'
+
+PROGS_SRC=$BATS_TEST_DIRNAME/progs
+
+# "PROG MODE" for every tp_sabotaged("MODE") in the sources.
+modes_in_sources() {
+	local f
+	for f in "$PROGS_SRC"/*.c; do
+		grep -o 'tp_sabotaged("[^"]*")' "$f" | sed "s/^tp_sabotaged(\"\\(.*\\)\")\$/$(basename "$f" .c) \\1/"
+	done | sort -u
+}
+
+modes_in_table() {
+	echo "$TABLE" | awk 'NF >= 2 { print $1, $2 }' | sort -u
+}
+
+# Run PROG with ARGS (placeholders expanded) and STASIS_SABOTAGE=MODE (none
+# when MODE is empty): READY, GO, verdict. Sets VERDICT to the PASS/FAIL
+# line, or to what went wrong.
+NRUN=0
+run_checker() { # MODE PROG ARGS...
+	local mode=$1 prog=$2 d go exe a args=() has_go=0 pid pause=0 roundtrip=0
+	shift 2
+	NRUN=$((NRUN + 1))
+	d=$BATS_TEST_TMPDIR/run$NRUN
+	mkdir -p "$d"
+	go=$d/go
+	for a in "$@"; do
+		a=${a//@DIR/$d}
+		case $a in
+		@SLEEP=*) pause=${a#@SLEEP=}; continue ;;
+		@ROUNDTRIP) roundtrip=1; continue ;;
+		esac
+		if [ "$a" = @GO ]; then
+			a=$go
+			has_go=1
+		fi
+		args+=("$a")
+	done
+	[ "$has_go" = 1 ] || args=("$go" "${args[@]}")
+	exe=$(readlink -f "$TESTPROGS/$prog")
+	[ -x "$exe" ] || { VERDICT="not built"; return 0; }
+	RUNLOG=$d/log
+	(
+		close_extra_fds
+		if [ -n "$mode" ]; then export STASIS_SABOTAGE=$mode; else unset STASIS_SABOTAGE; fi
+		exec setsid "$exe" "${args[@]}" </dev/null >"$RUNLOG" 2>&1
+	) &
+	pid=$!
+	own_pid "$pid" "$exe"
+	wait_ready "$RUNLOG" "$pid" 20 >/dev/null || { VERDICT="no READY"; return 0; }
+	sleep "$pause"
+	if [ "$roundtrip" = 1 ]; then
+		PID=$pid PROG=$exe LOG=$RUNLOG GOFILE=$go
+		dump_and_kill >"$d/roundtrip.out" || { VERDICT="dump failed: $(tail -n 3 "$d/roundtrip.out")"; return 0; }
+		start_restore
+		wait_restored >"$d/roundtrip.out" || { VERDICT="restore failed: $(tail -n 3 "$d/roundtrip.out")"; return 0; }
+		pid=$RPID
+	fi
+	touch "$go"
+	wait_child "$pid" 60 || { VERDICT="no verdict within 60 s"; return 0; }
+	VERDICT=$(grep -m 1 -E '^(PASS|FAIL)' "$RUNLOG") || VERDICT="no PASS or FAIL line (exit $STATUS)"
+}
+
+@test "sabotage table: lists exactly the modes of tests/progs, every checker has one" {
+	local src tab p missing=0
+	src=$(modes_in_sources)
+	tab=$(modes_in_table)
+	echo "modes in tests/progs/*.c: $(echo "$src" | wc -l), in the table: $(echo "$tab" | wc -l)"
+	if [ "$src" != "$tab" ]; then
+		echo "in the sources, not in the table:"
+		comm -23 <(echo "$src") <(echo "$tab") | sed 's/^/  /'
+		echo "in the table, not in the sources:"
+		comm -13 <(echo "$src") <(echo "$tab") | sed 's/^/  /'
+		return 1
+	fi
+	for p in "$PROGS_SRC"/*.c; do
+		p=$(basename "$p" .c)
+		[[ " $NOT_CHECKERS " == *" $p "* ]] && continue
+		echo "$src" | grep -q "^$p " || { echo "checker $p has no sabotage mode"; missing=1; }
+	done
+	[ "$missing" -eq 0 ]
+}
+
+@test "sabotage: every mode makes its checker print FAIL, and PASS without it" {
+	local prog mode args seen=' ' bad=0 n=0
+	while read -r prog mode args; do
+		[ -n "$prog" ] || continue
+		# shellcheck disable=SC2086 # ARGS are words
+		set -- $args
+		if [[ "$seen" != *" $prog|$args "* ]]; then
+			seen+="$prog|$args "
+			run_checker "" "$prog" "$@"
+			if [ "$VERDICT" != PASS ]; then
+				echo "$prog $args: without sabotage: $VERDICT"
+				bad=$((bad + 1))
+			fi
+		fi
+		run_checker "$mode" "$prog" "$@"
+		n=$((n + 1))
+		if [[ "$VERDICT" != FAIL* ]]; then
+			echo "$prog $args: STASIS_SABOTAGE=$mode not noticed: $VERDICT"
+			bad=$((bad + 1))
+		else
+			echo "# $prog $mode: $VERDICT"
+		fi
+	done <<<"$TABLE"
+	echo "$n modes run, $bad wrong"
+	[ "$bad" -eq 0 ]
+}
