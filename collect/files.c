@@ -124,6 +124,85 @@ static int chr_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 
 const struct fd_dump_ops chr_dump_ops = { "character device", chr_match, chr_dump };
 
+/* The group pgrp has a member in the tree. */
+static bool tree_has_pgrp(pid_t pgrp)
+{
+	const struct tree *t = collect_tree();
+
+	for (int i = 0; i < t->nr; i++) {
+		struct proc_stat st;
+
+		if (!proc_read_stat(t->tasks[i].pid, 0, &st) && st.pgid == pgrp)
+			return true;
+	}
+	return false;
+}
+
+static bool tree_has_tid(pid_t tid)
+{
+	const struct tree *t = collect_tree();
+
+	for (int i = 0; i < t->nr; i++)
+		for (int j = 0; j < t->tasks[i].nr_tids; j++)
+			if (t->tasks[i].tids[j] == tid)
+				return true;
+	return false;
+}
+
+/*
+ * The owner that gets SIGIO (F_SETOWN, F_SETOWN_EX) and the signal sent
+ * (F_SETSIG) belong to the open file description, whatever its type. An
+ * owner outside the tree would not be the same process after a restore.
+ */
+static int fown_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	struct f_owner_ex owner = { 0 };
+	int fd = fd_src_dup(src), sig;
+	bool inside;
+
+	if (fd < 0)
+		return -1;
+	if (fcntl(fd, F_GETOWN_EX, &owner) || (sig = fcntl(fd, F_GETSIG)) < 0) {
+		pr_perror("fd %d of task %d: cannot read its owner", src->fd, src->pid);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!owner.pid && !sig)
+		return 0;
+	switch (owner.type) {
+	case F_OWNER_TID:
+		inside = tree_has_tid(owner.pid);
+		break;
+	case F_OWNER_PID:
+		inside = tree_has(collect_tree(), owner.pid);
+		break;
+	case F_OWNER_PGRP:
+		inside = tree_has_pgrp(owner.pid);
+		break;
+	default:
+		pr_err("fd %d of task %d: owner of unknown type %d", src->fd, src->pid, owner.type);
+		return -1;
+	}
+	if (owner.pid && !inside) {
+		pr_err("fd %d of task %d: its SIGIO owner (F_SETOWN %s %d) is outside the tree; "
+		       "not supported",
+		       src->fd, src->pid,
+		       owner.type == F_OWNER_TID ? "thread" :
+		       owner.type == F_OWNER_PGRP ? "process group" : "process",
+		       owner.pid);
+		return -1;
+	}
+	fe->fown = xmalloc(sizeof(*fe->fown));
+	stasis__file_owner__init(fe->fown);
+	fe->fown->type = owner.type;
+	fe->fown->pid = owner.pid;
+	fe->fown->sig = sig;
+	pr_debug("fd %d of task %d: owner type %d pid %d sig %d", src->fd, src->pid, owner.type,
+		 owner.pid, sig);
+	return 0;
+}
+
 /* Every type stasis can dump; the first match wins. */
 static const struct fd_dump_ops *const fd_types[] = {
 	&regfile_dump_ops,
@@ -180,7 +259,7 @@ static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, const char 
 	fe->flags = src.flags;
 	fe->has_mode = true;
 	fe->mode = src.st.st_mode;
-	if (fd_types[i]->dump(&src, fe)) {
+	if (fd_types[i]->dump(&src, fe) || fown_dump(&src, fe)) {
 		pr_err("fd %d of task %d: cannot dump %s %s", fd, pid, fd_types[i]->name, target);
 		return -1;
 	}

@@ -35,11 +35,11 @@
 /* Open-file flags the creation calls cannot take, set afterwards. */
 static int set_status_flags(int fd, Stasis__FileEntry *fe)
 {
-	int want = fe->flags & (O_NONBLOCK | O_APPEND | O_ASYNC);
+	int want = fe->flags & (O_NONBLOCK | O_APPEND);
 	int now = fcntl(fd, F_GETFL);
 
-	if (now < 0 || ((now & (O_NONBLOCK | O_APPEND | O_ASYNC)) != want &&
-			fcntl(fd, F_SETFL, (now & ~(O_NONBLOCK | O_APPEND | O_ASYNC)) | want))) {
+	if (now < 0 || ((now & (O_NONBLOCK | O_APPEND)) != want &&
+			fcntl(fd, F_SETFL, (now & ~(O_NONBLOCK | O_APPEND)) | want))) {
 		pr_perror("cannot set the flags of %s (file %u)", fe->path, fe->id);
 		return -1;
 	}
@@ -227,20 +227,6 @@ static int timerfd_open(Stasis__FileEntry *fe)
 		return -1;
 	}
 	return fd;
-}
-
-/* The task's descriptor fd itself, in stasis-inject. */
-static int task_fd(pid_t pid, int fd)
-{
-	int pidfd = syscall(SYS_pidfd_open, pid, 0), copy = -1;
-
-	if (pidfd >= 0) {
-		copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-		close(pidfd);
-	}
-	if (copy < 0)
-		pr_perror("cannot get fd %d of task %d", fd, pid);
-	return copy;
 }
 
 /*

@@ -153,6 +153,19 @@ static const struct fd_restore_ops *fd_type(Stasis__FdType type)
 	return NULL;
 }
 
+int task_fd(pid_t pid, int fd)
+{
+	int pidfd = syscall(SYS_pidfd_open, pid, 0), copy = -1;
+
+	if (pidfd >= 0) {
+		copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+		close(pidfd);
+	}
+	if (copy < 0)
+		pr_perror("cannot get fd %d of task %d", fd, pid);
+	return copy;
+}
+
 static int open_description(Stasis__FileEntry *fe)
 {
 	const struct fd_restore_ops *ops = fd_type(fe->type);
@@ -161,6 +174,10 @@ static int open_description(Stasis__FileEntry *fe)
 		pr_err("file %u (%s) has a type this stasis cannot restore", fe->id, fe->path);
 		return -1;
 	}
+	/* a file opened with O_ASYNC keeps the flag but is registered for
+	 * SIGIO nowhere, and F_SETFL cannot fix it then: set in the task,
+	 * at its number, by files_restore_late */
+	fe->flags &= ~O_ASYNC;
 	return ops->open(fe);
 }
 
@@ -310,6 +327,67 @@ int files_restore(struct itree *tr, struct itask *t)
 		const struct fd_restore_ops *ops = fe ? fd_type(fe->type) : NULL;
 		int ret = ops && ops->post ? ops->post(t, t->fdinfo[i], fe) : 0;
 
+		if (fe)
+			protobuf_c_message_free_unpacked(&fe->base, NULL);
+		if (ret)
+			return -1;
+	}
+	return 0;
+}
+
+/* Descriptions whose SIGIO state is set (through the first task holding them). */
+static uint32_t *owned;
+static size_t nr_owned;
+
+/*
+ * O_ASYNC takes effect only through F_SETFL, which registers the file with
+ * the object that sends SIGIO, under the descriptor number the call names
+ * (it is the si_fd of the signal): made in the task, at its number. Then
+ * the owner, which a tty sets itself when O_ASYNC is turned on.
+ */
+static int fown_restore(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe)
+{
+	Stasis__FileOwner none = STASIS__FILE_OWNER__INIT, *fo = fe->fown ? fe->fown : &none;
+	struct f_owner_ex owner = { .type = fo->type, .pid = fo->pid };
+	int fd;
+
+	for (size_t i = 0; i < nr_owned; i++)
+		if (owned[i] == fi->id)
+			return 0;
+	owned = xrealloc(owned, (nr_owned + 1) * sizeof(*owned));
+	owned[nr_owned++] = fi->id;
+	if (fe->flags & O_ASYNC) {
+		long fl = ISYS(t, SYS_fcntl, fi->fd, F_GETFL), r = fl;
+
+		if (fl >= 0)
+			r = ISYS(t, SYS_fcntl, fi->fd, F_SETFL, fl | O_ASYNC);
+		if (r < 0) {
+			pr_err("task %d: cannot set O_ASYNC on fd %u: %s", t->pid, fi->fd,
+			       strerror(-r));
+			return -1;
+		}
+	}
+	fd = task_fd(t->pid, fi->fd);
+	if (fd < 0)
+		return -1;
+	if (fcntl(fd, F_SETOWN_EX, &owner) || fcntl(fd, F_SETSIG, fo->sig)) {
+		pr_perror("task %d: cannot give fd %u its owner (type %u, %u) and signal %u",
+			  t->pid, fi->fd, fo->type, fo->pid, fo->sig);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int files_restore_late(struct itask *t)
+{
+	for (size_t i = 0; i < t->nr_fdinfo; i++) {
+		Stasis__FileEntry *fe = file_by_id(t->fdinfo[i]->id);
+		int ret = 0;
+
+		if (fe && (fe->fown || (fe->flags & O_ASYNC)))
+			ret = fown_restore(t, t->fdinfo[i], fe);
 		if (fe)
 			protobuf_c_message_free_unpacked(&fe->base, NULL);
 		if (ret)

@@ -16,6 +16,9 @@ struct fd_restore_ops {
 	int (*post)(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe);
 };
 
+/* The task's descriptor fd itself, in stasis-inject (pidfd_getfd); -1 logged. */
+int task_fd(pid_t pid, int fd);
+
 /* Another description of the checkpoint, by id (freed by the caller). */
 Stasis__FileEntry *file_by_id(uint32_t id);
 

@@ -112,6 +112,9 @@ int fs_restore(struct itask *t);
 int files_prepare(struct itree *tr);
 int files_restore(struct itree *tr, struct itask *t);
 void files_release_staged(void);
+/* Once every task and thread of the tree exists: state of the tree's
+ * descriptors that names tasks (SIGIO owners). */
+int files_restore_late(struct itask *t);
 /* ghost.c: a descriptor of the deleted file of fe (in stasis-inject), a
  * remote one on the deleted file mapped by v (in t, or -errno); ghost_finish, once
  * the tree is restored, drops what only the restore needed. */

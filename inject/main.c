@@ -106,12 +106,20 @@ static int read_records(struct img_reader *r, struct img_frame *f)
 	return ret;
 }
 
-/* Everything a live task needs once the tree exists and pages are in. */
-static int restore_task(struct itree *tr, struct itask *t)
+/* Everything a live task needs once the tree exists and pages are in:
+ * first its descriptors and threads... */
+static int restore_task_files(struct itree *tr, struct itask *t)
 {
-	if (mm_finish(t) || fs_restore(t) || files_restore(tr, t) || locks_restore(t) ||
-	    core_create_threads(t) ||
-	    core_restore_attrs(t) || signals_restore(t))
+	return mm_finish(t) || fs_restore(t) || files_restore(tr, t) || locks_restore(t) ||
+			       core_create_threads(t) ?
+		       -1 :
+		       0;
+}
+
+/* ...then, once every thread of the tree exists, the rest. */
+static int restore_task(struct itask *t)
+{
+	if (files_restore_late(t) || core_restore_attrs(t) || signals_restore(t))
 		return -1;
 	for (size_t i = 0; i < t->nr_threads; i++)
 		if (core_restore_thread(t, &t->threads[i]))
@@ -157,7 +165,10 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 	if (mm_end_of_stream(r, f, more) || pstree_finish(tr))
 		return -1;
 	for (size_t i = 0; i < tr->nr; i++)
-		if (task_alive(&tr->tasks[i]) && restore_task(tr, &tr->tasks[i]))
+		if (task_alive(&tr->tasks[i]) && restore_task_files(tr, &tr->tasks[i]))
+			return -1;
+	for (size_t i = 0; i < tr->nr; i++)
+		if (task_alive(&tr->tasks[i]) && restore_task(&tr->tasks[i]))
 			return -1;
 	return 0;
 }
