@@ -25,6 +25,7 @@ struct rpipe {
 	uint32_t id;
 	int rd, wr;	/* holders; the same descriptor for a FIFO */
 	bool made;	/* rd and wr are open (until released) */
+	bool rd_given, wr_given; /* the holder's own description went to the tree */
 	unsigned left;	/* descriptions still to open */
 	uint32_t size;	/* F_SETPIPE_SZ, 0 if unknown */
 	uint64_t bytes; /* queued at the dump, in pipes-data */
@@ -160,6 +161,7 @@ static int pipe_open(Stasis__FileEntry *fe)
 	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
 	struct rpipe *p = NULL;
 	char path[64];
+	bool wr, *given;
 	int fd;
 
 	if (!fe->pipe) {
@@ -178,16 +180,30 @@ static int pipe_open(Stasis__FileEntry *fe)
 	}
 	if (!p->made && make(p, fe))
 		return -1;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d",
-		 (flags & O_ACCMODE) == O_WRONLY ? p->wr : p->rd);
-	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		pr_perror("cannot open %s %s again",
-			  fe->type == STASIS__FD_TYPE__FIFO ? "FIFO" : "pipe", fe->path);
-	else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags)) {
-		pr_perror("cannot set the flags of %s", fe->path);
-		close(fd);
-		fd = -1;
+	wr = (flags & O_ACCMODE) == O_WRONLY;
+	given = wr ? &p->wr_given : &p->rd_given;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", wr ? p->wr : p->rd);
+	if (fe->type == STASIS__FD_TYPE__PIPE && !(flags & O_LARGEFILE) && !*given) {
+		/* the end pipe() made: an open of it would add O_LARGEFILE,
+		 * which F_SETFL cannot take away */
+		*given = true;
+		fd = fcntl(wr ? p->wr : p->rd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0 || fcntl(fd, F_SETFL, flags)) {
+			pr_perror("cannot give %s the end pipe() made", fe->path);
+			if (fd >= 0)
+				close(fd);
+			fd = -1;
+		}
+	} else {
+		fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			pr_perror("cannot open %s %s again",
+				  fe->type == STASIS__FD_TYPE__FIFO ? "FIFO" : "pipe", fe->path);
+		else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags)) {
+			pr_perror("cannot set the flags of %s", fe->path);
+			close(fd);
+			fd = -1;
+		}
 	}
 	if (p->left)
 		p->left--;

@@ -7,7 +7,8 @@
  *     SIGRTMIN+1 (queued with siginfo: si_fd names the socket);
  *   a pty master, owned by one thread (F_SETOWN_EX F_OWNER_TID),
  *     SIGRTMIN+2, which must reach that very thread.
- * After GO: F_GETOWN_EX, F_GETSIG and O_ASYNC read back as set, and data
+ * After GO: F_GETOWN_EX, F_GETSIG and F_GETFL (O_ASYNC; no O_LARGEFILE on
+ * the pipe, which pipe() does not set) read back as set, and data
  * arriving on each descriptor raises its signal in its owner.
  * fown GOFILE outside: the pipe is owned by the parent (outside the
  * dumped tree) with SIGWINCH, which the dump must refuse; only the owners
@@ -62,7 +63,10 @@ static void set_async(int fd)
 		tp_die("F_SETFL O_ASYNC on %d", fd);
 }
 
-static void check_owner(const char *what, int fd, int type, pid_t pid, int sig)
+/* F_GETFL of the pipe's read end, the socket and the master at the set-up */
+static int fl_pipe, fl_sk, fl_ptm;
+
+static void check_owner(const char *what, int fd, int type, pid_t pid, int sig, int fl)
 {
 	struct f_owner_ex o = { 0 };
 	int s = fcntl(fd, F_GETSIG);
@@ -74,8 +78,8 @@ static void check_owner(const char *what, int fd, int type, pid_t pid, int sig)
 			type, pid);
 	if (s != sig)
 		tp_fail("%s: F_GETSIG is %d, was %d", what, s, sig);
-	if (!(fcntl(fd, F_GETFL) & O_ASYNC))
-		tp_fail("%s: O_ASYNC lost", what);
+	if (fcntl(fd, F_GETFL) != fl)
+		tp_fail("%s: F_GETFL is %#o, was %#o", what, fcntl(fd, F_GETFL), fl);
 }
 
 /* Wait up to 2 s for cond to hold. */
@@ -135,14 +139,17 @@ int main(int argc, char **argv)
 	if (fcntl(ptm, F_SETOWN_EX, &o) || fcntl(ptm, F_SETSIG, SIGRTMIN + 2))
 		tp_die("F_SETOWN_EX pty");
 	set_async(ptm);
+	fl_pipe = fcntl(pfd[0], F_GETFL);
+	fl_sk = fcntl(sk[0], F_GETFL);
+	fl_ptm = fcntl(ptm, F_GETFL);
 	tp_ready();
 	tp_wait_go();
 
 	if (tp_sabotaged("fown"))
 		fcntl(pfd[0], F_SETOWN, 0);
-	check_owner("pipe", pfd[0], F_OWNER_PID, pipe_owner, pipe_sig);
-	check_owner("socket", sk[0], F_OWNER_PGRP, getpgrp(), SIGRTMIN + 1);
-	check_owner("pty master", ptm, F_OWNER_TID, worker_tid, SIGRTMIN + 2);
+	check_owner("pipe", pfd[0], F_OWNER_PID, pipe_owner, pipe_sig, fl_pipe);
+	check_owner("socket", sk[0], F_OWNER_PGRP, getpgrp(), SIGRTMIN + 1, fl_sk);
+	check_owner("pty master", ptm, F_OWNER_TID, worker_tid, SIGRTMIN + 2, fl_ptm);
 	if (pipe_owner != getpid())
 		return tp_finish();
 
