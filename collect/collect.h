@@ -18,6 +18,9 @@ struct collect_opts {
 	uint64_t ghost_limit; /* deleted files up to this size travel in the checkpoint */
 	bool link_remap;
 	bool file_locks;
+	bool tcp_established; /* carry established TCP connections (TCP_REPAIR) */
+	bool tcp_close;	      /* dump them as closed instead */
+	bool skip_in_flight;  /* drop connections a listener has not accepted */
 	char **external; /* --external RES, as given (unix[INO]) */
 	int nr_external;
 };
@@ -81,6 +84,10 @@ struct stat;
 int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *sb);
 int ghost_write(struct img_writer *w);
 void ghost_abort(void);
+/* inet.c: connections left in repair mode by the dump; resume takes them
+ * out (the tree runs again), release just drops our copies (killed). */
+void inet_resume(void);
+void inet_release(void);
 int locks_collect(struct ctask *ct, struct img_writer *w);
 
 #endif

@@ -220,6 +220,7 @@ static const struct fd_dump_ops *const fd_types[] = {
 	&timerfd_dump_ops,
 	&inotify_dump_ops,
 	&unixsk_dump_ops,
+	&inetsk_dump_ops,
 };
 
 /* The id of the description behind pid's fd, adding it when new. */

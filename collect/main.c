@@ -42,6 +42,9 @@ static void usage(FILE *f)
 		"      --ghost-limit SIZE  carry deleted files up to SIZE (K, M, G; 1M)\n"
 		"      --link-remap        link back files unlinked but still linked elsewhere\n"
 		"      --external unix[ID] allow unix socket ID a peer outside the tree\n"
+		"      --tcp-established   carry established TCP connections\n"
+		"      --tcp-close         dump established TCP connections as closed\n"
+		"      --skip-in-flight    drop connections a listener has not accepted yet\n"
 		"      --action-script PATH  run PATH at network-lock, post-dump, network-unlock\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
@@ -172,6 +175,9 @@ static int parse_opts(int argc, char **argv)
 		{ "link-remap", no_argument, NULL, 'L' },
 		{ "external", required_argument, NULL, 'E' },
 		{ "action-script", required_argument, NULL, 'S' },
+		{ "tcp-established", no_argument, NULL, 'T' },
+		{ "tcp-close", no_argument, NULL, 'C' },
+		{ "skip-in-flight", no_argument, NULL, 'F' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -217,6 +223,15 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'S':
 			scripts_add(optarg);
+			break;
+		case 'T':
+			opts.tcp_established = true;
+			break;
+		case 'C':
+			opts.tcp_close = true;
+			break;
+		case 'F':
+			opts.skip_in_flight = true;
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {
@@ -326,18 +341,22 @@ int main(int argc, char **argv)
 		goto fail;
 
 	if (opts.leave_running) {
+		inet_resume();
 		actions_resume(root);
 		tree_detach(&tree, 0);
 	} else if (opts.leave_stopped) {
+		inet_resume();
 		tree_detach(&tree, SIGSTOP);
 	} else {
 		kill_tree();
+		inet_release();
 	}
 	pr_info("dumped tree %d (%llu bytes)", root, (unsigned long long)imgw_bytes(w));
 	ret = 0;
 	goto out;
 fail:
 	ghost_abort();
+	inet_resume();
 	actions_resume(root);
 	resume_all();
 	pr_err("dump of tree %d failed; the tree was left running", root);

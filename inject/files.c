@@ -142,6 +142,7 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&timerfd_restore_ops,
 	&inotify_restore_ops,
 	&unixsk_restore_ops,
+	&inetsk_restore_ops,
 	&memfd_restore_ops,
 };
 

@@ -14,6 +14,7 @@ struct inject_opts {
 	bool shell_job;
 	const char *pidfile;
 	bool file_locks;
+	bool tcp_close; /* established TCP connections restored closed */
 	int file_validation; /* FILE_VALIDATION_* */
 	struct inherit_fd {
 		int fd;		 /* ours, from the caller */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "files.h"
 #include "inject.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
@@ -45,6 +46,7 @@ static void usage(FILE *f)
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
+		   "      --tcp-close         restore established TCP connections closed\n"
 		   "      --action-script PATH  run PATH at setup-namespaces, post-restore,\n"
 		   "                          network-unlock, pre-resume and post-resume\n"
 		   "      --stats-file FILE   write the stats-restore image to FILE\n"
@@ -201,6 +203,7 @@ static int parse_opts(int argc, char **argv)
 		{ "wait-pids-free", required_argument, NULL, 'W' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		{ "inherit-fd", required_argument, NULL, 'I' },
+		{ "tcp-close", no_argument, NULL, 'C' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -222,6 +225,9 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'l':
 			opts.file_locks = true;
+			break;
+		case 'C':
+			opts.tcp_close = true;
 			break;
 		case 'I': {
 			char *end = optarg;
@@ -385,7 +391,7 @@ int main(int argc, char **argv)
 		return 1;
 	root = tree.tasks[0].pid;
 	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
-	    pstree_release(&tree))
+	    inet_finish() || pstree_release(&tree))
 		goto fail;
 	stats_restored(&tree, start);
 	actions_resumed(root);

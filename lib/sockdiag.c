@@ -6,6 +6,9 @@
 #include <sys/sysmacros.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <linux/inet_diag.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
@@ -168,6 +171,94 @@ void sockdiag_unix_free(struct unix_diag_table *t)
 {
 	for (size_t i = 0; i < t->nr; i++)
 		free(t->sks[i].icons);
+	free(t->sks);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ---- inet sockets ---- */
+
+struct inet_dump {
+	struct inet_diag_table *t;
+	uint8_t protocol;
+};
+
+static int inet_cb(struct nlmsghdr *nlh, void *arg)
+{
+	struct inet_dump *d = arg;
+	struct inet_diag_table *t = d->t;
+	struct nlattr *tb[INET_DIAG_MAX + 1];
+	struct inet_diag_msg *m = nlmsg_data(nlh);
+	struct inet_diag_sk *s;
+
+	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+	    nlmsg_parse(nlh, sizeof(*m), tb, INET_DIAG_MAX, NULL) < 0) {
+		pr_err("sock_diag: malformed inet socket record");
+		return -1;
+	}
+	if (!(t->nr & (t->nr - 1)))
+		t->sks = xrealloc(t->sks, (t->nr ? 2 * t->nr : 1) * sizeof(*t->sks));
+	s = &t->sks[t->nr++];
+	memset(s, 0, sizeof(*s));
+	s->ino = m->idiag_inode;
+	s->family = m->idiag_family;
+	s->protocol = d->protocol;
+	s->state = m->idiag_state;
+	s->rqueue = m->idiag_rqueue;
+	s->wqueue = m->idiag_wqueue;
+	s->sport = ntohs(m->id.idiag_sport);
+	s->dport = ntohs(m->id.idiag_dport);
+	memcpy(s->src, m->id.idiag_src, 16);
+	memcpy(s->dst, m->id.idiag_dst, 16);
+	if (tb[INET_DIAG_SHUTDOWN] && nla_len(tb[INET_DIAG_SHUTDOWN]) >= 1)
+		s->shutdown = *(uint8_t *)nla_data(tb[INET_DIAG_SHUTDOWN]);
+	if (tb[INET_DIAG_PROTOCOL] && nla_len(tb[INET_DIAG_PROTOCOL]) >= 1)
+		s->protocol = *(uint8_t *)nla_data(tb[INET_DIAG_PROTOCOL]);
+	return 0;
+}
+
+static int by_inet_ino(const void *a, const void *b)
+{
+	const struct inet_diag_sk *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+int sockdiag_inet_load(struct inet_diag_table *t)
+{
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	static const uint8_t protocols[] = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE};
+
+	memset(t, 0, sizeof(*t));
+	for (size_t f = 0; f < ARRAY_SIZE(families); f++)
+		for (size_t p = 0; p < ARRAY_SIZE(protocols); p++) {
+			struct inet_diag_req_v2 req = {
+			    .sdiag_family = families[f],
+			    .sdiag_protocol = protocols[p],
+			    .idiag_states = ~0U,
+			};
+			struct inet_dump d = {t, protocols[p]};
+
+			if (sockdiag_dump(&req, sizeof(req), inet_cb, &d)) {
+				sockdiag_inet_free(t);
+				return -1;
+			}
+		}
+	if (t->nr)
+		qsort(t->sks, t->nr, sizeof(*t->sks), by_inet_ino);
+	return 0;
+}
+
+const struct inet_diag_sk *sockdiag_inet_find(const struct inet_diag_table *t, uint32_t ino)
+{
+	struct inet_diag_sk key = {.ino = ino};
+
+	if (!t->nr || !ino)
+		return NULL;
+	return bsearch(&key, t->sks, t->nr, sizeof(*t->sks), by_inet_ino);
+}
+
+void sockdiag_inet_free(struct inet_diag_table *t)
+{
 	free(t->sks);
 	memset(t, 0, sizeof(*t));
 }

@@ -37,6 +37,9 @@ enum fe_flag {
 	F_TLS,
 	F_TLS_NO_CN_VERIFY,
 	F_ENCRYPT, /* dump: seal with stasis-seal; restore --remote: expect it sealed */
+	F_TCP_ESTABLISHED,
+	F_TCP_CLOSE,
+	F_SKIP_IN_FLIGHT,
 	F_NR,
 };
 

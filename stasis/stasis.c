@@ -404,6 +404,12 @@ static int cmd_dump(const struct fe_opts *o)
 		args_add(&st[0].argv, "--file-locks");
 	if (o->flag[F_LINK_REMAP])
 		args_add(&st[0].argv, "--link-remap");
+	if (o->flag[F_TCP_ESTABLISHED])
+		args_add(&st[0].argv, "--tcp-established");
+	if (o->flag[F_TCP_CLOSE])
+		args_add(&st[0].argv, "--tcp-close");
+	if (o->flag[F_SKIP_IN_FLIGHT])
+		args_add(&st[0].argv, "--skip-in-flight");
 	if (o->str[S_GHOST_LIMIT]) {
 		args_add(&st[0].argv, "--ghost-limit");
 		args_add(&st[0].argv, o->str[S_GHOST_LIMIT]);
@@ -622,6 +628,8 @@ static int cmd_restore(const struct fe_opts *o)
 		args_add(&st[1].argv, "--shell-job");
 	if (o->flag[F_FILE_LOCKS])
 		args_add(&st[1].argv, "--file-locks");
+	if (o->flag[F_TCP_CLOSE])
+		args_add(&st[1].argv, "--tcp-close");
 	if (o->str[S_FILE_VALIDATION]) {
 		args_add(&st[1].argv, "--file-validation");
 		args_add(&st[1].argv, o->str[S_FILE_VALIDATION]);

@@ -184,12 +184,12 @@ assert_untouched() {
 }
 
 @test "criu options that are not implemented are refused by name" {
-	run stasis dump -t 1 -D "$BATS_TEST_TMPDIR" --tcp-established
+	run stasis dump -t 1 -D "$BATS_TEST_TMPDIR" --evasive-devices
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"option --tcp-established is not supported yet"* ]]
-	run stasis restore --no-tcp-established
+	[[ "$output" == *"option --evasive-devices is not supported yet"* ]]
+	run stasis restore --no-evasive-devices
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"option --no-tcp-established is not supported yet"* ]]
+	[[ "$output" == *"option --no-evasive-devices is not supported yet"* ]]
 	run stasis dump -t 1 -L /tmp
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"--libdir) is not supported yet"* ]]

@@ -51,4 +51,27 @@ const struct unix_diag_sk *sockdiag_unix_find(const struct unix_diag_table *t, u
 const struct unix_diag_sk *sockdiag_unix_listener_of(const struct unix_diag_table *t, uint32_t ino);
 void sockdiag_unix_free(struct unix_diag_table *t);
 
+/* One inet socket (TCP, UDP, UDP-lite, raw) as sock_diag describes it. */
+struct inet_diag_sk {
+	uint32_t ino;	  /* 0: not held by any descriptor (an accept queue's) */
+	uint8_t family;	  /* AF_INET, AF_INET6 */
+	uint8_t protocol; /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_RAW */
+	uint8_t state;	  /* TCP_* */
+	uint8_t shutdown; /* RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2 */
+	uint32_t rqueue;  /* listener: connections not accepted yet; else bytes queued */
+	uint32_t wqueue;  /* listener: the backlog; else bytes in the send queue */
+	uint16_t sport, dport; /* host order */
+	uint8_t src[16], dst[16];
+};
+
+struct inet_diag_table {
+	struct inet_diag_sk *sks; /* sorted by inode */
+	size_t nr;
+};
+
+/* Every inet socket of the caller's network namespace. 0 or -1 (logged). */
+int sockdiag_inet_load(struct inet_diag_table *t);
+const struct inet_diag_sk *sockdiag_inet_find(const struct inet_diag_table *t, uint32_t ino);
+void sockdiag_inet_free(struct inet_diag_table *t);
+
 #endif

@@ -9,7 +9,8 @@
  *                                the tree (prints "INO n" and "OUTSIDE pid");
  *                                MODE says what GO should find: original,
  *                                disconnected or inherited
- *   unixsk GOFILE tcp|netlink    a socket stasis does not support
+ *   unixsk GOFILE tcp|netlink    a socket stasis refuses (TCP: without
+ *                                --tcp-established)
  *
  * Helpers for the suite (no GOFILE):
  *   unixsk --connect PATH        connect, send "hello", expect "welcome"

@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Inet sockets: TCP, UDP, UDP-lite, ICMP echo and raw, IPv4 and IPv6. A
+ * copy of the descriptor (pidfd_getfd) gives the kind, the names, the TCP
+ * state and the options; sock_diag what no descriptor shows (the backlog,
+ * connections not accepted yet, shutdown). An established connection is
+ * read in repair mode (TCP_REPAIR): sequence numbers, both queues and the
+ * negotiated options. Repair mode stays on until the tree's fate is known:
+ * a killed tree's connections then close without a FIN or RST, and a tree
+ * that runs again gets its sockets back out of repair mode.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+
+#include "collect.h"
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/skfilter.h"
+#include "stasis/sockdiag.h"
+#include "stasis/util.h"
+
+#ifndef SIOCOUTQNSD
+#define SIOCOUTQNSD 0x894B
+#endif
+#ifndef SO_LOCK_FILTER
+#define SO_LOCK_FILTER 44
+#endif
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
+#ifndef SOL_UDPLITE
+#define SOL_UDPLITE 136
+#endif
+#ifndef UDPLITE_SEND_CSCOV
+#define UDPLITE_SEND_CSCOV 10
+#define UDPLITE_RECV_CSCOV 11
+#endif
+
+/* A record is one frame (at most 4 MiB): both queues stay below this. */
+#define QUEUE_MAX (3u << 20)
+
+static struct inet_diag_table diag;
+static int diag_state; /* 0 not loaded, 1 loaded, -1 failed */
+
+/* Sockets put in repair mode: our copy, and SO_REUSEADDR as it was
+ * (leaving repair mode clears it). */
+struct repaired {
+	int fd;
+	int reuseaddr;
+};
+
+static struct repaired *repaired;
+static size_t nr_repaired;
+
+/* The integer options carried when they differ from a new socket's. */
+static const struct {
+	int level, name;
+	const char *what;
+} inet_int_opts[] = {
+	{SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR"},
+	{SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT"},
+	{SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE"},
+	{SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST"},
+	{SOL_SOCKET, SO_PRIORITY, "SO_PRIORITY"},
+	{SOL_SOCKET, SO_MARK, "SO_MARK"},
+	{SOL_SOCKET, SO_RCVLOWAT, "SO_RCVLOWAT"},
+	{SOL_SOCKET, SO_DONTROUTE, "SO_DONTROUTE"},
+	{SOL_SOCKET, SO_NO_CHECK, "SO_NO_CHECK"},
+	{SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE"},
+	{SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED"},
+	{SOL_SOCKET, SO_PASSSEC, "SO_PASSSEC"},
+	{SOL_SOCKET, SO_TIMESTAMP, "SO_TIMESTAMP"},
+	{SOL_SOCKET, SO_TIMESTAMPNS, "SO_TIMESTAMPNS"},
+	{SOL_IP, IP_TOS, "IP_TOS"},
+	{SOL_IP, IP_TTL, "IP_TTL"},
+	{SOL_IP, IP_FREEBIND, "IP_FREEBIND"},
+	{SOL_IP, IP_TRANSPARENT, "IP_TRANSPARENT"},
+	{SOL_IP, IP_BIND_ADDRESS_NO_PORT, "IP_BIND_ADDRESS_NO_PORT"},
+	{SOL_IP, IP_PKTINFO, "IP_PKTINFO"},
+	{SOL_IP, IP_RECVTTL, "IP_RECVTTL"},
+	{SOL_IP, IP_RECVTOS, "IP_RECVTOS"},
+	{SOL_IP, IP_RECVERR, "IP_RECVERR"},
+	{SOL_IP, IP_MTU_DISCOVER, "IP_MTU_DISCOVER"},
+	{SOL_IP, IP_MULTICAST_TTL, "IP_MULTICAST_TTL"},
+	{SOL_IP, IP_MULTICAST_LOOP, "IP_MULTICAST_LOOP"},
+	{SOL_IP, IP_MULTICAST_ALL, "IP_MULTICAST_ALL"},
+	{SOL_IP, IP_HDRINCL, "IP_HDRINCL"},
+	{SOL_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY"},
+	{SOL_IPV6, IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS"},
+	{SOL_IPV6, IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS"},
+	{SOL_IPV6, IPV6_MULTICAST_LOOP, "IPV6_MULTICAST_LOOP"},
+	{SOL_IPV6, IPV6_MULTICAST_IF, "IPV6_MULTICAST_IF"},
+	{SOL_IPV6, IPV6_TCLASS, "IPV6_TCLASS"},
+	{SOL_IPV6, IPV6_FREEBIND, "IPV6_FREEBIND"},
+	{SOL_IPV6, IPV6_TRANSPARENT, "IPV6_TRANSPARENT"},
+	{SOL_IPV6, IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO"},
+	{SOL_IPV6, IPV6_RECVERR, "IPV6_RECVERR"},
+	{SOL_IPV6, IPV6_MTU_DISCOVER, "IPV6_MTU_DISCOVER"},
+	{SOL_TCP, TCP_NODELAY, "TCP_NODELAY"},
+	{SOL_TCP, TCP_CORK, "TCP_CORK"},
+	{SOL_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE"},
+	{SOL_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL"},
+	{SOL_TCP, TCP_KEEPCNT, "TCP_KEEPCNT"},
+	{SOL_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT"},
+	{SOL_TCP, TCP_SYNCNT, "TCP_SYNCNT"},
+	{SOL_TCP, TCP_LINGER2, "TCP_LINGER2"},
+	{SOL_TCP, TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT"},
+	{SOL_TCP, TCP_DEFER_ACCEPT, "TCP_DEFER_ACCEPT"},
+	{SOL_UDP, UDP_CORK, "UDP_CORK"},
+	{SOL_UDPLITE, UDPLITE_SEND_CSCOV, "UDPLITE_SEND_CSCOV"},
+	{SOL_UDPLITE, UDPLITE_RECV_CSCOV, "UDPLITE_RECV_CSCOV"},
+	{0, 0, NULL},
+};
+
+static bool load(void)
+{
+	if (!diag_state)
+		diag_state = sockdiag_inet_load(&diag) ? -1 : 1;
+	return diag_state > 0;
+}
+
+static int getint(int fd, int level, int name, int *val)
+{
+	socklen_t len = sizeof(*val);
+
+	*val = 0;
+	return getsockopt(fd, level, name, val, &len);
+}
+
+static const char *proto_name(int type, int protocol)
+{
+	switch (protocol) {
+	case IPPROTO_TCP:
+		return "TCP";
+	case IPPROTO_UDP:
+		return "UDP";
+	case IPPROTO_UDPLITE:
+		return "UDP-lite";
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return type == SOCK_RAW ? "raw ICMP" : "ICMP";
+	default:
+		return type == SOCK_RAW ? "raw" : "inet";
+	}
+}
+
+/* Which kinds of inet socket stasis carries. */
+static bool supported(int family, int type, int protocol)
+{
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	switch (type) {
+	case SOCK_STREAM:
+		return protocol == IPPROTO_TCP;
+	case SOCK_DGRAM:
+		return protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
+		       protocol == (family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	case SOCK_RAW:
+		return true;
+	}
+	return false;
+}
+
+static bool match(const struct fd_src *src)
+{
+	int fd, family = 0;
+
+	if (!S_ISSOCK(src->st.st_mode))
+		return false;
+	fd = fd_src_dup(src);
+	if (fd < 0)
+		return false;
+	getint(fd, SOL_SOCKET, SO_DOMAIN, &family);
+	close(fd);
+	/* other inet kinds are refused by dump() with their name */
+	return family == AF_INET || family == AF_INET6;
+}
+
+static void set_bytes(ProtobufCBinaryData *b, const void *data, size_t len)
+{
+	b->data = xmalloc(len + 1);
+	memcpy(b->data, data, len);
+	b->len = len;
+}
+
+/* An address and port (host order) of sockaddr sa. */
+static void split_addr(const struct sockaddr_storage *sa, const void **addr, size_t *alen,
+		       uint16_t *port)
+{
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		*addr = &s6->sin6_addr;
+		*alen = 16;
+		*port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		*addr = &s4->sin_addr;
+		*alen = 4;
+		*port = ntohs(s4->sin_port);
+	}
+}
+
+static bool any_addr(const void *addr, size_t len)
+{
+	static const uint8_t zero[16];
+
+	return !memcmp(addr, zero, len);
+}
+
+/* "ADDR:PORT" for messages. */
+static const char *inet_show(int family, const void *addr, unsigned port, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(family, addr, a, sizeof(a));
+	snprintf(buf, size, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+	return buf;
+}
+
+static int names(int fd, Stasis__InetSk *sk)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	const void *addr;
+	size_t alen;
+	uint16_t port;
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &len))
+		return -1;
+	split_addr(&sa, &addr, &alen, &port);
+	/* a raw socket reads its protocol as its port: only an address binds it */
+	if (sk->type == SOCK_RAW)
+		port = 0;
+	if (port || !any_addr(addr, alen)) {
+		sk->has_src_addr = sk->has_src_port = true;
+		set_bytes(&sk->src_addr, addr, alen);
+		sk->src_port = port;
+	}
+	len = sizeof(sa);
+	memset(&sa, 0, sizeof(sa));
+	if (!getpeername(fd, (struct sockaddr *)&sa, &len)) {
+		split_addr(&sa, &addr, &alen, &port);
+		sk->has_dst_addr = sk->has_dst_port = true;
+		set_bytes(&sk->dst_addr, addr, alen);
+		sk->dst_port = sk->type == SOCK_RAW ? 0 : port;
+	}
+	return 0;
+}
+
+static bool multicast(int level, int name)
+{
+	if (level == SOL_IP)
+		return name == IP_MULTICAST_TTL || name == IP_MULTICAST_LOOP ||
+		       name == IP_MULTICAST_ALL;
+	return level == SOL_IPV6 && (name == IPV6_MULTICAST_HOPS || name == IPV6_MULTICAST_LOOP ||
+				     name == IPV6_MULTICAST_IF);
+}
+
+/* The values of inet_int_opts on a new socket of the same kind; false
+ * when none can be made (then every readable value is carried). */
+static bool defaults(const Stasis__InetSk *sk, int *vals, int *sndbuf, int *rcvbuf)
+{
+	int fd = socket(sk->family, sk->type | SOCK_CLOEXEC, sk->protocol);
+
+	if (fd < 0)
+		return false;
+	for (int i = 0; inet_int_opts[i].what; i++)
+		if (getint(fd, inet_int_opts[i].level, inet_int_opts[i].name, &vals[i]))
+			vals[i] = INT32_MIN;
+	getint(fd, SOL_SOCKET, SO_SNDBUF, sndbuf);
+	getint(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf);
+	close(fd);
+	return true;
+}
+
+static int options(const struct fd_src *src, int fd, Stasis__InetSk *sk)
+{
+	int vals[ARRAY_SIZE(inet_int_opts)], sndbuf = -1, rcvbuf = -1, v;
+	Stasis__SkOpts *o = xmalloc(sizeof(*o));
+	bool have_defaults = defaults(sk, vals, &sndbuf, &rcvbuf);
+	struct sock_filter *prog;
+	struct linger lg;
+	struct timeval tv;
+	char dev[IFNAMSIZ + 1];
+	size_t n;
+	socklen_t len;
+
+	stasis__sk_opts__init(o);
+	sk->opts = o;
+	o->ints = xmalloc(ARRAY_SIZE(inet_int_opts) * sizeof(*o->ints));
+	for (int i = 0; inet_int_opts[i].what; i++) {
+		Stasis__SkIntOpt *io;
+
+		if (getint(fd, inet_int_opts[i].level, inet_int_opts[i].name, &v))
+			continue;
+		/* an accepted socket's multicast TTL is its SYN's: TCP cannot set it */
+		if (sk->type == SOCK_STREAM && multicast(inet_int_opts[i].level, inet_int_opts[i].name))
+			continue;
+		if (have_defaults && v == vals[i])
+			continue;
+		io = xmalloc(sizeof(*io));
+		stasis__sk_int_opt__init(io);
+		io->level = inet_int_opts[i].level;
+		io->name = inet_int_opts[i].name;
+		io->value = v;
+		o->ints[o->n_ints++] = io;
+	}
+	if (!getint(fd, SOL_SOCKET, SO_SNDBUF, &v) && v != sndbuf) {
+		o->has_sndbuf = true;
+		o->sndbuf = v;
+	}
+	if (!getint(fd, SOL_SOCKET, SO_RCVBUF, &v) && v != rcvbuf) {
+		o->has_rcvbuf = true;
+		o->rcvbuf = v;
+	}
+	len = sizeof(tv);
+	if (!getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
+		o->has_rcvtimeo_us = true;
+		o->rcvtimeo_us = tv.tv_sec * 1000000ull + tv.tv_usec;
+	}
+	len = sizeof(tv);
+	if (!getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
+		o->has_sndtimeo_us = true;
+		o->sndtimeo_us = tv.tv_sec * 1000000ull + tv.tv_usec;
+	}
+	len = sizeof(lg);
+	if (!getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) && (lg.l_onoff || lg.l_linger)) {
+		o->has_linger_on = o->has_linger_s = true;
+		o->linger_on = lg.l_onoff;
+		o->linger_s = lg.l_linger;
+	}
+	len = sizeof(dev) - 1;
+	memset(dev, 0, sizeof(dev));
+	if (!getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &len) && len && dev[0])
+		o->bindtodevice = xstrdup(dev);
+	if (skfilter_get(fd, &prog, &n)) {
+		if (errno == EINVAL)
+			pr_err("fd %d of task %d: %s socket %u has an eBPF socket filter "
+			       "(SO_ATTACH_BPF), which stasis cannot carry",
+			       src->fd, src->pid, proto_name(sk->type, sk->protocol), sk->ino);
+		else
+			pr_perror("fd %d of task %d: cannot read the socket filter", src->fd,
+				  src->pid);
+		return -1;
+	}
+	if (n) {
+		set_bytes(&o->filter, prog, n * sizeof(*prog));
+		o->has_filter = true;
+		free(prog);
+		if (!getint(fd, SOL_SOCKET, SO_LOCK_FILTER, &v) && v)
+			o->has_filter_locked = o->filter_locked = true;
+	}
+	return 0;
+}
+
+/* The value of an integer option as carried (or as it was on a new socket). */
+static int carried_int(const Stasis__InetSk *sk, int level, int name, int dflt)
+{
+	for (size_t i = 0; i < sk->opts->n_ints; i++)
+		if ((int)sk->opts->ints[i]->level == level && (int)sk->opts->ints[i]->name == name)
+			return sk->opts->ints[i]->value;
+	return dflt;
+}
+
+static int set_repair(int fd, int on)
+{
+	return setsockopt(fd, SOL_TCP, TCP_REPAIR, &on, sizeof(on));
+}
+
+static int select_queue(int fd, int queue)
+{
+	return setsockopt(fd, SOL_TCP, TCP_REPAIR_QUEUE, &queue, sizeof(queue));
+}
+
+/* The sizes and sequence numbers that must not move while a queue is read. */
+struct tcp_marks {
+	int inq, outq, unsent;
+	uint32_t rcv_seq, snd_seq;
+};
+
+static int read_marks(int fd, struct tcp_marks *m)
+{
+	socklen_t len = sizeof(uint32_t);
+
+	if (ioctl(fd, SIOCINQ, &m->inq) || ioctl(fd, SIOCOUTQ, &m->outq) ||
+	    ioctl(fd, SIOCOUTQNSD, &m->unsent) || select_queue(fd, TCP_RECV_QUEUE) ||
+	    getsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, &m->rcv_seq, &len) ||
+	    select_queue(fd, TCP_SEND_QUEUE) ||
+	    getsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, &m->snd_seq, &len))
+		return -1;
+	return select_queue(fd, TCP_NO_QUEUE);
+}
+
+static int peek_queue(int fd, int queue, size_t len, ProtobufCBinaryData *out)
+{
+	uint8_t *buf = xmalloc(len + 1);
+	ssize_t n;
+
+	if (select_queue(fd, queue)) {
+		free(buf);
+		return -1;
+	}
+	n = len ? recv(fd, buf, len + 1, MSG_PEEK | MSG_DONTWAIT) : 0;
+	select_queue(fd, TCP_NO_QUEUE);
+	if (n != (ssize_t)len) {
+		free(buf);
+		if (n >= 0)
+			errno = EAGAIN;
+		return -1;
+	}
+	out->data = buf;
+	out->len = len;
+	return 0;
+}
+
+/*
+ * Reads the connection in repair mode. The kernel still takes packets
+ * meanwhile (acknowledgements, data from a peer outside the tree), so the
+ * queues are read again until sizes and sequence numbers held still.
+ */
+static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, const char *conn)
+{
+	Stasis__TcpStream *ts = xmalloc(sizeof(*ts));
+	struct tcp_repair_window win;
+	struct tcp_marks before, after;
+	struct tcp_info ti;
+	socklen_t len;
+	int v, tries;
+
+	stasis__tcp_stream__init(ts);
+	sk->tcp = ts;
+	for (tries = 0; tries < 10; tries++) {
+		free(ts->recv_queue.data);
+		free(ts->send_queue.data);
+		ts->recv_queue.data = ts->send_queue.data = NULL;
+		if (read_marks(fd, &before))
+			goto err;
+		if ((unsigned)before.inq + before.outq > QUEUE_MAX) {
+			pr_err("fd %d of task %d: TCP connection %s has %d bytes queued, more than "
+			       "a checkpoint record can hold",
+			       src->fd, src->pid, conn, before.inq + before.outq);
+			return -1;
+		}
+		if (peek_queue(fd, TCP_RECV_QUEUE, before.inq, &ts->recv_queue) ||
+		    peek_queue(fd, TCP_SEND_QUEUE, before.outq, &ts->send_queue)) {
+			if (errno == EAGAIN)
+				continue;
+			goto err;
+		}
+		if (read_marks(fd, &after))
+			goto err;
+		if (!memcmp(&before, &after, sizeof(before)))
+			break;
+	}
+	if (tries == 10) {
+		pr_err("fd %d of task %d: the queues of TCP connection %s do not hold still",
+		       src->fd, src->pid, conn);
+		return -1;
+	}
+	ts->has_recv_queue = ts->has_send_queue = ts->has_unsent = true;
+	ts->snd_seq = before.snd_seq;
+	ts->rcv_seq = before.rcv_seq;
+	ts->unsent = before.unsent;
+	len = sizeof(ti);
+	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len) || getint(fd, SOL_TCP, TCP_MAXSEG, &v))
+		goto err;
+	ts->mss = v;
+	ts->opt_mask = ti.tcpi_options;
+	if (ti.tcpi_options & TCPI_OPT_WSCALE) {
+		ts->has_snd_wscale = ts->has_rcv_wscale = true;
+		ts->snd_wscale = ti.tcpi_snd_wscale;
+		ts->rcv_wscale = ti.tcpi_rcv_wscale;
+	}
+	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) {
+		if (getint(fd, SOL_TCP, TCP_TIMESTAMP, &v))
+			goto err;
+		ts->has_timestamp = true;
+		ts->timestamp = v;
+	}
+	len = sizeof(win);
+	if (getsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &win, &len))
+		goto err;
+	ts->has_snd_wl1 = ts->has_snd_wnd = ts->has_max_window = ts->has_rcv_wnd =
+	    ts->has_rcv_wup = true;
+	ts->snd_wl1 = win.snd_wl1;
+	ts->snd_wnd = win.snd_wnd;
+	ts->max_window = win.max_window;
+	ts->rcv_wnd = win.rcv_wnd;
+	ts->rcv_wup = win.rcv_wup;
+	pr_debug("TCP connection %s of task %d: %d bytes received, %d to send (%d unsent)", conn,
+		 src->pid, before.inq, before.outq, before.unsent);
+	return 0;
+err:
+	pr_perror("fd %d of task %d: cannot read TCP connection %s in repair mode", src->fd,
+		  src->pid, conn);
+	return -1;
+}
+
+static int established(const struct fd_src *src, int fd, Stasis__InetSk *sk)
+{
+	char a[64], b[64], conn[140];
+	struct repaired *r;
+
+	snprintf(conn, sizeof(conn), "%s -> %s",
+		 inet_show(sk->family, sk->src_addr.data, sk->src_port, a, sizeof(a)),
+		 inet_show(sk->family, sk->dst_addr.data, sk->dst_port, b, sizeof(b)));
+	if (opts.tcp_close) {
+		pr_info("TCP connection %s of task %d is dumped closed (--tcp-close)", conn,
+			src->pid);
+		return 0;
+	}
+	if (!opts.tcp_established) {
+		pr_err("fd %d of task %d: TCP connection %s (socket %u) is established; dump with "
+		       "--tcp-established to carry it, or --tcp-close",
+		       src->fd, src->pid, conn, sk->ino);
+		return -1;
+	}
+	if (set_repair(fd, 1)) {
+		pr_perror("fd %d of task %d: cannot put TCP connection %s in repair mode",
+			  src->fd, src->pid, conn);
+		return -1;
+	}
+	repaired = xrealloc(repaired, (nr_repaired + 1) * sizeof(*repaired));
+	r = &repaired[nr_repaired++];
+	r->fd = dup(fd);
+	r->reuseaddr = carried_int(sk, SOL_SOCKET, SO_REUSEADDR, 0);
+	if (r->fd < 0) {
+		pr_perror("cannot keep a copy of fd %d of task %d", src->fd, src->pid);
+		set_repair(fd, 0);
+		nr_repaired--;
+		return -1;
+	}
+	return read_stream(src, fd, sk, conn);
+}
+
+static const char *tcp_state_name(int state)
+{
+	static const char *const names[] = {
+	    [TCP_ESTABLISHED] = "ESTABLISHED", [TCP_SYN_SENT] = "SYN_SENT",
+	    [TCP_SYN_RECV] = "SYN_RECV",       [TCP_FIN_WAIT1] = "FIN_WAIT1",
+	    [TCP_FIN_WAIT2] = "FIN_WAIT2",     [TCP_TIME_WAIT] = "TIME_WAIT",
+	    [TCP_CLOSE] = "CLOSE",	       [TCP_CLOSE_WAIT] = "CLOSE_WAIT",
+	    [TCP_LAST_ACK] = "LAST_ACK",       [TCP_LISTEN] = "LISTEN",
+	    [TCP_CLOSING] = "CLOSING",
+	};
+
+	return state > 0 && state < (int)ARRAY_SIZE(names) && names[state] ? names[state]
+									    : "unknown";
+}
+
+static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
+	       const struct inet_diag_sk *d)
+{
+	char a[64], b[64];
+
+	switch (sk->state) {
+	case TCP_CLOSE:
+		return 0;
+	case TCP_LISTEN:
+		if (!d) {
+			pr_err("fd %d of task %d: sock_diag does not know listening TCP socket %u",
+			       src->fd, src->pid, sk->ino);
+			return -1;
+		}
+		sk->has_backlog = true;
+		sk->backlog = d->wqueue;
+		if (d->rqueue && !opts.skip_in_flight) {
+			pr_err("fd %d of task %d: TCP listener %s (socket %u) has %u connection(s) "
+			       "not accepted yet; dump with --skip-in-flight to drop them",
+			       src->fd, src->pid,
+			       inet_show(sk->family, sk->src_addr.data, sk->src_port, a,
+					 sizeof(a)),
+			       sk->ino, d->rqueue);
+			return -1;
+		}
+		if (d->rqueue)
+			pr_warn("TCP listener %s of task %d: %u connection(s) not accepted yet are "
+				"dropped (--skip-in-flight)",
+				inet_show(sk->family, sk->src_addr.data, sk->src_port, a,
+					  sizeof(a)),
+				src->pid, d->rqueue);
+		return 0;
+	case TCP_ESTABLISHED:
+		if (!sk->has_dst_addr || !sk->has_src_addr) {
+			pr_err("fd %d of task %d: established TCP socket %u has no address",
+			       src->fd, src->pid, sk->ino);
+			return -1;
+		}
+		return established(src, fd, sk);
+	default:
+		pr_err("fd %d of task %d: TCP socket %u %s%s%s is in state %s, which stasis does "
+		       "not support yet",
+		       src->fd, src->pid, sk->ino,
+		       sk->has_src_addr
+			   ? inet_show(sk->family, sk->src_addr.data, sk->src_port, a, sizeof(a))
+			   : "",
+		       sk->has_dst_addr ? " -> " : "",
+		       sk->has_dst_addr
+			   ? inet_show(sk->family, sk->dst_addr.data, sk->dst_port, b, sizeof(b))
+			   : "",
+		       tcp_state_name(sk->state));
+		return -1;
+	}
+}
+
+static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	Stasis__InetSk *sk = xmalloc(sizeof(*sk));
+	const struct inet_diag_sk *d;
+	int fd, v, ret = -1;
+
+	stasis__inet_sk__init(sk);
+	fe->type = STASIS__FD_TYPE__INETSK;
+	fe->inetsk = sk;
+	sk->ino = src->st.st_ino;
+	fd = fd_src_dup(src);
+	if (fd < 0)
+		return -1;
+	if (getint(fd, SOL_SOCKET, SO_DOMAIN, &v) || (sk->family = v, 0) ||
+	    getint(fd, SOL_SOCKET, SO_TYPE, &v) || (sk->type = v, 0) ||
+	    getint(fd, SOL_SOCKET, SO_PROTOCOL, &v) || (sk->protocol = v, 0)) {
+		pr_perror("fd %d of task %d: cannot read the kind of socket %u", src->fd, src->pid,
+			  sk->ino);
+		goto out;
+	}
+	if (!supported(sk->family, sk->type, sk->protocol)) {
+		pr_err("fd %d of task %d: inet socket %u of type %u, protocol %u is not supported",
+		       src->fd, src->pid, sk->ino, sk->type, sk->protocol);
+		goto out;
+	}
+	if (names(fd, sk)) {
+		pr_perror("fd %d of task %d: cannot read the names of socket %u", src->fd,
+			  src->pid, sk->ino);
+		goto out;
+	}
+	if (sk->protocol == IPPROTO_TCP) {
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len)) {
+			pr_perror("fd %d of task %d: cannot read TCP_INFO", src->fd, src->pid);
+			goto out;
+		}
+		sk->state = ti.tcpi_state;
+	} else {
+		sk->state = sk->has_dst_addr ? TCP_ESTABLISHED : TCP_CLOSE;
+	}
+	d = load() ? sockdiag_inet_find(&diag, sk->ino) : NULL;
+	if (diag_state < 0)
+		goto out;
+	if (d && d->shutdown) {
+		sk->has_shutdown = true;
+		sk->shutdown = d->shutdown;
+	}
+	/* options before repair mode, which changes SO_REUSEADDR */
+	if (options(src, fd, sk))
+		goto out;
+	if (sk->protocol == IPPROTO_TCP)
+		ret = tcp(src, fd, sk, d);
+	else
+		ret = 0;
+	if (!ret && d && sk->type == SOCK_DGRAM && d->rqueue)
+		pr_warn("%s socket %u of task %d: the %u bytes of datagrams queued on it are not "
+			"carried (as datagrams lost)",
+			proto_name(sk->type, sk->protocol), sk->ino, src->pid, d->rqueue);
+	pr_debug("%s socket %u of task %d: family %u state %u", proto_name(sk->type, sk->protocol),
+		 sk->ino, src->pid, sk->family, sk->state);
+out:
+	close(fd);
+	return ret;
+}
+
+const struct fd_dump_ops inetsk_dump_ops = {"inet socket", match, dump};
+
+void inet_resume(void)
+{
+	for (size_t i = 0; i < nr_repaired; i++) {
+		struct repaired *r = &repaired[i];
+
+		if (set_repair(r->fd, 0))
+			pr_perror("cannot take a TCP connection out of repair mode");
+		else if (r->reuseaddr &&
+			 setsockopt(r->fd, SOL_SOCKET, SO_REUSEADDR, &r->reuseaddr, sizeof(int)))
+			pr_perror("cannot set SO_REUSEADDR back on a TCP connection");
+		close(r->fd);
+	}
+	nr_repaired = 0;
+}
+
+void inet_release(void)
+{
+	/* still in repair mode: the last close sends nothing to the peer */
+	for (size_t i = 0; i < nr_repaired; i++)
+		close(repaired[i].fd);
+	nr_repaired = 0;
+}

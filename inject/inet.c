@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Inet sockets on restore, made in stasis-inject and inherited by the
+ * tasks. Options go on before bind (SO_REUSEADDR forced on meanwhile, so
+ * that the tree's sockets can share their ports in any order), then bind,
+ * listen or connect. An established TCP connection is made in repair mode
+ * (TCP_REPAIR): sequence numbers, connect without a handshake, the
+ * negotiated options, its queues (what was sent and not acknowledged goes
+ * in as sent) and its window. It leaves repair mode only once every socket
+ * of the tree exists (inet_finish), so that no segment reaches a peer of
+ * the tree that is not there yet; the data it had not sent is sent then.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "stasis/log.h"
+#include "stasis/skfilter.h"
+#include "stasis/util.h"
+
+#define RCV_SHUTDOWN  1
+#define SEND_SHUTDOWN 2
+/* the receive queue goes in as linear buffers: keep them small */
+#define RECV_PIECE (64u << 10)
+
+/* A connection waiting in repair mode for inet_finish. */
+struct pending {
+	int fd; /* our copy */
+	int reuseaddr;
+	int shutdown;
+	uint8_t *unsent; /* the end of the send queue, never sent */
+	size_t nr_unsent;
+	char conn[140];
+};
+
+static struct pending *pendings;
+static size_t nr_pendings;
+
+static const char *proto_name(const Stasis__InetSk *sk)
+{
+	switch (sk->protocol) {
+	case IPPROTO_TCP:
+		return "TCP";
+	case IPPROTO_UDP:
+		return "UDP";
+	case IPPROTO_UDPLITE:
+		return "UDP-lite";
+	default:
+		return sk->type == SOCK_RAW ? "raw" : "ICMP";
+	}
+}
+
+static socklen_t make_addr(const Stasis__InetSk *sk, const ProtobufCBinaryData *addr,
+			   uint32_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (sk->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (void *)ss;
+
+		if (addr->len != 16)
+			return 0;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, addr->data, 16);
+		return sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (void *)ss;
+
+		if (addr->len != 4)
+			return 0;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, addr->data, 4);
+		return sizeof(*s4);
+	}
+}
+
+static const char *show(const Stasis__InetSk *sk, const ProtobufCBinaryData *addr,
+			uint32_t port, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (addr->len == (sk->family == AF_INET6 ? 16u : 4u))
+		inet_ntop(sk->family, addr->data, a, sizeof(a));
+	snprintf(buf, size, sk->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+	return buf;
+}
+
+static int setint(int fd, int level, int name, int val)
+{
+	return setsockopt(fd, level, name, &val, sizeof(val));
+}
+
+static int carried_int(const Stasis__SkOpts *o, int level, int name, int dflt)
+{
+	for (size_t i = 0; o && i < o->n_ints; i++)
+		if ((int)o->ints[i]->level == level && (int)o->ints[i]->name == name)
+			return o->ints[i]->value;
+	return dflt;
+}
+
+static int set_timeout(int fd, int name, uint64_t us)
+{
+	struct timeval tv = {us / 1000000, us % 1000000};
+
+	return setsockopt(fd, SOL_SOCKET, name, &tv, sizeof(tv));
+}
+
+/* Every option but the final SO_REUSEADDR, which waits for the bind. */
+static int apply_options(int fd, const Stasis__InetSk *sk)
+{
+	const Stasis__SkOpts *o = sk->opts;
+
+	if (!o)
+		return 0;
+	for (size_t i = 0; i < o->n_ints; i++) {
+		const Stasis__SkIntOpt *io = o->ints[i];
+
+		if (io->level == SOL_SOCKET && io->name == SO_REUSEADDR)
+			continue;
+		if (setint(fd, io->level, io->name, io->value)) {
+			pr_perror("%s socket %u: cannot set option %u:%u to %d", proto_name(sk),
+				  sk->ino, io->level, io->name, io->value);
+			return -1;
+		}
+	}
+	/* getsockopt reads twice what was set; FORCE passes the sysctl limits */
+	if (o->has_sndbuf && setint(fd, SOL_SOCKET, SO_SNDBUFFORCE, o->sndbuf / 2)) {
+		pr_perror("%s socket %u: cannot set SO_SNDBUF", proto_name(sk), sk->ino);
+		return -1;
+	}
+	if (o->has_rcvbuf && setint(fd, SOL_SOCKET, SO_RCVBUFFORCE, o->rcvbuf / 2)) {
+		pr_perror("%s socket %u: cannot set SO_RCVBUF", proto_name(sk), sk->ino);
+		return -1;
+	}
+	if ((o->has_rcvtimeo_us && set_timeout(fd, SO_RCVTIMEO, o->rcvtimeo_us)) ||
+	    (o->has_sndtimeo_us && set_timeout(fd, SO_SNDTIMEO, o->sndtimeo_us))) {
+		pr_perror("%s socket %u: cannot set its timeouts", proto_name(sk), sk->ino);
+		return -1;
+	}
+	if (o->has_linger_on || o->has_linger_s) {
+		struct linger lg = {o->linger_on, o->linger_s};
+
+		if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg))) {
+			pr_perror("%s socket %u: cannot set SO_LINGER", proto_name(sk), sk->ino);
+			return -1;
+		}
+	}
+	if (o->bindtodevice && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->bindtodevice,
+					  strlen(o->bindtodevice) + 1)) {
+		pr_perror("%s socket %u: cannot bind it to device %s", proto_name(sk), sk->ino,
+			  o->bindtodevice);
+		return -1;
+	}
+	if (o->has_filter) {
+		if (o->filter.len % sizeof(struct sock_filter) ||
+		    skfilter_set(fd, (const struct sock_filter *)o->filter.data,
+				 o->filter.len / sizeof(struct sock_filter), o->filter_locked)) {
+			pr_perror("%s socket %u: cannot attach its socket filter", proto_name(sk),
+				  sk->ino);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int select_queue(int fd, int queue)
+{
+	return setsockopt(fd, SOL_TCP, TCP_REPAIR_QUEUE, &queue, sizeof(queue));
+}
+
+static int set_seq(int fd, int queue, uint32_t seq)
+{
+	return select_queue(fd, queue) ||
+	       setsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, &seq, sizeof(seq));
+}
+
+static int fill_queue(int fd, int queue, const uint8_t *data, size_t len, size_t piece)
+{
+	if (select_queue(fd, queue))
+		return -1;
+	while (len) {
+		ssize_t n = send(fd, data, len < piece ? len : piece, 0);
+
+		if (n <= 0) {
+			/* a linear buffer that large may not be had: smaller */
+			if (n < 0 && errno == ENOMEM && piece > 1024) {
+				piece /= 2;
+				continue;
+			}
+			return -1;
+		}
+		data += n;
+		len -= n;
+	}
+	return select_queue(fd, TCP_NO_QUEUE);
+}
+
+static int repair_stream(int fd, const Stasis__InetSk *sk, const char *conn)
+{
+	const Stasis__TcpStream *ts = sk->tcp;
+	struct tcp_repair_opt ropts[4];
+	struct sockaddr_storage dst;
+	socklen_t dlen = make_addr(sk, &sk->dst_addr, sk->dst_port, &dst);
+	size_t nr = 0, sent;
+	struct pending *p;
+
+	if (ts->unsent > ts->send_queue.len || !dlen) {
+		pr_err("TCP connection %s: malformed record", conn);
+		return -1;
+	}
+	sent = ts->send_queue.len - ts->unsent;
+	/* the queues end at the dumped sequence numbers */
+	if (set_seq(fd, TCP_RECV_QUEUE, ts->rcv_seq - ts->recv_queue.len) ||
+	    set_seq(fd, TCP_SEND_QUEUE, ts->snd_seq - ts->send_queue.len) ||
+	    select_queue(fd, TCP_NO_QUEUE)) {
+		pr_perror("TCP connection %s: cannot set its sequence numbers", conn);
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&dst, dlen)) {
+		pr_perror("TCP connection %s: cannot connect it in repair mode", conn);
+		return -1;
+	}
+	if (ts->opt_mask & TCPI_OPT_SACK)
+		ropts[nr++] = (struct tcp_repair_opt){TCPOPT_SACK_PERMITTED, 0};
+	if (ts->opt_mask & TCPI_OPT_WSCALE)
+		ropts[nr++] =
+		    (struct tcp_repair_opt){TCPOPT_WINDOW, ts->snd_wscale | ts->rcv_wscale << 16};
+	if (ts->opt_mask & TCPI_OPT_TIMESTAMPS)
+		ropts[nr++] = (struct tcp_repair_opt){TCPOPT_TIMESTAMP, 0};
+	ropts[nr++] = (struct tcp_repair_opt){TCPOPT_MAXSEG, ts->mss};
+	if (setsockopt(fd, SOL_TCP, TCP_REPAIR_OPTIONS, ropts, nr * sizeof(ropts[0]))) {
+		pr_perror("TCP connection %s: cannot set its options (MSS, window scale, SACK, "
+			  "timestamps)",
+			  conn);
+		return -1;
+	}
+	if (ts->has_timestamp &&
+	    setsockopt(fd, SOL_TCP, TCP_TIMESTAMP, &ts->timestamp, sizeof(ts->timestamp))) {
+		pr_perror("TCP connection %s: cannot set its timestamp", conn);
+		return -1;
+	}
+	if (fill_queue(fd, TCP_RECV_QUEUE, ts->recv_queue.data, ts->recv_queue.len, RECV_PIECE) ||
+	    fill_queue(fd, TCP_SEND_QUEUE, ts->send_queue.data, sent, 1u << 20)) {
+		pr_perror("TCP connection %s: cannot put its queued data back", conn);
+		return -1;
+	}
+	if (ts->has_snd_wl1) {
+		struct tcp_repair_window win = {ts->snd_wl1, ts->snd_wnd, ts->max_window,
+						ts->rcv_wnd, ts->rcv_wup};
+
+		if (setsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &win, sizeof(win))) {
+			pr_perror("TCP connection %s: cannot set its window", conn);
+			return -1;
+		}
+	}
+	pendings = xrealloc(pendings, (nr_pendings + 1) * sizeof(*pendings));
+	p = &pendings[nr_pendings];
+	memset(p, 0, sizeof(*p));
+	p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (p->fd < 0) {
+		pr_perror("cannot keep a copy of TCP connection %s", conn);
+		return -1;
+	}
+	p->reuseaddr = carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0);
+	p->shutdown = sk->has_shutdown ? sk->shutdown : 0;
+	p->nr_unsent = ts->unsent;
+	if (ts->unsent) {
+		p->unsent = xmalloc(ts->unsent);
+		memcpy(p->unsent, ts->send_queue.data + sent, ts->unsent);
+	}
+	snprintf(p->conn, sizeof(p->conn), "%s", conn);
+	nr_pendings++;
+	return 0;
+}
+
+static int shut_how(uint32_t mask)
+{
+	if ((mask & RCV_SHUTDOWN) && (mask & SEND_SHUTDOWN))
+		return SHUT_RDWR;
+	return mask & RCV_SHUTDOWN ? SHUT_RD : SHUT_WR;
+}
+
+static int inet_open(Stasis__FileEntry *fe)
+{
+	const Stasis__InetSk *sk = fe->inetsk;
+	struct sockaddr_storage ss;
+	char a[64], b[64], conn[140] = "";
+	bool repair, closed;
+	socklen_t len;
+	int fd;
+
+	if (!sk) {
+		pr_err("file %u: an inet socket without its record", fe->id);
+		return -1;
+	}
+	closed = sk->protocol == IPPROTO_TCP && sk->state == TCP_ESTABLISHED &&
+		 (!sk->tcp || opts.tcp_close);
+	repair = sk->protocol == IPPROTO_TCP && sk->state == TCP_ESTABLISHED && !closed;
+	if (sk->has_src_addr && sk->has_dst_addr)
+		snprintf(conn, sizeof(conn), "%s -> %s",
+			 show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)),
+			 show(sk, &sk->dst_addr, sk->dst_port, b, sizeof(b)));
+	fd = socket(sk->family, sk->type | SOCK_CLOEXEC, sk->protocol);
+	if (fd < 0) {
+		pr_perror("cannot create %s socket %u", proto_name(sk), sk->ino);
+		return -1;
+	}
+	if (closed) {
+		/* --tcp-close: a socket whose connection is gone */
+		pr_info("TCP connection %s is restored closed (--tcp-close)", conn);
+		if (apply_options(fd, sk))
+			goto err;
+		return fd;
+	}
+	if (repair && setint(fd, SOL_TCP, TCP_REPAIR, 1)) {
+		pr_perror("TCP connection %s: cannot use repair mode", conn);
+		goto err;
+	}
+	if (apply_options(fd, sk) || (!repair && setint(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
+		goto err;
+	if (sk->has_src_addr) {
+		len = make_addr(sk, &sk->src_addr, sk->src_port, &ss);
+		if (!len || bind(fd, (struct sockaddr *)&ss, len)) {
+			pr_perror("%s socket %u: cannot bind it to %s", proto_name(sk), sk->ino,
+				  show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)));
+			goto err;
+		}
+	}
+	if (repair) {
+		if (repair_stream(fd, sk, conn))
+			goto err;
+		return fd;
+	}
+	if (sk->protocol == IPPROTO_TCP && sk->state == TCP_LISTEN &&
+	    listen(fd, sk->has_backlog ? (int)sk->backlog : SOMAXCONN)) {
+		pr_perror("TCP socket %u: cannot listen on %s", sk->ino,
+			  show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)));
+		goto err;
+	}
+	if (sk->protocol != IPPROTO_TCP && sk->has_dst_addr) {
+		len = make_addr(sk, &sk->dst_addr, sk->dst_port, &ss);
+		if (!len || connect(fd, (struct sockaddr *)&ss, len)) {
+			pr_perror("%s socket %u: cannot connect it to %s", proto_name(sk), sk->ino,
+				  show(sk, &sk->dst_addr, sk->dst_port, b, sizeof(b)));
+			goto err;
+		}
+	}
+	if (setint(fd, SOL_SOCKET, SO_REUSEADDR,
+		   carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0))) {
+		pr_perror("%s socket %u: cannot set SO_REUSEADDR", proto_name(sk), sk->ino);
+		goto err;
+	}
+	/* the flags only: a socket that is not connected says ENOTCONN */
+	if (sk->has_shutdown && sk->shutdown && shutdown(fd, shut_how(sk->shutdown)) &&
+	    errno != ENOTCONN) {
+		pr_perror("%s socket %u: cannot shut it down", proto_name(sk), sk->ino);
+		goto err;
+	}
+	return fd;
+err:
+	close(fd);
+	return -1;
+}
+
+const struct fd_restore_ops inetsk_restore_ops = {STASIS__FD_TYPE__INETSK, inet_open, NULL};
+
+int inet_finish(void)
+{
+	int ret = 0;
+
+	/* every connection first, so that none talks to a peer still in repair */
+	for (size_t i = 0; i < nr_pendings; i++) {
+		struct pending *p = &pendings[i];
+
+		if (setint(p->fd, SOL_TCP, TCP_REPAIR, 0) ||
+		    (p->reuseaddr && setint(p->fd, SOL_SOCKET, SO_REUSEADDR, p->reuseaddr))) {
+			pr_perror("TCP connection %s: cannot leave repair mode", p->conn);
+			ret = -1;
+		}
+	}
+	for (size_t i = 0; i < nr_pendings; i++) {
+		struct pending *p = &pendings[i];
+		size_t off = 0;
+
+		while (!ret && off < p->nr_unsent) {
+			ssize_t n = send(p->fd, p->unsent + off, p->nr_unsent - off,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			if (n <= 0) {
+				pr_perror("TCP connection %s: cannot queue the %zu bytes it had not "
+					  "sent",
+					  p->conn, p->nr_unsent - off);
+				ret = -1;
+				break;
+			}
+			off += n;
+		}
+		if (!ret && (p->shutdown & RCV_SHUTDOWN) && shutdown(p->fd, SHUT_RD)) {
+			pr_perror("TCP connection %s: cannot shut its reading side", p->conn);
+			ret = -1;
+		}
+		free(p->unsent);
+		close(p->fd);
+	}
+	nr_pendings = 0;
+	return ret;
+}

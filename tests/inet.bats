@@ -1,0 +1,141 @@
+#!/usr/bin/env bats
+# Inet sockets (tests/progs/inet.c): TCP listeners, unbound and bound
+# sockets, established connections inside the tree and to a client outside
+# it, data queued both ways (sent and unsent), v4, v6 and v4-mapped; socket
+# options read back equal; UDP, UDP-lite, ICMP and raw sockets;
+# --tcp-established, --tcp-close and --skip-in-flight.
+
+load helpers
+
+# stasis dump of $PID into $IMG with ARGS, expected to fail; output in
+# dump.out.
+dump_must_fail() { # ARGS...
+	local rc=0
+	rm -rf "$IMG"
+	{
+		(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log "$@") \
+			</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	} 2>/dev/null
+	[ "$rc" -ne 0 ] || die_with_logs "the dump succeeded but it should have failed" || return 1
+	[ "$rc" -lt 128 ] || die_with_logs "the dump died of a signal (status $rc)" || return 1
+}
+
+# The failed dump named WHAT and the PID; the process runs untraced and
+# passes its own check (its connections work).
+check_refused() { # WHAT
+	grep -F -- "$1" "$BATS_TEST_TMPDIR/dump.out" | grep -q -- "task $PID" ||
+		die_with_logs "the dump's error does not name $1 and task $PID" || return 1
+	assert_running_untraced "$PID" || die_with_logs "after the failed dump" || return 1
+	go_and_check_original
+}
+
+# A checker run under STASIS_SABOTAGE=WHAT without a dump must print FAIL.
+sabotaged_fails() { # WHAT ARGS...
+	local what=$1
+	shift
+	STASIS_SABOTAGE=$what start_prog inet "$@"
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "inet did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "inet exited with $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: ' "$LOG" || die_with_logs "no FAIL line"
+}
+
+@test "TCP over IPv4: listener, sockets, a connection in the tree with data queued both ways" {
+	start_prog inet tcp v4
+	dump_and_kill_tree --tcp-established
+	restore_and_check
+}
+
+@test "TCP over IPv6: listener, sockets, a connection in the tree with data queued both ways" {
+	start_prog inet tcp v6
+	dump_and_kill_tree --tcp-established
+	restore_and_check
+}
+
+@test "TCP over v4-mapped IPv6 (dual stack): a connection with data queued both ways" {
+	start_prog inet tcp mapped
+	dump_and_kill_tree --tcp-established
+	restore_and_check
+}
+
+@test "inet's tcp check notices a byte lost from a queue" {
+	sabotaged_fails queue tcp v4
+}
+
+@test "a TCP connection to a client outside the tree keeps its data both ways" {
+	local portfile=$BATS_TEST_TMPDIR/port clog=$BATS_TEST_TMPDIR/client.log cpid
+	("$TESTPROGS/inet" --client "$portfile" "$GOFILE" >"$clog" 2>&1) &
+	cpid=$!
+	own_pid "$cpid"
+	start_prog inet serve "$portfile"
+	dump_and_kill --tcp-established
+	restore_and_check
+	wait_child "$cpid" 20 || die_with_logs "the outside client did not finish"
+	[ "$STATUS" -eq 0 ] || { cat "$clog"; die_with_logs "the outside client failed"; }
+	grep -qx PASS "$clog"
+}
+
+@test "inet's serve check notices a byte lost from a queue" {
+	local portfile=$BATS_TEST_TMPDIR/port cpid
+	("$TESTPROGS/inet" --client "$portfile" "$GOFILE" >/dev/null 2>&1) &
+	cpid=$!
+	own_pid "$cpid"
+	sabotaged_fails queue serve "$portfile"
+}
+
+@test "socket options read back equal: SO_*, TCP_*, IP_*, IPV6_*, linger, timeouts, device, filter" {
+	start_prog inet opts
+	dump_and_kill --tcp-established
+	restore_and_check
+}
+
+@test "inet's opts check notices a changed option" {
+	sabotaged_fails opts opts
+}
+
+@test "UDP (bound, connected, shut down, broadcast), UDP-lite, ICMP echo and raw sockets" {
+	start_prog inet dgram
+	dump_and_kill
+	restore_and_check
+}
+
+@test "inet's dgram check notices a socket connected elsewhere" {
+	sabotaged_fails dgram dgram
+}
+
+@test "an established TCP connection is refused without --tcp-established; it keeps working" {
+	start_prog inet established
+	dump_must_fail
+	check_refused "TCP connection 127.0.0.1:"
+	grep -q -- "--tcp-established" "$BATS_TEST_TMPDIR/dump.out"
+}
+
+@test "a failed dump takes the connections out of repair mode: they keep working" {
+	# the connection was read in repair mode; the post-dump script fails
+	local script=$BATS_TEST_TMPDIR/fail-post-dump
+	printf '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" != post-dump ]\n' >"$script"
+	chmod +x "$script"
+	start_prog inet established
+	dump_must_fail --tcp-established --action-script "$script"
+	grep -q "post-dump" "$BATS_TEST_TMPDIR/dump.out" || die_with_logs "not the post-dump failure"
+	assert_running_untraced "$PID" || die_with_logs "after the failed dump"
+	go_and_check_original
+}
+
+@test "--tcp-close: established connections are restored closed, the listener listens" {
+	start_prog inet closed
+	dump_and_kill --tcp-close
+	restore_and_check --tcp-close
+}
+
+@test "a listener with a connection not accepted yet is refused without --skip-in-flight" {
+	start_prog inet inflight
+	dump_must_fail --tcp-established
+	check_refused "not accepted yet"
+}
+
+@test "--skip-in-flight drops the connection not accepted yet; the listener is restored" {
+	start_prog inet inflight
+	dump_and_kill --tcp-established --skip-in-flight
+	restore_and_check
+}
