@@ -22,6 +22,7 @@
 #define PME_PRESENT (1ull << 63)
 #define PME_SWAP (1ull << 62)
 #define PME_FILE (1ull << 61)
+#define PME_GUARD (1ull << 58) /* a guard region marker (6.14+): reads fail */
 #define PME_PFN_MASK ((1ull << 55) - 1)
 
 #define PAGEMAP_BATCH 8192
@@ -76,7 +77,7 @@ static Stasis__VmaKind vma_kind(const struct proc_vma *v)
 
 static bool page_wanted(Stasis__VmaKind kind, bool shared, uint64_t pme)
 {
-	if (!(pme & (PME_PRESENT | PME_SWAP)))
+	if (!(pme & (PME_PRESENT | PME_SWAP)) || (pme & PME_GUARD))
 		return false;
 	if ((pme & PME_PRESENT) && zero_pfn != ~0ull && (pme & PME_PFN_MASK) == zero_pfn)
 		return false;
@@ -157,13 +158,33 @@ static int scan_shmem(struct ctask *ct, const struct proc_vma *v)
 	return 0;
 }
 
+/* One more guard page of pv at addr, merged with the run before it. */
+static void add_guard(Stasis__Vma *pv, unsigned long addr)
+{
+	Stasis__PageRange *last = pv->n_guards ? pv->guards[pv->n_guards - 1] : NULL;
+
+	if (last && last->start + last->nr_pages * PAGE_SIZE == addr) {
+		last->nr_pages++;
+		return;
+	}
+	if ((pv->n_guards & (pv->n_guards - 1)) == 0)
+		pv->guards = xrealloc(pv->guards,
+				      (pv->n_guards ? pv->n_guards * 2 : 1) * sizeof(*pv->guards));
+	last = xmalloc(sizeof(*last));
+	stasis__page_range__init(last);
+	last->start = addr;
+	last->nr_pages = 1;
+	pv->guards[pv->n_guards++] = last;
+}
+
 /*
- * The pages of one mapping worth copying. With parent_pm (the parent's
- * pagemap, for a mapping the restored child will inherit), a page that is
- * the very same physical page in the parent is only marked in_parent.
+ * The pages of one mapping worth copying, and its guard pages (in pv).
+ * With parent_pm (the parent's pagemap, for a mapping the restored child
+ * will inherit), a page that is the very same physical page in the parent
+ * is only marked in_parent.
  */
 static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct proc_vma *v,
-		      Stasis__VmaKind kind)
+		      Stasis__VmaKind kind, Stasis__Vma *pv)
 {
 	static uint64_t pme[PAGEMAP_BATCH], ppme[PAGEMAP_BATCH];
 
@@ -179,7 +200,10 @@ static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct p
 			return -1;
 		}
 		for (size_t i = 0; i < n; i++, addr += PAGE_SIZE) {
-			if (!page_wanted(kind, v->shared, pme[i]))
+			if (pme[i] & PME_GUARD)
+				add_guard(pv, addr);
+			/* droppable memory may be emptied at any time: it is */
+			if ((v->vmflags & VMF_DROPPABLE) || !page_wanted(kind, v->shared, pme[i]))
 				continue;
 			add_pages(ct, addr, 1,
 				  parent_pm >= 0 && (pme[i] & PME_PRESENT) && (ppme[i] & PME_PRESENT) &&
@@ -299,6 +323,8 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			pv->flags |= MAP_ANONYMOUS;
 		if (v->vmflags & VMF_GROWSDOWN)
 			pv->flags |= MAP_GROWSDOWN;
+		if (v->vmflags & VMF_NORESERVE)
+			pv->flags |= MAP_NORESERVE;
 		pv->has_madv = true;
 		pv->madv = v->vmflags;
 		if (v->path[0])
@@ -337,16 +363,17 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 				 * has its copied-on-write pages besides */
 				pv->flags &= ~MAP_ANONYMOUS;
 				if (memfd_collect_vma(ct, v) ||
-				    (!v->shared &&
-				     scan_pages(ct, pm_fd, -1, v, STASIS__VMA_KIND__FILE)))
+				    scan_pages(ct, pm_fd, -1, v,
+					       v->shared ? kind : STASIS__VMA_KIND__FILE, pv))
 					goto err;
 				continue;
 			}
-			if (shm_first(v->ino) && scan_shmem(ct, v))
+			if ((shm_first(v->ino) && scan_shmem(ct, v)) ||
+			    scan_pages(ct, pm_fd, -1, v, kind, pv)) /* guards only */
 				goto err;
 			continue;
 		}
-		if (scan_pages(ct, pm_fd, parent_vma(ct, pv) ? parent_pm : -1, v, kind))
+		if (scan_pages(ct, pm_fd, parent_vma(ct, pv) ? parent_pm : -1, v, kind, pv))
 			goto err;
 	}
 	close(pm_fd);

@@ -178,11 +178,55 @@ static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v, uint6
 	return fd;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+
+/*
+ * The guard regions of v, exactly: those it inherited from a parent go
+ * first when the parent had any (removing leaves other pages alone).
+ */
+static int install_guards(struct itask *t, Stasis__Vma *v, bool inherited)
+{
+	long r;
+
+	if (inherited) {
+		r = ISYS(t, SYS_madvise, v->start, v->end - v->start, MADV_GUARD_REMOVE);
+		if (r) {
+			pr_err("task %d: cannot clear the guard regions of %#llx: %s", t->pid,
+			       (unsigned long long)v->start, strerror(-r));
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < v->n_guards; i++) {
+		Stasis__PageRange *g = v->guards[i];
+
+		if (g->start < v->start || g->start >= v->end || g->start % PAGE_SIZE ||
+		    g->nr_pages > (v->end - g->start) / PAGE_SIZE) {
+			pr_err("task %d: invalid guard region at %#llx in the checkpoint", t->pid,
+			       (unsigned long long)g->start);
+			return -1;
+		}
+		r = ISYS(t, SYS_madvise, g->start, g->nr_pages * PAGE_SIZE, MADV_GUARD_INSTALL);
+		if (r) {
+			pr_err("task %d: cannot install the guard region at %#llx: %s", t->pid,
+			       (unsigned long long)g->start, strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_pages)
 {
 	uint64_t off = v->pgoff;
 	unsigned long len = v->end - v->start;
-	int flags = (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN)) |
+	int flags = (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN |
+				 MAP_NORESERVE)) |
 		    MAP_FIXED;
 	int prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
 	long fd = -1, r;
@@ -229,6 +273,9 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 		}
 	} else {
 		off = 0;
+		/* private anonymous memory the kernel may drop: its own type */
+		if (v->madv & VMF_DROPPABLE)
+			flags = (flags & ~MAP_PRIVATE) | MAP_DROPPABLE;
 	}
 	r = ISYS(t, SYS_mmap, v->start, len, prot, flags, fd, off);
 	if (fd >= 0)
@@ -247,7 +294,7 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 			pr_warn("task %d: madvise(%d) on %#llx failed: %s", t->pid,
 				vma_advice[i].advice, (unsigned long long)v->start, strerror(-r));
 	}
-	return 0;
+	return install_guards(t, v, false);
 }
 
 /* Whether the checkpoint has page data for v (runs of the loaded pagemap). */
@@ -426,6 +473,15 @@ static bool vma_kept(struct itask *t, struct itask *src, Stasis__Vma *v)
 	return false;
 }
 
+/* Whether the mapping of src that t inherits as v has guard regions. */
+static bool src_guards(struct itask *src, Stasis__Vma *v)
+{
+	for (size_t i = 0; i < src->mm->n_vmas; i++)
+		if (img_vma_inherited(v, src->mm->vmas[i]))
+			return src->mm->vmas[i]->n_guards;
+	return false;
+}
+
 /* Drops, in a kept mapping, every page that is not one the parent shares. */
 static int zap_not_inherited(struct itask *t, Stasis__Vma *v)
 {
@@ -514,8 +570,9 @@ int mm_adopt(struct itree *tr, struct itask *t, struct itask *src)
 
 		if (special_kind(v->kind))
 			continue;
-		if (vma_kept(t, src, v) ? zap_not_inherited(t, v) :
-		    map_one(tr, t, v, (v->flags & MAP_SHARED) && vma_has_pages(t, v)))
+		if (vma_kept(t, src, v) ?
+			    zap_not_inherited(t, v) || install_guards(t, v, src_guards(src, v)) :
+			    map_one(tr, t, v, (v->flags & MAP_SHARED) && vma_has_pages(t, v)))
 			goto out;
 	}
 	ret = 0;
@@ -544,6 +601,21 @@ int mm_finish(struct itask *t)
 		if (r) {
 			pr_err("task %d: cannot protect %#llx: %s", t->pid,
 			       (unsigned long long)v->start, strerror(-r));
+			return -1;
+		}
+	}
+	/* locked last, with the pages in; fork does not pass locks on, so
+	 * inherited mappings are locked here too */
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		Stasis__Vma *v = mm->vmas[i];
+
+		if (special_kind(v->kind) || !(v->madv & VMF_LOCKED))
+			continue;
+		r = ISYS(t, SYS_mlock, v->start, v->end - v->start);
+		if (r) {
+			pr_err("task %d: cannot lock %#llx-%#llx: %s", t->pid,
+			       (unsigned long long)v->start, (unsigned long long)v->end,
+			       strerror(-r));
 			return -1;
 		}
 	}

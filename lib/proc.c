@@ -34,7 +34,7 @@ static const struct {
 	{ "gd", VMF_GROWSDOWN }, { "dc", VMF_DONTCOPY }, { "dd", VMF_DONTDUMP },
 	{ "hg", VMF_HUGEPAGE },	 { "nh", VMF_NOHUGEPAGE }, { "mg", VMF_MERGEABLE },
 	{ "rr", VMF_RANDREAD },	 { "sr", VMF_SEQREAD },	   { "wf", VMF_WIPEONFORK },
-	{ "lo", VMF_LOCKED },
+	{ "lo", VMF_LOCKED },	 { "nr", VMF_NORESERVE },  { "dp", VMF_DROPPABLE },
 };
 
 static uint64_t parse_vmflags(const char *s)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -133,6 +134,32 @@ int rmem_write(struct rtask *t, unsigned long addr, const void *buf, size_t len)
 	return 0;
 }
 
+/* A `syscall` instruction in one executable mapping, read in pieces. */
+static bool find_syscall_in(struct rtask *t, const struct proc_vma *v)
+{
+	static unsigned char code[1 << 16];
+	unsigned long at = v->start;
+
+	while (at < v->end) {
+		size_t len = v->end - at < sizeof(code) ? v->end - at : sizeof(code);
+
+		if (rmem_read(t, at, code, len))
+			return false;
+		for (size_t off = 0; off + 1 < len; off++)
+			if (code[off] == 0x0f && code[off + 1] == 0x05) {
+				t->syscall_ip = at + off;
+				return true;
+			}
+		/* an instruction may straddle two pieces */
+		at += at + len < v->end ? len - 1 : len;
+	}
+	return false;
+}
+
+/*
+ * The vDSO first (there unless the task unmapped or replaced it), then
+ * any other executable mapping of the task (its libc, its program).
+ */
 int rtask_find_syscall(struct rtask *t)
 {
 	struct proc_vma *vmas;
@@ -140,28 +167,21 @@ int rtask_find_syscall(struct rtask *t)
 
 	if (nr < 0)
 		return -1;
-	for (int i = 0; i < nr; i++) {
-		unsigned char *code;
-		size_t len = vmas[i].end - vmas[i].start;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < nr; i++) {
+			bool vdso = !strcmp(vmas[i].path, "[vdso]");
 
-		if (strcmp(vmas[i].path, "[vdso]"))
-			continue;
-		code = xmalloc(len);
-		if (rmem_read(t, vmas[i].start, code, len)) {
-			free(code);
-			break;
-		}
-		for (size_t off = 0; off + 1 < len; off++)
-			if (code[off] == 0x0f && code[off + 1] == 0x05) {
-				t->syscall_ip = vmas[i].start + off;
-				free(code);
+			if (pass == 0 ? !vdso :
+					vdso || !(vmas[i].prot & PROT_EXEC) ||
+						!strcmp(vmas[i].path, "[vsyscall]"))
+				continue;
+			if (find_syscall_in(t, &vmas[i])) {
 				free(vmas);
 				return 0;
 			}
-		free(code);
-	}
+		}
 	free(vmas);
-	pr_err("no syscall instruction found in the vDSO of task %d", t->tid);
+	pr_err("task %d: no syscall instruction found in its vDSO or executable mappings", t->tid);
 	return -1;
 }
 

@@ -28,6 +28,8 @@ struct proc_vma {
 #define VMF_SEQREAD (1ull << 7)
 #define VMF_WIPEONFORK (1ull << 8)
 #define VMF_LOCKED (1ull << 9)
+#define VMF_NORESERVE (1ull << 10)
+#define VMF_DROPPABLE (1ull << 11) /* MAP_DROPPABLE: contents may vanish */
 
 /* Reads /proc/PID/smaps; returns the number of VMAs (in *vmas, malloc'd) or -1. */
 int proc_read_vmas(pid_t pid, struct proc_vma **vmas);
