@@ -35,6 +35,11 @@ struct page_run {
 	unsigned long vaddr;
 	unsigned long nr_pages;
 	bool in_parent; /* shared copy-on-write with the parent: not copied */
+	/* pages of the shared memory object behind the mapping vma_start-
+	 * vma_end, at object offset shm_off: read from the object, since a
+	 * private mapping of it shows its own copies */
+	bool shm;
+	unsigned long shm_off, vma_start, vma_end;
 };
 
 /* Per-task state while it is being collected. */

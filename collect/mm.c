@@ -4,6 +4,7 @@
  * present. Pages are found through /proc/PID/pagemap, never by touching
  * them; zero pages and file pages identical to the file are not copied.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,8 @@ static Stasis__VmaKind vma_kind(const struct proc_vma *v)
 		return STASIS__VMA_KIND__VVAR_VCLOCK;
 	if (!strcmp(v->path, "[vsyscall]"))
 		return STASIS__VMA_KIND__VSYSCALL;
-	if (v->shared && (!strcmp(v->path, "/dev/zero (deleted)") ||
-			  !strncmp(v->path, "[anon_shmem:", 12)))
+	/* shared anonymous memory; mapped privately too, through map_files */
+	if (!strcmp(v->path, "/dev/zero (deleted)") || !strncmp(v->path, "[anon_shmem:", 12))
 		return STASIS__VMA_KIND__SHMEM;
 	/* a memfd, shared or private: restored from its object (memfd.c) */
 	if (memfd_path(v->path))
@@ -99,60 +100,133 @@ static void add_pages(struct ctask *ct, unsigned long addr, unsigned long nr, bo
 	struct page_run *last = ct->nr_runs ? &ct->runs[ct->nr_runs - 1] : NULL;
 
 	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == addr &&
-	    last->in_parent == in_parent && last->nr_pages + nr < (1u << 30)) {
+	    last->in_parent == in_parent && !last->shm && last->nr_pages + nr < (1u << 30)) {
 		last->nr_pages += nr;
 		return;
 	}
 	if ((ct->nr_runs & (ct->nr_runs - 1)) == 0)
 		ct->runs = xrealloc(ct->runs, (ct->nr_runs ? ct->nr_runs * 2 : 1) * sizeof(*ct->runs));
-	ct->runs[ct->nr_runs++] = (struct page_run){ addr, nr, in_parent };
-}
-
-/* Shared memory objects already dumped (by inode), by any task. */
-static uint64_t *shm_seen;
-static size_t nr_shm_seen;
-
-static bool shm_first(uint64_t ino)
-{
-	for (size_t i = 0; i < nr_shm_seen; i++)
-		if (shm_seen[i] == ino)
-			return false;
-	shm_seen = xrealloc(shm_seen, (nr_shm_seen + 1) * sizeof(*shm_seen));
-	shm_seen[nr_shm_seen++] = ino;
-	return true;
+	ct->runs[ct->nr_runs++] =
+		(struct page_run){ .vaddr = addr, .nr_pages = nr, .in_parent = in_parent };
 }
 
 /*
- * The pages of a shared memory object: those allocated in the object, as
- * SEEK_DATA sees them through map_files, whether or not this task has
- * them in its page tables (another task may have touched them).
+ * Shared memory objects (by inode) and the ranges of each already dumped,
+ * by any task: every range of an object is dumped once, through the first
+ * mapping that covers it.
  */
-static int scan_shmem(struct ctask *ct, const struct proc_vma *v)
+struct shm_dumped {
+	uint64_t ino;
+	unsigned long (*ranges)[2]; /* object offsets, [start, end) */
+	size_t nr;
+};
+static struct shm_dumped *shm_objs;
+static size_t nr_shm_objs;
+
+static struct shm_dumped *shm_obj(uint64_t ino)
 {
+	for (size_t i = 0; i < nr_shm_objs; i++)
+		if (shm_objs[i].ino == ino)
+			return &shm_objs[i];
+	shm_objs = xrealloc(shm_objs, (nr_shm_objs + 1) * sizeof(*shm_objs));
+	shm_objs[nr_shm_objs] = (struct shm_dumped){ ino, NULL, 0 };
+	return &shm_objs[nr_shm_objs++];
+}
+
+/* The first part of [*from, end) not dumped yet, in [*from, *to); false
+ * when none is left. */
+static bool shm_next_undumped(const struct shm_dumped *o, unsigned long *from, unsigned long end,
+			      unsigned long *to)
+{
+	bool moved = true;
+
+	while (moved && *from < end) {
+		moved = false;
+		for (size_t i = 0; i < o->nr; i++)
+			if (o->ranges[i][0] <= *from && *from < o->ranges[i][1]) {
+				*from = o->ranges[i][1];
+				moved = true;
+			}
+	}
+	if (*from >= end)
+		return false;
+	*to = end;
+	for (size_t i = 0; i < o->nr; i++)
+		if (o->ranges[i][0] > *from && o->ranges[i][0] < *to)
+			*to = o->ranges[i][0];
+	return true;
+}
+
+/* One more page run of the object behind v, from object offset off. */
+static void add_shm_pages(struct ctask *ct, const struct proc_vma *v, unsigned long off,
+			  unsigned long nr)
+{
+	unsigned long addr = v->start + (off - v->pgoff);
+	struct page_run *last = ct->nr_runs ? &ct->runs[ct->nr_runs - 1] : NULL;
+
+	if (last && last->shm && last->vma_start == v->start &&
+	    last->vaddr + last->nr_pages * PAGE_SIZE == addr && last->nr_pages + nr < (1u << 30)) {
+		last->nr_pages += nr;
+		return;
+	}
+	if ((ct->nr_runs & (ct->nr_runs - 1)) == 0)
+		ct->runs = xrealloc(ct->runs, (ct->nr_runs ? ct->nr_runs * 2 : 1) * sizeof(*ct->runs));
+	ct->runs[ct->nr_runs++] = (struct page_run){ .vaddr = addr,
+						      .nr_pages = nr,
+						      .shm = true,
+						      .shm_off = off,
+						      .vma_start = v->start,
+						      .vma_end = v->end };
+}
+
+/*
+ * The pages of a shared memory object seen through v that no mapping
+ * dumped before: those allocated in the object, as SEEK_DATA sees them
+ * through map_files, whether or not any task has them in its page tables.
+ * Its size goes in pv.
+ */
+static int scan_shmem(struct ctask *ct, const struct proc_vma *v, Stasis__Vma *pv)
+{
+	struct shm_dumped *o = shm_obj(v->ino);
+	unsigned long from = v->pgoff, end = v->pgoff + (v->end - v->start), to;
 	char path[128];
-	off_t off = v->pgoff, end = v->pgoff + (v->end - v->start);
+	struct stat sb;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", ct->pid, v->start, v->end);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0 || fstat(fd, &sb)) {
 		pr_perror("cannot open shared memory %s", path);
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	while (off < end) {
-		off_t data = lseek(fd, off, SEEK_DATA), hole;
+	pv->has_file_size = true;
+	pv->file_size = sb.st_size;
+	while (shm_next_undumped(o, &from, end, &to)) {
+		unsigned long off = from;
 
-		if (data < 0 || data >= end)
-			break;
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0 || hole > end)
-			hole = end;
-		data &= ~(off_t)(PAGE_SIZE - 1);
-		hole = PAGE_ALIGN(hole);
-		if (hole > end)
-			hole = end;
-		add_pages(ct, v->start + (data - v->pgoff), (hole - data) / PAGE_SIZE, false);
-		off = hole;
+		while (off < to) {
+			off_t data = lseek(fd, off, SEEK_DATA), hole;
+
+			if (data < 0 || (unsigned long)data >= to)
+				break;
+			hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || (unsigned long)hole > to)
+				hole = to;
+			data &= ~(off_t)(PAGE_SIZE - 1);
+			hole = PAGE_ALIGN(hole);
+			if ((unsigned long)hole > to)
+				hole = to;
+			add_shm_pages(ct, v, data, (hole - data) / PAGE_SIZE);
+			off = hole;
+		}
+		if ((o->nr & (o->nr - 1)) == 0)
+			o->ranges = xrealloc(o->ranges, (o->nr ? o->nr * 2 : 1) * sizeof(*o->ranges));
+		o->ranges[o->nr][0] = from;
+		o->ranges[o->nr][1] = to;
+		o->nr++;
+		from = to;
 	}
 	close(fd);
 	return 0;
@@ -368,8 +442,10 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 					goto err;
 				continue;
 			}
-			if ((shm_first(v->ino) && scan_shmem(ct, v)) ||
-			    scan_pages(ct, pm_fd, -1, v, kind, pv)) /* guards only */
+			/* a private mapping has its copied-on-write pages besides */
+			if (scan_shmem(ct, v, pv) ||
+			    scan_pages(ct, pm_fd, -1, v, v->shared ? kind : STASIS__VMA_KIND__FILE,
+				       pv))
 				goto err;
 			continue;
 		}
@@ -396,6 +472,8 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 		pe.vaddr = ct->runs[i].vaddr;
 		pe.nr_pages = ct->runs[i].nr_pages;
 		pe.has_in_parent = pe.in_parent = ct->runs[i].in_parent;
+		pe.has_shm_off = ct->runs[i].shm;
+		pe.shm_off = ct->runs[i].shm_off;
 		if (imgw_record(w, name, &pe.base))
 			return -1;
 	}
@@ -408,6 +486,28 @@ err:
 	return -1;
 }
 
+/* len bytes of a shared memory object at off; what lies past its end
+ * (it shrank) reads as zeros. */
+static int shm_pread(int fd, char *buf, size_t len, unsigned long off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			memset(buf, 0, len);
+			return 0;
+		}
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int mm_write_pages(struct ctask *ct, struct img_writer *w)
 {
 	static char *buf;
@@ -417,19 +517,45 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 		buf = xmalloc(COPY_CHUNK);
 	snprintf(name, sizeof(name), "pages-%u", ct->pages_id);
 	for (size_t i = 0; i < ct->nr_runs; i++) {
-		unsigned long addr = ct->runs[i].vaddr;
-		size_t left = ct->runs[i].in_parent ? 0 : ct->runs[i].nr_pages * PAGE_SIZE;
+		struct page_run *run = &ct->runs[i];
+		unsigned long addr = run->vaddr, off = run->shm_off;
+		size_t left = run->in_parent ? 0 : run->nr_pages * PAGE_SIZE;
+		int fd = -1;
 
+		if (run->shm) {
+			char path[128];
+
+			snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", ct->pid,
+				 run->vma_start, run->vma_end);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				pr_perror("cannot open shared memory %s", path);
+				return -1;
+			}
+		}
 		while (left) {
 			size_t chunk = left < COPY_CHUNK ? left : COPY_CHUNK;
 
-			if (rmem_read(&ct->threads[0], addr, buf, chunk))
+			if (fd >= 0 ? shm_pread(fd, buf, chunk, off) :
+				      rmem_read(&ct->threads[0], addr, buf, chunk)) {
+				if (fd >= 0) {
+					pr_perror("cannot read shared memory of task %d at %#lx",
+						  ct->pid, addr);
+					close(fd);
+				}
 				return -1;
-			if (imgw_pages(w, name, buf, chunk))
+			}
+			if (imgw_pages(w, name, buf, chunk)) {
+				if (fd >= 0)
+					close(fd);
 				return -1;
+			}
 			addr += chunk;
+			off += chunk;
 			left -= chunk;
 		}
+		if (fd >= 0)
+			close(fd);
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 #include <asm/prctl.h>
 #include <linux/ptrace.h>
 #include <linux/rseq.h>
@@ -34,6 +35,7 @@ struct page_cursor {
 	size_t nr_inherited;
 	uint64_t in_run; /* bytes of runs[idx] already filled */
 	uint64_t image_off;
+	int shm_fd; /* the object of runs[idx], for its object pages, or -1 */
 };
 
 static bool special_kind(Stasis__VmaKind k)
@@ -148,33 +150,64 @@ static void shm_owner(struct itree *tr, uint64_t shmid, struct itask **ot, Stasi
 	}
 }
 
-/* Another task's mapping of a shared object: the same object, through
- * the owner's map_files link. */
-static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v, uint64_t *off)
+/* A remote open of the shared memory object mapped at start-end in task pid. */
+static long open_map_file(struct itask *t, pid_t pid, uint64_t start, uint64_t end)
 {
-	struct itask *ot = NULL;
-	Stasis__Vma *ov = NULL;
 	char path[128];
 	unsigned long at;
 	long fd;
 
-	shm_owner(tr, v->shmid, &ot, &ov);
-	if (!ot || v->pgoff < ov->pgoff) {
-		pr_err("task %d: shared memory at %#llx has no owner in the checkpoint", t->pid,
-		       (unsigned long long)v->start);
-		return -1;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", ot->pid,
-		 (unsigned long long)ov->start, (unsigned long long)ov->end);
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)start, (unsigned long long)end);
 	at = scratch_put(t, 0, path, strlen(path) + 1);
 	if (!at)
 		return -1;
 	fd = ISYS(t, SYS_openat, AT_FDCWD, at, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0)
 		pr_err("task %d: cannot open %s: %s", t->pid, path, strerror(-fd));
+	return fd;
+}
+
+/*
+ * The shared memory object v maps, as a descriptor in t: made by its first
+ * mapping in the tree (ov), with its size at the dump, through a mapping
+ * of the whole object where v's own does not show all of it; opened through
+ * the first mapping's map_files link by every later one.
+ */
+static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v)
+{
+	uint64_t size = v->has_file_size ? v->file_size : v->pgoff + (v->end - v->start);
+	struct itask *ot = NULL;
+	Stasis__Vma *ov = NULL;
+	long fd, tmp, r;
+
+	shm_owner(tr, v->shmid, &ot, &ov);
+	if (!ot) {
+		pr_err("task %d: shared memory at %#llx has no owner in the checkpoint", t->pid,
+		       (unsigned long long)v->start);
 		return -1;
 	}
-	*off = v->pgoff - ov->pgoff;
+	if (ov != v)
+		return open_map_file(t, ot->pid, ov->start, ov->end);
+	size = PAGE_ALIGN(size ? size : PAGE_SIZE);
+	if (size > TASK_SIZE_MAX) {
+		pr_err("task %d: invalid shared memory size at %#llx in the checkpoint", t->pid,
+		       (unsigned long long)v->start);
+		return -1;
+	}
+	tmp = ISYS(t, SYS_mmap, 0, size, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (tmp < 0 && tmp > -4096) {
+		pr_err("task %d: cannot make shared memory of %llu bytes: %s", t->pid,
+		       (unsigned long long)size, strerror(-tmp));
+		return -1;
+	}
+	fd = open_map_file(t, t->pid, tmp, tmp + size);
+	r = ISYS(t, SYS_munmap, tmp, size);
+	if (r && fd >= 0) {
+		pr_err("task %d: cannot unmap shared memory at %#lx: %s", t->pid, tmp, strerror(-r));
+		ISYS(t, SYS_close, fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -260,17 +293,11 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 			return -1;
 		flags &= ~MAP_ANONYMOUS;
 	} else if (v->kind == STASIS__VMA_KIND__SHMEM) {
-		struct itask *ot = NULL;
-		Stasis__Vma *ov = NULL;
-
-		shm_owner(tr, v->shmid, &ot, &ov);
-		off = 0;
-		if (ov != v) {
-			fd = open_shared(tr, t, v, &off);
-			if (fd < 0)
-				return -1;
-			flags &= ~MAP_ANONYMOUS;
-		}
+		/* at its offset in the object, shared or private */
+		fd = open_shared(tr, t, v);
+		if (fd < 0)
+			return -1;
+		flags &= ~MAP_ANONYMOUS;
 	} else {
 		off = 0;
 		/* private anonymous memory the kernel may drop: its own type */
@@ -359,6 +386,49 @@ static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name,
 	return 0;
 }
 
+/* The shared memory object behind the pages of pe, opened here. */
+static int open_object(struct itask *t, Stasis__PagemapEntry *pe)
+{
+	char path[128];
+	int fd;
+
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		Stasis__Vma *v = t->mm->vmas[i];
+
+		if (v->kind != STASIS__VMA_KIND__SHMEM || pe->vaddr < v->start ||
+		    pe->vaddr >= v->end || (uint64_t)pe->nr_pages * PAGE_SIZE > v->end - pe->vaddr)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", t->pid,
+			 (unsigned long long)v->start, (unsigned long long)v->end);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			pr_perror("cannot open the shared memory of task %d at %s", t->pid, path);
+		return fd;
+	}
+	pr_err("task %d: the checkpoint has shared memory pages at %#llx outside its mappings",
+	       t->pid, (unsigned long long)pe->vaddr);
+	return -1;
+}
+
+static int write_object(struct itask *t, int fd, const char *data, uint64_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, data, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			pr_err("task %d: cannot write its shared memory at offset %#llx: %s", t->pid,
+			       (unsigned long long)off, n < 0 ? strerror(errno) : "no room");
+			return -1;
+		}
+		data += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* Writes one frame's data into the task, following the runs. */
 static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_frame *f)
 {
@@ -381,7 +451,10 @@ static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_
 		pe = c->runs[c->idx];
 		room = (uint64_t)pe->nr_pages * PAGE_SIZE - c->in_run;
 		n = left < room ? left : room;
-		if (rmem_write(&t->rt, pe->vaddr + c->in_run, data, n))
+		if (pe->has_shm_off && c->shm_fd < 0 && (c->shm_fd = open_object(t, pe)) < 0)
+			return -1;
+		if (pe->has_shm_off ? write_object(t, c->shm_fd, data, n, pe->shm_off + c->in_run) :
+				      rmem_write(&t->rt, pe->vaddr + c->in_run, data, n))
 			return -1;
 		data += n;
 		left -= n;
@@ -390,6 +463,9 @@ static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_
 		if (c->in_run == (uint64_t)pe->nr_pages * PAGE_SIZE) {
 			c->idx++;
 			c->in_run = 0;
+			if (c->shm_fd >= 0)
+				close(c->shm_fd);
+			c->shm_fd = -1;
 		}
 	}
 	return 0;
@@ -399,6 +475,8 @@ static void cursor_free(struct page_cursor *c)
 {
 	if (!c)
 		return;
+	if (c->shm_fd >= 0)
+		close(c->shm_fd);
 	for (size_t i = 0; i < c->nr; i++)
 		protobuf_c_message_free_unpacked(&c->runs[i]->base, NULL);
 	for (size_t i = 0; i < c->nr_inherited; i++)
@@ -411,6 +489,7 @@ static void cursor_free(struct page_cursor *c)
 int mm_load_pagemap(struct itask *t)
 {
 	t->pages = xzalloc(sizeof(*t->pages));
+	t->pages->shm_fd = -1;
 	return cursor_load(t, t->pages, t->pages->image, sizeof(t->pages->image));
 }
 
