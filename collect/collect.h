@@ -87,6 +87,9 @@ struct proc_vma;
 struct stat;
 /* A mapping of a deleted file: registers it, fills *sb as stat would. */
 int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *sb);
+/* A deleted directory (working dir, root) reached through src, as link. */
+int ghost_collect_path(pid_t pid, const char *what, const char *link, const char *src,
+		       uint32_t *id);
 int ghost_write(struct img_writer *w);
 void ghost_abort(void);
 /* inet.c: connections left in repair mode by the dump; resume takes them

@@ -111,6 +111,11 @@ static int chr_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	fe->has_rdev = true;
 	fe->rdev = src->st.st_rdev;
 	fe->type = STASIS__FD_TYPE__CHR;
+	if (deleted(src->link) && !is_tty(src->st.st_rdev)) {
+		/* an unlinked node: made again with mknod, opened, unlinked */
+		fe->has_ghost = true;
+		return ghost_collect_fd(src, &fe->ghost);
+	}
 	if (is_tty(src->st.st_rdev)) {
 		if (!opts.shell_job) {
 			pr_err("fd %d of task %d is the terminal %s; use --shell-job", src->fd,
@@ -157,9 +162,13 @@ static bool tree_has_tid(pid_t tid)
 static int fown_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 {
 	struct f_owner_ex owner = { 0 };
-	int fd = fd_src_dup(src), sig;
+	int fd, sig;
 	bool inside;
 
+	/* O_PATH: no owner, and fcntl refuses to say so (EBADF) */
+	if (src->flags & O_PATH)
+		return 0;
+	fd = fd_src_dup(src);
 	if (fd < 0)
 		return -1;
 	if (fcntl(fd, F_GETOWN_EX, &owner) || (sig = fcntl(fd, F_GETSIG)) < 0) {
@@ -203,8 +212,35 @@ static int fown_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	return 0;
 }
 
+static bool opath_match(const struct fd_src *src)
+{
+	return src->flags & O_PATH;
+}
+
+static int opath_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	fe->type = STASIS__FD_TYPE__PATH;
+	if (src->link[0] != '/' || !strncmp(src->link, "/memfd:", 7)) {
+		pr_err("fd %d of task %d: %s opened with O_PATH is not supported yet", src->fd,
+		       src->pid, src->link);
+		return -1;
+	}
+	if (S_ISCHR(src->st.st_mode) || S_ISBLK(src->st.st_mode)) {
+		fe->has_rdev = true;
+		fe->rdev = src->st.st_rdev;
+	}
+	if (!deleted(src->link))
+		return 0;
+	fe->has_ghost = true;
+	return ghost_collect_fd(src, &fe->ghost);
+}
+
+/* Before the others: the kind of file does not matter with O_PATH. */
+const struct fd_dump_ops opath_dump_ops = { "O_PATH descriptor", opath_match, opath_dump };
+
 /* Every type stasis can dump; the first match wins. */
 static const struct fd_dump_ops *const fd_types[] = {
+	&opath_dump_ops,
 	&regfile_dump_ops,
 	&dir_dump_ops,
 	&ptmx_dump_ops,

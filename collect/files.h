@@ -31,6 +31,8 @@ struct fd_dump_ops {
 
 /* A copy of the task's descriptor in stasis-collect (pidfd_getfd); -1 logged. */
 int fd_src_dup(const struct fd_src *src);
+/* ghost.c: the id of the deleted file behind src, carried in the checkpoint. */
+int ghost_collect_fd(const struct fd_src *src, uint32_t *id);
 /* The value after "key:" in the fdinfo text, or NULL. */
 const char *fdinfo_field(const char *fdinfo, const char *key);
 

@@ -2,6 +2,7 @@
 /* fs-PID: working directory, root and umask. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "collect.h"
@@ -24,15 +25,37 @@ static char *read_link(pid_t pid, const char *what)
 	return xstrdup(buf);
 }
 
+static bool deleted(const char *link)
+{
+	size_t len = strlen(link);
+
+	return len > 10 && !strcmp(link + len - 10, " (deleted)");
+}
+
 int fs_collect(struct ctask *ct, struct img_writer *w)
 {
 	Stasis__FsEntry fs = STASIS__FS_ENTRY__INIT;
-	char name[32], umask[16];
+	char name[32], umask[16], path[64];
 
 	fs.cwd = read_link(ct->pid, "cwd");
 	fs.root = read_link(ct->pid, "root");
 	if (!fs.cwd || !fs.root)
 		return -1;
+	/* removed: made again at restore, entered, and removed */
+	if (deleted(fs.cwd)) {
+		snprintf(path, sizeof(path), "/proc/%d/cwd", ct->pid);
+		fs.has_cwd_ghost = true;
+		if (ghost_collect_path(ct->pid, "the working directory", fs.cwd, path,
+				       &fs.cwd_ghost))
+			return -1;
+	}
+	if (deleted(fs.root)) {
+		snprintf(path, sizeof(path), "/proc/%d/root", ct->pid);
+		fs.has_root_ghost = true;
+		if (ghost_collect_path(ct->pid, "the root directory", fs.root, path,
+				       &fs.root_ghost))
+			return -1;
+	}
 	if (proc_status_field(ct->pid, "Umask", umask, sizeof(umask))) {
 		pr_err("cannot read the umask of task %d", ct->pid);
 		return -1;

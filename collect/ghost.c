@@ -6,7 +6,9 @@
  * end of the dump through /proc (the tree is still frozen then). One that
  * lost the name it was opened by but is still linked elsewhere can only be
  * reached again through a new link: --link-remap makes one next to the
- * old name, as CRIU does, and the restore removes it.
+ * old name, as CRIU does, and the restore removes it. Removed directories,
+ * unlinked FIFOs, device nodes and symlinks are ghosts too, with no data:
+ * their mode, device number or target is what the restore makes again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,17 +96,46 @@ static uint64_t stored_bytes(const char *src, off_t size)
 	return total;
 }
 
+/* What the restore must make again besides the attributes. */
+static int ghost_node(Stasis__GhostFile *gf, const struct stat *st, const struct fd_src *fd)
+{
+	char target[PATH_MAX];
+	ssize_t n;
+	int cfd;
+
+	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+		gf->has_rdev = true;
+		gf->rdev = st->st_rdev;
+	}
+	if (!S_ISLNK(st->st_mode))
+		return 0;
+	/* only a descriptor (O_PATH|O_NOFOLLOW) holds a symlink */
+	cfd = fd ? fd_src_dup(fd) : -1;
+	if (cfd < 0)
+		return -1;
+	n = readlinkat(cfd, "", target, sizeof(target) - 1);
+	close(cfd);
+	if (n < 0) {
+		pr_perror("cannot read the deleted symlink %s", gf->path);
+		return -1;
+	}
+	target[n] = 0;
+	gf->symlink = xstrdup(target);
+	return 0;
+}
+
 /*
  * The ghost for the file behind src (a /proc link of task pid, shown as
- * link), registered the first time; what names it in messages.
+ * link), registered the first time; what names it in messages, fd is the
+ * descriptor it was met through (NULL for a mapping or a working dir).
  */
 static int ghost_get(pid_t pid, const char *what, const char *link, const char *src,
-		     const struct stat *st, uint32_t *id)
+		     const struct stat *st, const struct fd_src *fd, uint32_t *id)
 {
 	size_t plen = strlen(link) - 10;
 	Stasis__GhostFile *gf;
-	uint64_t data;
 	struct ghost *g;
+	uint64_t data;
 
 	for (size_t i = 0; i < nr_ghosts; i++)
 		if (ghosts[i].gf.dev == st->st_dev && ghosts[i].gf.ino == st->st_ino) {
@@ -113,6 +144,12 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 		}
 	if (link[0] != '/' || !strncmp(link, "/memfd:", 7)) {
 		pr_err("%s of task %d: %s is not supported yet", what, pid, link);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISFIFO(st->st_mode) &&
+	    !S_ISCHR(st->st_mode) && !S_ISBLK(st->st_mode) && !S_ISLNK(st->st_mode)) {
+		pr_err("%s of task %d: %s (mode %o) is not supported yet", what, pid, link,
+		       st->st_mode);
 		return -1;
 	}
 	/* --ghost-limit counts what the checkpoint stores: holes are free */
@@ -124,6 +161,12 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 		       "checkpoint",
 		       what, pid, (int)plen, link, (unsigned long long)data,
 		       (unsigned long long)opts.ghost_limit);
+		return -1;
+	}
+	/* a removed directory keeps no link, whatever it counts */
+	if (S_ISDIR(st->st_mode) && st->st_nlink) {
+		pr_err("%s of task %d: the directory %s still has %lu link(s)", what, pid, link,
+		       (unsigned long)st->st_nlink);
 		return -1;
 	}
 	if (st->st_nlink && !opts.link_remap) {
@@ -143,7 +186,7 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 	gf->path[plen] = 0;
 	gf->dev = st->st_dev;
 	gf->ino = st->st_ino;
-	gf->size = st->st_size;
+	gf->size = S_ISREG(st->st_mode) ? st->st_size : 0;
 	gf->mode = st->st_mode;
 	gf->has_uid = gf->has_gid = gf->has_atime_ns = gf->has_mtime_ns = true;
 	gf->uid = st->st_uid;
@@ -151,6 +194,8 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 	gf->atime_ns = st->st_atim.tv_sec * 1000000000ull + st->st_atim.tv_nsec;
 	gf->mtime_ns = st->st_mtim.tv_sec * 1000000000ull + st->st_mtim.tv_nsec;
 	snprintf(g->src, sizeof(g->src), "%s", src);
+	if (ghost_node(gf, st, fd))
+		return -1;
 	if (st->st_nlink) {
 		gf->link_remap = make_link_remap(gf->path, src, st->st_ino);
 		if (!gf->link_remap)
@@ -161,24 +206,46 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 	return 0;
 }
 
-static bool ghost_match(const struct fd_src *src)
-{
-	/* memfds read as deleted files too, and have their own type */
-	return S_ISREG(src->st.st_mode) && is_deleted(src->link) &&
-	       strncmp(src->link, "/memfd:", 7);
-}
-
-static int ghost_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+int ghost_collect_fd(const struct fd_src *src, uint32_t *id)
 {
 	char what[32], path[64];
 
 	snprintf(what, sizeof(what), "fd %d", src->fd);
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", src->pid, src->fd);
-	fe->type = STASIS__FD_TYPE__REG;
-	fe->has_pos = fe->has_size = fe->has_ghost = true;
+	return ghost_get(src->pid, what, src->link, path, &src->st, src, id);
+}
+
+int ghost_collect_path(pid_t pid, const char *what, const char *link, const char *src,
+		       uint32_t *id)
+{
+	struct stat st;
+
+	if (stat(src, &st)) {
+		pr_perror("%s of task %d: cannot reach %s through %s", what, pid, link, src);
+		return -1;
+	}
+	return ghost_get(pid, what, link, src, &st, NULL, id);
+}
+
+static bool ghost_match(const struct fd_src *src)
+{
+	/* memfds read as deleted files too, and have their own type */
+	return (S_ISREG(src->st.st_mode) || S_ISDIR(src->st.st_mode)) && is_deleted(src->link) &&
+	       strncmp(src->link, "/memfd:", 7);
+}
+
+static int ghost_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	fe->has_pos = fe->has_ghost = true;
 	fe->pos = src->pos;
-	fe->size = src->st.st_size;
-	return ghost_get(src->pid, what, src->link, path, &src->st, &fe->ghost);
+	if (S_ISDIR(src->st.st_mode)) {
+		fe->type = STASIS__FD_TYPE__DIR;
+	} else {
+		fe->type = STASIS__FD_TYPE__REG;
+		fe->has_size = true;
+		fe->size = src->st.st_size;
+	}
+	return ghost_collect_fd(src, &fe->ghost);
 }
 
 const struct fd_dump_ops ghost_dump_ops = {"deleted file", ghost_match, ghost_dump};
@@ -199,7 +266,7 @@ int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *s
 		pr_err("%s of task %d: %s is not supported yet", what, ct->pid, v->path);
 		return -1;
 	}
-	return ghost_get(ct->pid, what, v->path, path, sb, &id);
+	return ghost_get(ct->pid, what, v->path, path, sb, NULL, &id);
 }
 
 /* The contents of a ghost, holes left out. */
@@ -261,7 +328,7 @@ int ghost_write(struct img_writer *w)
 			ret = -1;
 			break;
 		}
-		if (ghosts[i].gf.link_remap)
+		if (ghosts[i].gf.link_remap || !S_ISREG(ghosts[i].gf.mode))
 			continue;
 		if (!buf)
 			buf = xmalloc(CHUNK);

@@ -149,10 +149,11 @@ static bool fifo_match(const struct fd_src *src)
 
 static int fifo_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 {
+	/* unlinked: the restore makes it again, opens it and unlinks it */
 	if (ends_deleted(src->link)) {
-		pr_err("fd %d of task %d is the FIFO %s, which has no name any more", src->fd,
-		       src->pid, src->link);
-		return -1;
+		fe->has_ghost = true;
+		if (ghost_collect_fd(src, &fe->ghost))
+			return -1;
 	}
 	fe->type = STASIS__FD_TYPE__FIFO;
 	return pipe_common(src, fe);

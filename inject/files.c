@@ -94,7 +94,11 @@ const struct fd_restore_ops regfile_restore_ops = { STASIS__FD_TYPE__REG, regfil
 
 static int dir_open(Stasis__FileEntry *fe)
 {
-	int fd = open_path(fe, O_DIRECTORY);
+	int fd;
+
+	if (fe->has_ghost)
+		return ghost_open(fe);
+	fd = open_path(fe, O_DIRECTORY);
 
 	if (fd >= 0 && fe->has_pos && fe->pos && lseek(fd, fe->pos, SEEK_SET) < 0)
 		pr_warn("cannot seek directory %s", fe->path);
@@ -105,7 +109,7 @@ const struct fd_restore_ops dir_restore_ops = { STASIS__FD_TYPE__DIR, dir_open, 
 
 static int chr_open(Stasis__FileEntry *fe)
 {
-	return open_path(fe, 0);
+	return fe->has_ghost ? ghost_open(fe) : open_path(fe, 0);
 }
 
 const struct fd_restore_ops chr_restore_ops = { STASIS__FD_TYPE__CHR, chr_open, NULL };
@@ -126,9 +130,25 @@ static int tty_open(Stasis__FileEntry *fe)
 
 const struct fd_restore_ops tty_restore_ops = { STASIS__FD_TYPE__TTY, tty_open, NULL };
 
+/* O_PATH: opened by path again, or the deleted file made again (ghost.c). */
+static int opath_open(Stasis__FileEntry *fe)
+{
+	int fd;
+
+	if (fe->has_ghost)
+		return ghost_open(fe);
+	fd = open(fe->path, (fe->flags & ~O_CLOEXEC) | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("cannot open %s with O_PATH", fe->path);
+	return fd;
+}
+
+const struct fd_restore_ops opath_restore_ops = { STASIS__FD_TYPE__PATH, opath_open, NULL };
+
 /* Every type stasis can restore. */
 static const struct fd_restore_ops *const fd_types[] = {
 	&regfile_restore_ops,
+	&opath_restore_ops,
 	&dir_restore_ops,
 	&chr_restore_ops,
 	&tty_restore_ops,
@@ -264,8 +284,11 @@ int files_prepare(struct itree *tr)
 	}
 	for (size_t i = 0; i < tr->nr; i++)
 		for (size_t j = 0; j < tr->tasks[i].nr_fdinfo; j++)
-			if (stage(tr, &tr->tasks[i], tr->tasks[i].fdinfo[j]))
+			if (stage(tr, &tr->tasks[i], tr->tasks[i].fdinfo[j])) {
+				ghost_drop_names();
 				return -1;
+			}
+	ghost_drop_names();
 	return 0;
 }
 

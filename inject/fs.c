@@ -22,13 +22,30 @@ static int remote_path_call(struct itask *t, long nr, const char *what, const ch
 	return 0;
 }
 
+/* A removed directory is entered through the holder in stasis-inject. */
+static int remote_dir_call(struct itask *t, long nr, const char *what, const char *path,
+			   bool ghost, uint32_t id)
+{
+	char proc[64];
+
+	if (!ghost)
+		return remote_path_call(t, nr, what, path);
+	if (ghost_proc_path(id, proc, sizeof(proc)))
+		return -1;
+	return remote_path_call(t, nr, what, proc);
+}
+
 int fs_restore(struct itask *t)
 {
+	Stasis__FsEntry *fs = t->fs;
+
 	/* cwd first: its path is seen from our root, not the task's */
-	if (remote_path_call(t, SYS_chdir, "working directory", t->fs->cwd))
+	if (remote_dir_call(t, SYS_chdir, "working directory", fs->cwd, fs->has_cwd_ghost,
+			    fs->cwd_ghost))
 		return -1;
-	if (strcmp(t->fs->root, "/") &&
-	    remote_path_call(t, SYS_chroot, "root directory", t->fs->root))
+	if ((strcmp(fs->root, "/") || fs->has_root_ghost) &&
+	    remote_dir_call(t, SYS_chroot, "root directory", fs->root, fs->has_root_ghost,
+			    fs->root_ghost))
 		return -1;
 	ISYS(t, SYS_umask, t->fs->umask & 0777);
 	return 0;

@@ -120,6 +120,11 @@ int files_restore_late(struct itask *t);
  * remote one on the deleted file mapped by v (in t, or -errno); ghost_finish, once
  * the tree is restored, drops what only the restore needed. */
 int ghost_open(Stasis__FileEntry *fe);
+/* A new open (flags) of ghost id in stasis-inject; its /proc path for a task. */
+int ghost_reopen(uint32_t id, int flags);
+int ghost_proc_path(uint32_t id, char *buf, size_t len);
+/* Names kept while the descriptions are opened (symlinks) go. */
+void ghost_drop_names(void);
 long ghost_map_open(struct itask *t, Stasis__Vma *v, int oflags);
 long ghost_exe_open(struct itask *t, const char *exe);
 void ghost_finish(void);

@@ -114,7 +114,9 @@ static int make(struct rpipe *p, Stasis__FileEntry *fe)
 	if (fifo) {
 		struct stat st;
 
-		p->rd = p->wr = open(fe->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		/* an unlinked one is made again, held and unlinked (ghost.c) */
+		p->rd = p->wr = fe->has_ghost ? ghost_reopen(fe->ghost, O_RDWR | O_NONBLOCK)
+					      : open(fe->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		if (p->rd < 0) {
 			pr_perror("cannot open the FIFO %s", fe->path);
 			return -1;

@@ -37,3 +37,79 @@ restore_must_fail_check() { # WHAT
 	dump_and_kill
 	restore_must_fail_check 'sparse file'
 }
+
+# fsobj MODE round trip, then the same with its sabotage, which must FAIL.
+fsobj_roundtrip() { # MODE [DUMP ARGS...]
+	local mode=$1
+	shift
+	start_prog fsobj "$BATS_TEST_TMPDIR" "$mode"
+	dump_and_kill "$@"
+	wait_ids_free 30
+	restore_and_check
+}
+
+fsobj_sabotaged() { # MODE WHAT [DUMP ARGS...]
+	local mode=$1 what=$2
+	shift 2
+	STASIS_SABOTAGE=$mode start_prog fsobj "$BATS_TEST_TMPDIR" "$mode"
+	dump_and_kill "$@"
+	wait_ids_free 30
+	restore_must_fail_check "$what"
+}
+
+@test "removed working directory: made again, entered and removed; the same directory as a descriptor on it" {
+	fsobj_roundtrip cwd
+	show_image ghosts | grep -q '/fs/cwd"'
+}
+
+@test "removed working directory: the checker notices another cwd (self-test)" {
+	fsobj_sabotaged cwd 'cwd'
+}
+
+@test "roots: a child chrooted into a removed directory, another in a kept jail with a file outside" {
+	fsobj_roundtrip root
+}
+
+@test "roots: the checker notices a child lost (self-test)" {
+	fsobj_sabotaged root 'jailed child'
+}
+
+@test "directory open after rmdir, its parent removed too: no name comes back" {
+	fsobj_roundtrip rmdir
+}
+
+@test "directory open after rmdir: the checker notices another directory (self-test)" {
+	fsobj_sabotaged rmdir 'fd 23'
+}
+
+@test "unlinked FIFO: three descriptions, one FIFO, queued data kept, no name" {
+	fsobj_roundtrip fifo
+}
+
+@test "unlinked FIFO: the checker notices the queued data gone (self-test)" {
+	fsobj_sabotaged fifo 'FIFO held'
+}
+
+@test "unlinked device node: same device number, mode and access, no name" {
+	fsobj_roundtrip dev
+}
+
+@test "unlinked device node: the checker notices another device (self-test)" {
+	fsobj_sabotaged dev 'fd 27'
+}
+
+@test "O_PATH: a file, a directory, symlinks with O_NOFOLLOW, one of them unlinked" {
+	fsobj_roundtrip opath
+}
+
+@test "O_PATH: the checker notices a descriptor without O_PATH (self-test)" {
+	fsobj_sabotaged opath 'fd 28'
+}
+
+@test "deleted file whose directory is gone too: made in its directory made again, which goes" {
+	fsobj_roundtrip gonedir
+}
+
+@test "deleted file whose directory is gone: the checker notices changed data (self-test)" {
+	fsobj_sabotaged gonedir 'fd 32'
+}

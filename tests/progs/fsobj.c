@@ -1,0 +1,517 @@
+/* fsobj GOFILE DIR MODE
+ *
+ * File-system objects that have lost their name, or are opened in a way
+ * other than for reading and writing; everything is made in DIR/fs. MODE:
+ *  cwd:   the working directory DIR/fs/cwd (mode 0751), also open as fd 20,
+ *         is removed: after the restore /proc/self/cwd reads
+ *         "DIR/fs/cwd (deleted)", has no link, its mode, and is fd 20's
+ *         directory.
+ *  root:  a child chroots into DIR/fs/root, which the parent holds as fd 21
+ *         and removes; a second child chroots into DIR/fs/jail (kept) with
+ *         a file outside it open as fd 22. The parent checks both roots
+ *         through /proc/CHILD/root (and the cwd of the first), and the
+ *         second child reads its file and cannot open it by name.
+ *  rmdir: DIR/fs/a/b open as fd 23, then b and a removed: fd 23 is a
+ *         directory with no link, "DIR/fs/a/b (deleted)"; DIR/fs/a does not
+ *         come back.
+ *  fifo:  DIR/fs/fifo, mode 0640, open read-write (fd 24), read-only
+ *         non-blocking (fd 25) and write-only (fd 26), 5 bytes queued, then
+ *         unlinked: one FIFO again (same inode), no link, the bytes queued,
+ *         a write through 26 read from 24.
+ *  dev:   DIR/fs/null, a node of /dev/null (1:3, mode 0640), open
+ *         read-write as fd 27, unlinked: the same device number and mode,
+ *         no link, writes swallowed, reads at end of file.
+ *  gonedir: DIR/fs/d/file, 3 bytes, open read-write as fd 32 at offset 1,
+ *         unlinked, then DIR/fs/d removed: fd 32 reads "DIR/fs/d/file
+ *         (deleted)" with its data and offset; DIR/fs/d does not come back.
+ *  opath: O_PATH descriptors: fd 28 on DIR/fs/file, fd 29 on the symlink
+ *         DIR/fs/link (O_NOFOLLOW), fd 30 on the symlink DIR/fs/dlink
+ *         (O_NOFOLLOW) which is then unlinked, fd 31 on DIR/fs (a
+ *         directory): the flags (O_PATH, O_NOFOLLOW), the types, the
+ *         symlinks' targets; fd 30 has no link.
+ */
+#include "testprog.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+static char dir[4096], fsdir[4200];
+static pid_t child1, child2;
+
+static void path_of(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", fsdir, name);
+}
+
+static void place(int fd, int at)
+{
+	if (fd < 0 || dup2(fd, at) != at)
+		tp_die("dup2 %d", at);
+	if (fd != at)
+		close(fd);
+}
+
+/* readlink of /proc/self/fd/FD or of any /proc link, "" when unreadable. */
+static void link_of(const char *proc, char *buf, size_t len)
+{
+	ssize_t n = readlink(proc, buf, len - 1);
+
+	buf[n < 0 ? 0 : n] = 0;
+}
+
+static void check_link(const char *proc, const char *name, const char *suffix)
+{
+	char got[4200], want[4400];
+
+	link_of(proc, got, sizeof(got));
+	snprintf(want, sizeof(want), "%s/%s%s", fsdir, name, suffix);
+	if (strcmp(got, want))
+		tp_fail("%s is '%s', expected '%s'", proc, got, want);
+}
+
+static void check_fd_link(int fd, const char *name, const char *suffix)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	check_link(proc, name, suffix);
+}
+
+static unsigned long fd_flags(int fd)
+{
+	char path[64], buf[4096];
+	const char *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strstr(buf, "flags:");
+	return p ? strtoul(p + 6, NULL, 8) : 0;
+}
+
+static void check_no_name(const char *name)
+{
+	char path[4400];
+	struct stat st;
+
+	path_of(path, sizeof(path), name);
+	if (!lstat(path, &st))
+		tp_fail("%s exists after the restore", path);
+}
+
+/* ---- cwd */
+
+static void setup_cwd(void)
+{
+	char path[4400];
+
+	path_of(path, sizeof(path), "cwd");
+	if (mkdir(path, 0751) || chmod(path, 0751) || chdir(path))
+		tp_die("mkdir and chdir %s", path);
+	place(open(".", O_RDONLY | O_DIRECTORY), 20);
+	if (rmdir(path))
+		tp_die("rmdir %s", path);
+}
+
+static void check_cwd(void)
+{
+	struct stat a, b;
+
+	check_link("/proc/self/cwd", "cwd", " (deleted)");
+	if (stat("/proc/self/cwd", &a) || fstat(20, &b)) {
+		tp_fail("cwd or fd 20 cannot be stat'ed: %s", strerror(errno));
+		return;
+	}
+	if (!S_ISDIR(a.st_mode) || a.st_nlink != 0 || (a.st_mode & 07777) != 0751)
+		tp_fail("cwd: mode %o, %lu links; expected a directory 0751 with none",
+			a.st_mode, (unsigned long)a.st_nlink);
+	if (a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+		tp_fail("cwd and fd 20 are not the same directory");
+	check_no_name("cwd");
+}
+
+/* ---- root */
+
+static void child_wait(int rfd, int wfd)
+{
+	char c = 'r';
+
+	if (write(wfd, &c, 1) != 1)
+		_exit(2);
+	/* until the parent closes its end */
+	while (read(rfd, &c, 1) > 0)
+		;
+	_exit(0);
+}
+
+/* The jailed child: its file read through fd 22, not reachable by name. */
+static void child_jail(int rfd, int wfd, const char *file)
+{
+	char c = 'r', buf[16];
+	int ok;
+
+	if (write(wfd, &c, 1) != 1)
+		_exit(2);
+	while (read(rfd, &c, 1) > 0)
+		;
+	ok = pread(22, buf, 5, 0) == 5 && !memcmp(buf, "jail!", 5) &&
+	     open(file, O_RDONLY) < 0 && errno == ENOENT && access("/inside", F_OK) == 0;
+	_exit(ok ? 0 : 1);
+}
+
+static int go_pipe[2];
+
+static void setup_root(void)
+{
+	char root[4400], jail[4400], file[4400], inside[4500];
+	int ready[2], fd;
+	char c;
+
+	path_of(root, sizeof(root), "root");
+	path_of(jail, sizeof(jail), "jail");
+	path_of(file, sizeof(file), "outside");
+	snprintf(inside, sizeof(inside), "%s/inside", jail);
+	if (mkdir(root, 0700) || mkdir(jail, 0700))
+		tp_die("mkdir");
+	fd = open(file, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || write(fd, "jail!", 5) != 5)
+		tp_die("write %s", file);
+	place(fd, 22);
+	fd = open(inside, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		tp_die("create %s", inside);
+	close(fd);
+	place(open(root, O_RDONLY | O_DIRECTORY), 21);
+	if (pipe(ready) || pipe(go_pipe))
+		tp_die("pipe");
+	child1 = fork();
+	if (child1 < 0)
+		tp_die("fork");
+	if (!child1) {
+		close(go_pipe[1]);
+		if (chroot(root) || chdir("/"))
+			_exit(2);
+		child_wait(go_pipe[0], ready[1]);
+	}
+	child2 = fork();
+	if (child2 < 0)
+		tp_die("fork");
+	if (!child2) {
+		close(go_pipe[1]);
+		if (chroot(jail) || chdir("/"))
+			_exit(2);
+		child_jail(go_pipe[0], ready[1], file);
+	}
+	close(22);
+	close(go_pipe[0]);
+	if (read(ready[0], &c, 1) != 1 || read(ready[0], &c, 1) != 1)
+		tp_die("children not ready");
+	close(ready[0]);
+	close(ready[1]);
+	if (rmdir(root))
+		tp_die("rmdir %s", root);
+}
+
+static void check_root(void)
+{
+	char proc[64];
+	struct stat a, b;
+	int st1 = -1, st2 = -1;
+
+	snprintf(proc, sizeof(proc), "/proc/%d/root", child1);
+	check_link(proc, "root", " (deleted)");
+	if (stat(proc, &a) || fstat(21, &b))
+		tp_fail("cannot stat the removed root: %s", strerror(errno));
+	else if (a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_nlink)
+		tp_fail("the first child's root is not the removed directory held as fd 21");
+	snprintf(proc, sizeof(proc), "/proc/%d/cwd", child1);
+	check_link(proc, "root", " (deleted)");
+	snprintf(proc, sizeof(proc), "/proc/%d/root", child2);
+	check_link(proc, "jail", "");
+	snprintf(proc, sizeof(proc), "/proc/%d/cwd", child2);
+	check_link(proc, "jail", "");
+	close(go_pipe[1]); /* end of file: the children check and exit */
+	waitpid(child1, &st1, 0);
+	waitpid(child2, &st2, 0);
+	if (!WIFEXITED(st1) || WEXITSTATUS(st1))
+		tp_fail("the child in the removed root ended with status %#x", st1);
+	if (!WIFEXITED(st2) || WEXITSTATUS(st2))
+		tp_fail("the jailed child lost its file or its root (status %#x)", st2);
+	check_no_name("root");
+}
+
+/* ---- rmdir */
+
+static void setup_rmdir(void)
+{
+	char a[4400], b[4500];
+
+	path_of(a, sizeof(a), "a");
+	snprintf(b, sizeof(b), "%s/b", a);
+	if (mkdir(a, 0700) || mkdir(b, 0705))
+		tp_die("mkdir %s", b);
+	place(open(b, O_RDONLY | O_DIRECTORY), 23);
+	if (rmdir(b) || rmdir(a))
+		tp_die("rmdir %s", b);
+}
+
+static void check_rmdir(void)
+{
+	struct stat st;
+
+	check_fd_link(23, "a/b", " (deleted)");
+	if (fstat(23, &st))
+		tp_fail("fd 23 is not open");
+	else if (!S_ISDIR(st.st_mode) || st.st_nlink || (st.st_mode & 07777) != 0705)
+		tp_fail("fd 23: mode %o, %lu links; expected a removed directory 0705",
+			st.st_mode, (unsigned long)st.st_nlink);
+	check_no_name("a");
+}
+
+/* ---- fifo */
+
+static void setup_fifo(void)
+{
+	char path[4400];
+
+	path_of(path, sizeof(path), "fifo");
+	if (mkfifo(path, 0640) || chmod(path, 0640))
+		tp_die("mkfifo %s", path);
+	place(open(path, O_RDWR), 24);
+	place(open(path, O_RDONLY | O_NONBLOCK), 25);
+	place(open(path, O_WRONLY), 26);
+	if (write(24, "hello", 5) != 5)
+		tp_die("write fifo");
+	if (unlink(path))
+		tp_die("unlink %s", path);
+}
+
+static void check_fifo(void)
+{
+	struct stat s[3];
+	char buf[16];
+	ssize_t n;
+
+	for (int i = 0; i < 3; i++) {
+		check_fd_link(24 + i, "fifo", " (deleted)");
+		if (fstat(24 + i, &s[i])) {
+			tp_fail("fd %d is not open", 24 + i);
+			return;
+		}
+		if (!S_ISFIFO(s[i].st_mode) || s[i].st_nlink || (s[i].st_mode & 07777) != 0640)
+			tp_fail("fd %d: mode %o, %lu links; expected an unlinked FIFO 0640",
+				24 + i, s[i].st_mode, (unsigned long)s[i].st_nlink);
+		if (s[i].st_ino != s[0].st_ino)
+			tp_fail("fd %d is not the FIFO of fd 24", 24 + i);
+	}
+	if ((fd_flags(24) & O_ACCMODE) != O_RDWR || (fd_flags(26) & O_ACCMODE) != O_WRONLY ||
+	    (fd_flags(25) & (O_ACCMODE | O_NONBLOCK)) != (O_RDONLY | O_NONBLOCK))
+		tp_fail("the FIFO descriptors lost their flags");
+	n = read(25, buf, sizeof(buf));
+	if (n != 5 || memcmp(buf, "hello", 5))
+		tp_fail("the FIFO held %zd bytes, not the 5 queued", n);
+	if (write(26, "abc", 3) != 3 || read(24, buf, 3) != 3 || memcmp(buf, "abc", 3))
+		tp_fail("a write to fd 26 is not read from fd 24");
+	check_no_name("fifo");
+}
+
+/* ---- dev */
+
+static void setup_dev(void)
+{
+	char path[4400];
+
+	path_of(path, sizeof(path), "null");
+	if (mknod(path, S_IFCHR | 0640, makedev(1, 3)) || chmod(path, 0640))
+		tp_die("mknod %s", path);
+	place(open(path, O_RDWR), 27);
+	if (unlink(path))
+		tp_die("unlink %s", path);
+}
+
+static void check_dev(void)
+{
+	struct stat st;
+	char c;
+
+	check_fd_link(27, "null", " (deleted)");
+	if (fstat(27, &st)) {
+		tp_fail("fd 27 is not open");
+		return;
+	}
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3) || st.st_nlink ||
+	    (st.st_mode & 07777) != 0640)
+		tp_fail("fd 27: mode %o, device %u:%u, %lu links; expected an unlinked 1:3 0640",
+			st.st_mode, major(st.st_rdev), minor(st.st_rdev),
+			(unsigned long)st.st_nlink);
+	if ((fd_flags(27) & O_ACCMODE) != O_RDWR)
+		tp_fail("fd 27 is not read-write");
+	if (write(27, "x", 1) != 1 || read(27, &c, 1) != 0)
+		tp_fail("fd 27 does not behave as /dev/null");
+	check_no_name("null");
+}
+
+/* ---- gonedir */
+
+static void setup_gonedir(void)
+{
+	char d[4400], f[4500];
+	int fd;
+
+	path_of(d, sizeof(d), "d");
+	snprintf(f, sizeof(f), "%s/file", d);
+	if (mkdir(d, 0700))
+		tp_die("mkdir %s", d);
+	fd = open(f, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || write(fd, "abc", 3) != 3 || lseek(fd, 1, SEEK_SET) != 1)
+		tp_die("write %s", f);
+	place(fd, 32);
+	if (unlink(f) || rmdir(d))
+		tp_die("remove %s", f);
+}
+
+static void check_gonedir(void)
+{
+	char buf[4];
+
+	check_fd_link(32, "d/file", " (deleted)");
+	if (lseek(32, 0, SEEK_CUR) != 1)
+		tp_fail("fd 32 lost its offset");
+	if (pread(32, buf, 4, 0) != 3 || memcmp(buf, "abc", 3))
+		tp_fail("fd 32 lost its data");
+	check_no_name("d");
+}
+
+/* ---- opath */
+
+static void setup_opath(void)
+{
+	char file[4400], lnk[4400], dlnk[4400];
+	int fd;
+
+	path_of(file, sizeof(file), "file");
+	path_of(lnk, sizeof(lnk), "link");
+	path_of(dlnk, sizeof(dlnk), "dlink");
+	fd = open(file, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		tp_die("create %s", file);
+	close(fd);
+	if (symlink("target-text", lnk) || symlink("/gone/elsewhere", dlnk))
+		tp_die("symlink");
+	place(open(file, O_PATH), 28);
+	place(open(lnk, O_PATH | O_NOFOLLOW), 29);
+	place(open(dlnk, O_PATH | O_NOFOLLOW), 30);
+	place(open(fsdir, O_PATH | O_DIRECTORY), 31);
+	if (unlink(dlnk))
+		tp_die("unlink %s", dlnk);
+}
+
+static void check_symlink_fd(int fd, const char *target, nlink_t nlink)
+{
+	char buf[4096];
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) || !S_ISLNK(st.st_mode) || st.st_nlink != nlink) {
+		tp_fail("fd %d is not a symlink with %lu link(s)", fd, (unsigned long)nlink);
+		return;
+	}
+	n = readlinkat(fd, "", buf, sizeof(buf) - 1);
+	buf[n < 0 ? 0 : n] = 0;
+	if (strcmp(buf, target))
+		tp_fail("fd %d points to '%s', expected '%s'", fd, buf, target);
+	if ((fd_flags(fd) & (O_PATH | O_NOFOLLOW)) != (O_PATH | O_NOFOLLOW))
+		tp_fail("fd %d lost O_PATH or O_NOFOLLOW (flags %lo)", fd, fd_flags(fd));
+}
+
+static void check_opath(void)
+{
+	struct stat st;
+
+	check_fd_link(28, "file", "");
+	if (fstat(28, &st) || !S_ISREG(st.st_mode))
+		tp_fail("fd 28 is not the regular file");
+	if (!(fd_flags(28) & O_PATH))
+		tp_fail("fd 28 lost O_PATH (flags %lo)", fd_flags(28));
+	check_fd_link(29, "link", "");
+	check_symlink_fd(29, "target-text", 1);
+	check_fd_link(30, "dlink", " (deleted)");
+	check_symlink_fd(30, "/gone/elsewhere", 0);
+	if (fstat(31, &st) || !S_ISDIR(st.st_mode) || !(fd_flags(31) & O_PATH))
+		tp_fail("fd 31 is not an O_PATH directory");
+	check_no_name("dlink");
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode;
+
+	tp_init(argc, argv, 3, "GOFILE DIR cwd|root|rmdir|fifo|dev|gonedir|opath");
+	if (!realpath(argv[2], dir))
+		tp_die("realpath %s", argv[2]);
+	mode = argv[3];
+	snprintf(fsdir, sizeof(fsdir), "%s/fs", dir);
+	if (mkdir(fsdir, 0700) && errno != EEXIST)
+		tp_die("mkdir %s", fsdir);
+	if (!strcmp(mode, "cwd"))
+		setup_cwd();
+	else if (!strcmp(mode, "root"))
+		setup_root();
+	else if (!strcmp(mode, "rmdir"))
+		setup_rmdir();
+	else if (!strcmp(mode, "fifo"))
+		setup_fifo();
+	else if (!strcmp(mode, "dev"))
+		setup_dev();
+	else if (!strcmp(mode, "gonedir"))
+		setup_gonedir();
+	else if (!strcmp(mode, "opath"))
+		setup_opath();
+	else
+		tp_die("unknown mode %s", mode);
+	tp_ready();
+	tp_wait_go();
+	/* each sabotage breaks what its mode checks */
+	if (tp_sabotaged("cwd") && chdir("/"))
+		tp_fail("sabotage: chdir");
+	if (tp_sabotaged("root") && child1 > 0)
+		kill(child2, SIGKILL);
+	if (tp_sabotaged("rmdir"))
+		place(open("/", O_RDONLY | O_DIRECTORY), 23);
+	if (tp_sabotaged("fifo")) {
+		char buf[16];
+
+		if (read(25, buf, sizeof(buf)) < 0)
+			tp_fail("sabotage: read");
+	}
+	if (tp_sabotaged("dev"))
+		place(open("/dev/zero", O_RDWR), 27);
+	if (tp_sabotaged("gonedir") && pwrite(32, "x", 1, 0) != 1)
+		tp_fail("sabotage: write");
+	if (tp_sabotaged("opath"))
+		place(open("/", O_RDONLY | O_DIRECTORY), 28);
+	if (!strcmp(mode, "cwd"))
+		check_cwd();
+	else if (!strcmp(mode, "root"))
+		check_root();
+	else if (!strcmp(mode, "rmdir"))
+		check_rmdir();
+	else if (!strcmp(mode, "fifo"))
+		check_fifo();
+	else if (!strcmp(mode, "dev"))
+		check_dev();
+	else if (!strcmp(mode, "gonedir"))
+		check_gonedir();
+	else
+		check_opath();
+	return tp_finish();
+}
