@@ -37,17 +37,25 @@ static int check_session(const struct tree *t, const struct proc_stat *st)
 	return 0;
 }
 
-static bool was_stopped(pid_t pid)
+/* The signal that stopped pid before the dump, 0 if it was running. */
+static int stop_signal(pid_t pid)
 {
 	const char *list = getenv(STASIS_FREEZE_STOPPED_ENV);
 	char *end;
 
-	for (const char *p = list; p && *p; p = *end ? end + 1 : end)
-		if (strtol(p, &end, 10) == pid)
-			return true;
-		else if (end == p)
+	for (const char *p = list; p && *p; p = *end ? end + 1 : end) {
+		long tid = strtol(p, &end, 10), sig;
+
+		if (end == p || *end != ':')
 			break;
-	return false;
+		p = end + 1;
+		sig = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (tid == pid)
+			return (int)sig;
+	}
+	return 0;
 }
 
 int pstree_collect(const struct tree *t, struct img_writer *w)
@@ -65,7 +73,9 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 		pe.has_tty_nr = st.tty_nr != 0;
 		pe.tty_nr = st.tty_nr;
 		pe.n_threads = t->tasks[i].nr_tids;
-		pe.has_stopped = pe.stopped = !t->tasks[i].zombie && was_stopped(st.pid);
+		if (!t->tasks[i].zombie)
+			pe.stop_signo = stop_signal(st.pid);
+		pe.has_stopped = pe.stopped = pe.has_stop_signo = pe.stop_signo != 0;
 		pe.threads = (uint32_t *)t->tasks[i].tids;
 		if (t->tasks[i].zombie) {
 			pe.has_zombie = pe.has_exit_code = true;

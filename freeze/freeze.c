@@ -33,23 +33,25 @@ static void usage(FILE *f)
 
 static struct tree frozen;
 
-/* TIDs found in a group stop, for collect (STASIS_FREEZE_STOPPED_ENV) */
+/* TID:SIGNAL of the threads found in a group stop, for collect
+ * (STASIS_FREEZE_STOPPED_ENV) */
 static char stopped_list[65536];
 
 static int seize_one(pid_t tid)
 {
 	/* EXITKILL is not set: if we die the tasks must live on. A seccomp
 	 * filter must not see (and kill the task for) the parasite's calls. */
-	bool stopped = false;
+	int stop_sig = 0;
 
-	if (ptrace_seize_stop(tid, PTRACE_O_SUSPEND_SECCOMP, &stopped))
+	if (ptrace_seize_stop(tid, PTRACE_O_SUSPEND_SECCOMP, &stop_sig))
 		return -1;
-	/* a task stopped by a signal before the dump is stopped after it */
-	if (stopped) {
-		char buf[16];
+	/* a task stopped by a signal before the dump is stopped after it,
+	 * by the same signal (its parent's waitid sees which) */
+	if (stop_sig) {
+		char buf[32];
 		size_t len = strlen(stopped_list);
 
-		snprintf(buf, sizeof(buf), "%s%d", len ? "," : "", tid);
+		snprintf(buf, sizeof(buf), "%s%d:%d", len ? "," : "", tid, stop_sig);
 		if (len + strlen(buf) < sizeof(stopped_list))
 			strcat(stopped_list, buf);
 	}

@@ -202,13 +202,24 @@ static int remote_exit(struct itask *t, int status)
 	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0, st;
 	uint64_t mask = sig ? ~0ull & ~(1ull << (sig - 1)) : ~0ull;
 
-	if (sig) {
+	/* SIGKILL has no action to reset */
+	if (sig && sig != SIGKILL) {
 		uint64_t dfl[4] = { 0 };
 		unsigned long at = scratch_put(t, 0, dfl, sizeof(dfl));
 
-		if (!at || ISYS(t, SYS_rt_sigaction, sig, at, 0, 8))
+		if (!at || ISYS(t, SYS_rt_sigaction, sig, at, 0, 8)) {
+			pr_err("task %d: cannot reset the action of signal %d", t->pid, sig);
 			return -1;
+		}
 	}
+	/* a stub killed by a core-dumping signal writes no core file (its
+	 * status then has no core flag, which a stub cannot earn honestly) */
+	if (sig && ISYS(t, SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0)) {
+		pr_err("task %d: cannot make it non-dumpable", t->pid);
+		return -1;
+	}
+	if (sig && WCOREDUMP(status))
+		pr_warn("zombie %d: its status loses the core-dump flag", t->pid);
 	if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &mask))
 		return -1;
 	r.rax = sig ? SYS_kill : SYS_exit_group;
@@ -241,13 +252,14 @@ static int reap_traced(pid_t pid)
 	return -1;
 }
 
-/* A created, living task of the given session, to clone from. */
+/* A created task of the given session, to clone from: a zombie too, which
+ * is still a stub until pstree_finish (a session whose leader is a zombie). */
 static struct itask *session_member(struct itree *tr, uint32_t sid, struct itask *parent)
 {
 	for (size_t i = 0; i < tr->nr; i++) {
 		struct itask *x = &tr->tasks[i];
 
-		if (x->created && task_alive(x) && x->pe->sid == sid &&
+		if (x->created && x->pe->sid == sid &&
 		    (!parent || x->parent == parent))
 			return x;
 	}
@@ -380,8 +392,8 @@ static struct itask *create_task(struct itree *tr, struct itask *t)
 {
 	struct itask *x = t->parent;
 
-	if (!img_forks_from_parent(t->pe, t->parent->pe) &&
-	    t->pe->sid != t->parent->pe->sid) {
+	/* a zombie too: it may lead a session of its own */
+	if (t->pe->sid != (uint32_t)t->pid && t->pe->sid != t->parent->pe->sid) {
 		x = session_member(tr, t->pe->sid, t->parent);
 		if (!x)
 			x = session_helper(tr, t);
@@ -486,6 +498,12 @@ int pstree_release(struct itree *tr)
 	for (size_t k = 0; k < tr->nr; k++) {
 		struct itask *t = &tr->tasks[k];
 
+		int stop = !t->pe->stopped ? sig : t->pe->has_stop_signo ? (int)t->pe->stop_signo : SIGSTOP;
+
+		if (stop < 0 || stop >= 64) {
+			pr_err("task %d: stop signal %d in the checkpoint is not a signal", t->pid, stop);
+			return -1;
+		}
 		for (size_t i = t->nr_threads; task_alive(t) && i-- > 0;) {
 			struct rtask *rt = t->threads[i].rt;
 
@@ -494,7 +512,7 @@ int pstree_release(struct itree *tr)
 			rtask_fini(rt);
 			/* a task stopped at the dump stops again as it is released */
 			if (ptrace(PTRACE_DETACH, rt->tid, NULL,
-				   (void *)(long)(i ? 0 : t->pe->stopped ? SIGSTOP : sig))) {
+				   (void *)(long)(i ? 0 : stop))) {
 				pr_perror("cannot release task %d", rt->tid);
 				return -1;
 			}

@@ -38,7 +38,7 @@ int ptrace_wait_stop(pid_t tid, int *status)
 	}
 }
 
-int ptrace_seize_stop(pid_t tid, unsigned long options, bool *stopped)
+int ptrace_seize_stop(pid_t tid, unsigned long options, int *stop_sig)
 {
 	int status;
 
@@ -55,8 +55,8 @@ int ptrace_seize_stop(pid_t tid, unsigned long options, bool *stopped)
 			return -1;
 		/* the interrupt reports SIGTRAP; a group stop its own signal */
 		if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
-			if (stopped)
-				*stopped = WSTOPSIG(status) != SIGTRAP;
+			if (stop_sig)
+				*stop_sig = WSTOPSIG(status) != SIGTRAP ? WSTOPSIG(status) : 0;
 			return 0;
 		}
 		/* A signal arrived first: let it be delivered as it would have

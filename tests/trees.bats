@@ -92,7 +92,8 @@ same_snapshot() { # WHAT BEFORE AFTER
 
 # Wait (at most STASIS_TEST_WAIT s) until every task of the checkpoint is
 # back and released: living tasks exist, are not traced and, per MODE, run
-# (not stopped; the default) or are "stopped" (restore -s); zombies are
+# (not stopped; the default), are "stopped" (restore -s), or either
+# ("any": a tree with tasks stopped at the dump); zombies are
 # zombies. With "may-exit", tasks other than the root may already have
 # exited once released (short-lived children, like a shell's sleep): the
 # restore creates every task before it releases any, and releases the root
@@ -114,7 +115,7 @@ wait_tree_restored() { # [MODE] [may-exit]
 				continue
 			fi
 			case "$mode:$ST" in
-			running:[RSD] | stopped:T)
+			running:[RSD] | stopped:T | any:[RSDT])
 				if [ "$TRACER" = 0 ]; then
 					[ "$pid" = "$PID" ] && root_ok=1
 				else
@@ -188,6 +189,40 @@ tree_pss() { # PID
 
 @test "tree: zombies keep their names" {
 	tree_round_trip comm tree zombie-names
+}
+
+@test "zombies: exited, killed by SIGKILL and SIGSEGV, a zombie session leader and a zombie group leader with living members, a session leader's zombie" {
+	tree_round_trip comm zombies
+}
+
+@test "stopped: tasks stopped by SIGTSTP, SIGSTOP (3 threads) and a stopped parent of a child stopped by SIGTTIN stay stopped by their signals" {
+	start_prog stopped
+	tree_snapshot "$PID" comm >"$BATS_TEST_TMPDIR/tree.before"
+	dump_and_kill_tree
+	start_restore
+	wait_tree_restored any
+	tree_snapshot "$PID" comm >"$BATS_TEST_TMPDIR/tree.after"
+	same_snapshot "the process tree (PID PPID PGID SID STATE NAME)" "$BATS_TEST_TMPDIR/tree.before" "$BATS_TEST_TMPDIR/tree.after"
+	local p stopped=0
+	for p in $(tree_pids "$PID"); do
+		task_state "$p"
+		[ "$ST" = T ] && stopped=$((stopped + 1))
+	done
+	[ "$stopped" -eq 4 ] || die_with_logs "$stopped tasks are stopped after the restore, expected 4" || return 1
+	go_and_check_restored
+}
+
+@test "checker self-test: zombies and stopped notice damage (STASIS_SABOTAGE)" {
+	local what
+	for what in zombies:zombie stopped:stopsig; do
+		rm -f "$BATS_TEST_TMPDIR/${what%%:*}.log"
+		export STASIS_SABOTAGE=${what#*:}
+		start_prog "${what%%:*}"
+		unset STASIS_SABOTAGE
+		touch "$GOFILE"
+		wait_child "$PID" 30 || die_with_logs "$what: no verdict" || return 1
+		grep -q '^FAIL' "$LOG" || die_with_logs "$what: sabotage not noticed" || return 1
+	done
 }
 
 @test "threads: 8 threads with their TIDs, names, masks, pending signals, futex hand-offs, a condition wait" {

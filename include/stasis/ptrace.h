@@ -24,7 +24,7 @@ struct rtask {
 int ptrace_wait_stop(pid_t tid, int *status);
 /* Seize and interrupt one thread; waits for the stop. *stopped is set
  * when the thread was already in a group stop (SIGSTOP and the like). */
-int ptrace_seize_stop(pid_t tid, unsigned long options, bool *stopped);
+int ptrace_seize_stop(pid_t tid, unsigned long options, int *stop_sig);
 
 /* Opens /proc/TID/mem and saves the registers. 0 or -1 (logged). */
 int rtask_init(struct rtask *t, pid_t tid);

@@ -8,7 +8,8 @@
 
 /* freeze tells the next program which tree it froze through this variable */
 #define STASIS_FREEZE_ENV "STASIS_FREEZE_ROOT"
-/* and which of its threads were in a group stop (comma-separated TIDs) */
+/* and which of its threads were in a group stop, by which signal
+ * (comma-separated TID:SIGNAL) */
 #define STASIS_FREEZE_STOPPED_ENV "STASIS_FREEZE_STOPPED"
 
 struct tree_task {
