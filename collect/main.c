@@ -195,18 +195,17 @@ static int parse_opts(int argc, char **argv)
 			opts.shell_job = true;
 			break;
 		case 'A':
-			opts.ack_fd = atoi(optarg);
+			if (opt_fd("--ack-fd", optarg, &opts.ack_fd))
+				return -1;
 			break;
 		case 'l':
 			opts.file_locks = true;
 			break;
 		case 'G': {
-			long long v = parse_size(optarg);
+			long long v;
 
-			if (v < 0) {
-				pr_err("invalid --ghost-limit '%s' (a size: N, NK, NM or NG)", optarg);
+			if (opt_size("--ghost-limit", optarg, 0, &v))
 				return -1;
-			}
 			opts.ghost_limit = v;
 			break;
 		}

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,8 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+t:" COMMON_SHORT_OPTS, opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			root = strtol(optarg, NULL, 10);
+			if (opt_int("-t", optarg, 1, INT_MAX, "a PID", &root))
+				return 1;
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-freeze", usage)) {

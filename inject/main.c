@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -231,8 +232,15 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'I': {
 			char *end = optarg;
-			long fd = strncmp(optarg, "fd[", 3) ? -1 : strtol(optarg + 3, &end, 10);
+			long fd = -1;
 
+			/* fd[N]:RESOURCE, N digits only */
+			if (!strncmp(optarg, "fd[", 3) && optarg[3] >= '0' && optarg[3] <= '9') {
+				errno = 0;
+				fd = strtol(optarg + 3, &end, 10);
+				if (errno || fd > INT_MAX)
+					fd = -1;
+			}
 			if (fd < 0 || strncmp(end, "]:", 2) || !end[2] || fcntl(fd, F_GETFD) < 0) {
 				pr_err("--inherit-fd %s: expected fd[N]:RESOURCE, N an open descriptor",
 				       optarg);
@@ -264,17 +272,11 @@ static int parse_opts(int argc, char **argv)
 		case 'Y':
 			stats_set_display(true);
 			break;
-		case 'W': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*end || end == optarg || v < 0 || v > 86400) {
-				pr_err("--wait-pids-free %s: expected seconds, 0 to 86400", optarg);
+		case 'W':
+			if (opt_int("--wait-pids-free", optarg, 0, 86400, "seconds, 0 to 86400",
+				    &opts.wait_pids_free))
 				return -1;
-			}
-			opts.wait_pids_free = v;
 			break;
-		}
 		default:
 			switch (common_option(c, optarg, "stasis-inject", usage)) {
 			case 1:

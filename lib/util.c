@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,16 +128,23 @@ long long parse_size(const char *s)
 	char *end;
 	long long v;
 
+	int shift = 0;
+
+	/* digits only: strtoll would take blanks and a sign */
+	if (*s < '0' || *s > '9')
+		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || end == s || v < 0)
+	if (errno)
 		return -1;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
 	}
-	return *end ? -1 : v;
+	if (*end || v > (LLONG_MAX >> shift))
+		return -1;
+	return v << shift;
 }
 
 void pipe_grow(int fd)

@@ -20,6 +20,7 @@
 
 #include "stasis/image.h"
 #include "stasis/log.h"
+#include "stasis/opts.h"
 #include "stasis/seal.h"
 #include "stasis/util.h"
 
@@ -94,7 +95,6 @@ static int parse_opts(int argc, char **argv)
 		{}
 	};
 	int c, verbosity = LOG_WARN;
-	char *end;
 
 	while ((c = getopt_long(argc, argv, "D:v::o:hV", lopts, NULL)) != -1) {
 		switch (c) {
@@ -121,26 +121,16 @@ static int parse_opts(int argc, char **argv)
 			opts.dir = optarg;
 			break;
 		case OPT_ACK_FD:
-			opts.ack_fd = strtol(optarg, &end, 10);
-			if (*end || end == optarg || opts.ack_fd < 0) {
-				pr_err("invalid --ack-fd '%s': expected a file descriptor", optarg);
+			if (opt_fd("--ack-fd", optarg, &opts.ack_fd))
 				return -1;
-			}
 			break;
 		case OPT_THREADS:
-			opts.threads = strtol(optarg, &end, 10);
-			if (*end || end == optarg || opts.threads < 0 || opts.threads > 256) {
-				pr_err("invalid --threads '%s': expected 0 to 256", optarg);
+			if (opt_int("--threads", optarg, 0, 256, "0 to 256", &opts.threads))
 				return -1;
-			}
 			break;
 		case 'v':
-			if (!optarg)
-				verbosity++;
-			else if (optarg[0] == 'v')
-				verbosity += 1 + strspn(optarg, "v");
-			else
-				verbosity = atoi(optarg);
+			if (opt_verbosity(optarg, verbosity, &verbosity))
+				return -1;
 			log_set_level(verbosity);
 			break;
 		case 'o':

@@ -18,6 +18,7 @@
 
 #include "stasis/image.h"
 #include "stasis/log.h"
+#include "stasis/opts.h"
 #include "stasis/seal.h"
 #include "stasis/util.h"
 #include "json.h"
@@ -74,29 +75,14 @@ static void usage(FILE *f)
 		log_prog());
 }
 
-static int set_verbosity(const char *arg, bool increment)
+static int set_verbosity(const char *arg)
 {
-	int level = log_get_level();
-	char *end;
-	long v;
+	int level;
 
-	if (increment) {
-		/* -v, -vv, -vvv...: one level per v */
-		level += 1 + (arg ? (int)strspn(arg, "v") : 0);
-		if (arg && arg[strspn(arg, "v")])
-			goto bad;
-		log_set_level(level > LOG_DEBUG ? LOG_DEBUG : level);
-		return 0;
-	}
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < 0 || v > LOG_DEBUG)
-		goto bad;
-	log_set_level(v);
+	if (opt_verbosity(arg, log_get_level(), &level))
+		return -1;
+	log_set_level(level);
 	return 0;
-bad:
-	pr_err("invalid verbosity '%s': expected a level from 0 to 4", arg);
-	return -1;
 }
 
 /* ---- unpack ---- */
@@ -645,27 +631,17 @@ int main(int argc, char **argv)
 		case OPT_TLS_KEY:
 			tls_key = optarg;
 			break;
-		case OPT_ACK_FD: {
-			char *end;
-			long v;
-
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 0 || v > INT_MAX) {
-				pr_err("invalid --ack-fd '%s': expected a file descriptor number",
-				       optarg);
+		case OPT_ACK_FD:
+			if (opt_fd("--ack-fd", optarg, &ack_fd))
 				return 1;
-			}
-			ack_fd = v;
 			ack_given = true;
 			break;
-		}
 		case 'v':
-			if (set_verbosity(optarg, !optarg || optarg[0] == 'v'))
+			if (set_verbosity(optarg))
 				return 1;
 			break;
 		case OPT_VERBOSITY:
-			if (set_verbosity(optarg, false))
+			if (set_verbosity(optarg))
 				return 1;
 			break;
 		case 'o':

@@ -13,6 +13,7 @@
 
 #include "stasis/config.h"
 #include "stasis/log.h"
+#include "stasis/opts.h"
 #include "stasis/util.h"
 
 #include "options.h"
@@ -275,34 +276,16 @@ static bool all_digits(const char *s)
 
 static int set_verbosity(struct fe_opts *o, const char *arg)
 {
-	int level = o->verbosity < 0 ? LOG_WARN : o->verbosity;
-
-	if (!arg) {
-		level++;
-	} else if (strspn(arg, "v") == strlen(arg)) {
-		/* -vvv: getopt takes the "vv" for the argument of the first v */
-		level += 1 + strlen(arg);
-	} else if (all_digits(arg) && strlen(arg) < 4) {
-		level = atoi(arg);
-	} else {
-		pr_err("invalid verbosity level '%s'", arg);
-		return -1;
-	}
-	o->verbosity = level > LOG_DEBUG ? LOG_DEBUG : level;
-	return 0;
+	/* -vvv: getopt takes the "vv" for the argument of the first v */
+	return opt_verbosity(arg, o->verbosity < 0 ? LOG_WARN : o->verbosity, &o->verbosity);
 }
 
 static int parse_pid(const char *arg, pid_t *pid)
 {
-	char *end;
-	long v;
+	int v;
 
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v <= 0 || v > INT_MAX) {
-		pr_err("invalid PID '%s'", arg);
+	if (opt_int("-t", arg, 1, INT_MAX, "a PID", &v))
 		return -1;
-	}
 	*pid = v;
 	return 0;
 }

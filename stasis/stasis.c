@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "stasis/log.h"
+#include "stasis/opts.h"
 #include "stasis/util.h"
 
 #include "check.h"
@@ -232,13 +233,14 @@ static int check_file_validation(const struct fe_opts *o)
  * that only the stage it is meant for inherits it. */
 static int user_fd(const char *opt, const char *arg)
 {
-	char *end;
-	long v;
+	char name[32];
+	int v;
 
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < 0 || v > INT_MAX || fcntl(v, F_SETFD, FD_CLOEXEC)) {
-		pr_err("invalid --%s '%s': expected an open file descriptor", opt, arg);
+	snprintf(name, sizeof(name), "--%s", opt);
+	if (opt_fd(name, arg, &v))
+		return -1;
+	if (fcntl(v, F_SETFD, FD_CLOEXEC)) {
+		pr_err("invalid %s '%s': the descriptor is not open", name, arg);
 		return -1;
 	}
 	return v;
@@ -247,6 +249,8 @@ static int user_fd(const char *opt, const char *arg)
 /* The other side: --address and --port (listening: --port), or --ps-socket. */
 static int net_endpoint(const struct fe_opts *o, bool listen, int *ps_fd)
 {
+	int port;
+
 	*ps_fd = -1;
 	if (o->str[S_PS_SOCKET]) {
 		*ps_fd = user_fd("ps-socket", o->str[S_PS_SOCKET]);
@@ -257,7 +261,8 @@ static int net_endpoint(const struct fe_opts *o, bool listen, int *ps_fd)
 		       listen ? "" : "--address ADDR and ");
 		return -1;
 	}
-	return 0;
+	/* checked here, before anything is frozen */
+	return opt_int("--port", o->str[S_PORT], 0, 65535, "a TCP port, 0 to 65535", &port);
 }
 
 /* stasis-transfer's connection (--to or --listen, --ps-socket) and TLS
@@ -333,6 +338,7 @@ static int cmd_dump(const struct fe_opts *o)
 	struct stage st[4] = {};
 	int data[2] = {-1, -1}, ack[2] = {-1, -1}, shown[2] = {-1, -1}, sealed[2] = {-1, -1};
 	int pidfd = -1, ret = 1, rc[2], i, ps_fd = -1;
+	long long limit;
 	bool encrypt = o->flag[F_ENCRYPT];
 	bool progress = fe_progress_wanted(o);
 	/* the whole stream goes to the other host: records and pages alike */
@@ -345,10 +351,8 @@ static int cmd_dump(const struct fe_opts *o)
 	}
 	if (check_file_validation(o))
 		return 1;
-	if (o->str[S_GHOST_LIMIT] && parse_size(o->str[S_GHOST_LIMIT]) < 0) {
-		pr_err("invalid --ghost-limit '%s' (a size: N, NK, NM or NG)", o->str[S_GHOST_LIMIT]);
+	if (o->str[S_GHOST_LIMIT] && opt_size("--ghost-limit", o->str[S_GHOST_LIMIT], 0, &limit))
 		return 1;
-	}
 	if (remote && net_endpoint(o, false, &ps_fd))
 		return 1;
 	/* sending, -D only holds what -o and --pidfile name */

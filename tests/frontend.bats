@@ -210,7 +210,7 @@ assert_untouched() {
 	[[ "$output" == *"--restore-detached does not apply to dump"* ]]
 	run stasis dump -t nope
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"invalid PID"* ]]
+	[[ "$output" == *"invalid -t 'nope': expected a PID"* ]]
 	run stasis dump --bogus
 	[ "$status" -eq 1 ]
 	run stasis dump -t 1 extra

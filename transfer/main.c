@@ -103,17 +103,12 @@ static void usage(FILE *f)
 
 static int parse_fd(const char *opt, const char *arg, int *fd)
 {
-	char *end;
-	long v;
+	int v;
 
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < 0 || v > INT_MAX) {
-		pr_err("invalid %s '%s': expected a file descriptor", opt, arg);
+	if (opt_fd(opt, arg, &v))
 		return -1;
-	}
 	if (fcntl(v, F_GETFD) < 0) {
-		pr_err("%s %ld: the descriptor is not open", opt, v);
+		pr_err("%s %d: the descriptor is not open", opt, v);
 		return -1;
 	}
 	/* ours only, not for the programs we might start */
@@ -189,12 +184,8 @@ static int parse_opts(int argc, char **argv)
 			xopts.raw = true;
 			break;
 		case OPT_MAX_BUFFER:
-			size = parse_size(optarg);
-			if (size < (long long)XFER_CHUNK_MAX) {
-				pr_err("invalid --max-buffer '%s': expected a size of at least 1M",
-				       optarg);
+			if (opt_size("--max-buffer", optarg, XFER_CHUNK_MAX, &size))
 				return -1;
-			}
 			xopts.max_buffer = size;
 			break;
 		case OPT_DAEMON:

@@ -19,4 +19,24 @@
  */
 int common_option(int c, const char *arg, const char *prog, void (*usage)(FILE *));
 
+/*
+ * Strict option values, the one parser every program uses. The whole of
+ * ARG must be the value: no blanks, no sign but a leading '-', no trailing
+ * junk, no overflow, within [MIN, MAX]. Otherwise one line is logged,
+ * "invalid OPT 'ARG': expected WHAT", and -1 returned (the caller exits 1).
+ */
+int opt_long(const char *opt, const char *arg, long long min, long long max, const char *what,
+	     long long *val);
+int opt_int(const char *opt, const char *arg, int min, int max, const char *what, int *val);
+/* A descriptor number, 0 to INT_MAX (whether it is open is the caller's). */
+int opt_fd(const char *opt, const char *arg, int *fd);
+/* A size: N, NK, NM or NG bytes, at least MIN. */
+int opt_size(const char *opt, const char *arg, long long min, long long *val);
+/*
+ * The argument of -v: NULL (one more), "v..." (-vv...: one more per v), or
+ * a level 0 to 4 (LOG_DEBUG). LEVEL is the level so far; the new one, at
+ * most LOG_DEBUG, goes to *OUT.
+ */
+int opt_verbosity(const char *arg, int level, int *out);
+
 #endif
