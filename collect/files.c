@@ -296,13 +296,14 @@ static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, const char 
 	fe->flags = src.flags;
 	fe->has_mode = true;
 	fe->mode = src.st.st_mode;
+	/* known before its dump: a socket may carry itself in its own queue */
+	descs = xrealloc(descs, (nr_descs + 1) * sizeof(*descs));
+	descs[nr_descs++] = (struct file_desc){ pid, fd, fe };
+	*id = fe->id;
 	if (fd_types[i]->dump(&src, fe) || fown_dump(&src, fe)) {
 		pr_err("fd %d of task %d: cannot dump %s %s", fd, pid, fd_types[i]->name, target);
 		return -1;
 	}
-	descs = xrealloc(descs, (nr_descs + 1) * sizeof(*descs));
-	descs[nr_descs++] = (struct file_desc){ pid, fd, fe };
-	*id = fe->id;
 	return 0;
 }
 
@@ -323,6 +324,26 @@ static char *read_fdinfo(pid_t pid, int fd, uint64_t *pos, uint32_t *flags)
 	p = fdinfo_field(buf, "flags");
 	*flags = p ? strtoul(p, NULL, 8) : 0;
 	return buf;
+}
+
+int files_describe_own(int fd, uint32_t *id)
+{
+	size_t before = nr_descs;
+	uint32_t flags;
+	uint64_t pos;
+	char *fdinfo = read_fdinfo(getpid(), fd, &pos, &flags);
+	int ret;
+
+	if (!fdinfo) {
+		close(fd);
+		return -1;
+	}
+	ret = describe(getpid(), fd, flags, pos, fdinfo, id);
+	free(fdinfo);
+	/* a new description is compared (kcmp) against this descriptor later */
+	if (ret || *id != before + 1)
+		close(fd);
+	return ret;
 }
 
 int files_collect(struct ctask *ct, struct img_writer *w)

@@ -33,6 +33,12 @@ struct fd_dump_ops {
 int fd_src_dup(const struct fd_src *src);
 /* ghost.c: the id of the deleted file behind src, carried in the checkpoint. */
 int ghost_collect_fd(const struct fd_src *src, uint32_t *id);
+/*
+ * The id of the description behind fd, a descriptor of stasis-collect's own
+ * (a file in flight, received by a peek): described like a task's when new.
+ * Takes fd: kept open while the description is new, closed otherwise.
+ */
+int files_describe_own(int fd, uint32_t *id);
 /* The value after "key:" in the fdinfo text, or NULL. */
 const char *fdinfo_field(const char *fdinfo, const char *key);
 

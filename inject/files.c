@@ -219,26 +219,32 @@ static int load_fdinfo(struct itask *t, int *max_fd)
 	return 0;
 }
 
-static int stage(struct itree *tr, struct itask *t, Stasis__FdinfoEntry *fi)
+static struct itree *stage_tree;
+
+/* The staged descriptor of description id, opened now if it is not yet. */
+static int stage_id(uint32_t id, int *stage_fd)
 {
 	Stasis__FileEntry *fe;
-	int fd, at = tr->stage_base + (int)nr_staged;
+	int fd, at;
 
 	for (size_t j = 0; j < nr_staged; j++)
-		if (staged[j].id == fi->id)
+		if (staged[j].id == id) {
+			*stage_fd = staged[j].stage_fd;
 			return 0;
-	fe = file_by_id(fi->id);
+		}
+	fe = file_by_id(id);
 	if (!fe) {
-		pr_err("fd %u of task %d names file %u, which the checkpoint lacks", fi->fd, t->pid,
-		       fi->id);
+		pr_err("the checkpoint lacks file %u", id);
 		return -1;
 	}
 	fd = open_description(fe);
 	protobuf_c_message_free_unpacked(&fe->base, NULL);
 	if (fd < 0)
 		return -1;
+	/* after the open, which may have staged the files it carries */
+	at = stage_tree->stage_base + (int)nr_staged;
 	staged = xrealloc(staged, (nr_staged + 1) * sizeof(*staged));
-	staged[nr_staged].id = fi->id;
+	staged[nr_staged].id = id;
 	/* open() may already have landed on the staging number itself */
 	staged[nr_staged].stage_fd = fd == at ? fd : fcntl(fd, F_DUPFD, at);
 	if (fd != at)
@@ -247,8 +253,35 @@ static int stage(struct itree *tr, struct itask *t, Stasis__FdinfoEntry *fi)
 		pr_perror("cannot place a descriptor at %d", at);
 		return -1;
 	}
-	nr_staged++;
+	*stage_fd = staged[nr_staged++].stage_fd;
 	return 0;
+}
+
+static int stage(struct itask *t, Stasis__FdinfoEntry *fi)
+{
+	int fd;
+
+	if (stage_id(fi->id, &fd)) {
+		pr_err("task %d: cannot open the file of fd %u", t->pid, fi->fd);
+		return -1;
+	}
+	return 0;
+}
+
+int files_open_flight(uint32_t id)
+{
+	int staged_fd, fd;
+
+	if (!stage_tree) {
+		pr_err("file %u: a file in flight is opened before the others", id);
+		return -1;
+	}
+	if (stage_id(id, &staged_fd))
+		return -1;
+	fd = fcntl(staged_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		pr_perror("file %u: cannot duplicate its descriptor", id);
+	return fd;
 }
 
 int files_prepare(struct itree *tr)
@@ -282,9 +315,10 @@ int files_prepare(struct itree *tr)
 		if (tr->stage_base < STAGE_FLOOR)
 			tr->stage_base = STAGE_FLOOR;
 	}
+	stage_tree = tr;
 	for (size_t i = 0; i < tr->nr; i++)
 		for (size_t j = 0; j < tr->tasks[i].nr_fdinfo; j++)
-			if (stage(tr, &tr->tasks[i], tr->tasks[i].fdinfo[j])) {
+			if (stage(&tr->tasks[i], tr->tasks[i].fdinfo[j])) {
 				ghost_drop_names();
 				return -1;
 			}

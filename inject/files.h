@@ -21,6 +21,12 @@ int task_fd(pid_t pid, int fd);
 
 /* Another description of the checkpoint, by id (freed by the caller). */
 Stasis__FileEntry *file_by_id(uint32_t id);
+/*
+ * A new descriptor of description id, which a queued message carries
+ * (SCM_RIGHTS): opened and staged once, like the ones the tasks hold (a
+ * task may hold it too). Only while files are staged; -1 logged.
+ */
+int files_open_flight(uint32_t id);
 
 extern const struct fd_restore_ops regfile_restore_ops, dir_restore_ops, chr_restore_ops,
 	tty_restore_ops, ptmx_restore_ops, pts_restore_ops;

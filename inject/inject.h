@@ -116,6 +116,9 @@ void files_release_staged(void);
 /* Once every task and thread of the tree exists: state of the tree's
  * descriptors that names tasks (SIGIO owners). */
 int files_restore_late(struct itask *t);
+/* Unix sockets once the tree's tasks exist (their PIDs are the credentials
+ * of queued messages): the queues go in, then shutdowns and options. */
+int unixsk_restore_queues(void);
 /* ghost.c: a descriptor of the deleted file of fe (in stasis-inject), a
  * remote one on the deleted file mapped by v (in t, or -errno); ghost_finish, once
  * the tree is restored, drops what only the restore needed. */

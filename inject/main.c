@@ -165,7 +165,8 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 		if (ret)
 			return -1;
 	}
-	if (mm_end_of_stream(r, f, more) || pstree_finish(tr))
+	/* queued messages name their senders, which exist now */
+	if (mm_end_of_stream(r, f, more) || pstree_finish(tr) || unixsk_restore_queues())
 		return -1;
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task_files(tr, &tr->tasks[i]))

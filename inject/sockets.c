@@ -5,9 +5,12 @@
  * inside the tree is made by socketpair(), an accepted connection by
  * connecting to its restored listener and accepting, a connection not yet
  * accepted by connecting in queue order, a datagram socket connected to a
- * bound one by connect(). Queued data goes in from the peer's side, before
- * the connections that would refuse it, then shutdown state and options.
- * Each socket waits, above every staging number, until its open() call.
+ * bound one by connect(). Files in flight in the queues are opened then
+ * too. Each socket waits, above every staging number, until its open()
+ * call. Once the tree's tasks exist (the senders that credentials name),
+ * unixsk_restore_queues() sends the queued data from the peer's side, with
+ * its files and credentials, before the connections that would refuse it,
+ * then sets shutdown state and options (docs/sockets.md).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,8 +40,9 @@ struct usk {
 	Stasis__FileEntry *fe;
 	Stasis__UnixSk *sk;
 	int fd;		/* the socket; -1 until made */
-	int pair;	/* the other end of its socketpair (or accepted twin), -1 none */
+	struct usk *twin; /* the other end of its socketpair (or accepted twin) */
 	int tmp;	/* a temporary end to close once fed (peer closed or outside) */
+	int hold;	/* a copy kept for the queues, once the socket is handed out */
 	int reach;	/* O_PATH descriptor of its socket file, to reach it by name */
 	char *file;	/* the socket file it made, removed if the restore fails */
 	bool inherited; /* given by --inherit-fd */
@@ -57,6 +61,12 @@ static struct usk *find(uint32_t ino)
 		if (usks[i].sk->ino == ino)
 			return &usks[i];
 	return NULL;
+}
+
+/* Where u's peer sends from: the other end of its pair, if it has one. */
+static int pair_fd(struct usk *u)
+{
+	return u->twin ? u->twin->fd : u->tmp;
 }
 
 /* The in-tree peer, if any (NULL for a closed or outside peer). */
@@ -148,10 +158,10 @@ static int new_pair(struct usk *u, struct usk *p)
 		return -1;
 	}
 	u->fd = sv[0];
-	u->pair = sv[1];
 	if (p) {
 		p->fd = sv[1];
-		p->pair = sv[0];
+		u->twin = p;
+		p->twin = u;
 	} else {
 		u->tmp = sv[1];
 	}
@@ -396,8 +406,8 @@ static int connect_listeners(void)
 			pr_perror("unix socket %u: cannot accept its connection again", s->sk->ino);
 			return -1;
 		}
-		s->pair = c->fd;
-		c->pair = s->fd;
+		s->twin = c;
+		c->twin = s;
 	}
 	for (size_t i = 0; i < nr_usks; i++) {
 		struct usk *l = &usks[i];
@@ -415,22 +425,159 @@ static int connect_listeners(void)
 	return 0;
 }
 
+/* ---- files in flight ---- */
+
+struct flight {
+	uint32_t id;
+	int fd;
+};
+
+static struct flight *flights; /* what queued messages carry, other than unix sockets */
+static size_t nr_flights;
+
+static struct usk *find_by_file(uint32_t id)
+{
+	for (size_t i = 0; i < nr_usks; i++)
+		if (usks[i].fe->id == id)
+			return &usks[i];
+	return NULL;
+}
+
+/* Every file in flight opened once, while the tree's files are staged (a
+ * pipe's other end or a file a task also holds is the same description). */
+static int open_flights(void)
+{
+	for (size_t i = 0; i < nr_usks; i++)
+		for (size_t j = 0; j < usks[i].sk->n_queue; j++) {
+			Stasis__UnixSkPacket *p = usks[i].sk->queue[j];
+
+			for (size_t k = 0; k < p->n_fds; k++) {
+				size_t f;
+
+				if (find_by_file(p->fds[k]))
+					continue;
+				for (f = 0; f < nr_flights && flights[f].id != p->fds[k]; f++)
+					;
+				if (f < nr_flights)
+					continue;
+				flights = xrealloc(flights, (nr_flights + 1) * sizeof(*flights));
+				flights[nr_flights].id = p->fds[k];
+				flights[nr_flights].fd = files_open_flight(p->fds[k]);
+				if (flights[nr_flights++].fd < 0) {
+					pr_err("unix socket %u: cannot open file %u, in flight in "
+					       "its queue",
+					       usks[i].sk->ino, p->fds[k]);
+					return -1;
+				}
+			}
+		}
+	return 0;
+}
+
+static int flight_fd(uint32_t id)
+{
+	struct usk *u = find_by_file(id);
+
+	if (u)
+		return u->fd;
+	for (size_t f = 0; f < nr_flights; f++)
+		if (flights[f].id == id)
+			return flights[f].fd;
+	return -1;
+}
+
+static void close_flights(void)
+{
+	for (size_t f = 0; f < nr_flights; f++)
+		if (flights[f].fd >= 0)
+			close(flights[f].fd);
+	free(flights);
+	flights = NULL;
+	nr_flights = 0;
+}
+
 /* ---- queued data ---- */
 
-/* One message (whole) or stream bytes (in as many sends as it takes). */
-static int send_all(int fd, const void *data, size_t len, bool stream, struct sockaddr_un *to,
-		    socklen_t tolen)
-{
-	do {
-		ssize_t n = sendto(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL,
-				   (struct sockaddr *)to, tolen);
+static bool cred_warned;
 
+/*
+ * One message (whole) or stream bytes (in as many sends as it takes), with
+ * the files it carries (on the first send) and its sender's credentials
+ * (on every one, so that a reader with SO_PASSCRED sees them).
+ */
+static int send_packet(int fd, const Stasis__UnixSkPacket *p, bool stream, struct sockaddr_un *to,
+		       socklen_t tolen, uint32_t ino)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(struct ucred))];
+	} ctl;
+	const char *data = (const char *)p->data.data;
+	size_t len = p->data.len, nr_fds = p->n_fds;
+	struct ucred cred = {0};
+	bool first = true;
+
+	if (nr_fds > 253) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (p->has_cred_pid)
+		cred = (struct ucred){p->cred_pid, p->cred_uid, p->cred_gid};
+	for (;;) {
+		struct iovec iov = {(void *)data, len};
+		struct msghdr mh = {.msg_name = to, .msg_namelen = tolen, .msg_iov = &iov,
+				    .msg_iovlen = 1, .msg_control = ctl.buf};
+		struct cmsghdr *c;
+		ssize_t n;
+
+		memset(ctl.buf, 0, sizeof(ctl.buf));
+		c = (struct cmsghdr *)ctl.buf;
+		if (first && nr_fds) {
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
+			for (size_t i = 0; i < nr_fds; i++) {
+				int f = flight_fd(p->fds[i]);
+
+				if (f < 0) {
+					pr_err("unix socket %u: file %u in flight was not opened",
+					       ino, p->fds[i]);
+					errno = EBADF;
+					return -1;
+				}
+				memcpy(CMSG_DATA(c) + i * sizeof(int), &f, sizeof(int));
+			}
+			mh.msg_controllen += CMSG_SPACE(nr_fds * sizeof(int));
+			c = (struct cmsghdr *)(ctl.buf + mh.msg_controllen);
+		}
+		if (p->has_cred_pid) {
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_CREDENTIALS;
+			c->cmsg_len = CMSG_LEN(sizeof(cred));
+			memcpy(CMSG_DATA(c), &cred, sizeof(cred));
+			mh.msg_controllen += CMSG_SPACE(sizeof(cred));
+		}
+		if (!mh.msg_controllen)
+			mh.msg_control = NULL;
+		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == ESRCH && p->has_cred_pid && cred.pid != getpid()) {
+			/* the sender's PID is gone: the message cannot name it */
+			if (!cred_warned)
+				pr_warn("unix socket %u: the sender (PID %u) of a queued message "
+					"is gone; the message names PID %d instead",
+					ino, cred.pid, (int)getpid());
+			cred_warned = true;
+			cred.pid = getpid();
+			continue;
+		}
 		if (n < 0)
 			return -1;
-		data = (const char *)data + n;
+		first = false;
+		data += n;
 		len -= n;
-	} while (len && stream);
-	return 0;
+		if (!len || !stream)
+			return 0;
+	}
 }
 
 /* The socket whose bound name is addr, to send from it (datagrams). */
@@ -456,7 +603,7 @@ static int feed(struct usk *u)
 	Stasis__UnixSk *sk = u->sk;
 	struct sockaddr_un sa;
 	socklen_t len = 0;
-	int from = u->pair;
+	int from = pair_fd(u);
 
 	if (!sk->n_queue)
 		return 0;
@@ -481,8 +628,8 @@ static int feed(struct usk *u)
 		Stasis__UnixSkPacket *p = sk->queue[i];
 		int fd = from >= 0 ? from : sender_for(p->has_addr ? &p->addr : NULL);
 
-		if (fd < 0 || send_all(fd, p->data.data, p->data.len, sk->type == SOCK_STREAM,
-				       from >= 0 ? NULL : &sa, len)) {
+		if (fd < 0 || send_packet(fd, p, sk->type == SOCK_STREAM, from >= 0 ? NULL : &sa,
+					  len, sk->ino)) {
 			pr_perror(
 			    "unix socket %u: cannot queue message %zu of %zu (%zu bytes) again",
 			    sk->ino, i + 1, sk->n_queue, p->data.len);
@@ -513,7 +660,7 @@ static int connect_dgram(struct usk *u)
 
 	if (sk->type != SOCK_DGRAM || u->inherited || u->tmp >= 0)
 		return 0;
-	if (p && p->fd >= 0 && u->pair == p->fd)
+	if (p && u->twin == p)
 		return 0; /* its socketpair */
 	if (p) {
 		len = addr_of(p, &sa);
@@ -529,7 +676,7 @@ static int connect_dgram(struct usk *u)
 		len = name_addr(&sk->peer_name, &sa);
 		return len ? connect_to(u, &sa, len, show(&sk->peer_name, buf, sizeof(buf))) : -1;
 	}
-	if (u->pair >= 0 && sk->has_peer && !sk->peer) {
+	if (pair_fd(u) >= 0 && sk->has_peer && !sk->peer) {
 		/* its peer was closed: connect it to a socket that then goes */
 		struct sockaddr_un ta;
 		socklen_t tlen = sizeof(ta);
@@ -548,7 +695,7 @@ static int connect_dgram(struct usk *u)
 		close(t);
 		return 0;
 	}
-	if (u->pair >= 0 && !sk->has_peer) {
+	if (pair_fd(u) >= 0 && !sk->has_peer) {
 		struct sockaddr sa_un = {.sa_family = AF_UNSPEC};
 
 		if (connect(u->fd, &sa_un, sizeof(sa_un))) {
@@ -685,6 +832,11 @@ static int stash(void)
 		}
 		close(u->fd);
 		u->fd = fd;
+		u->hold = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (u->hold < 0) {
+			pr_perror("cannot keep a copy of unix socket %u", u->sk->ino);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -703,7 +855,7 @@ static void load(void)
 		}
 		usks = xrealloc(usks, (nr_usks + 1) * sizeof(*usks));
 		usks[nr_usks++] = (struct usk){
-		    .fe = fe, .sk = fe->unixsk, .fd = -1, .pair = -1, .tmp = -1, .reach = -1};
+		    .fe = fe, .sk = fe->unixsk, .fd = -1, .tmp = -1, .hold = -1, .reach = -1};
 	}
 }
 
@@ -717,8 +869,11 @@ static void cleanup(bool failed)
 		if (u->reach >= 0)
 			close(u->reach);
 		u->tmp = u->reach = -1;
+		if (u->hold >= 0)
+			close(u->hold);
+		u->hold = -1;
 		if (failed) {
-			if (u->fd >= 0 && !u->taken)
+			if (u->fd >= 0 && (!u->taken || built == 1))
 				close(u->fd);
 			if (u->file)
 				unlink(u->file);
@@ -782,8 +937,14 @@ static int build(void)
 			return -1;
 		}
 	}
-	if (connect_listeners())
+	if (connect_listeners() || open_flights())
 		return -1;
+	return stash();
+}
+
+/* Once the tree exists: what needs the sockets made and the senders alive. */
+static int fill_queues(void)
+{
 	/* (finish() sets every socket's own size afterwards) */
 	for (size_t i = 0; i < nr_usks; i++)
 		if (!usks[i].inherited) {
@@ -804,9 +965,38 @@ static int build(void)
 	for (size_t i = 0; i < nr_usks; i++)
 		if (!usks[i].inherited && finish(&usks[i]))
 			return -1;
+	return 0;
+}
+
+int unixsk_restore_queues(void)
+{
+	int ret;
+
+	if (built <= 0)
+		return built;
+	/* the copies stand for the sockets handed out; a socket only in
+	 * flight is still here */
+	for (size_t i = 0; i < nr_usks; i++) {
+		struct usk *u = &usks[i];
+
+		if (u->fd >= 0) {
+			close(u->hold);
+		} else {
+			u->fd = u->hold;
+		}
+		u->hold = -1;
+	}
+	ret = fill_queues();
 	/* temporary ends go now: their sockets see their peer closed */
-	cleanup(false);
-	return stash();
+	cleanup(ret != 0);
+	close_flights();
+	for (size_t i = 0; i < nr_usks; i++) {
+		if (usks[i].fd >= 0)
+			close(usks[i].fd);
+		usks[i].fd = -1;
+	}
+	built = ret ? -1 : 2;
+	return ret;
 }
 
 static int unixsk_open(Stasis__FileEntry *fe)

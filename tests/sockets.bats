@@ -143,3 +143,82 @@ log_value() { # KEY
 	dump_must_fail
 	check_refused "$BATS_TEST_TMPDIR/before" "socket:["
 }
+
+# ---- messages with control data (tests/progs/unixscm.c)
+
+@test "descriptors in flight in a stream queue: pipes, a file, the socket, its peer, a listener, a socket with its own queue" {
+	start_prog unixscm rights stream "$BATS_TEST_TMPDIR"
+	dump_and_kill
+	restore_and_check
+}
+
+@test "descriptors in flight in a datagram queue come back in the same messages" {
+	start_prog unixscm rights dgram "$BATS_TEST_TMPDIR"
+	dump_and_kill
+	restore_and_check
+}
+
+@test "descriptors in flight in a seqpacket queue come back in the same messages" {
+	start_prog unixscm rights seqpacket "$BATS_TEST_TMPDIR"
+	dump_and_kill
+	restore_and_check
+}
+
+@test "unixscm's check notices a message with descriptors gone from the queue" {
+	STASIS_SABOTAGE=rights start_prog unixscm rights stream "$BATS_TEST_TMPDIR"
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "unixscm did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "unixscm exited with $STATUS, expected 1 (FAIL)"
+	grep -q "^FAIL: .*message 2" "$LOG" || die_with_logs "no FAIL about the message with the pipes"
+}
+
+@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid (stream)" {
+	start_prog unixscm creds stream
+	dump_and_kill_tree
+	start_restore
+	wait_restored
+	own_image_tree
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored tree did not finish"
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS"
+	check_pass_log
+}
+
+@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid (datagram)" {
+	start_prog unixscm creds dgram
+	dump_and_kill_tree
+	start_restore
+	wait_restored
+	own_image_tree
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored tree did not finish"
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS"
+	check_pass_log
+}
+
+@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid (seqpacket)" {
+	start_prog unixscm creds seqpacket
+	dump_and_kill_tree
+	start_restore
+	wait_restored
+	own_image_tree
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored tree did not finish"
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS"
+	check_pass_log
+}
+
+@test "unixscm's check notices credentials that are not the sender's" {
+	STASIS_SABOTAGE=creds start_prog unixscm creds dgram
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "unixscm did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "unixscm exited with $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: .*credentials' "$LOG" || die_with_logs "no FAIL about the credentials"
+}
+
+@test "an epoll instance in flight is refused, naming the socket and the PID; the process runs on" {
+	start_prog unixscm epoll
+	snapshot "$BATS_TEST_TMPDIR/before"
+	dump_must_fail
+	check_refused "$BATS_TEST_TMPDIR/before" "epoll instance in flight"
+}
