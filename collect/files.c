@@ -143,17 +143,6 @@ static bool tree_has_pgrp(pid_t pgrp)
 	return false;
 }
 
-static bool tree_has_tid(pid_t tid)
-{
-	const struct tree *t = collect_tree();
-
-	for (int i = 0; i < t->nr; i++)
-		for (int j = 0; j < t->tasks[i].nr_tids; j++)
-			if (t->tasks[i].tids[j] == tid)
-				return true;
-	return false;
-}
-
 /*
  * The owner that gets SIGIO (F_SETOWN, F_SETOWN_EX) and the signal sent
  * (F_SETSIG) belong to the open file description, whatever its type. An
@@ -181,7 +170,7 @@ static int fown_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		return 0;
 	switch (owner.type) {
 	case F_OWNER_TID:
-		inside = tree_has_tid(owner.pid);
+		inside = tree_has_thread(collect_tree(), owner.pid);
 		break;
 	case F_OWNER_PID:
 		inside = tree_has(collect_tree(), owner.pid);
@@ -257,6 +246,7 @@ static const struct fd_dump_ops *const fd_types[] = {
 	&inotify_dump_ops,
 	&unixsk_dump_ops,
 	&inetsk_dump_ops,
+	&pidfd_dump_ops,
 };
 
 /* The id of the description behind pid's fd, adding it when new. */

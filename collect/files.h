@@ -48,5 +48,6 @@ extern const struct fd_dump_ops pipe_dump_ops, fifo_dump_ops, ghost_dump_ops;
 extern const struct fd_dump_ops eventfd_dump_ops, epoll_dump_ops, signalfd_dump_ops,
 	timerfd_dump_ops, inotify_dump_ops, memfd_dump_ops;
 extern const struct fd_dump_ops unixsk_dump_ops, inetsk_dump_ops;
+extern const struct fd_dump_ops pidfd_dump_ops;
 
 #endif

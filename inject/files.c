@@ -164,6 +164,7 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&unixsk_restore_ops,
 	&inetsk_restore_ops,
 	&memfd_restore_ops,
+	&pidfd_restore_ops,
 };
 
 static const struct fd_restore_ops *fd_type(Stasis__FdType type)
@@ -380,16 +381,21 @@ int files_restore(struct itree *tr, struct itask *t)
 			ISYS(t, SYS_close, fd);
 	}
 	closedir(d);
-	for (size_t i = 0; i < t->nr_fdinfo; i++) {
-		Stasis__FileEntry *fe = file_by_id(t->fdinfo[i]->id);
-		const struct fd_restore_ops *ops = fe ? fd_type(fe->type) : NULL;
-		int ret = ops && ops->post ? ops->post(t, t->fdinfo[i], fe) : 0;
+	/* pidfds first: they replace placeholders that another post() could
+	 * take for the real thing (an epoll registering them) */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < t->nr_fdinfo; i++) {
+			Stasis__FileEntry *fe = file_by_id(t->fdinfo[i]->id);
+			const struct fd_restore_ops *ops = fe ? fd_type(fe->type) : NULL;
+			int ret = 0;
 
-		if (fe)
-			protobuf_c_message_free_unpacked(&fe->base, NULL);
-		if (ret)
-			return -1;
-	}
+			if (ops && ops->post && (pass == 0) == (fe->type == STASIS__FD_TYPE__PIDFD))
+				ret = ops->post(t, t->fdinfo[i], fe);
+			if (fe)
+				protobuf_c_message_free_unpacked(&fe->base, NULL);
+			if (ret)
+				return -1;
+		}
 	return 0;
 }
 
@@ -440,6 +446,8 @@ static int fown_restore(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEn
 
 int files_restore_late(struct itask *t)
 {
+	if (pidfd_restore_late(t))
+		return -1;
 	for (size_t i = 0; i < t->nr_fdinfo; i++) {
 		Stasis__FileEntry *fe = file_by_id(t->fdinfo[i]->id);
 		int ret = 0;

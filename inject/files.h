@@ -34,7 +34,10 @@ extern const struct fd_restore_ops pipe_restore_ops, fifo_restore_ops;
 extern const struct fd_restore_ops eventfd_restore_ops, epoll_restore_ops, signalfd_restore_ops,
 	timerfd_restore_ops, inotify_restore_ops, memfd_restore_ops;
 extern const struct fd_restore_ops unixsk_restore_ops, inetsk_restore_ops;
+extern const struct fd_restore_ops pidfd_restore_ops;
 
+/* pidfd.c: the pidfds of threads created after the descriptors */
+int pidfd_restore_late(struct itask *t);
 /* inet.c: takes the restored TCP connections out of repair mode, once
  * every socket of the tree exists. 0 or -1 (logged). */
 int inet_finish(void);

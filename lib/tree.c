@@ -25,6 +25,14 @@ static bool task_has_tid(const struct tree_task *tk, pid_t tid)
 	return false;
 }
 
+bool tree_has_thread(const struct tree *t, pid_t tid)
+{
+	for (int i = 0; i < t->nr; i++)
+		if (task_has_tid(&t->tasks[i], tid))
+			return true;
+	return false;
+}
+
 /* 'Z' for a zombie thread, 0 if gone, else its state letter. */
 static char thread_state(pid_t pid, pid_t tid)
 {

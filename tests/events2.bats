@@ -31,3 +31,43 @@ load helpers
 	assert_running_untraced "$PID"
 	go_and_check_original
 }
+
+@test "pidfd: of a child (in an epoll), of itself (shared with the child), of a thread, of a zombie; pidfd_getfd" {
+	start_prog pidfd
+	dump_and_kill_tree
+	[ "$(stasis-serialize show -D "$IMG" | python3 -c '
+import json, sys
+n = 0
+for im in json.load(sys.stdin):
+    if im["image"] == "files":
+        n += sum(r["type"] == "PIDFD" for r in im["records"])
+print(n)')" = 4 ] || die_with_logs "the files image does not hold 4 pidfds"
+	restore_and_check
+}
+
+@test "pidfd: the checker passes on the original and notices a pidfd naming another task" {
+	start_prog pidfd
+	go_and_check_original
+	rm -f "$GOFILE" "$LOG"
+	STASIS_SABOTAGE=pidfd start_prog pidfd
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q '^FAIL: fdinfo of pidfd 1' "$LOG" || die_with_logs "sabotage not noticed"
+}
+
+@test "pidfd: of a task outside the tree, or reaped, is refused at dump; the process runs on" {
+	local what
+	for what in outside:"pidfd of task [0-9]*, which is outside the tree" \
+		reaped:"pidfd of a task that has exited and was reaped"; do
+		rm -f "$GOFILE" "$LOG"
+		start_prog pidfd "${what%%:*}"
+		local rc=0
+		(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log) \
+			</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+		[ "$rc" -ne 0 ] || die_with_logs "${what%%:*}: the dump succeeded" || return 1
+		grep -q "fd 3 of task $PID: ${what#*:}" "$BATS_TEST_TMPDIR/dump.out" ||
+			die_with_logs "${what%%:*}: the error does not name the pidfd and the PID" || return 1
+		assert_running_untraced "$PID"
+		go_and_check_original || return 1
+	done
+}

@@ -31,6 +31,8 @@ struct tree {
  */
 int tree_walk(pid_t root, struct tree *t, int (*seize)(pid_t tid));
 bool tree_has(const struct tree *t, pid_t pid);
+/* tid is one of the threads (the leaders included) of a task of t. */
+bool tree_has_thread(const struct tree *t, pid_t tid);
 void tree_free(struct tree *t);
 /* Detaches every thread; sig is delivered on resume (0 or SIGSTOP). */
 void tree_detach(const struct tree *t, int sig);
