@@ -57,6 +57,10 @@ static int caller_tty(void)
 static int open_path(Stasis__FileEntry *fe, int extra)
 {
 	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
+
+	/* made by O_TMPFILE and linked since: opened by its name now */
+	if ((flags & O_TMPFILE) == O_TMPFILE)
+		flags &= ~O_TMPFILE;
 	int fd = open(fe->path, flags | extra | O_NOCTTY);
 
 	if (fd < 0)

@@ -422,6 +422,10 @@ int ghost_proc_path(uint32_t id, char *buf, size_t len)
 int ghost_open(Stasis__FileEntry *fe)
 {
 	int flags = fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC);
+
+	/* made by O_TMPFILE: a new open of it is an ordinary one */
+	if ((flags & O_TMPFILE) == O_TMPFILE)
+		flags &= ~O_TMPFILE;
 	int fd = ghost_reopen(fe->ghost, flags | O_NOCTTY);
 
 	/* an O_PATH descriptor has no offset */

@@ -71,7 +71,11 @@ static const struct fe_option options[] = {
 	FLAG("link-remap", 0, CMD_DUMP, F_LINK_REMAP, F_NONE,
 	     "link unlinked files that have other links back under a temporary name"),
 	STR("ghost-limit", 0, CMD_DUMP, S_GHOST_LIMIT, "SIZE",
-	    "largest deleted file to carry in the checkpoint (K, M, G suffixes; default 1M)"),
+	    "most data a deleted file carried in the checkpoint may hold (K, M, G "
+	    "suffixes; default 1M; holes do not count)"),
+	FLAG("ghost-fiemap", 0, CMD_DUMP, F_GHOST_FIEMAP, F_NONE,
+	     "accepted as criu(8) does: the data of deleted files is always found with "
+	     "SEEK_DATA/SEEK_HOLE, holes left out"),
 	STR("file-validation", 0, CMD_ALL, S_FILE_VALIDATION, "MODE",
 	    "how files are checked on restore: filesize (the default; buildid is not "
 	    "supported)"),
@@ -169,7 +173,6 @@ static const struct fe_option options[] = {
 	TODO("force-irmap", 0, no_argument),
 	TODO("auto-dedup", 0, no_argument),
 	TODO("timeout", 0, required_argument),
-	TODO("ghost-fiemap", 0, no_argument),
 	TODO("cpu-cap", 0, optional_argument),
 	TODO("lazy-pages", 0, no_argument),
 	TODO("network-lock", 0, required_argument),

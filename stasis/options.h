@@ -26,6 +26,7 @@ enum fe_flag {
 	F_RESTORE_DETACHED,
 	F_FILE_LOCKS,
 	F_LINK_REMAP,
+	F_GHOST_FIEMAP, /* accepted; holes are always skipped */
 	F_DISPLAY_STATS,
 	F_LOG_PID,
 	F_CHECK_EXTRA,

@@ -113,3 +113,24 @@ fsobj_sabotaged() { # MODE WHAT [DUMP ARGS...]
 @test "deleted file whose directory is gone: the checker notices changed data (self-test)" {
 	fsobj_sabotaged gonedir 'fd 32'
 }
+
+@test "O_TMPFILE: a file never named, and one linked since (--link-remap), keep their data and names" {
+	fsobj_roundtrip tmpfile --link-remap
+	[ "$(ls "$BATS_TEST_TMPDIR/fs")" = linked ] || die_with_logs "the link remap was left behind"
+}
+
+@test "O_TMPFILE: the checker notices changed data (self-test)" {
+	fsobj_sabotaged tmpfile 'fd 33' --link-remap
+}
+
+@test "--ghost-fiemap is accepted; a sparse file travels as without it" {
+	start_prog ghost "$BATS_TEST_TMPDIR" sparse
+	dump_and_kill --ghost-fiemap
+	restore_and_check
+}
+
+@test "--no-ghost-fiemap is accepted; a sparse file travels as without it" {
+	start_prog ghost "$BATS_TEST_TMPDIR" sparse
+	dump_and_kill --no-ghost-fiemap
+	restore_and_check
+}

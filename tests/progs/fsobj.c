@@ -24,6 +24,10 @@
  *  gonedir: DIR/fs/d/file, 3 bytes, open read-write as fd 32 at offset 1,
  *         unlinked, then DIR/fs/d removed: fd 32 reads "DIR/fs/d/file
  *         (deleted)" with its data and offset; DIR/fs/d does not come back.
+ *  tmpfile: fd 33 made with O_TMPFILE in DIR/fs (never named), fd 34 made
+ *         so and then linked as DIR/fs/linked (its descriptor still reads
+ *         "DIR/fs/#INO (deleted)", with a link: needs --link-remap): both
+ *         keep their data, names and link counts.
  *  opath: O_PATH descriptors: fd 28 on DIR/fs/file, fd 29 on the symlink
  *         DIR/fs/link (O_NOFOLLOW), fd 30 on the symlink DIR/fs/dlink
  *         (O_NOFOLLOW) which is then unlinked, fd 31 on DIR/fs (a
@@ -391,6 +395,50 @@ static void check_gonedir(void)
 	check_no_name("d");
 }
 
+/* ---- tmpfile */
+
+static char tmp_name[4200], tmp_name2[4200];
+
+static void setup_tmpfile(void)
+{
+	char self[64], lnk[4400];
+	int fd;
+
+	fd = open(fsdir, O_TMPFILE | O_RDWR, 0640);
+	if (fd < 0 || write(fd, "tmp33", 5) != 5)
+		tp_die("O_TMPFILE in %s", fsdir);
+	place(fd, 33);
+	link_of("/proc/self/fd/33", tmp_name, sizeof(tmp_name));
+	fd = open(fsdir, O_TMPFILE | O_RDWR, 0600);
+	if (fd < 0 || write(fd, "tmp34", 5) != 5)
+		tp_die("O_TMPFILE in %s", fsdir);
+	place(fd, 34);
+	link_of("/proc/self/fd/34", tmp_name2, sizeof(tmp_name2));
+	snprintf(self, sizeof(self), "/proc/self/fd/34");
+	path_of(lnk, sizeof(lnk), "linked");
+	if (linkat(AT_FDCWD, self, AT_FDCWD, lnk, AT_SYMLINK_FOLLOW))
+		tp_die("linkat %s", lnk);
+}
+
+static void check_tmpfile(void)
+{
+	char got[4200], buf[8];
+	struct stat st;
+
+	link_of("/proc/self/fd/33", got, sizeof(got));
+	if (strcmp(got, tmp_name))
+		tp_fail("fd 33 is '%s', expected '%s'", got, tmp_name);
+	if (pread(33, buf, 8, 0) != 5 || memcmp(buf, "tmp33", 5))
+		tp_fail("fd 33 lost its data");
+	link_of("/proc/self/fd/34", got, sizeof(got));
+	if (strcmp(got, tmp_name2))
+		tp_fail("fd 34 is '%s', expected '%s'", got, tmp_name2);
+	if (pread(34, buf, 8, 0) != 5 || memcmp(buf, "tmp34", 5))
+		tp_fail("fd 34 lost its data");
+	if (fstat(33, &st) || st.st_nlink != 0 || fstat(34, &st) || st.st_nlink != 1)
+		tp_fail("fd 33 must have no link and fd 34 one");
+}
+
 /* ---- opath */
 
 static void setup_opath(void)
@@ -455,7 +503,7 @@ int main(int argc, char **argv)
 {
 	const char *mode;
 
-	tp_init(argc, argv, 3, "GOFILE DIR cwd|root|rmdir|fifo|dev|gonedir|opath");
+	tp_init(argc, argv, 3, "GOFILE DIR cwd|root|rmdir|fifo|dev|gonedir|tmpfile|opath");
 	if (!realpath(argv[2], dir))
 		tp_die("realpath %s", argv[2]);
 	mode = argv[3];
@@ -474,6 +522,8 @@ int main(int argc, char **argv)
 		setup_dev();
 	else if (!strcmp(mode, "gonedir"))
 		setup_gonedir();
+	else if (!strcmp(mode, "tmpfile"))
+		setup_tmpfile();
 	else if (!strcmp(mode, "opath"))
 		setup_opath();
 	else
@@ -497,6 +547,8 @@ int main(int argc, char **argv)
 		place(open("/dev/zero", O_RDWR), 27);
 	if (tp_sabotaged("gonedir") && pwrite(32, "x", 1, 0) != 1)
 		tp_fail("sabotage: write");
+	if (tp_sabotaged("tmpfile") && pwrite(33, "x", 1, 0) != 1)
+		tp_fail("sabotage: write");
 	if (tp_sabotaged("opath"))
 		place(open("/", O_RDONLY | O_DIRECTORY), 28);
 	if (!strcmp(mode, "cwd"))
@@ -511,6 +563,8 @@ int main(int argc, char **argv)
 		check_dev();
 	else if (!strcmp(mode, "gonedir"))
 		check_gonedir();
+	else if (!strcmp(mode, "tmpfile"))
+		check_tmpfile();
 	else
 		check_opath();
 	return tp_finish();
