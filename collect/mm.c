@@ -26,6 +26,9 @@
 #define PME_GUARD (1ull << 58) /* a guard region marker (6.14+): reads fail */
 #define PME_PFN_MASK ((1ull << 55) - 1)
 
+/* MEMBARRIER_CMD_GET_REGISTRATIONS (6.3+), newer than the headers here */
+#define MEMBARRIER_GET_REGISTRATIONS (1 << 9)
+
 #define PAGEMAP_BATCH 8192
 #define COPY_CHUNK (1u << 20)
 
@@ -330,7 +333,7 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 	struct proc_stat st;
 	char name[32], path[64], exe[4096];
 	int nr, pm_fd, parent_pm = -1;
-	long brk;
+	long brk, membarrier;
 	ssize_t n;
 
 	if (zero_pfn == ~0ull)
@@ -351,6 +354,10 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 	mm.env_end = st.env_end;
 	if (read_auxv(ct->pid, &mm))
 		return -1;
+	/* registrations live in the mm; older kernels cannot tell them */
+	membarrier = parasite_call(ct, 0, SYS_membarrier, MEMBARRIER_GET_REGISTRATIONS, 0, 0, 0);
+	mm.has_membarrier = membarrier > 0;
+	mm.membarrier = mm.has_membarrier ? membarrier : 0;
 	snprintf(path, sizeof(path), "/proc/%d/exe", ct->pid);
 	n = readlink(path, exe, sizeof(exe) - 1);
 	if (n > 0) {

@@ -217,15 +217,31 @@ static int memfd_open(Stasis__FileEntry *fe)
 			pr_err("file %u (%s) names no memfd", fe->id, fe->path);
 		return -1;
 	}
-	/* the holder, or the staged descriptor of another description of it */
-	fd = holding_fd(o, &pid);
-	if (fd < 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	fd = open(path, flags | O_CLOEXEC);
-	if (fd < 0) {
-		pr_perror("cannot open memfd %s", o->mi->name);
-		return -1;
+	/*
+	 * A read-write description is the file memfd_create made itself, when
+	 * it is still free: a new open for writing would count as a writer of
+	 * the inode, and exec of the memfd would fail with ETXTBSY.
+	 */
+	if (o->fd >= 0 && (flags & O_ACCMODE) == O_RDWR) {
+		fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0 ||
+		    fcntl(fd, F_SETFL, flags & (O_APPEND | O_NONBLOCK | O_ASYNC | O_NOATIME))) {
+			pr_perror("cannot set up memfd %s", o->mi->name);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+	} else {
+		/* the holder, or the staged descriptor of another description */
+		fd = holding_fd(o, &pid);
+		if (fd < 0)
+			return -1;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		fd = open(path, flags | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("cannot open memfd %s", o->mi->name);
+			return -1;
+		}
 	}
 	if (fe->has_pos && lseek(fd, fe->pos, SEEK_SET) != (off_t)fe->pos) {
 		pr_perror("cannot seek memfd %s to %llu", o->mi->name, (unsigned long long)fe->pos);
@@ -253,6 +269,52 @@ static int memfd_open(Stasis__FileEntry *fe)
 
 const struct fd_restore_ops memfd_restore_ops = { STASIS__FD_TYPE__MEMFD, memfd_open, NULL };
 
+/*
+ * A descriptor in t of a read-write file of o that is not a new open: the
+ * holder in stasis-inject (pidfd_getfd), or a staged read-write descriptor
+ * of t. -1 when there is none, -2 on an error (logged).
+ */
+static long writable_file(struct itask *t, struct rmemfd *o)
+{
+	char path[320];
+	struct dirent *de;
+	long fd = -1, pidfd;
+	DIR *d;
+
+	if (o->fd >= 0) {
+		pidfd = ISYS(t, SYS_pidfd_open, getpid(), 0);
+		if (pidfd < 0)
+			return -1;
+		fd = ISYS(t, SYS_pidfd_getfd, pidfd, o->fd, 0);
+		ISYS(t, SYS_close, pidfd);
+		return fd < 0 ? -1 : fd;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
+	d = opendir(path);
+	while (d && fd < 0 && (de = readdir(d))) {
+		struct stat sb;
+		long n, fl;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", t->pid, de->d_name);
+		if (de->d_name[0] == '.' || stat(path, &sb) || sb.st_dev != o->dev ||
+		    sb.st_ino != o->ino)
+			continue;
+		n = atol(de->d_name);
+		fl = ISYS(t, SYS_fcntl, n, F_GETFL);
+		if (fl < 0 || (fl & O_ACCMODE) != O_RDWR)
+			continue;
+		fd = ISYS(t, SYS_fcntl, n, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			pr_err("task %d: cannot duplicate descriptor %ld of memfd %s: %s", t->pid,
+			       n, o->mi->name, strerror(-fd));
+			fd = -2;
+		}
+	}
+	if (d)
+		closedir(d);
+	return fd;
+}
+
 long memfd_map_open(struct itask *t, Stasis__Vma *v)
 {
 	struct rmemfd *o = get(true, v->shmid);
@@ -273,6 +335,13 @@ long memfd_map_open(struct itask *t, Stasis__Vma *v)
 	if (!shared || (!(v->prot & PROT_WRITE) &&
 			(o->mi->seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))))
 		oflags = O_RDONLY;
+	/* a writable shared mapping: the very file memfd_create made, as the
+	 * original has it (a new open for writing would count as a writer) */
+	if (oflags == O_RDWR) {
+		fd = writable_file(t, o);
+		if (fd >= 0 || fd == -2)
+			return fd == -2 ? -1 : fd;
+	}
 	n = holding_fd(o, &pid);
 	if (n < 0)
 		return -1;

@@ -683,6 +683,17 @@ int mm_finish(struct itask *t)
 			return -1;
 		}
 	}
+	/* membarrier registrations, each its own command */
+	for (unsigned bit = 0; bit < 32; bit++) {
+		if (!(mm->membarrier & (1u << bit)))
+			continue;
+		r = ISYS(t, SYS_membarrier, 1u << bit, 0, 0);
+		if (r) {
+			pr_err("task %d: cannot register membarrier command %#x: %s", t->pid,
+			       1u << bit, strerror(-r));
+			return -1;
+		}
+	}
 	/* locked last, with the pages in; fork does not pass locks on, so
 	 * inherited mappings are locked here too */
 	for (size_t i = 0; i < mm->n_vmas; i++) {

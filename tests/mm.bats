@@ -1,21 +1,22 @@
 #!/usr/bin/env bats
 # Memory beyond the pages (issue 10): round trips of tests/progs/mmstate.c
-# (madvise advice, mlock, MAP_NORESERVE, MAP_DROPPABLE, guard regions, in a
-# parent and the child it forked) and shmwin.c (shared and private windows
-# on a shared memory object whose creating mapping is gone), each checker
-# shown to notice damage.
+# (madvise advice, mlock, MAP_NORESERVE, MAP_DROPPABLE, guard regions,
+# membarrier registrations, in a parent and the child it forked), shmwin.c
+# (shared and private windows on a shared memory object whose creating
+# mapping is gone) and memfdexec.c (a memfd executed after the restore),
+# each checker shown to notice damage.
 
 load helpers
 
-@test "mmstate: madvise advice, mlock, MAP_NORESERVE/MAP_DROPPABLE and guard regions of a parent and its child" {
+@test "mmstate: madvise advice, mlock, MAP_NORESERVE/MAP_DROPPABLE, guard regions, membarrier registrations of a parent and its child" {
 	start_prog mmstate
 	dump_and_kill_tree
 	restore_and_check
 }
 
-@test "checker self-test: mmstate notices lost advice, a lost lock and lost guards (STASIS_SABOTAGE)" {
+@test "checker self-test: mmstate notices lost advice, a lost lock, lost guards, other membarrier registrations (STASIS_SABOTAGE)" {
 	local what
-	for what in advice mlock guard; do
+	for what in advice mlock guard membarrier; do
 		rm -f "$BATS_TEST_TMPDIR/mmstate.log"
 		export STASIS_SABOTAGE=$what
 		start_prog mmstate
@@ -43,4 +44,17 @@ load helpers
 		wait_child "$PID" 30 || die_with_logs "$what: no verdict" || return 1
 		grep -q '^FAIL' "$LOG" || die_with_logs "$what: sabotage not noticed" || return 1
 	done
+}
+
+@test "memfdexec: a memfd mapped shared and privately can still be executed (no new writer)" {
+	start_prog memfdexec
+	dump_and_kill
+	restore_and_check
+}
+
+@test "checker self-test: memfdexec notices a writer of the memfd (STASIS_SABOTAGE)" {
+	STASIS_SABOTAGE=writer start_prog memfdexec
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q '^FAIL: .*execveat' "$LOG" || die_with_logs "the writer was not noticed"
 }

@@ -10,19 +10,23 @@
  *    but it is still droppable and usable);
  *  - guard regions (MADV_GUARD_INSTALL): a store into a guard page faults,
  *    the pages around them keep their data, pagemap marks exactly them;
+ *  - membarrier registrations (MEMBARRIER_CMD_GET_REGISTRATIONS): private
+ *    expedited ones in the parent, the global expedited one added in the
+ *    child;
  *  - a forked child that inherited the guarded region and the others: it
  *    checks that its guards still fault, that the MADV_DONTFORK region is
  *    not mapped in it and that its MADV_WIPEONFORK region is empty.
  *
  * Sabotage (STASIS_SABOTAGE): "advice" turns MADV_HUGEPAGE into
  * MADV_NOHUGEPAGE, "mlock" unlocks the locked region, "guard" removes the
- * guards (parent and child).
+ * guards (parent and child), "membarrier" registers one more command.
  */
 #include "testprog.h"
 
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #ifndef MADV_GUARD_INSTALL
@@ -32,6 +36,12 @@
 #ifndef MAP_DROPPABLE
 #define MAP_DROPPABLE 0x08
 #endif
+
+#define MB_REGISTER_GLOBAL_EXPEDITED (1 << 2)
+#define MB_PRIVATE_EXPEDITED (1 << 3)
+#define MB_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+#define MB_REGISTER_PRIVATE_EXPEDITED_RSEQ (1 << 8)
+#define MB_GET_REGISTRATIONS (1 << 9)
 
 #define PAGES 8
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -164,6 +174,25 @@ static void check_guards(const char *who)
 	}
 }
 
+static long membarrier(int cmd)
+{
+	return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+/* The registrations must be exactly want, and private expedited barriers
+ * must work where registered. */
+static void check_membarrier(const char *who, long want)
+{
+	long now = membarrier(MB_GET_REGISTRATIONS);
+
+	if (now != want)
+		tp_fail("%s: membarrier registrations %#lx, expected %#lx", who, now, want);
+	if ((want & MB_REGISTER_PRIVATE_EXPEDITED) && membarrier(MB_PRIVATE_EXPEDITED))
+		tp_fail("%s: MEMBARRIER_CMD_PRIVATE_EXPEDITED: %s", who, strerror(errno));
+}
+
+static long registered; /* what the task registered itself */
+
 /* The child: its view of what fork gave it. */
 static int child(void)
 {
@@ -171,7 +200,11 @@ static int child(void)
 
 	tp_nfail = 0;
 	tp_faillen = 0;
+	/* fork passes the parent's registrations on; one more of its own */
+	if (membarrier(MB_REGISTER_GLOBAL_EXPEDITED) == 0)
+		registered |= MB_REGISTER_GLOBAL_EXPEDITED;
 	tp_wait_go();
+	check_membarrier("child", registered);
 	if (tp_sabotaged("guard"))
 		madvise(guarded, PAGES * pg, MADV_GUARD_REMOVE);
 	check_guards("child");
@@ -228,6 +261,12 @@ int main(int argc, char **argv)
 		if (guard_page[i] && madvise(guarded + i * pg, pg, MADV_GUARD_INSTALL))
 			tp_die("MADV_GUARD_INSTALL");
 
+	if (membarrier(MB_REGISTER_PRIVATE_EXPEDITED))
+		tp_die("MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED");
+	registered = MB_REGISTER_PRIVATE_EXPEDITED;
+	if (membarrier(MB_REGISTER_PRIVATE_EXPEDITED_RSEQ) == 0)
+		registered |= MB_REGISTER_PRIVATE_EXPEDITED_RSEQ;
+
 	pid = fork();
 	if (pid < 0)
 		tp_die("fork");
@@ -243,7 +282,10 @@ int main(int argc, char **argv)
 		munlock(regions[R_LOCKED].mem, PAGES * pg);
 	if (tp_sabotaged("guard"))
 		madvise(guarded, PAGES * pg, MADV_GUARD_REMOVE);
+	if (tp_sabotaged("membarrier"))
+		membarrier(MB_REGISTER_GLOBAL_EXPEDITED);
 
+	check_membarrier("parent", registered);
 	for (size_t r = 0; r < ARRAY_SIZE(regions); r++) {
 		struct region *rg = &regions[r];
 
