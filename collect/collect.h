@@ -91,6 +91,10 @@ int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *s
 int ghost_collect_path(pid_t pid, const char *what, const char *link, const char *src,
 		       uint32_t *id);
 int ghost_write(struct img_writer *w);
+/* packet.c: a mapping of a socket (path socket:[INO]); the ring of a packet
+ * socket is recorded in pv (packet_ring), anything else refused. */
+bool packet_ring_vma(const struct proc_vma *v);
+int packet_collect_vma(struct ctask *ct, const struct proc_vma *v, Stasis__Vma *pv);
 void ghost_abort(void);
 /* inet.c: connections left in repair mode by the dump; resume takes them
  * out (the tree runs again), release just drops our copies (killed). */

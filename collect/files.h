@@ -49,5 +49,12 @@ extern const struct fd_dump_ops eventfd_dump_ops, epoll_dump_ops, signalfd_dump_
 	timerfd_dump_ops, inotify_dump_ops, memfd_dump_ops;
 extern const struct fd_dump_ops unixsk_dump_ops, inetsk_dump_ops;
 extern const struct fd_dump_ops pidfd_dump_ops;
+extern const struct fd_dump_ops packetsk_dump_ops, netlinksk_dump_ops;
+
+/* The family (SO_DOMAIN) of a socket, from a copy of it; -1 if not one. */
+int fd_src_sock_family(const struct fd_src *src);
+/* A classic BPF filter attached to a copy fd of src's socket, if any, in
+ * *out; -1 logged. */
+int skfilter_collect(const struct fd_src *src, int fd, const char *what, Stasis__SkFilter **out);
 
 #endif

@@ -426,6 +426,11 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			pv->dev = sb.st_dev;
 			pv->ino = sb.st_ino;
 			pv->file_size = sb.st_size;
+		} else if (kind == STASIS__VMA_KIND__ANON && packet_ring_vma(v)) {
+			if (packet_collect_vma(ct, v, pv))
+				goto err;
+			mm.vmas[mm.n_vmas++] = pv;
+			continue; /* the ring's frames are not carried */
 		} else if (kind == STASIS__VMA_KIND__ANON && v->path[0] && v->path[0] != '[') {
 			pr_err("task %d: mapping %lx-%lx (%s) is not supported yet", ct->pid, v->start,
 			       v->end, v->path);

@@ -45,6 +45,14 @@ Stasis__FileEntry *file_by_id(uint32_t id)
 	return NULL;
 }
 
+int files_staged_fd(uint32_t id)
+{
+	for (size_t i = 0; i < nr_staged; i++)
+		if (staged[i].id == id)
+			return staged[i].stage_fd;
+	return -1;
+}
+
 /* The caller's terminal, for --shell-job. */
 static int caller_tty(void)
 {
@@ -167,6 +175,8 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&inotify_restore_ops,
 	&unixsk_restore_ops,
 	&inetsk_restore_ops,
+	&packetsk_restore_ops,
+	&netlinksk_restore_ops,
 	&memfd_restore_ops,
 	&pidfd_restore_ops,
 };

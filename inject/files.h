@@ -35,11 +35,20 @@ extern const struct fd_restore_ops eventfd_restore_ops, epoll_restore_ops, signa
 	timerfd_restore_ops, inotify_restore_ops, memfd_restore_ops;
 extern const struct fd_restore_ops unixsk_restore_ops, inetsk_restore_ops;
 extern const struct fd_restore_ops pidfd_restore_ops;
+extern const struct fd_restore_ops packetsk_restore_ops, netlinksk_restore_ops;
 
 /* pidfd.c: the pidfds of threads created after the descriptors */
 int pidfd_restore_late(struct itask *t);
 /* inet.c: takes the restored TCP connections out of repair mode, once
  * every socket of the tree exists. 0 or -1 (logged). */
 int inet_finish(void);
+
+/* The staging number of description id (held by every task until its
+ * descriptors are in place), or -1. */
+int files_staged_fd(uint32_t id);
+/* packet.c, for packet and netlink sockets: a classic BPF filter (f may be
+ * NULL) and the buffer sizes; -1 with errno set. */
+int skfilter_restore(int fd, const Stasis__SkFilter *f);
+int sock_set_bufs(int fd, bool has_snd, uint32_t snd, bool has_rcv, uint32_t rcv);
 
 #endif

@@ -131,6 +131,9 @@ void ghost_drop_names(void);
 long ghost_map_open(struct itask *t, Stasis__Vma *v, int oflags);
 long ghost_exe_open(struct itask *t, const char *exe);
 void ghost_finish(void);
+/* packet.c: a remote descriptor (in t) of the restored packet socket whose
+ * ring v maps, or -1 logged. */
+long packet_ring_open(struct itask *t, Stasis__Vma *v);
 /* locks.c: t takes back its file locks once its descriptors are in. */
 int locks_restore(struct itask *t);
 int signals_restore(struct itask *t);

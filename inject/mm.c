@@ -268,7 +268,14 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 	 * read-only shared mapping: make it writable until they are in. */
 	if (has_pages && (v->flags & MAP_SHARED))
 		prot |= PROT_WRITE;
-	if (v->kind == STASIS__VMA_KIND__FILE) {
+	if (v->has_packet_ring) {
+		/* the ring of the restored socket, mapped whole */
+		fd = packet_ring_open(t, v);
+		if (fd < 0)
+			return -1;
+		flags &= ~MAP_ANONYMOUS;
+		off = 0;
+	} else if (v->kind == STASIS__VMA_KIND__FILE) {
 		int oflags = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
 		size_t plen = v->path ? strlen(v->path) : 0;
 		unsigned long path;

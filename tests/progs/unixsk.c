@@ -9,8 +9,9 @@
  *                                the tree (prints "INO n" and "OUTSIDE pid");
  *                                MODE says what GO should find: original,
  *                                disconnected or inherited
- *   unixsk GOFILE tcp|netlink    a socket stasis refuses (TCP: without
- *                                --tcp-established)
+ *   unixsk GOFILE tcp|netlink    tcp: a socket stasis refuses (without
+ *                                --tcp-established); netlink: one it carries
+ *                                beside the unix ones (netsk.bats)
  *
  * Helpers for the suite (no GOFILE):
  *   unixsk --connect PATH        connect, send "hello", expect "welcome"

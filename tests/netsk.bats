@@ -1,0 +1,91 @@
+#!/usr/bin/env bats
+# Packet and netlink sockets (tests/progs/packetsk.c, netlinksk.c): every
+# kind with its options round-trips and carries traffic afterwards; packet
+# rings are mapped again at their addresses; what cannot be carried (a
+# netlink message not read yet, a packet socket whose interface is gone)
+# makes the dump fail before anything is touched.
+
+load helpers
+
+# What must not change when a dump fails: maps, fds, signal state.
+snapshot() { # FILE
+	proc_snapshot "$PID" | grep -v '^State:' >"$1"
+}
+
+# stasis dump of $PID, expected to fail; output in dump.out.
+dump_must_fail() {
+	local rc=0
+	rm -rf "$IMG"
+	{
+		(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log) \
+			</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	} 2>/dev/null
+	[ "$rc" -ne 0 ] || die_with_logs "the dump succeeded but it should have failed" || return 1
+	[ "$rc" -lt 128 ] || die_with_logs "the dump died of a signal (status $rc)" || return 1
+}
+
+# The failed dump named WHAT and the PID on one line, and left the process
+# as it was (snapshot BEFORE); then the original still passes its check.
+check_refused() { # BEFORE WHAT
+	grep -F -- "$2" "$BATS_TEST_TMPDIR/dump.out" | grep -q -- "task $PID" ||
+		die_with_logs "the dump's error does not name $2 and task $PID" || return 1
+	assert_running_untraced "$PID" || die_with_logs "after the failed dump" || return 1
+	snapshot "$BATS_TEST_TMPDIR/after"
+	diff -u "$1" "$BATS_TEST_TMPDIR/after" ||
+		die_with_logs "the failed dump changed the process (maps, fds or signals)" || return 1
+	go_and_check_original
+}
+
+# The checkpoint's images as JSON.
+image_json() {
+	stasis-serialize show -D "$IMG"
+}
+
+# The program run with STASIS_SABOTAGE=WHAT prints FAIL mentioning PATTERN.
+sabotage_fails() { # PROG MODE WHAT PATTERN
+	STASIS_SABOTAGE=$3 start_prog "$1" "$2"
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "$1 did not finish" || return 1
+	[ "$STATUS" -eq 1 ] || die_with_logs "$1 exited with $STATUS, expected 1 (FAIL)" || return 1
+	grep -q "^FAIL: .*$4" "$LOG" || die_with_logs "no FAIL about $4" || return 1
+}
+
+@test "netlink sockets: port ids, groups above 32, connected, unbound, options, filter" {
+	start_prog netlinksk all
+	dump_and_kill
+	image_json | grep -q '"NETLINKSK"' || die_with_logs "no NETLINKSK in the files image"
+	restore_and_check
+}
+
+@test "netlinksk's check notices a group left" {
+	sabotage_fails netlinksk all groups "groups"
+}
+
+@test "a netlink message not read yet is refused before anything is touched" {
+	start_prog netlinksk queued
+	snapshot "$BATS_TEST_TMPDIR/before"
+	dump_must_fail
+	check_refused "$BATS_TEST_TMPDIR/before" "netlink socket"
+}
+
+@test "packet sockets: raw, dgram, SOCK_PACKET, TPACKET_V1-3 rings mapped in place, options" {
+	start_prog packetsk all
+	dump_and_kill
+	image_json | grep -q '"PACKETSK"' || die_with_logs "no PACKETSK in the files image"
+	image_json | grep -q '"packet_ring"' || die_with_logs "no ring mapping in the mm image"
+	restore_and_check
+}
+
+@test "packetsk's check notices a ring that is not mapped from its socket" {
+	sabotage_fails packetsk all ring "A's ring"
+}
+
+@test "a packet socket whose interface is gone is refused before anything is touched" {
+	local ifname=stpk$$
+	ip link add "$ifname" type veth peer name "${ifname}p"
+	start_prog packetsk bound "$ifname" || { ip link del "$ifname"; return 1; }
+	ip link del "$ifname"
+	snapshot "$BATS_TEST_TMPDIR/before"
+	dump_must_fail
+	check_refused "$BATS_TEST_TMPDIR/before" "packet socket"
+}
