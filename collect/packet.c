@@ -28,6 +28,7 @@
 #include "files.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
+#include "stasis/skfilter.h"
 #include "stasis/sockdiag.h"
 #include "stasis/util.h"
 
@@ -189,29 +190,27 @@ int packet_collect_vma(struct ctask *ct, const struct proc_vma *v, Stasis__Vma *
 
 int skfilter_collect(const struct fd_src *src, int fd, const char *what, Stasis__SkFilter **out)
 {
-	socklen_t n = 0, len;
+	struct sock_filter *prog;
+	socklen_t len;
 	int locked = 0;
-	void *code;
+	size_t n;
 
-	/* with no room, SO_GET_FILTER says how many instructions there are */
-	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &n)) {
-		pr_perror("fd %d of task %d: cannot read the filter of the %s", src->fd, src->pid,
-			  what);
+	if (skfilter_get(fd, &prog, &n)) {
+		if (errno == EINVAL)
+			pr_err("fd %d of task %d: %s %lu has an eBPF socket filter (SO_ATTACH_BPF), "
+			       "which stasis cannot carry",
+			       src->fd, src->pid, what, (unsigned long)src->st.st_ino);
+		else
+			pr_perror("fd %d of task %d: cannot read the filter of %s %lu", src->fd,
+				  src->pid, what, (unsigned long)src->st.st_ino);
 		return -1;
 	}
 	if (!n)
 		return 0;
-	code = xmalloc(n * sizeof(struct sock_filter));
-	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, code, &n)) {
-		pr_perror("fd %d of task %d: cannot read the filter of the %s", src->fd, src->pid,
-			  what);
-		free(code);
-		return -1;
-	}
 	*out = xmalloc(sizeof(**out));
 	stasis__sk_filter__init(*out);
-	(*out)->code.data = code;
-	(*out)->code.len = n * sizeof(struct sock_filter);
+	(*out)->code.data = (uint8_t *)prog;
+	(*out)->code.len = n * sizeof(*prog);
 	len = sizeof(locked);
 	if (!getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
 		(*out)->has_locked = (*out)->locked = true;

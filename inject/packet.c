@@ -21,13 +21,11 @@
 
 #include "files.h"
 #include "stasis/log.h"
+#include "stasis/skfilter.h"
 #include "stasis/util.h"
 
 #ifndef PACKET_VNET_HDR_SZ
 #define PACKET_VNET_HDR_SZ 24
-#endif
-#ifndef SO_LOCK_FILTER
-#define SO_LOCK_FILTER 44
 #endif
 #ifndef MAX_ADDR_LEN
 #define MAX_ADDR_LEN 32
@@ -35,22 +33,15 @@
 
 int skfilter_restore(int fd, const Stasis__SkFilter *f)
 {
-	struct sock_fprog prog;
-	int on = 1;
-
 	if (!f)
 		return 0;
-	if (!f->code.len || f->code.len % sizeof(struct sock_filter) ||
-	    f->code.len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+	if (!f->code.len || f->code.len % sizeof(struct sock_filter)) {
 		pr_err("a socket filter of %zu bytes is not a classic BPF program", f->code.len);
 		errno = EINVAL;
 		return -1;
 	}
-	prog.len = f->code.len / sizeof(struct sock_filter);
-	prog.filter = (struct sock_filter *)f->code.data;
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
-		return -1;
-	return f->locked ? setsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &on, sizeof(on)) : 0;
+	return skfilter_set(fd, (const struct sock_filter *)f->code.data,
+			    f->code.len / sizeof(struct sock_filter), f->locked);
 }
 
 static int set_buf(int fd, int opt, int force, uint32_t val)

@@ -49,6 +49,8 @@ mappings  none            @DIR
 mappings  shanon          @DIR
 memfd     seals
 memfd     shared
+netlinksk groups          all
+packetsk  ring            all
 pipes     pipes           @DIR
 prefork   mem             32 4
 pty       queued
