@@ -169,6 +169,19 @@ int core_collect(struct ctask *ct, struct img_writer *w)
 	}
 	if (timers_collect(ct, &tc))
 		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", ct->pid);
+	if (proc_read_file(path, buf, sizeof(buf)) <= 0) {
+		pr_perror("task %d: cannot read oom_score_adj", ct->pid);
+		return -1;
+	}
+	tc.has_oom_score_adj = true;
+	tc.oom_score_adj = strtol(buf, NULL, 10);
+	/* absent without CONFIG_AUDIT: nothing to carry then */
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", ct->pid);
+	if (proc_read_file(path, buf, sizeof(buf)) > 0) {
+		tc.has_loginuid = true;
+		tc.loginuid = strtoul(buf, NULL, 10);
+	}
 
 	/* The threads first: they fill the task's table of seccomp filters. */
 	th = xzalloc(ct->tt->nr_tids * sizeof(*th));

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* core-PID: process attributes, then the thread's registers, last. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -13,6 +16,7 @@
 
 #include "inject.h"
 #include "stasis/log.h"
+#include "stasis/proc.h"
 
 /* Kernel-internal restart codes a task stopped in a system call shows. */
 #define ERESTARTSYS 512
@@ -60,6 +64,67 @@ static int restore_rlimits(struct itask *t)
 	return 0;
 }
 
+/* Lowering it below what the task inherited needs CAP_SYS_RESOURCE. */
+static int restore_oom_score_adj(struct itask *t)
+{
+	char path[64], buf[16];
+	int fd, len, ok;
+
+	if (!t->tc->has_oom_score_adj)
+		return 0;
+	if (t->tc->oom_score_adj < -1000 || t->tc->oom_score_adj > 1000) {
+		pr_err("task %d: oom_score_adj %d in the checkpoint is out of range", t->pid,
+		       t->tc->oom_score_adj);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", t->pid);
+	len = snprintf(buf, sizeof(buf), "%d", t->tc->oom_score_adj);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	ok = fd >= 0 && write(fd, buf, len) == len;
+	if (!ok)
+		pr_perror("task %d: cannot restore oom_score_adj %d", t->pid, t->tc->oom_score_adj);
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The audit login UID is per thread and only the thread itself may write
+ * it (with CAP_AUDIT_CONTROL once it is set): the leader writes it before
+ * its threads are cloned, so they inherit it. Left alone when the stub
+ * already has it (no new audit session for nothing).
+ */
+static int restore_loginuid(struct itask *t)
+{
+	char path[64], buf[16];
+	unsigned long at;
+	long fd, r;
+	int len;
+
+	if (!t->tc->has_loginuid)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", t->pid);
+	if (proc_read_file(path, buf, sizeof(buf)) > 0 && strtoul(buf, NULL, 10) == t->tc->loginuid)
+		return 0;
+	len = snprintf(buf, sizeof(buf), "%u", t->tc->loginuid);
+	at = scratch_put(t, 0, "/proc/self/loginuid", sizeof("/proc/self/loginuid"));
+	if (!at || !scratch_put(t, 64, buf, len))
+		return -1;
+	fd = ISYS(t, SYS_open, at, O_WRONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		pr_err("task %d: cannot open its loginuid: %s", t->pid, strerror(-fd));
+		return -1;
+	}
+	r = ISYS(t, SYS_write, fd, at + 64, len);
+	ISYS(t, SYS_close, fd);
+	if (r != len) {
+		pr_err("task %d: cannot restore loginuid %u: %s", t->pid, t->tc->loginuid,
+		       r < 0 ? strerror(-r) : "short write");
+		return -1;
+	}
+	return 0;
+}
+
 int core_restore_attrs(struct itask *t)
 {
 	Stasis__TaskCore *tc = t->tc;
@@ -72,7 +137,7 @@ int core_restore_attrs(struct itask *t)
 			return -1;
 		}
 	}
-	if (restore_rlimits(t))
+	if (restore_rlimits(t) || restore_oom_score_adj(t))
 		return -1;
 	if (tc->has_child_subreaper &&
 	    prctl_set(t, PR_SET_CHILD_SUBREAPER, tc->child_subreaper, "child subreaper"))
@@ -97,6 +162,9 @@ int core_create_threads(struct itask *t)
 			 CLONE_SYSVSEM,
 		.set_tid_size = 1,
 	};
+
+	if (restore_loginuid(t))
+		return -1;
 
 	for (size_t i = 1; i < t->nr_threads; i++) {
 		struct ithread *it = &t->threads[i];

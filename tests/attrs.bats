@@ -25,6 +25,12 @@ load helpers
 	restore_and_check
 }
 
+@test "procattrs: oom_score_adj and loginuid of a process, its thread and its child" {
+	start_prog procattrs
+	dump_and_kill_tree
+	restore_and_check
+}
+
 @test "dump -R of a task with seccomp filters and dropped credentials leaves it working" {
 	start_prog creds
 	run_dump -R
@@ -34,7 +40,7 @@ load helpers
 
 @test "checker self-test: the attribute programs notice damage (STASIS_SABOTAGE)" {
 	local what
-	for what in creds:creds creds:seccomp timers:itimer timers:posix sched:sched sched:affinity; do
+	for what in creds:creds creds:seccomp timers:itimer timers:posix sched:sched sched:affinity procattrs:oom procattrs:loginuid; do
 		# a READY left in the log by the previous round would fool start_prog
 		rm -f "$BATS_TEST_TMPDIR/${what%%:*}.log"
 		export STASIS_SABOTAGE=${what#*:}

@@ -80,6 +80,10 @@ tree      name
 tree      counter
 tree      zombie
 unixsk    queue           kinds @DIR
+zombies   zombie
+stopped   stopsig
+procattrs oom
+procattrs loginuid
 '
 
 # Programs in tests/progs that are not checkers (no GOFILE, no verdict).
