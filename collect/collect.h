@@ -23,6 +23,10 @@ struct collect_opts {
 	bool skip_in_flight;  /* drop connections a listener has not accepted */
 	char **external; /* --external RES, as given (unix[INO]) */
 	int nr_external;
+	bool pre_dump;	 /* memory only, the tree keeps running */
+	bool track_mem;	 /* arm the memory tracker for a next link */
+	bool has_prev_track_id; /* the parent link's tracker: unchanged pages stay there */
+	uint8_t prev_track_id[16];
 };
 
 extern struct collect_opts opts;
@@ -40,6 +44,7 @@ struct page_run {
 	 * private mapping of it shows its own copies */
 	bool shm;
 	unsigned long shm_off, vma_start, vma_end;
+	bool in_prev;	/* not written since the previous link: in its pages */
 };
 
 /* Per-task state while it is being collected. */

@@ -25,6 +25,7 @@
 #include "stasis/scripts.h"
 #include "stasis/util.h"
 #include "stats.h"
+#include "track.h"
 
 struct collect_opts opts = { .ack_fd = -1, .ghost_limit = 1 << 20 };
 
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 		"      --tcp-close         dump established TCP connections as closed\n"
 		"      --skip-in-flight    drop connections a listener has not accepted yet\n"
 		"      --action-script PATH  run PATH at network-lock, post-dump, network-unlock\n"
+		"      --pre-dump          write memory only and leave the tree running\n"
+		"      --track-mem         track the memory the tree writes from now on\n"
+		"      --prev-track-id ID  leave pages unchanged since that link to it\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -91,6 +95,17 @@ static int write_head(struct img_writer *w, pid_t root)
 	inv.page_size = PAGE_SIZE;
 	inv.has_pages_images = true;
 	inv.pages_images = tree.nr;
+	inv.has_pre_dump = inv.pre_dump = opts.pre_dump;
+	if (opts.track_mem) {
+		inv.has_track_id = true;
+		inv.track_id.data = (uint8_t *)track_new_id();
+		inv.track_id.len = TRACK_ID_LEN;
+	}
+	if (track_has_parent()) {
+		inv.has_parent_track_id = true;
+		inv.parent_track_id.data = opts.prev_track_id;
+		inv.parent_track_id.len = TRACK_ID_LEN;
+	}
 	if (imgw_record(w, "inventory", &inv.base))
 		return -1;
 	return pstree_collect(&tree, w);
@@ -126,8 +141,18 @@ static int link_parents(void)
 
 static int collect_task(struct ctask *ct, struct img_writer *w)
 {
-	if (parasite_start(ct) || core_collect(ct, w) || stats_mm_collect(ct, w) || fs_collect(ct, w) ||
-	    files_collect(ct, w) || locks_collect(ct, w))
+	/* what was written since the parent link, before the pages are read */
+	if (parasite_start(ct) || track_scan(ct, opts.track_mem))
+		return -1;
+	if (opts.pre_dump) {
+		if (stats_mm_collect(ct, w))
+			return -1;
+	} else if (core_collect(ct, w) || stats_mm_collect(ct, w) || fs_collect(ct, w) ||
+		   files_collect(ct, w) || locks_collect(ct, w)) {
+		return -1;
+	}
+	/* from here on the tree's writes count for the next link */
+	if (opts.track_mem && track_arm(ct))
 		return -1;
 	return parasite_stop(ct);
 }
@@ -178,6 +203,9 @@ static int parse_opts(int argc, char **argv)
 		{ "tcp-established", no_argument, NULL, 'T' },
 		{ "tcp-close", no_argument, NULL, 'C' },
 		{ "skip-in-flight", no_argument, NULL, 'F' },
+		{ "pre-dump", no_argument, NULL, 'P' },
+		{ "track-mem", no_argument, NULL, 'M' },
+		{ "prev-track-id", required_argument, NULL, 'I' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -231,6 +259,19 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'F':
 			opts.skip_in_flight = true;
+			break;
+		case 'P':
+			opts.pre_dump = true;
+			break;
+		case 'M':
+			opts.track_mem = true;
+			break;
+		case 'I':
+			if (hex_decode(optarg, opts.prev_track_id, sizeof(opts.prev_track_id))) {
+				pr_err("invalid --prev-track-id '%s' (32 hexadecimal digits)", optarg);
+				return -1;
+			}
+			opts.has_prev_track_id = true;
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {
@@ -307,6 +348,9 @@ int main(int argc, char **argv)
 
 	if (link_parents())
 		goto fail;
+	if ((opts.track_mem || opts.has_prev_track_id) &&
+	    track_take(root, opts.has_prev_track_id ? opts.prev_track_id : NULL))
+		goto fail;
 	pipe_grow(STDOUT_FILENO);
 	w = imgw_open(STDOUT_FILENO);
 	if (write_head(w, root))
@@ -325,9 +369,7 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (files_write(w) || pipes_write(w) || ghost_write(w))
-		goto fail;
-	if (memfd_write(w))
+	if (!opts.pre_dump && (files_write(w) || pipes_write(w) || ghost_write(w) || memfd_write(w)))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++)
 		if (!tree.tasks[i].zombie && stats_mm_write_pages(&ctasks[i], w))
@@ -338,8 +380,16 @@ int main(int argc, char **argv)
 	close(STDOUT_FILENO);
 	if (wait_ack() || actions_stored(root))
 		goto fail;
+	if (opts.track_mem && (opts.pre_dump || opts.leave_running || opts.leave_stopped)) {
+		/* the link is stored: the next one starts from it */
+		if (track_hold(root))
+			pr_warn("memory tracking of tree %d stopped: the next dump is a full one",
+				root);
+	} else {
+		track_forget();
+	}
 
-	if (opts.leave_running) {
+	if (opts.leave_running || opts.pre_dump) {
 		inet_resume();
 		actions_resume(root);
 		tree_detach(&tree, 0);
@@ -354,6 +404,7 @@ int main(int argc, char **argv)
 	ret = 0;
 	goto out;
 fail:
+	track_abort();
 	ghost_abort();
 	inet_resume();
 	actions_resume(root);

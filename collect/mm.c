@@ -16,6 +16,7 @@
 
 #include "collect.h"
 #include "memfd.h"
+#include "track.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/util.h"
@@ -98,19 +99,22 @@ static bool page_wanted(Stasis__VmaKind kind, bool shared, uint64_t pme)
 	}
 }
 
-static void add_pages(struct ctask *ct, unsigned long addr, unsigned long nr, bool in_parent)
+static void add_run(struct ctask *ct, unsigned long addr, unsigned long nr, bool in_parent,
+		    bool in_prev)
 {
 	struct page_run *last = ct->nr_runs ? &ct->runs[ct->nr_runs - 1] : NULL;
 
 	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == addr &&
-	    last->in_parent == in_parent && !last->shm && last->nr_pages + nr < (1u << 30)) {
+	    last->in_parent == in_parent && last->in_prev == in_prev && !last->shm &&
+	    last->nr_pages + nr < (1u << 30)) {
 		last->nr_pages += nr;
 		return;
 	}
 	if ((ct->nr_runs & (ct->nr_runs - 1)) == 0)
 		ct->runs = xrealloc(ct->runs, (ct->nr_runs ? ct->nr_runs * 2 : 1) * sizeof(*ct->runs));
-	ct->runs[ct->nr_runs++] =
-		(struct page_run){ .vaddr = addr, .nr_pages = nr, .in_parent = in_parent };
+	ct->runs[ct->nr_runs++] = (struct page_run){
+		.vaddr = addr, .nr_pages = nr, .in_parent = in_parent, .in_prev = in_prev
+	};
 }
 
 /*
@@ -280,12 +284,15 @@ static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct p
 			if (pme[i] & PME_GUARD)
 				add_guard(pv, addr);
 			/* droppable memory may be emptied at any time: it is */
-			if ((v->vmflags & VMF_DROPPABLE) || !page_wanted(kind, v->shared, pme[i]))
+			if ((v->vmflags & VMF_DROPPABLE) || track_is_marker(pme[i]) ||
+			    !page_wanted(kind, v->shared, pme[i]))
 				continue;
-			add_pages(ct, addr, 1,
-				  parent_pm >= 0 && (pme[i] & PME_PRESENT) && (ppme[i] & PME_PRESENT) &&
-					  (pme[i] & PME_PFN_MASK) &&
-					  (pme[i] & PME_PFN_MASK) == (ppme[i] & PME_PFN_MASK));
+			bool cow = parent_pm >= 0 && (pme[i] & PME_PRESENT) &&
+				   (ppme[i] & PME_PRESENT) && (pme[i] & PME_PFN_MASK) &&
+				   (pme[i] & PME_PFN_MASK) == (ppme[i] & PME_PFN_MASK);
+
+			/* unchanged since the previous link: its data is there */
+			add_run(ct, addr, 1, cow, !cow && track_unchanged(ct, addr));
 		}
 	}
 	return 0;
@@ -407,7 +414,7 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 		if (v->vmflags & VMF_NORESERVE)
 			pv->flags |= MAP_NORESERVE;
 		pv->has_madv = true;
-		pv->madv = v->vmflags;
+		pv->madv = v->vmflags & ~VMF_UFFD; /* the tracker's, not the task's */
 		if (v->path[0])
 			pv->path = xstrdup(v->path);
 		if (kind == STASIS__VMA_KIND__FILE) {
@@ -486,6 +493,7 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 		pe.has_in_parent = pe.in_parent = ct->runs[i].in_parent;
 		pe.has_shm_off = ct->runs[i].shm;
 		pe.shm_off = ct->runs[i].shm_off;
+		pe.has_in_prev = pe.in_prev = ct->runs[i].in_prev;
 		if (imgw_record(w, name, &pe.base))
 			return -1;
 	}
@@ -531,7 +539,7 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 	for (size_t i = 0; i < ct->nr_runs; i++) {
 		struct page_run *run = &ct->runs[i];
 		unsigned long addr = run->vaddr, off = run->shm_off;
-		size_t left = run->in_parent ? 0 : run->nr_pages * PAGE_SIZE;
+		size_t left = run->in_parent || run->in_prev ? 0 : run->nr_pages * PAGE_SIZE;
 		int fd = -1;
 
 		if (run->shm) {

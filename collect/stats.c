@@ -70,12 +70,16 @@ int stats_write(struct img_writer *w, const struct ctask *cts, int nr)
 		for (size_t j = 0; j < ct->nr_runs; j++) {
 			if (ct->runs[j].in_parent)
 				s.pages_skipped_parent += ct->runs[j].nr_pages;
+			else if (ct->runs[j].in_prev)
+				s.pages_skipped_prev += ct->runs[j].nr_pages;
 			else
 				s.pages_written += ct->runs[j].nr_pages;
 		}
 	}
-	if (s.pages_scanned > s.pages_written + s.pages_skipped_parent)
-		s.pages_skipped = s.pages_scanned - s.pages_written - s.pages_skipped_parent;
+	s.has_pages_skipped_prev = s.pages_skipped_prev != 0;
+	if (s.pages_scanned > s.pages_written + s.pages_skipped_parent + s.pages_skipped_prev)
+		s.pages_skipped = s.pages_scanned - s.pages_written - s.pages_skipped_parent -
+				  s.pages_skipped_prev;
 	s.has_stream_bytes = true;
 	s.stream_bytes = imgw_bytes(w);
 	pr_info("dump stats: frozen %llu us, %llu pages scanned, %llu written",

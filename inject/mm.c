@@ -385,6 +385,13 @@ static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name,
 
 		if (!pe)
 			return -1;
+		if (pe->in_prev) {
+			/* stasis-serialize pack puts them back from the parent */
+			pr_err("task %d: the stream lacks the pages left to its parent checkpoint; "
+			       "restore it from its images directory",
+			       t->pid);
+			return -1;
+		}
 		if (pe->in_parent)
 			c->inherited[c->nr_inherited++] = pe;
 		else

@@ -80,6 +80,10 @@ int pstree_load(struct itree *tr)
 		pr_err("checkpoint version %u is not supported", inv->version);
 		return -1;
 	}
+	if (inv->pre_dump) {
+		pr_err("the checkpoint is a pre-dump (memory only): restore the dump taken after it");
+		return -1;
+	}
 	if (inv->shell_job && !opts.shell_job) {
 		pr_err("the tree was dumped with --shell-job; restore it with --shell-job");
 		return -1;

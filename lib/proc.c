@@ -35,6 +35,7 @@ static const struct {
 	{ "hg", VMF_HUGEPAGE },	 { "nh", VMF_NOHUGEPAGE }, { "mg", VMF_MERGEABLE },
 	{ "rr", VMF_RANDREAD },	 { "sr", VMF_SEQREAD },	   { "wf", VMF_WIPEONFORK },
 	{ "lo", VMF_LOCKED },	 { "nr", VMF_NORESERVE },  { "dp", VMF_DROPPABLE },
+	{ "um", VMF_UFFD_MISSING }, { "uw", VMF_UFFD_WP }, { "ui", VMF_UFFD_MINOR },
 };
 
 static uint64_t parse_vmflags(const char *s)

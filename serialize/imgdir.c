@@ -19,6 +19,8 @@
 #include "stasis/log.h"
 #include "stasis/util.h"
 
+#include "chain.h"
+
 struct dir_image {
 	char *name;
 	int fd;
@@ -245,7 +247,8 @@ int img_pack_cmp(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
-static int pack_records(const char *dir, const char *name, int fd, struct img_writer *w)
+static int pack_records(const char *dir, const char *name, int fd, struct img_writer *w,
+			struct chain *chain)
 {
 	char magic[8];
 	void *buf = xmalloc(STASIS_FRAME_MAX);
@@ -273,7 +276,8 @@ static int pack_records(const char *dir, const char *name, int fd, struct img_wr
 			pr_err("%s/%s.img: record %u is truncated", dir, name, idx);
 			goto out;
 		}
-		if (imgw_record_raw(w, name, buf, len))
+		if (chain ? chain_pack_pagemap(chain, name, buf, len, idx, w)
+			  : imgw_record_raw(w, name, buf, len))
 			goto out;
 	}
 	ret = 0;
@@ -313,6 +317,7 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 	size_t nr = 0;
 	int ret = -1;
 	bool inventory = false;
+	struct chain *chain = NULL;
 
 	if (!dp) {
 		pr_perror("cannot open images directory %s", dir);
@@ -334,6 +339,15 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 		goto out;
 	}
 	qsort(names, nr, sizeof(*names), img_pack_cmp);
+	if (chain_has_parent(dir)) {
+		chain = chain_open(dir);
+		if (!chain)
+			goto out;
+		if (!chain_needed(chain)) {
+			chain_free(chain);
+			chain = NULL;
+		}
+	}
 	for (size_t i = 0; i < nr; i++) {
 		struct img_frame decl = { .hdr = { .kind = FRAME_IMAGE }, .image = names[i] };
 		char path[PATH_MAX];
@@ -359,8 +373,12 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 			close(fd);
 			goto out;
 		}
-		ret = img_is_pages(names[i]) ? pack_pages(dir, names[i], fd, w)
-					      : pack_records(dir, names[i], fd, w);
+		if (img_is_pages(names[i]))
+			ret = chain ? chain_pack_pages(chain, names[i], fd, w)
+				    : pack_pages(dir, names[i], fd, w);
+		else
+			ret = pack_records(dir, names[i], fd, w,
+					   chain && !strncmp(names[i], "pagemap-", 8) ? chain : NULL);
 		close(fd);
 		if (ret)
 			goto out;
@@ -368,6 +386,7 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 	}
 	ret = 0;
 out:
+	chain_free(chain);
 	for (size_t i = 0; i < nr; i++)
 		free(names[i]);
 	free(names);

@@ -17,6 +17,10 @@
 /* scripts.c: registers --action-script and exports CRTOOLS_IMAGE_DIR (the
  * images directory, absolute) for every script and stage. 0 or -1. */
 int fe_scripts_setup(const struct fe_opts *o, const char *images_dir);
+
+/* predump.c: --prev-images-dir: 0 when not given, 1 with the parent link's
+ * track id in hex (and DIR/parent made), -1 (logged) when it is no link. */
+int fe_prev_link(const struct fe_opts *o, const char *dir, char hex[2 * 16 + 1]);
 /* "--action-script PATH" for each script, for stasis-collect and stasis-inject. */
 void fe_scripts_args(struct args *a, const struct fe_opts *o);
 /* Runs the scripts of a stage the front-end owns (pre-dump, pre-restore). */

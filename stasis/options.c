@@ -52,7 +52,7 @@ struct fe_option {
 #define CMD_NET (CMD_ALL | CMD_PAGE_SERVER)
 
 static const struct fe_option options[] = {
-	{ "tree", 't', required_argument, K_PID, CMD_DUMP, 0, 0, "PID",
+	{ "tree", 't', required_argument, K_PID, CMD_DUMP | CMD_PRE_DUMP, 0, 0, "PID",
 	  "checkpoint the process tree rooted at PID" },
 	STR("images-dir", 'D', CMD_ALL | CMD_PAGE_SERVER, S_IMAGES_DIR, "DIR",
 	    "directory of the image files (default: the current directory)"),
@@ -146,6 +146,14 @@ static const struct fe_option options[] = {
 	    "/etc/pki/stasis/private/key.pem)"),
 	FLAG("tls-no-cn-verify", 0, CMD_DUMP, F_TLS_NO_CN_VERIFY, F_NONE,
 	     "do not check that the receiver's certificate names --address"),
+	FLAG("track-mem", 0, CMD_DUMP | CMD_PRE_DUMP, F_TRACK_MEM, F_NONE,
+	     "track the pages the tree writes, so that a later dump with "
+	     "--prev-images-dir copies only those (pre-dump always does)"),
+	STR("prev-images-dir", 0, CMD_DUMP | CMD_PRE_DUMP, S_PREV_IMAGES_DIR, "DIR",
+	    "the previous pre-dump (relative to -D): pages not written since it stay "
+	    "there"),
+	STR("pre-dump-mode", 0, CMD_PRE_DUMP, S_PRE_DUMP_MODE, "MODE",
+	    "read or splice: how pre-dump copies pages (both copy while frozen)"),
 	{ "verbosity", 'v', optional_argument, K_VERBOSITY, CMD_ANY, 0, 0, "N",
 	  "more messages (-v, -vv, ...), or level N: 0 none, 1 errors, "
 	  "2 warnings (default), 3 information, 4 debug" },
@@ -155,13 +163,10 @@ static const struct fe_option options[] = {
 
 	/* criu(8) options that are refused until they are implemented */
 	TODO("stream", 0, no_argument),
-	TODO("prev-images-dir", 0, required_argument),
 	TODO("close", 0, required_argument),
 	TODO("libdir", 'L', required_argument),
 	TODO("enable-fs", 0, required_argument),
 	TODO("unprivileged", 0, no_argument),
-	TODO("track-mem", 0, no_argument),
-	TODO("pre-dump-mode", 0, required_argument),
 	TODO("freeze-cgroup", 0, required_argument),
 	TODO("manage-cgroups", 0, optional_argument),
 	TODO("cgroup-props", 0, required_argument),
@@ -197,6 +202,7 @@ static const struct {
 	enum fe_cmd cmd;
 } commands[] = {
     {"dump", CMD_DUMP},
+    {"pre-dump", CMD_PRE_DUMP},
     {"restore", CMD_RESTORE},
     {"check", CMD_CHECK},
     {"page-server", CMD_PAGE_SERVER},
@@ -579,6 +585,15 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"the receiver), unless -R or -s is given; if anything fails, it is left\n"
 			"running as it was.\n");
 		break;
+	case CMD_PRE_DUMP:
+		fprintf(f,
+			"Usage: stasis pre-dump -t PID [-D DIR] [--prev-images-dir DIR] [OPTIONS]\n\n"
+			"Copy the memory of the process tree rooted at PID into DIR and leave it\n"
+			"running, tracking what it writes from then on: the next pre-dump or\n"
+			"dump --track-mem with --prev-images-dir DIR copies only the pages written\n"
+			"since (docs/predump.md):\n"
+			"  stasis-freeze -t PID stasis-collect --pre-dump | stasis-serialize unpack\n");
+		break;
 	case CMD_RESTORE:
 		fprintf(f,
 			"Usage: stasis restore [-D DIR] [OPTIONS]\n\n"
@@ -605,6 +620,7 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 	default:
 		fprintf(f,
 			"Usage: stasis dump -t PID [-D DIR] [OPTIONS]\n"
+			"       stasis pre-dump -t PID [-D DIR] [--prev-images-dir DIR] [OPTIONS]\n"
 			"       stasis restore [-D DIR] [OPTIONS]\n"
 			"       stasis page-server [-D DIR] --port PORT [OPTIONS]\n"
 			"       stasis check [--extra | --experimental | --all | --feature NAME]\n"
@@ -613,6 +629,7 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"programs.\n\n"
 			"Commands:\n"
 			"  dump      checkpoint the process tree rooted at PID into DIR\n"
+			"  pre-dump  copy its memory into DIR and leave it running (iterative)\n"
 			"  restore   restore the process tree checkpointed in DIR\n"
 			"  page-server  receive a checkpoint from another host into DIR\n"
 			"  check     check that the kernel has what stasis needs\n"

@@ -11,7 +11,8 @@ enum fe_cmd {
 	CMD_NONE = 0,
 	CMD_DUMP = 1 << 0,
 	CMD_RESTORE = 1 << 1,
-	CMD_ALL = CMD_DUMP | CMD_RESTORE,
+	CMD_PRE_DUMP = 1 << 4, /* a dump of memory only; the tree runs on */
+	CMD_ALL = CMD_DUMP | CMD_RESTORE | CMD_PRE_DUMP,
 	CMD_CHECK = 1 << 2,
 	CMD_PAGE_SERVER = 1 << 3,
 	CMD_ANY = CMD_ALL | CMD_CHECK | CMD_PAGE_SERVER,
@@ -41,6 +42,7 @@ enum fe_flag {
 	F_TCP_ESTABLISHED,
 	F_TCP_CLOSE,
 	F_SKIP_IN_FLIGHT,
+	F_TRACK_MEM, /* dump: keep tracking memory for a next link */
 	F_NR,
 };
 
@@ -71,6 +73,8 @@ enum fe_str {
 	S_TLS_CACERT,
 	S_TLS_CACRL,
 	S_TLS_KEY,
+	S_PREV_IMAGES_DIR, /* the parent link of an iterative chain */
+	S_PRE_DUMP_MODE,
 	S_NR,
 };
 

@@ -27,7 +27,7 @@ static const char *const tools[] = {"freeze", "collect", "serialize", "seal", "t
 
 /* criu(8) commands stasis does not have (yet). */
 static const char *const criu_commands[] = {
-    "pre-dump", "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
+    "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
 };
 
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -344,9 +344,27 @@ static int cmd_dump(const struct fe_opts *o)
 	/* the whole stream goes to the other host: records and pages alike */
 	bool remote = o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE];
 	bool seal_stage = encrypt && remote;
+	bool pre_dump = o->cmd == CMD_PRE_DUMP;
+	char prev_id[2 * 16 + 1];
+	int prev;
 
 	if (!o->tree) {
-		pr_err("dump: the tree to checkpoint is missing: -t PID");
+		pr_err("%s: the tree to checkpoint is missing: -t PID", o->cmd_name);
+		return 1;
+	}
+	if (pre_dump && (remote || encrypt)) {
+		pr_err("pre-dump: %s is not supported yet", remote ? "--remote and --page-server"
+								    : "--encrypt");
+		return 1;
+	}
+	if (o->str[S_PRE_DUMP_MODE] && strcmp(o->str[S_PRE_DUMP_MODE], "read") &&
+	    strcmp(o->str[S_PRE_DUMP_MODE], "splice")) {
+		pr_err("invalid --pre-dump-mode '%s' (read or splice)", o->str[S_PRE_DUMP_MODE]);
+		return 1;
+	}
+	if (o->str[S_PREV_IMAGES_DIR] && (remote || encrypt)) {
+		pr_err("--prev-images-dir with %s is not supported yet",
+		       remote ? "--remote or --page-server" : "--encrypt");
 		return 1;
 	}
 	if (check_file_validation(o))
@@ -357,6 +375,9 @@ static int cmd_dump(const struct fe_opts *o)
 		return 1;
 	/* sending, -D only holds what -o and --pidfile name */
 	if ((!remote || o->str[S_IMAGES_DIR]) && prepare_images_dir(dir))
+		return 1;
+	prev = fe_prev_link(o, dir, prev_id);
+	if (prev < 0)
 		return 1;
 	wdir = work_dir(o, dir);
 	if (!wdir)
@@ -398,6 +419,14 @@ static int cmd_dump(const struct fe_opts *o)
 	args_add(&st[0].argv, "-t");
 	args_addf(&st[0].argv, "%d", o->tree);
 	args_add(&st[0].argv, collect);
+	if (pre_dump)
+		args_add(&st[0].argv, "--pre-dump");
+	if (pre_dump || o->flag[F_TRACK_MEM])
+		args_add(&st[0].argv, "--track-mem");
+	if (prev) {
+		args_add(&st[0].argv, "--prev-track-id");
+		args_add(&st[0].argv, prev_id);
+	}
 	if (o->flag[F_LEAVE_RUNNING])
 		args_add(&st[0].argv, "--leave-running");
 	if (o->flag[F_LEAVE_STOPPED])
@@ -934,10 +963,12 @@ int main(int argc, char **argv)
 		print_version("stasis");
 		return 0;
 	}
-	if ((o.cmd == CMD_DUMP || o.cmd == CMD_RESTORE) && check_net_use(&o))
+	if ((o.cmd == CMD_DUMP || o.cmd == CMD_RESTORE || o.cmd == CMD_PRE_DUMP) &&
+	    check_net_use(&o))
 		return 1;
 	switch (o.cmd) {
 	case CMD_DUMP:
+	case CMD_PRE_DUMP:
 		return cmd_dump(&o);
 	case CMD_RESTORE:
 		return cmd_restore(&o);

@@ -30,6 +30,11 @@ struct proc_vma {
 #define VMF_LOCKED (1ull << 9)
 #define VMF_NORESERVE (1ull << 10)
 #define VMF_DROPPABLE (1ull << 11) /* MAP_DROPPABLE: contents may vanish */
+/* registered with a userfaultfd (missing, write-protect, minor faults) */
+#define VMF_UFFD_MISSING (1ull << 20)
+#define VMF_UFFD_WP (1ull << 21)
+#define VMF_UFFD_MINOR (1ull << 22)
+#define VMF_UFFD (VMF_UFFD_MISSING | VMF_UFFD_WP | VMF_UFFD_MINOR)
 
 /* Reads /proc/PID/smaps; returns the number of VMAs (in *vmas, malloc'd) or -1. */
 int proc_read_vmas(pid_t pid, struct proc_vma **vmas);

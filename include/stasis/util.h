@@ -32,5 +32,9 @@ void print_version(const char *prog);
 long long parse_size(const char *s);
 /* Enlarge a pipe to the largest size allowed (ignored for non-pipes). */
 void pipe_grow(int fd);
+/* Exactly 2 * len hexadecimal digits into len bytes: 0, or -1. */
+int hex_decode(const char *hex, uint8_t *out, size_t len);
+/* len bytes as 2 * len lowercase digits and a NUL into out. */
+void hex_encode(const uint8_t *in, size_t len, char *out);
 
 #endif

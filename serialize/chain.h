@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The chain of parent links of an iterative checkpoint, for pack (chain.c). */
+#ifndef STASIS_SERIALIZE_CHAIN_H
+#define STASIS_SERIALIZE_CHAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stasis/image.h"
+
+struct chain;
+
+/* The inventory of dir names a parent link (read quietly: a broken
+ * inventory is reported by whoever reads it for real). */
+bool chain_has_parent(const char *dir);
+
+/* The links from dir up to the first whole one; NULL (logged) when a
+ * parent is missing, foreign or unreadable. */
+struct chain *chain_open(const char *dir);
+void chain_free(struct chain *c);
+/* dir leaves pages to its parent: pack must resolve them. */
+bool chain_needed(const struct chain *c);
+/* Record idx of a pagemap image, without in_prev. */
+int chain_pack_pagemap(struct chain *c, const char *name, const uint8_t *buf, size_t len,
+		       unsigned idx, struct img_writer *w);
+/* A pages image of dir with its parents' data put back, in run order. */
+int chain_pack_pages(struct chain *c, const char *name, int fd, struct img_writer *w);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * dirtier GOFILE SIZE_MB: SIZE_MB of patterned anonymous memory, for the
+ * iterative checkpoint tests (tests/predump.bats).
+ *
+ * Each page holds a pattern of its index and its generation. On SIGUSR1
+ * the program writes a new generation into the next slice of pages (the
+ * first signal: pages [0, SLICE), the second: [SLICE, 2 SLICE), ...) and
+ * prints "DIRTIED N PAGES" once done; on SIGUSR2 it moves one page-sized
+ * mapping elsewhere with mremap (and prints "MOVED"), so that the tracker
+ * must not take the old contents of the new address from the parent. On
+ * GO every page must hold its latest generation.
+ *
+ * Sabotage: "page" changes one page after GO, "moved" damages the moved
+ * mapping.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "testprog.h"
+
+#define PAGE 4096UL
+#define SLICE 256
+
+static volatile sig_atomic_t dirty_req, move_req;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	dirty_req++;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	move_req++;
+}
+
+static void fill(unsigned char *p, unsigned long page, unsigned gen)
+{
+	unsigned long long *w = (unsigned long long *)p;
+
+	for (size_t i = 0; i < PAGE / 8; i++)
+		w[i] = tp_pattern(page * (PAGE / 8) + i, gen);
+}
+
+static int check(const unsigned char *p, unsigned long page, unsigned gen)
+{
+	const unsigned long long *w = (const unsigned long long *)p;
+
+	for (size_t i = 0; i < PAGE / 8; i++)
+		if (w[i] != tp_pattern(page * (PAGE / 8) + i, gen))
+			return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long npages, next = 0;
+	unsigned char *mem, *moved = NULL, *island;
+	unsigned *gen;
+	int done = 0, moves = 0;
+
+	tp_init(argc, argv, 2, "GOFILE SIZE_MB");
+	npages = strtoul(argv[2], NULL, 10) * (1 << 20) / PAGE;
+	if (!npages)
+		tp_die("SIZE_MB must be at least 1");
+	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	gen = calloc(npages, sizeof(*gen));
+	/* a lone page, with unmapped room either side, to be moved */
+	island = mmap(NULL, 3 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED || !gen || island == MAP_FAILED)
+		tp_die("cannot allocate %lu pages", npages);
+	munmap(island, PAGE);
+	munmap(island + 2 * PAGE, PAGE);
+	island += PAGE;
+	mprotect(island, PAGE, PROT_READ | PROT_WRITE);
+	fill(island, 999999, 7);
+	for (unsigned long i = 0; i < npages; i++)
+		fill(mem + i * PAGE, i, 0);
+	signal(SIGUSR1, on_usr1);
+	signal(SIGUSR2, on_usr2);
+	tp_ready();
+
+	while (access(tp_gofile, F_OK) != 0) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+		if (dirty_req > done) {
+			unsigned long n = 0;
+
+			for (; n < SLICE && next < npages; n++, next++)
+				fill(mem + next * PAGE, next, ++gen[next]);
+			/* the slice wraps around: a later round rewrites pages
+			 * a pre-dump already holds */
+			if (next == npages)
+				next = 0;
+			done++;
+			printf("DIRTIED %d %lu\n", done, n);
+			fflush(stdout);
+		}
+		if (move_req > moves) {
+			/* move the island to where no page of it was: the
+			 * destination's old contents are nowhere */
+			unsigned char *to = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+						 -1, 0);
+
+			moved = mremap(moved ? moved : island, PAGE, PAGE,
+				       MREMAP_MAYMOVE | MREMAP_FIXED, to);
+			if (moved == MAP_FAILED)
+				tp_die("mremap");
+			moves++;
+			printf("MOVED %p\n", moved);
+			fflush(stdout);
+		}
+		nanosleep(&ts, NULL);
+	}
+
+	if (tp_sabotaged("page"))
+		mem[(npages / 2) * PAGE + 100] ^= 1;
+	if (tp_sabotaged("moved") && moved)
+		moved[10] ^= 1;
+	for (unsigned long i = 0; i < npages; i++)
+		if (check(mem + i * PAGE, i, gen[i])) {
+			tp_fail("page %lu does not hold generation %u", i, gen[i]);
+			break;
+		}
+	if (check(moved ? moved : island, 999999, 7))
+		tp_fail("the %s page lost its contents", moved ? "moved" : "lone");
+	return tp_finish();
+}
