@@ -11,6 +11,7 @@
 #include "stasis/util.h"
 
 #include "stats.h"
+#include "track.h"
 
 static uint64_t start_ns, memdump_ns, memwrite_ns;
 
@@ -76,7 +77,7 @@ int stats_write(struct img_writer *w, const struct ctask *cts, int nr)
 				s.pages_written += ct->runs[j].nr_pages;
 		}
 	}
-	s.has_pages_skipped_prev = s.pages_skipped_prev != 0;
+	s.has_pages_skipped_prev = track_has_parent();
 	if (s.pages_scanned > s.pages_written + s.pages_skipped_parent + s.pages_skipped_prev)
 		s.pages_skipped = s.pages_scanned - s.pages_written - s.pages_skipped_parent -
 				  s.pages_skipped_prev;

@@ -18,6 +18,9 @@ void stats_print_dump(FILE *f, const Stasis__DumpStats *s)
 	pages(f, "Memory pages scanned", s->pages_scanned);
 	pages(f, "Memory pages skipped", s->pages_skipped);
 	pages(f, "Memory pages shared with the parent task", s->pages_skipped_parent);
+	/* an iterative link: unchanged since the previous one (criu(8) words) */
+	if (s->has_pages_skipped_prev)
+		pages(f, "Memory pages skipped from parent", s->pages_skipped_prev);
 	pages(f, "Memory pages written", s->pages_written);
 	if (s->has_tasks)
 		fprintf(f, "Tasks: %u, threads: %u\n", s->tasks, s->threads);

@@ -41,31 +41,11 @@
 #include <asm/prctl.h>
 
 #include "stasis/log.h"
+#include "stasis/uffd.h" /* PAGEMAP_SCAN, newer than the system headers */
 #include "stasis/util.h"
 
 #include "check.h"
 
-/* Newer than the system headers (Linux 6.7). */
-#ifndef PAGEMAP_SCAN
-struct page_region {
-	__u64 start, end, categories;
-};
-struct pm_scan_arg {
-	__u64 size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	__u64 category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PAGE_IS_PRESENT (1 << 3)
-#define PM_SCAN_WP_MATCHING (1 << 0)
-#define PM_SCAN_CHECK_WPASYNC (1 << 1)
-#endif
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -586,7 +566,8 @@ static int probe_uffd_wp_async(char *why, size_t len)
 	struct page_region r[4];
 	char *m = map_pages(4);
 	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	int fd = uffd_open(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, why, len);
+	/* what collect/track.c asks for: async protection and mremap events */
+	int fd = uffd_open(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_EVENT_REMAP, why, len);
 	long n;
 
 	if (fd < 0)
@@ -766,7 +747,9 @@ static const struct feature features[] = {
 	  "the pages to dump are found one pagemap entry at a time (slower)",
 	  probe_pagemap_scan },
 	{ "uffd_wp_async", 2, "userfaultfd asynchronous write-protection with PAGEMAP_SCAN",
-	  "no dirty-page tracking: every dump copies all the memory", probe_uffd_wp_async },
+	  "no memory tracking: pre-dump and dump --track-mem are refused (every dump copies all "
+	  "the memory)",
+	  probe_uffd_wp_async },
 	{ "uffd", 2, "userfaultfd for missing pages",
 	  "no lazy (post-copy) restore", probe_uffd },
 	{ "memfd", 2, "memfd_create with seals",

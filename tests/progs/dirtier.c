@@ -1,28 +1,39 @@
 /*
- * dirtier GOFILE SIZE_MB: SIZE_MB of patterned anonymous memory, for the
- * iterative checkpoint tests (tests/predump.bats).
+ * dirtier GOFILE SIZE_MB [uffd]: SIZE_MB of patterned anonymous memory, for
+ * the iterative checkpoint tests (tests/predump.bats).
  *
  * Each page holds a pattern of its index and its generation. On SIGUSR1
  * the program writes a new generation into the next slice of pages (the
  * first signal: pages [0, SLICE), the second: [SLICE, 2 SLICE), ...) and
  * prints "DIRTIED N PAGES" once done; on SIGUSR2 it moves one page-sized
  * mapping elsewhere with mremap (and prints "MOVED"), so that the tracker
- * must not take the old contents of the new address from the parent. On
- * GO every page must hold its latest generation.
+ * must not take the old contents of the new address from the parent; on
+ * SIGWINCH it drops pages [2 SLICE, 3 SLICE) with MADV_DONTNEED (they
+ * read as zero from then on) and prints "DROPPED". On GO every page must
+ * hold its latest generation (or zeros).
+ *
+ * With "uffd", the program registers a userfaultfd of its own on a spare
+ * mapping, as a program doing its own post-copy or write tracking would.
  *
  * Sabotage: "page" changes one page after GO, "moved" damages the moved
  * mapping.
  */
 #include <signal.h>
 #include <stdint.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 
 #include "testprog.h"
 
 #define PAGE 4096UL
 #define SLICE 256
 
-static volatile sig_atomic_t dirty_req, move_req;
+static volatile sig_atomic_t dirty_req, move_req, drop_req;
+
+#define ZEROED (~0u) /* the page was dropped: it reads as zeros */
 
 static void on_usr1(int sig)
 {
@@ -34,6 +45,12 @@ static void on_usr2(int sig)
 {
 	(void)sig;
 	move_req++;
+}
+
+static void on_winch(int sig)
+{
+	(void)sig;
+	drop_req++;
 }
 
 static void fill(unsigned char *p, unsigned long page, unsigned gen)
@@ -49,7 +66,7 @@ static int check(const unsigned char *p, unsigned long page, unsigned gen)
 	const unsigned long long *w = (const unsigned long long *)p;
 
 	for (size_t i = 0; i < PAGE / 8; i++)
-		if (w[i] != tp_pattern(page * (PAGE / 8) + i, gen))
+		if (w[i] != (gen == ZEROED ? 0 : tp_pattern(page * (PAGE / 8) + i, gen)))
 			return -1;
 	return 0;
 }
@@ -59,7 +76,7 @@ int main(int argc, char **argv)
 	unsigned long npages, next = 0;
 	unsigned char *mem, *moved = NULL, *island;
 	unsigned *gen;
-	int done = 0, moves = 0;
+	int done = 0, moves = 0, drops = 0;
 
 	tp_init(argc, argv, 2, "GOFILE SIZE_MB");
 	npages = strtoul(argv[2], NULL, 10) * (1 << 20) / PAGE;
@@ -80,6 +97,18 @@ int main(int argc, char **argv)
 		fill(mem + i * PAGE, i, 0);
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
+	signal(SIGWINCH, on_winch);
+	if (argc > 3 && !strcmp(argv[3], "uffd")) {
+		long u = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+		struct uffdio_api api = { .api = UFFD_API };
+		void *spare = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct uffdio_register reg = { { (unsigned long)spare, 16 * PAGE },
+					       UFFDIO_REGISTER_MODE_MISSING, 0 };
+
+		if (u < 0 || ioctl(u, UFFDIO_API, &api) || ioctl(u, UFFDIO_REGISTER, &reg))
+			tp_die("cannot register a userfaultfd of my own");
+	}
 	tp_ready();
 
 	while (access(tp_gofile, F_OK) != 0) {
@@ -88,8 +117,10 @@ int main(int argc, char **argv)
 		if (dirty_req > done) {
 			unsigned long n = 0;
 
-			for (; n < SLICE && next < npages; n++, next++)
-				fill(mem + next * PAGE, next, ++gen[next]);
+			for (; n < SLICE && next < npages; n++, next++) {
+				gen[next] = gen[next] == ZEROED ? 1 : gen[next] + 1;
+				fill(mem + next * PAGE, next, gen[next]);
+			}
 			/* the slice wraps around: a later round rewrites pages
 			 * a pre-dump already holds */
 			if (next == npages)
@@ -110,6 +141,15 @@ int main(int argc, char **argv)
 				tp_die("mremap");
 			moves++;
 			printf("MOVED %p\n", moved);
+			fflush(stdout);
+		}
+		if (drop_req > drops) {
+			for (unsigned long i = 2 * SLICE; i < 3 * SLICE && i < npages; i++)
+				gen[i] = ZEROED;
+			if (3 * SLICE <= npages)
+				madvise(mem + 2 * SLICE * PAGE, SLICE * PAGE, MADV_DONTNEED);
+			drops++;
+			printf("DROPPED %d\n", drops);
 			fflush(stdout);
 		}
 		nanosleep(&ts, NULL);

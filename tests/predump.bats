@@ -1,0 +1,205 @@
+#!/usr/bin/env bats
+# Iterative checkpoints (docs/predump.md): stasis pre-dump copies memory and
+# leaves the tree running, tracking what it writes (userfaultfd write
+# protection read with PAGEMAP_SCAN); each later link copies only the pages
+# written since the previous one, and stasis restore puts the chain back
+# together. tests/progs/dirtier.c rewrites a slice of 256 pages on SIGUSR1,
+# moves a page-sized mapping on SIGUSR2 and drops a slice on SIGWINCH, and
+# checks every page after GO.
+
+load helpers
+
+CHAIN=$BATS_TEST_TMPDIR/chain
+
+# The number of pages the last stats-dump of DIR says were written.
+pages_written() { # DIR
+	stasis-serialize show -i "$1/stats-dump.img" |
+		awk -F': ' '/"pages_written"/ { gsub(/[^0-9]/, "", $2); print $2; exit }'
+}
+
+pages_skipped_prev() { # DIR
+	stasis-serialize show -i "$1/stats-dump.img" |
+		awk -F': ' '/"pages_skipped_prev"/ { gsub(/[^0-9]/, "", $2); print $2; exit }'
+}
+
+# Bytes of page data a link holds.
+page_bytes() { # DIR
+	cat "$1"/pages-*.img | wc -c
+}
+
+# stasis pre-dump of $PID into $CHAIN/N, with ARGS.
+pre_dump() { # N [ARGS...]
+	local n=$1 rc=0
+	shift
+	mkdir -p "$CHAIN"
+	(cd "$BATS_TEST_TMPDIR" && exec stasis pre-dump -t "$PID" -D "$CHAIN/$n" -v4 \
+		-o pre-dump.log "$@") </dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	[ $rc -eq 0 ] || die_with_logs "stasis pre-dump -D $CHAIN/$n $* exited with status $rc" ||
+		return 1
+	alive "$PID" || die_with_logs "the pre-dump did not leave $PID running" || return 1
+	assert_running_untraced "$PID"
+}
+
+# Sends SIG to the program and waits for its log to have COUNT lines WORD.
+poke() { # SIG WORD COUNT
+	kill -"$1" "$PID"
+	local i
+	for i in $(seq 100); do
+		[ "$(grep -c "^$2" "$LOG")" -ge "$3" ] && return 0
+		sleep 0.05
+	done
+	die_with_logs "the program did not report $2 $3"
+}
+
+# The helper that keeps the tracker of the tree rooted at $PID.
+tracker_pid() {
+	grep -a -o "memory tracker of tree $PID: process [0-9]*" "$@" 2>/dev/null |
+		awk '{ print $NF }' | tail -n 1
+}
+
+@test "pre-dump twice, then dump: each link holds only the pages written since the one before; the restored memory is exact" {
+	start_prog dirtier 64
+	pre_dump 1
+	local full
+	full=$(page_bytes "$CHAIN/1")
+	[ "$full" -ge $((64 << 20)) ] || die_with_logs "the first pre-dump holds $full bytes of pages, less than the 64 MiB written"
+
+	poke USR1 DIRTIED 1
+	pre_dump 2 --prev-images-dir ../1
+	local w2 s2
+	w2=$(pages_written "$CHAIN/2")
+	s2=$(pages_skipped_prev "$CHAIN/2")
+	echo "second link: $w2 pages written, $s2 left to the first"
+	# the slice of 256 pages, plus the stack, libc's data and such
+	[ "$w2" -ge 256 ] && [ "$w2" -le 400 ] || die_with_logs "the second link wrote $w2 pages, not the 256 rewritten and a few more"
+	[ "$s2" -ge 16000 ] || die_with_logs "the second link left only $s2 pages to the first"
+	[ "$(page_bytes "$CHAIN/2")" -eq $((w2 * 4096)) ]
+	[ "$(readlink "$CHAIN/2/parent")" = ../1 ]
+
+	poke USR1 DIRTIED 2
+	IMG=$CHAIN/3
+	dump_and_kill --track-mem --prev-images-dir ../2
+	local w3
+	w3=$(pages_written "$IMG")
+	echo "last link: $w3 pages written"
+	[ "$w3" -ge 256 ] && [ "$w3" -le 400 ] || die_with_logs "the dump wrote $w3 pages, not the 256 rewritten and a few more"
+	wait_ids_free 30
+	restore_and_check
+}
+
+@test "the tracked program sees no extra descriptor, its maps are unchanged, and the tracker goes with the tree" {
+	start_prog dirtier 8
+	local fds maps
+	fds=$(ls "/proc/$PID/fd")
+	maps=$(cut -d' ' -f1,2,6- "/proc/$PID/maps")
+	pre_dump 1
+	[ "$(ls "/proc/$PID/fd")" = "$fds" ] || die_with_logs "the pre-dump changed the descriptors of $PID"
+	[ "$(cut -d' ' -f1,2,6- "/proc/$PID/maps")" = "$maps" ] || die_with_logs "the pre-dump changed the mappings of $PID"
+	local holder
+	holder=$(tracker_pid "$CHAIN/1/pre-dump.log")
+	[ -n "$holder" ] && alive "$holder" || die_with_logs "no memory tracker runs after the pre-dump"
+	own_pid "$holder"
+	grep -q 'anon_inode:\[userfaultfd\]' <(ls -l "/proc/$holder/fd")
+	# the program runs on normally: it still rewrites pages on request
+	poke USR1 DIRTIED 1
+	kill -KILL "$PID"
+	wait_child "$PID" 10
+	wait_gone "$holder" 10 || die_with_logs "the tracker $holder outlived the tree"
+}
+
+@test "a mapping moved with mremap, pages dropped with MADV_DONTNEED, and pages rewritten twice between links" {
+	start_prog dirtier 8
+	pre_dump 1
+	poke USR2 MOVED 1
+	poke WINCH DROPPED 1
+	poke USR1 DIRTIED 1
+	pre_dump 2 --prev-images-dir ../1
+	poke USR2 MOVED 2
+	poke USR1 DIRTIED 2
+	poke USR1 DIRTIED 3
+	IMG=$CHAIN/3
+	dump_and_kill --track-mem --prev-images-dir ../2
+	wait_ids_free 30
+	restore_and_check
+}
+
+@test "dirtier's check notices a wrong page (self-test)" {
+	STASIS_SABOTAGE=page start_prog dirtier 1
+	touch "$GOFILE"
+	wait_child "$PID" 20
+	[ "$STATUS" -eq 1 ] && grep -q '^FAIL: page' "$LOG" || die_with_logs "no FAIL about the page"
+}
+
+@test "a tree that forks and reaps all the time between links is restored whole" {
+	start_prog forker
+	sleep 0.5
+	pre_dump 1
+	sleep 0.5
+	IMG=$CHAIN/2
+	dump_and_kill_tree --track-mem --prev-images-dir ../1
+	# tasks that are new since the pre-dump have no parent pages: whole
+	[ "$(pages_written "$IMG")" -gt 0 ]
+	restore_and_check
+}
+
+@test "a missing, foreign or broken parent is a clear error, never a wrong page" {
+	start_prog dirtier 4
+	pre_dump 1
+	poke USR1 DIRTIED 1
+	IMG=$CHAIN/2
+	dump_and_kill --track-mem --prev-images-dir ../1
+	wait_ids_free 30
+
+	mv "$CHAIN/1" "$CHAIN/gone"
+	run stasis restore -D "$IMG"
+	[ "$status" -ne 0 ]
+	[[ $output == *"parent checkpoint"*"missing"* ]] || die_with_logs "no clear error for the missing parent: $output"
+	[ "$(grep -c 'error' <<<"$output")" -ge 1 ]
+	alive "$PID" && die_with_logs "a restore without its parent ran the task"
+
+	# another pre-dump's images in the parent's place
+	mv "$CHAIN/gone" "$CHAIN/1"
+	cp "$CHAIN/1/inventory.img" "$BATS_TEST_TMPDIR/inventory.keep"
+	rm -f "$LOG" # the next one's READY
+	start_prog dirtier 4
+	local other=$PID
+	mkdir -p "$BATS_TEST_TMPDIR/other"
+	stasis pre-dump -t "$other" -D "$BATS_TEST_TMPDIR/other"
+	cp "$BATS_TEST_TMPDIR/other/inventory.img" "$CHAIN/1/inventory.img"
+	run stasis restore -D "$IMG"
+	[ "$status" -ne 0 ]
+	[[ $output == *"is not the one it was taken against"* ]] || die_with_logs "no clear error for the foreign parent: $output"
+
+	# the parent's page data cut short
+	cp "$BATS_TEST_TMPDIR/inventory.keep" "$CHAIN/1/inventory.img"
+	truncate -s 8192 "$CHAIN"/1/pages-1.img
+	run stasis restore -D "$IMG"
+	[ "$status" -ne 0 ]
+	[[ $output == *"missing"* ]] || die_with_logs "no clear error for the parent's missing data: $output"
+}
+
+@test "a pre-dump alone is not restored; a parent taken without tracking is refused before the tree is touched" {
+	start_prog dirtier 4
+	pre_dump 1
+	run stasis restore -D "$CHAIN/1"
+	[ "$status" -ne 0 ]
+	[[ $output == *"is a pre-dump"* ]] || die_with_logs "restoring a pre-dump: $output"
+
+	mkdir -p "$BATS_TEST_TMPDIR/plain"
+	stasis dump -R -t "$PID" -D "$BATS_TEST_TMPDIR/plain"
+	run stasis dump -t "$PID" -D "$CHAIN/2" --prev-images-dir ../../plain
+	[ "$status" -ne 0 ]
+	[[ $output == *"was not taken with memory tracking"* ]] || die_with_logs "no clear refusal: $output"
+	assert_running_untraced "$PID"
+	go_and_check_original
+}
+
+@test "a program with a userfaultfd of its own is refused clearly and left running" {
+	start_prog dirtier 4 uffd
+	run stasis pre-dump -t "$PID" -D "$CHAIN/1"
+	[ "$status" -ne 0 ]
+	[[ $output == *"task $PID uses userfaultfd itself"* ]] || die_with_logs "no clear refusal: $output"
+	[ "$(grep -c 'error' <<<"$output")" -ge 1 ]
+	assert_running_untraced "$PID"
+	go_and_check_original
+}
