@@ -15,8 +15,8 @@
  * With "uffd", the program registers a userfaultfd of its own on a spare
  * mapping, as a program doing its own post-copy or write tracking would.
  *
- * Sabotage: "page" changes one page after GO, "moved" damages the moved
- * mapping.
+ * Sabotage: "page" changes one page after GO, "moved" damages the lone
+ * (moved or not) page.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -157,8 +157,8 @@ int main(int argc, char **argv)
 
 	if (tp_sabotaged("page"))
 		mem[(npages / 2) * PAGE + 100] ^= 1;
-	if (tp_sabotaged("moved") && moved)
-		moved[10] ^= 1;
+	if (tp_sabotaged("moved"))
+		(moved ? moved : island)[10] ^= 1;
 	for (unsigned long i = 0; i < npages; i++)
 		if (check(mem + i * PAGE, i, gen[i])) {
 			tp_fail("page %lu does not hold generation %u", i, gen[i]);
