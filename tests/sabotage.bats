@@ -21,6 +21,8 @@ bigmem    mem             16 @GO
 creds     creds
 creds     seccomp
 daemon    session
+dirtier   page            1
+dirtier   moved           1
 events    eventfd         eventfd
 events    epoll           epoll @ROUNDTRIP
 events    signalfd        signalfd
