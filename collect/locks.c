@@ -3,8 +3,8 @@
  * file-locks: the flock, POSIX and OFD locks the tree holds. The "lock:"
  * lines of /proc/PID/fdinfo/FD list exactly the locks held through that
  * descriptor: POSIX locks of this process taken through it, and flock and
- * OFD locks of its open file description (seen from every descriptor of
- * it, so they are recorded once per description). Without --file-locks a
+ * OFD locks and leases of its open file description (seen from every
+ * descriptor of it, so they are recorded once per description). Without --file-locks a
  * task holding a lock makes the dump fail, as in CRIU: the locks would be
  * lost silently otherwise.
  */
@@ -18,6 +18,7 @@
 #include <linux/kcmp.h>
 
 #include "collect.h"
+#include "files.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/util.h"
@@ -39,8 +40,37 @@ static bool seen_before(pid_t pid, int fd)
 	return false;
 }
 
+/*
+ * A lease: "ACTIVE" with its type, or "BREAKING" with the type it is being
+ * broken to. That target does not say which lease it was when it is
+ * F_UNLCK: a read lease is what an O_RDONLY description can hold (and the
+ * only one it can hold with other readers), a write lease any other.
+ */
+static int parse_lease(struct ctask *ct, int fd, const char *mode, const char *type,
+		       int accmode, Stasis__FileLock *fl)
+{
+	int t = !strcmp(type, "READ") ? F_RDLCK : !strcmp(type, "WRITE") ? F_WRLCK :
+		!strcmp(type, "UNLCK") ? F_UNLCK : -1;
+
+	fl->kind = STASIS__LOCK_KIND__LOCK_LEASE;
+	if (!strcmp(mode, "ACTIVE") && t != F_UNLCK && t != -1) {
+		fl->type = t;
+		return 0;
+	}
+	if (!strcmp(mode, "BREAKING") && (t == F_RDLCK || t == F_UNLCK)) {
+		fl->has_break_to = true;
+		fl->break_to = t;
+		fl->type = t == F_UNLCK && accmode == O_RDONLY ? F_RDLCK : F_WRLCK;
+		return 0;
+	}
+	pr_err("task %d holds a %s %s lease on fd %d, which stasis cannot dump", ct->pid, mode,
+	       type, fd);
+	return -1;
+}
+
 /* One "lock:" line; 1 when it is to be recorded in *fl, 0 to skip it. */
-static int parse_lock(struct ctask *ct, int fd, const char *line, Stasis__FileLock *fl)
+static int parse_lock(struct ctask *ct, int fd, const char *line, int accmode,
+		      Stasis__FileLock *fl)
 {
 	char kind[16], mode[16], type[16], end[32];
 	unsigned long long start;
@@ -57,12 +87,17 @@ static int parse_lock(struct ctask *ct, int fd, const char *line, Stasis__FileLo
 		fl->kind = STASIS__LOCK_KIND__LOCK_POSIX;
 	else if (!strcmp(kind, "OFDLCK"))
 		fl->kind = STASIS__LOCK_KIND__LOCK_OFD;
-	else {
-		pr_err("task %d holds a %s on fd %d, which stasis cannot dump yet", ct->pid,
-		       !strcmp(kind, "LEASE") ? "lease" : kind, fd);
+	else if (!strcmp(kind, "LEASE")) {
+		if (parse_lease(ct, fd, mode, type, accmode, fl))
+			return -1;
+	} else {
+		pr_err("task %d holds a %s on fd %d, which stasis cannot dump yet", ct->pid, kind,
+		       fd);
 		return -1;
 	}
-	if (strcmp(mode, "ADVISORY") || (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
+	if (fl->kind == STASIS__LOCK_KIND__LOCK_LEASE) {
+		/* no range */
+	} else if (strcmp(mode, "ADVISORY") || (strcmp(type, "READ") && strcmp(type, "WRITE"))) {
 		pr_err("task %d holds a %s %s %s lock on fd %d, which stasis cannot dump yet",
 		       ct->pid, mode, type, kind, fd);
 		return -1;
@@ -77,7 +112,8 @@ static int parse_lock(struct ctask *ct, int fd, const char *line, Stasis__FileLo
 	 * descriptor table, taken back by its owner */
 	if (fl->kind == STASIS__LOCK_KIND__LOCK_POSIX && pid != ct->pid)
 		return 0;
-	fl->type = !strcmp(type, "READ") ? F_RDLCK : F_WRLCK;
+	if (fl->kind != STASIS__LOCK_KIND__LOCK_LEASE)
+		fl->type = !strcmp(type, "READ") ? F_RDLCK : F_WRLCK;
 	fl->pid = ct->pid;
 	fl->fd = fd;
 	fl->start = start;
@@ -100,19 +136,23 @@ static int fd_locks(struct ctask *ct, struct img_writer *w, int fd, char *buf)
 {
 	char path[64];
 	bool shared_seen = false, recorded_shared = false;
+	const char *flags;
+	int accmode;
 
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", ct->pid, fd);
 	if (proc_read_file(path, buf, 65536) < 0) {
 		pr_perror("cannot read %s", path);
 		return -1;
 	}
+	flags = fdinfo_field(buf, "flags");
+	accmode = flags ? strtoul(flags, NULL, 8) & O_ACCMODE : O_RDWR;
 	for (char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		Stasis__FileLock fl = STASIS__FILE_LOCK__INIT;
 		int r;
 
 		if (strncmp(p, "lock:", 5))
 			continue;
-		r = parse_lock(ct, fd, p + 5, &fl);
+		r = parse_lock(ct, fd, p + 5, accmode, &fl);
 		if (r < 0)
 			return -1;
 		if (!r)

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * file-locks on restore (--file-locks): each task takes its locks back
- * itself, with remote flock/fcntl calls through the descriptor it held
- * them by, once its descriptors are at their numbers. Non-blocking: a
- * lock someone else took meanwhile fails the restore rather than hang it.
+ * file-locks on restore (--file-locks): each task takes its locks and
+ * leases back itself, with remote flock/fcntl calls through the descriptor
+ * it held them by, once its descriptors are at their numbers. Non-blocking:
+ * a lock someone else took meanwhile fails the restore rather than hang it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +11,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
-#include "inject.h"
+#include "files.h"
 #include "stasis/log.h"
 
 static const char *kind_name(Stasis__LockKind k)
@@ -24,9 +25,47 @@ static const char *kind_name(Stasis__LockKind k)
 		return "POSIX";
 	case STASIS__LOCK_KIND__LOCK_OFD:
 		return "OFD";
+	case STASIS__LOCK_KIND__LOCK_LEASE:
+		return "lease";
 	default:
 		return "unknown";
 	}
+}
+
+/*
+ * A lease is set by the task itself: the kernel registers it for the break
+ * signal under the descriptor number of the call (its si_fd) and makes the
+ * task the file's owner if it has none. A lease that was being broken is
+ * broken again the same way, by an open that conflicts with it (refused,
+ * non-blocking) while the file has no owner, so no second break signal is
+ * sent: the owner comes back with the descriptors' (files_restore_late).
+ */
+static long take_lease(struct itask *t, Stasis__FileLock *fl)
+{
+	char path[64];
+	long r = ISYS(t, SYS_fcntl, fl->fd, F_SETLEASE, fl->type);
+	int copy, fd;
+
+	if (r || !fl->has_break_to)
+		return r;
+	if (fl->break_to != F_RDLCK && fl->break_to != F_UNLCK)
+		return -EINVAL;
+	copy = task_fd(t->pid, fl->fd);
+	if (copy < 0)
+		return -EBADF;
+	r = fcntl(copy, F_SETOWN, 0) ? -errno : 0;
+	close(copy);
+	if (r)
+		return r;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%u", t->pid, fl->fd);
+	fd = open(path, (fl->break_to == F_RDLCK ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		pr_err("task %d: the lease on fd %u did not stop an open of its file", t->pid,
+		       fl->fd);
+		return -EINVAL;
+	}
+	return errno == EWOULDBLOCK ? 0 : -errno;
 }
 
 static long take(struct itask *t, Stasis__FileLock *fl)
@@ -36,6 +75,8 @@ static long take(struct itask *t, Stasis__FileLock *fl)
 
 	if (fl->type != F_RDLCK && fl->type != F_WRLCK)
 		return -EINVAL;
+	if (fl->kind == STASIS__LOCK_KIND__LOCK_LEASE)
+		return take_lease(t, fl);
 	if (fl->kind == STASIS__LOCK_KIND__LOCK_FLOCK)
 		return ISYS(t, SYS_flock, fl->fd,
 			    (fl->type == F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB);

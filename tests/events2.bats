@@ -71,3 +71,38 @@ print(n)')" = 4 ] || die_with_logs "the files image does not hold 4 pidfds"
 		go_and_check_original || return 1
 	done
 }
+
+@test "lease: read and write leases, one of two descriptions leased, leases being broken (--file-locks)" {
+	start_prog lease "$BATS_TEST_TMPDIR"
+	dump_and_kill --file-locks
+	[ "$(stasis-serialize show -D "$IMG" | python3 -c '
+import json, sys
+n = 0
+for im in json.load(sys.stdin):
+    if im["image"] == "file-locks":
+        n += sum(r["kind"] == "LOCK_LEASE" for r in im["records"])
+print(n)')" = 5 ] || die_with_logs "the file-locks image does not hold 5 leases"
+	restore_and_check --file-locks
+}
+
+@test "lease: the checker passes on the original and notices a lost lease" {
+	start_prog lease "$BATS_TEST_TMPDIR"
+	go_and_check_original
+	rm -f "$GOFILE" "$LOG" "$BATS_TEST_TMPDIR"/{rd,wr,two,brk-rd,brk-wr}
+	STASIS_SABOTAGE=lease start_prog lease "$BATS_TEST_TMPDIR"
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q '^FAIL: F_GETLEASE of fd 3 is 2, was 0' "$LOG" || die_with_logs "sabotage not noticed"
+}
+
+@test "lease: without --file-locks the dump refuses, naming it; the process runs on" {
+	start_prog lease "$BATS_TEST_TMPDIR"
+	local rc=0
+	(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	[ "$rc" -ne 0 ] || die_with_logs "the dump succeeded"
+	grep -q "task $PID holds a LEASE lock on fd [0-9]*; dump with --file-locks" \
+		"$BATS_TEST_TMPDIR/dump.out" || die_with_logs "the error does not name the lease and the PID"
+	assert_running_untraced "$PID"
+	go_and_check_original
+}
