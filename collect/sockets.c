@@ -163,27 +163,59 @@ static void set_bytes(ProtobufCBinaryData *b, const void *data, size_t len)
 	b->len = len;
 }
 
-/* Path names: relative ones resolve in the holder's working directory; a
- * name whose file is gone (or another file now) is bound and removed. */
+/* The socket file of d at path, if that is the one it is bound to. */
+static bool own_file(const struct unix_diag_sk *d, const char *path, struct stat *st)
+{
+	return d->has_vfs && !stat(path, st) && S_ISSOCK(st->st_mode) && st->st_ino == d->vfs_ino &&
+	       st->st_dev == d->vfs_dev;
+}
+
+/* The working directory of pid, "" if unknown. */
+static void task_cwd(pid_t pid, char *dir, size_t size)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+	n = readlink(link, dir, size - 1);
+	dir[n > 0 ? n : 0] = 0;
+}
+
+/*
+ * Path names: a relative one resolves in the working directory of the
+ * task that bound it, which may since have moved (or be another task): the
+ * holder's, then every other task's working directory is tried. A name
+ * whose file is gone (or another file now) is bound and removed.
+ */
 static void path_name(const struct fd_src *src, const struct unix_diag_sk *d, Stasis__UnixSk *sk)
 {
-	char path[PATH_MAX + 110], dir[PATH_MAX], cwd[64];
+	char path[PATH_MAX + 110], dir[PATH_MAX];
 	size_t len = strnlen(d->name, d->namelen);
+	bool found;
 	struct stat st;
 
 	if (d->name[0] == '/') {
 		snprintf(path, sizeof(path), "%.*s", (int)len, d->name);
+		found = own_file(d, path, &st);
 	} else {
-		ssize_t n;
+		const struct tree *t = collect_tree();
 
-		snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", src->pid);
-		n = readlink(cwd, dir, sizeof(dir) - 1);
-		dir[n > 0 ? n : 0] = 0;
-		sk->name_dir = xstrdup(n > 0 ? dir : "/");
+		task_cwd(src->pid, dir, sizeof(dir));
+		sk->name_dir = xstrdup(dir[0] ? dir : "/");
 		snprintf(path, sizeof(path), "%s/%.*s", sk->name_dir, (int)len, d->name);
+		found = own_file(d, path, &st);
+		for (int i = 0; !found && i < t->nr; i++) {
+			if (t->tasks[i].zombie || t->tasks[i].pid == src->pid)
+				continue;
+			task_cwd(t->tasks[i].pid, dir, sizeof(dir));
+			snprintf(path, sizeof(path), "%s/%.*s", dir, (int)len, d->name);
+			if (dir[0] && (found = own_file(d, path, &st))) {
+				free(sk->name_dir);
+				sk->name_dir = xstrdup(dir);
+			}
+		}
 	}
-	if (d->has_vfs && !stat(path, &st) && S_ISSOCK(st.st_mode) && st.st_ino == d->vfs_ino &&
-	    st.st_dev == d->vfs_dev) {
+	if (found) {
 		sk->has_file_mode = sk->has_file_uid = sk->has_file_gid = true;
 		sk->file_mode = st.st_mode & 07777;
 		sk->file_uid = st.st_uid;
@@ -598,6 +630,15 @@ static int read_queue(pid_t pid, int tfd, int fd, const struct unix_diag_sk *d)
 		return 0;
 	queues = xrealloc(queues, (nr_queues + 1) * sizeof(*queues));
 	queues[nr_queues++] = (struct queue){.ino = d->ino, .peek_off = -1};
+	/* a stream or seqpacket socket never connected has no queue (and
+	 * refuses to be read) */
+	if (d->type != SOCK_DGRAM && d->state != TCP_ESTABLISHED) {
+		int off = -1;
+
+		if (!getint(fd, SO_PEEK_OFF, &off))
+			queue_of(ino)->peek_off = off;
+		return 0;
+	}
 	if (walk_queue(pid, tfd, fd, d, &peek_off, keep_msg, &ino))
 		return -1;
 	q = queue_of(ino);

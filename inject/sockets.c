@@ -75,9 +75,11 @@ static struct usk *peer_of(struct usk *u)
 	return u->sk->has_peer && u->sk->peer && !u->sk->external ? find(u->sk->peer) : NULL;
 }
 
+/* Connected to each other (a datagram socket connected to itself is not a
+ * pair: it is connected by its own name). */
 static bool mutual(struct usk *u, struct usk *p)
 {
-	return p && p->sk->has_peer && p->sk->peer == u->sk->ino && !p->sk->external;
+	return p && p != u && p->sk->has_peer && p->sk->peer == u->sk->ino && !p->sk->external;
 }
 
 static const char *type_name(uint32_t type)
@@ -232,6 +234,41 @@ static bool path_in_use(const char *path)
 	return r;
 }
 
+/* The missing directories above path, made (0700): how many, or -1. */
+static int make_dirs(const char *path)
+{
+	char dir[PATH_MAX];
+	int made = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = 0;
+		if (!mkdir(dir, 0700))
+			made++;
+		else if (errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return made;
+}
+
+/* Removes the last made directories above path, deepest first. */
+static void remove_dirs(const char *path, int made)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (; made > 0; made--) {
+		char *p = strrchr(dir, '/');
+
+		if (!p || p == dir)
+			return;
+		*p = 0;
+		if (rmdir(dir))
+			pr_warn("cannot remove the directory %s made for a bind: %m", dir);
+	}
+}
+
 /*
  * Binds u to its path name, in its directory for a relative name. A name
  * whose file was gone at the dump is bound with any file there moved
@@ -245,7 +282,7 @@ static int bind_path(struct usk *u)
 	const char *name = sa.sun_path;
 	bool moved = false;
 	struct stat st;
-	int cwd = -1, ret = -1;
+	int cwd = -1, ret = -1, made = 0;
 
 	if (sk->name.len >= sizeof(sa.sun_path)) {
 		pr_err("unix socket %u: its name is too long", sk->ino);
@@ -295,9 +332,14 @@ static int bind_path(struct usk *u)
 			goto out;
 		}
 	}
+	/* a deleted name's directory may be gone too: made for the bind */
 	if (bind(u->fd, (struct sockaddr *)&sa,
-		 offsetof(struct sockaddr_un, sun_path) + sk->name.len + 1)) {
+		 offsetof(struct sockaddr_un, sun_path) + sk->name.len + 1) &&
+	    (errno != ENOENT || !sk->name_deleted || (made = make_dirs(name)) < 0 ||
+	     bind(u->fd, (struct sockaddr *)&sa,
+		  offsetof(struct sockaddr_un, sun_path) + sk->name.len + 1))) {
 		pr_perror("unix socket %u: cannot bind %s", sk->ino, cwd_show);
+		remove_dirs(name, made);
 		goto back;
 	}
 	u->reach = open(name, O_PATH | O_CLOEXEC);
@@ -305,6 +347,7 @@ static int bind_path(struct usk *u)
 		pr_perror("unix socket %u: cannot open its socket file %s", sk->ino, cwd_show);
 	if (sk->name_deleted) {
 		unlink(name);
+		remove_dirs(name, made);
 	} else {
 		char abs[PATH_MAX];
 
@@ -911,7 +954,7 @@ static int build(void)
 		struct usk *u = &usks[i], *p = peer_of(u);
 
 		if (u->sk->type == SOCK_DGRAM && !u->inherited && u->fd < 0 && p && !p->inherited &&
-		    p->fd < 0 && !p->sk->has_name && !mutual(u, p) && new_pair(u, p))
+		    p != u && p->fd < 0 && !p->sk->has_name && !mutual(u, p) && new_pair(u, p))
 			return -1;
 	}
 	for (size_t i = 0; i < nr_usks; i++)

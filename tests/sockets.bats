@@ -86,6 +86,28 @@ log_value() { # KEY
 	[ "$(image_tasks | wc -l)" -eq 2 ] || die_with_logs "the checkpoint does not hold two tasks"
 }
 
+@test "unix sockets not connected: never bound, bound and idle, shut down, connected to itself, bound in a removed directory or by a relative name elsewhere" {
+	start_prog unixsk unconn "$BATS_TEST_TMPDIR"
+	dump_and_kill_tree
+	start_restore
+	wait_restored
+	own_image_tree
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored tree did not finish"
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS"
+	check_pass_log
+	# the relative name's file is the restored listener's, in its directory
+	[ -S "$BATS_TEST_TMPDIR/sub/rel.sock" ] && [ ! -e "$BATS_TEST_TMPDIR/rel.sock" ]
+}
+
+@test "unixsk's check notices a message lost by a socket connected to itself" {
+	STASIS_SABOTAGE=unconn start_prog unixsk unconn "$BATS_TEST_TMPDIR"
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "unixsk did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "unixsk exited with $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: .*connected to itself' "$LOG" || die_with_logs "no FAIL about the self-connected socket"
+}
+
 @test "a unix socket connected outside the tree is refused, naming it and the PID; the process runs on" {
 	start_prog unixsk external original
 	own_pid "$(log_value OUTSIDE)"

@@ -5,6 +5,10 @@
  *   unixsk GOFILE listen PATH    a listener that accepts a client after GO
  *   unixsk GOFILE tree           socketpairs and a connection between a
  *                                parent and its child, data queued both ways
+ *   unixsk GOFILE unconn DIR     sockets not connected: never bound, bound
+ *                                and idle, shut down, connected to itself,
+ *                                bound in a removed directory, bound by a
+ *                                relative name from another directory
  *   unixsk GOFILE external MODE  a socketpair whose other end is held outside
  *                                the tree (prints "INO n" and "OUTSIDE pid");
  *                                MODE says what GO should find: original,
@@ -839,13 +843,166 @@ static int unsupported(const char *what)
 	return tp_finish();
 }
 
+/* ---------------------------------------------------------------- unconn */
+
+/* A socket of TYPE that can still connect to a fresh listener of that type. */
+static void check_can_connect(const char *what, int fd, int type)
+{
+	struct name n = abstract("fresh");
+	int l = xsocket(type), s;
+
+	xbind(l, &n);
+	if (listen(l, 1))
+		tp_die("listen");
+	if (connect(fd, (const struct sockaddr *)&n.sa, n.len)) {
+		tp_fail("%s: cannot connect to a new listener: %s", what, strerror(errno));
+	} else if ((s = accept(l, NULL, NULL)) < 0) {
+		tp_fail("%s: its connection is not accepted: %s", what, strerror(errno));
+	} else {
+		xsend(fd, "hi", 2);
+		expect_msg(s, what, "hi", 2, NULL);
+		close(s);
+	}
+	close(l);
+}
+
+/* Bound, not listening: refuses connections until it listens. */
+static void check_bound_idle(const char *what, int fd, int type, const struct name *n)
+{
+	int c = xsocket(type), s;
+
+	check_name(what, fd, false, n);
+	if (!connect(c, (const struct sockaddr *)&n->sa, n->len) || errno != ECONNREFUSED)
+		tp_fail("%s: a connection before listen() should be refused (errno %d)", what,
+			errno);
+	close(c);
+	if (listen(fd, 1)) {
+		tp_fail("%s: listen: %s", what, strerror(errno));
+		return;
+	}
+	c = xconnect(xsocket(type), n);
+	s = accept(fd, NULL, NULL);
+	if (s < 0)
+		tp_fail("%s: accept after listen: %s", what, strerror(errno));
+	else
+		close(s);
+	close(c);
+}
+
+/*
+ * Sockets that are not connected: never bound (stream, seqpacket), bound
+ * but not listening, a datagram socket shut down for reading, a datagram
+ * socket connected to itself with a message to itself queued, a datagram
+ * socket whose name's directory was removed, and a listener bound by a
+ * relative name from the working directory of a child, held by the parent
+ * whose working directory is another.
+ */
+static int unconn_mode(const char *dir)
+{
+	int st = xsocket(SOCK_STREAM), sq = xsocket(SOCK_SEQPACKET);
+	int bst = xsocket(SOCK_STREAM), bsq = xsocket(SOCK_SEQPACKET);
+	int shut = xsocket(SOCK_DGRAM), self = xsocket(SOCK_DGRAM), gone = xsocket(SOCK_DGRAM);
+	int rel = xsocket(SOCK_STREAM), ready[2], v = 0;
+	struct name nbst, nbsq, nself, ngone, nrel, nrelabs;
+	char tmp[8192], sub[4096], gdir[4096];
+	struct stat sb;
+	socklen_t vl = sizeof(v);
+	pid_t child;
+	char c;
+
+	snprintf(tmp, sizeof(tmp), "%s/bound-stream.sock", dir);
+	nbst = path(tmp);
+	xbind(bst, &nbst);
+	snprintf(tmp, sizeof(tmp), "%s/bound-seqpacket.sock", dir);
+	nbsq = path(tmp);
+	xbind(bsq, &nbsq);
+	if (shutdown(shut, SHUT_RD))
+		tp_die("shutdown");
+	snprintf(tmp, sizeof(tmp), "%s/self.sock", dir);
+	nself = path(tmp);
+	xbind(self, &nself);
+	xconnect(self, &nself);
+	xsend(self, "to myself", 9);
+	snprintf(gdir, sizeof(gdir), "%s/gone", dir);
+	snprintf(tmp, sizeof(tmp), "%s/gone/dgram.sock", dir);
+	ngone = path(tmp);
+	if (mkdir(gdir, 0755))
+		tp_die("mkdir %s", gdir);
+	xbind(gone, &ngone);
+	if (unlink(tmp) || rmdir(gdir))
+		tp_die("rmdir %s", gdir);
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	if (mkdir(sub, 0755) || pipe(ready))
+		tp_die("mkdir %s", sub);
+	nrel = path("rel.sock");
+	snprintf(tmp, sizeof(tmp), "%s/rel.sock", sub);
+	nrelabs = path(tmp);
+	child = fork();
+	if (child < 0)
+		tp_die("fork");
+	if (!child) {
+		if (chdir(sub) || bind(rel, (struct sockaddr *)&nrel.sa, nrel.len) || listen(rel, 2))
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	if (read(ready[0], &c, 1) != 1)
+		tp_die("the child did not bind rel.sock");
+	if (chdir(dir))
+		tp_die("chdir %s", dir);
+
+	tp_ready();
+	tp_wait_go();
+
+	if (tp_sabotaged("unconn"))
+		recv(self, tmp, sizeof(tmp), MSG_DONTWAIT);
+	check_can_connect("never bound stream socket", st, SOCK_STREAM);
+	check_can_connect("never bound seqpacket socket", sq, SOCK_SEQPACKET);
+	check_bound_idle("bound stream socket", bst, SOCK_STREAM, &nbst);
+	check_bound_idle("bound seqpacket socket", bsq, SOCK_SEQPACKET, &nbsq);
+	{
+		/* a blocking recv sees the shutdown at once (MSG_DONTWAIT would not) */
+		struct timeval tv = {0, 300000};
+
+		setsockopt(shut, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (recv(shut, tmp, sizeof(tmp), 0) != 0)
+			tp_fail("datagram socket shut down for reading: recv should give end "
+				"of file");
+	}
+	expect_msg(self, "datagram socket connected to itself", "to myself", 9, &nself);
+	check_name("datagram socket connected to itself", self, true, &nself);
+	xsend(self, "again", 5);
+	expect_msg(self, "datagram socket connected to itself (after)", "again", 5, &nself);
+	check_name("socket bound in a removed directory", gone, false, &ngone);
+	if (!stat(gdir, &sb) || errno != ENOENT)
+		tp_fail("the removed directory %s is there again", gdir);
+	check_name("listener bound by a relative name", rel, false, &nrel);
+	getsockopt(rel, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl);
+	if (!v)
+		tp_fail("listener bound by a relative name: not listening");
+	else {
+		int cl = xconnect(xsocket(SOCK_STREAM), &nrelabs), s = accept(rel, NULL, NULL);
+
+		if (s < 0)
+			tp_fail("listener bound by a relative name: accept: %s", strerror(errno));
+		else
+			close(s);
+		close(cl);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	return tp_finish();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "--connect"))
 		return connect_mode(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "--peer-exec"))
 		return peer_exec(atoi(argv[2]), argv + 3);
-	tp_init(argc, argv, 2, "GOFILE kinds DIR|listen PATH|tree|external MODE|tcp|netlink");
+	tp_init(argc, argv, 2, "GOFILE kinds DIR|listen PATH|tree|unconn DIR|external MODE|tcp|netlink");
 	signal(SIGPIPE, SIG_IGN);
 	if (!strcmp(argv[2], "kinds") && argc > 3)
 		return kinds(argv[3]);
@@ -853,6 +1010,8 @@ int main(int argc, char **argv)
 		return listen_mode(argv[3]);
 	if (!strcmp(argv[2], "tree"))
 		return tree_mode();
+	if (!strcmp(argv[2], "unconn") && argc > 3)
+		return unconn_mode(argv[3]);
 	if (!strcmp(argv[2], "external") && argc > 3)
 		return external_mode(argv[3]);
 	if (!strcmp(argv[2], "tcp") || !strcmp(argv[2], "netlink"))
