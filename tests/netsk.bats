@@ -80,6 +80,16 @@ sabotage_fails() { # PROG MODE WHAT PATTERN
 	sabotage_fails packetsk all ring "A's ring"
 }
 
+@test "a packet ring shared by a parent and its child, which closed its descriptor, stays one ring" {
+	start_prog packetsk tree
+	dump_and_kill_tree
+	restore_and_check
+}
+
+@test "packetsk's check notices a child that did not see the frame" {
+	sabotage_fails packetsk tree child-ring "child's mappings"
+}
+
 @test "a packet socket whose interface is gone is refused before anything is touched" {
 	local ifname=stpk$$
 	ip link add "$ifname" type veth peer name "${ifname}p"

@@ -53,6 +53,7 @@ memfd     seals
 memfd     shared
 netlinksk groups          all
 packetsk  ring            all
+packetsk  child-ring      tree
 pipes     pipes           @DIR
 prefork   mem             32 4
 pty       queued

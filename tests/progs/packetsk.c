@@ -2,6 +2,7 @@
  * Packet sockets across a checkpoint.
  *
  *   packetsk GOFILE all       the sockets below, checked and used after GO
+ *   packetsk GOFILE tree      a ring shared by a parent and its child
  *   packetsk GOFILE bound IF  a socket bound to interface IF (which the
  *                             suite removes before the dump: refused)
  *
@@ -21,7 +22,8 @@
  * rings are mapped at their addresses from the sockets that own them, and a
  * frame sent through B's send ring arrives in A's receive ring.
  *
- * Sabotage: "ring" replaces A's ring mapping by anonymous memory.
+ * Sabotage: "ring" replaces A's ring mapping by anonymous memory (all);
+ * "child-ring" kills the child before it looks at its mappings (tree).
  */
 #include <errno.h>
 #include <net/if.h>
@@ -31,7 +33,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/filter.h>
@@ -370,6 +374,94 @@ static int all_mode(void)
 	return tp_finish();
 }
 
+/* Waits (up to 5 s) for a TPACKET_V2 frame carrying PAYLOAD in ring. */
+static int v2_ring_gets_payload(int fd, char *ring, struct tpacket_req *r)
+{
+	for (int round = 0; round < 100; round++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		if (fd >= 0)
+			poll(&p, 1, 50);
+		else
+			usleep(50000);
+		for (unsigned i = 0; i < r->tp_frame_nr; i++) {
+			struct tpacket2_hdr *h = (void *)(ring + (size_t)i * r->tp_frame_size);
+
+			if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+				continue;
+			if (h->tp_snaplen >= sizeof(PAYLOAD) &&
+			    !memcmp((char *)h + h->tp_net, PAYLOAD, sizeof(PAYLOAD)))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * tree: the parent maps a TPACKET_V2 receive ring and forks; the child
+ * keeps the mapping it inherited, a second mapping of its own, and closes
+ * its copy of the socket. After GO the parent sends a frame and both see it
+ * in their mappings: the child's are the ring of the parent's socket.
+ */
+static int tree_mode(void)
+{
+	struct tpacket_req r = {.tp_block_size = 4096, .tp_block_nr = 2, .tp_frame_size = 2048,
+				.tp_frame_nr = 4};
+	size_t len = (size_t)r.tp_block_size * r.tp_block_nr;
+	int fd, pipefd[2], status;
+	char *ring, c;
+	pid_t child;
+
+	lo = if_nametoindex("lo");
+	fd = xsocket(SOCK_DGRAM, ETH_TEST_C);
+	setint(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2);
+	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &r, sizeof(r)))
+		tp_die("ring");
+	ring = map_ring(fd, len);
+	bind_ll(fd, ETH_TEST_C, lo);
+	if (pipe(pipefd))
+		tp_die("pipe");
+	child = fork();
+	if (child < 0)
+		tp_die("fork");
+	if (child == 0) {
+		char *own = map_ring(fd, len);
+		int ok;
+
+		close(fd);
+		close(pipefd[0]);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(2);
+		close(pipefd[1]);
+		tp_wait_go();
+		ok = v2_ring_gets_payload(-1, ring, &r) && v2_ring_gets_payload(-1, own, &r);
+		_exit(ok ? 0 : 1);
+	}
+	close(pipefd[1]);
+	if (read(pipefd[0], &c, 1) != 1)
+		tp_die("child");
+	close(pipefd[0]);
+	tp_ready();
+	tp_wait_go();
+	if (tp_sabotaged("child-ring"))
+		kill(child, SIGKILL);
+	check_mapping("the parent's ring", ring, len, fd);
+	{
+		int tx = xsocket(SOCK_DGRAM, ETH_TEST_C);
+		struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_TEST_C),
+					 .sll_ifindex = lo, .sll_halen = ETH_ALEN};
+
+		if (sendto(tx, PAYLOAD, sizeof(PAYLOAD), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+			tp_fail("cannot send a frame: %s", strerror(errno));
+		close(tx);
+	}
+	if (!v2_ring_gets_payload(fd, ring, &r))
+		tp_fail("the parent's ring did not get the frame");
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		tp_fail("the child's mappings did not show the frame in the parent's ring");
+	return tp_finish();
+}
+
 static int bound_mode(const char *ifname)
 {
 	int idx = if_nametoindex(ifname), fd;
@@ -385,9 +477,11 @@ static int bound_mode(const char *ifname)
 
 int main(int argc, char **argv)
 {
-	tp_init(argc, argv, 2, "GOFILE all|bound IF");
+	tp_init(argc, argv, 2, "GOFILE all|tree|bound IF");
 	if (!strcmp(argv[2], "all"))
 		return all_mode();
+	if (!strcmp(argv[2], "tree"))
+		return tree_mode();
 	if (!strcmp(argv[2], "bound") && argc > 3)
 		return bound_mode(argv[3]);
 	fprintf(stderr, "unknown mode %s\n", argv[2]);
