@@ -28,6 +28,7 @@
 #include "files.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "unix.h"
 
 #ifndef SO_PASSPIDFD
 #define SO_PASSPIDFD 76
@@ -35,25 +36,9 @@
 #define RCV_SHUTDOWN  1
 #define SEND_SHUTDOWN 2
 
-/* A socket of the checkpoint while it is being made. */
-struct usk {
-	Stasis__FileEntry *fe;
-	Stasis__UnixSk *sk;
-	int fd;		/* the socket; -1 until made */
-	struct usk *twin; /* the other end of its socketpair (or accepted twin) */
-	int tmp;	/* a temporary end to close once fed (peer closed or outside) */
-	int hold;	/* a copy kept for the queues, once the socket is handed out */
-	int reach;	/* O_PATH descriptor of its socket file, to reach it by name */
-	char *file;	/* the socket file it made, removed if the restore fails */
-	bool inherited; /* given by --inherit-fd */
-	bool accepted;	/* made by accept() on its restored listener */
-	bool taken;	/* handed to the framework */
-};
-
-static struct usk *usks;
-static size_t nr_usks;
-static int built;	/* 0 not yet, 1 done, -1 failed */
-static int sender = -1; /* an unbound datagram socket to queue by name */
+struct usk *usks;
+size_t nr_usks;
+static int built; /* 0 not yet, 1 made, 2 queues filled, -1 failed */
 
 static struct usk *find(uint32_t ino)
 {
@@ -64,7 +49,7 @@ static struct usk *find(uint32_t ino)
 }
 
 /* Where u's peer sends from: the other end of its pair, if it has one. */
-static int pair_fd(struct usk *u)
+int unix_pair_fd(struct usk *u)
 {
 	return u->twin ? u->twin->fd : u->tmp;
 }
@@ -100,7 +85,7 @@ static const char *show(const ProtobufCBinaryData *n, char *buf, size_t size)
 
 /* The address that reaches u: its socket file through /proc for a path
  * (which also works for deleted and relative names), else its name. */
-static socklen_t addr_of(struct usk *u, struct sockaddr_un *sa)
+socklen_t unix_addr_of(struct usk *u, struct sockaddr_un *sa)
 {
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
@@ -419,7 +404,7 @@ static int connect_to(struct usk *u, struct sockaddr_un *sa, socklen_t len, cons
 static int connect_listener(struct usk *c, struct usk *l)
 {
 	struct sockaddr_un sa;
-	socklen_t len = addr_of(l, &sa);
+	socklen_t len = unix_addr_of(l, &sa);
 	char buf[128], what[160];
 
 	snprintf(what, sizeof(what), "listening socket %u (%s)", l->sk->ino,
@@ -468,229 +453,6 @@ static int connect_listeners(void)
 	return 0;
 }
 
-/* ---- files in flight ---- */
-
-struct flight {
-	uint32_t id;
-	int fd;
-};
-
-static struct flight *flights; /* what queued messages carry, other than unix sockets */
-static size_t nr_flights;
-
-static struct usk *find_by_file(uint32_t id)
-{
-	for (size_t i = 0; i < nr_usks; i++)
-		if (usks[i].fe->id == id)
-			return &usks[i];
-	return NULL;
-}
-
-/* Every file in flight opened once, while the tree's files are staged (a
- * pipe's other end or a file a task also holds is the same description). */
-static int open_flights(void)
-{
-	for (size_t i = 0; i < nr_usks; i++)
-		for (size_t j = 0; j < usks[i].sk->n_queue; j++) {
-			Stasis__UnixSkPacket *p = usks[i].sk->queue[j];
-
-			for (size_t k = 0; k < p->n_fds; k++) {
-				size_t f;
-
-				if (find_by_file(p->fds[k]))
-					continue;
-				for (f = 0; f < nr_flights && flights[f].id != p->fds[k]; f++)
-					;
-				if (f < nr_flights)
-					continue;
-				flights = xrealloc(flights, (nr_flights + 1) * sizeof(*flights));
-				flights[nr_flights].id = p->fds[k];
-				flights[nr_flights].fd = files_open_flight(p->fds[k]);
-				if (flights[nr_flights++].fd < 0) {
-					pr_err("unix socket %u: cannot open file %u, in flight in "
-					       "its queue",
-					       usks[i].sk->ino, p->fds[k]);
-					return -1;
-				}
-			}
-		}
-	return 0;
-}
-
-static int flight_fd(uint32_t id)
-{
-	struct usk *u = find_by_file(id);
-
-	if (u)
-		return u->fd;
-	for (size_t f = 0; f < nr_flights; f++)
-		if (flights[f].id == id)
-			return flights[f].fd;
-	return -1;
-}
-
-static void close_flights(void)
-{
-	for (size_t f = 0; f < nr_flights; f++)
-		if (flights[f].fd >= 0)
-			close(flights[f].fd);
-	free(flights);
-	flights = NULL;
-	nr_flights = 0;
-}
-
-/* ---- queued data ---- */
-
-static bool cred_warned;
-
-/*
- * One message (whole) or stream bytes (in as many sends as it takes), with
- * the files it carries (on the first send) and its sender's credentials
- * (on every one, so that a reader with SO_PASSCRED sees them).
- */
-static int send_packet(int fd, const Stasis__UnixSkPacket *p, bool stream, struct sockaddr_un *to,
-		       socklen_t tolen, uint32_t ino)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(struct ucred))];
-	} ctl;
-	const char *data = (const char *)p->data.data;
-	size_t len = p->data.len, nr_fds = p->n_fds;
-	struct ucred cred = {0};
-	bool first = true;
-
-	if (nr_fds > 253) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (p->has_cred_pid)
-		cred = (struct ucred){p->cred_pid, p->cred_uid, p->cred_gid};
-	for (;;) {
-		struct iovec iov = {(void *)data, len};
-		struct msghdr mh = {.msg_name = to, .msg_namelen = tolen, .msg_iov = &iov,
-				    .msg_iovlen = 1, .msg_control = ctl.buf};
-		struct cmsghdr *c;
-		ssize_t n;
-
-		memset(ctl.buf, 0, sizeof(ctl.buf));
-		c = (struct cmsghdr *)ctl.buf;
-		if (first && nr_fds) {
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
-			for (size_t i = 0; i < nr_fds; i++) {
-				int f = flight_fd(p->fds[i]);
-
-				if (f < 0) {
-					pr_err("unix socket %u: file %u in flight was not opened",
-					       ino, p->fds[i]);
-					errno = EBADF;
-					return -1;
-				}
-				memcpy(CMSG_DATA(c) + i * sizeof(int), &f, sizeof(int));
-			}
-			mh.msg_controllen += CMSG_SPACE(nr_fds * sizeof(int));
-			c = (struct cmsghdr *)(ctl.buf + mh.msg_controllen);
-		}
-		if (p->has_cred_pid) {
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_CREDENTIALS;
-			c->cmsg_len = CMSG_LEN(sizeof(cred));
-			memcpy(CMSG_DATA(c), &cred, sizeof(cred));
-			mh.msg_controllen += CMSG_SPACE(sizeof(cred));
-		}
-		if (!mh.msg_controllen)
-			mh.msg_control = NULL;
-		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == ESRCH && p->has_cred_pid && cred.pid != getpid()) {
-			/* the sender's PID is gone: the message cannot name it */
-			if (!cred_warned)
-				pr_warn("unix socket %u: the sender (PID %u) of a queued message "
-					"is gone; the message names PID %d instead",
-					ino, cred.pid, (int)getpid());
-			cred_warned = true;
-			cred.pid = getpid();
-			continue;
-		}
-		if (n < 0)
-			return -1;
-		first = false;
-		data += n;
-		len -= n;
-		if (!len || !stream)
-			return 0;
-	}
-}
-
-/* The socket whose bound name is addr, to send from it (datagrams). */
-static int sender_for(const ProtobufCBinaryData *addr)
-{
-	for (size_t i = 0; addr && i < nr_usks; i++) {
-		Stasis__UnixSk *sk = usks[i].sk;
-
-		if (sk->type == SOCK_DGRAM && usks[i].fd >= 0 && !usks[i].inherited &&
-		    sk->has_name && sk->name.len <= addr->len &&
-		    !memcmp(sk->name.data, addr->data, sk->name.len) &&
-		    (sk->name.len == addr->len || !addr->data[sk->name.len]))
-			return usks[i].fd;
-	}
-	if (sender < 0)
-		sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	return sender;
-}
-
-/* Sends what was queued on u from the side whose sends land there. */
-static int feed(struct usk *u)
-{
-	Stasis__UnixSk *sk = u->sk;
-	struct sockaddr_un sa;
-	socklen_t len = 0;
-	int from = pair_fd(u);
-
-	if (!sk->n_queue)
-		return 0;
-	if (from < 0 && sk->type != SOCK_DGRAM) {
-		pr_warn(
-		    "unix socket %u: its peer is not restored by stasis; %zu queued messages are "
-		    "dropped",
-		    sk->ino, sk->n_queue);
-		return 0;
-	}
-	if (from < 0) {
-		len = addr_of(u, &sa);
-		if (!len) {
-			pr_err(
-			    "unix socket %u: no way to queue its %zu messages again (unnamed, not "
-			    "connected)",
-			    sk->ino, sk->n_queue);
-			return -1;
-		}
-	}
-	for (size_t i = 0; i < sk->n_queue; i++) {
-		Stasis__UnixSkPacket *p = sk->queue[i];
-		int fd = from >= 0 ? from : sender_for(p->has_addr ? &p->addr : NULL);
-
-		if (fd < 0 || send_packet(fd, p, sk->type == SOCK_STREAM, from >= 0 ? NULL : &sa,
-					  len, sk->ino)) {
-			pr_perror(
-			    "unix socket %u: cannot queue message %zu of %zu (%zu bytes) again",
-			    sk->ino, i + 1, sk->n_queue, p->data.len);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Room for everything that goes back: the sender's buffer holds it. */
-static void grow_sndbuf(int fd)
-{
-	int v = 16 << 20;
-
-	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-}
-
 /* ---- connections made after the data ---- */
 
 static int connect_dgram(struct usk *u)
@@ -706,7 +468,7 @@ static int connect_dgram(struct usk *u)
 	if (p && u->twin == p)
 		return 0; /* its socketpair */
 	if (p) {
-		len = addr_of(p, &sa);
+		len = unix_addr_of(p, &sa);
 		snprintf(buf, sizeof(buf), "datagram socket %u", p->sk->ino);
 		if (!len) {
 			pr_err("unix socket %u: its peer %u has no name to connect to", sk->ino,
@@ -719,7 +481,7 @@ static int connect_dgram(struct usk *u)
 		len = name_addr(&sk->peer_name, &sa);
 		return len ? connect_to(u, &sa, len, show(&sk->peer_name, buf, sizeof(buf))) : -1;
 	}
-	if (pair_fd(u) >= 0 && sk->has_peer && !sk->peer) {
+	if (unix_pair_fd(u) >= 0 && sk->has_peer && !sk->peer) {
 		/* its peer was closed: connect it to a socket that then goes */
 		struct sockaddr_un ta;
 		socklen_t tlen = sizeof(ta);
@@ -738,7 +500,7 @@ static int connect_dgram(struct usk *u)
 		close(t);
 		return 0;
 	}
-	if (pair_fd(u) >= 0 && !sk->has_peer) {
+	if (unix_pair_fd(u) >= 0 && !sk->has_peer) {
 		struct sockaddr sa_un = {.sa_family = AF_UNSPEC};
 
 		if (connect(u->fd, &sa_un, sizeof(sa_un))) {
@@ -925,9 +687,7 @@ static void cleanup(bool failed)
 		free(u->file);
 		u->file = NULL;
 	}
-	if (sender >= 0)
-		close(sender);
-	sender = -1;
+	unix_queue_cleanup();
 }
 
 static int build(void)
@@ -980,7 +740,7 @@ static int build(void)
 			return -1;
 		}
 	}
-	if (connect_listeners() || open_flights())
+	if (connect_listeners() || unix_open_flights())
 		return -1;
 	return stash();
 }
@@ -988,20 +748,8 @@ static int build(void)
 /* Once the tree exists: what needs the sockets made and the senders alive. */
 static int fill_queues(void)
 {
-	/* (finish() sets every socket's own size afterwards) */
-	for (size_t i = 0; i < nr_usks; i++)
-		if (!usks[i].inherited) {
-			grow_sndbuf(usks[i].fd);
-			grow_sndbuf(usks[i].tmp);
-		}
-	grow_sndbuf(sender_for(NULL));
-	for (size_t i = 0; i < nr_usks; i++) {
-		struct usk *u = &usks[i];
-
-		/* another datagram socket's queue may still need this one's name */
-		if (!u->inherited && feed(u))
-			return -1;
-	}
+	if (unix_queue_fill())
+		return -1;
 	for (size_t i = 0; i < nr_usks; i++)
 		if (connect_dgram(&usks[i]) || connect_external_pending(&usks[i]))
 			return -1;
@@ -1032,7 +780,6 @@ int unixsk_restore_queues(void)
 	ret = fill_queues();
 	/* temporary ends go now: their sockets see their peer closed */
 	cleanup(ret != 0);
-	close_flights();
 	for (size_t i = 0; i < nr_usks; i++) {
 		if (usks[i].fd >= 0)
 			close(usks[i].fd);
