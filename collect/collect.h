@@ -21,6 +21,9 @@ struct collect_opts {
 	bool tcp_established; /* carry established TCP connections (TCP_REPAIR) */
 	bool tcp_close;	      /* dump them as closed instead */
 	bool skip_in_flight;  /* drop connections a listener has not accepted */
+	bool force_irmap;   /* watches whose name is gone: search by inode */
+	char **irmap_paths; /* --irmap-scan-path, searched first */
+	int nr_irmap_paths;
 	char **external; /* --external RES, as given (unix[INO]) */
 	int nr_external;
 	bool pre_dump;	 /* memory only, the tree keeps running */

@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,13 +350,14 @@ static bool inotify_match(const struct fd_src *src)
 	return anon_is(src, "inotify");
 }
 
-/* A directory of the mount that holds device sdev (the kernel's own
- * encoding: major << 20 | minor), for open_by_handle_at. */
-static int mount_fd(pid_t pid, unsigned sdev)
+/* Where the mount that holds device sdev (the kernel's own encoding:
+ * major << 20 | minor) is, seen through the task's root (its mount
+ * namespace may differ from ours); 0 when found. */
+static int mount_path(pid_t pid, unsigned sdev, char *full, size_t size)
 {
 	unsigned maj = sdev >> 20, min = sdev & 0xfffff;
 	char path[64], line[8192];
-	int fd = -1;
+	int ret = -1;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
@@ -364,22 +366,86 @@ static int mount_fd(pid_t pid, unsigned sdev)
 		pr_perror("cannot open %s", path);
 		return -1;
 	}
-	while (fd < 0 && fgets(line, sizeof(line), f)) {
+	while (ret && fgets(line, sizeof(line), f)) {
 		unsigned a, b;
-		char mnt[4096], full[4200];
+		char mnt[4096];
 
 		if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, mnt) != 3 || a != maj ||
 		    b != min)
 			continue;
-		/* the task's root: its mount namespace may differ from ours */
-		snprintf(full, sizeof(full), "/proc/%d/root%s", pid, mnt);
-		fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		snprintf(full, size, "/proc/%d/root%s", pid, mnt);
+		ret = access(full, F_OK);
 	}
 	fclose(f);
-	if (fd < 0)
-		pr_err("task %d: no mount of device %u:%u to find an inotify watch on", pid, maj,
+	if (ret)
+		pr_err("task %d: no mount of device %u:%u to find a watched inode on", pid, maj,
 		       min);
+	return ret;
+}
+
+/* A directory of that mount, for open_by_handle_at. */
+static int mount_fd(pid_t pid, unsigned sdev)
+{
+	char full[4200];
+	int fd;
+
+	if (mount_path(pid, sdev, full, sizeof(full)))
+		return -1;
+	fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("cannot open %s", full);
 	return fd;
+}
+
+/* ---- irmap: a name of an inode, found by walking directories ---- */
+
+static dev_t irmap_dev;
+static ino_t irmap_ino;
+static char *irmap_found;
+
+static int irmap_visit(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)type;
+	(void)ftw;
+	if (sb->st_dev != irmap_dev || sb->st_ino != irmap_ino)
+		return 0;
+	irmap_found = xstrdup(path);
+	return 1;
+}
+
+/*
+ * --force-irmap: the name the inode was watched by is gone (renamed over,
+ * unlinked, or its dentry not connected) but it has others: look for one
+ * under --irmap-scan-path, then on its whole mount.
+ */
+static char *irmap_find(pid_t pid, unsigned sdev, const struct stat *sb)
+{
+	char mnt[4200];
+
+	irmap_dev = sb->st_dev;
+	irmap_ino = sb->st_ino;
+	irmap_found = NULL;
+	for (int i = 0; i < opts.nr_irmap_paths && !irmap_found; i++)
+		nftw(opts.irmap_paths[i], irmap_visit, 16, FTW_PHYS);
+	if (!irmap_found && !mount_path(pid, sdev, mnt, sizeof(mnt)))
+		nftw(mnt, irmap_visit, 16, FTW_PHYS | FTW_MOUNT);
+	if (irmap_found) {
+		char prefix[32];
+		size_t len = snprintf(prefix, sizeof(prefix), "/proc/%d/root", pid);
+		char *p = irmap_found;
+
+		/* the task's root is the restored task's too: a path from it */
+		if (!strncmp(p, prefix, len) && p[len] == '/') {
+			p += len;
+			while (p[1] == '/')
+				p++;
+			memmove(irmap_found, p, strlen(p) + 1);
+		}
+	}
+	if (irmap_found)
+		pr_info("irmap: inode %lu of device %#lx is %s", (unsigned long)sb->st_ino,
+			(unsigned long)sb->st_dev, irmap_found);
+	return irmap_found;
 }
 
 static int hexbytes(const char *hex, unsigned char *out, size_t len)
@@ -400,6 +466,7 @@ static char *watch_path(const struct fd_src *src, unsigned sdev, unsigned long i
 {
 	struct file_handle *fh;
 	char link[64], path[4096];
+	struct stat named;
 	int mfd, fd;
 	ssize_t n;
 
@@ -435,14 +502,22 @@ static char *watch_path(const struct fd_src *src, unsigned sdev, unsigned long i
 		return NULL;
 	}
 	close(fd);
-	if (path[0] != '/' || sb->st_nlink == 0 ||
-	    (n > 10 && !strcmp(path + n - 10, " (deleted)"))) {
-		pr_err("fd %d of task %d: inotify watches inode %lu, which has no path (%s); "
-		       "not supported",
-		       src->fd, src->pid, ino, path);
-		return NULL;
+	if (path[0] == '/' && !(n > 10 && !strcmp(path + n - 10, " (deleted)")) &&
+	    !lstat(path, &named) && named.st_dev == sb->st_dev && named.st_ino == sb->st_ino)
+		return xstrdup(path);
+	if (sb->st_nlink && opts.force_irmap) {
+		char *found = irmap_find(src->pid, sdev, sb);
+
+		if (found)
+			return found;
 	}
-	return xstrdup(path);
+	pr_err("fd %d of task %d: inotify watches inode %lu, which has no path (%s)%s; "
+	       "not supported",
+	       src->fd, src->pid, ino, path,
+	       !sb->st_nlink	   ? "" :
+	       opts.force_irmap ? ", and --force-irmap found no other name" :
+				  " but other names (--force-irmap looks for them)");
+	return NULL;
 }
 
 static int inotify_dump(const struct fd_src *src, Stasis__FileEntry *fe)

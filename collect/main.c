@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		"      --ghost-limit SIZE  carry deleted files up to SIZE (K, M, G; 1M)\n"
 		"      --link-remap        link back files unlinked but still linked elsewhere\n"
 		"      --external unix[ID] allow unix socket ID a peer outside the tree\n"
+		"      --force-irmap       find watched inodes whose name is gone by inode\n"
+		"      --irmap-scan-path DIR  where --force-irmap looks first (repeatable)\n"
 		"      --tcp-established   carry established TCP connections\n"
 		"      --tcp-close         dump established TCP connections as closed\n"
 		"      --skip-in-flight    drop connections a listener has not accepted yet\n"
@@ -199,6 +201,8 @@ static int parse_opts(int argc, char **argv)
 		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "link-remap", no_argument, NULL, 'L' },
 		{ "external", required_argument, NULL, 'E' },
+		{ "force-irmap", no_argument, NULL, 'Q' },
+		{ "irmap-scan-path", required_argument, NULL, 'q' },
 		{ "action-script", required_argument, NULL, 'S' },
 		{ "tcp-established", no_argument, NULL, 'T' },
 		{ "tcp-close", no_argument, NULL, 'C' },
@@ -250,6 +254,14 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'S':
 			scripts_add(optarg);
+			break;
+		case 'Q':
+			opts.force_irmap = true;
+			break;
+		case 'q':
+			opts.irmap_paths = xrealloc(opts.irmap_paths,
+						    (opts.nr_irmap_paths + 1) * sizeof(char *));
+			opts.irmap_paths[opts.nr_irmap_paths++] = optarg;
 			break;
 		case 'T':
 			opts.tcp_established = true;

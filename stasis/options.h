@@ -43,6 +43,7 @@ enum fe_flag {
 	F_TCP_CLOSE,
 	F_SKIP_IN_FLIGHT,
 	F_TRACK_MEM, /* dump: keep tracking memory for a next link */
+	F_FORCE_IRMAP, /* dump: look for the paths of fsnotify watches by inode */
 	F_NR,
 };
 
@@ -51,6 +52,7 @@ enum fe_list {
 	L_NONE,
 	L_EXTERNAL,   /* dump: --external unix[ID] */
 	L_INHERIT_FD, /* restore: --inherit-fd fd[N]:RES */
+	L_IRMAP_SCAN_PATH, /* dump: --irmap-scan-path DIR */
 	L_TLS_CERT,   /* --tls-cert: the last one is ours for TLS; with
 		       * --encrypt, every one is a recipient */
 	L_NR,

@@ -448,6 +448,9 @@ static int cmd_dump(const struct fe_opts *o)
 		args_add(&st[0].argv, o->str[S_GHOST_LIMIT]);
 	}
 	add_list(&st[0].argv, o, L_EXTERNAL, "--external");
+	if (o->flag[F_FORCE_IRMAP])
+		args_add(&st[0].argv, "--force-irmap");
+	add_list(&st[0].argv, o, L_IRMAP_SCAN_PATH, "--irmap-scan-path");
 	fe_scripts_args(&st[0].argv, o);
 	args_add(&st[0].argv, "--ack-fd");
 	args_addf(&st[0].argv, "%d", ack[0]);

@@ -112,3 +112,22 @@ for im in json.load(sys.stdin):
 	run wait_child "$PID" 20
 	grep -q '^FAIL: .*expected 5' "$LOG" || die_with_logs "sabotage not noticed"
 }
+
+@test "inotify: a watch whose name was unlinked is found by its handle under its other name (--force-irmap)" {
+	start_prog events inotify-relinked "$BATS_TEST_TMPDIR"
+	dump_and_kill --force-irmap --irmap-scan-path "$BATS_TEST_TMPDIR"
+	stasis-serialize show -D "$IMG" | grep -q "\"$BATS_TEST_TMPDIR/second\"" ||
+		die_with_logs "the watch is not recorded by its other name"
+	restore_and_check
+}
+
+@test "inotify: the relinked checker passes on the original and notices a lost watch" {
+	start_prog events inotify-relinked "$BATS_TEST_TMPDIR"
+	go_and_check_original
+	rm -f "$GOFILE" "$LOG" "$BATS_TEST_TMPDIR/second"
+	STASIS_SABOTAGE=inotify-relinked start_prog events inotify-relinked "$BATS_TEST_TMPDIR"
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q '^FAIL: the watch on the file known by its other name' "$LOG" ||
+		die_with_logs "sabotage not noticed"
+}

@@ -32,6 +32,9 @@
  *   the first two, so wds 1, 3, 4. After GO the wds are the same (adding an
  *   existing watch returns its wd), the next new watch gets 5, and creating
  *   DIR/watched/new and writing DIR/file report events with the right wds.
+ * inotify-relinked: a watch on DIR/first, hard-linked as DIR/second and
+ *   unlinked as first: after GO a write through DIR/second is reported by
+ *   the same wd (--force-irmap finds the name).
  * inotify-deleted: a watch on DIR/doomed, which is then unlinked (an open
  *   descriptor keeps the inode): it has no path, so the dump must fail;
  *   after GO the watch still reports a write to the inode.
@@ -559,6 +562,43 @@ static void inotify_deleted_setup(const char *dir)
 		;
 }
 
+static char relinked_path[4096];
+
+/* A watch on DIR/first, which then only has its other name DIR/second. */
+static void inotify_relinked_setup(const char *dir)
+{
+	char first[4096];
+	int fd;
+
+	snprintf(first, sizeof(first), "%s/first", dir);
+	snprintf(relinked_path, sizeof(relinked_path), "%s/second", dir);
+	fd = open(first, O_CREAT | O_RDWR | O_TRUNC, 0644);
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0 || ifd < 0 || close(fd))
+		tp_die("inotify-relinked set-up");
+	doomed_wd = inotify_add_watch(ifd, first, IN_MODIFY);
+	if (doomed_wd < 0 || link(first, relinked_path) || unlink(first))
+		tp_die("watch, link and unlink %s", first);
+	usleep(10000);
+	while (read(ifd, first, sizeof(first)) > 0) /* IN_ATTRIB of link and unlink */
+		;
+}
+
+static void inotify_relinked_check(void)
+{
+	char name[256];
+	uint32_t mask;
+	int wd, fd = open(relinked_path, O_WRONLY);
+
+	if (tp_sabotaged("inotify-relinked"))
+		inotify_rm_watch(ifd, doomed_wd);
+	if (fd < 0 || write(fd, "x", 1) != 1 || next_event(&wd, &mask, name, sizeof(name)) ||
+	    wd != doomed_wd || mask != IN_MODIFY)
+		tp_fail("the watch on the file known by its other name does not report a write");
+	if (fd >= 0)
+		close(fd);
+}
+
 static void inotify_deleted_check(void)
 {
 	char name[256];
@@ -588,6 +628,8 @@ int main(int argc, char **argv)
 		inotify_setup(argv[3]);
 	else if (!strcmp(mode, "inotify-deleted") && argc > 3)
 		inotify_deleted_setup(argv[3]);
+	else if (!strcmp(mode, "inotify-relinked") && argc > 3)
+		inotify_relinked_setup(argv[3]);
 	else
 		tp_die("unknown mode %s (inotify needs DIR)", mode);
 	tp_ready();
@@ -602,6 +644,8 @@ int main(int argc, char **argv)
 		timerfd_check();
 	else if (!strcmp(mode, "inotify"))
 		inotify_check();
+	else if (!strcmp(mode, "inotify-relinked"))
+		inotify_relinked_check();
 	else
 		inotify_deleted_check();
 	return tp_finish();
