@@ -53,6 +53,9 @@ extern const struct fd_dump_ops packetsk_dump_ops, netlinksk_dump_ops;
 
 /* The family (SO_DOMAIN) of a socket, from a copy of it; -1 if not one. */
 int fd_src_sock_family(const struct fd_src *src);
+/* 0 if the socket (a copy fd of src's) is in stasis's network namespace,
+ * whose sock_diag describes it; else -1 logged. */
+int sock_check_netns(const struct fd_src *src, int fd, const char *what);
 /* A classic BPF filter attached to a copy fd of src's socket, if any, in
  * *out; -1 logged. */
 int skfilter_collect(const struct fd_src *src, int fd, const char *what, Stasis__SkFilter **out);

@@ -48,6 +48,7 @@ struct pk_diag_sk {
 	struct packet_diag_mclist *mc;
 	size_t nr_mc;
 	bool has_rx, has_tx;
+	uint32_t rmem_alloc; /* bytes of frames queued */
 	struct packet_diag_ring rx, tx;
 };
 
@@ -91,6 +92,9 @@ static int diag_cb(struct nlmsghdr *nlh, void *arg)
 		s->mc = xmalloc(s->nr_mc * sizeof(*s->mc) + 1);
 		memcpy(s->mc, nla_data(tb[PACKET_DIAG_MCLIST]), s->nr_mc * sizeof(*s->mc));
 	}
+	if (tb[PACKET_DIAG_MEMINFO] &&
+	    nla_len(tb[PACKET_DIAG_MEMINFO]) >= (int)(sizeof(uint32_t) * (SK_MEMINFO_RMEM_ALLOC + 1)))
+		s->rmem_alloc = ((uint32_t *)nla_data(tb[PACKET_DIAG_MEMINFO]))[SK_MEMINFO_RMEM_ALLOC];
 	get_ring(tb[PACKET_DIAG_RX_RING], &s->has_rx, &s->rx);
 	get_ring(tb[PACKET_DIAG_TX_RING], &s->has_tx, &s->tx);
 	return 0;
@@ -100,7 +104,8 @@ static bool load(void)
 {
 	struct packet_diag_req req = {
 	    .sdiag_family = AF_PACKET,
-	    .pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG,
+	    .pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG |
+			  PACKET_SHOW_MEMINFO,
 	};
 
 	if (!diag_state)
@@ -355,6 +360,13 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	fe->type = STASIS__FD_TYPE__PACKETSK;
 	fe->packetsk = sk;
 	sk->ino = src->st.st_ino;
+	fd = fd_src_dup(src);
+	if (fd < 0)
+		return -1;
+	ret = sock_check_netns(src, fd, "packet socket");
+	close(fd);
+	if (ret)
+		return -1;
 	d = find(sk->ino);
 	if (!d || !d->has_info) {
 		pr_err("fd %d of task %d: packet socket %u is not in packet_diag's list", src->fd,
@@ -379,6 +391,10 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		if (if_indextoname(d->info.pdi_index, ifname))
 			sk->ifname = xstrdup(ifname);
 	}
+	if (d->rmem_alloc)
+		pr_warn("packet socket %u of task %d: the frames queued on it (%u bytes) are not "
+			"carried",
+			sk->ino, src->pid, d->rmem_alloc);
 	info(d, sk);
 	if (memberships(src, d, sk))
 		return -1;

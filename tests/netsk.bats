@@ -99,3 +99,12 @@ sabotage_fails() { # PROG MODE WHAT PATTERN
 	dump_must_fail
 	check_refused "$BATS_TEST_TMPDIR/before" "packet socket"
 }
+
+@test "a packet socket of another network namespace is refused before anything is touched" {
+	LOG=$BATS_TEST_TMPDIR/packetsk.log
+	start_cmd unshare -n "$TESTPROGS/packetsk" "$GOFILE" bound lo
+	wait_ready "$LOG" "$PID" 10
+	snapshot "$BATS_TEST_TMPDIR/before"
+	dump_must_fail
+	check_refused "$BATS_TEST_TMPDIR/before" "another network namespace"
+}
