@@ -4,10 +4,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/kcmp.h>
 
 #include "collect.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
+#include "stasis/util.h"
 
 /* A session or group whose leader has died (a double-forked daemon) is
  * recreated around a helper; one whose leader lives outside is not ours. */
@@ -58,14 +62,78 @@ static int stop_signal(pid_t pid)
 	return 0;
 }
 
+static bool same_files(pid_t a, pid_t b)
+{
+	return syscall(SYS_kcmp, a, b, KCMP_FILES, 0, 0) == 0;
+}
+
+/* Shares its parent's descriptor table (a clone with CLONE_FILES and
+ * without CLONE_THREAD)? The root's parent is not ours. */
+static bool shares_parent_files(const struct tree *t, int i, pid_t ppid)
+{
+	return i && !t->tasks[i].zombie && same_files(t->tasks[i].pid, ppid);
+}
+
+/*
+ * The restorer makes the tasks that share a descriptor table by cloning
+ * each from its parent with CLONE_FILES: the sharers must form a subtree,
+ * with exactly one of them not sharing with its parent. Two such tasks
+ * (siblings that share a table their parent does not) are refused.
+ */
+static int check_files_shared(const struct tree *t, int i, const pid_t *ppids)
+{
+	if (t->tasks[i].zombie || shares_parent_files(t, i, ppids[i]))
+		return 0;
+	for (int j = 0; j < t->nr; j++) {
+		if (j == i || t->tasks[j].zombie || !same_files(t->tasks[i].pid, t->tasks[j].pid) ||
+		    shares_parent_files(t, j, ppids[j]))
+			continue;
+		pr_err("task %d: its descriptor table is shared with task %d but not with its "
+		       "parent: not supported",
+		       t->tasks[i].pid, t->tasks[j].pid);
+		return -1;
+	}
+	return 0;
+}
+
 int pstree_collect(const struct tree *t, struct img_writer *w)
 {
+	pid_t *ppids = xzalloc(t->nr * sizeof(*ppids));
+	int ret = -1;
+
 	for (int i = 0; i < t->nr; i++) {
-		Stasis__PstreeEntry pe = STASIS__PSTREE_ENTRY__INIT;
 		struct proc_stat st;
 
-		if (proc_read_stat(t->tasks[i].pid, 0, &st) || check_session(t, &st))
-			return -1;
+		if (proc_read_stat(t->tasks[i].pid, 0, &st))
+			goto out;
+		ppids[i] = st.ppid;
+	}
+	if (!t->tasks[0].zombie && same_files(t->tasks[0].pid, ppids[0])) {
+		pr_err("task %d: its descriptor table is shared with task %d, outside the dumped "
+		       "tree: not supported",
+		       t->tasks[0].pid, ppids[0]);
+		goto out;
+	}
+	for (int i = 0; i < t->nr; i++) {
+		Stasis__PstreeEntry pe = STASIS__PSTREE_ENTRY__INIT;
+		struct proc_stat st, pst;
+
+		if (proc_read_stat(t->tasks[i].pid, 0, &st) || check_session(t, &st) ||
+		    check_files_shared(t, i, ppids))
+			goto out;
+		if (shares_parent_files(t, i, ppids[i])) {
+			/* restored by a clone from the parent: it must be
+			 * able to have the task's session */
+			if (proc_read_stat(ppids[i], 0, &pst))
+				goto out;
+			if (st.sid != st.pid && st.sid != pst.sid) {
+				pr_err("task %d: it shares its parent's descriptor table but not its "
+				       "session %d: not supported",
+				       st.pid, st.sid);
+				goto out;
+			}
+			pe.has_files_shared = pe.files_shared = true;
+		}
 		pe.pid = st.pid;
 		pe.ppid = i ? st.ppid : 0;
 		pe.pgid = st.pgid;
@@ -84,7 +152,10 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 			pe.comm = st.comm;
 		}
 		if (imgw_record(w, "pstree", &pe.base))
-			return -1;
+			goto out;
 	}
-	return 0;
+	ret = 0;
+out:
+	free(ppids);
+	return ret;
 }

@@ -363,6 +363,10 @@ int files_restore(struct itree *tr, struct itask *t)
 	DIR *d;
 	long r;
 
+	/* one table, restored once, by the parent (before this task) */
+	if (t->pe->files_shared)
+		return 0;
+
 	for (size_t i = 0; i < t->nr_fdinfo; i++) {
 		Stasis__FdinfoEntry *fi = t->fdinfo[i];
 		int stage = -1;

@@ -408,7 +408,16 @@ static struct itask *create_task(struct itree *tr, struct itask *t)
 			return NULL;
 		}
 	}
-	if (clone_from(x, t, t->pid, x == t->parent ? 0 : CLONE_PARENT))
+	/* a sharer of its parent's descriptor table shares the stub's, which
+	 * the parent's restore then fills */
+	if (t->pe->files_shared && x != t->parent) {
+		pr_err("task %d: it shares the descriptor table of parent %d but cannot be "
+		       "forked from it",
+		       t->pid, t->parent->pid);
+		return NULL;
+	}
+	if (clone_from(x, t, t->pid,
+		       (x == t->parent ? 0 : CLONE_PARENT) | (t->pe->files_shared ? CLONE_FILES : 0)))
 		return NULL;
 	return x;
 }

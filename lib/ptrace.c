@@ -208,9 +208,17 @@ long rtask_syscall(struct rtask *t, bool *failed, long nr, unsigned long a1, uns
 		pr_perror("cannot set registers of task %d", t->tid);
 		return -ESRCH;
 	}
-	for (;;) {
-		if (ptrace(PTRACE_SINGLESTEP, t->tid, NULL, NULL)) {
-			pr_perror("cannot single-step task %d", t->tid);
+	/*
+	 * Run to the syscall-entry stop, then to the syscall-exit stop. These
+	 * are ptrace reports, not signals: a single-step would force a SIGTRAP
+	 * on the task, which resets its SIGTRAP action when blocked and eats a
+	 * SIGTRAP it has pending.
+	 */
+	for (bool entered = false;;) {
+		siginfo_t si;
+
+		if (ptrace(PTRACE_SYSCALL, t->tid, NULL, NULL)) {
+			pr_perror("cannot resume task %d to a system call", t->tid);
 			return -ESRCH;
 		}
 		if (ptrace_wait_stop(t->tid, &status))
@@ -225,12 +233,20 @@ long rtask_syscall(struct rtask *t, bool *failed, long nr, unsigned long a1, uns
 			pr_perror("cannot read registers of task %d", t->tid);
 			return -ESRCH;
 		}
-		if (r.rip == t->syscall_ip + 2)
-			break;
-		/* A stop before the instruction ran (a signal arriving):
-		 * step again, dropping it -- every catchable signal is
+		/* a syscall stop reports SIGTRAP (| 0x80 with TRACESYSGOOD),
+		 * with si_code the same */
+		if ((WSTOPSIG(status) & 0x7f) == SIGTRAP && r.rip == t->syscall_ip + 2 &&
+		    !ptrace(PTRACE_GETSIGINFO, t->tid, NULL, &si) && si.si_signo == SIGTRAP &&
+		    (si.si_code == SIGTRAP || si.si_code == (SIGTRAP | 0x80))) {
+			if (entered)
+				break;
+			entered = true;
+			continue;
+		}
+		/* A signal-delivery stop before the instruction ran (a signal
+		 * arriving): go on, dropping it -- every catchable signal is
 		 * blocked while stasis works on a task. */
-		if (r.rip != t->syscall_ip) {
+		if (r.rip != t->syscall_ip || entered) {
 			pr_err("task %d: remote syscall %ld stopped at %#llx (signal %d)", t->tid, nr,
 			       r.rip, WSTOPSIG(status));
 			return -EFAULT;

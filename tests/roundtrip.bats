@@ -24,6 +24,19 @@ load helpers
 	restore_and_check
 }
 
+@test "sigtrap: a SIGTRAP handler, and SIGTRAP blocked and pending for the process and a thread, survive the tracer's own traps" {
+	start_prog sigtrap
+	dump_and_kill
+	restore_and_check
+}
+
+@test "sigtrap: a dump -R leaves the pending SIGTRAPs and the handler as they were" {
+	start_prog sigtrap
+	run_dump -R
+	assert_running_untraced "$PID"
+	go_and_check_original
+}
+
 @test "signals: handlers, blocked and pending (queued, thread-private) signals" {
 	start_prog signals
 	dump_and_kill

@@ -87,6 +87,9 @@ zombies   zombie
 stopped   stopsig
 procattrs oom
 procattrs loginuid
+sigtrap   trap
+sigtrap   handler
+fdtable   unshare
 '
 
 # Programs in tests/progs that are not checkers (no GOFILE, no verdict).

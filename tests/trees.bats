@@ -212,6 +212,23 @@ tree_pss() { # PID
 	go_and_check_restored
 }
 
+@test "fdtable: processes sharing one descriptor table (CLONE_FILES) still share it, and its copies stay apart" {
+	tree_round_trip comm fdtable
+}
+
+@test "fdtable: two siblings sharing a table their parent does not are refused at dump, the tree left running" {
+	start_prog fdtable siblings
+	tree_snapshot "$PID" comm >"$BATS_TEST_TMPDIR/tree.before"
+	mkdir -p "$IMG"
+	run ! stasis dump -t "$PID" -D "$IMG" -o dump.log
+	grep -q "descriptor table is shared with task .* but not with its parent: not supported" "$IMG/dump.log" ||
+		die_with_logs "no refusal line for the shared descriptor table" || return 1
+	assert_tree_running_untraced "$PID"
+	tree_snapshot "$PID" comm >"$BATS_TEST_TMPDIR/tree.after"
+	same_snapshot "the process tree" "$BATS_TEST_TMPDIR/tree.before" "$BATS_TEST_TMPDIR/tree.after"
+	go_and_check_original
+}
+
 @test "checker self-test: zombies and stopped notice damage (STASIS_SABOTAGE)" {
 	local what
 	for what in zombies:zombie stopped:stopsig; do
