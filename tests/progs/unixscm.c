@@ -7,8 +7,9 @@
  *                                   the task also holds, the socket itself
  *                                   and its peer, a listener and a socket
  *                                   only in flight with its own queue
- *                                   carrying a pipe end; plain messages
- *                                   between them
+ *                                   carrying a pipe end; an eventfd, a
+ *                                   memfd, a deleted file and a directory;
+ *                                   plain messages between them
  *   unixscm GOFILE epoll            an epoll instance in flight, which stasis
  *                                   refuses (the check receives it back)
  *   unixscm GOFILE creds TYPE       messages sent by the task, by its child
@@ -28,7 +29,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -36,6 +40,7 @@
 #include "testprog.h"
 
 #define MAX_FDS 8
+
 
 static int sock_type(const char *name)
 {
@@ -178,6 +183,51 @@ static void expect_empty(int fd, const char *what)
 
 /* ------------------------------------------------------------ rights */
 
+/* Other kinds in flight: an eventfd with a count, a memfd with data, a
+ * deleted file with data and an offset, a directory. */
+static void kinds_send(int via, const char *dir)
+{
+	char path[4096];
+	int fds[4];
+
+	fds[0] = eventfd(5, EFD_NONBLOCK);
+	fds[1] = memfd_create("stasis-unixscm", 0);
+	snprintf(path, sizeof(path), "%s/unixscm.deleted", dir);
+	fds[2] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	fds[3] = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0 ||
+	    write(fds[1], "memfd data", 10) != 10 || write(fds[2], "deleted data", 12) != 12 ||
+	    lseek(fds[2], 8, SEEK_SET) != 8 || unlink(path))
+		tp_die("kinds in flight");
+	send_msg(via, "kinds", fds, 4, NULL);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
+static void kinds_check(int fd)
+{
+	struct got g = expect_msg(fd, "message 6", "kinds");
+	uint64_t v = 0;
+	char buf[32];
+	struct stat st;
+
+	if (!expect_fds("message 6", &g, 4))
+		return;
+	if (read(g.fds[0], &v, sizeof(v)) != sizeof(v) || v != 5)
+		tp_fail("eventfd in flight: count %llu, expected 5", (unsigned long long)v);
+	if (pread(g.fds[1], buf, 10, 0) != 10 || memcmp(buf, "memfd data", 10))
+		tp_fail("memfd in flight: its data differs");
+	if (lseek(g.fds[2], 0, SEEK_CUR) != 8 || read(g.fds[2], buf, 4) != 4 ||
+	    memcmp(buf, "data", 4))
+		tp_fail("deleted file in flight: offset or data differ");
+	if (fstat(g.fds[2], &st) || st.st_nlink != 0)
+		tp_fail("deleted file in flight: it has a name again");
+	if (fstat(g.fds[3], &st) || !S_ISDIR(st.st_mode))
+		tp_fail("directory in flight: not a directory");
+	for (int i = 0; i < 4; i++)
+		close(g.fds[i]);
+}
+
 static int rights(int type, const char *dir)
 {
 	bool stream = type == SOCK_STREAM;
@@ -216,6 +266,7 @@ static int rights(int type, const char *dir)
 		send_msg(q[0], "plain", NULL, 0, NULL);
 	sent[0] = z[1], sent[1] = l;
 	send_msg(q[0], "nested", sent, 2, NULL);
+	kinds_send(q[0], dir);
 	if (stream) {
 		send_msg(q[0], "first", NULL, 0, NULL);
 		send_msg(q[0], "plain", NULL, 0, NULL);
@@ -302,6 +353,7 @@ static int rights(int type, const char *dir)
 		close(g.fds[0]);
 		close(g.fds[1]);
 	}
+	kinds_check(q[1]);
 	if (stream) {
 		g = expect_msg(q[1], "message 4", "firstplain");
 		expect_fds("message 4", &g, 0);
