@@ -24,6 +24,7 @@ struct collect_opts {
 	bool force_irmap;   /* watches whose name is gone: search by inode */
 	char **irmap_paths; /* --irmap-scan-path, searched first */
 	int nr_irmap_paths;
+	int network_lock;     /* enum netlock_method */
 	char **external; /* --external RES, as given (unix[INO]) */
 	int nr_external;
 	bool pre_dump;	 /* memory only, the tree keeps running */
@@ -108,6 +109,12 @@ void ghost_abort(void);
  * out (the tree runs again), release just drops our copies (killed). */
 void inet_resume(void);
 void inet_release(void);
+/* The network lock of the tree's connections (--tcp-established), taken
+ * once the tree is frozen; unlock when the tree runs again here (a killed
+ * tree's lock is the restore's to remove). */
+int inet_lock(pid_t root);
+bool inet_locked(void);
+void inet_unlock(pid_t root);
 int locks_collect(struct ctask *ct, struct img_writer *w);
 
 #endif

@@ -10,6 +10,7 @@
  * that runs again gets its sockets back out of repair mode.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,6 +29,7 @@
 #include "collect.h"
 #include "files.h"
 #include "stasis/log.h"
+#include "stasis/netlock.h"
 #include "stasis/skfilter.h"
 #include "stasis/sockdiag.h"
 #include "stasis/util.h"
@@ -37,6 +39,9 @@
 #endif
 #ifndef SO_LOCK_FILTER
 #define SO_LOCK_FILTER 44
+#endif
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
 #endif
 #ifndef IPV6_FREEBIND
 #define IPV6_FREEBIND 78
@@ -84,6 +89,7 @@ static const struct {
 	{SOL_SOCKET, SO_PASSSEC, "SO_PASSSEC"},
 	{SOL_SOCKET, SO_TIMESTAMP, "SO_TIMESTAMP"},
 	{SOL_SOCKET, SO_TIMESTAMPNS, "SO_TIMESTAMPNS"},
+	{SOL_SOCKET, SO_BUF_LOCK, "SO_BUF_LOCK"},
 	{SOL_IP, IP_TOS, "IP_TOS"},
 	{SOL_IP, IP_TTL, "IP_TTL"},
 	{SOL_IP, IP_FREEBIND, "IP_FREEBIND"},
@@ -289,6 +295,25 @@ static bool defaults(const Stasis__InetSk *sk, int *vals, int *sndbuf, int *rcvb
 	return true;
 }
 
+static bool carried(const Stasis__SkOpts *o, int level, int name)
+{
+	for (size_t i = 0; i < o->n_ints; i++)
+		if ((int)o->ints[i]->level == level && (int)o->ints[i]->name == name)
+			return true;
+	return false;
+}
+
+static void add_int(Stasis__SkOpts *o, int level, int name, int value)
+{
+	Stasis__SkIntOpt *io = xmalloc(sizeof(*io));
+
+	stasis__sk_int_opt__init(io);
+	io->level = level;
+	io->name = name;
+	io->value = value;
+	o->ints[o->n_ints++] = io;
+}
+
 static int options(const struct fd_src *src, int fd, Stasis__InetSk *sk)
 {
 	int vals[ARRAY_SIZE(inet_int_opts)], sndbuf = -1, rcvbuf = -1, v;
@@ -303,10 +328,8 @@ static int options(const struct fd_src *src, int fd, Stasis__InetSk *sk)
 
 	stasis__sk_opts__init(o);
 	sk->opts = o;
-	o->ints = xmalloc(ARRAY_SIZE(inet_int_opts) * sizeof(*o->ints));
+	o->ints = xmalloc((ARRAY_SIZE(inet_int_opts) + 1) * sizeof(*o->ints));
 	for (int i = 0; inet_int_opts[i].what; i++) {
-		Stasis__SkIntOpt *io;
-
 		if (getint(fd, inet_int_opts[i].level, inet_int_opts[i].name, &v))
 			continue;
 		/* an accepted socket's multicast TTL is its SYN's: TCP cannot set it */
@@ -314,12 +337,7 @@ static int options(const struct fd_src *src, int fd, Stasis__InetSk *sk)
 			continue;
 		if (have_defaults && v == vals[i])
 			continue;
-		io = xmalloc(sizeof(*io));
-		stasis__sk_int_opt__init(io);
-		io->level = inet_int_opts[i].level;
-		io->name = inet_int_opts[i].name;
-		io->value = v;
-		o->ints[o->n_ints++] = io;
+		add_int(o, inet_int_opts[i].level, inet_int_opts[i].name, v);
 	}
 	if (!getint(fd, SOL_SOCKET, SO_SNDBUF, &v) && v != sndbuf) {
 		o->has_sndbuf = true;
@@ -329,6 +347,10 @@ static int options(const struct fd_src *src, int fd, Stasis__InetSk *sk)
 		o->has_rcvbuf = true;
 		o->rcvbuf = v;
 	}
+	/* setting a buffer locks it: SO_BUF_LOCK goes back after them */
+	if ((o->has_sndbuf || o->has_rcvbuf) && !getint(fd, SOL_SOCKET, SO_BUF_LOCK, &v) &&
+	    !carried(o, SOL_SOCKET, SO_BUF_LOCK))
+		add_int(o, SOL_SOCKET, SO_BUF_LOCK, v);
 	len = sizeof(tv);
 	if (!getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
 		o->has_rcvtimeo_us = true;
@@ -571,6 +593,10 @@ static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 
 	switch (sk->state) {
 	case TCP_CLOSE:
+		/* bound sockets are in sock_diag's table: this one's port went
+		 * with its connection */
+		if (sk->has_src_port && sk->src_port && !d)
+			sk->has_port_released = sk->port_released = true;
 		return 0;
 	case TCP_LISTEN:
 		if (!d) {
@@ -709,4 +735,83 @@ void inet_release(void)
 	for (size_t i = 0; i < nr_repaired; i++)
 		close(repaired[i].fd);
 	nr_repaired = 0;
+}
+
+/* ---- the network lock ---- */
+
+static bool locked;
+
+static void lock_task_sockets(pid_t pid, struct netlock_conn **conns, size_t *nr)
+{
+	char path[64], link[64], fdpath[320];
+	struct dirent *de;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	dir = opendir(path);
+	while (dir && (de = readdir(dir))) {
+		const struct inet_diag_sk *d;
+		ssize_t n;
+
+		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
+		n = readlink(fdpath, link, sizeof(link) - 1);
+		if (n <= 8)
+			continue;
+		link[n] = 0;
+		if (strncmp(link, "socket:[", 8))
+			continue;
+		d = sockdiag_inet_find(&diag, strtoul(link + 8, NULL, 10));
+		if (!d || d->protocol != IPPROTO_TCP || d->state == TCP_LISTEN ||
+		    d->state == TCP_CLOSE)
+			continue;
+		*conns = xrealloc(*conns, (*nr + 1) * sizeof(**conns));
+		(*conns)[*nr] = (struct netlock_conn){
+		    .family = d->family, .sport = d->sport, .dport = d->dport};
+		memcpy((*conns)[*nr].src, d->src, 16);
+		memcpy((*conns)[*nr].dst, d->dst, 16);
+		(*nr)++;
+	}
+	if (dir)
+		closedir(dir);
+}
+
+int inet_lock(pid_t root)
+{
+	const struct tree *t = collect_tree();
+	struct netlock_conn *conns = NULL;
+	size_t nr = 0;
+	int ret;
+
+	if (!opts.tcp_established || opts.network_lock == NETLOCK_SKIP)
+		return 0;
+	if (!load())
+		return -1;
+	for (int i = 0; i < t->nr; i++)
+		if (!t->tasks[i].zombie)
+			lock_task_sockets(t->tasks[i].pid, &conns, &nr);
+	ret = netlock_lock(opts.network_lock, root, conns, nr);
+	if (!ret && nr) {
+		locked = true;
+		pr_info("network lock (%s): %zu TCP connection(s) of tree %d",
+			netlock_name(opts.network_lock), nr, root);
+	}
+	free(conns);
+	/* the table is read again for the dump, after the lock */
+	sockdiag_inet_free(&diag);
+	diag_state = 0;
+	return ret;
+}
+
+bool inet_locked(void)
+{
+	return locked;
+}
+
+void inet_unlock(pid_t root)
+{
+	if (!locked)
+		return;
+	locked = false;
+	if (netlock_unlock(opts.network_lock, root))
+		pr_err("the network lock of tree %d could not be removed", root);
 }

@@ -20,6 +20,7 @@
 #include "collect.h"
 #include "memfd.h"
 #include "stasis/log.h"
+#include "stasis/netlock.h"
 #include "stasis/opts.h"
 #include "stasis/proc.h"
 #include "stasis/scripts.h"
@@ -27,7 +28,8 @@
 #include "stats.h"
 #include "track.h"
 
-struct collect_opts opts = { .ack_fd = -1, .ghost_limit = 1 << 20 };
+struct collect_opts opts = { .ack_fd = -1, .ghost_limit = 1 << 20,
+			     .network_lock = NETLOCK_IPTABLES };
 
 static void usage(FILE *f)
 {
@@ -48,6 +50,8 @@ static void usage(FILE *f)
 		"      --tcp-established   carry established TCP connections\n"
 		"      --tcp-close         dump established TCP connections as closed\n"
 		"      --skip-in-flight    drop connections a listener has not accepted yet\n"
+		"      --network-lock METHOD  iptables (default), nftables or skip: drop the\n"
+		"                          packets of the tree's connections until it runs\n"
 		"      --action-script PATH  run PATH at network-lock, post-dump, network-unlock\n"
 		"      --pre-dump          write memory only and leave the tree running\n"
 		"      --track-mem         track the memory the tree writes from now on\n"
@@ -108,6 +112,8 @@ static int write_head(struct img_writer *w, pid_t root)
 		inv.parent_track_id.data = opts.prev_track_id;
 		inv.parent_track_id.len = TRACK_ID_LEN;
 	}
+	if (inet_locked())
+		inv.network_lock = (char *)netlock_name(opts.network_lock);
 	if (imgw_record(w, "inventory", &inv.base))
 		return -1;
 	return pstree_collect(&tree, w);
@@ -210,6 +216,7 @@ static int parse_opts(int argc, char **argv)
 		{ "pre-dump", no_argument, NULL, 'P' },
 		{ "track-mem", no_argument, NULL, 'M' },
 		{ "prev-track-id", required_argument, NULL, 'I' },
+		{ "network-lock", required_argument, NULL, 'N' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -285,6 +292,13 @@ static int parse_opts(int argc, char **argv)
 			}
 			opts.has_prev_track_id = true;
 			break;
+		case 'N':
+			opts.network_lock = netlock_parse(optarg);
+			if (opts.network_lock < 0) {
+				pr_err("--network-lock %s: expected iptables, nftables or skip", optarg);
+				return -1;
+			}
+			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {
 			case 1:
@@ -338,7 +352,7 @@ int main(int argc, char **argv)
 		tree_detach(&tree, 0);
 		return 1;
 	}
-	if (actions_frozen(root))
+	if (inet_lock(root) || actions_frozen(root))
 		goto fail;
 	ctasks = xzalloc(tree.nr * sizeof(*ctasks));
 	for (int i = 0; i < tree.nr; i++) {
@@ -403,10 +417,12 @@ int main(int argc, char **argv)
 
 	if (opts.leave_running || opts.pre_dump) {
 		inet_resume();
+		inet_unlock(root);
 		actions_resume(root);
 		tree_detach(&tree, 0);
 	} else if (opts.leave_stopped) {
 		inet_resume();
+		inet_unlock(root);
 		tree_detach(&tree, SIGSTOP);
 	} else {
 		kill_tree();
@@ -419,6 +435,7 @@ fail:
 	track_abort();
 	ghost_abort();
 	inet_resume();
+	inet_unlock(root);
 	actions_resume(root);
 	resume_all();
 	pr_err("dump of tree %d failed; the tree was left running", root);

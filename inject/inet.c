@@ -24,9 +24,16 @@
 
 #include "files.h"
 #include "stasis/log.h"
+#include "stasis/netlock.h"
 #include "stasis/skfilter.h"
 #include "stasis/util.h"
 
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
+#endif
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
 #define RCV_SHUTDOWN  1
 #define SEND_SHUTDOWN 2
 /* the receive queue goes in as linear buffers: keep them small */
@@ -125,7 +132,7 @@ static int apply_options(int fd, const Stasis__InetSk *sk)
 	for (size_t i = 0; i < o->n_ints; i++) {
 		const Stasis__SkIntOpt *io = o->ints[i];
 
-		if (io->level == SOL_SOCKET && io->name == SO_REUSEADDR)
+		if (io->level == SOL_SOCKET && (io->name == SO_REUSEADDR || io->name == SO_BUF_LOCK))
 			continue;
 		if (setint(fd, io->level, io->name, io->value)) {
 			pr_perror("%s socket %u: cannot set option %u:%u to %d", proto_name(sk),
@@ -140,6 +147,12 @@ static int apply_options(int fd, const Stasis__InetSk *sk)
 	}
 	if (o->has_rcvbuf && setint(fd, SOL_SOCKET, SO_RCVBUFFORCE, o->rcvbuf / 2)) {
 		pr_perror("%s socket %u: cannot set SO_RCVBUF", proto_name(sk), sk->ino);
+		return -1;
+	}
+	/* after the buffers, which lock them */
+	if (carried_int(o, SOL_SOCKET, SO_BUF_LOCK, -1) >= 0 &&
+	    setint(fd, SOL_SOCKET, SO_BUF_LOCK, carried_int(o, SOL_SOCKET, SO_BUF_LOCK, 0))) {
+		pr_perror("%s socket %u: cannot set SO_BUF_LOCK", proto_name(sk), sk->ino);
 		return -1;
 	}
 	if ((o->has_rcvtimeo_us && set_timeout(fd, SO_RCVTIMEO, o->rcvtimeo_us)) ||
@@ -283,6 +296,46 @@ static int repair_stream(int fd, const Stasis__InetSk *sk, const char *conn)
 	return 0;
 }
 
+/*
+ * Binds sk to its name. An address that is not (or no longer) local was
+ * bound with IP_FREEBIND, maybe since turned off: it is on meanwhile. The
+ * name of a connection that ended does not hold its port any more; it is
+ * bound in repair mode, which takes the port whoever holds it.
+ */
+static int bind_name(int fd, const Stasis__InetSk *sk, bool repair)
+{
+	bool v6 = sk->family == AF_INET6;
+	int fb_level = v6 ? SOL_IPV6 : SOL_IP, fb_name = v6 ? IPV6_FREEBIND : IP_FREEBIND;
+	bool force = !repair && sk->protocol == IPPROTO_TCP && sk->port_released;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(sk, &sk->src_addr, sk->src_port, &ss);
+	char a[64];
+	int r;
+
+	if (!len) {
+		pr_err("%s socket %u: malformed address", proto_name(sk), sk->ino);
+		return -1;
+	}
+	if (force && setint(fd, SOL_TCP, TCP_REPAIR, 1)) {
+		pr_perror("%s socket %u: cannot use repair mode", proto_name(sk), sk->ino);
+		return -1;
+	}
+	r = bind(fd, (struct sockaddr *)&ss, len);
+	if (r && errno == EADDRNOTAVAIL && !carried_int(sk->opts, fb_level, fb_name, 0)) {
+		setint(fd, fb_level, fb_name, 1);
+		r = bind(fd, (struct sockaddr *)&ss, len);
+		setint(fd, fb_level, fb_name, 0);
+	}
+	if (r)
+		pr_perror("%s socket %u: cannot bind it to %s", proto_name(sk), sk->ino,
+			  show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)));
+	if (force && setint(fd, SOL_TCP, TCP_REPAIR, 0)) {
+		pr_perror("%s socket %u: cannot leave repair mode", proto_name(sk), sk->ino);
+		return -1;
+	}
+	return r ? -1 : 0;
+}
+
 static int shut_how(uint32_t mask)
 {
 	if ((mask & RCV_SHUTDOWN) && (mask & SEND_SHUTDOWN))
@@ -328,14 +381,8 @@ static int inet_open(Stasis__FileEntry *fe)
 	}
 	if (apply_options(fd, sk) || (!repair && setint(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
 		goto err;
-	if (sk->has_src_addr) {
-		len = make_addr(sk, &sk->src_addr, sk->src_port, &ss);
-		if (!len || bind(fd, (struct sockaddr *)&ss, len)) {
-			pr_perror("%s socket %u: cannot bind it to %s", proto_name(sk), sk->ino,
-				  show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)));
-			goto err;
-		}
-	}
+	if (sk->has_src_addr && bind_name(fd, sk, repair))
+		goto err;
 	if (repair) {
 		if (repair_stream(fd, sk, conn))
 			goto err;
@@ -374,9 +421,32 @@ err:
 
 const struct fd_restore_ops inetsk_restore_ops = {STASIS__FD_TYPE__INETSK, inet_open, NULL};
 
+/* The network lock the dump left, removed as the connections come back. */
+static int unlock(void)
+{
+	Stasis__Inventory *inv = records_get("inventory", 0, &stasis__inventory__descriptor);
+	int m, ret = 0;
+
+	if (!inv)
+		return 0;
+	if (inv->network_lock) {
+		m = netlock_parse(inv->network_lock);
+		if (m < 0) {
+			pr_err("the checkpoint's network lock '%s' is unknown", inv->network_lock);
+			ret = -1;
+		} else if (netlock_unlock(m, inv->root_pid)) {
+			ret = -1;
+		} else {
+			pr_info("network unlock (%s) of tree %u", inv->network_lock, inv->root_pid);
+		}
+	}
+	protobuf_c_message_free_unpacked(&inv->base, NULL);
+	return ret;
+}
+
 int inet_finish(void)
 {
-	int ret = 0;
+	int ret = unlock();
 
 	/* every connection first, so that none talks to a peer still in repair */
 	for (size_t i = 0; i < nr_pendings; i++) {

@@ -88,10 +88,15 @@ static const struct fe_option options[] = {
 	     "one log file per program of the pipeline: FILE.PID"),
 	FLAG("display-stats", 0, CMD_ALL, F_DISPLAY_STATS, F_NONE,
 	     "print the statistics of the dump or the restore at the end"),
-	FLAG("tcp-established", 0, CMD_DUMP, F_TCP_ESTABLISHED, F_NONE,
-	     "checkpoint established TCP connections (TCP_REPAIR)"),
+	FLAG("tcp-established", 0, CMD_ALL, F_TCP_ESTABLISHED, F_NONE,
+	     "checkpoint established TCP connections (TCP_REPAIR); restore: accepted, "
+	     "the checkpoint says what to restore"),
 	FLAG("tcp-close", 0, CMD_ALL, F_TCP_CLOSE, F_NONE,
 	     "dump: established TCP connections as closed; restore: restore them closed"),
+	STR("network-lock", 0, CMD_ALL, S_NETWORK_LOCK, "METHOD",
+	    "how the packets of the tree's TCP connections are dropped from the freeze until "
+	    "the restore lets it run: iptables (the default), nftables or skip; restore: "
+	    "accepted, the checkpoint says which lock to remove"),
 	FLAG("skip-in-flight", 0, CMD_DUMP, F_SKIP_IN_FLIGHT, F_NONE,
 	     "drop the connections a TCP listener has not accepted yet instead of failing"),
 	{ "external", 0, required_argument, K_LIST, CMD_DUMP, L_EXTERNAL, 0, "unix[ID]",
@@ -184,7 +189,6 @@ static const struct fe_option options[] = {
 	TODO("timeout", 0, required_argument),
 	TODO("cpu-cap", 0, optional_argument),
 	TODO("lazy-pages", 0, no_argument),
-	TODO("network-lock", 0, required_argument),
 	TODO("restore-sibling", 'S', no_argument),
 	TODO("root", 'r', required_argument),
 	TODO("join-ns", 'J', required_argument),

@@ -77,6 +77,7 @@ enum fe_str {
 	S_TLS_KEY,
 	S_PREV_IMAGES_DIR, /* the parent link of an iterative chain */
 	S_PRE_DUMP_MODE,
+	S_NETWORK_LOCK,
 	S_NR,
 };
 

@@ -443,6 +443,10 @@ static int cmd_dump(const struct fe_opts *o)
 		args_add(&st[0].argv, "--tcp-close");
 	if (o->flag[F_SKIP_IN_FLIGHT])
 		args_add(&st[0].argv, "--skip-in-flight");
+	if (o->str[S_NETWORK_LOCK]) {
+		args_add(&st[0].argv, "--network-lock");
+		args_add(&st[0].argv, o->str[S_NETWORK_LOCK]);
+	}
 	if (o->str[S_GHOST_LIMIT]) {
 		args_add(&st[0].argv, "--ghost-limit");
 		args_add(&st[0].argv, o->str[S_GHOST_LIMIT]);

@@ -75,6 +75,58 @@ sabotaged_fails() { # WHAT ARGS...
 	grep -qx PASS "$clog"
 }
 
+# The dumped tree's connections are locked until the restore: what the
+# outside client sends meanwhile is dropped (no RST) and retransmitted.
+locked_round_trip() { # LOCKED-CMD ARGS...
+	local portfile=$BATS_TEST_TMPDIR/port clog=$BATS_TEST_TMPDIR/client.log cpid
+	local locked=$1
+	shift
+	("$TESTPROGS/inet" --client "$portfile" "$GOFILE" "$BATS_TEST_TMPDIR/mid" >"$clog" 2>&1) &
+	cpid=$!
+	own_pid "$cpid"
+	start_prog inet serve "$portfile" mid
+	local root=$PID
+	dump_and_kill --tcp-established "$@"
+	$locked "$root" || die_with_logs "no lock for tree $root after the dump"
+	touch "$BATS_TEST_TMPDIR/mid"
+	sleep 1
+	restore_and_check
+	run $locked "$root"
+	[ "$status" -ne 0 ] || die_with_logs "the lock of tree $root is still there after the restore"
+	wait_child "$cpid" 20 || die_with_logs "the outside client did not finish"
+	[ "$STATUS" -eq 0 ] || { cat "$clog"; die_with_logs "the outside client failed"; }
+	grep -qx PASS "$clog"
+}
+
+ipt_locked() { iptables -w -n -L "STASIS-$1" >/dev/null 2>&1; }
+nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
+
+@test "network lock (iptables, the default): data sent to the tree while it is checkpointed arrives" {
+	locked_round_trip ipt_locked
+}
+
+@test "network lock --network-lock nftables: data sent while the tree is checkpointed arrives" {
+	locked_round_trip nft_locked --network-lock nftables
+}
+
+@test "inet's serve check notices data lost while the server is checkpointed" {
+	# without a lock the data sent meanwhile meets no socket: reset
+	local portfile=$BATS_TEST_TMPDIR/port cpid
+	("$TESTPROGS/inet" --client "$portfile" "$GOFILE" "$BATS_TEST_TMPDIR/mid" >/dev/null 2>&1) &
+	cpid=$!
+	own_pid "$cpid"
+	start_prog inet serve "$portfile" mid
+	dump_and_kill --tcp-established --network-lock skip
+	touch "$BATS_TEST_TMPDIR/mid"
+	sleep 1
+	start_restore
+	wait_restored
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored program did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "status $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: ' "$LOG"
+}
+
 @test "inet's serve check notices a byte lost from a queue" {
 	local portfile=$BATS_TEST_TMPDIR/port cpid
 	("$TESTPROGS/inet" --client "$portfile" "$GOFILE" >/dev/null 2>&1) &
@@ -118,6 +170,8 @@ sabotaged_fails() { # WHAT ARGS...
 	start_prog inet established
 	dump_must_fail --tcp-established --action-script "$script"
 	grep -q "post-dump" "$BATS_TEST_TMPDIR/dump.out" || die_with_logs "not the post-dump failure"
+	run ipt_locked "$PID"
+	[ "$status" -ne 0 ] || die_with_logs "the failed dump left its network lock"
 	assert_running_untraced "$PID" || die_with_logs "after the failed dump"
 	go_and_check_original
 }

@@ -15,6 +15,7 @@ STASIS_PACKAGES=(
 	libgnutls28-dev gnutls-bin
 	libnl-3-dev libnl-route-3-dev libcap-dev
 	bats python3 man-db iproute2
+	iptables nftables # the network lock (--network-lock), tests/inet.bats
 	procps # ps, for tests/demo; not in minimal images
 )
 

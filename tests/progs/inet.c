@@ -7,8 +7,10 @@
  *                                 window is full), an unbound and a bound
  *                                 socket; after GO the queues are read and
  *                                 the connection and the listener still work
- *   inet GOFILE serve PORTFILE    a listener whose one client is outside the
- *                                 tree (inet --client): data queued both ways
+ *   inet GOFILE serve PORTFILE [mid]  a listener whose one client is outside
+ *                                 the tree (inet --client): data queued both
+ *                                 ways; mid: the client sends more while the
+ *                                 server is checkpointed
  *   inet GOFILE opts              socket options on TCP, UDP and v6 sockets,
  *                                 read back after GO
  *   inet GOFILE dgram             UDP (bound, connected, shut down,
@@ -21,9 +23,10 @@
  *   inet GOFILE inflight          a listener with a connection not accepted
  *
  * Helper for the suite (no GOFILE):
- *   inet --client PORTFILE GOFILE  connect to the port written in PORTFILE,
- *                                  send, wait for GOFILE, then check what the
- *                                  server sent before and after; PASS/FAIL
+ *   inet --client PORTFILE GOFILE [MIDFILE]  connect to the port written in
+ *                                  PORTFILE, send, (send again once MIDFILE
+ *                                  exists,) wait for GOFILE, then check what
+ *                                  the server sent before and after
  *
  * Sabotage: queue (a byte of a queue is eaten), opts (an option changes),
  * dgram (a datagram socket is connected elsewhere).
@@ -228,8 +231,6 @@ static bool expect(int fd, const char *what, unsigned seed, size_t len)
 			}
 		got += r;
 	}
-	tv.tv_sec = 0;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return true;
 }
 
@@ -380,7 +381,7 @@ static int mode_tcp(const char *fam)
 
 /* ---- serve: the client is outside the tree ---- */
 
-static int mode_serve(const char *portfile)
+static int mode_serve(const char *portfile, bool mid)
 {
 	int l, s;
 	FILE *f;
@@ -407,6 +408,8 @@ static int mode_serve(const char *portfile)
 	check_remembered();
 	sabotage_queue(s);
 	expect(s, "data the client sent before the dump", CLIENT_SEED, 50000);
+	if (mid && (recv(s, ping, 4, MSG_WAITALL) != 4 || memcmp(ping, "mid!", 4)))
+		tp_fail("no data the client sent while the server was checkpointed");
 	if (recv(s, ping, 4, MSG_WAITALL) != 4 || memcmp(ping, "ping", 4))
 		tp_fail("no ping from the client after the restore");
 	for (size_t i = 0; i < sizeof(answer); i++)
@@ -415,7 +418,7 @@ static int mode_serve(const char *portfile)
 	return tp_finish();
 }
 
-static int client(const char *portfile, const char *gofile)
+static int client(const char *portfile, const char *gofile, const char *midfile)
 {
 	unsigned port = 0;
 	FILE *f;
@@ -437,6 +440,14 @@ static int client(const char *portfile, const char *gofile)
 	fd = tcp_connect(port);
 	if (send_all_nb(fd, CLIENT_SEED, 50000) != 50000)
 		tp_die("send");
+	if (midfile) {
+		/* while the server is checkpointed: locked, these are retransmitted */
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		while (access(midfile, F_OK))
+			nanosleep(&ts, NULL);
+		send_all(fd, "mid!", 4);
+	}
 	tp_wait_go();
 	expect(fd, "data the server sent before the dump", SERVER_SEED, 70000);
 	send_all(fd, "ping", 4);
@@ -801,14 +812,14 @@ static int mode_inflight(void)
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
-	if (argc == 4 && !strcmp(argv[1], "--client"))
-		return client(argv[2], argv[3]);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--client"))
+		return client(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	tp_init(argc, argv, 2, "GOFILE tcp v4|v6|mapped|serve PORTFILE|opts|dgram|established|"
 			       "closed|inflight");
 	if (!strcmp(argv[2], "tcp") && argc > 3)
 		return mode_tcp(argv[3]);
 	if (!strcmp(argv[2], "serve") && argc > 3)
-		return mode_serve(argv[3]);
+		return mode_serve(argv[3], argc > 4 && !strcmp(argv[4], "mid"));
 	if (!strcmp(argv[2], "opts"))
 		return mode_opts();
 	if (!strcmp(argv[2], "dgram"))
