@@ -508,7 +508,11 @@ int pstree_release(struct itree *tr)
 {
 	int sig = opts.leave_stopped ? SIGSTOP : 0;
 
-	for (size_t k = 0; k < tr->nr; k++) {
+	/* children first (tasks[] has parents before children): a task that
+	 * runs again finds its whole subtree running, as it left it, not
+	 * still held here (a parent looking at its children saw them in a
+	 * tracing stop) */
+	for (size_t k = tr->nr; k-- > 0;) {
 		struct itask *t = &tr->tasks[k];
 
 		int stop = !t->pe->stopped ? sig : t->pe->has_stop_signo ? (int)t->pe->stop_signo : SIGSTOP;

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,5 +445,155 @@ int chain_pack_pages(struct chain *c, const char *name, int fd, struct img_write
 	ret = 0;
 out:
 	free(buf);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- dedup */
+
+/* Every link reachable from dir through parent symlinks whose track ids
+ * match, whether or not the top needs it (dedup looks at all of them). */
+static struct chain *chain_open_all(const char *dir)
+{
+	struct chain *c = xzalloc(sizeof(*c));
+	Stasis__Inventory *inv = read_inventory(dir);
+	char *cur = xstrdup(dir);
+	bool needed;
+
+	if (!inv)
+		goto err;
+	for (;;) {
+		Stasis__Inventory *pinv;
+		char *parent;
+
+		if (load_link(&c->links[c->nr++], cur, &needed))
+			goto err;
+		if (!inv->has_parent_track_id || c->nr == CHAIN_MAX_LINKS)
+			break;
+		parent = xmalloc(strlen(cur) + 8);
+		sprintf(parent, "%s/parent", cur);
+		pinv = read_inventory(parent);
+		if (!pinv || !pinv->has_track_id || pinv->track_id.len != inv->parent_track_id.len ||
+		    memcmp(pinv->track_id.data, inv->parent_track_id.data, pinv->track_id.len)) {
+			pr_err("%s: the parent checkpoint %s is missing or not the one it was taken "
+			       "against",
+			       cur, parent);
+			if (pinv)
+				stasis__inventory__free_unpacked(pinv, NULL);
+			free(parent);
+			goto err;
+		}
+		stasis__inventory__free_unpacked(inv, NULL);
+		inv = pinv;
+		free(cur);
+		cur = parent;
+	}
+	stasis__inventory__free_unpacked(inv, NULL);
+	free(cur);
+	return c;
+err:
+	if (inv)
+		stasis__inventory__free_unpacked(inv, NULL);
+	free(cur);
+	chain_free(c);
+	return NULL;
+}
+
+/* The run of task t holding vaddr, or NULL. */
+static struct chain_run *task_run(struct chain_task *t, uint64_t vaddr)
+{
+	size_t lo = 0, hi = t ? t->nr_runs : 0;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		struct chain_run *m = &t->runs[mid];
+
+		if (vaddr < m->vaddr)
+			hi = mid;
+		else if (vaddr >= m->vaddr + m->nr_pages * PAGE_SIZE)
+			lo = mid + 1;
+		else
+			return m;
+	}
+	return NULL;
+}
+
+/* Punches one page out of link l's pages of t (opened read-write once). */
+static int punch(struct chain_link *l, struct chain_task *t, struct chain_run *r, uint64_t vaddr,
+		 uint64_t *bytes)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (t->pages_id >= l->nr_pages_fds || l->pages_fds[t->pages_id] < 0) {
+		if (link_pages_fd(l, t->pages_id) < 0)
+			return -1;
+		close(l->pages_fds[t->pages_id]);
+		snprintf(path, sizeof(path), "%s/pages-%u.img", l->dir, t->pages_id);
+		l->pages_fds[t->pages_id] = open(path, O_RDWR | O_CLOEXEC);
+		if (l->pages_fds[t->pages_id] < 0) {
+			pr_perror("cannot open %s", path);
+			return -1;
+		}
+	}
+	fd = l->pages_fds[t->pages_id];
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r->off + (vaddr - r->vaddr),
+		      PAGE_SIZE)) {
+		pr_perror("%s/pages-%u.img: cannot punch a hole", l->dir, t->pages_id);
+		return -1;
+	}
+	*bytes += PAGE_SIZE;
+	return 0;
+}
+
+int chain_dedup(const char *dir, uint64_t *bytes)
+{
+	struct chain *c = chain_open_all(dir);
+	int ret = -1;
+
+	*bytes = 0;
+	if (!c)
+		return -1;
+	/* for each page of the newest link: the first link holding its data
+	 * is the live copy; every copy in an older link is dead */
+	for (size_t i = 0; i < c->links[0].nr_tasks; i++) {
+		struct chain_task *top = &c->links[0].tasks[i];
+
+		for (size_t j = 0; j < top->nr_runs; j++) {
+			struct chain_run *r = &top->runs[j];
+
+			if (r->in_parent)
+				continue;
+			for (uint64_t p = 0; p < r->nr_pages; p++) {
+				uint64_t vaddr = r->vaddr + p * PAGE_SIZE;
+				bool live = !r->in_prev;
+
+				for (size_t k = 1; k < c->nr; k++) {
+					struct chain_link *l = &c->links[k];
+					struct chain_task *t = link_task(l, top->pid);
+					struct chain_run *o = task_run(t, vaddr);
+
+					if (!o || o->in_parent)
+						break; /* nothing older of this page */
+					if (o->in_prev)
+						continue;
+					if (!live) {
+						live = true; /* the copy the chain reads */
+						continue;
+					}
+					if (punch(l, t, o, vaddr, bytes))
+						goto out;
+				}
+			}
+		}
+	}
+	ret = 0;
+out:
+	for (size_t k = 1; k < c->nr; k++)
+		for (size_t i = 0; i < c->links[k].nr_pages_fds; i++)
+			if (c->links[k].pages_fds[i] >= 0 && fsync(c->links[k].pages_fds[i]) && !ret) {
+				pr_perror("%s: cannot sync the deduplicated pages", c->links[k].dir);
+				ret = -1;
+			}
+	chain_free(c);
 	return ret;
 }

@@ -27,4 +27,12 @@ int chain_pack_pagemap(struct chain *c, const char *name, const uint8_t *buf, si
 /* A pages image of dir with its parents' data put back, in run order. */
 int chain_pack_pages(struct chain *c, const char *name, int fd, struct img_writer *w);
 
+/*
+ * stasis dedup, --auto-dedup: punches out of the older links of dir's chain
+ * the page data that a newer link holds again (a hole reads as zeros and
+ * takes no space). The newest link still restores whole; the older ones no
+ * longer do, as with criu(8). Bytes punched in *bytes.
+ */
+int chain_dedup(const char *dir, uint64_t *bytes);
+
 #endif

@@ -22,6 +22,7 @@
 #include "stasis/seal.h"
 #include "stasis/util.h"
 #include "json.h"
+#include "chain.h"
 
 enum {
 	OPT_ACK_FD = 256,
@@ -47,6 +48,7 @@ static void usage(FILE *f)
 		"Usage: %1$s unpack -D DIR [--ack-fd FD]\n"
 		"       %1$s pack -D DIR\n"
 		"       %1$s show [-i FILE | -D DIR | FILE | -] [--tls-key KEY]\n"
+		"       %1$s dedup -D DIR\n"
 		"\n"
 		"Convert a stasis checkpoint between its image stream and its directory form,\n"
 		"and show a stream, a directory or one image file as JSON.\n"
@@ -57,6 +59,8 @@ static void usage(FILE *f)
 		"  pack     write the checkpoint stored in DIR to stdout as an image stream\n"
 		"  show     print a stream (FILE or stdin), one image file or a whole DIR\n"
 		"           as JSON on stdout\n"
+		"  dedup    punch out of the parent links of DIR (an iterative chain) the\n"
+		"           pages DIR holds again; only DIR restores whole afterwards\n"
 		"\n"
 		"Options:\n"
 		"  -D, --images-dir DIR    directory that holds the image files\n"
@@ -675,8 +679,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cmd = argv[optind++];
-	if (strcmp(cmd, "unpack") && strcmp(cmd, "pack") && strcmp(cmd, "show")) {
-		pr_err("unknown command '%s': expected unpack, pack or show", cmd);
+	if (strcmp(cmd, "unpack") && strcmp(cmd, "pack") && strcmp(cmd, "show") &&
+	    strcmp(cmd, "dedup")) {
+		pr_err("unknown command '%s': expected unpack, pack, show or dedup", cmd);
 		usage(stderr);
 		return 1;
 	}
@@ -715,6 +720,15 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "pack"))
 		return cmd_pack(dir) ? 1 : 0;
+	if (!strcmp(cmd, "dedup")) {
+		uint64_t bytes;
+
+		if (chain_dedup(dir, &bytes))
+			return 1;
+		pr_info("%s: %llu bytes of page data superseded in older links punched out", dir,
+			(unsigned long long)bytes);
+		return 0;
+	}
 
 	/* show [-i FILE | -D DIR | FILE | -] */
 	if (optind < argc) {

@@ -54,7 +54,7 @@ struct fe_option {
 static const struct fe_option options[] = {
 	{ "tree", 't', required_argument, K_PID, CMD_DUMP | CMD_PRE_DUMP, 0, 0, "PID",
 	  "checkpoint the process tree rooted at PID" },
-	STR("images-dir", 'D', CMD_ALL | CMD_PAGE_SERVER, S_IMAGES_DIR, "DIR",
+	STR("images-dir", 'D', CMD_ALL | CMD_PAGE_SERVER | CMD_DEDUP, S_IMAGES_DIR, "DIR",
 	    "directory of the image files (default: the current directory)"),
 	FLAG("leave-running", 'R', CMD_DUMP, F_LEAVE_RUNNING, F_LEAVE_STOPPED,
 	     "leave the tree running after the dump instead of killing it"),
@@ -162,6 +162,9 @@ static const struct fe_option options[] = {
 	STR("prev-images-dir", 0, CMD_DUMP | CMD_PRE_DUMP, S_PREV_IMAGES_DIR, "DIR",
 	    "the previous pre-dump (relative to -D): pages not written since it stay "
 	    "there"),
+	FLAG("auto-dedup", 0, CMD_DUMP | CMD_PRE_DUMP, F_AUTO_DEDUP, F_NONE,
+	     "with --prev-images-dir: once stored, punch out of the parent links the pages "
+	     "this one holds again (as stasis dedup)"),
 	STR("pre-dump-mode", 0, CMD_PRE_DUMP, S_PRE_DUMP_MODE, "MODE",
 	    "read or splice: how pre-dump copies pages (both copy while frozen)"),
 	{ "verbosity", 'v', optional_argument, K_VERBOSITY, CMD_ANY, 0, 0, "N",
@@ -185,7 +188,6 @@ static const struct fe_option options[] = {
 	TODO("cgroup-yard", 0, required_argument),
 	TODO("cgroup-root", 0, required_argument),
 	TODO("evasive-devices", 0, no_argument),
-	TODO("auto-dedup", 0, no_argument),
 	TODO("timeout", 0, required_argument),
 	TODO("cpu-cap", 0, optional_argument),
 	TODO("lazy-pages", 0, no_argument),
@@ -211,6 +213,7 @@ static const struct {
 } commands[] = {
     {"dump", CMD_DUMP},
     {"pre-dump", CMD_PRE_DUMP},
+    {"dedup", CMD_DEDUP},
     {"restore", CMD_RESTORE},
     {"check", CMD_CHECK},
     {"page-server", CMD_PAGE_SERVER},
@@ -602,6 +605,13 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"since (docs/predump.md):\n"
 			"  stasis-freeze -t PID stasis-collect --pre-dump | stasis-serialize unpack\n");
 		break;
+	case CMD_DEDUP:
+		fprintf(f,
+			"Usage: stasis dedup [-D DIR]\n\n"
+			"Punch out of the parent links of the iterative checkpoint in DIR the\n"
+			"pages that DIR holds again (stasis-serialize dedup -D DIR): they take\n"
+			"no space any more; DIR restores whole, its parents no longer do alone.\n");
+		break;
 	case CMD_RESTORE:
 		fprintf(f,
 			"Usage: stasis restore [-D DIR] [OPTIONS]\n\n"
@@ -630,6 +640,7 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"Usage: stasis dump -t PID [-D DIR] [OPTIONS]\n"
 			"       stasis pre-dump -t PID [-D DIR] [--prev-images-dir DIR] [OPTIONS]\n"
 			"       stasis restore [-D DIR] [OPTIONS]\n"
+			"       stasis dedup [-D DIR]\n"
 			"       stasis page-server [-D DIR] --port PORT [OPTIONS]\n"
 			"       stasis check [--extra | --experimental | --all | --feature NAME]\n"
 			"       stasis TOOL [ARGS...]\n\n"
@@ -638,6 +649,7 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"Commands:\n"
 			"  dump      checkpoint the process tree rooted at PID into DIR\n"
 			"  pre-dump  copy its memory into DIR and leave it running (iterative)\n"
+			"  dedup     punch the pages a link holds again out of its parents\n"
 			"  restore   restore the process tree checkpointed in DIR\n"
 			"  page-server  receive a checkpoint from another host into DIR\n"
 			"  check     check that the kernel has what stasis needs\n"

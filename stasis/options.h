@@ -15,7 +15,8 @@ enum fe_cmd {
 	CMD_ALL = CMD_DUMP | CMD_RESTORE | CMD_PRE_DUMP,
 	CMD_CHECK = 1 << 2,
 	CMD_PAGE_SERVER = 1 << 3,
-	CMD_ANY = CMD_ALL | CMD_CHECK | CMD_PAGE_SERVER,
+	CMD_DEDUP = 1 << 5,
+	CMD_ANY = CMD_ALL | CMD_CHECK | CMD_PAGE_SERVER | CMD_DEDUP,
 };
 
 /* Boolean options: index into fe_opts.flag[]. */
@@ -44,6 +45,7 @@ enum fe_flag {
 	F_SKIP_IN_FLIGHT,
 	F_TRACK_MEM, /* dump: keep tracking memory for a next link */
 	F_FORCE_IRMAP, /* dump: look for the paths of fsnotify watches by inode */
+	F_AUTO_DEDUP, /* dump, pre-dump: punch the parents' superseded pages */
 	F_NR,
 };
 

@@ -27,7 +27,7 @@ static const char *const tools[] = {"freeze", "collect", "serialize", "seal", "t
 
 /* criu(8) commands stasis does not have (yet). */
 static const char *const criu_commands[] = {
-    "lazy-pages", "exec", "service", "dedup", "cpuinfo", "swrk",
+    "lazy-pages", "exec", "service", "cpuinfo", "swrk",
 };
 
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -329,6 +329,37 @@ static void add_seal_args(struct args *a, const struct fe_opts *o)
  * --encrypt -D DIR --ack-fd B takes unpack's place (a program and a pipe
  * fewer); sent sealed, it goes between collect and stasis-transfer.
  */
+/* stasis-serialize dedup -D DIR: the parents' superseded pages punched. */
+static int run_dedup(const struct fe_opts *o, const char *dir, const char *log)
+{
+	struct stage st = { .name = "stasis-serialize", .in = -1, .out = -1 };
+	char *serialize = need_program("stasis-serialize");
+	int rc = 1;
+
+	if (!serialize)
+		return 1;
+	args_add(&st.argv, serialize);
+	args_add(&st.argv, "dedup");
+	args_add(&st.argv, "-D");
+	args_add(&st.argv, dir);
+	add_common(&st.argv, o, log);
+	if (!stage_start(&st))
+		rc = stage_wait(&st, false);
+	args_free(&st.argv);
+	free(serialize);
+	return rc ? 1 : 0;
+}
+
+static int cmd_dedup(const struct fe_opts *o)
+{
+	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
+	char *log = in_dir(dir, o->str[S_LOG_FILE]);
+	int ret = open_log(log, o) ? 1 : run_dedup(o, dir, log);
+
+	free(log);
+	return ret;
+}
+
 static int cmd_dump(const struct fe_opts *o)
 {
 	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
@@ -538,6 +569,9 @@ static int cmd_dump(const struct fe_opts *o)
 		pidfd = -1;
 	}
 	pr_info("dump complete");
+	/* the dump is stored whatever dedup does: its failure is a warning */
+	if (o->flag[F_AUTO_DEDUP] && prev && run_dedup(o, dir, log))
+		pr_warn("--auto-dedup failed; the checkpoint in %s is complete", dir);
 	if (o->flag[F_DISPLAY_STATS] && remote)
 		pr_warn("--display-stats: the statistics went to the receiver with the checkpoint");
 	else if (o->flag[F_DISPLAY_STATS])
@@ -977,6 +1011,8 @@ int main(int argc, char **argv)
 	case CMD_DUMP:
 	case CMD_PRE_DUMP:
 		return cmd_dump(&o);
+	case CMD_DEDUP:
+		return cmd_dedup(&o);
 	case CMD_RESTORE:
 		return cmd_restore(&o);
 	case CMD_PAGE_SERVER:

@@ -123,6 +123,27 @@ tracker_pid() {
 	restore_and_check
 }
 
+@test "dedup and --auto-dedup punch the pages a newer link holds again out of the older ones; the chain still restores" {
+	start_prog dirtier 16
+	pre_dump 1
+	local before after
+	before=$(du -k "$CHAIN"/1/pages-*.img | awk '{ s += $1 } END { print s }')
+	poke USR1 DIRTIED 1
+	pre_dump 2 --prev-images-dir ../1 --auto-dedup
+	poke USR1 DIRTIED 2
+	IMG=$CHAIN/3
+	dump_and_kill --track-mem --prev-images-dir ../2
+	(cd "$BATS_TEST_TMPDIR" && stasis dedup -D "$IMG")
+	after=$(du -k "$CHAIN"/1/pages-*.img | awk '{ s += $1 } END { print s }')
+	echo "first link: $before KiB of pages before, $after KiB after"
+	# two slices of 256 pages (1 MiB each) were written again since
+	[ $((before - after)) -ge 2048 ] || die_with_logs "dedup freed $((before - after)) KiB of the first link, not the 2 MiB rewritten"
+	# the file keeps its size: only holes
+	[ "$(page_bytes "$CHAIN/1")" -ge $((16 << 20)) ]
+	wait_ids_free 30
+	restore_and_check
+}
+
 @test "dirtier's check notices a wrong page (self-test)" {
 	STASIS_SABOTAGE=page start_prog dirtier 1
 	touch "$GOFILE"
