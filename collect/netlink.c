@@ -222,6 +222,7 @@ static void options(int fd, Stasis__NetlinkSk *sk)
 		sk->has_rcvbuf = true;
 		sk->rcvbuf = v;
 	}
+	sk->common = sk_common_collect(fd);
 }
 
 static int dump(const struct fd_src *src, Stasis__FileEntry *fe)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>
@@ -92,9 +93,10 @@ static int diag_cb(struct nlmsghdr *nlh, void *arg)
 		s->mc = xmalloc(s->nr_mc * sizeof(*s->mc) + 1);
 		memcpy(s->mc, nla_data(tb[PACKET_DIAG_MCLIST]), s->nr_mc * sizeof(*s->mc));
 	}
-	if (tb[PACKET_DIAG_MEMINFO] &&
-	    nla_len(tb[PACKET_DIAG_MEMINFO]) >= (int)(sizeof(uint32_t) * (SK_MEMINFO_RMEM_ALLOC + 1)))
-		s->rmem_alloc = ((uint32_t *)nla_data(tb[PACKET_DIAG_MEMINFO]))[SK_MEMINFO_RMEM_ALLOC];
+	if (tb[PACKET_DIAG_MEMINFO] && nla_len(tb[PACKET_DIAG_MEMINFO]) >=
+					   (int)(sizeof(uint32_t) * (SK_MEMINFO_RMEM_ALLOC + 1)))
+		s->rmem_alloc =
+		    ((uint32_t *)nla_data(tb[PACKET_DIAG_MEMINFO]))[SK_MEMINFO_RMEM_ALLOC];
 	get_ring(tb[PACKET_DIAG_RX_RING], &s->has_rx, &s->rx);
 	get_ring(tb[PACKET_DIAG_TX_RING], &s->has_tx, &s->tx);
 	return 0;
@@ -104,8 +106,8 @@ static bool load(void)
 {
 	struct packet_diag_req req = {
 	    .sdiag_family = AF_PACKET,
-	    .pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG |
-			  PACKET_SHOW_MEMINFO,
+	    .pdiag_show =
+		PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG | PACKET_SHOW_MEMINFO,
 	};
 
 	if (!diag_state)
@@ -202,9 +204,10 @@ int skfilter_collect(const struct fd_src *src, int fd, const char *what, Stasis_
 
 	if (skfilter_get(fd, &prog, &n)) {
 		if (errno == EINVAL)
-			pr_err("fd %d of task %d: %s %lu has an eBPF socket filter (SO_ATTACH_BPF), "
-			       "which stasis cannot carry",
-			       src->fd, src->pid, what, (unsigned long)src->st.st_ino);
+			pr_err(
+			    "fd %d of task %d: %s %lu has an eBPF socket filter (SO_ATTACH_BPF), "
+			    "which stasis cannot carry",
+			    src->fd, src->pid, what, (unsigned long)src->st.st_ino);
 		else
 			pr_perror("fd %d of task %d: cannot read the filter of %s %lu", src->fd,
 				  src->pid, what, (unsigned long)src->st.st_ino);
@@ -220,6 +223,50 @@ int skfilter_collect(const struct fd_src *src, int fd, const char *what, Stasis_
 	if (!getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
 		(*out)->has_locked = (*out)->locked = true;
 	return 0;
+}
+
+Stasis__SkCommon *sk_common_collect(int fd)
+{
+	Stasis__SkCommon *c = xmalloc(sizeof(*c));
+	struct timeval tv;
+	socklen_t len;
+	bool any = false;
+	int v;
+
+	stasis__sk_common__init(c);
+#define SK_FLAG(opt, f)                                                                            \
+	do {                                                                                       \
+		len = sizeof(v);                                                                   \
+		if (!getsockopt(fd, SOL_SOCKET, opt, &v, &len) && v)                               \
+			any = true, c->has_##f = c->f = true;                                      \
+	} while (0)
+	SK_FLAG(SO_PASSCRED, passcred);
+	SK_FLAG(SO_TIMESTAMP, timestamp);
+	SK_FLAG(SO_TIMESTAMPNS, timestampns);
+#undef SK_FLAG
+	len = sizeof(tv);
+	if (!getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
+		any = true;
+		c->has_rcvtimeo_us = true;
+		c->rcvtimeo_us = tv.tv_sec * 1000000ull + tv.tv_usec;
+	}
+	len = sizeof(tv);
+	if (!getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
+		any = true;
+		c->has_sndtimeo_us = true;
+		c->sndtimeo_us = tv.tv_sec * 1000000ull + tv.tv_usec;
+	}
+	len = sizeof(v);
+	if (!getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, &len) && v > 1) {
+		any = true;
+		c->has_rcvlowat = true;
+		c->rcvlowat = v;
+	}
+	if (!any) {
+		free(c);
+		return NULL;
+	}
+	return c;
 }
 
 static bool match(const struct fd_src *src)
@@ -283,6 +330,7 @@ static void options(int fd, Stasis__PacketSk *sk)
 		sk->has_priority = true;
 		sk->priority = v;
 	}
+	sk->common = sk_common_collect(fd);
 }
 
 static void info(const struct pk_diag_sk *d, Stasis__PacketSk *sk)

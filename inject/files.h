@@ -49,6 +49,7 @@ int files_staged_fd(uint32_t id);
 /* packet.c, for packet and netlink sockets: a classic BPF filter (f may be
  * NULL) and the buffer sizes; -1 with errno set. */
 int skfilter_restore(int fd, const Stasis__SkFilter *f);
+int sk_common_restore(int fd, const Stasis__SkCommon *c);
 int sock_set_bufs(int fd, bool has_snd, uint32_t snd, bool has_rcv, uint32_t rcv);
 
 #endif

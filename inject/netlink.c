@@ -85,7 +85,7 @@ static int netlinksk_open(Stasis__FileEntry *fe)
 		pr_perror("netlink socket %u: cannot set its NETLINK_* options", sk->ino);
 		goto err;
 	}
-	if (skfilter_restore(fd, sk->filter) ||
+	if (skfilter_restore(fd, sk->filter) || sk_common_restore(fd, sk->common) ||
 	    sock_set_bufs(fd, sk->has_sndbuf, sk->sndbuf, sk->has_rcvbuf, sk->rcvbuf)) {
 		pr_perror("netlink socket %u: cannot set its socket options", sk->ino);
 		goto err;

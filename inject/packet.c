@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/filter.h>
@@ -57,6 +58,31 @@ int sock_set_bufs(int fd, bool has_snd, uint32_t snd, bool has_rcv, uint32_t rcv
 {
 	return (has_snd && set_buf(fd, SO_SNDBUF, SO_SNDBUFFORCE, snd)) ||
 	       (has_rcv && set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, rcv));
+}
+
+int sk_common_restore(int fd, const Stasis__SkCommon *c)
+{
+	struct timeval tv;
+	int on = 1, v;
+
+	if (!c)
+		return 0;
+	if ((c->passcred && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on))) ||
+	    (c->timestamp && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &on, sizeof(on))) ||
+	    (c->timestampns && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on))))
+		return -1;
+	if (c->has_rcvtimeo_us) {
+		tv = (struct timeval){c->rcvtimeo_us / 1000000, c->rcvtimeo_us % 1000000};
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+			return -1;
+	}
+	if (c->has_sndtimeo_us) {
+		tv = (struct timeval){c->sndtimeo_us / 1000000, c->sndtimeo_us % 1000000};
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+			return -1;
+	}
+	v = c->rcvlowat;
+	return c->has_rcvlowat && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) ? -1 : 0;
 }
 
 static int set_int(int fd, int opt, bool has, uint32_t val)
@@ -215,7 +241,7 @@ static int packetsk_open(Stasis__FileEntry *fe)
 			  sk->fanout);
 		goto err_quiet;
 	}
-	if (skfilter_restore(fd, sk->filter) ||
+	if (skfilter_restore(fd, sk->filter) || sk_common_restore(fd, sk->common) ||
 	    sock_set_bufs(fd, sk->has_sndbuf, sk->sndbuf, sk->has_rcvbuf, sk->rcvbuf) ||
 	    (sk->has_mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &sk->mark, sizeof(sk->mark))) ||
 	    (sk->has_priority &&

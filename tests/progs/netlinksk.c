@@ -5,7 +5,8 @@
  *   netlinksk GOFILE queued   a message left unread (the dump must refuse it)
  *
  * all: a NETLINK_ROUTE socket autobound, in (quiet) groups below and above 32, with
- * NETLINK_PKTINFO, NO_ENOBUFS, EXT_ACK, GET_STRICT_CHK, a receive buffer and
+ * NETLINK_PKTINFO, NO_ENOBUFS, EXT_ACK, GET_STRICT_CHK, SO_PASSCRED, a receive
+ * timeout, a receive buffer and
  * a classic BPF filter; a NETLINK_KOBJECT_UEVENT socket bound to a chosen
  * port id and group; one connect()ed to it; an unbound NETLINK_GENERIC one.
  * After GO: the port ids, groups, destination, options and filter are as
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/netlink.h>
@@ -160,6 +162,13 @@ static int all_mode(void)
 	on(route.fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
 	on(route.fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
 	on(route.fd, SOL_SOCKET, SO_RCVBUF, 300000);
+	on(route.fd, SOL_SOCKET, SO_PASSCRED, 1);
+	{
+		struct timeval tv = {2, 500000};
+
+		if (setsockopt(route.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+			tp_die("SO_RCVTIMEO");
+	}
 	if (setsockopt(route.fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
 		tp_die("attach filter");
 	route.portid = portid_of(route.fd, NULL);
@@ -203,6 +212,18 @@ static int all_mode(void)
 	    getopt_nl(route.fd, NETLINK_BROADCAST_ERROR) != 0 ||
 	    getopt_nl(route.fd, NETLINK_CAP_ACK) != 0)
 		tp_fail("route socket: NETLINK_* options changed");
+	{
+		struct timeval tv = {};
+		socklen_t tlen = sizeof(tv);
+
+		len = sizeof(v);
+		if (getsockopt(route.fd, SOL_SOCKET, SO_PASSCRED, &v, &len) || v != 1)
+			tp_fail("route socket: SO_PASSCRED is off");
+		if (getsockopt(route.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tlen) || tv.tv_sec != 2 ||
+		    tv.tv_usec != 500000)
+			tp_fail("route socket: SO_RCVTIMEO %ld.%06ld, was 2.500000",
+				(long)tv.tv_sec, (long)tv.tv_usec);
+	}
 	len = sizeof(rcvbuf_now);
 	getsockopt(route.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_now, &len);
 	if (rcvbuf_now != rcvbuf)

@@ -17,7 +17,7 @@
  *   C  SOCK_PACKET, ethertype 0x88b7, bound to lo
  *   D  SOCK_RAW, protocol 0 (not receiving), unbound, TPACKET_V1 receive
  *      ring not mapped, PACKET_LOSS, QDISC_BYPASS, IGNORE_OUTGOING, SO_MARK,
- *      SO_PRIORITY
+ *      SO_PRIORITY, SO_TIMESTAMPNS, a send timeout
  * After GO: names, options, memberships and filters are as they were, the
  * rings are mapped at their addresses from the sockets that own them, and a
  * frame sent through B's send ring arrives in A's receive ring.
@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -284,12 +285,20 @@ static int all_mode(void)
 	}
 
 	d = xsocket(SOCK_RAW, 0);
+	setint(d, SOL_PACKET, PACKET_LOSS, 1);
 	if (setsockopt(d, SOL_PACKET, PACKET_RX_RING, &rd, sizeof(rd)))
 		tp_die("ring of D");
 	setint(d, SOL_PACKET, PACKET_QDISC_BYPASS, 1);
 	setint(d, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
 	setint(d, SOL_SOCKET, SO_MARK, 7);
 	setint(d, SOL_SOCKET, SO_PRIORITY, 3);
+	setint(d, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+	{
+		struct timeval tv = {1, 500000};
+
+		if (setsockopt(d, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+			tp_die("SO_SNDTIMEO");
+	}
 
 	tp_ready();
 	tp_wait_go();
@@ -351,6 +360,19 @@ static int all_mode(void)
 			getint(d, SOL_PACKET, PACKET_IGNORE_OUTGOING),
 			getint(d, SOL_SOCKET, SO_MARK), getint(d, SOL_SOCKET, SO_PRIORITY));
 	{
+		struct timeval tv = {};
+		socklen_t tlen = sizeof(tv);
+
+		if (getint(d, SOL_SOCKET, SO_TIMESTAMPNS) != 1 ||
+		    getint(d, SOL_PACKET, PACKET_LOSS) != 1 ||
+		    getsockopt(d, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) || tv.tv_sec != 1 ||
+		    tv.tv_usec != 500000)
+			tp_fail("D: SO_TIMESTAMPNS %d, PACKET_LOSS %d, SO_SNDTIMEO %ld.%06ld",
+				getint(d, SOL_SOCKET, SO_TIMESTAMPNS),
+				getint(d, SOL_PACKET, PACKET_LOSS), (long)tv.tv_sec,
+				(long)tv.tv_usec);
+	}
+	{
 		int v = TPACKET_V2;
 
 		/* a socket with a ring keeps its version */
@@ -405,8 +427,8 @@ static int v2_ring_gets_payload(int fd, char *ring, struct tpacket_req *r)
  */
 static int tree_mode(void)
 {
-	struct tpacket_req r = {.tp_block_size = 4096, .tp_block_nr = 2, .tp_frame_size = 2048,
-				.tp_frame_nr = 4};
+	struct tpacket_req r = {
+	    .tp_block_size = 4096, .tp_block_nr = 2, .tp_frame_size = 2048, .tp_frame_nr = 4};
 	size_t len = (size_t)r.tp_block_size * r.tp_block_nr;
 	int fd, pipefd[2], status;
 	char *ring, c;
@@ -448,8 +470,10 @@ static int tree_mode(void)
 	check_mapping("the parent's ring", ring, len, fd);
 	{
 		int tx = xsocket(SOCK_DGRAM, ETH_TEST_C);
-		struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_TEST_C),
-					 .sll_ifindex = lo, .sll_halen = ETH_ALEN};
+		struct sockaddr_ll to = {.sll_family = AF_PACKET,
+					 .sll_protocol = htons(ETH_TEST_C),
+					 .sll_ifindex = lo,
+					 .sll_halen = ETH_ALEN};
 
 		if (sendto(tx, PAYLOAD, sizeof(PAYLOAD), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
 			tp_fail("cannot send a frame: %s", strerror(errno));
