@@ -278,7 +278,13 @@ static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, const char 
 		if (fd_types[i]->match(&src))
 			break;
 	if (i == ARRAY_SIZE(fd_types)) {
-		pr_err("fd %d of task %d: %s is not supported yet", fd, pid, target);
+		/* pid is stasis-collect's own for a file in flight: the dump of
+		 * its unix socket names the task */
+		if (pid == getpid())
+			pr_err("a file in flight in a unix socket's queue: %s is not supported yet",
+			       target);
+		else
+			pr_err("fd %d of task %d: %s is not supported yet", fd, pid, target);
 		return -1;
 	}
 	fe = xmalloc(sizeof(*fe));

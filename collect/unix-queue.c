@@ -359,10 +359,11 @@ int unix_queue_dump(const struct fd_src *src, int fd, const struct unix_diag_sk 
 		sk->queue[sk->n_queue++] = m->p;
 		m->p->fds = xmalloc((m->nr_fds + 1) * sizeof(*m->p->fds));
 		for (size_t j = 0; j < m->nr_fds; j++) {
-			if (flight_refused(src, d->ino, m->fds[j]) ||
-			    files_describe_own(m->fds[j], &m->p->fds[j])) {
-				pr_err("fd %d of task %d: cannot dump the files in flight on unix "
-				       "socket %u",
+			if (flight_refused(src, d->ino, m->fds[j]))
+				return -1;
+			if (files_describe_own(m->fds[j], &m->p->fds[j])) {
+				pr_err("fd %d of task %d: unix socket %u has a file in flight "
+				       "(SCM_RIGHTS) that stasis cannot carry",
 				       src->fd, src->pid, d->ino);
 				return -1;
 			}

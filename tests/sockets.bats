@@ -243,3 +243,10 @@ log_value() { # KEY
 	dump_must_fail
 	check_refused "$BATS_TEST_TMPDIR/before" "epoll instance in flight"
 }
+
+@test "a file stasis does not carry, in flight, is refused naming the socket and the PID; the process runs on" {
+	start_prog unixscm userfaultfd
+	snapshot "$BATS_TEST_TMPDIR/before"
+	dump_must_fail
+	check_refused "$BATS_TEST_TMPDIR/before" "file in flight"
+}

@@ -12,6 +12,7 @@
  *                                   plain messages between them
  *   unixscm GOFILE epoll            an epoll instance in flight, which stasis
  *                                   refuses (the check receives it back)
+ *   unixscm GOFILE userfaultfd      a file stasis does not carry, in flight
  *   unixscm GOFILE creds TYPE       messages sent by the task, by its child
  *                                   and with credentials of another user to
  *                                   a receiver with SO_PASSCRED; a child's
@@ -34,6 +35,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -436,28 +438,31 @@ static int creds(int type)
 	return ret;
 }
 
-static int epoll_in_flight(void)
+/* A file stasis refuses in flight: epoll, or one it does not carry at all
+ * (a userfaultfd); the check receives it back. */
+static int refused_in_flight(const char *what)
 {
-	int q[2], ep = epoll_create1(0);
+	int q[2], fd;
 	struct got g;
 
 	xpair(SOCK_DGRAM, q);
-	if (ep < 0)
-		tp_die("epoll_create1");
-	send_msg(q[0], "epoll", &ep, 1, NULL);
-	close(ep);
+	fd = !strcmp(what, "epoll") ? epoll_create1(0) : (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (fd < 0)
+		tp_die("%s", what);
+	send_msg(q[0], what, &fd, 1, NULL);
+	close(fd);
 	tp_ready();
 	tp_wait_go();
-	g = expect_msg(q[1], "epoll message", "epoll");
-	expect_fds("epoll message", &g, 1);
+	g = expect_msg(q[1], "the message", what);
+	expect_fds("the message", &g, 1);
 	return tp_finish();
 }
 
 int main(int argc, char **argv)
 {
-	tp_init(argc, argv, 2, "GOFILE rights TYPE DIR | GOFILE creds TYPE | GOFILE epoll");
-	if (!strcmp(argv[2], "epoll"))
-		return epoll_in_flight();
+	tp_init(argc, argv, 2, "GOFILE rights TYPE DIR | GOFILE creds TYPE | GOFILE epoll|userfaultfd");
+	if (!strcmp(argv[2], "epoll") || !strcmp(argv[2], "userfaultfd"))
+		return refused_in_flight(argv[2]);
 	if (argc < 4)
 		tp_die("%s needs a socket type", argv[2]);
 	if (!strcmp(argv[2], "rights") && argc > 4)
