@@ -353,7 +353,7 @@ static bool inotify_match(const struct fd_src *src)
 /* Where the mount that holds device sdev (the kernel's own encoding:
  * major << 20 | minor) is, seen through the task's root (its mount
  * namespace may differ from ours); 0 when found. */
-static int mount_path(pid_t pid, unsigned sdev, char *full, size_t size)
+int fsnotify_mount_path(pid_t pid, unsigned sdev, char *full, size_t size)
 {
 	unsigned maj = sdev >> 20, min = sdev & 0xfffff;
 	char path[64], line[8192];
@@ -389,7 +389,7 @@ static int mount_fd(pid_t pid, unsigned sdev)
 	char full[4200];
 	int fd;
 
-	if (mount_path(pid, sdev, full, sizeof(full)))
+	if (fsnotify_mount_path(pid, sdev, full, sizeof(full)))
 		return -1;
 	fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -427,7 +427,7 @@ static char *irmap_find(pid_t pid, unsigned sdev, const struct stat *sb)
 	irmap_found = NULL;
 	for (int i = 0; i < opts.nr_irmap_paths && !irmap_found; i++)
 		nftw(opts.irmap_paths[i], irmap_visit, 16, FTW_PHYS);
-	if (!irmap_found && !mount_path(pid, sdev, mnt, sizeof(mnt)))
+	if (!irmap_found && !fsnotify_mount_path(pid, sdev, mnt, sizeof(mnt)))
 		nftw(mnt, irmap_visit, 16, FTW_PHYS | FTW_MOUNT);
 	if (irmap_found) {
 		char prefix[32];
@@ -460,9 +460,8 @@ static int hexbytes(const char *hex, unsigned char *out, size_t len)
 	return 0;
 }
 
-/* The path of the watched inode, from the file handle fdinfo shows. */
-static char *watch_path(const struct fd_src *src, unsigned sdev, unsigned long ino,
-			unsigned hbytes, unsigned htype, const char *hex, struct stat *sb)
+char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long ino,
+			  unsigned hbytes, unsigned htype, const char *hex, struct stat *sb)
 {
 	struct file_handle *fh;
 	char link[64], path[4096];
@@ -471,7 +470,7 @@ static char *watch_path(const struct fd_src *src, unsigned sdev, unsigned long i
 	ssize_t n;
 
 	if (hbytes > MAX_HANDLE_SZ || strspn(hex, "0123456789abcdef") < 2 * hbytes) {
-		pr_err("fd %d of task %d: malformed inotify file handle", src->fd, src->pid);
+		pr_err("fd %d of task %d: malformed file handle in its fdinfo", src->fd, src->pid);
 		return NULL;
 	}
 	fh = xmalloc(sizeof(*fh) + hbytes);
@@ -487,7 +486,7 @@ static char *watch_path(const struct fd_src *src, unsigned sdev, unsigned long i
 	close(mfd);
 	free(fh);
 	if (fd < 0) {
-		pr_perror("fd %d of task %d: cannot open the inode %lu an inotify watch is on",
+		pr_perror("fd %d of task %d: cannot open the inode %lu it watches",
 			  src->fd, src->pid, ino);
 		return NULL;
 	}
@@ -511,10 +510,10 @@ static char *watch_path(const struct fd_src *src, unsigned sdev, unsigned long i
 		if (found)
 			return found;
 	}
-	pr_err("fd %d of task %d: inotify watches inode %lu, which has no path (%s)%s; "
+	pr_err("fd %d of task %d: %s watches inode %lu, which has no path (%s)%s; "
 	       "not supported",
-	       src->fd, src->pid, ino, path,
-	       !sb->st_nlink	   ? "" :
+	       src->fd, src->pid, strstr(src->link, "fanotify") ? "fanotify" : "inotify", ino,
+	       path, !sb->st_nlink	   ? "" :
 	       opts.force_irmap ? ", and --force-irmap found no other name" :
 				  " but other names (--force-irmap looks for them)");
 	return NULL;
@@ -557,7 +556,7 @@ static int inotify_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		stasis__inotify_watch__init(w);
 		w->wd = wd;
 		w->mask = mask;
-		w->path = watch_path(src, sdev, ino, hbytes, htype, p + off, &sb);
+		w->path = fsnotify_inode_path(src, sdev, ino, hbytes, htype, p + off, &sb);
 		if (!w->path) {
 			free(w);
 			goto err;

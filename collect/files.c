@@ -247,6 +247,7 @@ static const struct fd_dump_ops *const fd_types[] = {
 	&unixsk_dump_ops,
 	&inetsk_dump_ops,
 	&pidfd_dump_ops,
+	&fanotify_dump_ops,
 	&packetsk_dump_ops,
 	&netlinksk_dump_ops,
 };

@@ -48,7 +48,15 @@ extern const struct fd_dump_ops pipe_dump_ops, fifo_dump_ops, ghost_dump_ops;
 extern const struct fd_dump_ops eventfd_dump_ops, epoll_dump_ops, signalfd_dump_ops,
 	timerfd_dump_ops, inotify_dump_ops, memfd_dump_ops;
 extern const struct fd_dump_ops unixsk_dump_ops, inetsk_dump_ops;
-extern const struct fd_dump_ops pidfd_dump_ops;
+extern const struct fd_dump_ops pidfd_dump_ops, fanotify_dump_ops;
+
+/* events.c, for inotify and fanotify: the path of an inode a watch or mark
+ * is on, from the file handle fdinfo shows (hex), with its stat in *sb;
+ * NULL logged. A directory through which the mount of device sdev (as
+ * fdinfo encodes it) is seen; 0 when found. */
+char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long ino,
+			  unsigned hbytes, unsigned htype, const char *hex, struct stat *sb);
+int fsnotify_mount_path(pid_t pid, unsigned sdev, char *full, size_t size);
 extern const struct fd_dump_ops packetsk_dump_ops, netlinksk_dump_ops;
 
 /* The family (SO_DOMAIN) of a socket, from a copy of it; -1 if not one. */

@@ -179,6 +179,7 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&netlinksk_restore_ops,
 	&memfd_restore_ops,
 	&pidfd_restore_ops,
+	&fanotify_restore_ops,
 };
 
 static const struct fd_restore_ops *fd_type(Stasis__FdType type)

@@ -34,7 +34,7 @@ extern const struct fd_restore_ops pipe_restore_ops, fifo_restore_ops;
 extern const struct fd_restore_ops eventfd_restore_ops, epoll_restore_ops, signalfd_restore_ops,
 	timerfd_restore_ops, inotify_restore_ops, memfd_restore_ops;
 extern const struct fd_restore_ops unixsk_restore_ops, inetsk_restore_ops;
-extern const struct fd_restore_ops pidfd_restore_ops;
+extern const struct fd_restore_ops pidfd_restore_ops, fanotify_restore_ops;
 extern const struct fd_restore_ops packetsk_restore_ops, netlinksk_restore_ops;
 
 /* pidfd.c: the pidfds of threads created after the descriptors */

@@ -106,3 +106,26 @@ print(n)')" = 5 ] || die_with_logs "the file-locks image does not hold 5 leases"
 	assert_running_untraced "$PID"
 	go_and_check_original
 }
+
+@test "fanotify: groups with their init flags, inode, mount and filesystem marks, ignored masks" {
+	start_prog fanotify "$BATS_TEST_TMPDIR"
+	dump_and_kill
+	[ "$(stasis-serialize show -D "$IMG" | python3 -c '
+import json, sys
+n = 0
+for im in json.load(sys.stdin):
+    if im["image"] == "files":
+        n += sum(len(r.get("fanotify", {}).get("marks", [])) for r in im["records"])
+print(n)')" = 4 ] || die_with_logs "the files image does not hold 4 fanotify marks"
+	restore_and_check
+}
+
+@test "fanotify: the checker passes on the original and notices a lost mark" {
+	start_prog fanotify "$BATS_TEST_TMPDIR"
+	go_and_check_original
+	rm -f "$GOFILE" "$LOG"
+	STASIS_SABOTAGE=fanotify start_prog fanotify "$BATS_TEST_TMPDIR"
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q "^FAIL: group A's fdinfo is" "$LOG" || die_with_logs "sabotage not noticed"
+}
