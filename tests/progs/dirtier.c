@@ -1,5 +1,5 @@
 /*
- * dirtier GOFILE SIZE_MB [uffd]: SIZE_MB of patterned anonymous memory, for
+ * dirtier GOFILE SIZE_MB [uffd | spin WSET_MB]: SIZE_MB of patterned anonymous memory, for
  * the iterative checkpoint tests (tests/predump.bats).
  *
  * Each page holds a pattern of its index and its generation. On SIGUSR1
@@ -14,6 +14,8 @@
  *
  * With "uffd", the program registers a userfaultfd of its own on a spare
  * mapping, as a program doing its own post-copy or write tracking would.
+ * With "spin WSET_MB" (bench/predump.sh), it rewrites its first WSET_MB
+ * without pause, page after page, each time with the next generation.
  *
  * Sabotage: "page" changes one page after GO, "moved" damages the lone
  * (moved or not) page.
@@ -77,6 +79,7 @@ int main(int argc, char **argv)
 	unsigned char *mem, *moved = NULL, *island;
 	unsigned *gen;
 	int done = 0, moves = 0, drops = 0;
+	unsigned long spin = 0, spun = 0;
 
 	tp_init(argc, argv, 2, "GOFILE SIZE_MB");
 	npages = strtoul(argv[2], NULL, 10) * (1 << 20) / PAGE;
@@ -109,10 +112,22 @@ int main(int argc, char **argv)
 		if (u < 0 || ioctl(u, UFFDIO_API, &api) || ioctl(u, UFFDIO_REGISTER, &reg))
 			tp_die("cannot register a userfaultfd of my own");
 	}
+	if (argc > 4 && !strcmp(argv[3], "spin"))
+		spin = strtoul(argv[4], NULL, 10) * (1 << 20) / PAGE;
+	if (spin > npages)
+		spin = npages;
 	tp_ready();
 
 	while (access(tp_gofile, F_OK) != 0) {
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+		/* a busy working set: about 4096 pages between two looks at GO */
+		for (unsigned long n = 0; spin && n < 4096; n++, spun = (spun + 1) % spin) {
+			gen[spun] = gen[spun] == ZEROED ? 1 : gen[spun] + 1;
+			fill(mem + spun * PAGE, spun, gen[spun]);
+		}
+		if (spin)
+			continue;
 
 		if (dirty_req > done) {
 			unsigned long n = 0;

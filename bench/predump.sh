@@ -1,0 +1,105 @@
+#!/bin/bash
+# Benchmark: the pause of a dump with and without pre-copy (docs/predump.md).
+#
+#   bench/predump.sh [SIZE_MB] [WSET_MB] [ROUNDS]   (default: 1024 64 3; as root)
+#
+# A process holds SIZE_MB of patterned memory and rewrites its first WSET_MB
+# without pause (tests/progs/dirtier.c, spin mode). Each round checkpoints it
+# twice into fresh directories, leaving it running (-R):
+#   one-shot:  stasis dump
+#   pre-copy:  stasis pre-dump, pre-dump --prev-images-dir ../1, then
+#              dump --track-mem --prev-images-dir ../2
+# and prints, from each dump's stats-dump, the time the tree was frozen
+# (from the first seize to the last page in the stream) and the pages
+# copied, then the ratio of the medians. The last pre-copy chain is
+# restored and the restored process checks every page (PASS).
+#
+# Environment: STASIS_BUILD_DIR (default: build/ beside this script),
+# BENCH_DIR (default: a fresh directory in /tmp), BENCH_KEEP=1.
+
+set -u
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${STASIS_BUILD_DIR:-$repo/build}
+export PATH="$build/root/bin:$PATH"
+prog=$build/tests/dirtier
+size=${1:-1024} wset=${2:-64} rounds=${3:-3}
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root"
+[ -x "$prog" ] || die "$prog is not built (tests/progs/dirtier.c)"
+command -v stasis >/dev/null || die "stasis is not built; run tests/run first"
+for v in "$size" "$wset" "$rounds"; do
+	[[ $v =~ ^[1-9][0-9]*$ ]] || die "bad number: $v"
+done
+
+top=${BENCH_DIR:-$(mktemp -d /tmp/stasis-bench-predump.XXXXXX)} || exit 1
+mkdir -p "$top"
+pid=
+cleanup() {
+	if [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = dirtier ]; then
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$top"
+}
+trap cleanup EXIT
+
+# "frozen_us pages" of the stats-dump in DIR.
+stats() { # DIR
+	stasis-serialize show -i "$1/stats-dump.img" | awk -F': ' '
+		/"frozen_time"/ { gsub(/[^0-9]/, "", $2); f = $2 }
+		/"pages_written"/ { gsub(/[^0-9]/, "", $2); p = $2 }
+		END { print f, p }'
+}
+
+ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+start() {
+	rm -f "$top/go"
+	setsid "$prog" "$top/go" "$size" spin "$wset" </dev/null >"$top/prog.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 600); do
+		grep -q READY "$top/prog.log" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "dirtier did not start"
+}
+
+start
+echo "stasis pre-copy benchmark: $size MiB, $wset MiB rewritten without pause, $rounds rounds"
+printf '%-6s %-9s %12s %10s\n' round mode "frozen ms" pages
+one=() pre=()
+for r in $(seq "$rounds"); do
+	d=$top/r$r
+	mkdir -p "$d"
+	stasis dump -R -t "$pid" -D "$d/one" >/dev/null || die "one-shot dump failed"
+	read -r f p < <(stats "$d/one")
+	one+=("$f")
+	printf '%-6s %-9s %12s %10s\n' "$r" one-shot "$(ms "$f")" "$p"
+	stasis pre-dump -t "$pid" -D "$d/1" >/dev/null || die "pre-dump failed"
+	stasis pre-dump -t "$pid" -D "$d/2" --prev-images-dir ../1 >/dev/null || die "second pre-dump failed"
+	stasis dump -R -t "$pid" -D "$d/3" --track-mem --prev-images-dir ../2 >/dev/null ||
+		die "the last dump of the chain failed"
+	read -r f p < <(stats "$d/3")
+	pre+=("$f")
+	printf '%-6s %-9s %12s %10s\n' "$r" pre-copy "$(ms "$f")" "$p"
+	[ "$r" = "$rounds" ] || rm -rf "$d"
+done
+m1=$(printf '%s\n' "${one[@]}" | median)
+m2=$(printf '%s\n' "${pre[@]}" | median)
+awk -v a="$m1" -v b="$m2" 'BEGIN { printf "median frozen time: one-shot %.1f ms, pre-copy %.1f ms, ratio %.3f (target <= 0.200)\n", a / 1000, b / 1000, b / a }'
+
+# the last chain restores exactly
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+for _ in $(seq 100); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+stasis restore -D "$top/r$rounds/3" -d >/dev/null || die "restore of the chain failed"
+touch "$top/go"
+for _ in $(seq 600); do
+	[ -e "/proc/$pid" ] || break
+	sleep 0.1
+done
+tail -n 1 "$top/prog.log"
