@@ -20,6 +20,8 @@
 #include <linux/seccomp.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <linux/netlink_diag.h>
+#include <linux/packet_diag.h>
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -685,6 +687,83 @@ static int probe_unix_diag(char *why, size_t len)
 	MISSING("unix sock_diag did not name the peer of a socket pair");
 }
 
+/*
+ * Sends a sock_diag dump request (req, reqlen bytes) and looks for a reply
+ * whose inode (a u32 at ino_off in the family's message) is ino: 1 found,
+ * 0 not, -1 with errno set.
+ */
+static int diag_dump_finds(const void *req, size_t reqlen, size_t ino_off, uint32_t ino)
+{
+	struct {
+		struct nlmsghdr nlh;
+		char req[64];
+	} msg = {.nlh = {.nlmsg_len = NLMSG_LENGTH(reqlen), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP}};
+	static long buf[8192];
+	int nl, found = 0;
+
+	memcpy(msg.req, req, reqlen);
+	nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0 || send(nl, &msg, msg.nlh.nlmsg_len, 0) < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = recv(nl, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (void *)buf;
+
+		if (n <= 0)
+			return -1;
+		for (; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return found;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				errno = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+				return -1;
+			}
+			if (h->nlmsg_len >= NLMSG_LENGTH(ino_off + 4) &&
+			    *(uint32_t *)((char *)NLMSG_DATA(h) + ino_off) == ino)
+				found = 1;
+		}
+	}
+}
+
+static int probe_packet_diag(char *why, size_t len)
+{
+	struct packet_diag_req r = {.sdiag_family = AF_PACKET,
+				    .pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_RING_CFG};
+	int s = socket(AF_PACKET, SOCK_RAW, 0), ret;
+	struct stat st;
+
+	if (s < 0 || fstat(s, &st))
+		MISSING_ERRNO("AF_PACKET socket");
+	ret = diag_dump_finds(&r, sizeof(r), offsetof(struct packet_diag_msg, pdiag_ino),
+			      st.st_ino);
+	if (ret < 0)
+		MISSING("packet sock_diag: %s (CONFIG_PACKET_DIAG)", strerror(errno));
+	if (!ret)
+		MISSING("packet sock_diag did not list a packet socket");
+	return 0;
+}
+
+static int probe_netlink_diag(char *why, size_t len)
+{
+	struct netlink_diag_req r = {.sdiag_family = AF_NETLINK,
+				     .sdiag_protocol = NDIAG_PROTO_ALL,
+				     .ndiag_show = NDIAG_SHOW_GROUPS | NDIAG_SHOW_MEMINFO};
+	struct sockaddr_nl a = {.nl_family = AF_NETLINK};
+	int s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), ret;
+	struct stat st;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) || fstat(s, &st))
+		MISSING_ERRNO("bound netlink socket");
+	ret = diag_dump_finds(&r, sizeof(r), offsetof(struct netlink_diag_msg, ndiag_ino),
+			      st.st_ino);
+	if (ret < 0)
+		MISSING("netlink sock_diag: %s (CONFIG_NETLINK_DIAG)", strerror(errno));
+	if (!ret)
+		MISSING("netlink sock_diag did not list a bound netlink socket");
+	return 0;
+}
+
 static int probe_tcp_repair(char *why, size_t len)
 {
 	int one = 1, s = socket(AF_INET, SOCK_STREAM, 0);
@@ -757,6 +836,10 @@ static const struct feature features[] = {
 	{ "unix_diag", 2, "NETLINK_SOCK_DIAG for unix sockets",
 	  "trees with unix sockets cannot be dumped (their peers cannot be found)",
 	  probe_unix_diag },
+	{ "packet_diag", 2, "NETLINK_SOCK_DIAG for packet sockets",
+	  "trees with packet sockets cannot be dumped", probe_packet_diag },
+	{ "netlink_diag", 2, "NETLINK_SOCK_DIAG for netlink sockets",
+	  "trees with netlink sockets cannot be dumped", probe_netlink_diag },
 	{ "kcmp_epoll", 2, "kcmp(KCMP_EPOLL_TFD)",
 	  "epoll targets cannot be matched with the tree's descriptors", probe_kcmp_epoll },
 	{ "tcp_repair", 2, "TCP_REPAIR",
