@@ -193,9 +193,9 @@ assert_untouched() {
 	run stasis dump -t 1 -L /tmp
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"--libdir) is not supported yet"* ]]
-	run stasis pre-dump -t 1
+	run stasis lazy-pages --page-server
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"command pre-dump is not supported yet"* ]]
+	[[ "$output" == *"command lazy-pages is not supported yet"* ]]
 }
 
 @test "bad command lines are refused" {
