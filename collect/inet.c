@@ -416,7 +416,20 @@ struct tcp_marks {
 	uint32_t rcv_seq, snd_seq;
 };
 
-static int read_marks(int fd, struct tcp_marks *m)
+static bool fin_sent(int state)
+{
+	return state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
+	       state == TCP_LAST_ACK;
+}
+
+static bool fin_received(int state)
+{
+	return state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
+}
+
+/* Sizes and sequence numbers of the data alone: a FIN takes a sequence
+ * number (and a place in the send queue) but holds no byte. */
+static int read_marks(int fd, int state, struct tcp_marks *m)
 {
 	socklen_t len = sizeof(uint32_t);
 
@@ -426,6 +439,13 @@ static int read_marks(int fd, struct tcp_marks *m)
 	    select_queue(fd, TCP_SEND_QUEUE) ||
 	    getsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, &m->snd_seq, &len))
 		return -1;
+	if (fin_sent(state)) {
+		m->outq -= m->outq > 0;
+		m->unsent -= m->unsent > 0;
+		m->snd_seq--;
+	}
+	if (fin_received(state))
+		m->rcv_seq--;
 	return select_queue(fd, TCP_NO_QUEUE);
 }
 
@@ -471,7 +491,11 @@ static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, con
 		free(ts->recv_queue.data);
 		free(ts->send_queue.data);
 		ts->recv_queue.data = ts->send_queue.data = NULL;
-		if (read_marks(fd, &before))
+		len = sizeof(ti);
+		if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len))
+			goto err;
+		sk->state = ti.tcpi_state;
+		if (read_marks(fd, sk->state, &before))
 			goto err;
 		if ((unsigned)before.inq + before.outq > QUEUE_MAX) {
 			pr_err("fd %d of task %d: TCP connection %s has %d bytes queued, more than "
@@ -485,9 +509,9 @@ static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, con
 				continue;
 			goto err;
 		}
-		if (read_marks(fd, &after))
+		if (read_marks(fd, sk->state, &after) || getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len))
 			goto err;
-		if (!memcmp(&before, &after, sizeof(before)))
+		if (!memcmp(&before, &after, sizeof(before)) && ti.tcpi_state == sk->state)
 			break;
 	}
 	if (tries == 10) {
@@ -623,6 +647,11 @@ static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 				src->pid, d->rqueue);
 		return 0;
 	case TCP_ESTABLISHED:
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
 		if (!sk->has_dst_addr || !sk->has_src_addr) {
 			pr_err("fd %d of task %d: established TCP socket %u has no address",
 			       src->fd, src->pid, sk->ino);

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,15 @@ struct pending {
 	int fd; /* our copy */
 	int reuseaddr;
 	int shutdown;
+	/* half-closed: our FIN goes out again once the data is in (the peer
+	 * acknowledges it again if it had it); the peer's FIN is fed to the
+	 * socket as a packet from the peer, at the end of what it received */
+	bool fin_sent, fin_received;
+	int family;
+	uint8_t src[16], dst[16];
+	uint16_t sport, dport;
+	uint32_t fin_seq, fin_ack;
+	uint16_t fin_window;
 	uint8_t *unsent; /* the end of the send queue, never sent */
 	size_t nr_unsent;
 	char conn[140];
@@ -186,6 +197,12 @@ static int apply_options(int fd, const Stasis__InetSk *sk)
 	return 0;
 }
 
+static bool connected(uint32_t state)
+{
+	return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 ||
+	       state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING;
+}
+
 static int select_queue(int fd, int queue)
 {
 	return setsockopt(fd, SOL_TCP, TCP_REPAIR_QUEUE, &queue, sizeof(queue));
@@ -271,6 +288,11 @@ static int repair_stream(int fd, const Stasis__InetSk *sk, const char *conn)
 		struct tcp_repair_window win = {ts->snd_wl1, ts->snd_wnd, ts->max_window,
 						ts->rcv_wnd, ts->rcv_wup};
 
+		/* measured with the peer's FIN, which is not in yet */
+		if ((int32_t)(win.rcv_wup - ts->rcv_seq) > 0) {
+			win.rcv_wup--;
+			win.rcv_wnd++;
+		}
 		if (setsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &win, sizeof(win))) {
 			pr_perror("TCP connection %s: cannot set its window", conn);
 			return -1;
@@ -287,6 +309,18 @@ static int repair_stream(int fd, const Stasis__InetSk *sk, const char *conn)
 	p->reuseaddr = carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0);
 	p->shutdown = sk->has_shutdown ? sk->shutdown : 0;
 	p->nr_unsent = ts->unsent;
+	p->fin_sent = sk->state == TCP_FIN_WAIT1 || sk->state == TCP_FIN_WAIT2 ||
+		      sk->state == TCP_CLOSING || sk->state == TCP_LAST_ACK;
+	p->fin_received = sk->state == TCP_CLOSE_WAIT || sk->state == TCP_CLOSING ||
+			  sk->state == TCP_LAST_ACK;
+	p->family = sk->family;
+	memcpy(p->src, sk->src_addr.data, sk->src_addr.len);
+	memcpy(p->dst, sk->dst_addr.data, sk->dst_addr.len);
+	p->sport = sk->src_port;
+	p->dport = sk->dst_port;
+	p->fin_seq = ts->rcv_seq;
+	p->fin_ack = ts->snd_seq - ts->send_queue.len;
+	p->fin_window = ts->snd_wnd >> (ts->has_snd_wscale ? ts->snd_wscale : 0);
 	if (ts->unsent) {
 		p->unsent = xmalloc(ts->unsent);
 		memcpy(p->unsent, ts->send_queue.data + sent, ts->unsent);
@@ -356,9 +390,8 @@ static int inet_open(Stasis__FileEntry *fe)
 		pr_err("file %u: an inet socket without its record", fe->id);
 		return -1;
 	}
-	closed = sk->protocol == IPPROTO_TCP && sk->state == TCP_ESTABLISHED &&
-		 (!sk->tcp || opts.tcp_close);
-	repair = sk->protocol == IPPROTO_TCP && sk->state == TCP_ESTABLISHED && !closed;
+	closed = sk->protocol == IPPROTO_TCP && connected(sk->state) && (!sk->tcp || opts.tcp_close);
+	repair = sk->protocol == IPPROTO_TCP && connected(sk->state) && !closed;
 	if (sk->has_src_addr && sk->has_dst_addr)
 		snprintf(conn, sizeof(conn), "%s -> %s",
 			 show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)),
@@ -421,6 +454,106 @@ err:
 
 const struct fd_restore_ops inetsk_restore_ops = {STASIS__FD_TYPE__INETSK, inet_open, NULL};
 
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += p[len - 1] << 8;
+	return sum;
+}
+
+/*
+ * The peer's FIN, as the peer sent it: to the socket's address, from the
+ * peer's, at the end of the data received, through a raw socket (the
+ * kernel takes it in while the socket is still in repair mode). A
+ * v4-mapped connection is IPv4 on the wire.
+ */
+static int feed_fin(const struct pending *p)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	bool v4 = p->family == AF_INET || (!memcmp(p->src, mapped, 12) && !memcmp(p->dst, mapped, 12));
+	const uint8_t *from = p->dst + (v4 && p->family == AF_INET6 ? 12 : 0);
+	const uint8_t *to = p->src + (v4 && p->family == AF_INET6 ? 12 : 0);
+	size_t alen = v4 ? 4 : 16, hlen = v4 ? sizeof(struct iphdr) : sizeof(struct ip6_hdr);
+	uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct tcphdr)] = {0}, pseudo[40] = {0};
+	struct tcphdr *th = (struct tcphdr *)(pkt + hlen);
+	struct sockaddr_storage ss = {0};
+	socklen_t sslen;
+	uint32_t sum;
+	int fd, ret;
+
+	th->source = htons(p->dport);
+	th->dest = htons(p->sport);
+	th->seq = htonl(p->fin_seq);
+	th->ack_seq = htonl(p->fin_ack);
+	th->doff = sizeof(*th) / 4;
+	th->fin = th->ack = 1;
+	th->window = htons(p->fin_window ? p->fin_window : 1);
+	/* the pseudo header: addresses, protocol, length */
+	memcpy(pseudo, from, alen);
+	memcpy(pseudo + alen, to, alen);
+	if (v4) {
+		pseudo[9] = IPPROTO_TCP;
+		pseudo[11] = sizeof(*th);
+		sum = csum_add(0, pseudo, 12);
+	} else {
+		pseudo[35] = sizeof(*th);
+		pseudo[39] = IPPROTO_TCP;
+		sum = csum_add(0, pseudo, 40);
+	}
+	th->check = htons(csum_fold(csum_add(sum, th, sizeof(*th))));
+	if (v4) {
+		struct iphdr *ip = (struct iphdr *)pkt;
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->tot_len = htons(hlen + sizeof(*th));
+		memcpy(&ip->saddr, from, 4);
+		memcpy(&ip->daddr, to, 4);
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, to, 4);
+		sslen = sizeof(*sin);
+	} else {
+		struct ip6_hdr *ip6 = (struct ip6_hdr *)pkt;
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		ip6->ip6_flow = htonl(6u << 28);
+		ip6->ip6_plen = htons(sizeof(*th));
+		ip6->ip6_nxt = IPPROTO_TCP;
+		ip6->ip6_hlim = 64;
+		memcpy(&ip6->ip6_src, from, 16);
+		memcpy(&ip6->ip6_dst, to, 16);
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, to, 16);
+		sslen = sizeof(*sin6);
+	}
+	fd = socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (fd < 0) {
+		pr_perror("TCP connection %s: cannot open a raw socket for its peer's FIN", p->conn);
+		return -1;
+	}
+	ret = sendto(fd, pkt, hlen + sizeof(*th), 0, (struct sockaddr *)&ss, sslen);
+	close(fd);
+	if (ret < 0) {
+		pr_perror("TCP connection %s: cannot send its peer's FIN", p->conn);
+		return -1;
+	}
+	return 0;
+}
+
 /* The network lock the dump left, removed as the connections come back. */
 static int unlock(void)
 {
@@ -448,6 +581,10 @@ int inet_finish(void)
 {
 	int ret = unlock();
 
+	/* after the unlock: a lock would drop it */
+	for (size_t i = 0; !ret && i < nr_pendings; i++)
+		if (pendings[i].fin_received && feed_fin(&pendings[i]))
+			ret = -1;
 	/* every connection first, so that none talks to a peer still in repair */
 	for (size_t i = 0; i < nr_pendings; i++) {
 		struct pending *p = &pendings[i];
@@ -477,6 +614,11 @@ int inet_finish(void)
 		}
 		if (!ret && (p->shutdown & RCV_SHUTDOWN) && shutdown(p->fd, SHUT_RD)) {
 			pr_perror("TCP connection %s: cannot shut its reading side", p->conn);
+			ret = -1;
+		}
+		/* after the data it had not sent, as the first time */
+		if (!ret && p->fin_sent && shutdown(p->fd, SHUT_WR)) {
+			pr_perror("TCP connection %s: cannot send its FIN again", p->conn);
 			ret = -1;
 		}
 		free(p->unsent);

@@ -155,6 +155,16 @@ nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
 	sabotaged_fails dgram dgram
 }
 
+@test "half-closed TCP connections (FIN_WAIT2 and CLOSE_WAIT ends), v4 and v6, with data queued" {
+	start_prog inet halfclosed
+	dump_and_kill --tcp-established
+	restore_and_check
+}
+
+@test "inet's halfclosed check notices the data before a FIN lost" {
+	sabotaged_fails fin halfclosed
+}
+
 @test "an established TCP connection is refused without --tcp-established; it keeps working" {
 	start_prog inet established
 	dump_must_fail

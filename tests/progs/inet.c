@@ -21,6 +21,8 @@
  *   inet GOFILE closed            like established, but expects after GO to
  *                                 find the connection closed (--tcp-close)
  *   inet GOFILE inflight          a listener with a connection not accepted
+ *   inet GOFILE halfclosed        connections shut down one way (FIN_WAIT2 and
+ *                                 CLOSE_WAIT ends), v4 and v6, data queued
  *
  * Helper for the suite (no GOFILE):
  *   inet --client PORTFILE GOFILE [MIDFILE]  connect to the port written in
@@ -29,7 +31,8 @@
  *                                  the server sent before and after
  *
  * Sabotage: queue (a byte of a queue is eaten), opts (an option changes),
- * dgram (a datagram socket is connected elsewhere).
+ * dgram (a datagram socket is connected elsewhere), fin (the data before a
+ * FIN is dropped).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -797,6 +800,61 @@ static int mode_established(bool closed)
 	return tp_finish();
 }
 
+/* ---- halfclosed: a FIN sent one way, data queued both ways ---- */
+
+static int mode_halfclosed(void)
+{
+	int a[2], b[2];
+	char buf[16];
+
+	for (int i = 0; i < 2; i++) {
+		int l;
+
+		family = i ? AF_INET6 : AF_INET;
+		l = tcp_listener(1);
+		a[i] = tcp_connect(port_of(l));
+		b[i] = accept(l, NULL, NULL);
+		if (b[i] < 0)
+			tp_die("accept");
+		close(l);
+		send_all(a[i], "data", 4);
+		send_all(b[i], "back", 4);
+		/* a: FIN_WAIT2, b: CLOSE_WAIT with "data" and the FIN unread */
+		if (shutdown(a[i], SHUT_WR))
+			tp_die("shutdown");
+	}
+	usleep(100000);
+	for (int i = 0; i < 2; i++) {
+		remember(a[i], i ? "v6 end that sent its FIN" : "v4 end that sent its FIN");
+		remember(b[i], i ? "v6 end that got the FIN" : "v4 end that got the FIN");
+	}
+	tp_ready();
+	tp_wait_go();
+	check_remembered();
+	for (int i = 0; i < 2; i++) {
+		struct timeval tv = {5, 0};
+
+		setsockopt(a[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(b[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (tp_sabotaged("fin") && shutdown(b[i], SHUT_RD) == 0)
+			recv(b[i], buf, sizeof(buf), MSG_DONTWAIT);
+		if (recv(b[i], buf, 4, MSG_WAITALL) != 4 || memcmp(buf, "data", 4))
+			tp_fail("%d: the data before the FIN is not there", i);
+		if (recv(b[i], buf, 1, 0) != 0)
+			tp_fail("%d: no end of stream after the data", i);
+		if (recv(a[i], buf, 4, MSG_WAITALL) != 4 || memcmp(buf, "back", 4))
+			tp_fail("%d: the data queued the other way is not there", i);
+		send_all(b[i], "more", 4);
+		if (recv(a[i], buf, 4, MSG_WAITALL) != 4 || memcmp(buf, "more", 4))
+			tp_fail("%d: the half-closed connection does not carry data after the "
+				"restore",
+				i);
+		if (send(a[i], "x", 1, MSG_NOSIGNAL) >= 0 || errno != EPIPE)
+			tp_fail("%d: the end that sent its FIN can still send", i);
+	}
+	return tp_finish();
+}
+
 static int mode_inflight(void)
 {
 	int l = tcp_listener(2);
@@ -830,6 +888,8 @@ int main(int argc, char **argv)
 		return mode_established(true);
 	if (!strcmp(argv[2], "inflight"))
 		return mode_inflight();
+	if (!strcmp(argv[2], "halfclosed"))
+		return mode_halfclosed();
 	fprintf(stderr, "unknown mode %s\n", argv[2]);
 	return 2;
 }
