@@ -2,8 +2,9 @@
 # Packet and netlink sockets (tests/progs/packetsk.c, netlinksk.c): every
 # kind with its options round-trips and carries traffic afterwards; packet
 # rings are mapped again at their addresses; what cannot be carried (a
-# netlink message not read yet, a packet socket whose interface is gone)
-# makes the dump fail before anything is touched.
+# netlink message not read yet, a packet socket whose interface is gone or
+# in another network namespace) makes the dump fail before anything is
+# touched; a real program (ip monitor) keeps listening across a restore.
 
 load helpers
 
@@ -107,4 +108,24 @@ sabotage_fails() { # PROG MODE WHAT PATTERN
 	snapshot "$BATS_TEST_TMPDIR/before"
 	dump_must_fail
 	check_refused "$BATS_TEST_TMPDIR/before" "another network namespace"
+}
+
+@test "ip monitor (iproute2) reports, after the restore, a rule added after it" {
+	local pref=$((30000 + $$ % 2000)) addr=192.0.2.$((1 + $$ % 250)) i=0 seen=0
+	LOG=$BATS_TEST_TMPDIR/monitor.log
+	start_cmd ip monitor rule
+	dump_and_kill_tree
+	image_json | grep -q '"NETLINKSK"' || die_with_logs "no NETLINKSK in the files image"
+	start_restore
+	wait_restored
+	ip rule add pref "$pref" from "$addr" lookup main
+	while [ $i -lt 50 ]; do
+		grep -q "from $addr" "$LOG" && { seen=1; break; }
+		sleep 0.1
+		i=$((i + 1))
+	done
+	ip rule del pref "$pref" from "$addr" lookup main
+	kill -KILL "$PID"
+	wait_child "$RPID" 10 || die_with_logs "stasis restore did not exit after its restored PID $PID was killed"
+	[ "$seen" = 1 ] || die_with_logs "the restored ip monitor did not report the rule"
 }
