@@ -90,8 +90,19 @@ static int dump_pair(int fd, Stasis__TtyEntry *te)
 {
 	struct termios tio;
 	struct winsize ws;
+	struct stat st;
+	char path[64];
 	pid_t pgrp;
 	int lock = 0;
+
+	/* grantpt or a later fchown gave the slave's node its owner */
+	snprintf(path, sizeof(path), "/dev/pts/%u", te->index);
+	if (!stat(path, &st) && is_pts(&st) && pts_index(&st) == te->index) {
+		te->has_uid = te->has_gid = te->has_mode = true;
+		te->uid = st.st_uid;
+		te->gid = st.st_gid;
+		te->mode = st.st_mode & 07777;
+	}
 
 	if (tcgetattr(fd, &tio)) {
 		pr_perror("cannot read the terminal settings of pty %u", te->index);

@@ -157,5 +157,11 @@ struct itask *pstree_create_task(struct itree *tr, struct itask *t);
 int pstree_finish(struct itree *tr);
 int pstree_release(struct itree *tr);
 void pstree_kill(struct itree *tr);
+/* inject/tty.c: the controlling terminal, when it is a pty of the tree:
+ * taken by a session leader as it is created (members forked after it
+ * inherit it; one that had given it up drops it), and its foreground
+ * group once every group exists. */
+int tty_set_ctty(struct itask *t);
+int tty_restore_fg(struct itask *t);
 
 #endif

@@ -122,7 +122,7 @@ static int restore_task_files(struct itree *tr, struct itask *t)
 /* ...then, once every thread of the tree exists, the rest. */
 static int restore_task(struct itask *t)
 {
-	if (files_restore_late(t) || core_restore_attrs(t) || signals_restore(t))
+	if (files_restore_late(t) || tty_restore_fg(t) || core_restore_attrs(t) || signals_restore(t))
 		return -1;
 	for (size_t i = 0; i < t->nr_threads; i++)
 		if (core_restore_thread(t, &t->threads[i]))

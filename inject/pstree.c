@@ -447,6 +447,8 @@ struct itask *pstree_create_task(struct itree *tr, struct itask *t)
 			return NULL;
 		}
 	}
+	if (task_alive(t) && tty_set_ctty(t))
+		return NULL;
 	return src;
 }
 

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -65,6 +67,12 @@ static int apply_settings(int master, Stasis__TtyEntry *te)
 	slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0) {
 		pr_perror("cannot open %s to set it up", path);
+		return -1;
+	}
+	if (te->has_uid && (fchown(slave, te->uid, te->gid) || fchmod(slave, te->mode & 07777))) {
+		pr_perror("cannot give %s its owner %u:%u and mode %o", path, te->uid, te->gid,
+			  te->mode);
+		close(slave);
 		return -1;
 	}
 	if (tcsetattr(slave, TCSANOW, (struct termios *)te->termios.data))
@@ -217,3 +225,113 @@ static int pts_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry 
 }
 
 const struct fd_restore_ops pts_restore_ops = { STASIS__FD_TYPE__PTS, pts_open, pts_post };
+
+#define PTS_MAJOR_FIRST 136
+#define PTS_MAJOR_LAST 143
+
+/* The pty index of a controlling terminal (/proc/PID/stat tty_nr) that
+ * this restore recreated. */
+static bool ctty_index(struct itask *t, unsigned *idx)
+{
+	unsigned maj, min;
+
+	if (!t->pe->has_tty_nr || !t->pe->tty_nr)
+		return false;
+	maj = major(t->pe->tty_nr);
+	min = minor(t->pe->tty_nr);
+	if (maj < PTS_MAJOR_FIRST || maj > PTS_MAJOR_LAST)
+		return false;
+	*idx = (maj - PTS_MAJOR_FIRST) * 256 + min;
+	return index_opened(*idx);
+}
+
+static long remote_open(struct itask *t, const char *path, int flags)
+{
+	unsigned long at = scratch_put(t, 0, path, strlen(path) + 1);
+
+	return at ? ISYS(t, SYS_open, at, flags, 0) : -EFAULT;
+}
+
+int tty_set_ctty(struct itask *t)
+{
+	char path[64];
+	unsigned idx;
+	long fd, r;
+
+	if (t->pe->sid == (uint32_t)t->pid) {
+		if (!ctty_index(t, &idx))
+			return 0;
+		snprintf(path, sizeof(path), "/dev/pts/%u", idx);
+		fd = remote_open(t, path, O_RDWR | O_NOCTTY);
+		if (fd < 0) {
+			pr_err("task %d: cannot open %s: %s", t->pid, path, strerror(-fd));
+			return -1;
+		}
+		r = ISYS(t, SYS_ioctl, fd, TIOCSCTTY, 0);
+		ISYS(t, SYS_close, fd);
+		if (r) {
+			pr_err("task %d: cannot take %s as its controlling terminal: %s", t->pid, path,
+			       strerror(-r));
+			return -1;
+		}
+		return 0;
+	}
+	if (t->pe->has_tty_nr && t->pe->tty_nr)
+		return 0;
+	/* it had none (TIOCNOTTY, or a session without one): drop the
+	 * one it inherited */
+	fd = remote_open(t, "/dev/tty", O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	r = ISYS(t, SYS_ioctl, fd, TIOCNOTTY, 0);
+	ISYS(t, SYS_close, fd);
+	if (r) {
+		pr_err("task %d: cannot give up the controlling terminal it inherited: %s", t->pid,
+		       strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/* The foreground group of pty idx, from any of its entries. */
+static uint32_t fg_pgrp_of(unsigned idx)
+{
+	unsigned n = records_count("files");
+	uint32_t pgrp = 0;
+
+	for (unsigned i = 0; i < n && !pgrp; i++) {
+		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
+
+		if (!fe)
+			break;
+		if ((fe->type == STASIS__FD_TYPE__PTMX || fe->type == STASIS__FD_TYPE__PTS) &&
+		    fe->tty && fe->tty->index == idx && fe->tty->has_fg_pgrp)
+			pgrp = fe->tty->fg_pgrp;
+		protobuf_c_message_free_unpacked(&fe->base, NULL);
+	}
+	return pgrp;
+}
+
+int tty_restore_fg(struct itask *t)
+{
+	unsigned long at;
+	uint32_t pgrp;
+	unsigned idx;
+	long fd, r;
+
+	if (t->pe->sid != (uint32_t)t->pid || !ctty_index(t, &idx) || !(pgrp = fg_pgrp_of(idx)))
+		return 0;
+	fd = remote_open(t, "/dev/tty", O_RDWR | O_NOCTTY);
+	if (fd < 0) {
+		pr_err("task %d: cannot open its controlling terminal pty %u: %s", t->pid, idx,
+		       strerror(-fd));
+		return -1;
+	}
+	at = scratch_put(t, 64, &pgrp, sizeof(pgrp));
+	r = at ? ISYS(t, SYS_ioctl, fd, TIOCSPGRP, at) : -EFAULT;
+	ISYS(t, SYS_close, fd);
+	if (r)
+		pr_warn("task %d: cannot give pty %u to group %u: %s", t->pid, idx, pgrp,
+			strerror(-r));
+	return 0;
+}

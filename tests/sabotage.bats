@@ -90,6 +90,8 @@ procattrs loginuid
 sigtrap   trap
 sigtrap   handler
 fdtable   unshare
+ctty      ctty
+ctty      owner
 '
 
 # Programs in tests/progs that are not checkers (no GOFILE, no verdict).

@@ -11,6 +11,13 @@ load helpers
 	restore_and_check
 }
 
+@test "ctty: a controlling pty no task holds a descriptor of, a member that gave it up, the foreground group, the slave node's owner and mode" {
+	start_prog ctty
+	dump_and_kill_tree
+	grep -q '"uid": 13333' <(stasis-serialize show -D "$IMG")
+	restore_and_check
+}
+
 # A program whose terminal is the caller's (a shell job): `script` gives it a
 # pty whose master stays outside the tree.
 @test "--shell-job: a program on the caller's terminal is refused without -j, restored with -j onto the new caller's terminal" {
