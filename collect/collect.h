@@ -30,6 +30,7 @@ struct collect_opts {
 	bool pre_dump;	 /* memory only, the tree keeps running */
 	bool track_mem;	 /* arm the memory tracker for a next link */
 	bool has_prev_track_id; /* the parent link's tracker: unchanged pages stay there */
+	bool prev_track_current; /* whichever link the running tracker belongs to */
 	uint8_t prev_track_id[16];
 };
 

@@ -56,6 +56,7 @@ static void usage(FILE *f)
 		"      --pre-dump          write memory only and leave the tree running\n"
 		"      --track-mem         track the memory the tree writes from now on\n"
 		"      --prev-track-id ID  leave pages unchanged since that link to it\n"
+		"                          (current: the link the running tracker belongs to)\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -109,7 +110,7 @@ static int write_head(struct img_writer *w, pid_t root)
 	}
 	if (track_has_parent()) {
 		inv.has_parent_track_id = true;
-		inv.parent_track_id.data = opts.prev_track_id;
+		inv.parent_track_id.data = (uint8_t *)track_parent_id();
 		inv.parent_track_id.len = TRACK_ID_LEN;
 	}
 	if (inet_locked())
@@ -286,8 +287,13 @@ static int parse_opts(int argc, char **argv)
 			opts.track_mem = true;
 			break;
 		case 'I':
-			if (hex_decode(optarg, opts.prev_track_id, sizeof(opts.prev_track_id))) {
-				pr_err("invalid --prev-track-id '%s' (32 hexadecimal digits)", optarg);
+			/* current: the parent link is elsewhere (a page server's
+			 * host); whoever restores checks the id against it */
+			if (!strcmp(optarg, "current"))
+				opts.prev_track_current = true;
+			else if (hex_decode(optarg, opts.prev_track_id, sizeof(opts.prev_track_id))) {
+				pr_err("invalid --prev-track-id '%s' (32 hexadecimal digits, or current)",
+				       optarg);
 				return -1;
 			}
 			opts.has_prev_track_id = true;
@@ -375,7 +381,9 @@ int main(int argc, char **argv)
 	if (link_parents())
 		goto fail;
 	if ((opts.track_mem || opts.has_prev_track_id) &&
-	    track_take(root, opts.has_prev_track_id ? opts.prev_track_id : NULL))
+	    track_take(root, !opts.has_prev_track_id ? NULL
+			     : opts.prev_track_current ? TRACK_ID_CURRENT
+						       : opts.prev_track_id))
 		goto fail;
 	pipe_grow(STDOUT_FILENO);
 	w = imgw_open(STDOUT_FILENO);

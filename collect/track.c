@@ -466,7 +466,7 @@ int track_take(pid_t root, const uint8_t *want_id)
 	socklen_t len;
 	int sk;
 
-	if (want_id)
+	if (want_id && want_id != TRACK_ID_CURRENT)
 		memcpy(prev_id, want_id, TRACK_ID_LEN);
 	sock_name(root, &sa, &len);
 	sk = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -487,6 +487,8 @@ int track_take(pid_t root, const uint8_t *want_id)
 		close(sk);
 		return 0;
 	}
+	if (want_id == TRACK_ID_CURRENT)
+		memcpy(prev_id, h.id, TRACK_ID_LEN);
 	have_prev = want_id && !memcmp(h.id, prev_id, TRACK_ID_LEN);
 	if (want_id && !have_prev)
 		pr_warn("the memory tracker of tree %d belongs to another chain than the parent "
@@ -542,6 +544,11 @@ int track_take(pid_t root, const uint8_t *want_id)
 bool track_has_parent(void)
 {
 	return have_prev;
+}
+
+const uint8_t *track_parent_id(void)
+{
+	return prev_id;
 }
 
 /* ---------------------------------------------------------------- markers */

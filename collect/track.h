@@ -23,8 +23,12 @@
 
 /* The id of the tracker this link arms (random, made once). */
 const uint8_t *track_new_id(void);
-/* want_id: the parent link's track id, or NULL; 0 unless broken. */
+/* want_id: the parent link's track id, TRACK_ID_CURRENT for the running
+ * tracker's whatever it is, or NULL; 0 unless broken. */
+#define TRACK_ID_CURRENT ((const uint8_t *)"current")
 int track_take(pid_t root, const uint8_t *want_id);
+/* The parent link's id, once track_has_parent(). */
+const uint8_t *track_parent_id(void);
 /* The tracker found is the parent link's: unchanged pages may be left to it. */
 bool track_has_parent(void);
 int track_scan(struct ctask *ct, bool rearm);

@@ -122,7 +122,7 @@ static const struct fe_option options[] = {
 	FLAG("all", 0, CMD_CHECK, F_CHECK_ALL, F_NONE, "check every feature (--extra --experimental)"),
 	STR("feature", 0, CMD_CHECK, S_FEATURE, "NAME",
 	    "check only the feature NAME; \"list\" lists them"),
-	FLAG("page-server", 0, CMD_DUMP, F_PAGE_SERVER, F_NONE,
+	FLAG("page-server", 0, CMD_DUMP | CMD_PRE_DUMP, F_PAGE_SERVER, F_NONE,
 	     "send the checkpoint to a stasis page-server at --address and --port instead "
 	     "of writing it to -D"),
 	FLAG("remote", 0, CMD_ALL, F_REMOTE, F_NONE,
@@ -159,9 +159,9 @@ static const struct fe_option options[] = {
 	FLAG("track-mem", 0, CMD_DUMP | CMD_PRE_DUMP, F_TRACK_MEM, F_NONE,
 	     "track the pages the tree writes, so that a later dump with "
 	     "--prev-images-dir copies only those (pre-dump always does)"),
-	STR("prev-images-dir", 0, CMD_DUMP | CMD_PRE_DUMP, S_PREV_IMAGES_DIR, "DIR",
+	STR("prev-images-dir", 0, CMD_DUMP | CMD_PRE_DUMP | CMD_PAGE_SERVER, S_PREV_IMAGES_DIR, "DIR",
 	    "the previous pre-dump (relative to -D): pages not written since it stay "
-	    "there"),
+	    "there (with --page-server, give it to the page server too)"),
 	FLAG("auto-dedup", 0, CMD_DUMP | CMD_PRE_DUMP, F_AUTO_DEDUP, F_NONE,
 	     "with --prev-images-dir: once stored, punch out of the parent links the pages "
 	     "this one holds again (as stasis dedup)"),

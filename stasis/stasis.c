@@ -383,19 +383,16 @@ static int cmd_dump(const struct fe_opts *o)
 		pr_err("%s: the tree to checkpoint is missing: -t PID", o->cmd_name);
 		return 1;
 	}
-	if (pre_dump && (remote || encrypt)) {
-		pr_err("pre-dump: %s is not supported yet", remote ? "--remote and --page-server"
-								    : "--encrypt");
+	/* a chain can be kept by page servers (one directory a link there);
+	 * image-less (--remote) and sealed chains are not done yet */
+	if ((pre_dump || o->str[S_PREV_IMAGES_DIR]) && (o->flag[F_REMOTE] || encrypt)) {
+		pr_err("%s with %s is not supported yet", pre_dump ? "pre-dump" : "--prev-images-dir",
+		       encrypt ? "--encrypt" : "--remote (use --page-server)");
 		return 1;
 	}
 	if (o->str[S_PRE_DUMP_MODE] && strcmp(o->str[S_PRE_DUMP_MODE], "read") &&
 	    strcmp(o->str[S_PRE_DUMP_MODE], "splice")) {
 		pr_err("invalid --pre-dump-mode '%s' (read or splice)", o->str[S_PRE_DUMP_MODE]);
-		return 1;
-	}
-	if (o->str[S_PREV_IMAGES_DIR] && (remote || encrypt)) {
-		pr_err("--prev-images-dir with %s is not supported yet",
-		       remote ? "--remote or --page-server" : "--encrypt");
 		return 1;
 	}
 	if (check_file_validation(o))
@@ -407,7 +404,14 @@ static int cmd_dump(const struct fe_opts *o)
 	/* sending, -D only holds what -o and --pidfile name */
 	if ((!remote || o->str[S_IMAGES_DIR]) && prepare_images_dir(dir))
 		return 1;
-	prev = fe_prev_link(o, dir, prev_id);
+	if (remote) {
+		/* the parent is on the page server's host, which checks it when
+		 * the chain is restored: continue whatever link is tracked */
+		prev = o->str[S_PREV_IMAGES_DIR] != NULL;
+		snprintf(prev_id, sizeof(prev_id), "current");
+	} else {
+		prev = fe_prev_link(o, dir, prev_id);
+	}
 	if (prev < 0)
 		return 1;
 	wdir = work_dir(o, dir);
@@ -807,6 +811,7 @@ static int cmd_page_server(const struct fe_opts *o)
 	struct stage st[2] = {};
 	int data[2] = {-1, -1}, ack[2] = {-1, -1}, status[2] = {-1, -1};
 	int ret = 1, ps_fd = -1, status_fd = -1, i;
+	char prev_id[2 * 16 + 1];
 
 	if (net_endpoint(o, true, &ps_fd))
 		return 1;
@@ -817,6 +822,10 @@ static int cmd_page_server(const struct fe_opts *o)
 		goto out;
 	}
 	if (prepare_images_dir(dir))
+		goto out;
+	/* one link of a chain sent by pre-dump --page-server: its parent is
+	 * here, and DIR/parent must lead to it */
+	if (fe_prev_link(o, dir, prev_id) < 0)
 		goto out;
 	wdir = work_dir(o, dir);
 	if (!wdir)

@@ -200,18 +200,25 @@ start_page_server() { # [ARGS...]
 	own_pid "$SPID" "$STASIS"
 }
 
-# stasis dump of $PID from the source host to the destination; its status
-# goes to DUMP_RC (no failure here). ARGS are added.
-remote_dump() { # [ARGS...]
+# stasis dump (or COMMAND, for remote_cmd) of $PID from the source host to
+# the destination; its status goes to DUMP_RC (no failure here). ARGS are
+# added.
+remote_cmd() { # COMMAND [ARGS...]
+	local cmd=$1
+	shift
 	DUMP_RC=0
 	{
 		(
 			close_extra_fds
 			cd "$BATS_TEST_TMPDIR" || exit 1
-			exec ip netns exec "$NS_SRC" "$STASIS" dump -t "$PID" --address "$DST_IP" \
+			exec ip netns exec "$NS_SRC" "$STASIS" "$cmd" -t "$PID" --address "$DST_IP" \
 				-v4 -o "$BATS_TEST_TMPDIR/dump.log" "$@"
 		) </dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 || DUMP_RC=$?
 	} 2>/dev/null
+}
+
+remote_dump() { # [ARGS...]
+	remote_cmd dump "$@"
 }
 
 # The source was dumped and killed: it is gone (bash reaps it at once, and
@@ -454,6 +461,42 @@ EOF
 	wait_child "$SPID" 10 || die_with_logs "the page server still runs after the dump"
 	[ "$STATUS" -eq 0 ] || die_with_logs "stasis page-server exited with $STATUS"
 	[ -s "$IMG/inventory.img" ] || die_with_logs "no checkpoint in $IMG"
+	(
+		close_extra_fds
+		cd "$BATS_TEST_TMPDIR" || exit 1
+		exec ip netns exec "$NS_DST" "$STASIS" restore -D "$IMG" -v4 -o restore.log
+	) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 &
+	RPID=$!
+	own_pid "$RPID"
+	check_restored
+}
+
+@test "iterative migration through page servers with TLS: two pre-dumps and the dump arrive as a chain, restored there" {
+	local top=$BATS_TEST_TMPDIR/chain i
+	start_prog_on_src dirtier 16
+	IMG=$top/1
+	start_page_server "${TLS_DST[@]}"
+	remote_cmd pre-dump --page-server --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "stasis pre-dump --page-server failed ($DUMP_RC)"
+	wait_child "$SPID" 10 && [ "$STATUS" -eq 0 ] || die_with_logs "the first page server failed"
+	alive "$PID" || die_with_logs "the pre-dump did not leave the source running"
+	for i in 1 2; do
+		kill -USR1 "$PID"
+		for _ in $(seq 100); do grep -q "^DIRTIED $i " "$LOG" && break; sleep 0.05; done
+		IMG=$top/$((i + 1))
+		start_page_server --prev-images-dir "../$i" "${TLS_DST[@]}"
+		if [ "$i" = 1 ]; then
+			remote_cmd pre-dump --page-server --port "$PORT" --prev-images-dir ../1 "${TLS_SRC[@]}"
+		else
+			remote_dump --page-server --port "$PORT" --track-mem --prev-images-dir ../2 "${TLS_SRC[@]}"
+		fi
+		[ "$DUMP_RC" -eq 0 ] || die_with_logs "link $((i + 1)) failed ($DUMP_RC)"
+		wait_child "$SPID" 10 && [ "$STATUS" -eq 0 ] || die_with_logs "page server $((i + 1)) failed"
+		[ "$(readlink "$IMG/parent")" = "../$i" ]
+		# the 256 pages rewritten and a few more, not the 16 MiB
+		[ "$(cat "$IMG"/pages-*.img | wc -c)" -lt $((2 << 20)) ] || die_with_logs "link $((i + 1)) holds more than the pages written"
+	done
+	reap_source
 	(
 		close_extra_fds
 		cd "$BATS_TEST_TMPDIR" || exit 1
