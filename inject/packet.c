@@ -152,7 +152,7 @@ static int set_ring(int fd, int opt, const Stasis__PacketRing *r)
 	return setsockopt(fd, SOL_PACKET, opt, &req, sizeof(req));
 }
 
-static int memberships(int fd, const Stasis__PacketSk *sk)
+static int memberships(int fd, const Stasis__PacketSk *sk, int ifindex)
 {
 	for (size_t i = 0; i < sk->n_mclist; i++) {
 		const Stasis__PacketMclist *m = sk->mclist[i];
@@ -165,7 +165,9 @@ static int memberships(int fd, const Stasis__PacketSk *sk)
 			pr_err("packet socket %u: invalid membership in the checkpoint", sk->ino);
 			return -1;
 		}
-		req.mr.mr_ifindex = m->ifindex;
+		/* on the bound interface, found again by name if it moved */
+		req.mr.mr_ifindex =
+		    sk->has_ifindex && m->ifindex == (uint32_t)sk->ifindex ? ifindex : (int)m->ifindex;
 		req.mr.mr_type = m->type;
 		req.mr.mr_alen = m->addr.len;
 		memcpy(req.mr.mr_address, m->addr.data, m->addr.len);
@@ -234,7 +236,7 @@ static int packetsk_open(Stasis__FileEntry *fe)
 		goto err_quiet;
 	}
 	if (sk->type != SOCK_PACKET &&
-	    (memberships(fd, sk) ||
+	    (memberships(fd, sk, ifindex) ||
 	     (sk->has_fanout && set_int(fd, PACKET_FANOUT, true,
 					sk->fanout & ~(PACKET_FANOUT_FLAG_UNIQUEID << 16))))) {
 		pr_perror("packet socket %u: cannot join its fanout group %#x", sk->ino,

@@ -129,3 +129,17 @@ sabotage_fails() { # PROG MODE WHAT PATTERN
 	wait_child "$RPID" 10 || die_with_logs "stasis restore did not exit after its restored PID $PID was killed"
 	[ "$seen" = 1 ] || die_with_logs "the restored ip monitor did not report the rule"
 }
+
+@test "a packet socket whose interface is gone by the restore: a clear error, nothing left running" {
+	local ifname=stpr$$ rc=0
+	ip link add "$ifname" type veth peer name "${ifname}p"
+	start_prog packetsk bound "$ifname" || { ip link del "$ifname"; return 1; }
+	dump_and_kill_tree || { ip link del "$ifname"; return 1; }
+	ip link del "$ifname"
+	(cd "$BATS_TEST_TMPDIR" && exec stasis restore -D "$IMG" -v4 -o restore.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 3>&- || rc=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || die_with_logs "stasis restore exited with $rc" || return 1
+	grep -q "packet socket .*interface $ifname .*is gone" "$BATS_TEST_TMPDIR/restore.out" ||
+		die_with_logs "the restore's error does not name the interface" || return 1
+	run ! alive "$PID"
+}
