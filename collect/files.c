@@ -229,6 +229,8 @@ const struct fd_dump_ops opath_dump_ops = { "O_PATH descriptor", opath_match, op
 
 /* Every type stasis can dump; the first match wins. */
 static const struct fd_dump_ops *const fd_types[] = {
+	&procfs_dump_ops,
+	&nsfs_dump_ops,
 	&opath_dump_ops,
 	&regfile_dump_ops,
 	&dir_dump_ops,

@@ -70,5 +70,8 @@ Stasis__SkCommon *sk_common_collect(int fd);
 /* A classic BPF filter attached to a copy fd of src's socket, if any, in
  * *out; -1 logged. */
 int skfilter_collect(const struct fd_src *src, int fd, const char *what, Stasis__SkFilter **out);
+extern const struct fd_dump_ops procfs_dump_ops, nsfs_dump_ops;
+/* procfs.c: link (reached through src) is /proc/PID of a process gone. */
+bool procfs_dead_dir(const char *link, const char *src, pid_t *pid);
 
 #endif

@@ -136,6 +136,7 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 	Stasis__GhostFile *gf;
 	struct ghost *g;
 	uint64_t data;
+	pid_t dead = 0;
 
 	for (size_t i = 0; i < nr_ghosts; i++)
 		if (ghosts[i].gf.dev == st->st_dev && ghosts[i].gf.ino == st->st_ino) {
@@ -163,13 +164,14 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 		       (unsigned long long)opts.ghost_limit);
 		return -1;
 	}
-	/* a removed directory keeps no link, whatever it counts */
-	if (S_ISDIR(st->st_mode) && st->st_nlink) {
+	/* /proc/PID of a process gone: nothing to carry, any exit leaves one */
+	if (S_ISDIR(st->st_mode) && !procfs_dead_dir(link, src, &dead) && st->st_nlink) {
+		/* a removed directory keeps no link, whatever it counts */
 		pr_err("%s of task %d: the directory %s still has %lu link(s)", what, pid, link,
 		       (unsigned long)st->st_nlink);
 		return -1;
 	}
-	if (st->st_nlink && !opts.link_remap) {
+	if (!dead && st->st_nlink && !opts.link_remap) {
 		pr_err("%s of task %d: %.*s was unlinked but the file has %lu other link(s); "
 		       "dump with --link-remap to give it a name the restore can open",
 		       what, pid, (int)plen, link, (unsigned long)st->st_nlink);
@@ -196,7 +198,10 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 	snprintf(g->src, sizeof(g->src), "%s", src);
 	if (ghost_node(gf, st, fd))
 		return -1;
-	if (st->st_nlink) {
+	if (dead) {
+		gf->has_proc_pid = true;
+		gf->proc_pid = dead;
+	} else if (st->st_nlink) {
 		gf->link_remap = make_link_remap(gf->path, src, st->st_ino);
 		if (!gf->link_remap)
 			return -1;

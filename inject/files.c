@@ -180,6 +180,8 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&memfd_restore_ops,
 	&pidfd_restore_ops,
 	&fanotify_restore_ops,
+	&procfs_restore_ops,
+	&nsfs_restore_ops,
 };
 
 static const struct fd_restore_ops *fd_type(Stasis__FdType type)
@@ -400,15 +402,17 @@ int files_restore(struct itree *tr, struct itask *t)
 			ISYS(t, SYS_close, fd);
 	}
 	closedir(d);
-	/* pidfds first: they replace placeholders that another post() could
-	 * take for the real thing (an epoll registering them) */
+	/* pidfds and /proc files first: they replace placeholders that another
+	 * post() could take for the real thing (an epoll registering them) */
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < t->nr_fdinfo; i++) {
 			Stasis__FileEntry *fe = file_by_id(t->fdinfo[i]->id);
 			const struct fd_restore_ops *ops = fe ? fd_type(fe->type) : NULL;
+			bool early = fe && (fe->type == STASIS__FD_TYPE__PIDFD ||
+					    fe->type == STASIS__FD_TYPE__PROCFS);
 			int ret = 0;
 
-			if (ops && ops->post && (pass == 0) == (fe->type == STASIS__FD_TYPE__PIDFD))
+			if (ops && ops->post && (pass == 0) == early)
 				ret = ops->post(t, t->fdinfo[i], fe);
 			if (fe)
 				protobuf_c_message_free_unpacked(&fe->base, NULL);

@@ -36,6 +36,11 @@ extern const struct fd_restore_ops eventfd_restore_ops, epoll_restore_ops, signa
 extern const struct fd_restore_ops unixsk_restore_ops, inetsk_restore_ops;
 extern const struct fd_restore_ops pidfd_restore_ops, fanotify_restore_ops;
 extern const struct fd_restore_ops packetsk_restore_ops, netlinksk_restore_ops;
+extern const struct fd_restore_ops procfs_restore_ops, nsfs_restore_ops;
+/* procfs.c: a process (PID if free) that exits when ended, whose /proc
+ * directory becomes that of a process gone. */
+pid_t procfs_helper_start(pid_t pid);
+void procfs_helper_end(pid_t child);
 
 /* pidfd.c: the pidfds of threads created after the descriptors */
 int pidfd_restore_late(struct itask *t);

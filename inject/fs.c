@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* fs-PID: working directory, root and umask. */
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "inject.h"
 #include "stasis/log.h"
@@ -22,14 +24,39 @@ static int remote_path_call(struct itask *t, long nr, const char *what, const ch
 	return 0;
 }
 
-/* A removed directory is entered through the holder in stasis-inject. */
+/*
+ * A removed directory is entered through the holder in stasis-inject: the
+ * working directory with fchdir on a copy of it (a directory /proc/PID of
+ * a process gone is not reached again through a /proc link), the root by
+ * its /proc path.
+ */
 static int remote_dir_call(struct itask *t, long nr, const char *what, const char *path,
 			   bool ghost, uint32_t id)
 {
+	long p, fd, r;
 	char proc[64];
+	int holder;
 
 	if (!ghost)
 		return remote_path_call(t, nr, what, path);
+	if (nr == SYS_chdir) {
+		holder = ghost_holder(id);
+		if (holder < 0)
+			return -1;
+		p = ISYS(t, SYS_pidfd_open, getpid(), 0);
+		fd = p < 0 ? p : ISYS(t, SYS_pidfd_getfd, p, holder, 0);
+		r = fd < 0 ? fd : ISYS(t, SYS_fchdir, fd);
+		if (fd >= 0)
+			ISYS(t, SYS_close, fd);
+		if (p >= 0)
+			ISYS(t, SYS_close, p);
+		if (r) {
+			pr_err("task %d: cannot restore its %s %s: %s", t->pid, what, path,
+			       strerror(-r));
+			return -1;
+		}
+		return 0;
+	}
 	if (ghost_proc_path(id, proc, sizeof(proc)))
 		return -1;
 	return remote_path_call(t, nr, what, proc);

@@ -35,6 +35,7 @@ struct rghost {
 	Stasis__GhostFile *gf;
 	int fd;	    /* the holder; -1 until made */
 	char *name; /* a symlink: its name, until ghost_drop_names */
+	pid_t helper; /* /proc/PID of a process gone: alive until ghost_end_helpers */
 };
 
 static struct rghost *ghosts;
@@ -301,6 +302,18 @@ static int make(struct rghost *g)
 	size_t nr_made;
 	int fd;
 
+	if (gf->has_proc_pid) {
+		char path[64];
+
+		g->helper = procfs_helper_start(gf->proc_pid);
+		if (g->helper < 0)
+			return -1;
+		snprintf(path, sizeof(path), "/proc/%d", g->helper);
+		g->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (g->fd < 0)
+			pr_perror("cannot open %s", path);
+		return g->fd < 0 ? -1 : 0;
+	}
 	if (gf->link_remap) {
 		fd = open(gf->link_remap, (reg ? O_RDONLY : O_PATH) | O_CLOEXEC);
 		if (fd < 0) {
@@ -409,6 +422,22 @@ void ghost_drop_names(void)
 	}
 }
 
+void ghost_end_helpers(void)
+{
+	for (size_t i = 0; i < nr_ghosts; i++)
+		if (ghosts[i].helper > 0) {
+			procfs_helper_end(ghosts[i].helper);
+			ghosts[i].helper = 0;
+		}
+}
+
+int ghost_holder(uint32_t id)
+{
+	struct rghost *g = find(id, NULL, NULL);
+
+	return g ? g->fd : -1;
+}
+
 int ghost_proc_path(uint32_t id, char *buf, size_t len)
 {
 	struct rghost *g = find(id, NULL, NULL);
@@ -474,6 +503,7 @@ long ghost_exe_open(struct itask *t, const char *exe)
 void ghost_finish(void)
 {
 	ghost_drop_names();
+	ghost_end_helpers();
 	for (size_t i = 0; i < nr_ghosts; i++) {
 		if (ghosts[i].fd >= 0)
 			close(ghosts[i].fd);

@@ -123,8 +123,12 @@ int unixsk_restore_queues(void);
  * remote one on the deleted file mapped by v (in t, or -errno); ghost_finish, once
  * the tree is restored, drops what only the restore needed. */
 int ghost_open(Stasis__FileEntry *fe);
-/* A new open (flags) of ghost id in stasis-inject; its /proc path for a task. */
+/* A new open (flags) of ghost id in stasis-inject; the descriptor that holds
+ * it there; its /proc path for a task. */
 int ghost_reopen(uint32_t id, int flags);
+int ghost_holder(uint32_t id);
+/* Directories /proc/PID of processes gone become so (before the tree runs). */
+void ghost_end_helpers(void);
 int ghost_proc_path(uint32_t id, char *buf, size_t len);
 /* Names kept while the descriptions are opened (symlinks) go. */
 void ghost_drop_names(void);

@@ -171,6 +171,7 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task_files(tr, &tr->tasks[i]))
 			return -1;
+	ghost_end_helpers();
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task(&tr->tasks[i]))
 			return -1;

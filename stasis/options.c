@@ -68,8 +68,9 @@ static const struct fe_option options[] = {
 	    "write the PID of the root task (page-server: of the server) to FILE"),
 	FLAG("file-locks", 'l', CMD_ALL, F_FILE_LOCKS, F_NONE,
 	     "dump the file locks the tree holds (flock, POSIX, OFD); restore them"),
-	FLAG("link-remap", 0, CMD_DUMP, F_LINK_REMAP, F_NONE,
-	     "link unlinked files that have other links back under a temporary name"),
+	FLAG("link-remap", 0, CMD_DUMP | CMD_RESTORE, F_LINK_REMAP, F_NONE,
+	     "link unlinked files that have other links back under a temporary name "
+	     "(restore: accepted, the links are removed either way)"),
 	STR("ghost-limit", 0, CMD_DUMP, S_GHOST_LIMIT, "SIZE",
 	    "most data a deleted file carried in the checkpoint may hold (K, M, G "
 	    "suffixes; default 1M; holes do not count)"),

@@ -134,3 +134,54 @@ fsobj_sabotaged() { # MODE WHAT [DUMP ARGS...]
 	dump_and_kill --no-ghost-fiemap
 	restore_and_check
 }
+
+@test "/proc files of tasks of the tree: opened once the tree exists, same offset, shared by two tasks" {
+	fsobj_roundtrip proc
+	show_image files | grep -q '"PROCFS"' || die_with_logs "no PROCFS file in the checkpoint"
+}
+
+@test "/proc files: the checker notices another file (self-test)" {
+	fsobj_sabotaged proc 'fd 35'
+}
+
+@test "namespace files of the namespaces the tree runs in" {
+	fsobj_roundtrip ns
+	show_image files | grep -q '"NSFS"' || die_with_logs "no NSFS file in the checkpoint"
+}
+
+@test "namespace files: the checker notices another namespace (self-test)" {
+	fsobj_sabotaged ns 'fd 38'
+}
+
+@test "the directory /proc/PID of a process gone, as working directory and descriptor" {
+	fsobj_roundtrip deadproc
+}
+
+@test "the directory of a process gone: the checker notices another cwd (self-test)" {
+	fsobj_sabotaged deadproc 'cwd'
+}
+
+@test "a namespace file of another namespace is refused at dump; the tree runs on untouched" {
+	start_prog fsobj "$BATS_TEST_TMPDIR" foreignns
+	local rc=0
+	(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -o dump.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	[ "$rc" -ne 0 ] || die_with_logs "the dump succeeded"
+	grep -q "fd 41 of task $PID: the namespace file net:\[[0-9]*\] is of a net namespace other than the one stasis runs in" \
+		"$BATS_TEST_TMPDIR/dump.out" || die_with_logs "no clear refusal"
+	assert_running_untraced "$PID"
+	go_and_check_original
+}
+
+@test "a namespace file of another namespace: the checker notices it replaced (self-test)" {
+	STASIS_SABOTAGE=foreignns start_prog fsobj "$BATS_TEST_TMPDIR" foreignns
+	touch "$GOFILE"
+	wait_child "$PID" "$STASIS_TEST_WAIT" || die_with_logs "the program did not finish"
+	[ "$STATUS" -ne 0 ] && grep -q '^FAIL: .*fd 41' "$LOG" || die_with_logs "no FAIL about fd 41"
+}
+
+@test "restore accepts --link-remap, as criu does" {
+	start_prog fsobj "$BATS_TEST_TMPDIR" ns
+	dump_and_kill
+	restore_and_check --link-remap
+}

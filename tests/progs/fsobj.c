@@ -28,6 +28,19 @@
  *         so and then linked as DIR/fs/linked (its descriptor still reads
  *         "DIR/fs/#INO (deleted)", with a link: needs --link-remap): both
  *         keep their data, names and link counts.
+ *  proc:  a child; the parent opens /proc/CHILD/stat (fd 35, read to offset
+ *         10, inherited by the child: one description), /proc/CHILD (fd 36,
+ *         a directory) and /proc/self/status (fd 37, which reads as
+ *         /proc/PARENT/status): the same files, offset and sharing after
+ *         the restore, before any of it existed again.
+ *  ns:    /proc/self/ns/net (fd 38) and /proc/self/ns/mnt (fd 39): still the
+ *         namespaces the program runs in.
+ *  foreignns: fd 41 is the network namespace of a child that made its own
+ *         and exited: stasis must refuse the dump (and the program then
+ *         checks that fd 41 is still that namespace).
+ *  deadproc: the working directory is /proc/CHILD of a child killed and
+ *         reaped since, also open as fd 40: getcwd fails with ENOENT, the
+ *         cwd and fd 40 read "/proc/N (deleted)" and are directories.
  *  opath: O_PATH descriptors: fd 28 on DIR/fs/file, fd 29 on the symlink
  *         DIR/fs/link (O_NOFOLLOW), fd 30 on the symlink DIR/fs/dlink
  *         (O_NOFOLLOW) which is then unlinked, fd 31 on DIR/fs (a
@@ -37,7 +50,10 @@
 #include "testprog.h"
 
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -439,6 +455,199 @@ static void check_tmpfile(void)
 		tp_fail("fd 33 must have no link and fd 34 one");
 }
 
+/* ---- proc */
+
+static void setup_proc(void)
+{
+	char path[64], buf[16];
+
+	if (pipe(go_pipe))
+		tp_die("pipe");
+	child1 = fork();
+	if (child1 < 0)
+		tp_die("fork");
+	if (!child1) {
+		close(go_pipe[1]);
+		while (read(go_pipe[0], buf, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(go_pipe[0]);
+	snprintf(path, sizeof(path), "/proc/%d/stat", child1);
+	place(open(path, O_RDONLY), 35);
+	if (read(35, buf, 10) != 10)
+		tp_die("read %s", path);
+	snprintf(path, sizeof(path), "/proc/%d", child1);
+	place(open(path, O_RDONLY | O_DIRECTORY), 36);
+	place(open("/proc/self/status", O_RDONLY), 37);
+	/* a second child shares fd 35 */
+	child2 = fork();
+	if (child2 < 0)
+		tp_die("fork");
+	if (!child2) {
+		for (;;)
+			pause();
+	}
+}
+
+static void check_proc(void)
+{
+	char path[64], want[64], buf[4096];
+	ssize_t n;
+	int st;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/35");
+	snprintf(want, sizeof(want), "/proc/%d/stat", child1);
+	link_of(path, buf, sizeof(buf));
+	if (strcmp(buf, want))
+		tp_fail("fd 35 is '%s', expected '%s'", buf, want);
+	if (lseek(35, 0, SEEK_CUR) != 10)
+		tp_fail("fd 35 is at offset %lld, not 10", (long long)lseek(35, 0, SEEK_CUR));
+	n = pread(35, buf, sizeof(buf) - 1, 0);
+	buf[n < 0 ? 0 : n] = 0;
+	snprintf(want, sizeof(want), "%d (", child1);
+	if (strncmp(buf, want, strlen(want)))
+		tp_fail("fd 35 reads '%.20s', not the stat of %d", buf, child1);
+	if (syscall(SYS_kcmp, getpid(), child2, KCMP_FILE, 35, 35) != 0)
+		tp_fail("fd 35 of the parent and of the second child are not one description");
+	snprintf(want, sizeof(want), "/proc/%d", child1);
+	link_of("/proc/self/fd/36", buf, sizeof(buf));
+	if (strcmp(buf, want) || faccessat(36, "stat", R_OK, 0))
+		tp_fail("fd 36 is '%s', not the directory %s", buf, want);
+	snprintf(want, sizeof(want), "/proc/%d/status", getpid());
+	link_of("/proc/self/fd/37", buf, sizeof(buf));
+	if (strcmp(buf, want))
+		tp_fail("fd 37 is '%s', expected '%s'", buf, want);
+	n = pread(37, buf, sizeof(buf) - 1, 0);
+	buf[n < 0 ? 0 : n] = 0;
+	snprintf(want, sizeof(want), "\nPid:\t%d\n", getpid());
+	if (!strstr(buf, want))
+		tp_fail("fd 37 is not the status of this process");
+	kill(child2, SIGKILL);
+	waitpid(child2, &st, 0);
+	close(go_pipe[1]);
+	waitpid(child1, &st, 0);
+}
+
+/* ---- ns */
+
+static void setup_ns(void)
+{
+	place(open("/proc/self/ns/net", O_RDONLY), 38);
+	place(open("/proc/self/ns/mnt", O_RDONLY), 39);
+}
+
+static void check_ns_fd(int fd, const char *type)
+{
+	char path[64], got[256], want[256];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	link_of(path, got, sizeof(got));
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", type);
+	link_of(path, want, sizeof(want));
+	if (strcmp(got, want) || fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino)
+		tp_fail("fd %d is '%s', not this process's %s namespace '%s'", fd, got, type,
+			want);
+}
+
+static void check_ns(void)
+{
+	check_ns_fd(38, "net");
+	check_ns_fd(39, "mnt");
+}
+
+/* ---- foreignns */
+
+static struct stat foreign;
+
+static void setup_foreignns(void)
+{
+	char path[64];
+	int ready[2], st;
+	pid_t pid;
+	char c;
+
+	if (pipe(ready))
+		tp_die("pipe");
+	pid = fork();
+	if (pid < 0)
+		tp_die("fork");
+	if (!pid) {
+		close(ready[0]);
+		if (unshare(CLONE_NEWNET) || write(ready[1], "r", 1) != 1)
+			_exit(2);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	if (read(ready[0], &c, 1) != 1)
+		tp_die("the child could not make a network namespace");
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	place(open(path, O_RDONLY), 41);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	if (fstat(41, &foreign))
+		tp_die("fstat");
+}
+
+static void check_foreignns(void)
+{
+	struct stat st, own;
+
+	if (fstat(41, &st) || st.st_ino != foreign.st_ino)
+		tp_fail("fd 41 is not the namespace it was");
+	if (stat("/proc/self/ns/net", &own) || own.st_ino == st.st_ino)
+		tp_fail("fd 41 is this process's own network namespace");
+}
+
+/* ---- deadproc */
+
+static void setup_deadproc(void)
+{
+	char path[64];
+	pid_t pid = fork();
+
+	if (pid < 0)
+		tp_die("fork");
+	if (!pid) {
+		pause();
+		_exit(0);
+	}
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	if (chdir(path))
+		tp_die("chdir %s", path);
+	place(open(path, O_RDONLY | O_DIRECTORY), 40);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void check_dead_link(const char *proc)
+{
+	char got[256];
+	size_t n;
+	int pid, end = 0;
+
+	link_of(proc, got, sizeof(got));
+	n = strlen(got);
+	if (sscanf(got, "/proc/%d%n", &pid, &end) != 1 || strcmp(got + end, " (deleted)") ||
+	    n < 10)
+		tp_fail("%s is '%s', not the directory of a process gone", proc, got);
+}
+
+static void check_deadproc(void)
+{
+	char buf[4096];
+	struct stat st;
+
+	if (getcwd(buf, sizeof(buf)) || errno != ENOENT)
+		tp_fail("getcwd did not fail with ENOENT (%s)", strerror(errno));
+	check_dead_link("/proc/self/cwd");
+	check_dead_link("/proc/self/fd/40");
+	if (fstat(40, &st) || !S_ISDIR(st.st_mode))
+		tp_fail("fd 40 is not a directory");
+}
+
 /* ---- opath */
 
 static void setup_opath(void)
@@ -503,7 +712,7 @@ int main(int argc, char **argv)
 {
 	const char *mode;
 
-	tp_init(argc, argv, 3, "GOFILE DIR cwd|root|rmdir|fifo|dev|gonedir|tmpfile|opath");
+	tp_init(argc, argv, 3, "GOFILE DIR cwd|root|rmdir|fifo|dev|gonedir|tmpfile|proc|ns|deadproc|foreignns|opath");
 	if (!realpath(argv[2], dir))
 		tp_die("realpath %s", argv[2]);
 	mode = argv[3];
@@ -524,6 +733,14 @@ int main(int argc, char **argv)
 		setup_gonedir();
 	else if (!strcmp(mode, "tmpfile"))
 		setup_tmpfile();
+	else if (!strcmp(mode, "proc"))
+		setup_proc();
+	else if (!strcmp(mode, "ns"))
+		setup_ns();
+	else if (!strcmp(mode, "deadproc"))
+		setup_deadproc();
+	else if (!strcmp(mode, "foreignns"))
+		setup_foreignns();
 	else if (!strcmp(mode, "opath"))
 		setup_opath();
 	else
@@ -549,6 +766,14 @@ int main(int argc, char **argv)
 		tp_fail("sabotage: write");
 	if (tp_sabotaged("tmpfile") && pwrite(33, "x", 1, 0) != 1)
 		tp_fail("sabotage: write");
+	if (tp_sabotaged("proc"))
+		place(open("/proc/self/stat", O_RDONLY), 35);
+	if (tp_sabotaged("ns"))
+		place(open("/proc/self/ns/uts", O_RDONLY), 38);
+	if (tp_sabotaged("foreignns"))
+		place(open("/proc/self/ns/net", O_RDONLY), 41);
+	if (tp_sabotaged("deadproc") && chdir("/"))
+		tp_fail("sabotage: chdir");
 	if (tp_sabotaged("opath"))
 		place(open("/", O_RDONLY | O_DIRECTORY), 28);
 	if (!strcmp(mode, "cwd"))
@@ -565,6 +790,14 @@ int main(int argc, char **argv)
 		check_gonedir();
 	else if (!strcmp(mode, "tmpfile"))
 		check_tmpfile();
+	else if (!strcmp(mode, "proc"))
+		check_proc();
+	else if (!strcmp(mode, "ns"))
+		check_ns();
+	else if (!strcmp(mode, "deadproc"))
+		check_deadproc();
+	else if (!strcmp(mode, "foreignns"))
+		check_foreignns();
 	else
 		check_opath();
 	return tp_finish();
