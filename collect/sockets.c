@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -95,6 +96,7 @@ static void add_task_sockets(pid_t pid)
 static bool load(void)
 {
 	const struct tree *t = collect_tree();
+	struct rlimit rl;
 
 	if (diag_state)
 		return diag_state > 0;
@@ -106,6 +108,11 @@ static bool load(void)
 			add_task_sockets(t->tasks[i].pid);
 	if (nr_tree_inos)
 		qsort(tree_inos, nr_tree_inos, sizeof(*tree_inos), cmp_u32);
+	/* every file in flight stays open here until the end (see files.c) */
+	if (nr_task_sks && !getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	for (size_t i = 0; i < nr_task_sks; i++)
 		if (unix_queue_read_task(task_sks[i].pid, task_sks[i].fd))
 			return false;

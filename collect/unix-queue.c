@@ -141,7 +141,8 @@ static int walk_queue(pid_t pid, int tfd, int fd, const struct unix_diag_sk *d, 
 		if (control(&mh, &m, fds)) {
 			close_fds(&m);
 			pr_err("fd %d of task %d: unix socket %u has a message with more "
-			       "descriptors in flight than a peek can receive",
+			       "descriptors in flight than a peek can receive (or than "
+			       "stasis-collect may open)",
 			       tfd, pid, d->ino);
 			goto out;
 		}
