@@ -105,6 +105,8 @@ int ghost_write(struct img_writer *w);
  * socket is recorded in pv (packet_ring), anything else refused. */
 bool packet_ring_vma(const struct proc_vma *v);
 int packet_collect_vma(struct ctask *ct, const struct proc_vma *v, Stasis__Vma *pv);
+/* aio.c: an aio ring mapping, added to mm->aios */
+int aio_collect_vma(struct ctask *ct, const struct proc_vma *v, Stasis__MmEntry *mm);
 void ghost_abort(void);
 /* inet.c: connections left in repair mode by the dump; resume takes them
  * out (the tree runs again), release just drops our copies (killed). */

@@ -69,6 +69,8 @@ static Stasis__VmaKind vma_kind(const struct proc_vma *v)
 		return STASIS__VMA_KIND__VVAR_VCLOCK;
 	if (!strcmp(v->path, "[vsyscall]"))
 		return STASIS__VMA_KIND__VSYSCALL;
+	if (v->shared && !strcmp(v->path, "/[aio] (deleted)"))
+		return STASIS__VMA_KIND__AIO;
 	/* shared anonymous memory; mapped privately too, through map_files */
 	if (!strcmp(v->path, "/dev/zero (deleted)") || !strncmp(v->path, "[anon_shmem:", 12))
 		return STASIS__VMA_KIND__SHMEM;
@@ -444,6 +446,11 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			goto err;
 		}
 		mm.vmas[mm.n_vmas++] = pv;
+		if (kind == STASIS__VMA_KIND__AIO) {
+			if (aio_collect_vma(ct, v, &mm))
+				goto err;
+			continue;
+		}
 		if (kind == STASIS__VMA_KIND__VDSO || kind == STASIS__VMA_KIND__VVAR ||
 		    kind == STASIS__VMA_KIND__VVAR_VCLOCK || kind == STASIS__VMA_KIND__VSYSCALL)
 			continue; /* the kernel provides these */

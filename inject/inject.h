@@ -109,6 +109,8 @@ int mm_fill_pages(struct itask *t, struct img_reader *r, struct img_frame *f, in
 /* The rest of the stream: no more pages, and a valid trailer. */
 int mm_end_of_stream(struct img_reader *r, struct img_frame *f, int more);
 int mm_finish(struct itask *t);
+/* aio.c: the task's aio contexts, rings at their old addresses */
+int aio_restore(struct itask *t);
 int fs_restore(struct itask *t);
 int files_prepare(struct itree *tr);
 int files_restore(struct itree *tr, struct itask *t);

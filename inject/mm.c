@@ -348,8 +348,8 @@ int mm_restore_vmas(struct itree *tr, struct itask *t)
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		Stasis__Vma *v = t->mm->vmas[i];
 
-		if (special_kind(v->kind))
-			continue;
+		if (special_kind(v->kind) || v->kind == STASIS__VMA_KIND__AIO)
+			continue; /* aio rings: aio_restore */
 		if (v->start >= v->end || v->end > TASK_SIZE_MAX || (v->start | v->end) % PAGE_SIZE ||
 		    (v->start < t->gadget + GADGET_SIZE && v->end > t->gadget)) {
 			pr_err("task %d: invalid mapping %#llx-%#llx in the checkpoint", t->pid,
@@ -549,7 +549,7 @@ int mm_end_of_stream(struct img_reader *r, struct img_frame *f, int more)
 /* Whether a mapping of t is inherited as it is from the task it was forked from. */
 static bool vma_kept(struct itask *t, struct itask *src, Stasis__Vma *v)
 {
-	if (!src)
+	if (!src || v->kind == STASIS__VMA_KIND__AIO)
 		return false;
 	if (special_kind(v->kind)) {
 		/* the vDSO block stays where the source has it */
@@ -661,7 +661,7 @@ int mm_adopt(struct itree *tr, struct itask *t, struct itask *src)
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		Stasis__Vma *v = t->mm->vmas[i];
 
-		if (special_kind(v->kind))
+		if (special_kind(v->kind) || v->kind == STASIS__VMA_KIND__AIO)
 			continue;
 		if (vma_kept(t, src, v) ?
 			    zap_not_inherited(t, v) || install_guards(t, v, src_guards(src, v)) :
@@ -683,7 +683,7 @@ int mm_finish(struct itask *t)
 
 	/* every task's mappings exist by the first call (restore_tree makes
 	 * them all first): memfds can take their seals */
-	if (memfd_seal_all(t))
+	if (memfd_seal_all(t) || aio_restore(t))
 		return -1;
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		Stasis__Vma *v = mm->vmas[i];

@@ -3,8 +3,9 @@
 # (madvise advice, mlock, MAP_NORESERVE, MAP_DROPPABLE, guard regions,
 # membarrier registrations, in a parent and the child it forked), shmwin.c
 # (shared and private windows on a shared memory object whose creating
-# mapping is gone) and memfdexec.c (a memfd executed after the restore),
-# each checker shown to notice damage.
+# mapping is gone), memfdexec.c (a memfd executed after the restore) and
+# aio.c (aio rings with completions not reaped), each checker shown to
+# notice damage.
 
 load helpers
 
@@ -57,4 +58,17 @@ load helpers
 	touch "$GOFILE"
 	run wait_child "$PID" 20
 	grep -q '^FAIL: .*execveat' "$LOG" || die_with_logs "the writer was not noticed"
+}
+
+@test "aio: rings keep their addresses and their unreaped completions (one wrapped around); new requests complete" {
+	start_prog aio "$BATS_TEST_TMPDIR"
+	dump_and_kill
+	restore_and_check
+}
+
+@test "checker self-test: aio notices a lost completion (STASIS_SABOTAGE)" {
+	STASIS_SABOTAGE=reap start_prog aio "$BATS_TEST_TMPDIR"
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q '^FAIL: ring A: 2 completions' "$LOG" || die_with_logs "the lost completion was not noticed"
 }
