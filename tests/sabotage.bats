@@ -17,6 +17,7 @@
 load helpers
 
 TABLE='
+aio       reap            @DIR
 bigmem    mem             16 @GO
 creds     creds
 creds     seccomp
@@ -51,6 +52,11 @@ mappings  none            @DIR
 mappings  shanon          @DIR
 memfd     seals
 memfd     shared
+memfdexec writer
+mmstate   advice
+mmstate   mlock
+mmstate   guard
+mmstate   membarrier
 netlinksk groups          all
 packetsk  ring            all
 packetsk  child-ring      tree
@@ -64,6 +70,8 @@ secret    secret          s3cr3t @DIR
 sharedfd  offset          @DIR
 shmcount  unshare
 shmcount  overshare
+shmwin    unshare
+shmwin    data
 signals   flags
 signals   ignore
 signals   blocked
