@@ -402,6 +402,12 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			free(pv);
 			continue;
 		}
+		if (v->vmflags & VMF_HUGETLB) {
+			pr_err("task %d: hugetlb mapping %lx-%lx (%s) is not supported yet", ct->pid,
+			       v->start, v->end, v->path[0] ? v->path : "anonymous");
+			free(pv);
+			goto err;
+		}
 		stasis__vma__init(pv);
 		pv->start = v->start;
 		pv->end = v->end;

@@ -276,7 +276,11 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 		flags &= ~MAP_ANONYMOUS;
 		off = 0;
 	} else if (v->kind == STASIS__VMA_KIND__FILE) {
-		int oflags = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+		/* writable, or allowed to become writable (opened read-write) */
+		int oflags = (v->flags & MAP_SHARED) &&
+				     ((v->prot & PROT_WRITE) || (v->madv & VMF_MAYWRITE)) ?
+				     O_RDWR :
+				     O_RDONLY;
 		size_t plen = v->path ? strlen(v->path) : 0;
 		unsigned long path;
 

@@ -3,9 +3,9 @@
 # (madvise advice, mlock, MAP_NORESERVE, MAP_DROPPABLE, guard regions,
 # membarrier registrations, in a parent and the child it forked), shmwin.c
 # (shared and private windows on a shared memory object whose creating
-# mapping is gone), memfdexec.c (a memfd executed after the restore) and
-# aio.c (aio rings with completions not reaped), each checker shown to
-# notice damage.
+# mapping is gone), memfdexec.c (a memfd executed after the restore),
+# aio.c (aio rings with completions not reaped) and novdso.c (a task
+# without a vDSO), each checker shown to notice damage.
 
 load helpers
 
@@ -71,4 +71,17 @@ load helpers
 	touch "$GOFILE"
 	run wait_child "$PID" 20
 	grep -q '^FAIL: ring A: 2 completions' "$LOG" || die_with_logs "the lost completion was not noticed"
+}
+
+@test "novdso: a task that unmapped its vDSO is dumped through another syscall instruction and restored without one" {
+	start_prog novdso
+	dump_and_kill
+	restore_and_check
+}
+
+@test "checker self-test: novdso notices a vDSO (STASIS_SABOTAGE)" {
+	STASIS_SABOTAGE=vdso start_prog novdso
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q '^FAIL: \[vdso\]\|^FAIL: \[vvar' "$LOG" || die_with_logs "the vDSO was not noticed"
 }

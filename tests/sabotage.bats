@@ -58,6 +58,7 @@ mmstate   mlock
 mmstate   guard
 mmstate   membarrier
 netlinksk groups          all
+novdso    vdso
 packetsk  ring            all
 packetsk  child-ring      tree
 pipes     pipes           @DIR
