@@ -12,7 +12,7 @@ load helpers
 	restore_and_check
 }
 
-@test "mappings: private and shared file mappings, PROT_READ, PROT_NONE, shared anonymous" {
+@test "mappings: private and shared file mappings, PROT_READ, PROT_NONE, shared anonymous, shared read-only that may become writable" {
 	start_prog mappings "$BATS_TEST_TMPDIR"
 	dump_and_kill
 	restore_and_check

@@ -50,6 +50,7 @@ mappings  shared-private  @DIR
 mappings  ro              @DIR
 mappings  none            @DIR
 mappings  shanon          @DIR
+mappings  maywrite        @DIR
 memfd     seals
 memfd     shared
 memfdexec writer

@@ -12,7 +12,10 @@
  *  - anonymous data made PROT_READ with mprotect;
  *  - anonymous data made PROT_NONE (still ---p, and the data is there once
  *    made readable again);
- *  - MAP_SHARED|MAP_ANONYMOUS data, still shared with a forked child.
+ *  - MAP_SHARED|MAP_ANONYMOUS data, still shared with a forked child;
+ *  - MAP_SHARED, PROT_READ, of a file opened read-write
+ *    (DIR/mappings-maywrite.dat): mprotect(PROT_WRITE) still works and a
+ *    store reaches the file.
  * Permissions, file offsets and paths come from /proc/self/maps.
  */
 #include "testprog.h"
@@ -28,8 +31,8 @@
 #define ANON_PAGES 4
 
 static long pg;
-static char priv_path[4096], shf_path[4096];
-static unsigned char *priv, *rofile, *shf, *ro, *none, *shanon;
+static char priv_path[4096], shf_path[4096], mw_path[4096];
+static unsigned char *priv, *rofile, *shf, *ro, *none, *shanon, *mw;
 
 static unsigned char pat(unsigned long off, int which)
 {
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
 	pg = sysconf(_SC_PAGESIZE);
 	snprintf(priv_path, sizeof(priv_path), "%s/mappings-private.dat", argv[2]);
 	snprintf(shf_path, sizeof(shf_path), "%s/mappings-shared.dat", argv[2]);
+	snprintf(mw_path, sizeof(mw_path), "%s/mappings-maywrite.dat", argv[2]);
 
 	/* Private file mapping, partly modified. */
 	write_file(priv_path, PRIV_PAGES * pg, 'A');
@@ -136,6 +140,16 @@ int main(int argc, char **argv)
 	for (long i = 0; i < SHF_PAGES * pg; i++)
 		shf[i] = pat(i, 'C');
 
+	/* Shared read-only mapping of a read-write descriptor: may become writable. */
+	write_file(mw_path, pg, 'G');
+	fd = open(mw_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		tp_die("open %s", mw_path);
+	mw = mmap(NULL, pg, PROT_READ, MAP_SHARED, fd, 0);
+	if (mw == MAP_FAILED)
+		tp_die("mmap %s", mw_path);
+	close(fd);
+
 	/* Anonymous: read-only, no access, shared. */
 	ro = map_anon(MAP_PRIVATE, 'D');
 	none = map_anon(MAP_PRIVATE, 'E');
@@ -153,6 +167,10 @@ int main(int argc, char **argv)
 	if (tp_sabotaged("shared-private")) { /* the shared mapping became private */
 		void *m = mmap(shf, SHF_PAGES * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
 			       open(shf_path, O_RDONLY), 0);
+		(void)m;
+	}
+	if (tp_sabotaged("maywrite")) { /* the same mapping, of a read-only descriptor */
+		void *m = mmap(mw, pg, PROT_READ, MAP_SHARED | MAP_FIXED, open(mw_path, O_RDONLY), 0);
 		(void)m;
 	}
 	if (tp_sabotaged("ro"))
@@ -211,6 +229,23 @@ int main(int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 		free(buf);
+	}
+
+	/* Shared read-only mapping that may become writable. */
+	check_perms("shared read-only file mapping", mw, "r--s", mw_path, 0);
+	check_bytes("shared read-only file mapping", mw, pg, 0, 'G');
+	if (mprotect(mw, pg, PROT_READ | PROT_WRITE)) {
+		tp_fail("mprotect(shared read-only file mapping, PROT_WRITE): %s", strerror(errno));
+	} else {
+		unsigned char b = 0;
+
+		fd = open(mw_path, O_RDONLY | O_CLOEXEC);
+		mw[9] = (unsigned char)~pat(9, 'G');
+		if (fd < 0 || pread(fd, &b, 1, 9) != 1 || b != mw[9])
+			tp_fail("a store through the mapping made writable does not reach the file");
+		mw[9] = pat(9, 'G');
+		if (fd >= 0)
+			close(fd);
 	}
 
 	/* Anonymous. */
