@@ -558,6 +558,29 @@ err:
 	return -1;
 }
 
+/* A connection still connecting: its SYN's sequence number, sent again by
+ * the restore (nothing is queued yet). */
+static int syn_sent(const struct fd_src *src, int fd, Stasis__InetSk *sk, const char *conn)
+{
+	Stasis__TcpStream *ts = xmalloc(sizeof(*ts));
+	socklen_t len = sizeof(uint32_t);
+	int v;
+
+	stasis__tcp_stream__init(ts);
+	sk->tcp = ts;
+	if (select_queue(fd, TCP_SEND_QUEUE) ||
+	    getsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, &ts->snd_seq, &len) ||
+	    select_queue(fd, TCP_NO_QUEUE) || getint(fd, SOL_TCP, TCP_MAXSEG, &v)) {
+		pr_perror("fd %d of task %d: cannot read connecting TCP socket %s", src->fd,
+			  src->pid, conn);
+		return -1;
+	}
+	ts->mss = v;
+	pr_debug("TCP connection %s of task %d is connecting (SYN %u)", conn, src->pid,
+		 ts->snd_seq - 1);
+	return 0;
+}
+
 static int established(const struct fd_src *src, int fd, Stasis__InetSk *sk)
 {
 	char a[64], b[64], conn[140];
@@ -592,6 +615,8 @@ static int established(const struct fd_src *src, int fd, Stasis__InetSk *sk)
 		nr_repaired--;
 		return -1;
 	}
+	if (sk->state == TCP_SYN_SENT)
+		return syn_sent(src, fd, sk, conn);
 	return read_stream(src, fd, sk, conn);
 }
 
@@ -646,6 +671,17 @@ static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 					  sizeof(a)),
 				src->pid, d->rqueue);
 		return 0;
+	case TCP_SYN_SENT:
+		/* getpeername says ENOTCONN until the handshake ends */
+		if (!d || !sk->has_src_addr) {
+			pr_err("fd %d of task %d: sock_diag does not know connecting TCP socket %u",
+			       src->fd, src->pid, sk->ino);
+			return -1;
+		}
+		sk->has_dst_addr = sk->has_dst_port = true;
+		set_bytes(&sk->dst_addr, d->dst, sk->family == AF_INET6 ? 16 : 4);
+		sk->dst_port = d->dport;
+		return established(src, fd, sk);
 	case TCP_ESTABLISHED:
 	case TCP_FIN_WAIT1:
 	case TCP_FIN_WAIT2:

@@ -199,7 +199,7 @@ static int apply_options(int fd, const Stasis__InetSk *sk)
 
 static bool connected(uint32_t state)
 {
-	return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 ||
+	return state == TCP_SYN_SENT || state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 ||
 	       state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING;
 }
 
@@ -377,6 +377,50 @@ static int shut_how(uint32_t mask)
 	return mask & RCV_SHUTDOWN ? SHUT_RD : SHUT_WR;
 }
 
+/*
+ * A connection that was connecting: its SYN goes out again with the same
+ * sequence number (after the network unlock, the kernel's retransmission),
+ * from a non-blocking connect; a task blocked in connect() waits again.
+ */
+static int connect_again(int fd, const Stasis__InetSk *sk, const char *conn)
+{
+	struct sockaddr_storage dst;
+	socklen_t dlen = make_addr(sk, &sk->dst_addr, sk->dst_port, &dst);
+	int fl = fcntl(fd, F_GETFL);
+
+	if (!dlen || !sk->tcp) {
+		pr_err("TCP connection %s: malformed record", conn);
+		return -1;
+	}
+	if (set_seq(fd, TCP_SEND_QUEUE, sk->tcp->snd_seq - 1) || select_queue(fd, TCP_NO_QUEUE) ||
+	    setint(fd, SOL_TCP, TCP_REPAIR, 0)) {
+		pr_perror("TCP connection %s: cannot set its sequence number", conn);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	if (connect(fd, (struct sockaddr *)&dst, dlen) && errno != EINPROGRESS) {
+		pr_perror("TCP connection %s: cannot connect it again", conn);
+		return -1;
+	}
+	if (setint(fd, SOL_SOCKET, SO_REUSEADDR, carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0))) {
+		pr_perror("TCP connection %s: cannot set SO_REUSEADDR", conn);
+		return -1;
+	}
+	return 0;
+}
+
+/* O_NONBLOCK as the description had it (socket() makes it blocking). */
+static int set_flags(int fd, const Stasis__FileEntry *fe)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) | (fe->flags & O_NONBLOCK))) {
+		pr_perror("inet socket %u: cannot set its flags", fe->inetsk->ino);
+		return -1;
+	}
+	return 0;
+}
+
 static int inet_open(Stasis__FileEntry *fe)
 {
 	const Stasis__InetSk *sk = fe->inetsk;
@@ -404,7 +448,7 @@ static int inet_open(Stasis__FileEntry *fe)
 	if (closed) {
 		/* --tcp-close: a socket whose connection is gone */
 		pr_info("TCP connection %s is restored closed (--tcp-close)", conn);
-		if (apply_options(fd, sk))
+		if (apply_options(fd, sk) || set_flags(fd, fe))
 			goto err;
 		return fd;
 	}
@@ -416,8 +460,13 @@ static int inet_open(Stasis__FileEntry *fe)
 		goto err;
 	if (sk->has_src_addr && bind_name(fd, sk, repair))
 		goto err;
+	if (repair && sk->state == TCP_SYN_SENT) {
+		if (connect_again(fd, sk, conn) || set_flags(fd, fe))
+			goto err;
+		return fd;
+	}
 	if (repair) {
-		if (repair_stream(fd, sk, conn))
+		if (repair_stream(fd, sk, conn) || set_flags(fd, fe))
 			goto err;
 		return fd;
 	}
@@ -446,6 +495,8 @@ static int inet_open(Stasis__FileEntry *fe)
 		pr_perror("%s socket %u: cannot shut it down", proto_name(sk), sk->ino);
 		goto err;
 	}
+	if (set_flags(fd, fe))
+		goto err;
 	return fd;
 err:
 	close(fd);

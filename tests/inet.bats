@@ -165,6 +165,16 @@ nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
 	sabotaged_fails fin halfclosed
 }
 
+@test "a TCP connect in progress (SYN_SENT) connects after the restore" {
+	start_prog inet connecting
+	dump_and_kill --tcp-established --skip-in-flight
+	restore_and_check
+}
+
+@test "inet's connecting check notices a connect that never completes" {
+	sabotaged_fails connecting connecting
+}
+
 @test "an established TCP connection is refused without --tcp-established; it keeps working" {
 	start_prog inet established
 	dump_must_fail

@@ -21,6 +21,8 @@
  *   inet GOFILE closed            like established, but expects after GO to
  *                                 find the connection closed (--tcp-close)
  *   inet GOFILE inflight          a listener with a connection not accepted
+ *   inet GOFILE connecting        a connect in progress (SYN_SENT) to a full
+ *                                 listener, which connects after the restore
  *   inet GOFILE halfclosed        connections shut down one way (FIN_WAIT2 and
  *                                 CLOSE_WAIT ends), v4 and v6, data queued
  *
@@ -32,7 +34,7 @@
  *
  * Sabotage: queue (a byte of a queue is eaten), opts (an option changes),
  * dgram (a datagram socket is connected elsewhere), fin (the data before a
- * FIN is dropped).
+ * FIN is dropped), connecting (the connect in progress is dissolved).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -132,14 +134,14 @@ static void describe(int fd, char *out, size_t size)
 	if (getint(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP &&
 	    !getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &lt))
 		state = ti.tcpi_state;
-	snprintf(out, size, "dom %d type %d proto %d local %s:%u peer %s:%u state %d",
+	snprintf(out, size, "dom %d type %d proto %d local %s:%u peer %s:%u state %d%s",
 		 getint(fd, SOL_SOCKET, SO_DOMAIN), getint(fd, SOL_SOCKET, SO_TYPE),
 		 getint(fd, SOL_SOCKET, SO_PROTOCOL), sa,
 		 ntohs(a.sa.sa_family == AF_INET ? a.in.sin_port : a.in6.sin6_port), sb,
 		 lb < sizeof(b) || b.sa.sa_family
 		     ? ntohs(b.sa.sa_family == AF_INET ? b.in.sin_port : b.in6.sin6_port)
 		     : 0,
-		 state);
+		 state, fcntl(fd, F_GETFL) & O_NONBLOCK ? " nonblocking" : "");
 }
 
 /* ---- the sockets a mode checks after GO: described before and after ---- */
@@ -345,6 +347,7 @@ static int mode_tcp(const char *fam)
 	}
 	close(c);
 	close(pfd[0]);
+	fcntl(l, F_SETFL, O_NONBLOCK);
 	remember(l, "listener");
 	remember(s, "accepted connection");
 	remember(unbound, "unbound socket");
@@ -726,6 +729,7 @@ static int mode_dgram(void)
 	alen = loopback(&a, AF_INET6, port_of(u6));
 	if (connect(u6c, &a.sa, alen))
 		tp_die("connect v6");
+	fcntl(ua, F_SETFL, O_NONBLOCK);
 	remember(ua, "UDP a");
 	remember(ub, "UDP b");
 	remember(uc, "UDP bound to any");
@@ -855,6 +859,55 @@ static int mode_halfclosed(void)
 	return tp_finish();
 }
 
+/* ---- connecting: a SYN the full listener drops, still retried ---- */
+
+static int mode_connecting(void)
+{
+	int l = tcp_listener(0), c1, c2, err = -1, m;
+	unsigned port = port_of(l), local;
+	socklen_t len = sizeof(err);
+	union addr a;
+	socklen_t alen = loopback(&a, family, port);
+	struct pollfd pf;
+
+	/* the accept queue is full with c1: c2's SYNs are dropped */
+	c1 = tcp_connect(port);
+	c2 = tcp_socket();
+	fcntl(c2, F_SETFL, O_NONBLOCK);
+	if (!connect(c2, &a.sa, alen) || errno != EINPROGRESS)
+		tp_die("connect did not stay in progress");
+	local = port_of(c2);
+	usleep(100000);
+	remember(l, "listener");
+	tp_ready();
+	tp_wait_go();
+	check_remembered();
+	if (tp_sabotaged("connecting")) {
+		struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
+		connect(c2, &sa, sizeof(sa));
+	}
+	/* the restored listener is empty (--skip-in-flight): c2 gets through */
+	pf = (struct pollfd){c2, POLLOUT, 0};
+	if (poll(&pf, 1, 15000) != 1 || getsockopt(c2, SOL_SOCKET, SO_ERROR, &err, &len) || err)
+		tp_fail("the connecting socket did not connect (error %d)", err);
+	else if (port_of(c2) != local)
+		tp_fail("the connecting socket's port was %u, now %u", local, port_of(c2));
+	fcntl(l, F_SETFL, 0);
+	m = accept(l, NULL, NULL);
+	if (m < 0)
+		tp_fail("the listener did not accept the connection");
+	else {
+		char ch;
+
+		send_all(m, "z", 1);
+		if (recv(c2, &ch, 1, 0) != 1 || ch != 'z')
+			tp_fail("no data on the connection made after the restore");
+	}
+	(void)c1;
+	return tp_finish();
+}
+
 static int mode_inflight(void)
 {
 	int l = tcp_listener(2);
@@ -890,6 +943,8 @@ int main(int argc, char **argv)
 		return mode_inflight();
 	if (!strcmp(argv[2], "halfclosed"))
 		return mode_halfclosed();
+	if (!strcmp(argv[2], "connecting"))
+		return mode_connecting();
 	fprintf(stderr, "unknown mode %s\n", argv[2]);
 	return 2;
 }
