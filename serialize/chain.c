@@ -220,7 +220,12 @@ bool chain_has_parent(const char *dir)
 	return ret;
 }
 
-struct chain *chain_open(const char *dir)
+/*
+ * The links from dir up: while a link leaves pages to its parent (the
+ * restore needs no more), or with all while its inventory names a parent
+ * at all (dedup looks at every older copy).
+ */
+static struct chain *chain_walk(const char *dir, bool all)
 {
 	struct chain *c = xzalloc(sizeof(*c));
 	Stasis__Inventory *inv = read_inventory(dir);
@@ -237,7 +242,7 @@ struct chain *chain_open(const char *dir)
 			goto err;
 		if (c->nr == 1)
 			c->needed = needed;
-		if (!needed)
+		if (all ? !inv->has_parent_track_id : !needed)
 			break;
 		if (!inv->has_parent_track_id) {
 			pr_err("%s: pages are left to a parent, but the inventory names none", cur);
@@ -278,6 +283,11 @@ err:
 	free(cur);
 	chain_free(c);
 	return NULL;
+}
+
+struct chain *chain_open(const char *dir)
+{
+	return chain_walk(dir, false);
 }
 
 bool chain_needed(const struct chain *c)
@@ -450,54 +460,6 @@ out:
 
 /* ---------------------------------------------------------------- dedup */
 
-/* Every link reachable from dir through parent symlinks whose track ids
- * match, whether or not the top needs it (dedup looks at all of them). */
-static struct chain *chain_open_all(const char *dir)
-{
-	struct chain *c = xzalloc(sizeof(*c));
-	Stasis__Inventory *inv = read_inventory(dir);
-	char *cur = xstrdup(dir);
-	bool needed;
-
-	if (!inv)
-		goto err;
-	for (;;) {
-		Stasis__Inventory *pinv;
-		char *parent;
-
-		if (load_link(&c->links[c->nr++], cur, &needed))
-			goto err;
-		if (!inv->has_parent_track_id || c->nr == CHAIN_MAX_LINKS)
-			break;
-		parent = xmalloc(strlen(cur) + 8);
-		sprintf(parent, "%s/parent", cur);
-		pinv = read_inventory(parent);
-		if (!pinv || !pinv->has_track_id || pinv->track_id.len != inv->parent_track_id.len ||
-		    memcmp(pinv->track_id.data, inv->parent_track_id.data, pinv->track_id.len)) {
-			pr_err("%s: the parent checkpoint %s is missing or not the one it was taken "
-			       "against",
-			       cur, parent);
-			if (pinv)
-				stasis__inventory__free_unpacked(pinv, NULL);
-			free(parent);
-			goto err;
-		}
-		stasis__inventory__free_unpacked(inv, NULL);
-		inv = pinv;
-		free(cur);
-		cur = parent;
-	}
-	stasis__inventory__free_unpacked(inv, NULL);
-	free(cur);
-	return c;
-err:
-	if (inv)
-		stasis__inventory__free_unpacked(inv, NULL);
-	free(cur);
-	chain_free(c);
-	return NULL;
-}
-
 /* The run of task t holding vaddr, or NULL. */
 static struct chain_run *task_run(struct chain_task *t, uint64_t vaddr)
 {
@@ -547,7 +509,7 @@ static int punch(struct chain_link *l, struct chain_task *t, struct chain_run *r
 
 int chain_dedup(const char *dir, uint64_t *bytes)
 {
-	struct chain *c = chain_open_all(dir);
+	struct chain *c = chain_walk(dir, true);
 	int ret = -1;
 
 	*bytes = 0;

@@ -236,6 +236,18 @@ reap_source() {
 	[ "$STATUS" -gt 128 ] || die_with_logs "PID $PID exited by itself (status $STATUS), it was not killed by the dump"
 }
 
+# stasis restore -D $IMG on the destination, checked as check_restored does.
+restore_on_dst() {
+	(
+		close_extra_fds
+		cd "$BATS_TEST_TMPDIR" || exit 1
+		exec ip netns exec "$NS_DST" "$STASIS" restore -D "$IMG" -v4 -o restore.log
+	) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 &
+	RPID=$!
+	own_pid "$RPID"
+	check_restored
+}
+
 # Wait for the restored copy of $PID, tell it GO, and require PASS and
 # exit status 0 from the restore (the program's status).
 check_restored() {
@@ -461,14 +473,7 @@ EOF
 	wait_child "$SPID" 10 || die_with_logs "the page server still runs after the dump"
 	[ "$STATUS" -eq 0 ] || die_with_logs "stasis page-server exited with $STATUS"
 	[ -s "$IMG/inventory.img" ] || die_with_logs "no checkpoint in $IMG"
-	(
-		close_extra_fds
-		cd "$BATS_TEST_TMPDIR" || exit 1
-		exec ip netns exec "$NS_DST" "$STASIS" restore -D "$IMG" -v4 -o restore.log
-	) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 &
-	RPID=$!
-	own_pid "$RPID"
-	check_restored
+	restore_on_dst
 }
 
 @test "iterative migration through page servers with TLS: two pre-dumps and the dump arrive as a chain, restored there" {
@@ -497,14 +502,7 @@ EOF
 		[ "$(cat "$IMG"/pages-*.img | wc -c)" -lt $((2 << 20)) ] || die_with_logs "link $((i + 1)) holds more than the pages written"
 	done
 	reap_source
-	(
-		close_extra_fds
-		cd "$BATS_TEST_TMPDIR" || exit 1
-		exec ip netns exec "$NS_DST" "$STASIS" restore -D "$IMG" -v4 -o restore.log
-	) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 &
-	RPID=$!
-	own_pid "$RPID"
-	check_restored
+	restore_on_dst
 }
 
 # ---------------------------------------------------------------- refused
