@@ -236,6 +236,7 @@ static const struct fd_dump_ops *const fd_types[] = {
 	&dir_dump_ops,
 	&ptmx_dump_ops,
 	&pts_dump_ops,
+	&ctty_dump_ops,
 	&chr_dump_ops,
 	&pipe_dump_ops,
 	&fifo_dump_ops,

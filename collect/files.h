@@ -43,7 +43,7 @@ int files_describe_own(int fd, uint32_t *id);
 const char *fdinfo_field(const char *fdinfo, const char *key);
 
 extern const struct fd_dump_ops regfile_dump_ops, dir_dump_ops, chr_dump_ops, ptmx_dump_ops,
-	pts_dump_ops;
+	pts_dump_ops, ctty_dump_ops;
 extern const struct fd_dump_ops pipe_dump_ops, fifo_dump_ops, ghost_dump_ops;
 extern const struct fd_dump_ops eventfd_dump_ops, epoll_dump_ops, signalfd_dump_ops,
 	timerfd_dump_ops, inotify_dump_ops, memfd_dump_ops;

@@ -16,6 +16,7 @@
 
 #include "files.h"
 #include "stasis/log.h"
+#include "stasis/proc.h"
 #include "stasis/pty.h"
 #include "stasis/util.h"
 
@@ -220,3 +221,36 @@ out:
 }
 
 const struct fd_dump_ops pts_dump_ops = { "pty slave", pts_match, pts_dump };
+
+/* /dev/tty of a task whose controlling terminal is a pty of the tree. */
+static bool ctty_match(const struct fd_src *src)
+{
+	struct proc_stat st;
+	struct stat pts = { .st_mode = S_IFCHR };
+
+	if (!S_ISCHR(src->st.st_mode) || src->st.st_rdev != makedev(5, 0) ||
+	    proc_read_stat(src->pid, 0, &st) || !st.tty_nr)
+		return false;
+	pts.st_rdev = makedev(major(st.tty_nr), minor(st.tty_nr));
+	return is_pts(&pts) && master_in_tree(pts_index(&pts));
+}
+
+static int ctty_dump(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	Stasis__TtyEntry *te = xmalloc(sizeof(*te));
+	struct proc_stat st;
+
+	stasis__tty_entry__init(te);
+	if (proc_read_stat(src->pid, 0, &st)) {
+		free(te);
+		return -1;
+	}
+	te->index = (major(st.tty_nr) - PTS_MAJOR_FIRST) * 256 + minor(st.tty_nr);
+	fe->type = STASIS__FD_TYPE__CTTY;
+	fe->has_rdev = true;
+	fe->rdev = src->st.st_rdev;
+	fe->tty = te;
+	return 0;
+}
+
+const struct fd_dump_ops ctty_dump_ops = { "controlling terminal", ctty_match, ctty_dump };

@@ -166,6 +166,7 @@ static const struct fd_restore_ops *const fd_types[] = {
 	&tty_restore_ops,
 	&ptmx_restore_ops,
 	&pts_restore_ops,
+	&ctty_restore_ops,
 	&pipe_restore_ops,
 	&fifo_restore_ops,
 	&eventfd_restore_ops,

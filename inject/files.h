@@ -29,7 +29,7 @@ Stasis__FileEntry *file_by_id(uint32_t id);
 int files_open_flight(uint32_t id);
 
 extern const struct fd_restore_ops regfile_restore_ops, dir_restore_ops, chr_restore_ops,
-	tty_restore_ops, ptmx_restore_ops, pts_restore_ops;
+	tty_restore_ops, ptmx_restore_ops, pts_restore_ops, ctty_restore_ops;
 extern const struct fd_restore_ops pipe_restore_ops, fifo_restore_ops;
 extern const struct fd_restore_ops eventfd_restore_ops, epoll_restore_ops, signalfd_restore_ops,
 	timerfd_restore_ops, inotify_restore_ops, memfd_restore_ops;

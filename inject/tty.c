@@ -335,3 +335,45 @@ int tty_restore_fg(struct itask *t)
 			strerror(-r));
 	return 0;
 }
+
+/*
+ * /dev/tty resolves to the opener's controlling terminal: stasis-inject
+ * stages a stand-in, and the task, which has its terminal by now
+ * (tty_set_ctty), opens /dev/tty itself over it.
+ */
+static int ctty_open(Stasis__FileEntry *fe)
+{
+	int fd;
+
+	if (!fe->tty) {
+		pr_err("/dev/tty entry %u has no terminal in the checkpoint", fe->id);
+		return -1;
+	}
+	fd = open("/dev/null", O_RDONLY);
+	if (fd < 0)
+		pr_perror("cannot open /dev/null");
+	return fd;
+}
+
+static int ctty_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe)
+{
+	int flags = (fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC)) | O_NOCTTY;
+	long fd, r;
+
+	fd = remote_open(t, "/dev/tty", flags);
+	if (fd < 0) {
+		pr_err("task %d: cannot open /dev/tty (pty %u) for fd %u: %s", t->pid,
+		       fe->tty->index, fi->fd, strerror(-fd));
+		return -1;
+	}
+	r = ISYS(t, SYS_dup3, fd, fi->fd, fi->cloexec ? O_CLOEXEC : 0);
+	ISYS(t, SYS_close, fd);
+	if (r != (long)fi->fd) {
+		pr_err("task %d: cannot put /dev/tty at fd %u: %s", t->pid, fi->fd,
+		       strerror(r < 0 ? -r : EBADF));
+		return -1;
+	}
+	return 0;
+}
+
+const struct fd_restore_ops ctty_restore_ops = { STASIS__FD_TYPE__CTTY, ctty_open, ctty_post };

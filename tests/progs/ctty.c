@@ -6,7 +6,8 @@
  *           13333:44444 with mode 0600
  *   +-S     setsid, opens the slave, makes it its controlling terminal,
  *     |     closes it: it keeps the terminal only as its ctty
- *     +-M   in the session, in its own group G, the foreground group
+ *     +-M   in the session, in its own group G, the foreground group,
+ *     |     holding /dev/tty open
  *     +-N   in the session, gave the terminal up (TIOCNOTTY)
  *
  * After GO: S and M open /dev/tty and find the slave (same device), S
@@ -23,6 +24,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #define UID 13333
@@ -55,10 +57,22 @@ static void sleep_until_go(void)
 	tp_wait_go();
 }
 
+/* M also holds /dev/tty open from before the dump. */
 static int member_m(void)
 {
+	int held = open("/dev/tty", O_RDWR | O_NOCTTY), bad = 0;
+	unsigned int dev = 0;
+	struct stat st;
+
+	if (held < 0)
+		return 50;
 	sleep_until_go();
-	return check_tty(NULL) ? 10 : 0;
+	if (check_tty(NULL))
+		bad = 10;
+	if (fstat(held, &st) || st.st_rdev != makedev(5, 0) || ioctl(held, TIOCGDEV, &dev) ||
+	    dev != slave_dev)
+		bad |= 1;
+	return bad;
 }
 
 static int member_n(void)
@@ -219,7 +233,7 @@ reaped:
 			b & 4 ? "not the terminal's session; " : "",
 			b & 8 ? "M's group not in the foreground; " : "",
 			b & 16 ? "no data through /dev/tty; " : "", b & 32 ? "a member died; " : "",
-			b & 64 ? "M has no /dev/tty; " : "",
+			b & 64 ? "M has no /dev/tty, or its open /dev/tty is not the slave; " : "",
 			b & 128 ? "N has a terminal it gave up; " : "", b);
 	}
 	return tp_finish();
