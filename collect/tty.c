@@ -5,6 +5,7 @@
  * tree is the caller's terminal: a shell job (files.c's TTY type).
  * Data queued in the pair travels with the master (dump_queued).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,9 +195,32 @@ out:
 
 const struct fd_dump_ops ptmx_dump_ops = { "pty master", ptmx_match, ptmx_dump };
 
+static bool link_deleted(const char *link)
+{
+	size_t len = strlen(link);
+
+	return len > 10 && !strcmp(link + len - 10, " (deleted)");
+}
+
+/* A slave whose master was closed: hung up, its /dev/pts node gone. */
+static bool pts_hungup(const struct fd_src *src)
+{
+	struct termios tio;
+	int copy, hung;
+
+	if (!link_deleted(src->link) || master_in_tree(pts_index(&src->st)))
+		return false;
+	copy = fd_src_dup(src);
+	if (copy < 0)
+		return false;
+	hung = tcgetattr(copy, &tio) && errno == EIO;
+	close(copy);
+	return hung;
+}
+
 static bool pts_match(const struct fd_src *src)
 {
-	return is_pts(&src->st) && master_in_tree(pts_index(&src->st));
+	return is_pts(&src->st) && (master_in_tree(pts_index(&src->st)) || pts_hungup(src));
 }
 
 static int pts_dump(const struct fd_src *src, Stasis__FileEntry *fe)
@@ -208,7 +232,10 @@ static int pts_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		return -1;
 	stasis__tty_entry__init(te);
 	te->index = pts_index(&src->st);
-	if (dump_pair(copy, te))
+	/* a hung-up tty has no settings left to read */
+	if (!master_in_tree(te->index))
+		te->has_hungup = te->hungup = true;
+	else if (dump_pair(copy, te))
 		goto out;
 	fe->type = STASIS__FD_TYPE__PTS;
 	fe->has_rdev = true;

@@ -176,6 +176,68 @@ static int open_master_early(unsigned index)
 	return -1;
 }
 
+/*
+ * Hung-up slaves of an index: a master with that index is opened, every
+ * one of them opened on it, then the master is closed, which hangs them
+ * up as they were. It stays open until the last of them is made.
+ */
+struct hung_master {
+	unsigned index;
+	int fd;
+	unsigned left;
+};
+
+static struct hung_master *hung;
+static size_t nr_hung;
+
+static unsigned count_hungup(unsigned index)
+{
+	unsigned n = records_count("files"), count = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__FileEntry *fe = records_get("files", i, &stasis__file_entry__descriptor);
+
+		if (!fe)
+			break;
+		if (fe->type == STASIS__FD_TYPE__PTS && fe->tty && fe->tty->index == index &&
+		    fe->tty->hungup)
+			count++;
+		protobuf_c_message_free_unpacked(&fe->base, NULL);
+	}
+	return count;
+}
+
+static int hungup_open(Stasis__FileEntry *fe)
+{
+	int flags = (fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC)) | O_NOCTTY;
+	Stasis__TtyEntry te = STASIS__TTY_ENTRY__INIT;
+	struct hung_master *h = NULL;
+	char path[64];
+	int fd;
+
+	for (size_t i = 0; i < nr_hung; i++)
+		if (hung[i].index == fe->tty->index && hung[i].fd >= 0)
+			h = &hung[i];
+	if (!h) {
+		te.index = fe->tty->index;
+		fd = open_master(fe, &te);
+		if (fd < 0)
+			return -1;
+		hung = xrealloc(hung, (nr_hung + 1) * sizeof(*hung));
+		h = &hung[nr_hung++];
+		*h = (struct hung_master){ fe->tty->index, fd, count_hungup(fe->tty->index) };
+	}
+	snprintf(path, sizeof(path), "/dev/pts/%u", fe->tty->index);
+	fd = open(path, flags);
+	if (fd < 0)
+		pr_perror("cannot open %s", path);
+	if (!h->left || !--h->left) {
+		close(h->fd);
+		h->fd = -1;
+	}
+	return fd;
+}
+
 static int pts_open(Stasis__FileEntry *fe)
 {
 	int flags = (fe->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC)) | O_NOCTTY;
@@ -186,6 +248,8 @@ static int pts_open(Stasis__FileEntry *fe)
 		pr_err("pty slave %u has no terminal state in the checkpoint", fe->id);
 		return -1;
 	}
+	if (fe->tty->hungup)
+		return hungup_open(fe);
 	if (!index_opened(fe->tty->index) && open_master_early(fe->tty->index))
 		return -1;
 	snprintf(path, sizeof(path), "/dev/pts/%u", fe->tty->index);

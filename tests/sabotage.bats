@@ -102,6 +102,7 @@ sigtrap   handler
 fdtable   unshare
 ctty      ctty
 ctty      owner
+ctty      hangup
 '
 
 # Programs in tests/progs that are not checkers (no GOFILE, no verdict).

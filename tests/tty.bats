@@ -11,11 +11,12 @@ load helpers
 	restore_and_check
 }
 
-@test "ctty: a controlling pty no task holds a descriptor of, /dev/tty held open without --shell-job, a member that gave it up, the foreground group, the slave node's owner and mode" {
+@test "ctty: a controlling pty no task holds a descriptor of, /dev/tty held open without --shell-job, a member that gave it up, the foreground group, the slave node's owner and mode, a hung-up slave whose node is gone" {
 	start_prog ctty
 	dump_and_kill_tree
 	grep -q '"uid": 13333' <(stasis-serialize show -D "$IMG")
 	grep -q '"CTTY"' <(stasis-serialize show -D "$IMG")
+	grep -q '"hungup": true' <(stasis-serialize show -D "$IMG")
 	restore_and_check
 }
 

@@ -10,13 +10,18 @@
  *     |     holding /dev/tty open
  *     +-N   in the session, gave the terminal up (TIOCNOTTY)
  *
+ * R also holds, at fd 40, the slave of a second pty whose master it closed:
+ * hung up, its /dev/pts node gone.
+ *
  * After GO: S and M open /dev/tty and find the slave (same device), S
  * sees itself as the terminal's session and G as its foreground group, N
  * cannot open /dev/tty (ENXIO); R finds the node's owner and mode, and a
- * line R writes to the master is read by S through /dev/tty.
+ * line R writes to the master is read by S through /dev/tty. R's hung-up
+ * slave still reads end-of-file and fails writes with EIO.
  *
  * STASIS_SABOTAGE=ctty: S gives the terminal up after GO (the session
- * loses it); =owner: R gives the node back to root.
+ * loses it); =owner: R gives the node back to root; =hangup: R puts
+ * /dev/null at fd 40.
  */
 #include "testprog.h"
 
@@ -178,6 +183,17 @@ int main(int argc, char **argv)
 	if (chown(slave_path, UID, GID) || chmod(slave_path, 0600) || stat(slave_path, &sst))
 		tp_die("chown %s", slave_path);
 	slave_dev = sst.st_rdev;
+	{
+		int m2 = posix_openpt(O_RDWR | O_NOCTTY), s2;
+
+		if (m2 < 0 || grantpt(m2) || unlockpt(m2) || !ptsname(m2))
+			tp_die("posix_openpt 2");
+		s2 = open(ptsname(m2), O_RDWR | O_NOCTTY);
+		if (s2 < 0 || dup2(s2, 40) != 40)
+			tp_die("open the second slave");
+		close(s2);
+		close(m2);
+	}
 	if (pipe(ready))
 		tp_die("pipe");
 	s = fork();
@@ -198,6 +214,18 @@ int main(int argc, char **argv)
 
 	if (tp_sabotaged("owner") && chown(slave_path, 0, 0))
 		tp_fail("sabotage: chown");
+	if (tp_sabotaged("hangup") && dup2(open("/dev/null", O_RDWR), 40) != 40)
+		tp_fail("sabotage: dup2");
+	{
+		char b;
+		ssize_t r = read(40, &b, 1);
+
+		if (r != 0)
+			tp_fail("the hung-up slave reads %zd (%s), expected end-of-file", r,
+				r < 0 ? strerror(errno) : "data");
+		if (write(40, "x", 1) != -1 || errno != EIO)
+			tp_fail("a write to the hung-up slave does not fail with EIO");
+	}
 	if (stat(slave_path, &sst))
 		tp_fail("%s is gone", slave_path);
 	else if (sst.st_uid != UID || sst.st_gid != GID || (sst.st_mode & 07777) != 0600)
