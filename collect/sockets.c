@@ -154,6 +154,17 @@ static const char *show_name(const char *name, size_t len, char *buf, size_t siz
 	return buf;
 }
 
+const char *unix_holder(pid_t pid, int fd)
+{
+	static char buf[64];
+
+	if (pid == getpid())
+		snprintf(buf, sizeof(buf), "a unix socket in flight");
+	else
+		snprintf(buf, sizeof(buf), "fd %d of task %d", fd, pid);
+	return buf;
+}
+
 const struct unix_diag_sk *unix_diag_sk(uint32_t ino)
 {
 	return sockdiag_unix_find(&diag, ino);
@@ -260,9 +271,9 @@ static int outside_peer(const struct fd_src *src, const struct unix_diag_sk *d,
 
 	if (!declared_external(d->ino)) {
 		pr_err(
-		    "fd %d of task %d: unix %s socket %u is connected to socket %u%s%s, which is "
+		    "%s: unix %s socket %u is connected to socket %u%s%s, which is "
 		    "outside the tree; dump with --external unix[%u] to restore it without it",
-		    src->fd, src->pid, type_name(d->type), d->ino, peer_ino,
+		    unix_holder(src->pid, src->fd), type_name(d->type), d->ino, peer_ino,
 		    peer && peer->namelen ? " " : "",
 		    peer && peer->namelen ? show_name(peer->name, peer->namelen, buf, sizeof(buf))
 					  : "",
@@ -298,11 +309,11 @@ static int connection(const struct fd_src *src, const struct unix_diag_sk *d, St
 					"the tree, not accepted yet, is dropped (--external)",
 					d->ino, src->pid, d->icons[i]);
 			} else {
-				pr_err("fd %d of task %d: listening unix socket %u has a "
+				pr_err("%s: listening unix socket %u has a "
 				       "connection from "
 				       "socket %u outside the tree, not accepted yet; dump with "
 				       "--external unix[%u] to drop it",
-				       src->fd, src->pid, d->ino, d->icons[i], d->ino);
+				       unix_holder(src->pid, src->fd), d->ino, d->icons[i], d->ino);
 				return -1;
 			}
 		}
@@ -332,9 +343,9 @@ static int connection(const struct fd_src *src, const struct unix_diag_sk *d, St
 	}
 	if (d->wqueue) {
 		pr_err(
-		    "fd %d of task %d: unix socket %u sent data on a connection socket %u has not "
+		    "%s: unix socket %u sent data on a connection socket %u has not "
 		    "accepted yet, which cannot be read without consuming it",
-		    src->fd, src->pid, d->ino, l->ino);
+		    unix_holder(src->pid, src->fd), d->ino, l->ino);
 		return -1;
 	}
 	sk->has_pending_on = true;
@@ -396,7 +407,7 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	sk->type = d->type;
 	sk->state = d->state;
 	if (d->type != SOCK_STREAM && d->type != SOCK_DGRAM && d->type != SOCK_SEQPACKET) {
-		pr_err("fd %d of task %d: unix socket %u has type %d", src->fd, src->pid, d->ino,
+		pr_err("%s: unix socket %u has type %d", unix_holder(src->pid, src->fd), d->ino,
 		       d->type);
 		return -1;
 	}

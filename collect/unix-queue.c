@@ -99,7 +99,7 @@ static int walk_queue(pid_t pid, int tfd, int fd, const struct unix_diag_sk *d, 
 	unsigned rounds = 0;
 
 	if (unix_getint(fd, SO_PEEK_OFF, &saved) || setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, 4)) {
-		pr_perror("fd %d of task %d: cannot use SO_PEEK_OFF", tfd, pid);
+		pr_perror("%s: cannot use SO_PEEK_OFF", unix_holder(pid, tfd));
 		free(buf);
 		return -1;
 	}
@@ -107,7 +107,7 @@ static int walk_queue(pid_t pid, int tfd, int fd, const struct unix_diag_sk *d, 
 		*peek_off = saved;
 	if (unix_getint(fd, SO_PASSCRED, &passcred) ||
 	    (!passcred && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))) {
-		pr_perror("fd %d of task %d: cannot use SO_PASSCRED", tfd, pid);
+		pr_perror("%s: cannot use SO_PASSCRED", unix_holder(pid, tfd));
 		goto out;
 	}
 	for (;;) {
@@ -127,23 +127,22 @@ static int walk_queue(pid_t pid, int tfd, int fd, const struct unix_diag_sk *d, 
 
 		/* empty messages do not move the offset: each is returned once */
 		if (++rounds > QUEUE_MAX) {
-			pr_err("fd %d of task %d: the queue of unix socket %u does not end", tfd,
-			       pid, d->ino);
+			pr_err("%s: the queue of unix socket %u does not end", unix_holder(pid, tfd), d->ino);
 			goto out;
 		}
 		if (n < 0) {
 			if (errno == EAGAIN)
 				break;
-			pr_perror("fd %d of task %d: cannot peek at the queue of unix socket %u",
-				  tfd, pid, d->ino);
+			pr_perror("%s: cannot peek at the queue of unix socket %u",
+				  unix_holder(pid, tfd), d->ino);
 			goto out;
 		}
 		if (control(&mh, &m, fds)) {
 			close_fds(&m);
-			pr_err("fd %d of task %d: unix socket %u has a message with more "
+			pr_err("%s: unix socket %u has a message with more "
 			       "descriptors in flight than a peek can receive (or than "
 			       "stasis-collect may open)",
-			       tfd, pid, d->ino);
+			       unix_holder(pid, tfd), d->ino);
 			goto out;
 		}
 		/* end of data: a stream (or seqpacket) whose peer is gone */
@@ -164,9 +163,9 @@ static int walk_queue(pid_t pid, int tfd, int fd, const struct unix_diag_sk *d, 
 		if (total + n > QUEUE_MAX) {
 			close_fds(&m);
 			pr_err(
-			    "fd %d of task %d: unix socket %u has more than %u bytes queued, more "
+			    "%s: unix socket %u has more than %u bytes queued, more "
 			    "than a checkpoint record can hold",
-			    tfd, pid, d->ino, QUEUE_MAX);
+			    unix_holder(pid, tfd), d->ino, QUEUE_MAX);
 			goto out;
 		}
 		if (d->type == SOCK_DGRAM &&
@@ -182,18 +181,18 @@ static int walk_queue(pid_t pid, int tfd, int fd, const struct unix_diag_sk *d, 
 	}
 	if (d->type != SOCK_DGRAM && total != d->rqueue) {
 		pr_err(
-		    "fd %d of task %d: read %zu bytes queued on unix socket %u, the kernel says %u",
-		    tfd, pid, total, d->ino, d->rqueue);
+		    "%s: read %zu bytes queued on unix socket %u, the kernel says %u",
+		    unix_holder(pid, tfd), total, d->ino, d->rqueue);
 		goto out;
 	}
 	ret = 0;
 out:
 	if (!passcred && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred))) {
-		pr_perror("fd %d of task %d: cannot put back SO_PASSCRED", tfd, pid);
+		pr_perror("%s: cannot put back SO_PASSCRED", unix_holder(pid, tfd));
 		ret = -1;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &saved, 4)) {
-		pr_perror("fd %d of task %d: cannot put back the peek offset", tfd, pid);
+		pr_perror("%s: cannot put back the peek offset", unix_holder(pid, tfd));
 		ret = -1;
 	}
 	free(buf);
@@ -333,9 +332,9 @@ static bool flight_refused(const struct fd_src *src, uint32_t ino, int fd)
 	link[n > 0 ? n : 0] = 0;
 	/* its targets are descriptor numbers of a task, which it is in none of */
 	if (!strcmp(link, "anon_inode:[eventpoll]")) {
-		pr_err("fd %d of task %d: unix socket %u has an epoll instance in flight "
+		pr_err("%s: unix socket %u has an epoll instance in flight "
 		       "(SCM_RIGHTS), which stasis cannot carry",
-		       src->fd, src->pid, ino);
+		       unix_holder(src->pid, src->fd), ino);
 		return true;
 	}
 	return false;
@@ -363,9 +362,9 @@ int unix_queue_dump(const struct fd_src *src, int fd, const struct unix_diag_sk 
 			if (flight_refused(src, d->ino, m->fds[j]))
 				return -1;
 			if (files_describe_own(m->fds[j], &m->p->fds[j])) {
-				pr_err("fd %d of task %d: unix socket %u has a file in flight "
+				pr_err("%s: unix socket %u has a file in flight "
 				       "(SCM_RIGHTS) that stasis cannot carry",
-				       src->fd, src->pid, d->ino);
+				       unix_holder(src->pid, src->fd), d->ino);
 				return -1;
 			}
 			m->p->n_fds++;

@@ -15,6 +15,8 @@ const struct unix_diag_sk *unix_diag_sk(uint32_t ino);
 bool unix_in_tree(uint32_t ino);
 void unix_tree_add(uint32_t ino);
 int unix_getint(int fd, int opt, int *val);
+/* "fd N of task P" for messages, or that the socket is one in flight */
+const char *unix_holder(pid_t pid, int fd);
 void unix_set_bytes(ProtobufCBinaryData *b, const void *data, size_t len);
 
 /* unix-queue.c: reads the queue of the socket at fd tfd of pid (once) */
