@@ -21,6 +21,16 @@ int fe_scripts_setup(const struct fe_opts *o, const char *images_dir);
 /* predump.c: --prev-images-dir: 0 when not given, 1 with the parent link's
  * track id in hex (and DIR/parent made), -1 (logged) when it is no link. */
 int fe_prev_link(const struct fe_opts *o, const char *dir, char hex[2 * 16 + 1]);
+/* predump.c: a sealed link with parents is opened link by link (stasis-seal
+ * --open -D | stasis-serialize unpack) into a private directory in memory
+ * (/dev/shm), parents linked as on disk: 1 with its path in *tmp, 0 when
+ * dir has no parent, -1 (logged). fe_close_sealed_chain removes it. */
+int fe_open_sealed_chain(const struct fe_opts *o, const char *dir, const char *log, char **tmp);
+void fe_close_sealed_chain(char *tmp);
+
+/* stasis.c, for the front-end's other files */
+char *need_program(const char *name);
+void add_common(struct args *a, const struct fe_opts *o, const char *log);
 /* "--action-script PATH" for each script, for stasis-collect and stasis-inject. */
 void fe_scripts_args(struct args *a, const struct fe_opts *o);
 /* Runs the scripts of a stage the front-end owns (pre-dump, pre-restore). */

@@ -139,7 +139,7 @@ static const struct fe_option options[] = {
 	STR("status-fd", 0, CMD_RESTORE | CMD_PAGE_SERVER, S_STATUS_FD, "FD",
 	    "write a zero byte to FD and close it once listening (page-server, "
 	    "restore --remote)"),
-	FLAG("encrypt", 'e', CMD_DUMP | CMD_RESTORE, F_ENCRYPT, F_NONE,
+	FLAG("encrypt", 'e', CMD_DUMP | CMD_PRE_DUMP | CMD_RESTORE, F_ENCRYPT, F_NONE,
 	     "dump: seal the checkpoint (stasis-seal) for the holder of --tls-cert; restore "
 	     "--remote: the stream must be sealed (a sealed -D is noticed without it)"),
 	FLAG("tls", 0, CMD_NET, F_TLS, F_NONE,

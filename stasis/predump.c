@@ -6,6 +6,8 @@
  * stasis-serialize pack finds it again, as criu(8) lays a chain out.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "stasis/util.h"
 
 #include "ops.h"
+#include "pipeline.h"
 
 int fe_prev_link(const struct fe_opts *o, const char *dir, char hex[2 * 16 + 1])
 {
@@ -37,6 +40,15 @@ int fe_prev_link(const struct fe_opts *o, const char *dir, char hex[2 * 16 + 1])
 		snprintf(path, sizeof(path), "%s/inventory.img", prev);
 	else
 		snprintf(path, sizeof(path), "%s/%s/inventory.img", dir, prev);
+	/* a sealed parent's inventory is not readable without its key: the
+	 * link names the running tracker, and the restore, which opens every
+	 * link, checks the ids */
+	snprintf(tmp, sizeof(tmp), "%.*s/cipher.img", (int)(strlen(path) - strlen("/inventory.img")),
+		 path);
+	if (!access(tmp, F_OK)) {
+		snprintf(hex, 2 * 16 + 1, "current");
+		goto link;
+	}
 	inv = (Stasis__Inventory *)imgfile_read_record(path, &stasis__inventory__descriptor, 1);
 	if (!inv) {
 		pr_err("--prev-images-dir %s holds no checkpoint (%s)", prev, path);
@@ -52,6 +64,7 @@ int fe_prev_link(const struct fe_opts *o, const char *dir, char hex[2 * 16 + 1])
 	hex_encode(inv->track_id.data, 16, hex);
 	stasis__inventory__free_unpacked(inv, NULL);
 
+link:
 	/* DIR/parent -> prev, replaced atomically if it points elsewhere */
 	snprintf(link, sizeof(link), "%s/parent", dir);
 	n = readlink(link, tmp, sizeof(tmp) - 1);
@@ -68,4 +81,139 @@ int fe_prev_link(const struct fe_opts *o, const char *dir, char hex[2 * 16 + 1])
 		return -1;
 	}
 	return 1;
+}
+
+/* One link opened: stasis-seal --open -D from | stasis-serialize unpack -D to. */
+static int open_link(const struct fe_opts *o, const char *from, const char *to, const char *log)
+{
+	struct stage st[2] = { { .name = "stasis-seal" }, { .name = "stasis-serialize" } };
+	char *seal = need_program("stasis-seal"), *serialize = need_program("stasis-serialize");
+	int data[2] = { -1, -1 }, rc = 1;
+
+	if (!seal || !serialize || make_pipe(data))
+		goto out;
+	args_add(&st[0].argv, seal);
+	args_add(&st[0].argv, "--open");
+	args_add(&st[0].argv, "--require-sealed");
+	args_add(&st[0].argv, "-D");
+	args_add(&st[0].argv, from);
+	if (o->str[S_TLS_KEY]) {
+		args_add(&st[0].argv, "--tls-key");
+		args_add(&st[0].argv, o->str[S_TLS_KEY]);
+	}
+	add_common(&st[0].argv, o, log);
+	st[0].in = -1;
+	st[0].out = data[1];
+	args_add(&st[1].argv, serialize);
+	args_add(&st[1].argv, "unpack");
+	args_add(&st[1].argv, "-D");
+	args_add(&st[1].argv, to);
+	add_common(&st[1].argv, o, log);
+	st[1].in = data[0];
+	st[1].out = -1;
+	/* if the second cannot start, the first sees its pipe closed */
+	rc = stage_start(&st[0]) || stage_start(&st[1]);
+	close(data[0]);
+	close(data[1]);
+	for (int i = 0; i < 2; i++)
+		if (st[i].pid > 0 && stage_wait(&st[i], false))
+			rc = 1;
+out:
+	for (int i = 0; i < 2; i++)
+		args_free(&st[i].argv);
+	free(seal);
+	free(serialize);
+	return rc ? -1 : 0;
+}
+
+int fe_open_sealed_chain(const struct fe_opts *o, const char *dir, const char *log, char **tmp)
+{
+	char cur[PATH_MAX], to[PATH_MAX + 64], path[PATH_MAX + 64], base[64];
+	const char *shm = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
+	struct stat st;
+
+	*tmp = NULL;
+	snprintf(cur, sizeof(cur), "%s/parent", dir);
+	if (lstat(cur, &st))
+		return 0;
+	/* plaintext of the tree's memory: in memory, for root only */
+	snprintf(base, sizeof(base), "%s/stasis-chain.XXXXXX", shm);
+	*tmp = mkdtemp(xstrdup(base));
+	if (!*tmp) {
+		pr_perror("cannot make a directory in %s for the opened chain", shm);
+		return -1;
+	}
+	snprintf(cur, sizeof(cur), "%s", dir);
+	for (int k = 0;; k++) {
+		Stasis__Inventory *inv;
+		bool more;
+
+		if (k == 64) {
+			pr_err("%s: more than 64 links in the chain of parents", dir);
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s/cipher.img", cur);
+		if (access(path, F_OK)) {
+			pr_err("%s: a link of the sealed chain of %s is not sealed", cur, dir);
+			return -1;
+		}
+		snprintf(to, sizeof(to), "%s/%d", *tmp, k);
+		if (open_link(o, cur, to, log)) {
+			pr_err("cannot open the sealed link %s", cur);
+			return -1;
+		}
+		if (k) {
+			snprintf(path, sizeof(path), "%s/%d/parent", *tmp, k - 1);
+			snprintf(to, sizeof(to), "../%d", k);
+			if (symlink(to, path)) {
+				pr_perror("cannot link %s", path);
+				return -1;
+			}
+		}
+		snprintf(path, sizeof(path), "%s/%d/inventory.img", *tmp, k);
+		inv = (Stasis__Inventory *)imgfile_read_record(path, &stasis__inventory__descriptor, 0);
+		if (!inv)
+			return -1;
+		more = inv->has_parent_track_id;
+		stasis__inventory__free_unpacked(inv, NULL);
+		if (!more)
+			break;
+		if (strlen(cur) + 8 >= sizeof(cur)) {
+			pr_err("%s: the chain of parents is too deep a path", dir);
+			return -1;
+		}
+		strcat(cur, "/parent");
+		if (lstat(cur, &st)) {
+			pr_err("%s: the parent checkpoint (%s) it needs is missing", dir, cur);
+			return -1;
+		}
+	}
+	/* the newest link is tmp/0 */
+	snprintf(path, sizeof(path), "%s/0", *tmp);
+	free(*tmp);
+	*tmp = xstrdup(path);
+	return 1;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	return remove(path) && errno != ENOENT ? -1 : 0;
+}
+
+void fe_close_sealed_chain(char *tmp)
+{
+	char *slash;
+
+	if (!tmp)
+		return;
+	/* tmp is TOP/0: everything under TOP goes */
+	slash = strrchr(tmp, '/');
+	if (slash && !strcmp(slash, "/0"))
+		*slash = 0;
+	if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
+		pr_warn("cannot remove the opened chain in %s", tmp);
+	free(tmp);
 }

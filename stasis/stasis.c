@@ -182,7 +182,7 @@ static char *work_dir(const struct fe_opts *o, const char *images_dir)
 	return xstrdup(w);
 }
 
-static char *need_program(const char *name)
+char *need_program(const char *name)
 {
 	char *p = find_program(name);
 
@@ -192,7 +192,7 @@ static char *need_program(const char *name)
 }
 
 /* -v and -o, passed on to every stage. */
-static void add_common(struct args *a, const struct fe_opts *o, const char *log)
+void add_common(struct args *a, const struct fe_opts *o, const char *log)
 {
 	if (o->verbosity >= 0)
 		args_addf(a, "-v%d", o->verbosity);
@@ -383,11 +383,11 @@ static int cmd_dump(const struct fe_opts *o)
 		pr_err("%s: the tree to checkpoint is missing: -t PID", o->cmd_name);
 		return 1;
 	}
-	/* a chain can be kept by page servers (one directory a link there);
-	 * image-less (--remote) and sealed chains are not done yet */
-	if ((pre_dump || o->str[S_PREV_IMAGES_DIR]) && (o->flag[F_REMOTE] || encrypt)) {
-		pr_err("%s with %s is not supported yet", pre_dump ? "pre-dump" : "--prev-images-dir",
-		       encrypt ? "--encrypt" : "--remote (use --page-server)");
+	/* a chain is kept in directories, here or on page servers (one
+	 * directory a link there); image-less (--remote) chains are not done */
+	if ((pre_dump || o->str[S_PREV_IMAGES_DIR]) && o->flag[F_REMOTE]) {
+		pr_err("%s with --remote is not supported yet (use --page-server)",
+		       pre_dump ? "pre-dump" : "--prev-images-dir");
 		return 1;
 	}
 	if (o->str[S_PRE_DUMP_MODE] && strcmp(o->str[S_PRE_DUMP_MODE], "read") &&
@@ -609,7 +609,7 @@ out:
 /* stasis-serialize pack -D DIR | stasis-inject [opts] */
 static int cmd_restore(const struct fe_opts *o)
 {
-	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".";
+	const char *dir = o->str[S_IMAGES_DIR] ? o->str[S_IMAGES_DIR] : ".", *images_dir = dir;
 	bool detached = o->flag[F_RESTORE_DETACHED];
 	char *log = NULL, *pidfile = NULL, *serialize = NULL, *inject = NULL, *wdir = NULL;
 	char *seal = NULL;
@@ -622,7 +622,7 @@ static int cmd_restore(const struct fe_opts *o)
 	/* a sealed directory is opened without being asked; a sealed stream
 	 * from the network when -e says it is one */
 	bool sealed = remote ? o->flag[F_ENCRYPT] : false;
-	char *cipher = NULL;
+	char *cipher = NULL, *chain_tmp = NULL;
 	struct stat s;
 
 	if (check_file_validation(o))
@@ -652,6 +652,18 @@ static int cmd_restore(const struct fe_opts *o)
 	if (open_log(log, o))
 		goto out;
 	pidfile = in_dir(wdir, o->str[S_PIDFILE]);
+	/* a sealed link of a chain: every link is opened into memory first,
+	 * and the plaintext chain is packed as an unsealed one */
+	if (!remote && sealed) {
+		int r = fe_open_sealed_chain(o, dir, log, &chain_tmp);
+
+		if (r < 0)
+			goto out;
+		if (r) {
+			sealed = false;
+			dir = chain_tmp;
+		}
+	}
 	if (!(serialize = need_program(remote ? "stasis-transfer" : sealed ? "stasis-seal"
 									   : "stasis-serialize")) ||
 	    !(inject = need_program("stasis-inject")))
@@ -661,7 +673,7 @@ static int cmd_restore(const struct fe_opts *o)
 	if (make_pipe(data) || (progress && make_pipe(shown)) ||
 	    (seal && make_pipe(opened)))
 		goto out;
-	if (fe_scripts_setup(o, dir))
+	if (fe_scripts_setup(o, images_dir))
 		goto out;
 	if (fe_scripts_run("pre-restore", remote ? 0 : fe_checkpoint_root(dir))) {
 		pr_err("restore aborted by the pre-restore action script");
@@ -790,6 +802,7 @@ out:
 	for (i = 0; i < 4; i++)
 		args_free(&st[i].argv);
 	free(wdir);
+	fe_close_sealed_chain(chain_tmp);
 	free(seal);
 	free(serialize);
 	free(inject);

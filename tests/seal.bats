@@ -511,3 +511,44 @@ EOF
 	stasis-seal --open --require-sealed --tls-key "$PKI/rsa.key" -D "$IMG" >/dev/null
 	restore_and_check --tls-key "$PKI/ec.key"
 }
+
+@test "a sealed chain: pre-dump -e twice, then dump -e, each link with its own keys, restored whole; another chain's link in its place is refused" {
+	local c=$BATS_TEST_TMPDIR/chain i other
+	start_prog dirtier 8
+	mkdir -p "$c"
+	stasis pre-dump -t "$PID" -D "$c/1" -e --tls-cert "$PKI/ec.pem"
+	for i in 1 2; do
+		kill -USR1 "$PID"
+		for _ in $(seq 100); do grep -q "^DIRTIED $i " "$LOG" && break; sleep 0.05; done
+		if [ "$i" = 1 ]; then
+			stasis pre-dump -t "$PID" -D "$c/2" -e --tls-cert "$PKI/ec.pem" --prev-images-dir ../1
+		fi
+	done
+	IMG=$c/3
+	# (a single process, our child: its PID is free once reaped)
+	dump_and_kill -e --tls-cert "$PKI/ec.pem" --track-mem --prev-images-dir ../2
+	# sealed links, each with keys of its own, the last one small
+	for i in 1 2 3; do [ -s "$c/$i/cipher.img" ]; done
+	run cmp -s "$c/1/cipher.img" "$c/2/cipher.img"
+	[ "$status" -ne 0 ]
+	[ "$(cat "$c"/3/pages-*.img | wc -c)" -lt $((2 << 20)) ]
+
+	# the first link of another chain of the same certificate in its place
+	mv "$c/1" "$c/1.real"
+	setsid "$TESTPROGS/dirtier" "$BATS_TEST_TMPDIR/go-other" 4 </dev/null >"$BATS_TEST_TMPDIR/other.log" 2>&1 &
+	other=$!
+	own_pid "$other"
+	wait_ready "$BATS_TEST_TMPDIR/other.log" "$other" 10
+	stasis pre-dump -t "$other" -D "$c/1" -e --tls-cert "$PKI/ec.pem"
+	kill -KILL "$other"
+	run stasis restore -D "$IMG" --tls-key "$PKI/ec.key"
+	[ "$status" -ne 0 ]
+	[[ $output == *"is not the one it was taken against"* ]] || die_with_logs "a foreign link was not refused: $output"
+	alive "$PID" && die_with_logs "the refused chain ran a task"
+	# the opened links went with the refusal
+	[ -z "$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$c/3/cipher.img" 2>/dev/null)" ]
+
+	rm -rf "$c/1"
+	mv "$c/1.real" "$c/1"
+	restore_and_check --tls-key "$PKI/ec.key"
+}
