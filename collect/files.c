@@ -106,17 +106,37 @@ static bool chr_match(const struct fd_src *src)
 	return S_ISCHR(src->st.st_mode);
 }
 
+/*
+ * A terminal that is a device of its own (the console, a virtual console,
+ * a serial line), and not the controlling terminal of a session outside
+ * the tree: opened again by its path like any device, without --shell-job
+ * (and made the controlling terminal of its session leader again).
+ */
+static bool tty_by_path(const struct fd_src *src)
+{
+	dev_t rdev = src->st.st_rdev;
+	struct proc_stat st;
+
+	if (major(rdev) != 4 && rdev != makedev(5, 1))
+		return false;
+	if (proc_read_stat(src->pid, 0, &st))
+		return false;
+	return st.tty_nr != rdev || tree_has(collect_tree(), st.sid);
+}
+
 static int chr_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 {
+	bool tty = is_tty(src->st.st_rdev) && !tty_by_path(src);
+
 	fe->has_rdev = true;
 	fe->rdev = src->st.st_rdev;
 	fe->type = STASIS__FD_TYPE__CHR;
-	if (deleted(src->link) && !is_tty(src->st.st_rdev)) {
+	if (deleted(src->link) && !tty) {
 		/* an unlinked node: made again with mknod, opened, unlinked */
 		fe->has_ghost = true;
 		return ghost_collect_fd(src, &fe->ghost);
 	}
-	if (is_tty(src->st.st_rdev)) {
+	if (tty) {
 		if (!opts.shell_job) {
 			pr_err("fd %d of task %d is the terminal %s; use --shell-job", src->fd,
 			       src->pid, src->link);

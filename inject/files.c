@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -124,7 +126,26 @@ static int chr_open(Stasis__FileEntry *fe)
 	return fe->has_ghost ? ghost_open(fe) : open_path(fe, 0);
 }
 
-const struct fd_restore_ops chr_restore_ops = { STASIS__FD_TYPE__CHR, chr_open, NULL };
+/* A console, virtual console or serial line that was the controlling
+ * terminal of its session leader is so again. */
+static int chr_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe)
+{
+	long r;
+
+	if (t->pe->sid != (uint32_t)t->pid || !t->pe->has_tty_nr || !fe->has_rdev ||
+	    t->pe->tty_nr != (uint32_t)fe->rdev ||
+	    (major(fe->rdev) != 4 && fe->rdev != makedev(5, 1)))
+		return 0;
+	r = ISYS(t, SYS_ioctl, fi->fd, TIOCSCTTY, 0);
+	if (r) {
+		pr_err("task %d: cannot take %s as its controlling terminal: %s", t->pid, fe->path,
+		       strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+const struct fd_restore_ops chr_restore_ops = { STASIS__FD_TYPE__CHR, chr_open, chr_post };
 
 static int tty_open(Stasis__FileEntry *fe)
 {

@@ -185,3 +185,11 @@ fsobj_sabotaged() { # MODE WHAT [DUMP ARGS...]
 	dump_and_kill
 	restore_and_check --link-remap
 }
+
+@test "console and virtual console opened by path, the vt the controlling terminal: no --shell-job" {
+	fsobj_roundtrip console
+}
+
+@test "console and virtual console: the checker notices another device (self-test)" {
+	fsobj_sabotaged console 'fds 42 and 43'
+}

@@ -41,6 +41,11 @@
  *  deadproc: the working directory is /proc/CHILD of a child killed and
  *         reaped since, also open as fd 40: getcwd fails with ENOENT, the
  *         cwd and fd 40 read "/proc/N (deleted)" and are directories.
+ *  console: nodes DIR/fs/console (5:1) and DIR/fs/vt (4:5, a virtual
+ *         console), opened read-only as fds 42 and 43; the vt, opened by
+ *         this session leader, becomes its controlling terminal: the same
+ *         devices and controlling terminal after the restore, which needs
+ *         no --shell-job.
  *  opath: O_PATH descriptors: fd 28 on DIR/fs/file, fd 29 on the symlink
  *         DIR/fs/link (O_NOFOLLOW), fd 30 on the symlink DIR/fs/dlink
  *         (O_NOFOLLOW) which is then unlinked, fd 31 on DIR/fs (a
@@ -648,6 +653,47 @@ static void check_deadproc(void)
 		tp_fail("fd 40 is not a directory");
 }
 
+/* ---- console */
+
+static void setup_console(void)
+{
+	char con[4400], vt[4400];
+
+	path_of(con, sizeof(con), "console");
+	path_of(vt, sizeof(vt), "vt");
+	if (mknod(con, S_IFCHR | 0600, makedev(5, 1)) || mknod(vt, S_IFCHR | 0600, makedev(4, 5)))
+		tp_die("mknod");
+	place(open(con, O_RDONLY), 42);
+	place(open(vt, O_RDONLY), 43);
+}
+
+static unsigned long tty_nr(void)
+{
+	char buf[1024], *p;
+	unsigned long nr = 0;
+	FILE *f = fopen("/proc/self/stat", "re");
+
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 2, "%*c %*d %*d %*d %lu", &nr);
+	fclose(f);
+	return nr;
+}
+
+static void check_console(void)
+{
+	struct stat a, b;
+
+	check_fd_link(42, "console", "");
+	check_fd_link(43, "vt", "");
+	if (fstat(42, &a) || fstat(43, &b) || a.st_rdev != makedev(5, 1) ||
+	    b.st_rdev != makedev(4, 5))
+		tp_fail("fds 42 and 43 are not the console and the vt 4:5");
+	if (tty_nr() != makedev(4, 5))
+		tp_fail("the controlling terminal is %#lx, not the vt 4:5", tty_nr());
+}
+
 /* ---- opath */
 
 static void setup_opath(void)
@@ -712,7 +758,7 @@ int main(int argc, char **argv)
 {
 	const char *mode;
 
-	tp_init(argc, argv, 3, "GOFILE DIR cwd|root|rmdir|fifo|dev|gonedir|tmpfile|proc|ns|deadproc|foreignns|opath");
+	tp_init(argc, argv, 3, "GOFILE DIR cwd|root|rmdir|fifo|dev|gonedir|tmpfile|proc|ns|deadproc|foreignns|console|opath");
 	if (!realpath(argv[2], dir))
 		tp_die("realpath %s", argv[2]);
 	mode = argv[3];
@@ -741,6 +787,8 @@ int main(int argc, char **argv)
 		setup_deadproc();
 	else if (!strcmp(mode, "foreignns"))
 		setup_foreignns();
+	else if (!strcmp(mode, "console"))
+		setup_console();
 	else if (!strcmp(mode, "opath"))
 		setup_opath();
 	else
@@ -774,6 +822,8 @@ int main(int argc, char **argv)
 		place(open("/proc/self/ns/net", O_RDONLY), 41);
 	if (tp_sabotaged("deadproc") && chdir("/"))
 		tp_fail("sabotage: chdir");
+	if (tp_sabotaged("console"))
+		place(open("/dev/null", O_RDONLY), 43);
 	if (tp_sabotaged("opath"))
 		place(open("/", O_RDONLY | O_DIRECTORY), 28);
 	if (!strcmp(mode, "cwd"))
@@ -798,6 +848,8 @@ int main(int argc, char **argv)
 		check_deadproc();
 	else if (!strcmp(mode, "foreignns"))
 		check_foreignns();
+	else if (!strcmp(mode, "console"))
+		check_console();
 	else
 		check_opath();
 	return tp_finish();
