@@ -6,13 +6,17 @@
  * pidfd_open). Descriptors sharing one description get it, in another
  * task, with pidfd_getfd from the first holder. A thread's pidfd waits
  * for its thread, created after the descriptors (pidfd_restore_late).
+ * A pidfd of a task that was reaped is opened in stasis-inject on a helper
+ * that exits the same way and is reaped.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -40,6 +44,117 @@ struct pidfd_wait {
 static struct pidfd_wait *waiting;
 static size_t nr_waiting;
 
+/*
+ * pidfds of reaped tasks, by pidfs inode at the dump: a helper child that
+ * exits with the same status and is reaped stands for each. All the
+ * descriptions naming it are opened while it lives (a reaped PID cannot be
+ * opened), then handed out one per open().
+ */
+struct dead_pool {
+	uint64_t ino;
+	int *fds;
+	size_t nr, next;
+};
+
+static struct dead_pool *pools;
+static size_t nr_pools;
+
+static void helper_exit(Stasis__PidfdEntry *e, int hold)
+{
+	char c;
+	int st = e->has_exit_status ? e->exit_status : 0;
+
+	/* wait until the parent holds its pidfds */
+	while (read(hold, &c, 1) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(st)) {
+		struct rlimit no_core = { 0, 0 };
+		sigset_t all;
+
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(WTERMSIG(st), SIG_DFL);
+		sigfillset(&all);
+		sigprocmask(SIG_UNBLOCK, &all, NULL);
+		raise(WTERMSIG(st));
+	}
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 0);
+}
+
+static struct dead_pool *dead_pool_make(Stasis__FileEntry *fe)
+{
+	unsigned n = records_count("files");
+	struct dead_pool *p;
+	int hold[2], status;
+	pid_t pid;
+
+	pools = xrealloc(pools, (nr_pools + 1) * sizeof(*pools));
+	p = &pools[nr_pools++];
+	*p = (struct dead_pool){ .ino = fe->pidfd->ino };
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__FileEntry *o = records_get("files", i, &stasis__file_entry__descriptor);
+
+		if (o && o->type == STASIS__FD_TYPE__PIDFD && o->pidfd && o->pidfd->dead &&
+		    o->pidfd->ino == p->ino)
+			p->nr++;
+		if (o)
+			protobuf_c_message_free_unpacked(&o->base, NULL);
+	}
+	p->fds = xmalloc(p->nr * sizeof(*p->fds));
+	if (pipe2(hold, O_CLOEXEC)) {
+		pr_perror("cannot make a pipe for a pidfd helper");
+		return NULL;
+	}
+	pid = fork();
+	if (pid < 0) {
+		pr_perror("cannot fork a helper for the pidfd of a reaped task");
+		return NULL;
+	}
+	if (pid == 0) {
+		close(hold[1]);
+		helper_exit(fe->pidfd, hold[0]);
+	}
+	close(hold[0]);
+	for (size_t i = 0; i < p->nr; i++) {
+		p->fds[i] = syscall(SYS_pidfd_open, pid, 0);
+		if (p->fds[i] < 0)
+			pr_perror("cannot open a pidfd of helper %d", pid);
+	}
+	close(hold[1]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	for (size_t i = 0; i < p->nr; i++)
+		if (p->fds[i] < 0)
+			return NULL;
+	pr_debug("pidfd of a reaped task (inode %llu): helper %d, status %#x, %zu descriptions",
+		 (unsigned long long)p->ino, pid, status, p->nr);
+	return p;
+}
+
+static int dead_open(Stasis__FileEntry *fe)
+{
+	struct dead_pool *p = NULL;
+	int fd;
+
+	for (size_t i = 0; i < nr_pools && !p; i++)
+		if (pools[i].ino == fe->pidfd->ino)
+			p = &pools[i];
+	if (!p)
+		p = dead_pool_make(fe);
+	if (!p)
+		return -1;
+	if (p->next >= p->nr) {
+		pr_err("file %u: more pidfds of a reaped task than the checkpoint counts", fe->id);
+		return -1;
+	}
+	fd = p->fds[p->next++];
+	if ((fe->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK)) {
+		pr_perror("cannot make pidfd file %u non-blocking", fe->id);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static int pidfd_placeholder(Stasis__FileEntry *fe)
 {
 	int fd;
@@ -48,6 +163,8 @@ static int pidfd_placeholder(Stasis__FileEntry *fe)
 		pr_err("file %u: malformed pidfd record", fe->id);
 		return -1;
 	}
+	if (fe->pidfd->dead)
+		return dead_open(fe);
 	fd = syscall(SYS_pidfd_open, getpid(), 0);
 	if (fd < 0)
 		pr_perror("cannot open a pidfd");
@@ -101,6 +218,8 @@ static int pidfd_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntr
 {
 	pid_t pid = fe->pidfd->pid;
 
+	if (fe->pidfd->dead)
+		return 0; /* opened whole, in stasis-inject */
 	if (kill(pid, 0) && errno == ESRCH && (fe->flags & O_EXCL)) {
 		/* a thread not created yet (threads come after descriptors) */
 		waiting = xrealloc(waiting, (nr_waiting + 1) * sizeof(*waiting));

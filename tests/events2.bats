@@ -55,21 +55,32 @@ print(n)')" = 4 ] || die_with_logs "the files image does not hold 4 pidfds"
 	grep -q '^FAIL: fdinfo of pidfd 1' "$LOG" || die_with_logs "sabotage not noticed"
 }
 
-@test "pidfd: of a task outside the tree, or reaped, is refused at dump; the process runs on" {
-	local what
-	for what in outside:"pidfd of task [0-9]*, which is outside the tree" \
-		reaped:"pidfd of a task that has exited and was reaped"; do
-		rm -f "$GOFILE" "$LOG"
-		start_prog pidfd "${what%%:*}"
-		local rc=0
-		(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log) \
-			</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
-		[ "$rc" -ne 0 ] || die_with_logs "${what%%:*}: the dump succeeded" || return 1
-		grep -q "fd 3 of task $PID: ${what#*:}" "$BATS_TEST_TMPDIR/dump.out" ||
-			die_with_logs "${what%%:*}: the error does not name the pidfd and the PID" || return 1
-		assert_running_untraced "$PID"
-		go_and_check_original || return 1
-	done
+@test "pidfd: of a task outside the tree is refused at dump; the process runs on" {
+	start_prog pidfd outside
+	local rc=0
+	(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	[ "$rc" -ne 0 ] || die_with_logs "the dump succeeded"
+	grep -q "fd 3 of task $PID: pidfd of task [0-9]*, which is outside the tree" \
+		"$BATS_TEST_TMPDIR/dump.out" || die_with_logs "the error does not name the pidfd and the PID"
+	assert_running_untraced "$PID"
+	go_and_check_original
+}
+
+@test "pidfd: of tasks that exited and were reaped: one inode per task, exit status, ESRCH" {
+	start_prog pidfd reaped
+	dump_and_kill
+	restore_and_check
+}
+
+@test "pidfd: the reaped checker passes on the original and notices a pidfd of the other task" {
+	start_prog pidfd reaped
+	go_and_check_original
+	rm -f "$GOFILE" "$LOG"
+	STASIS_SABOTAGE=pidfd-reaped start_prog pidfd reaped
+	touch "$GOFILE"
+	run wait_child "$PID" 20
+	grep -q '^FAIL: .*reaped pidfd 1' "$LOG" || die_with_logs "sabotage not noticed"
 }
 
 @test "lease: read and write leases, one of two descriptions leased, leases being broken (--file-locks)" {

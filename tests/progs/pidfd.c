@@ -14,9 +14,11 @@
  * reports nothing until the child is killed through its pidfd, then the
  * pidfd's event; waitid(P_PIDFD) gives the child's SIGKILL and the
  * zombie's status 7; data written to the pipe reads from the fetched fd.
- * outside: a pidfd of the parent (outside the tree) and reaped: a pidfd of
- * a child that was reaped; the dump must refuse both. Only the pidfd's
- * fdinfo is checked then.
+ * outside: a pidfd of the parent (outside the tree), which the dump must
+ * refuse; only the pidfd's fdinfo is checked then.
+ * reaped: pidfds of two children that exited (5, SIGTERM) and were reaped:
+ * fdinfo, exit statuses (PIDFD_INFO_EXIT), one inode for the pidfds of one
+ * task and two for two tasks, ESRCH from pidfd_send_signal.
  */
 #include "testprog.h"
 
@@ -24,6 +26,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/kcmp.h>
@@ -79,6 +83,101 @@ static void fdinfo_of(int fd, char *out, size_t n)
 
 #define NFDS 6
 
+#ifndef PIDFD_GET_INFO
+struct pidfd_info {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+};
+#define PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info)
+#define PIDFD_INFO_EXIT (1UL << 3)
+#endif
+
+static ino_t ino_of(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) ? 0 : st.st_ino;
+}
+
+/* The wait status the kernel kept for the reaped task of pidfd fd, or -1. */
+static int exit_of(int fd)
+{
+	struct pidfd_info info = { .mask = PIDFD_INFO_EXIT };
+
+	if (ioctl(fd, PIDFD_GET_INFO, &info) || !(info.mask & PIDFD_INFO_EXIT))
+		return -1;
+	return info.exit_code;
+}
+
+/*
+ * reaped: two pidfds (one PIDFD_NONBLOCK) of a child that exited with 5,
+ * one of a child killed by SIGTERM, both reaped.
+ */
+static int reaped(int argc, char **argv)
+{
+	int fds[3], st[3], status, hold[2];
+	char before[3][256], now[256];
+	ino_t ino[3];
+	pid_t a, b;
+
+	(void)argc;
+	(void)argv;
+	if (pipe(hold))
+		tp_die("pipe");
+	a = fork();
+	if (a == 0) {
+		char c;
+
+		close(hold[1]);
+		/* until the parent holds its pidfds */
+		while (read(hold[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(5);
+	}
+	close(hold[0]);
+	b = fork();
+	if (b == 0)
+		for (;;)
+			pause();
+	fds[0] = pidfd_open(a, 0);
+	fds[1] = pidfd_open(a, PIDFD_NONBLOCK);
+	fds[2] = pidfd_open(b, 0);
+	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0)
+		tp_die("pidfd_open");
+	close(hold[1]);
+	kill(b, SIGTERM);
+	if (waitpid(a, &status, 0) != a || waitpid(b, &status, 0) != b)
+		tp_die("waitpid");
+	for (int i = 0; i < 3; i++) {
+		fdinfo_of(fds[i], before[i], sizeof(before[i]));
+		ino[i] = ino_of(fds[i]);
+		st[i] = exit_of(fds[i]);
+	}
+	tp_ready();
+	tp_wait_go();
+	if (tp_sabotaged("pidfd-reaped"))
+		dup2(fds[2], fds[1]);
+	for (int i = 0; i < 3; i++) {
+		fdinfo_of(fds[i], now, sizeof(now));
+		if (strcmp(now, before[i]))
+			tp_fail("fdinfo of reaped pidfd %d is '%s', was '%s'", i, now, before[i]);
+		if (exit_of(fds[i]) != st[i])
+			tp_fail("reaped pidfd %d: exit status %#x, was %#x", i, exit_of(fds[i]),
+				st[i]);
+		if (syscall(SYS_pidfd_send_signal, fds[i], 0, NULL, 0) != -1 || errno != ESRCH)
+			tp_fail("reaped pidfd %d: pidfd_send_signal did not say ESRCH", i);
+	}
+	if (ino[0] != ino[1] || ino_of(fds[0]) != ino_of(fds[1]))
+		tp_fail("the two pidfds of one reaped task are not one inode");
+	if (ino_of(fds[0]) == ino_of(fds[2]))
+		tp_fail("the pidfds of two reaped tasks are one inode");
+	if (st[0] != 5 << 8 || st[2] != SIGTERM)
+		tp_fail("exit statuses at the dump were %#x and %#x", st[0], st[2]);
+	return tp_finish();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 2 ? argv[2] : "";
@@ -94,16 +193,13 @@ int main(int argc, char **argv)
 
 	tp_init(argc, argv, 1, "GOFILE [outside|reaped]");
 	signal(SIGUSR1, on_usr1);
-	if (!strcmp(mode, "outside") || !strcmp(mode, "reaped")) {
+	if (!strcmp(mode, "reaped"))
+		return reaped(argc, argv);
+	if (!strcmp(mode, "outside")) {
 		pid_t c = getppid();
 
-		if (!strcmp(mode, "reaped")) {
-			c = fork();
-			if (c == 0)
-				_exit(0);
-		}
 		fds[0] = pidfd_open(c, 0);
-		if (fds[0] < 0 || (!strcmp(mode, "reaped") && waitpid(c, NULL, 0) != c))
+		if (fds[0] < 0)
 			tp_die("pidfd_open %d", c);
 		fdinfo_of(fds[0], before[0], sizeof(before[0]));
 		tp_ready();
