@@ -14,6 +14,13 @@
 # copied, then the ratio of the medians. The last pre-copy chain is
 # restored and the restored process checks every page (PASS).
 #
+# With BENCH_MIGRATE=1, the same comparison as a migration over loopback
+# with TLS (docs/predump.md, through page servers): one-shot is dump
+# --page-server then restore -D on the receiving side; pre-copy is two
+# pre-dump --page-server links and the dump, then the restore of the chain.
+# Downtime runs from the start of the last dump to the restored tree
+# running (restore -d returning); each restored copy checks its pages.
+#
 # Environment: STASIS_BUILD_DIR (default: build/ beside this script),
 # BENCH_DIR (default: a fresh directory in /tmp), BENCH_KEEP=1.
 
@@ -44,6 +51,8 @@ cleanup() {
 	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$top"
 }
 trap cleanup EXIT
+# shellcheck source=bench/pki.sh
+. "$repo/bench/pki.sh"
 
 # "frozen_us pages" of the stats-dump in DIR.
 stats() { # DIR
@@ -103,3 +112,54 @@ for _ in $(seq 600); do
 	sleep 0.1
 done
 tail -n 1 "$top/prog.log"
+
+[ "${BENCH_MIGRATE:-0}" = 1 ] || exit 0
+
+# ---------------------------------------------------------------- migration
+command -v certtool >/dev/null || die "certtool is missing (Debian: gnutls-bin)"
+make_pki "$top/pki" || die "cannot make the certificates"
+port=${BENCH_PORT:-27800}
+tls_dst=(--tls --tls-cacert "$top/pki/ca.pem" --tls-cert "$top/pki/dst.pem" --tls-key "$top/pki/dst-key.pem")
+tls_src=(--tls --tls-cacert "$top/pki/ca.pem" --tls-cert "$top/pki/src.pem" --tls-key "$top/pki/src-key.pem")
+now() { date +%s.%N; }
+
+# One link: a page server into DIR (with ARGS), and the source's COMMAND.
+link() { # DIR "SERVER ARGS" COMMAND [ARGS...]
+	local dir=$1 sargs=$2 cmd=$3
+	shift 3
+	port=$((port + 1))
+	# shellcheck disable=SC2086
+	stasis page-server -D "$dir" --address 127.0.0.1 --port "$port" --daemon $sargs \
+		"${tls_dst[@]}" >/dev/null 2>&1 || die "the page server did not start"
+	stasis "$cmd" -t "$pid" --page-server --address 127.0.0.1 --port "$port" \
+		"${tls_src[@]}" "$@" >/dev/null 2>&1 || die "stasis $cmd --page-server failed"
+}
+
+# Restores DIR once the killed source's PID is free, checks it; downtime since T0.
+land() { # DIR T0 MODE
+	wait "$pid" 2>/dev/null
+	for _ in $(seq 100); do [ -e "/proc/$pid" ] || break; sleep 0.05; done
+	stasis restore -D "$1" -d >/dev/null 2>&1 || die "$3: the restore failed"
+	local t1
+	t1=$(now)
+	rm -f "$top/go.ok"
+	touch "$top/go"
+	for _ in $(seq 600); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+	printf '%-9s %12s ms  %s\n' "$3" "$(awk -v a="$2" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" \
+		"$(tail -n 1 "$top/prog.log")"
+}
+
+echo "migration over loopback with TLS (page servers), downtime from the last dump to the restored tree running:"
+start
+d=$top/mig-one
+t0=$(now)
+link "$d" "" dump
+land "$d" "$t0" one-shot
+
+start
+d=$top/mig-pre
+link "$d/1" "" pre-dump
+link "$d/2" "--prev-images-dir ../1" pre-dump --prev-images-dir ../1
+t0=$(now)
+link "$d/3" "--prev-images-dir ../2" dump --track-mem --prev-images-dir ../2
+land "$d/3" "$t0" pre-copy
