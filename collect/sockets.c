@@ -364,6 +364,7 @@ int unix_getint(int fd, int opt, int *val)
 
 static void options(int fd, Stasis__UnixSk *sk)
 {
+	struct ucred cred;
 	struct timeval tv;
 	socklen_t len;
 	int v;
@@ -382,6 +383,13 @@ static void options(int fd, Stasis__UnixSk *sk)
 		sk->has_passsec = sk->passsec = true;
 	if (!unix_getint(fd, SO_PASSPIDFD, &v) && v)
 		sk->has_passpidfd = sk->passpidfd = true;
+	len = sizeof(cred);
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) && cred.pid > 0) {
+		sk->has_peer_cred_pid = sk->has_peer_cred_uid = sk->has_peer_cred_gid = true;
+		sk->peer_cred_pid = cred.pid;
+		sk->peer_cred_uid = cred.uid;
+		sk->peer_cred_gid = cred.gid;
+	}
 	len = sizeof(tv);
 	if (!getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) && (tv.tv_sec || tv.tv_usec)) {
 		sk->has_rcvtimeo_us = true;

@@ -18,11 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <linux/sched.h>
 #include <netinet/tcp.h>
 
 #include "files.h"
@@ -135,12 +139,78 @@ static int new_socket(struct usk *u)
 	return u->fd < 0 ? -1 : 0;
 }
 
+/* Both ends named the same maker of their pair (SO_PEERCRED). */
+static bool same_maker(const Stasis__UnixSk *a, const Stasis__UnixSk *b)
+{
+	return a->has_peer_cred_pid && a->peer_cred_pid && (!b || (b->has_peer_cred_pid &&
+	       b->peer_cred_pid == a->peer_cred_pid && b->peer_cred_uid == a->peer_cred_uid &&
+	       b->peer_cred_gid == a->peer_cred_gid));
+}
+
+/*
+ * A pair made by a helper process with the maker's PID (clone3 set_tid:
+ * before the tree exists its PIDs are free) and effective ids, so that
+ * SO_PEERCRED names the maker, as it did. 0, or -1: the caller makes it.
+ */
+static int pair_as_maker(const Stasis__UnixSk *sk, int sv[2])
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	pid_t want = sk->peer_cred_pid, child;
+	struct clone_args args = {.exit_signal = SIGCHLD,
+				  .set_tid = (uint64_t)(uintptr_t)&want,
+				  .set_tid_size = 1};
+	char byte = 0;
+	struct iovec iov = {&byte, 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf)};
+	struct cmsghdr *c = (struct cmsghdr *)ctl.buf;
+	int chan[2], status = 0, ret = -1;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, chan))
+		return -1;
+	child = syscall(SYS_clone3, &args, sizeof(args));
+	if (!child) {
+		int s[2];
+
+		if (setresgid(-1, sk->peer_cred_gid, -1) || setresuid(-1, sk->peer_cred_uid, -1) ||
+		    socketpair(AF_UNIX, sk->type | SOCK_CLOEXEC, 0, s))
+			_exit(1);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+		memcpy(CMSG_DATA(c), s, 2 * sizeof(int));
+		_exit(sendmsg(chan[1], &mh, 0) == 1 ? 0 : 1);
+	}
+	close(chan[1]);
+	if (child > 0) {
+		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(status) && !WEXITSTATUS(status) &&
+		    recvmsg(chan[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) == 1 &&
+		    (c = CMSG_FIRSTHDR(&mh)) && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
+			memcpy(sv, CMSG_DATA(c), 2 * sizeof(int));
+			ret = 0;
+		}
+	}
+	close(chan[0]);
+	if (ret)
+		pr_warn("unix socket %u: its pair cannot be made by PID %u (uid %u gid %u); "
+			"SO_PEERCRED names stasis-inject instead",
+			sk->ino, sk->peer_cred_pid, sk->peer_cred_uid, sk->peer_cred_gid);
+	return ret;
+}
+
 /* u and p (or a temporary end when p is NULL) as the two ends of a pair. */
 static int new_pair(struct usk *u, struct usk *p)
 {
 	int sv[2];
 
-	if (socketpair(AF_UNIX, u->sk->type | SOCK_CLOEXEC, 0, sv)) {
+	if ((!same_maker(u->sk, p ? p->sk : NULL) || pair_as_maker(u->sk, sv)) &&
+	    socketpair(AF_UNIX, u->sk->type | SOCK_CLOEXEC, 0, sv)) {
 		pr_perror("cannot create a unix %s socket pair", type_name(u->sk->type));
 		return -1;
 	}

@@ -193,7 +193,7 @@ log_value() { # KEY
 	grep -q "^FAIL: .*message 2" "$LOG" || die_with_logs "no FAIL about the message with the pipes"
 }
 
-@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid (stream)" {
+@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid; SO_PEERCRED names who made the pair (stream)" {
 	start_prog unixscm creds stream
 	dump_and_kill_tree
 	start_restore
@@ -205,7 +205,7 @@ log_value() { # KEY
 	check_pass_log
 }
 
-@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid (datagram)" {
+@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid; SO_PEERCRED names who made the pair (datagram)" {
 	start_prog unixscm creds dgram
 	dump_and_kill_tree
 	start_restore
@@ -217,7 +217,7 @@ log_value() { # KEY
 	check_pass_log
 }
 
-@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid (seqpacket)" {
+@test "SCM_CREDENTIALS: queued messages keep their senders' pid, uid and gid; SO_PEERCRED names who made the pair (seqpacket)" {
 	start_prog unixscm creds seqpacket
 	dump_and_kill_tree
 	start_restore
@@ -249,4 +249,12 @@ log_value() { # KEY
 	snapshot "$BATS_TEST_TMPDIR/before"
 	dump_must_fail
 	check_refused "$BATS_TEST_TMPDIR/before" "file in flight"
+}
+
+@test "unixscm's check notices a socket pair whose SO_PEERCRED names another process" {
+	STASIS_SABOTAGE=peercred start_prog unixscm creds stream
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "unixscm did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "unixscm exited with $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: .*SO_PEERCRED' "$LOG" || die_with_logs "no FAIL about SO_PEERCRED"
 }

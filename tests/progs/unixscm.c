@@ -18,7 +18,9 @@
  *                                   a receiver with SO_PASSCRED; a child's
  *                                   message to a receiver that turns
  *                                   SO_PASSCRED on only after the restore
- *                                   (the kernel kept no credentials for it)
+ *                                   (the kernel kept no credentials for it);
+ *                                   SO_PEERCRED of a pair the task made and
+ *                                   of one its child made
  *
  * Each message is read with a buffer of exactly its length, so that data
  * boundaries, and which bytes carry which descriptors, are checked even on
@@ -378,9 +380,22 @@ static void expect_cred(const char *what, struct got *g, pid_t pid, uid_t uid, g
 			g->cred.pid, g->cred.uid, g->cred.gid, pid, uid, gid);
 }
 
+/* SO_PEERCRED of fd must name pid (and this task's uid and gid). */
+static void expect_peercred(const char *what, int fd, pid_t pid)
+{
+	struct ucred cr = {0};
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		tp_fail("%s: SO_PEERCRED: %s", what, strerror(errno));
+	else if (cr.pid != pid || cr.uid != getuid() || cr.gid != getgid())
+		tp_fail("%s: SO_PEERCRED pid %d uid %u gid %u, expected pid %d uid %u gid %u", what,
+			cr.pid, cr.uid, cr.gid, pid, getuid(), getgid());
+}
+
 static int creds(int type)
 {
-	int q[2], r[2], on = 1, ready[2], ret;
+	int q[2], r[2], x[2], on = 1, ready[2], ret, childpair = -1;
 	struct ucred other = {getpid(), 1234, 5678};
 	pid_t child;
 	char c;
@@ -388,6 +403,7 @@ static int creds(int type)
 
 	xpair(type, q);
 	xpair(type, r);
+	xpair(SOCK_DGRAM, x);
 	if (setsockopt(q[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) || pipe(ready))
 		tp_die("SO_PASSCRED");
 	send_msg(q[0], "self", NULL, 0, NULL);
@@ -395,6 +411,11 @@ static int creds(int type)
 	if (child < 0)
 		tp_die("fork");
 	if (!child) {
+		int cp[2];
+
+		/* a pair the child makes: SO_PEERCRED names the child */
+		xpair(type, cp);
+		send_msg(x[0], "pair", cp, 1, NULL);
 		send_msg(q[0], "child", NULL, 0, NULL);
 		send_msg(r[0], "later", NULL, 0, NULL);
 		if (write(ready[1], "r", 1) != 1)
@@ -404,12 +425,24 @@ static int creds(int type)
 	}
 	if (read(ready[0], &c, 1) != 1)
 		tp_die("child");
+	g = expect_msg(x[1], "the child's pair", "pair");
+	if (g.nr != 1)
+		tp_die("the child's pair");
+	childpair = g.fds[0];
 	send_msg(q[0], "other user", NULL, 0, &other);
 	send_msg(q[0], "self again", NULL, 0, NULL);
 
 	tp_ready();
 	tp_wait_go();
 
+	if (tp_sabotaged("peercred")) {
+		int sp[2];
+
+		xpair(type, sp);
+		dup2(sp[0], childpair);
+	}
+	expect_peercred("a pair the task made", q[0], getpid());
+	expect_peercred("a pair its child made", childpair, child);
 	if (tp_sabotaged("creds")) {
 		/* the same messages again, all sent by the task itself */
 		const char *msgs[] = {"self", "child", "other user", "self again"};
