@@ -259,6 +259,37 @@ long rtask_syscall(struct rtask *t, bool *failed, long nr, unsigned long a1, uns
 	return (long)r.rax;
 }
 
+/*
+ * Back from the signal-delivery stop that a remote call's single-step ends
+ * in to an event stop, as seizing left the task: should the tracer die in
+ * the first (SIGKILL), the kernel delivers the stop's SIGTRAP and the task
+ * dies of it; from the second it just runs on. With every catchable signal
+ * blocked no user code runs in between.
+ */
+static int ptrace_park(pid_t tid)
+{
+	int status, sig = 0;
+
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL)) {
+		pr_perror("cannot interrupt task %d", tid);
+		return -1;
+	}
+	for (;;) {
+		if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig)) {
+			pr_perror("cannot resume task %d", tid);
+			return -1;
+		}
+		if (ptrace_wait_stop(tid, &status))
+			return -1;
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		/* SIGSTOP on the way: it stops the task as it would have */
+		sig = WIFSTOPPED(status) && WSTOPSIG(status) != SIGTRAP && !(status >> 16) ?
+			      WSTOPSIG(status) :
+			      0;
+	}
+}
+
 int rtask_restore_regs(struct rtask *t)
 {
 	if (!t->regs_dirty)
@@ -268,7 +299,7 @@ int rtask_restore_regs(struct rtask *t)
 		return -1;
 	}
 	t->regs_dirty = false;
-	return 0;
+	return ptrace_park(t->tid);
 }
 
 int ptrace_get_xstate(pid_t tid, void *buf, size_t *len)

@@ -3,9 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "stasis/log.h"
 #include "stasis/proc.h"
+#include "stasis/ptrace.h"
 #include "stasis/tree.h"
 #include "stasis/util.h"
 
@@ -148,13 +152,41 @@ int tree_walk(pid_t root, struct tree *t, int (*seize)(pid_t tid))
 	return 0;
 }
 
+/*
+ * PTRACE_DETACH passes its signal on only from a signal-delivery stop, and
+ * the tasks wait in event stops (seized, or parked after remote calls):
+ * queue SIG to the first thread and let it reach the delivery stop.
+ */
+static int signal_delivery_stop(pid_t tgid, pid_t tid, int sig)
+{
+	int status, pass = 0;
+
+	if (syscall(SYS_tgkill, tgid, tid, sig))
+		return -1;
+	for (;;) {
+		if (ptrace(PTRACE_CONT, tid, NULL, (void *)(long)pass) ||
+		    ptrace_wait_stop(tid, &status) || !WIFSTOPPED(status))
+			return -1;
+		if (!(status >> 16) && WSTOPSIG(status) == sig)
+			return 0;
+		/* another signal first: delivered as it would have been */
+		pass = (status >> 16) ? 0 : WSTOPSIG(status);
+	}
+}
+
 void tree_detach(const struct tree *t, int sig)
 {
-	for (int i = 0; i < t->nr; i++)
-		for (int j = 0; j < t->tasks[i].nr_tids; j++)
-			if (ptrace(PTRACE_DETACH, t->tasks[i].tids[j], NULL, (void *)(long)sig) &&
+	for (int i = 0; i < t->nr; i++) {
+		const struct tree_task *tk = &t->tasks[i];
+
+		if (sig && !tk->zombie && tk->nr_tids &&
+		    signal_delivery_stop(tk->pid, tk->tids[0], sig))
+			pr_perror("cannot send signal %d to task %d", sig, tk->pid);
+		for (int j = 0; j < tk->nr_tids; j++)
+			if (ptrace(PTRACE_DETACH, tk->tids[j], NULL, (void *)(long)(j ? 0 : sig)) &&
 			    errno != ESRCH)
-				pr_perror("cannot detach task %d", t->tasks[i].tids[j]);
+				pr_perror("cannot detach task %d", tk->tids[j]);
+	}
 }
 
 void tree_free(struct tree *t)

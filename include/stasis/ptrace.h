@@ -38,7 +38,8 @@ long rtask_syscall(struct rtask *t, bool *failed, long nr, unsigned long a1, uns
 #define rtask_syscall_args(t, nr, a1, a2, a3, a4, a5, a6, ...)                                    \
 	rtask_syscall(t, NULL, nr, (unsigned long)(a1), (unsigned long)(a2), (unsigned long)(a3), \
 		      (unsigned long)(a4), (unsigned long)(a5), (unsigned long)(a6))
-/* Puts the saved registers back (after remote calls). */
+/* Puts the saved registers back (after remote calls) and leaves the task
+ * in an event stop, where the tracer's death does not harm it. */
 int rtask_restore_regs(struct rtask *t);
 void rtask_fini(struct rtask *t);
 
