@@ -19,6 +19,7 @@
 #include "actions.h"
 #include "collect.h"
 #include "memfd.h"
+#include "stasis/fault.h"
 #include "stasis/log.h"
 #include "stasis/netlock.h"
 #include "stasis/opts.h"
@@ -151,7 +152,7 @@ static int link_parents(void)
 static int collect_task(struct ctask *ct, struct img_writer *w)
 {
 	/* what was written since the parent link, before the pages are read */
-	if (parasite_start(ct) || track_scan(ct, opts.track_mem))
+	if (parasite_start(ct) || fault_hit("collect-parasite") || track_scan(ct, opts.track_mem))
 		return -1;
 	if (opts.pre_dump) {
 		if (stats_mm_collect(ct, w))
@@ -358,7 +359,7 @@ int main(int argc, char **argv)
 		tree_detach(&tree, 0);
 		return 1;
 	}
-	if (inet_lock(root) || actions_frozen(root))
+	if (fault_hit("collect-seized") || inet_lock(root) || actions_frozen(root))
 		goto fail;
 	ctasks = xzalloc(tree.nr * sizeof(*ctasks));
 	for (int i = 0; i < tree.nr; i++) {
@@ -412,7 +413,8 @@ int main(int argc, char **argv)
 		goto fail;
 	/* The sink sees end of stream before we wait for its verdict. */
 	close(STDOUT_FILENO);
-	if (wait_ack() || actions_stored(root))
+	if (fault_hit("collect-ack") || wait_ack() || actions_stored(root) ||
+	    fault_hit("collect-kill"))
 		goto fail;
 	if (opts.track_mem && (opts.pre_dump || opts.leave_running || opts.leave_stopped)) {
 		/* the link is stored: the next one starts from it */

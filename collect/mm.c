@@ -17,6 +17,7 @@
 #include "collect.h"
 #include "memfd.h"
 #include "track.h"
+#include "stasis/fault.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/util.h"
@@ -545,6 +546,7 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 {
 	static char *buf;
 	char name[32];
+	bool first = true;
 
 	if (!buf)
 		buf = xmalloc(COPY_CHUNK);
@@ -583,6 +585,13 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 					close(fd);
 				return -1;
 			}
+			/* part of the pages are on their way */
+			if (first && fault_hit("collect-pages")) {
+				if (fd >= 0)
+					close(fd);
+				return -1;
+			}
+			first = false;
 			addr += chunk;
 			off += chunk;
 			left -= chunk;

@@ -13,6 +13,7 @@
 #include <sys/ptrace.h>
 #include <unistd.h>
 
+#include "stasis/fault.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
 #include "stasis/ptrace.h"
@@ -112,6 +113,10 @@ int main(int argc, char **argv)
 		threads += frozen.tasks[i].nr_tids;
 	pr_info("froze %d tasks (%d threads) of tree %d in %llu us", frozen.nr, threads, root,
 		(unsigned long long)(now_ns() - start) / 1000);
+	if (fault_hit("freeze-seized")) {
+		tree_detach(&frozen, 0);
+		return 1;
+	}
 	snprintf(buf, sizeof(buf), "%d", root);
 	setenv(STASIS_FREEZE_ENV, buf, 1);
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)start);

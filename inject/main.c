@@ -23,6 +23,7 @@
 #include "actions.h"
 #include "files.h"
 #include "inject.h"
+#include "stasis/fault.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
 #include "stasis/scripts.h"
@@ -113,10 +114,10 @@ static int read_records(struct img_reader *r, struct img_frame *f)
  * first its descriptors and threads... */
 static int restore_task_files(struct itree *tr, struct itask *t)
 {
-	return mm_finish(t) || fs_restore(t) || files_restore(tr, t) || locks_restore(t) ||
-			       core_create_threads(t) ?
-		       -1 :
-		       0;
+	if (mm_finish(t) || fs_restore(t) || files_restore(tr, t) || fault_hit("inject-files") ||
+	    locks_restore(t) || core_create_threads(t))
+		return -1;
+	return 0;
 }
 
 /* ...then, once every thread of the tree exists, the rest. */
@@ -147,7 +148,7 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 		int ret;
 
 		src = pstree_create_task(tr, t);
-		if (!src)
+		if (!src || fault_hit("inject-forked"))
 			return -1;
 		if (i == 0)
 			files_release_staged();
@@ -159,8 +160,9 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 			return -1;
 		adopt = src != t && src == t->parent;
 		ret = adopt ? mm_adopt(tr, t, src) : mm_prepare(t) || mm_restore_vmas(tr, t);
+		/* the task emptied, its pages not yet in */
 		if (!ret)
-			ret = mm_fill_pages(t, r, f, &more);
+			ret = fault_hit("inject-mm") || mm_fill_pages(t, r, f, &more);
 		mm_free_pagemap(t);
 		if (ret)
 			return -1;
@@ -395,7 +397,7 @@ int main(int argc, char **argv)
 		return 1;
 	root = tree.tasks[0].pid;
 	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
-	    inet_finish() || pstree_release(&tree))
+	    inet_finish() || fault_hit("inject-release") || pstree_release(&tree))
 		goto fail;
 	stats_restored(&tree, start);
 	actions_resumed(root);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "stasis/fault.h"
 #include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
@@ -217,7 +218,8 @@ int imgunpack_commit(struct img_unpack *u)
 		return -1;
 	imgdir_free(u->d);
 	u->d = NULL;
-	if (stage_commit(&u->s))
+	/* all stored but not yet in DIR: the older checkpoint is still whole */
+	if (fault_hit("unpack-commit") || stage_commit(&u->s))
 		return -1;
 	u->committed = true;
 	pr_info("checkpoint stored in %s", u->s.dir);
