@@ -6,11 +6,9 @@
 # done after GO, before the check, so the original process shows it.
 #
 # The table lists PROGRAM MODE ARGS...; in ARGS, @DIR is a fresh directory
-# of the run and @GO the go file (first argument when absent); two words
-# are not passed on: @SLEEP=S waits S seconds between READY and GO, and
-# @ROUNDTRIP dumps, kills and restores the program before GO, for the
-# checkers that expect what a restore does (epoll: a stale registration
-# is dropped, see tests/events.bats). A mode that
+# of the run and @GO the go file (first argument when absent); @SLEEP=S
+# is not passed on: it waits S seconds between READY and GO (for a checker
+# that expects time to have passed). A mode that
 # appears in a program's source and not here (or the reverse) fails the
 # first test: add the new mode to the table.
 
@@ -25,7 +23,7 @@ daemon    session
 dirtier   page            1
 dirtier   moved           1
 events    eventfd         eventfd
-events    epoll           epoll @ROUNDTRIP
+events    epoll           epoll
 events    signalfd        signalfd
 events    timerfd         timerfd @SLEEP=1.5
 events    inotify         inotify @DIR
@@ -127,7 +125,7 @@ modes_in_table() {
 # line, or to what went wrong.
 NRUN=0
 run_checker() { # MODE PROG ARGS...
-	local mode=$1 prog=$2 d go exe a args=() has_go=0 pid pause=0 roundtrip=0
+	local mode=$1 prog=$2 d go exe a args=() has_go=0 pid pause=0
 	shift 2
 	NRUN=$((NRUN + 1))
 	d=$BATS_TEST_TMPDIR/run$NRUN
@@ -137,7 +135,6 @@ run_checker() { # MODE PROG ARGS...
 		a=${a//@DIR/$d}
 		case $a in
 		@SLEEP=*) pause=${a#@SLEEP=}; continue ;;
-		@ROUNDTRIP) roundtrip=1; continue ;;
 		esac
 		if [ "$a" = @GO ]; then
 			a=$go
@@ -158,13 +155,6 @@ run_checker() { # MODE PROG ARGS...
 	own_pid "$pid" "$exe"
 	wait_ready "$RUNLOG" "$pid" 20 >/dev/null || { VERDICT="no READY"; return 0; }
 	sleep "$pause"
-	if [ "$roundtrip" = 1 ]; then
-		PID=$pid PROG=$exe LOG=$RUNLOG GOFILE=$go
-		dump_and_kill >"$d/roundtrip.out" || { VERDICT="dump failed: $(tail -n 3 "$d/roundtrip.out")"; return 0; }
-		start_restore
-		wait_restored >"$d/roundtrip.out" || { VERDICT="restore failed: $(tail -n 3 "$d/roundtrip.out")"; return 0; }
-		pid=$RPID
-	fi
 	touch "$go"
 	wait_child "$pid" 60 || { VERDICT="no verdict within 60 s"; return 0; }
 	VERDICT=$(grep -m 1 -E '^(PASS|FAIL)' "$RUNLOG") || VERDICT="no PASS or FAIL line (exit $STATUS)"
