@@ -35,13 +35,24 @@ files     devnull         @DIR
 files     leak            @DIR
 forker    status
 forker    lose
+fown      fown
 fpu       ymm
 fpu       mxcsr
+fsobj     cwd             @DIR cwd
+fsobj     root            @DIR root
+fsobj     rmdir           @DIR rmdir
+fsobj     fifo            @DIR fifo
+fsobj     dev             @DIR dev
+fsobj     gonedir         @DIR gonedir
+fsobj     opath           @DIR opath
 ghost     ghost           @DIR basic
 heap      big
 heap      small
 heap      sparse
 heap      brk
+inet      queue           tcp v4
+inet      opts            opts
+inet      dgram           dgram
 locks     locks           @DIR
 mappings  private         @DIR
 mappings  shared-private  @DIR
@@ -60,6 +71,9 @@ netlinksk groups          all
 novdso    vdso
 packetsk  ring            all
 packetsk  child-ring      tree
+mmstate   advice
+mmstate   mlock
+mmstate   guard
 pipes     pipes           @DIR
 prefork   mem             32 4
 pty       queued
@@ -79,6 +93,7 @@ signals   pending
 signals   private
 sleeper   errno
 sleeper   timer           pause
+stopped   stopsig
 threads   name
 threads   sigmask
 threads   rounding
@@ -92,7 +107,6 @@ tree      counter
 tree      zombie
 unixsk    queue           kinds @DIR
 zombies   zombie
-stopped   stopsig
 procattrs oom
 procattrs loginuid
 sigtrap   trap
@@ -153,7 +167,8 @@ run_checker() { # MODE PROG ARGS...
 	) &
 	pid=$!
 	own_pid "$pid" "$exe"
-	wait_ready "$RUNLOG" "$pid" 20 >/dev/null || { VERDICT="no READY"; return 0; }
+	wait_ready "$RUNLOG" "$pid" 30 >/dev/null ||
+		{ VERDICT="no READY: $(tail -n 3 "$RUNLOG" | tr '\n' ' ')"; return 0; }
 	sleep "$pause"
 	touch "$go"
 	wait_child "$pid" 60 || { VERDICT="no verdict within 60 s"; return 0; }
