@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <linux/sched.h>
 #include <netinet/tcp.h>
 
@@ -137,6 +138,48 @@ static int new_socket(struct usk *u)
 	if (u->fd < 0)
 		pr_perror("cannot create a unix %s socket", type_name(u->sk->type));
 	return u->fd < 0 ? -1 : 0;
+}
+
+/* What a helper does as the process SO_PEERCRED is to name. */
+struct as_call {
+	int fd;
+	int backlog;		/* listen(), when sa is NULL */
+	struct sockaddr_un *sa; /* connect() */
+	socklen_t len;
+};
+
+/*
+ * Runs listen() or connect() on the socket (shared with it) in a helper
+ * with the PID and effective ids that sk's SO_PEERCRED names: 0 when done
+ * there, -1 when the caller is to do it itself.
+ */
+static int call_as(const Stasis__UnixSk *sk, const struct as_call *call)
+{
+	pid_t want = sk->peer_cred_pid, child;
+	struct clone_args args = {.exit_signal = SIGCHLD,
+				  .set_tid = (uint64_t)(uintptr_t)&want,
+				  .set_tid_size = 1};
+	int status = 0;
+
+	if (!sk->has_peer_cred_pid || !sk->peer_cred_pid)
+		return -1;
+	child = syscall(SYS_clone3, &args, sizeof(args));
+	if (!child) {
+		int r;
+
+		/* dumpable again, for /proc/self/fd names under the new ids */
+		if (setresgid(-1, sk->peer_cred_gid, -1) || setresuid(-1, sk->peer_cred_uid, -1) ||
+		    prctl(PR_SET_DUMPABLE, 1))
+			_exit(1);
+		r = call->sa ? connect(call->fd, (struct sockaddr *)call->sa, call->len)
+			     : listen(call->fd, call->backlog);
+		_exit(r ? 1 : 0);
+	}
+	if (child < 0)
+		return -1;
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
 }
 
 /* Both ends named the same maker of their pair (SO_PEERCRED). */
@@ -457,13 +500,15 @@ static int set_nonblock(int fd, bool on)
 }
 
 /* connect() that never waits: the listener's backlog is as it was. */
-static int connect_to(struct usk *u, struct sockaddr_un *sa, socklen_t len, const char *what)
+static int connect_to_as(struct usk *u, struct sockaddr_un *sa, socklen_t len, const char *what,
+			 const Stasis__UnixSk *as)
 {
+	struct as_call call = {.fd = u->fd, .sa = sa, .len = len};
 	char buf[128];
 	int r;
 
 	set_nonblock(u->fd, true);
-	r = connect(u->fd, (struct sockaddr *)sa, len);
+	r = as && !call_as(as, &call) ? 0 : connect(u->fd, (struct sockaddr *)sa, len);
 	set_nonblock(u->fd, false);
 	if (r)
 		pr_perror("unix socket %u: cannot connect to %s", u->sk->ino,
@@ -471,7 +516,13 @@ static int connect_to(struct usk *u, struct sockaddr_un *sa, socklen_t len, cons
 	return r ? -1 : 0;
 }
 
-static int connect_listener(struct usk *c, struct usk *l)
+static int connect_to(struct usk *u, struct sockaddr_un *sa, socklen_t len, const char *what)
+{
+	return connect_to_as(u, sa, len, what, NULL);
+}
+
+/* as: the accepted end, whose SO_PEERCRED names the connecting process */
+static int connect_listener(struct usk *c, struct usk *l, const Stasis__UnixSk *as)
 {
 	struct sockaddr_un sa;
 	socklen_t len = unix_addr_of(l, &sa);
@@ -483,7 +534,7 @@ static int connect_listener(struct usk *c, struct usk *l)
 		pr_err("unix socket %u: %s has no name to connect to", c->sk->ino, what);
 		return -1;
 	}
-	return connect_to(c, &sa, len, what);
+	return connect_to_as(c, &sa, len, what, as);
 }
 
 /* Accepted connections first (the queue is empty), then the pending ones
@@ -497,7 +548,7 @@ static int connect_listeners(void)
 			continue;
 		c = peer_of(s);
 		l = find(s->sk->listener);
-		if (connect_listener(c, l))
+		if (connect_listener(c, l, s->sk))
 			return -1;
 		s->fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (s->fd < 0) {
@@ -516,7 +567,7 @@ static int connect_listeners(void)
 			struct usk *c = find(l->sk->icons[j]);
 
 			if (c && !c->inherited && c->sk->has_pending_on &&
-			    c->sk->pending_on == l->sk->ino && connect_listener(c, l))
+			    c->sk->pending_on == l->sk->ino && connect_listener(c, l, NULL))
 				return -1;
 		}
 	}
@@ -804,8 +855,12 @@ static int build(void)
 	for (size_t i = 0; i < nr_usks; i++) {
 		struct usk *u = &usks[i];
 
-		if (!u->inherited && u->sk->state == TCP_LISTEN &&
-		    listen(u->fd, u->sk->has_backlog ? (int)u->sk->backlog : 128)) {
+		struct as_call call = {.fd = u->fd,
+				       .backlog = u->sk->has_backlog ? (int)u->sk->backlog : 128};
+
+		/* SO_PEERCRED of a listener (and its clients) names who listened */
+		if (!u->inherited && u->sk->state == TCP_LISTEN && call_as(u->sk, &call) &&
+		    listen(u->fd, call.backlog)) {
 			pr_perror("unix socket %u: cannot listen", u->sk->ino);
 			return -1;
 		}

@@ -73,7 +73,7 @@ log_value() { # KEY
 	check_pass_log
 }
 
-@test "unix sockets between parent and child: socketpairs and an accepted connection still talk" {
+@test "unix sockets between parent and child: socketpairs and an accepted connection still talk; SO_PEERCRED names their makers" {
 	start_prog unixsk tree
 	dump_and_kill_tree
 	start_restore
@@ -106,6 +106,14 @@ log_value() { # KEY
 	wait_child "$PID" 20 || die_with_logs "unixsk did not finish"
 	[ "$STATUS" -eq 1 ] || die_with_logs "unixsk exited with $STATUS, expected 1 (FAIL)"
 	grep -q '^FAIL: .*connected to itself' "$LOG" || die_with_logs "no FAIL about the self-connected socket"
+}
+
+@test "unixsk's check notices an accepted connection whose SO_PEERCRED names another process" {
+	STASIS_SABOTAGE=peercred start_prog unixsk tree
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "unixsk did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "unixsk exited with $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: .*accepted connection: SO_PEERCRED' "$LOG" || die_with_logs "no FAIL about SO_PEERCRED"
 }
 
 @test "a unix socket connected outside the tree is refused, naming it and the PID; the process runs on" {

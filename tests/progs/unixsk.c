@@ -4,7 +4,8 @@
  *   unixsk GOFILE kinds DIR      every kind, name and state in one process
  *   unixsk GOFILE listen PATH    a listener that accepts a client after GO
  *   unixsk GOFILE tree           socketpairs and a connection between a
- *                                parent and its child, data queued both ways
+ *                                parent and its child, data queued both ways,
+ *                                SO_PEERCRED of the pair and both ends
  *   unixsk GOFILE unconn DIR     sockets not connected: never bound, bound
  *                                and idle, shut down, connected to itself,
  *                                bound in a removed directory, bound by a
@@ -644,6 +645,19 @@ static int connect_mode(const char *p)
 
 /* ----------------------------------------------------------------- tree */
 
+/* SO_PEERCRED of fd must name pid (with this task's uid and gid). */
+static void expect_peercred(const char *what, int fd, pid_t pid)
+{
+	struct ucred cr = {0};
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		tp_fail("%s: SO_PEERCRED: %s", what, strerror(errno));
+	else if (cr.pid != pid || cr.uid != getuid() || cr.gid != getgid())
+		tp_fail("%s: SO_PEERCRED pid %d uid %u gid %u, expected pid %d", what, cr.pid,
+			cr.uid, cr.gid, pid);
+}
+
 static int tree_mode(void)
 {
 	int sp[2], dp[2], l, s, c, status;
@@ -671,6 +685,8 @@ static int tree_mode(void)
 		xsend(c, "via listener", 12);
 		xsend(sp[1], "c->p stream", 11);
 		tp_wait_go();
+		/* a client's SO_PEERCRED names who listened */
+		expect_peercred("child: client of the parent's listener", c, getppid());
 		expect_stream(sp[1], "child: stream pair", "p->c stream", 11);
 		expect_msg(dp[1], "child: datagram pair", "p->c d", 6, NULL);
 		expect_stream(c, "child: accepted connection", "reply via listener", 18);
@@ -696,6 +712,14 @@ static int tree_mode(void)
 		tp_die("the child did not write");
 	tp_ready();
 	tp_wait_go();
+	if (tp_sabotaged("peercred")) {
+		int np[2];
+
+		xpair(SOCK_STREAM, np);
+		dup2(np[0], s);
+	}
+	expect_peercred("parent: its stream pair", sp[0], getpid());
+	expect_peercred("parent: accepted connection", s, child);
 	expect_stream(sp[0], "parent: stream pair", "c->p stream", 11);
 	expect_msg(dp[0], "parent: datagram 1", "c->p d1", 7, NULL);
 	expect_msg(dp[0], "parent: datagram 2", "c->p d2", 7, NULL);
