@@ -54,6 +54,9 @@
 #define UDPLITE_RECV_CSCOV 11
 #endif
 
+#define RCV_SHUTDOWN  1
+#define SEND_SHUTDOWN 2
+
 /* A record is one frame (at most 4 MiB): both queues stay below this. */
 #define QUEUE_MAX (3u << 20)
 
@@ -644,8 +647,12 @@ static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 	case TCP_CLOSE:
 		/* bound sockets are in sock_diag's table: this one's port went
 		 * with its connection */
-		if (sk->has_src_port && sk->src_port && !d)
+		if (sk->has_src_port && sk->src_port && !d) {
+			/* and it is shut down both ways, as every ended one */
 			sk->has_port_released = sk->port_released = true;
+			sk->has_shutdown = true;
+			sk->shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
+		}
 		return 0;
 	case TCP_LISTEN:
 		if (!d) {

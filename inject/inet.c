@@ -448,7 +448,14 @@ static int inet_open(Stasis__FileEntry *fe)
 	if (closed) {
 		/* --tcp-close: a socket whose connection is gone */
 		pr_info("TCP connection %s is restored closed (--tcp-close)", conn);
-		if (apply_options(fd, sk) || set_flags(fd, fe))
+		if (apply_options(fd, sk))
+			goto err;
+		/* as an ended connection: reads end of file, polls hung up */
+		if (shutdown(fd, SHUT_RDWR) && errno != ENOTCONN) {
+			pr_perror("TCP connection %s: cannot shut it down", conn);
+			goto err;
+		}
+		if (set_flags(fd, fe))
 			goto err;
 		return fd;
 	}

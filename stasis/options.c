@@ -98,8 +98,9 @@ static const struct fe_option options[] = {
 	    "how the packets of the tree's TCP connections are dropped from the freeze until "
 	    "the restore lets it run: iptables (the default), nftables or skip; restore: "
 	    "accepted, the checkpoint says which lock to remove"),
-	FLAG("skip-in-flight", 0, CMD_DUMP, F_SKIP_IN_FLIGHT, F_NONE,
-	     "drop the connections a TCP listener has not accepted yet instead of failing"),
+	FLAG("skip-in-flight", 0, CMD_ALL, F_SKIP_IN_FLIGHT, F_NONE,
+	     "drop the connections a TCP listener has not accepted yet instead of failing "
+	     "(restore: accepted, nothing to do)"),
 	{ "external", 0, required_argument, K_LIST, CMD_DUMP, L_EXTERNAL, 0, "unix[ID]",
 	  "allow unix socket ID (its inode) a peer outside the tree (may be repeated)" },
 	FLAG("force-irmap", 0, CMD_ALL, F_FORCE_IRMAP, F_NONE,

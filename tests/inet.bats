@@ -202,6 +202,11 @@ nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
 	restore_and_check --tcp-close
 }
 
+@test "inet's closed check fails on connections that are still open" {
+	# without a dump the connection is open: the check must say FAIL
+	sabotaged_fails open closed
+}
+
 @test "a listener with a connection not accepted yet is refused without --skip-in-flight" {
 	start_prog inet inflight
 	dump_must_fail --tcp-established

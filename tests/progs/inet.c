@@ -792,9 +792,23 @@ static int mode_established(bool closed)
 			tp_fail("the connection does not work");
 		return tp_finish();
 	}
-	/* --tcp-close: both ends are sockets without a connection */
-	if (recv(s, &ch, 1, MSG_DONTWAIT) > 0 || recv(c, &ch, 1, MSG_DONTWAIT) > 0)
-		tp_fail("a connection restored closed still reads data");
+	/* --tcp-close: both ends are ended connections */
+	for (int i = 0; i < 2; i++) {
+		int fd = i ? c : s;
+		struct pollfd pf = {fd, POLLIN, 0};
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		if (recv(fd, &ch, 1, MSG_DONTWAIT) != 0)
+			tp_fail("%s: a connection restored closed does not read end of file",
+				i ? "client" : "server");
+		if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLHUP))
+			tp_fail("%s: a connection restored closed does not poll hung up",
+				i ? "client" : "server");
+		if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_CLOSE)
+			tp_fail("%s: a connection restored closed is not in state CLOSE",
+				i ? "client" : "server");
+	}
 	{
 		int fl = getint(l, SOL_SOCKET, SO_ACCEPTCONN);
 
