@@ -218,6 +218,7 @@ static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v)
 #ifndef MAP_DROPPABLE
 #define MAP_DROPPABLE 0x08
 #endif
+#define SYS_MSEAL 462 /* mseal (6.10+), newer than the headers here */
 
 /*
  * The guard regions of v, exactly: those it inherited from a parent go
@@ -722,6 +723,21 @@ int mm_finish(struct itask *t)
 		r = ISYS(t, SYS_mlock, v->start, v->end - v->start);
 		if (r) {
 			pr_err("task %d: cannot lock %#llx-%#llx: %s", t->pid,
+			       (unsigned long long)v->start, (unsigned long long)v->end,
+			       strerror(-r));
+			return -1;
+		}
+	}
+	/* sealed (mseal) after everything else about the mapping is set; the
+	 * children are forked by now, each seals its own */
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		Stasis__Vma *v = mm->vmas[i];
+
+		if (special_kind(v->kind) || !(v->madv & VMF_SEALED))
+			continue;
+		r = ISYS(t, SYS_MSEAL, v->start, v->end - v->start, 0);
+		if (r) {
+			pr_err("task %d: cannot seal %#llx-%#llx: %s", t->pid,
 			       (unsigned long long)v->start, (unsigned long long)v->end,
 			       strerror(-r));
 			return -1;

@@ -36,7 +36,7 @@ static const struct {
 	{ "rr", VMF_RANDREAD },	 { "sr", VMF_SEQREAD },	   { "wf", VMF_WIPEONFORK },
 	{ "lo", VMF_LOCKED },	 { "nr", VMF_NORESERVE },  { "dp", VMF_DROPPABLE },
 	{ "um", VMF_UFFD_MISSING }, { "uw", VMF_UFFD_WP }, { "ui", VMF_UFFD_MINOR },
-	{ "mw", VMF_MAYWRITE },	 { "ht", VMF_HUGETLB },
+	{ "mw", VMF_MAYWRITE },	 { "ht", VMF_HUGETLB },	   { "sl", VMF_SEALED },
 };
 
 static uint64_t parse_vmflags(const char *s)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Memory beyond the pages (issue 10): round trips of tests/progs/mmstate.c
-# (madvise advice, mlock, MAP_NORESERVE, MAP_DROPPABLE, guard regions,
+# (madvise advice, mlock, mseal, MAP_NORESERVE, MAP_DROPPABLE, guard regions,
 # membarrier registrations, in a parent and the child it forked), shmwin.c
 # (shared and private windows on a shared memory object whose creating
 # mapping is gone), memfdexec.c (a memfd executed after the restore),
@@ -9,15 +9,15 @@
 
 load helpers
 
-@test "mmstate: madvise advice, mlock, MAP_NORESERVE/MAP_DROPPABLE, guard regions, membarrier registrations of a parent and its child" {
+@test "mmstate: madvise advice, mlock, mseal, MAP_NORESERVE/MAP_DROPPABLE, guard regions, membarrier registrations of a parent and its child" {
 	start_prog mmstate
 	dump_and_kill_tree
 	restore_and_check
 }
 
-@test "checker self-test: mmstate notices lost advice, a lost lock, lost guards, other membarrier registrations (STASIS_SABOTAGE)" {
+@test "checker self-test: mmstate notices lost advice, a lost lock, lost guards, other membarrier registrations, another seal (STASIS_SABOTAGE)" {
 	local what
-	for what in advice mlock guard membarrier; do
+	for what in advice mlock guard membarrier seal; do
 		rm -f "$BATS_TEST_TMPDIR/mmstate.log"
 		export STASIS_SABOTAGE=$what
 		start_prog mmstate

@@ -84,6 +84,7 @@ mmstate   advice
 mmstate   mlock
 mmstate   guard
 mmstate   membarrier
+mmstate   seal
 netlinksk groups          all
 novdso    vdso
 packetsk  ring            all

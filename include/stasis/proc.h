@@ -32,6 +32,7 @@ struct proc_vma {
 #define VMF_DROPPABLE (1ull << 11) /* MAP_DROPPABLE: contents may vanish */
 #define VMF_MAYWRITE (1ull << 12)  /* may be made writable (by mprotect) */
 #define VMF_HUGETLB (1ull << 13)
+#define VMF_SEALED (1ull << 14) /* mseal */
 /* registered with a userfaultfd (missing, write-protect, minor faults) */
 #define VMF_UFFD_MISSING (1ull << 20)
 #define VMF_UFFD_WP (1ull << 21)

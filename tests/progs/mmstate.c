@@ -8,6 +8,8 @@
  *  - a region locked with mlock ("lo");
  *  - MAP_NORESERVE ("nr") and MAP_DROPPABLE ("dp", its contents may be gone
  *    but it is still droppable and usable);
+ *  - a region sealed with mseal ("sl", munmap fails with EPERM), and no
+ *    other region sealed;
  *  - guard regions (MADV_GUARD_INSTALL): a store into a guard page faults,
  *    the pages around them keep their data, pagemap marks exactly them;
  *  - membarrier registrations (MEMBARRIER_CMD_GET_REGISTRATIONS): private
@@ -19,7 +21,8 @@
  *
  * Sabotage (STASIS_SABOTAGE): "advice" turns MADV_HUGEPAGE into
  * MADV_NOHUGEPAGE, "mlock" unlocks the locked region, "guard" removes the
- * guards (parent and child), "membarrier" registers one more command.
+ * guards (parent and child), "membarrier" registers one more command,
+ * "seal" seals the MADV_RANDOM region too.
  */
 #include "testprog.h"
 
@@ -42,6 +45,8 @@
 #define MB_REGISTER_PRIVATE_EXPEDITED (1 << 4)
 #define MB_REGISTER_PRIVATE_EXPEDITED_RSEQ (1 << 8)
 #define MB_GET_REGISTRATIONS (1 << 9)
+
+#define SYS_MSEAL 462
 
 #define PAGES 8
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -69,9 +74,11 @@ static struct region regions[] = {
 	{ .what = "mlock", .advice = -1, .flag = "lo" },
 	{ .what = "MAP_NORESERVE", .advice = -1, .flag = "nr" },
 	{ .what = "MAP_DROPPABLE", .advice = -1, .flag = "dp" },
+	{ .what = "mseal", .advice = -1, .flag = "sl" },
 };
 
-enum { R_DONTFORK, R_WIPEONFORK, R_HUGEPAGE, R_LOCKED = 8, R_NORESERVE, R_DROPPABLE };
+enum { R_DONTFORK, R_WIPEONFORK, R_HUGEPAGE, R_RANDOM = 5, R_LOCKED = 8, R_NORESERVE, R_DROPPABLE,
+       R_SEALED };
 
 static unsigned char *guarded;
 static const int guard_page[PAGES] = { 0, 0, 1, 1, 0, 0, 1, 0 };
@@ -251,6 +258,11 @@ int main(int argc, char **argv)
 		}
 		if (r == R_LOCKED && mlock(rg->mem, PAGES * pg))
 			tp_die("mlock");
+		if (r == R_SEALED && syscall(SYS_MSEAL, rg->mem, PAGES * pg, 0)) {
+			if (errno != ENOSYS)
+				tp_die("mseal");
+			rg->skip = 1;
+		}
 	}
 	guarded = mmap(NULL, PAGES * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (guarded == MAP_FAILED)
@@ -284,6 +296,8 @@ int main(int argc, char **argv)
 		madvise(guarded, PAGES * pg, MADV_GUARD_REMOVE);
 	if (tp_sabotaged("membarrier"))
 		membarrier(MB_REGISTER_GLOBAL_EXPEDITED);
+	if (tp_sabotaged("seal"))
+		syscall(SYS_MSEAL, regions[R_RANDOM].mem, PAGES * pg, 0);
 
 	check_membarrier("parent", registered);
 	for (size_t r = 0; r < ARRAY_SIZE(regions); r++) {
@@ -297,6 +311,9 @@ int main(int argc, char **argv)
 		}
 		if (!has_flag(flags, rg->flag))
 			tp_fail("%s: VmFlags '%s' lack '%s'", rg->what, flags, rg->flag);
+		/* sealed exactly where it was */
+		if (r != R_SEALED && has_flag(flags, "sl"))
+			tp_fail("%s: VmFlags '%s' say sealed", rg->what, flags);
 		/* droppable memory may have been emptied; the rest keeps its data */
 		for (long j = 0; j < PAGES * pg; j++)
 			if (rg->mem[j] != pat(r, j) && !(r == R_DROPPABLE && !rg->mem[j])) {
@@ -305,6 +322,8 @@ int main(int argc, char **argv)
 			}
 	}
 	check_guards("parent");
+	if (!regions[R_SEALED].skip && (munmap(regions[R_SEALED].mem, pg) == 0 || errno != EPERM))
+		tp_fail("mseal: the sealed region could be unmapped");
 
 	if (waitpid(pid, &status, 0) != pid)
 		tp_fail("waitpid: %s", strerror(errno));
