@@ -128,6 +128,7 @@ tree      counter
 tree      zombie
 unixscm   rights          rights stream @DIR
 unixscm   creds           creds dgram
+unixscm   peercred        creds stream
 unixsk    queue           kinds @DIR
 unixsk    unconn          unconn @DIR
 zombies   zombie
