@@ -717,6 +717,22 @@ static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 	}
 }
 
+/* A datagram being built (UDP_CORK, MSG_MORE) is in no queue stasis can
+ * read: refused, as CRIU does. */
+static int pending_datagram(const struct fd_src *src, int fd, const Stasis__InetSk *sk)
+{
+	int outq = 0;
+
+	if (sk->protocol != IPPROTO_UDP && sk->protocol != IPPROTO_UDPLITE)
+		return 0;
+	if (ioctl(fd, SIOCOUTQ, &outq) || !outq)
+		return 0;
+	pr_err("fd %d of task %d: %s socket %u holds %d bytes of a datagram not sent yet "
+	       "(UDP_CORK or MSG_MORE), which stasis cannot carry",
+	       src->fd, src->pid, proto_name(sk->type, sk->protocol), sk->ino, outq);
+	return -1;
+}
+
 static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 {
 	Stasis__InetSk *sk = xmalloc(sizeof(*sk));
@@ -772,7 +788,7 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	if (sk->protocol == IPPROTO_TCP)
 		ret = tcp(src, fd, sk, d);
 	else
-		ret = 0;
+		ret = pending_datagram(src, fd, sk);
 	if (!ret && d && sk->type == SOCK_DGRAM && d->rqueue)
 		pr_warn("%s socket %u of task %d: the %u bytes of datagrams queued on it are not "
 			"carried (as datagrams lost)",

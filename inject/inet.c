@@ -426,7 +426,7 @@ static int inet_open(Stasis__FileEntry *fe)
 	const Stasis__InetSk *sk = fe->inetsk;
 	struct sockaddr_storage ss;
 	char a[64], b[64], conn[140] = "";
-	bool repair, closed;
+	bool repair, closed, listener;
 	socklen_t len;
 	int fd;
 
@@ -436,6 +436,7 @@ static int inet_open(Stasis__FileEntry *fe)
 	}
 	closed = sk->protocol == IPPROTO_TCP && connected(sk->state) && (!sk->tcp || opts.tcp_close);
 	repair = sk->protocol == IPPROTO_TCP && connected(sk->state) && !closed;
+	listener = sk->protocol == IPPROTO_TCP && sk->state == TCP_LISTEN;
 	if (sk->has_src_addr && sk->has_dst_addr)
 		snprintf(conn, sizeof(conn), "%s -> %s",
 			 show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)),
@@ -465,6 +466,12 @@ static int inet_open(Stasis__FileEntry *fe)
 	}
 	if (apply_options(fd, sk) || (!repair && setint(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
 		goto err;
+	/* a listener may share its port with others that kept SO_REUSEPORT
+	 * when it turned its own off: on meanwhile, as it was at its bind */
+	if (listener && setint(fd, SOL_SOCKET, SO_REUSEPORT, 1)) {
+		pr_perror("TCP socket %u: cannot set SO_REUSEPORT", sk->ino);
+		goto err;
+	}
 	if (sk->has_src_addr && bind_name(fd, sk, repair))
 		goto err;
 	if (repair && sk->state == TCP_SYN_SENT) {
@@ -492,8 +499,11 @@ static int inet_open(Stasis__FileEntry *fe)
 		}
 	}
 	if (setint(fd, SOL_SOCKET, SO_REUSEADDR,
-		   carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0))) {
-		pr_perror("%s socket %u: cannot set SO_REUSEADDR", proto_name(sk), sk->ino);
+		   carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0)) ||
+	    (listener && setint(fd, SOL_SOCKET, SO_REUSEPORT,
+				carried_int(sk->opts, SOL_SOCKET, SO_REUSEPORT, 0)))) {
+		pr_perror("%s socket %u: cannot set SO_REUSEADDR/SO_REUSEPORT", proto_name(sk),
+			  sk->ino);
 		goto err;
 	}
 	/* the flags only: a socket that is not connected says ENOTCONN */

@@ -175,6 +175,22 @@ nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
 	sabotaged_fails connecting connecting
 }
 
+@test "two TCP listeners share a port (SO_REUSEPORT), one has turned it off since" {
+	start_prog inet reuseport
+	dump_and_kill
+	restore_and_check
+}
+
+@test "inet's reuseport check notices SO_REUSEPORT turned on" {
+	sabotaged_fails reuseport reuseport
+}
+
+@test "a UDP datagram being built (UDP_CORK) is refused; the socket keeps working" {
+	start_prog inet corked
+	dump_must_fail
+	check_refused "datagram not sent yet"
+}
+
 @test "an established TCP connection is refused without --tcp-established; it keeps working" {
 	start_prog inet established
 	dump_must_fail

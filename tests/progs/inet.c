@@ -21,6 +21,10 @@
  *   inet GOFILE closed            like established, but expects after GO to
  *                                 find the connection closed (--tcp-close)
  *   inet GOFILE inflight          a listener with a connection not accepted
+ *   inet GOFILE reuseport         two listeners of one port (SO_REUSEPORT at
+ *                                 the bind, one has turned it off since)
+ *   inet GOFILE corked            a UDP datagram being built (UDP_CORK), which
+ *                                 stasis refuses
  *   inet GOFILE connecting        a connect in progress (SYN_SENT) to a full
  *                                 listener, which connects after the restore
  *   inet GOFILE halfclosed        connections shut down one way (FIN_WAIT2 and
@@ -34,7 +38,8 @@
  *
  * Sabotage: queue (a byte of a queue is eaten), opts (an option changes),
  * dgram (a datagram socket is connected elsewhere), fin (the data before a
- * FIN is dropped), connecting (the connect in progress is dissolved).
+ * FIN is dropped), connecting (the connect in progress is dissolved), reuseport (SO_REUSEPORT
+ * turns on).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -922,6 +927,59 @@ static int mode_connecting(void)
 	return tp_finish();
 }
 
+/* ---- reuseport: two listeners of one port, one has turned it off ---- */
+
+static int mode_reuseport(void)
+{
+	union addr a;
+	socklen_t alen = loopback(&a, family, 0);
+	int l1 = tcp_socket(), l2 = tcp_socket();
+
+	setint(l1, SOL_SOCKET, SO_REUSEPORT, 1);
+	setint(l2, SOL_SOCKET, SO_REUSEPORT, 1);
+	if (bind(l1, &a.sa, alen) || listen(l1, 4))
+		tp_die("listener 1");
+	alen = loopback(&a, family, port_of(l1));
+	if (bind(l2, &a.sa, alen) || listen(l2, 4))
+		tp_die("listener 2");
+	setint(l1, SOL_SOCKET, SO_REUSEPORT, 0);
+	remember(l1, "listener without SO_REUSEPORT now");
+	remember(l2, "listener with SO_REUSEPORT");
+	tp_ready();
+	tp_wait_go();
+	if (tp_sabotaged("reuseport"))
+		setint(l1, SOL_SOCKET, SO_REUSEPORT, 1);
+	check_remembered();
+	if (getint(l1, SOL_SOCKET, SO_REUSEPORT) != 0 || getint(l2, SOL_SOCKET, SO_REUSEPORT) != 1)
+		tp_fail("SO_REUSEPORT changed: %d and %d, was 0 and 1",
+			getint(l1, SOL_SOCKET, SO_REUSEPORT), getint(l2, SOL_SOCKET, SO_REUSEPORT));
+	return tp_finish();
+}
+
+/* ---- corked: a UDP datagram being built ---- */
+
+static int mode_corked(void)
+{
+	int r = dgram(AF_INET, SOCK_DGRAM, 0), u = dgram(AF_INET, SOCK_DGRAM, 0);
+	union addr a;
+	socklen_t alen = loopback(&a, AF_INET, 0);
+	char buf[8];
+
+	if (bind(r, &a.sa, alen))
+		tp_die("bind");
+	alen = loopback(&a, AF_INET, port_of(r));
+	if (connect(u, &a.sa, alen))
+		tp_die("connect");
+	setint(u, SOL_UDP, UDP_CORK, 1);
+	send_all(u, "abc", 3);
+	tp_ready();
+	tp_wait_go();
+	setint(u, SOL_UDP, UDP_CORK, 0);
+	if (recv(r, buf, sizeof(buf), MSG_DONTWAIT) != 3 || memcmp(buf, "abc", 3))
+		tp_fail("the corked datagram did not arrive");
+	return tp_finish();
+}
+
 static int mode_inflight(void)
 {
 	int l = tcp_listener(2);
@@ -959,6 +1017,10 @@ int main(int argc, char **argv)
 		return mode_halfclosed();
 	if (!strcmp(argv[2], "connecting"))
 		return mode_connecting();
+	if (!strcmp(argv[2], "reuseport"))
+		return mode_reuseport();
+	if (!strcmp(argv[2], "corked"))
+		return mode_corked();
 	fprintf(stderr, "unknown mode %s\n", argv[2]);
 	return 2;
 }
