@@ -48,6 +48,18 @@ stasis_install_deps() {
 		stasis_as_root apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
+# The fuzz build (bench/fuzz.sh) only: clang, with libFuzzer and the
+# sanitizers.
+stasis_install_fuzz_deps() {
+	local status
+	status=$(dpkg-query -W -f='${db:Status-Status}' clang 2>/dev/null) || status=
+	[ "$status" = installed ] && return 0
+	stasis_log "installing clang for the fuzz build"
+	export DEBIAN_FRONTEND=noninteractive
+	stasis_as_root apt-get update &&
+		stasis_as_root apt-get install -y --no-install-recommends clang
+}
+
 # Configure, build and install into $STASIS_PREFIX. Returns non-zero on any
 # failure; the compiler's messages are on stdout/stderr.
 stasis_build() {
