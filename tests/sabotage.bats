@@ -130,6 +130,7 @@ unixscm   rights          rights stream @DIR
 unixscm   creds           creds dgram
 unixscm   peercred        creds stream
 unixsk    queue           kinds @DIR
+unixsk    peercred        tree
 unixsk    unconn          unconn @DIR
 zombies   zombie
 '
