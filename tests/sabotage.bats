@@ -69,6 +69,7 @@ inet      opts            opts
 inet      dgram           dgram
 inet      fin             halfclosed
 inet      connecting      connecting @NOBASELINE
+inet      reuseport       reuseport
 lease     lease           @DIR
 locks     locks           @DIR
 mappings  private         @DIR
@@ -132,6 +133,7 @@ unixscm   peercred        creds stream
 unixsk    queue           kinds @DIR
 unixsk    peercred        tree
 unixsk    unconn          unconn @DIR
+unixsk    peercred        tree
 zombies   zombie
 '
 
