@@ -111,6 +111,8 @@ void ghost_abort(void);
 /* inet.c: connections left in repair mode by the dump; resume takes them
  * out (the tree runs again), release just drops our copies (killed). */
 void inet_resume(void);
+/* tcp-recvq, tcp-sendq: the queues too big for the files image */
+int inet_write(struct img_writer *w);
 void inet_release(void);
 /* The network lock of the tree's connections (--tcp-established), taken
  * once the tree is frozen; unlock when the tree runs again here (a killed

@@ -57,8 +57,49 @@
 #define RCV_SHUTDOWN  1
 #define SEND_SHUTDOWN 2
 
-/* A record is one frame (at most 4 MiB): both queues stay below this. */
-#define QUEUE_MAX (3u << 20)
+/* A record is one frame (at most 4 MiB): bigger queues go to tcp-recvq
+ * and tcp-sendq in pieces. */
+#define INLINE_MAX (1u << 20)
+#define PIECE	   (1u << 20)
+#define QUEUE_MAX  (256u << 20)
+
+/* A queue written after the files image. */
+struct big_queue {
+	const char *image;
+	uint32_t ino;
+	ProtobufCBinaryData data;
+};
+
+static struct big_queue *big_queues;
+static size_t nr_big_queues;
+
+static void move_out(const char *image, uint32_t ino, ProtobufCBinaryData *q, uint32_t *size)
+{
+	big_queues = xrealloc(big_queues, (nr_big_queues + 1) * sizeof(*big_queues));
+	big_queues[nr_big_queues++] = (struct big_queue){image, ino, *q};
+	*size = q->len;
+	q->data = NULL;
+	q->len = 0;
+}
+
+int inet_write(struct img_writer *w)
+{
+	for (size_t i = 0; i < nr_big_queues; i++) {
+		struct big_queue *b = &big_queues[i];
+
+		for (size_t off = 0; off < b->data.len; off += PIECE) {
+			Stasis__DataChunk c = STASIS__DATA_CHUNK__INIT;
+
+			c.id = b->ino;
+			c.offset = off;
+			c.data.data = b->data.data + off;
+			c.data.len = b->data.len - off < PIECE ? b->data.len - off : PIECE;
+			if (imgw_record(w, b->image, &c.base))
+				return -1;
+		}
+	}
+	return 0;
+}
 
 static struct inet_diag_table diag;
 static int diag_state; /* 0 not loaded, 1 loaded, -1 failed */
@@ -502,7 +543,7 @@ static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, con
 			goto err;
 		if ((unsigned)before.inq + before.outq > QUEUE_MAX) {
 			pr_err("fd %d of task %d: TCP connection %s has %d bytes queued, more than "
-			       "a checkpoint record can hold",
+			       "stasis carries (256 MiB)",
 			       src->fd, src->pid, conn, before.inq + before.outq);
 			return -1;
 		}
@@ -523,6 +564,11 @@ static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, con
 		return -1;
 	}
 	ts->has_recv_queue = ts->has_send_queue = ts->has_unsent = true;
+	if (ts->recv_queue.len + ts->send_queue.len > INLINE_MAX) {
+		ts->has_recv_queue_size = ts->has_send_queue_size = true;
+		move_out("tcp-recvq", sk->ino, &ts->recv_queue, &ts->recv_queue_size);
+		move_out("tcp-sendq", sk->ino, &ts->send_queue, &ts->send_queue_size);
+	}
 	ts->snd_seq = before.snd_seq;
 	ts->rcv_seq = before.rcv_seq;
 	ts->unsent = before.unsent;

@@ -404,7 +404,8 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (!opts.pre_dump && (files_write(w) || pipes_write(w) || ghost_write(w) || memfd_write(w)))
+	if (!opts.pre_dump && (files_write(w) || inet_write(w) || pipes_write(w) || ghost_write(w) ||
+			       memfd_write(w)))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++)
 		if (!tree.tasks[i].zombie && stats_mm_write_pages(&ctasks[i], w))

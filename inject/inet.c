@@ -235,9 +235,75 @@ static int fill_queue(int fd, int queue, const uint8_t *data, size_t len, size_t
 	return select_queue(fd, TCP_NO_QUEUE);
 }
 
+static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStream *ts,
+			 const char *conn);
+
+/* A queue kept in image (tcp-recvq, tcp-sendq) by pieces; NULL logged. */
+static uint8_t *load_queue(const char *image, uint32_t ino, uint32_t size, const char *conn)
+{
+	uint8_t *buf = xmalloc(size + 1);
+	unsigned n = records_count(image);
+	uint64_t got = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__DataChunk *c = records_get(image, i, &stasis__data_chunk__descriptor);
+
+		if (!c)
+			continue;
+		if (c->id == ino) {
+			if (c->offset > size || c->data.len > size - c->offset) {
+				pr_err("TCP connection %s: a piece of %s lies outside its queue",
+				       conn, image);
+				protobuf_c_message_free_unpacked(&c->base, NULL);
+				free(buf);
+				return NULL;
+			}
+			memcpy(buf + c->offset, c->data.data, c->data.len);
+			got += c->data.len;
+		}
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+	}
+	if (got != size) {
+		pr_err("TCP connection %s: %s holds %llu of its %u bytes", conn, image,
+		       (unsigned long long)got, size);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 static int repair_stream(int fd, const Stasis__InetSk *sk, const char *conn)
 {
-	const Stasis__TcpStream *ts = sk->tcp;
+	Stasis__TcpStream copy = *sk->tcp, *ts = &copy;
+	int ret;
+
+	/* a big queue comes from its own image */
+	if (ts->has_recv_queue_size) {
+		ts->recv_queue.data = load_queue("tcp-recvq", sk->ino, ts->recv_queue_size, conn);
+		ts->recv_queue.len = ts->recv_queue_size;
+		if (!ts->recv_queue.data)
+			return -1;
+	}
+	if (ts->has_send_queue_size) {
+		ts->send_queue.data = load_queue("tcp-sendq", sk->ino, ts->send_queue_size, conn);
+		ts->send_queue.len = ts->send_queue_size;
+		if (!ts->send_queue.data) {
+			if (ts->has_recv_queue_size)
+				free(ts->recv_queue.data);
+			return -1;
+		}
+	}
+	ret = repair_queues(fd, sk, ts, conn);
+	if (ts->has_recv_queue_size)
+		free(ts->recv_queue.data);
+	if (ts->has_send_queue_size)
+		free(ts->send_queue.data);
+	return ret;
+}
+
+static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStream *ts,
+			 const char *conn)
+{
 	struct tcp_repair_opt ropts[4];
 	struct sockaddr_storage dst;
 	socklen_t dlen = make_addr(sk, &sk->dst_addr, sk->dst_port, &dst);

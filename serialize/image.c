@@ -151,6 +151,8 @@ static const struct {
 	{ "fdinfo-", &stasis__fdinfo_entry__descriptor, &stasis__fdinfo_entry__descriptor },
 	{ "files", &stasis__file_entry__descriptor, &stasis__file_entry__descriptor },
 	{ "pipes-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
+	{ "tcp-recvq", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
+	{ "tcp-sendq", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
 	{ "ghosts", &stasis__ghost_file__descriptor, &stasis__ghost_file__descriptor },
 	{ "ghost-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
 	{ "file-locks", &stasis__file_lock__descriptor, &stasis__file_lock__descriptor },

@@ -58,6 +58,13 @@ sabotaged_fails() { # WHAT ARGS...
 	restore_and_check
 }
 
+@test "TCP queues of megabytes (more than a record) travel in pieces" {
+	start_prog inet tcp v4 big
+	grep -E '^queued: .* [0-9]{7,} to the client' "$LOG" || die_with_logs "less than 1 MB queued"
+	dump_and_kill_tree --tcp-established
+	restore_and_check
+}
+
 @test "inet's tcp check notices a byte lost from a queue" {
 	sabotaged_fails queue tcp v4
 }

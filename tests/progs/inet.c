@@ -1,7 +1,7 @@
 /*
  * Inet sockets across a checkpoint.
  *
- *   inet GOFILE tcp v4|v6|mapped  a listener, an accepted connection and its
+ *   inet GOFILE tcp v4|v6|mapped [big]  (big: megabytes queued) a listener, an accepted connection and its
  *                                 client (a child), data queued both ways
  *                                 (some of it never sent: the receiver's
  *                                 window is full), an unbound and a bound
@@ -290,7 +290,7 @@ static void sabotage_queue(int fd)
 #define CLIENT_SEED 11
 #define SERVER_SEED 22
 
-static int mode_tcp(const char *fam)
+static int mode_tcp(const char *fam, bool big)
 {
 	int l, c, s, unbound, bound, pfd[2], status;
 	size_t to_server, to_client;
@@ -316,14 +316,15 @@ static int mode_tcp(const char *fam)
 	c = tcp_socket();
 	/* a small receive window on the client: part of the server's data
 	 * stays in its send queue unsent */
-	setint(c, SOL_SOCKET, SO_RCVBUF, 32768);
+	setint(c, SOL_SOCKET, SO_RCVBUF, big ? 2 << 20 : 32768);
 	alen = loopback(&a, family, port_of(l));
 	if (connect(c, &a.sa, alen))
 		tp_die("connect");
 	s = accept(l, NULL, NULL);
 	if (s < 0)
 		tp_die("accept");
-	setint(s, SOL_SOCKET, SO_SNDBUF, 65536);
+	/* big: queues larger than a checkpoint record */
+	setint(s, SOL_SOCKET, SO_SNDBUF, big ? 2 << 20 : 65536);
 	to_server = send_all_nb(c, CLIENT_SEED, 100000);
 	usleep(100000);
 	to_client = send_all_nb(s, SERVER_SEED, 4 << 20);
@@ -1000,7 +1001,7 @@ int main(int argc, char **argv)
 	tp_init(argc, argv, 2, "GOFILE tcp v4|v6|mapped|serve PORTFILE|opts|dgram|established|"
 			       "closed|inflight");
 	if (!strcmp(argv[2], "tcp") && argc > 3)
-		return mode_tcp(argv[3]);
+		return mode_tcp(argv[3], argc > 4 && !strcmp(argv[4], "big"));
 	if (!strcmp(argv[2], "serve") && argc > 3)
 		return mode_serve(argv[3], argc > 4 && !strcmp(argv[4], "mid"));
 	if (!strcmp(argv[2], "opts"))
