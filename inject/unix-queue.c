@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -192,9 +194,52 @@ static int sender_for(const ProtobufCBinaryData *addr)
 		    (sk->name.len == addr->len || !addr->data[sk->name.len]))
 			return usks[i].fd;
 	}
+	if (addr)
+		return -1;
 	if (sender < 0)
 		sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	return sender;
+}
+
+/*
+ * A sender whose socket is gone: a socket bound to its name for the send,
+ * so that the message still names it (an abstract name, or a path whose
+ * file is free: made, and removed after the send). -1 when it cannot be.
+ */
+static int gone_sender(const ProtobufCBinaryData *addr, char *made, size_t size)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = addr->len;
+	struct stat st;
+	int fd;
+
+	made[0] = 0;
+	if (!n || n > sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, addr->data, n);
+	if (sa.sun_path[0]) {
+		n = strnlen(sa.sun_path, n);
+		if (n >= sizeof(sa.sun_path) || !lstat(sa.sun_path, &st))
+			return -1;
+		sa.sun_path[n++] = 0;
+	}
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + n)) {
+		close(fd);
+		return -1;
+	}
+	if (fd >= 0 && sa.sun_path[0])
+		snprintf(made, size, "%s", sa.sun_path);
+	return fd;
+}
+
+/* Room for everything that goes back: the sender's buffer holds it. */
+static void grow_sndbuf(int fd)
+{
+	int v = 16 << 20;
+
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 }
 
 /* Sends what was queued on u from the side whose sends land there. */
@@ -226,10 +271,28 @@ static int feed(struct usk *u)
 	}
 	for (size_t i = 0; i < sk->n_queue; i++) {
 		Stasis__UnixSkPacket *p = sk->queue[i];
-		int fd = from >= 0 ? from : sender_for(p->has_addr ? &p->addr : NULL);
+		int fd = from >= 0 ? from : sender_for(p->has_addr ? &p->addr : NULL), gone = -1;
+		char made[sizeof(sa.sun_path) + 1];
+		int ret;
 
-		if (fd < 0 || send_packet(fd, p, sk->type == SOCK_STREAM, from >= 0 ? NULL : &sa,
-					  len, sk->ino)) {
+		if (fd < 0 && p->has_addr) {
+			gone = gone_sender(&p->addr, made, sizeof(made));
+			if (gone < 0)
+				pr_warn("unix socket %u: the sender of message %zu is gone and its "
+					"name is taken; the message comes from no name",
+					sk->ino, i + 1);
+			else
+				grow_sndbuf(gone);
+			fd = gone >= 0 ? gone : sender_for(NULL);
+		}
+		ret = fd < 0 || send_packet(fd, p, sk->type == SOCK_STREAM,
+					    from >= 0 ? NULL : &sa, len, sk->ino);
+		if (gone >= 0) {
+			close(gone);
+			if (made[0])
+				unlink(made);
+		}
+		if (ret) {
 			pr_perror(
 			    "unix socket %u: cannot queue message %zu of %zu (%zu bytes) again",
 			    sk->ino, i + 1, sk->n_queue, p->data.len);
@@ -239,14 +302,6 @@ static int feed(struct usk *u)
 	return 0;
 }
 
-/* Room for everything that goes back: the sender's buffer holds it. */
-static void grow_sndbuf(int fd)
-{
-	int v = 16 << 20;
-
-	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-}
 
 int unix_queue_fill(void)
 {

@@ -318,7 +318,8 @@ static int kinds(const char *dir)
 {
 	static char big[300000], d3[3000], q2[2000];
 	int sp[2], dp[2], qp[2], op[2], o2[2], r, a, b, l, c1, s1, c2, p, x, r2, g, k;
-	struct name rname, bname, lname, pname, r2name, gname, kname, kabs;
+	struct name rname, bname, cname, lname, pname, r2name, gname, kname, kabs;
+	int cl;
 	char tmp[4096];
 	struct stat pst;
 	int v;
@@ -374,6 +375,12 @@ static int kinds(const char *dir)
 	xsendto(a, "from A 1", 8, &rname);
 	xsendto(b, "from B", 6, &rname);
 	xsendto(a, "from A 2", 8, &rname);
+	/* a sender closed since: the message still names it */
+	cname = abstract("C");
+	cl = xsocket(SOCK_DGRAM);
+	xbind(cl, &cname);
+	xsendto(cl, "from closed C", 13, &rname);
+	close(cl);
 	keep("bound datagram socket", r);
 	keep("unnamed sender", a);
 	keep("named sender", b);
@@ -508,6 +515,7 @@ static int kinds(const char *dir)
 		expect_msg(r, "bound datagram 1", "from A 1", 8, &unnamed);
 		expect_msg(r, "bound datagram 2", "from B", 6, &bname);
 		expect_msg(r, "bound datagram 3", "from A 2", 8, &unnamed);
+		expect_msg(r, "bound datagram 4 (its sender closed)", "from closed C", 13, &cname);
 	}
 	expect_empty(r, "bound datagram socket");
 	xsendto(a, "new", 3, &rname);
