@@ -711,6 +711,54 @@ static int unlock(void)
 	return ret;
 }
 
+static int getint(int fd, int level, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	getsockopt(fd, level, name, &v, &len);
+	return v;
+}
+
+/*
+ * The data the connection had not sent, behind what it had: the send
+ * buffer held both at the dump, but what went in as sent may take more
+ * room now; it grows meanwhile and goes back to its size (and lock).
+ */
+static int send_unsent(struct pending *p)
+{
+	int sndbuf = getint(p->fd, SOL_SOCKET, SO_SNDBUF);
+	int lock = getint(p->fd, SOL_SOCKET, SO_BUF_LOCK);
+	bool grown = false;
+	size_t off = 0;
+	int ret = 0;
+
+	while (off < p->nr_unsent) {
+		ssize_t n = send(p->fd, p->unsent + off, p->nr_unsent - off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN && !grown) {
+			grown = true;
+			if (!setint(p->fd, SOL_SOCKET, SO_SNDBUFFORCE,
+				    sndbuf + 2 * (p->nr_unsent - off) + (256 << 10)))
+				continue;
+		}
+		if (n <= 0) {
+			pr_perror("TCP connection %s: cannot queue the %zu bytes it had not sent",
+				  p->conn, p->nr_unsent - off);
+			ret = -1;
+			break;
+		}
+		off += n;
+	}
+	if (grown && (setint(p->fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf / 2) ||
+		      setint(p->fd, SOL_SOCKET, SO_BUF_LOCK, lock))) {
+		pr_perror("TCP connection %s: cannot set its send buffer back", p->conn);
+		ret = -1;
+	}
+	return ret;
+}
+
 int inet_finish(void)
 {
 	int ret = unlock();
@@ -731,21 +779,9 @@ int inet_finish(void)
 	}
 	for (size_t i = 0; i < nr_pendings; i++) {
 		struct pending *p = &pendings[i];
-		size_t off = 0;
 
-		while (!ret && off < p->nr_unsent) {
-			ssize_t n = send(p->fd, p->unsent + off, p->nr_unsent - off,
-					 MSG_DONTWAIT | MSG_NOSIGNAL);
-
-			if (n <= 0) {
-				pr_perror("TCP connection %s: cannot queue the %zu bytes it had not "
-					  "sent",
-					  p->conn, p->nr_unsent - off);
-				ret = -1;
-				break;
-			}
-			off += n;
-		}
+		if (!ret && p->nr_unsent && send_unsent(p))
+			ret = -1;
 		if (!ret && (p->shutdown & RCV_SHUTDOWN) && shutdown(p->fd, SHUT_RD)) {
 			pr_perror("TCP connection %s: cannot shut its reading side", p->conn);
 			ret = -1;
