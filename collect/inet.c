@@ -114,6 +114,11 @@ struct repaired {
 static struct repaired *repaired;
 static size_t nr_repaired;
 
+/* linux/icmp.h, whose includes clash with net/if.h */
+#ifndef ICMP_FILTER
+#define ICMP_FILTER 1
+#endif
+
 /* The integer options carried when they differ from a new socket's. */
 static const struct {
 	int level, name;
@@ -148,6 +153,8 @@ static const struct {
 	{SOL_IP, IP_MULTICAST_LOOP, "IP_MULTICAST_LOOP"},
 	{SOL_IP, IP_MULTICAST_ALL, "IP_MULTICAST_ALL"},
 	{SOL_IP, IP_HDRINCL, "IP_HDRINCL"},
+	/* the ICMP types a raw ICMP socket drops (a u32 mask) */
+	{SOL_RAW, ICMP_FILTER, "ICMP_FILTER"},
 	{SOL_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY"},
 	{SOL_IPV6, IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS"},
 	{SOL_IPV6, IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS"},
@@ -190,11 +197,17 @@ static int getint(int fd, int level, int name, int *val)
 	return getsockopt(fd, level, name, val, &len);
 }
 
+/* A TCP connection or listener; a raw socket of protocol TCP is not one. */
+static bool tcp_stream(const Stasis__InetSk *sk)
+{
+	return sk->type == SOCK_STREAM && sk->protocol == IPPROTO_TCP;
+}
+
 static const char *proto_name(int type, int protocol)
 {
 	switch (protocol) {
 	case IPPROTO_TCP:
-		return "TCP";
+		return type == SOCK_RAW ? "raw TCP" : "TCP";
 	case IPPROTO_UDP:
 		return "UDP";
 	case IPPROTO_UDPLITE:
@@ -809,7 +822,7 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 			  src->pid, sk->ino);
 		goto out;
 	}
-	if (sk->protocol == IPPROTO_TCP) {
+	if (tcp_stream(sk)) {
 		struct tcp_info ti;
 		socklen_t len = sizeof(ti);
 
@@ -831,7 +844,7 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	/* options before repair mode, which changes SO_REUSEADDR */
 	if (options(src, fd, sk))
 		goto out;
-	if (sk->protocol == IPPROTO_TCP)
+	if (tcp_stream(sk))
 		ret = tcp(src, fd, sk, d);
 	else
 		ret = pending_datagram(src, fd, sk);

@@ -63,6 +63,12 @@ struct pending {
 static struct pending *pendings;
 static size_t nr_pendings;
 
+/* A TCP connection or listener; a raw socket of protocol TCP is not one. */
+static bool tcp_stream(const Stasis__InetSk *sk)
+{
+	return sk->type == SOCK_STREAM && sk->protocol == IPPROTO_TCP;
+}
+
 static const char *proto_name(const Stasis__InetSk *sk)
 {
 	switch (sk->protocol) {
@@ -406,7 +412,7 @@ static int bind_name(int fd, const Stasis__InetSk *sk, bool repair)
 {
 	bool v6 = sk->family == AF_INET6;
 	int fb_level = v6 ? SOL_IPV6 : SOL_IP, fb_name = v6 ? IPV6_FREEBIND : IP_FREEBIND;
-	bool force = !repair && sk->protocol == IPPROTO_TCP && sk->port_released;
+	bool force = !repair && tcp_stream(sk) && sk->port_released;
 	struct sockaddr_storage ss;
 	socklen_t len = make_addr(sk, &sk->src_addr, sk->src_port, &ss);
 	char a[64];
@@ -500,9 +506,9 @@ static int inet_open(Stasis__FileEntry *fe)
 		pr_err("file %u: an inet socket without its record", fe->id);
 		return -1;
 	}
-	closed = sk->protocol == IPPROTO_TCP && connected(sk->state) && (!sk->tcp || opts.tcp_close);
-	repair = sk->protocol == IPPROTO_TCP && connected(sk->state) && !closed;
-	listener = sk->protocol == IPPROTO_TCP && sk->state == TCP_LISTEN;
+	closed = tcp_stream(sk) && connected(sk->state) && (!sk->tcp || opts.tcp_close);
+	repair = tcp_stream(sk) && connected(sk->state) && !closed;
+	listener = tcp_stream(sk) && sk->state == TCP_LISTEN;
 	if (sk->has_src_addr && sk->has_dst_addr)
 		snprintf(conn, sizeof(conn), "%s -> %s",
 			 show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)),
@@ -550,13 +556,13 @@ static int inet_open(Stasis__FileEntry *fe)
 			goto err;
 		return fd;
 	}
-	if (sk->protocol == IPPROTO_TCP && sk->state == TCP_LISTEN &&
+	if (tcp_stream(sk) && sk->state == TCP_LISTEN &&
 	    listen(fd, sk->has_backlog ? (int)sk->backlog : SOMAXCONN)) {
 		pr_perror("TCP socket %u: cannot listen on %s", sk->ino,
 			  show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)));
 		goto err;
 	}
-	if (sk->protocol != IPPROTO_TCP && sk->has_dst_addr) {
+	if (!tcp_stream(sk) && sk->has_dst_addr) {
 		len = make_addr(sk, &sk->dst_addr, sk->dst_port, &ss);
 		if (!len || connect(fd, (struct sockaddr *)&ss, len)) {
 			pr_perror("%s socket %u: cannot connect it to %s", proto_name(sk), sk->ino,
