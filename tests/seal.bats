@@ -112,7 +112,7 @@ sealed_restore_and_check() { # DIR KEY [-D]
 }
 
 not_running() { # PID
-	! alive "$1"
+	if alive "$1"; then return 1; fi
 }
 
 fingerprint() { # CERT
@@ -135,7 +135,9 @@ open_refused() { # STREAM-FILE
 	stasis-seal --open --tls-key "$PKI/ec.key" <"$1" >"$out" 2>"$BATS_TEST_TMPDIR/open.err" || OPEN_RC=$?
 	[ "$OPEN_RC" -ne 0 ] || return 1
 	# nothing unverified and no trailer: a reader sees a truncated stream
-	! stasis-serialize unpack -D "$BATS_TEST_TMPDIR/open-unpacked" <"$out" 2>/dev/null
+	if stasis-serialize unpack -D "$BATS_TEST_TMPDIR/open-unpacked" <"$out" 2>/dev/null; then
+		return 1
+	fi
 }
 
 # ---------------------------------------------------------------- tests
@@ -366,7 +368,9 @@ open_refused() { # STREAM-FILE
 			stasis-seal --open --tls-key "$PKI/ec.key" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/open.err" &&
 			{ echo "FAILED: accepted: $1"; return 1; }
 		echo "# $1: $(cat "$BATS_TEST_TMPDIR/open.err")"
-		! stasis-serialize unpack -D "$BATS_TEST_TMPDIR/u" <"$BATS_TEST_TMPDIR/out" 2>/dev/null
+		if stasis-serialize unpack -D "$BATS_TEST_TMPDIR/u" <"$BATS_TEST_TMPDIR/out" 2>/dev/null; then
+			return 1
+		fi
 	}
 	fresh() { rm -rf "$w" "$BATS_TEST_TMPDIR/u"; cp -r "$SEALED" "$w"; }
 	for f in "$SEALED"/*.img; do
