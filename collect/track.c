@@ -18,6 +18,7 @@
  * after the root PID. Anything the tracker cannot vouch for is dumped
  * whole: a task or mapping it did not arm, a moved range, a lost holder.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -333,14 +334,39 @@ static void holder_close_others(int *lsk)
 	null = open("/dev/null", O_RDWR);
 	for (int fd = 0; fd < 3; fd++)
 		dup2(null, fd);
-	for (int fd = 3; fd < 1024; fd++) {
-		bool keep = fd == *lsk;
+	/* every descriptor, however high: collect raises its limit and may
+	 * hold files in flight far above 1024, which must not stay open here */
+	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), *fds = NULL;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	size_t nr = 0;
+
+	if (!d) { /* no /proc: every number up to the limit */
+		for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < max; fd++) {
+			bool keep = fd == *lsk;
+
+			for (size_t i = 0; i < nr_tasks && !keep; i++)
+				keep = fd == tasks[i].uffd || fd == tasks[i].pidfd;
+			if (!keep)
+				close(fd);
+		}
+		return;
+	}
+	while ((de = readdir(d))) {
+		int n = atoi(de->d_name);
+		bool keep = de->d_name[0] == '.' || n < 3 || n == *lsk || n == dfd;
 
 		for (size_t i = 0; i < nr_tasks && !keep; i++)
-			keep = fd == tasks[i].uffd || fd == tasks[i].pidfd;
-		if (!keep)
-			close(fd);
+			keep = n == tasks[i].uffd || n == tasks[i].pidfd;
+		if (!keep) {
+			fds = xrealloc(fds, (nr + 1) * sizeof(*fds));
+			fds[nr++] = n;
+		}
 	}
+	closedir(d);
+	for (size_t i = 0; i < nr; i++)
+		close(fds[i]);
+	free(fds);
 }
 
 int track_hold(pid_t root)
