@@ -163,6 +163,8 @@ static const struct {
 	{ "cipher", &stasis__seal_cipher__descriptor, NULL },
 	{ "pagetags-", &stasis__page_tag__descriptor, &stasis__page_tag__descriptor },
 	{ "seal", &stasis__seal_summary__descriptor, &stasis__seal_summary__descriptor },
+	/* the response stream of a lazy page source */
+	{ "lazy-pages", &stasis__lazy_pages__descriptor, &stasis__lazy_pages__descriptor },
 	{ "stats-dump", &stasis__dump_stats__descriptor, NULL },
 	{ "stats-restore", &stasis__restore_stats__descriptor, NULL },
 };
