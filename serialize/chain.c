@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stasis/image.h"
@@ -285,9 +286,36 @@ err:
 	return NULL;
 }
 
+static int chain_read(struct chain *c, size_t k, uint32_t pid, uint64_t vaddr, uint8_t *buf,
+		      size_t len);
+
+/* Every page the top link leaves to its parents is found in one, so that
+ * nothing is streamed out of a chain that cannot be restored whole. */
+static int chain_verify(struct chain *c)
+{
+	struct chain_link *top = &c->links[0];
+
+	for (size_t i = 0; i < top->nr_tasks; i++) {
+		struct chain_task *t = &top->tasks[i];
+
+		for (size_t j = 0; j < t->nr_runs; j++)
+			if (t->runs[j].in_prev &&
+			    chain_read(c, 1, t->pid, t->runs[j].vaddr, NULL,
+				       t->runs[j].nr_pages * PAGE_SIZE))
+				return -1;
+	}
+	return 0;
+}
+
 struct chain *chain_open(const char *dir)
 {
-	return chain_walk(dir, false);
+	struct chain *c = chain_walk(dir, false);
+
+	if (c && c->needed && chain_verify(c)) {
+		chain_free(c);
+		return NULL;
+	}
+	return c;
 }
 
 bool chain_needed(const struct chain *c)
@@ -330,7 +358,8 @@ static int link_pages_fd(struct chain_link *l, uint32_t pages_id)
 	return l->pages_fds[pages_id];
 }
 
-/* len bytes of task pid's memory at vaddr as link k of the chain holds them. */
+/* len bytes of task pid's memory at vaddr as link k of the chain holds them
+ * (with buf NULL: only checks that it holds them). */
 static int chain_read(struct chain *c, size_t k, uint32_t pid, uint64_t vaddr, uint8_t *buf,
 		      size_t len)
 {
@@ -383,7 +412,15 @@ static int chain_read(struct chain *c, size_t k, uint32_t pid, uint64_t vaddr, u
 
 			if (fd < 0)
 				return -1;
-			n = pread(fd, buf, chunk, off);
+			if (!buf) {
+				/* checking only: the data must be there */
+				struct stat st;
+
+				n = fstat(fd, &st) ? -1
+				    : st.st_size >= off + (off_t)chunk ? (ssize_t)chunk : 0;
+			} else {
+				n = pread(fd, buf, chunk, off);
+			}
 			if (n != (ssize_t)chunk) {
 				pr_err("%s/pages-%u.img: the data of page %#llx of task %u is missing",
 				       c->links[k].dir, t->pages_id, (unsigned long long)vaddr, pid);
@@ -391,7 +428,8 @@ static int chain_read(struct chain *c, size_t k, uint32_t pid, uint64_t vaddr, u
 			}
 		}
 		vaddr += chunk;
-		buf += chunk;
+		if (buf)
+			buf += chunk;
 		len -= chunk;
 	}
 	return 0;

@@ -112,6 +112,8 @@ struct img_reader {
 	size_t buf_size;
 	bool head_seen;
 	bool done;
+	bool link; /* one link of a concatenated chain: more may follow */
+	bool empty; /* link: the input ended where a link would start */
 };
 
 bool img_name_valid(const char *name)
@@ -425,6 +427,19 @@ struct img_reader *imgr_open(int fd, const char *what)
 	return r;
 }
 
+struct img_reader *imgr_open_link(int fd, const char *what)
+{
+	struct img_reader *r = imgr_open(fd, what);
+
+	r->link = true;
+	return r;
+}
+
+bool imgr_empty(const struct img_reader *r)
+{
+	return r->empty;
+}
+
 void imgr_free(struct img_reader *r)
 {
 	if (!r)
@@ -451,6 +466,10 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 	if (n < 0) {
 		rerr(r, "read failed: %s", strerror(errno));
 		return -1;
+	}
+	if (n == 0 && !r->head_seen && r->link) {
+		r->empty = r->done = true;
+		return 0;
 	}
 	if (n == 0 && !r->head_seen) {
 		rerr(r, "empty input, not a stasis image stream");
@@ -564,9 +583,10 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 			return -1;
 		}
 		r->done = true;
-		/* Anything after the trailer was appended by someone else. */
+		/* Anything after the trailer was appended by someone else
+		 * (or, in a chain, is the next link's). */
 		char extra;
-		if (read_full(r->fd, &extra, 1) == 1) {
+		if (!r->link && read_full(r->fd, &extra, 1) == 1) {
 			rerr(r, "corrupted stream: data after the trailer");
 			return -1;
 		}

@@ -23,11 +23,14 @@
 #include "stasis/util.h"
 #include "json.h"
 #include "chain.h"
+#include "chainstream.h"
 
 enum {
 	OPT_ACK_FD = 256,
 	OPT_TLS_KEY,
 	OPT_VERBOSITY,
+	OPT_CHAIN_FD,
+	OPT_REQUIRE_SEALED,
 };
 
 static const struct option long_opts[] = {
@@ -35,6 +38,8 @@ static const struct option long_opts[] = {
 	{ "ack-fd", required_argument, NULL, OPT_ACK_FD },
 	{ "input", required_argument, NULL, 'i' },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "chain-fd", required_argument, NULL, OPT_CHAIN_FD },
+	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
 	{ "verbosity", required_argument, NULL, OPT_VERBOSITY },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
@@ -49,6 +54,7 @@ static void usage(FILE *f)
 		"       %1$s pack -D DIR\n"
 		"       %1$s show [-i FILE | -D DIR | FILE | -] [--tls-key KEY]\n"
 		"       %1$s dedup -D DIR\n"
+		"       %1$s chain [--tls-key KEY] [--require-sealed] [--chain-fd FD]\n"
 		"\n"
 		"Convert a stasis checkpoint between its image stream and its directory form,\n"
 		"and show a stream, a directory or one image file as JSON.\n"
@@ -61,13 +67,22 @@ static void usage(FILE *f)
 		"           as JSON on stdout\n"
 		"  dedup    punch out of the parent links of DIR (an iterative chain) the\n"
 		"           pages DIR holds again; only DIR restores whole afterwards\n"
+		"  chain    read an iterative chain as one stream on stdin (its links,\n"
+		"           oldest first, each a whole stream, plain or sealed), check\n"
+		"           each link, keep them in memory (/dev/shm) and write the last\n"
+		"           one resolved against the others to stdout as a whole stream\n"
 		"\n"
 		"Options:\n"
 		"  -D, --images-dir DIR    directory that holds the image files\n"
 		"      --ack-fd FD         unpack: write \"OK\" to FD once the checkpoint is\n"
 		"                          complete and durable, then close FD\n"
 		"  -i, --input FILE        show: read FILE instead of stdin\n"
-		"      --tls-key KEY       show: private key that opens a sealed checkpoint\n"
+		"      --tls-key KEY       show, chain: private key that opens a sealed\n"
+		"                          checkpoint (default " SEAL_DEFAULT_KEY ")\n"
+		"      --require-sealed    chain: refuse a link that is not sealed\n"
+		"      --chain-fd FD       chain: the links come from stasis-transfer\n"
+		"                          --chain-fd, one sender each; after each link say\n"
+		"                          MORE or LAST on FD, and restore only after SENT\n"
 		"  -v[v...], -vN, --verbosity N\n"
 		"                          log level: 0 none, 1 errors, 2 warnings (default),\n"
 		"                          3 info, 4 debug; each v raises it by one\n"
@@ -616,8 +631,8 @@ static int cmd_show(const char *input, const char *dir, const char *tls_key)
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *input = NULL, *tls_key = NULL, *cmd;
-	bool ack_given = false;
-	int ack_fd = -1, opt;
+	bool ack_given = false, require_sealed = false;
+	int ack_fd = -1, chain_fd = -1, opt;
 
 	log_init(argv[0]);
 	/* write errors, EPIPE included, are reported and not fatal signals */
@@ -639,6 +654,17 @@ int main(int argc, char **argv)
 			if (opt_fd("--ack-fd", optarg, &ack_fd))
 				return 1;
 			ack_given = true;
+			break;
+		case OPT_CHAIN_FD:
+			if (opt_fd("--chain-fd", optarg, &chain_fd))
+				return 1;
+			if (chain_fd <= 2 || fcntl(chain_fd, F_GETFD) < 0) {
+				pr_err("--chain-fd %d: not an open descriptor above 2", chain_fd);
+				return 1;
+			}
+			break;
+		case OPT_REQUIRE_SEALED:
+			require_sealed = true;
 			break;
 		case 'v':
 			if (set_verbosity(optarg))
@@ -680,10 +706,25 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[optind++];
 	if (strcmp(cmd, "unpack") && strcmp(cmd, "pack") && strcmp(cmd, "show") &&
-	    strcmp(cmd, "dedup")) {
-		pr_err("unknown command '%s': expected unpack, pack, show or dedup", cmd);
+	    strcmp(cmd, "dedup") && strcmp(cmd, "chain")) {
+		pr_err("unknown command '%s': expected unpack, pack, show, dedup or chain", cmd);
 		usage(stderr);
 		return 1;
+	}
+	if ((chain_fd >= 0 || require_sealed) && strcmp(cmd, "chain")) {
+		pr_err("%s is an option of chain only",
+		       chain_fd >= 0 ? "--chain-fd" : "--require-sealed");
+		return 1;
+	}
+	if (!strcmp(cmd, "chain")) {
+		struct chain_stream_opts co = { tls_key, require_sealed, chain_fd };
+
+		if (input || dir || ack_given || optind < argc) {
+			pr_err("chain reads stdin and takes only --tls-key, --require-sealed and "
+			       "--chain-fd");
+			return 1;
+		}
+		return chain_stream_run(&co) ? 1 : 0;
 	}
 
 	if (strcmp(cmd, "show")) {

@@ -224,3 +224,112 @@ tracker_pid() {
 	assert_running_untraced "$PID"
 	go_and_check_original
 }
+
+# ------------------------------------------------- a chain in one stream
+
+# One link of a chain taken with the raw programs into the stream file
+# $CHAIN/N.stream: a pre-dump, or with dump the tree killed once written.
+link_stream() { # N pre-dump|dump [COLLECT ARGS...]
+	local n=$1 kind=$2 rc=0
+	shift 2
+	mkdir -p "$CHAIN"
+	local args=(--track-mem)
+	[ "$kind" = pre-dump ] && args+=(--pre-dump)
+	[ "$n" -gt 1 ] && args+=(--prev-track-id current)
+	{
+		stasis-freeze -t "$PID" stasis-collect "${args[@]}" "$@" -v4 \
+			-o "$BATS_TEST_TMPDIR/link$n.log" >"$CHAIN/$n.stream" </dev/null 3>&- || rc=$?
+	} 2>/dev/null
+	[ $rc -eq 0 ] || die_with_logs "link $n ($kind) exited with status $rc" || return 1
+}
+
+# "pages_written" of the stats-dump in a stream file.
+stream_pages_written() { # FILE
+	stasis-serialize show -i "$1" |
+		awk -F': ' '/"pages_written"/ { gsub(/[^0-9]/, "", $2); print $2; exit }'
+}
+
+# stasis-serialize chain on the links given, into stasis-inject, in the
+# background (RPID), as stasis restore would be.
+start_chain_restore() { # FILE...
+	(cd "$BATS_TEST_TMPDIR" && cat "$@" | stasis-serialize chain -v4 -o chain.log |
+		exec stasis-inject -v4 -o restore.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 3>&- &
+	RPID=$!
+	own_pid "$RPID"
+}
+
+@test "a chain in one stream (two pre-dumps and the dump, concatenated) is resolved in memory and restored exactly" {
+	start_prog dirtier 16
+	link_stream 1 pre-dump
+	alive "$PID" && assert_running_untraced "$PID"
+	poke USR1 DIRTIED 1
+	link_stream 2 pre-dump
+	poke USR1 DIRTIED 2
+	link_stream 3 dump
+	wait_child "$PID" 10 || die_with_logs "the dump did not kill $PID"
+	cp "$LOG" "$LOG.at-dump"
+	local w
+	for i in 2 3; do
+		w=$(stream_pages_written "$CHAIN/$i.stream")
+		echo "link $i: $w pages written"
+		[ "$w" -ge 256 ] && [ "$w" -le 400 ] || die_with_logs "link $i wrote $w pages, not the 256 rewritten and a few more"
+	done
+	[ "$(stream_pages_written "$CHAIN/1.stream")" -ge 4096 ]
+	# the resolved stream is whole: no link left to a parent
+	(cd "$BATS_TEST_TMPDIR" && cat "$CHAIN"/{1,2,3}.stream | stasis-serialize chain >"$CHAIN/whole")
+	run grep -c in_prev <(stasis-serialize show -i "$CHAIN/whole")
+	[ "$output" = 0 ]
+	start_chain_restore "$CHAIN"/{1,2,3}.stream
+	wait_restored
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored program did not finish"
+	[ "$STATUS" -eq 0 ] || die_with_logs "the restore exited with $STATUS"
+	check_pass_log
+	grep -q "chain of 3 links restored as one stream" "$BATS_TEST_TMPDIR/chain.log"
+	# the links were kept in memory, and went with the resolver
+	[ -z "$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/3.stream" 2>/dev/null)" ]
+}
+
+@test "a chain in one stream with a link missing, foreign, cut short or short of a page: one clear error, nothing restored" {
+	start_prog dirtier 4
+	link_stream 1 pre-dump
+	poke USR1 DIRTIED 1
+	link_stream 2 pre-dump
+	poke USR1 DIRTIED 2
+	link_stream 3 dump
+	wait_child "$PID" 10
+	# another chain's first link
+	local first=$PID other
+	rm -f "$LOG"
+	start_prog dirtier 4
+	other=$PID
+	stasis-freeze -t "$other" stasis-collect --pre-dump --track-mem >"$CHAIN/other.stream" 2>/dev/null
+	kill -KILL "$other"
+	wait_child "$other" 10 || true
+	PID=$first
+	chain_refused() { # MESSAGE FILE...
+		local msg=$1
+		shift
+		run bash -c 'cat "$@" | stasis-serialize chain | stasis-inject' - "$@"
+		[ "$status" -ne 0 ] || die_with_logs "a broken chain ($*) was restored"
+		[[ $output == *"$msg"* ]] || die_with_logs "no clear error for $*: $output"
+		[ "$(grep -c 'Error\|error' <<<"$output")" -ge 1 ]
+		alive "$PID" && die_with_logs "a broken chain ran a task"
+		return 0
+	}
+	chain_refused "link 2 of the chain belongs to another chain" "$CHAIN"/{1,3}.stream
+	chain_refused "link 2 of the chain belongs to another chain" "$CHAIN"/{other,2,3}.stream
+	chain_refused "link 1 of the chain continues a parent link" "$CHAIN"/{2,3}.stream
+	chain_refused "follows a dump" "$CHAIN"/{1,2,3,3}.stream
+	head -c -100 "$CHAIN/2.stream" >"$CHAIN/2c.stream"
+	chain_refused "link 2 of the chain: corrupted stream" "$CHAIN"/{1,2c,3}.stream
+	head -c -100 "$CHAIN/3.stream" >"$CHAIN/3c.stream"
+	chain_refused "link 3 of the chain: truncated checkpoint" "$CHAIN"/{1,2,3c}.stream
+	# the first link's page data cut short, in a stream that is whole
+	stasis-serialize unpack -D "$CHAIN/1.dir" <"$CHAIN/1.stream"
+	truncate -s 8192 "$CHAIN"/1.dir/pages-1.img
+	stasis-serialize pack -D "$CHAIN/1.dir" >"$CHAIN/1s.stream"
+	chain_refused "is missing" "$CHAIN"/{1s,2,3}.stream
+	[ -z "$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/3.stream" 2>/dev/null)" ]
+}

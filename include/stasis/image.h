@@ -81,6 +81,11 @@ struct img_reader *imgr_open(int fd, const char *what);
 /* 1: a frame is in *f; 0: clean end after a valid trailer; -1: error (logged). */
 int imgr_next(struct img_reader *r, struct img_frame *f);
 void imgr_free(struct img_reader *r);
+/* A reader of one link of a chain stream (links concatenated, each a whole
+ * stream): nothing after its trailer is read, and an input that ends where
+ * the link would start is a clean end (imgr_next 0, imgr_empty true). */
+struct img_reader *imgr_open_link(int fd, const char *what);
+bool imgr_empty(const struct img_reader *r);
 
 /* Record type of the idx-th record of an image (by name), NULL if unknown. */
 const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned idx);
