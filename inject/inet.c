@@ -307,6 +307,36 @@ static int repair_stream(int fd, const Stasis__InetSk *sk, const char *conn)
 	return ret;
 }
 
+/*
+ * connect in repair mode looks up a route from the connection's own
+ * address, which fails while that address is not (yet) local: a connection
+ * migrated to a host that takes the address over once the sockets exist
+ * (docs/inet.md). IP_TRANSPARENT lets the lookup use any source address; it
+ * goes back to its dumped value at once.
+ */
+static int connect_repaired(int fd, const Stasis__InetSk *sk, const struct sockaddr_storage *dst,
+			    socklen_t dlen)
+{
+	bool v6 = sk->family == AF_INET6;
+	int level = v6 ? SOL_IPV6 : SOL_IP, name = v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT;
+	int dumped = carried_int(sk->opts, level, name, 0), ret, err;
+
+	if (!connect(fd, (const struct sockaddr *)dst, dlen))
+		return 0;
+	if (dumped || (errno != ENETUNREACH && errno != EADDRNOTAVAIL && errno != EINVAL))
+		return -1;
+	if (setint(fd, level, name, 1))
+		return -1;
+	ret = connect(fd, (const struct sockaddr *)dst, dlen);
+	err = errno;
+	setint(fd, level, name, 0);
+	errno = err;
+	if (!ret)
+		pr_info("%s socket %u: connected in repair mode from an address not local (yet)",
+			proto_name(sk), sk->ino);
+	return ret;
+}
+
 static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStream *ts,
 			 const char *conn)
 {
@@ -328,7 +358,7 @@ static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStre
 		pr_perror("TCP connection %s: cannot set its sequence numbers", conn);
 		return -1;
 	}
-	if (connect(fd, (struct sockaddr *)&dst, dlen)) {
+	if (connect_repaired(fd, sk, &dst, dlen)) {
 		pr_perror("TCP connection %s: cannot connect it in repair mode", conn);
 		return -1;
 	}

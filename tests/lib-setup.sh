@@ -17,6 +17,8 @@ STASIS_PACKAGES=(
 	bats python3 man-db iproute2
 	iptables nftables # the network lock (--network-lock), tests/inet.bats
 	procps # ps, for tests/demo; not in minimal images
+	redis-server redis-tools nginx socat # tests/realnet.bats: real network programs
+	iputils-arping # tests/netmigrate.bats: announce a migrated address
 )
 
 stasis_log() { printf '==> %s\n' "$*" >&2; }
