@@ -13,8 +13,8 @@ server closes, and prints one line: "PASS ..." (exit 0) or "FAIL: ..."
 (exit 1). A connection reset, a reconnect, or 60 s without any echo while
 data is outstanding fail.
 
-STASIS_SABOTAGE=stream: after STOP, one echoed byte is thrown away
-unchecked, so the check must fail.
+STASIS_SABOTAGE=stream: once 64 KiB came back, one echoed byte is thrown
+away unchecked, so the check must fail.
 """
 import os
 import select
@@ -83,7 +83,7 @@ def main():
                 fail("recv after %d echoed bytes: %s" % (echoed, e))
             if not data:
                 break
-            if ended and sabotage and not sabotaged:
+            if sabotage and not sabotaged and echoed >= 65536:
                 sabotaged = True
                 data = data[1:]
             n = len(data)
