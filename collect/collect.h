@@ -15,6 +15,7 @@ struct collect_opts {
 	bool leave_running;
 	bool leave_stopped;
 	int ack_fd;
+	int stats_fd;	      /* a copy of stats-dump, for a front-end whose stream goes away */
 	uint64_t ghost_limit; /* deleted files up to this size travel in the checkpoint */
 	bool link_remap;
 	bool file_locks;

@@ -29,7 +29,7 @@
 #include "stats.h"
 #include "track.h"
 
-struct collect_opts opts = { .ack_fd = -1, .ghost_limit = 1 << 20,
+struct collect_opts opts = { .ack_fd = -1, .stats_fd = -1, .ghost_limit = 1 << 20,
 			     .network_lock = NETLOCK_IPTABLES };
 
 static void usage(FILE *f)
@@ -54,6 +54,7 @@ static void usage(FILE *f)
 		"      --network-lock METHOD  iptables (default), nftables or skip: drop the\n"
 		"                          packets of the tree's connections until it runs\n"
 		"      --action-script PATH  run PATH at network-lock, post-dump, network-unlock\n"
+		"      --stats-fd FD       also write the stats-dump record (protobuf) to FD\n"
 		"      --pre-dump          write memory only and leave the tree running\n"
 		"      --track-mem         track the memory the tree writes from now on\n"
 		"      --prev-track-id ID  leave pages unchanged since that link to it\n"
@@ -205,6 +206,7 @@ static int parse_opts(int argc, char **argv)
 		{ "leave-stopped", no_argument, NULL, 's' },
 		{ "shell-job", no_argument, NULL, 'j' },
 		{ "ack-fd", required_argument, NULL, 'A' },
+		{ "stats-fd", required_argument, NULL, 'Z' },
 		{ "file-locks", no_argument, NULL, 'l' },
 		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "link-remap", no_argument, NULL, 'L' },
@@ -237,6 +239,10 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'A':
 			if (opt_fd("--ack-fd", optarg, &opts.ack_fd))
+				return -1;
+			break;
+		case 'Z':
+			if (opt_fd("--stats-fd", optarg, &opts.stats_fd))
 				return -1;
 			break;
 		case 'l':

@@ -6,6 +6,7 @@
  * the whole dump.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "stasis/log.h"
 #include "stasis/util.h"
@@ -86,5 +87,17 @@ int stats_write(struct img_writer *w, const struct ctask *cts, int nr)
 	pr_info("dump stats: frozen %llu us, %llu pages scanned, %llu written",
 		(unsigned long long)s.frozen_time, (unsigned long long)s.pages_scanned,
 		(unsigned long long)s.pages_written);
+	if (opts.stats_fd >= 0) {
+		size_t len = stasis__dump_stats__get_packed_size(&s);
+		uint8_t *buf = xmalloc(len);
+
+		stasis__dump_stats__pack(&s, buf);
+		/* for --display-stats only: its loss fails nothing */
+		if (write_full(opts.stats_fd, buf, len))
+			pr_warn("cannot write the statistics to --stats-fd %d", opts.stats_fd);
+		free(buf);
+		close(opts.stats_fd);
+		opts.stats_fd = -1;
+	}
 	return imgw_record(w, "stats-dump", &s.base);
 }

@@ -333,6 +333,7 @@ static int read_link(struct chain_stream *cs)
 						      0, link_frame, cs);
 				if (!so)
 					goto out;
+				pr_info("%s is sealed: opening it with its own keys", what);
 			} else if (cs->o->require_sealed) {
 				pr_err("%s is not sealed, and a sealed chain was expected (-e)", what);
 				goto out;

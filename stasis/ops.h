@@ -21,6 +21,9 @@ int fe_scripts_setup(const struct fe_opts *o, const char *images_dir);
 /* predump.c: --prev-images-dir: 0 when not given, 1 with the parent link's
  * track id in hex (and DIR/parent made), -1 (logged) when it is no link. */
 int fe_prev_link(const struct fe_opts *o, const char *dir, char hex[2 * 16 + 1]);
+/* predump.c: a memory tracker (collect/track.c) keeps the tree of root
+ * tracked since an earlier link: a next link can continue it. */
+bool fe_tracker_runs(pid_t root);
 /* predump.c: a sealed link with parents is opened link by link (stasis-seal
  * --open -D | stasis-serialize unpack) into a private directory in memory
  * (/dev/shm), parents linked as on disk: 1 with its path in *tmp, 0 when
@@ -40,6 +43,9 @@ pid_t fe_checkpoint_root(const char *dir);
 
 /* stats.c: --display-stats, from the images the pipeline wrote. */
 int fe_display_dump_stats(const char *images_dir);
+/* stats.c: the same, from the stats-dump record collect wrote to fd (read to
+ * its end, then closed): for a dump whose stream went to another host. */
+int fe_display_dump_stats_fd(int fd);
 
 /* progress.c: a progress line on the terminal for the data of a pipeline.
  * Whether to show one at all: stderr is a terminal and no log goes there. */

@@ -83,6 +83,26 @@ link:
 	return 1;
 }
 
+bool fe_tracker_runs(pid_t root)
+{
+	char want[64], line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/net/unix", "re");
+	size_t n;
+
+	if (!f)
+		return false;
+	/* the holder's abstract socket (collect/track.c), last on its line */
+	n = snprintf(want, sizeof(want), " @stasis-track-%d\n", root);
+	while (!found && fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+
+		found = len >= n && !strcmp(line + len - n, want);
+	}
+	fclose(f);
+	return found;
+}
+
 /* One link opened: stasis-seal --open -D from | stasis-serialize unpack -D to. */
 static int open_link(const struct fe_opts *o, const char *from, const char *to, const char *log)
 {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -368,6 +369,7 @@ static int cmd_dump(const struct fe_opts *o)
 	/* freeze/collect, serialize, the progress line, seal */
 	struct stage st[4] = {};
 	int data[2] = {-1, -1}, ack[2] = {-1, -1}, shown[2] = {-1, -1}, sealed[2] = {-1, -1};
+	int stats[2] = {-1, -1};
 	int pidfd = -1, ret = 1, rc[2], i, ps_fd = -1;
 	long long limit;
 	bool encrypt = o->flag[F_ENCRYPT];
@@ -381,13 +383,6 @@ static int cmd_dump(const struct fe_opts *o)
 
 	if (!o->tree) {
 		pr_err("%s: the tree to checkpoint is missing: -t PID", o->cmd_name);
-		return 1;
-	}
-	/* a chain is kept in directories, here or on page servers (one
-	 * directory a link there); image-less (--remote) chains are not done */
-	if ((pre_dump || o->str[S_PREV_IMAGES_DIR]) && o->flag[F_REMOTE]) {
-		pr_err("%s with --remote is not supported yet (use --page-server)",
-		       pre_dump ? "pre-dump" : "--prev-images-dir");
 		return 1;
 	}
 	if (o->str[S_PRE_DUMP_MODE] && strcmp(o->str[S_PRE_DUMP_MODE], "read") &&
@@ -405,9 +400,13 @@ static int cmd_dump(const struct fe_opts *o)
 	if ((!remote || o->str[S_IMAGES_DIR]) && prepare_images_dir(dir))
 		return 1;
 	if (remote) {
-		/* the parent is on the page server's host, which checks it when
-		 * the chain is restored: continue whatever link is tracked */
-		prev = o->str[S_PREV_IMAGES_DIR] != NULL;
+		/* the parent is on the other host, which checks it when the
+		 * chain is restored: continue whatever link is tracked. Image-
+		 * less (--remote), there is no directory to name: a link
+		 * continues the tree's running tracker, if it has one. */
+		prev = o->str[S_PREV_IMAGES_DIR] != NULL ||
+		       (o->flag[F_REMOTE] && (pre_dump || o->flag[F_TRACK_MEM]) &&
+			fe_tracker_runs(o->tree));
 		snprintf(prev_id, sizeof(prev_id), "current");
 	} else {
 		prev = fe_prev_link(o, dir, prev_id);
@@ -437,7 +436,8 @@ static int cmd_dump(const struct fe_opts *o)
 	if (seal_stage && !(seal = need_program("stasis-seal")))
 		goto out;
 	if (make_pipe(data) || make_pipe(ack) || (progress && make_pipe(shown)) ||
-	    (seal_stage && make_pipe(sealed)))
+	    (seal_stage && make_pipe(sealed)) ||
+	    (remote && o->flag[F_DISPLAY_STATS] && make_pipe(stats)))
 		goto out;
 	if (fe_scripts_setup(o, dir))
 		goto out;
@@ -493,6 +493,12 @@ static int cmd_dump(const struct fe_opts *o)
 	fe_scripts_args(&st[0].argv, o);
 	args_add(&st[0].argv, "--ack-fd");
 	args_addf(&st[0].argv, "%d", ack[0]);
+	/* the statistics go with the stream: collect gives us a copy */
+	if (stats[1] >= 0) {
+		args_add(&st[0].argv, "--stats-fd");
+		args_addf(&st[0].argv, "%d", stats[1]);
+		st[0].keep[st[0].nkeep++] = stats[1];
+	}
 	add_common(&st[0].argv, o, log);
 	st[0].in = -1;
 	st[0].out = data[1];
@@ -547,6 +553,7 @@ static int cmd_dump(const struct fe_opts *o)
 	close_fd(&shown[1]);
 	close_fd(&sealed[0]);
 	close_fd(&sealed[1]);
+	close_fd(&stats[1]);
 	close_fd(&ps_fd);
 
 	ret = 0;
@@ -576,9 +583,10 @@ static int cmd_dump(const struct fe_opts *o)
 	/* the dump is stored whatever dedup does: its failure is a warning */
 	if (o->flag[F_AUTO_DEDUP] && prev && run_dedup(o, dir, log))
 		pr_warn("--auto-dedup failed; the checkpoint in %s is complete", dir);
-	if (o->flag[F_DISPLAY_STATS] && remote)
-		pr_warn("--display-stats: the statistics went to the receiver with the checkpoint");
-	else if (o->flag[F_DISPLAY_STATS])
+	if (o->flag[F_DISPLAY_STATS] && remote) {
+		fe_display_dump_stats_fd(stats[0]);
+		stats[0] = -1;
+	} else if (o->flag[F_DISPLAY_STATS])
 		fe_display_dump_stats(dir);
 out:
 	if (pidfd >= 0) {
@@ -593,6 +601,8 @@ out:
 	close_fd(&shown[1]);
 	close_fd(&sealed[0]);
 	close_fd(&sealed[1]);
+	close_fd(&stats[0]);
+	close_fd(&stats[1]);
 	close_fd(&ps_fd);
 	for (i = 0; i < 4; i++)
 		args_free(&st[i].argv);
@@ -613,8 +623,11 @@ static int cmd_restore(const struct fe_opts *o)
 	bool detached = o->flag[F_RESTORE_DETACHED];
 	char *log = NULL, *pidfile = NULL, *serialize = NULL, *inject = NULL, *wdir = NULL;
 	char *seal = NULL;
-	struct stage st[4] = {}; /* serialize, inject, the progress line, seal */
+	/* serialize (or transfer), inject, the progress line, and, from the
+	 * network, the chain's resolver (stasis-serialize chain) */
+	struct stage st[4] = {};
 	int data[2] = {-1, -1}, shown[2] = {-1, -1}, opened[2] = {-1, -1};
+	int chain_sk[2] = {-1, -1};
 	int ret = 1, rc_pack, rc_inject, i, ps_fd = -1, status_fd = -1;
 	bool progress = fe_progress_wanted(o);
 	/* the checkpoint comes from the network, not from -D */
@@ -668,11 +681,18 @@ static int cmd_restore(const struct fe_opts *o)
 									   : "stasis-serialize")) ||
 	    !(inject = need_program("stasis-inject")))
 		goto out;
-	if (remote && sealed && !(seal = need_program("stasis-seal")))
+	/* from the network come the links of a chain, or a whole dump (a
+	 * chain of one): stasis-serialize chain takes them as they come and
+	 * opens the sealed ones */
+	if (remote && !(seal = need_program("stasis-serialize")))
 		goto out;
 	if (make_pipe(data) || (progress && make_pipe(shown)) ||
 	    (seal && make_pipe(opened)))
 		goto out;
+	if (remote && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chain_sk)) {
+		pr_perror("cannot create a socket pair");
+		goto out;
+	}
 	if (fe_scripts_setup(o, images_dir))
 		goto out;
 	if (fe_scripts_run("pre-restore", remote ? 0 : fe_checkpoint_root(dir))) {
@@ -694,6 +714,9 @@ static int cmd_restore(const struct fe_opts *o)
 		}
 	} else if (remote) {
 		add_transfer_args(&st[0], o, true, ps_fd);
+		args_add(&st[0].argv, "--chain-fd");
+		args_addf(&st[0].argv, "%d", chain_sk[0]);
+		st[0].keep[st[0].nkeep++] = chain_sk[0];
 		if (status_fd >= 0) {
 			args_add(&st[0].argv, "--status-fd");
 			args_addf(&st[0].argv, "%d", status_fd);
@@ -751,10 +774,14 @@ static int cmd_restore(const struct fe_opts *o)
 	st[2].in = data[0];
 	st[2].out = shown[1];
 	if (seal) {
-		st[3].name = "stasis-seal";
+		st[3].name = "stasis-serialize";
 		args_add(&st[3].argv, seal);
-		args_add(&st[3].argv, "--open");
-		args_add(&st[3].argv, "--require-sealed");
+		args_add(&st[3].argv, "chain");
+		args_add(&st[3].argv, "--chain-fd");
+		args_addf(&st[3].argv, "%d", chain_sk[1]);
+		st[3].keep[st[3].nkeep++] = chain_sk[1];
+		if (sealed)
+			args_add(&st[3].argv, "--require-sealed");
 		if (o->str[S_TLS_KEY]) {
 			args_add(&st[3].argv, "--tls-key");
 			args_add(&st[3].argv, o->str[S_TLS_KEY]);
@@ -777,6 +804,8 @@ static int cmd_restore(const struct fe_opts *o)
 	close_fd(&shown[1]);
 	close_fd(&opened[0]);
 	close_fd(&opened[1]);
+	close_fd(&chain_sk[0]);
+	close_fd(&chain_sk[1]);
 	close_fd(&ps_fd);
 	close_fd(&status_fd);
 
@@ -797,6 +826,8 @@ out:
 	close_fd(&shown[1]);
 	close_fd(&opened[0]);
 	close_fd(&opened[1]);
+	close_fd(&chain_sk[0]);
+	close_fd(&chain_sk[1]);
 	close_fd(&ps_fd);
 	close_fd(&status_fd);
 	for (i = 0; i < 4; i++)

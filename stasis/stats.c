@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stasis/imgfile.h"
 #include "stasis/log.h"
@@ -30,5 +31,35 @@ int fe_display_dump_stats(const char *images_dir)
 	stats_print_dump(stdout, s);
 	fflush(stdout);
 	protobuf_c_message_free_unpacked(&s->base, NULL);
+	return 0;
+}
+
+int fe_display_dump_stats_fd(int fd)
+{
+	size_t cap = 4096, len = 0;
+	uint8_t *buf = xmalloc(cap);
+	Stasis__DumpStats *s = NULL;
+	ssize_t n;
+
+	while ((n = read_full(fd, buf + len, cap - len)) > 0) {
+		len += n;
+		if (len < cap)
+			break;
+		if (cap >= (1u << 20))
+			break;
+		cap *= 2;
+		buf = xrealloc(buf, cap);
+	}
+	close(fd);
+	if (len)
+		s = stasis__dump_stats__unpack(NULL, len, buf);
+	free(buf);
+	if (!s) {
+		pr_warn("--display-stats: stasis-collect gave no statistics");
+		return -1;
+	}
+	stats_print_dump(stdout, s);
+	fflush(stdout);
+	stasis__dump_stats__free_unpacked(s, NULL);
 	return 0;
 }

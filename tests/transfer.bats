@@ -276,6 +276,7 @@ source_untouched() { # SNAPSHOT
 
 # A tiny TCP proxy on the destination: LISTEN_PORT -> $DST_IP:$PORT.
 # cut N: forwards N bytes of the sender's stream, then resets both sides.
+# cut-second N: the first connection passes whole, the second is cut so.
 # drop-ack: forwards everything to the receiver, but from the receiver only
 # its first line (READY); when the receiver closes, resets the sender.
 start_proxy() { # LISTEN_PORT MODE [N]
@@ -288,6 +289,21 @@ ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind((sys.argv[2], lport))
 ls.listen(1)
 sys.stdout.write("listening\n"); sys.stdout.flush()
+if mode == "cut-second":
+    # the first connection passes whole: a link of a chain
+    c, _ = ls.accept()
+    s = socket.create_connection((sys.argv[2], int(sys.argv[3])))
+    def pump(a, b):
+        while True:
+            d = a.recv(65536)
+            if not d:
+                try: b.shutdown(socket.SHUT_WR)
+                except OSError: pass
+                return
+            b.sendall(d)
+    t = threading.Thread(target=pump, args=(c, s), daemon=True); t.start()
+    pump(s, c); t.join(); c.close(); s.close()
+    mode = "cut"
 c, _ = ls.accept()
 s = socket.create_connection((sys.argv[2], int(sys.argv[3])))
 def reset(k):
@@ -503,6 +519,172 @@ EOF
 	done
 	reap_source
 	restore_on_dst
+}
+
+# "Memory pages written" (or another line NAME) of --display-stats in dump.out.
+shown_pages() { # [NAME]
+	awk -F': ' -v n="${1:-Memory pages written}" '$1 == n { print $2 + 0; exit }' \
+		"$BATS_TEST_TMPDIR/dump.out"
+}
+
+# Sends SIGUSR1 to dirtier and waits for its I-th DIRTIED line.
+dirty_slice() { # I
+	kill -USR1 "$PID"
+	for _ in $(seq 100); do grep -q "^DIRTIED $1 " "$LOG" && return 0; sleep 0.05; done
+	die_with_logs "dirtier did not report DIRTIED $1"
+}
+
+# Two pre-dumps and the dump of $PID (dirtier 16), image-less, to the
+# restore started already; each link's pages shown and checked. ARGS are
+# added to each.
+migrate_chain() { # [ARGS...]
+	local w
+	remote_cmd pre-dump --remote --port "$PORT" --display-stats "$@"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "pre-dump 1 --remote failed ($DUMP_RC)" || return 1
+	assert_running_untraced "$PID" || return 1
+	w=$(shown_pages)
+	echo "link 1: $w pages written"
+	[ "$w" -ge 4096 ] || die_with_logs "the first pre-dump wrote $w pages, not the 16 MiB" || return 1
+	dirty_slice 1 || return 1
+	remote_cmd pre-dump --remote --port "$PORT" --display-stats "$@"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "pre-dump 2 --remote failed ($DUMP_RC)" || return 1
+	w=$(shown_pages)
+	echo "link 2: $w pages written, $(shown_pages 'Memory pages skipped from parent') from the parent"
+	[ "$w" -ge 256 ] && [ "$w" -le 400 ] || die_with_logs "link 2 wrote $w pages, not the 256 rewritten and a few more" || return 1
+	[ "$(shown_pages 'Memory pages skipped from parent')" -ge 3800 ] || die_with_logs "link 2 took too little from its parent" || return 1
+	dirty_slice 2 || return 1
+	remote_dump --remote --port "$PORT" --track-mem --display-stats "$@"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "the dump --remote failed ($DUMP_RC)" || return 1
+	w=$(shown_pages)
+	echo "link 3: $w pages written"
+	[ "$w" -ge 256 ] && [ "$w" -le 400 ] || die_with_logs "the dump wrote $w pages, not the 256 rewritten and a few more" || return 1
+	grep -q "link 3 of the chain received (dump, kept in memory)" "$BATS_TEST_TMPDIR/restore.log" ||
+		die_with_logs "the destination did not take the dump as the chain's third link"
+}
+
+# No link of a chain is left in memory on the destination.
+no_links_left() {
+	local left
+	left=$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$BATS_TEST_TMPDIR/listening" 2>/dev/null)
+	[ -z "$left" ] || die_with_logs "links left behind: $left"
+}
+
+@test "image-less iterative migration with TLS: two pre-dumps and the dump over --remote, each link only the pages written since, nothing on disk" {
+	start_prog_on_src dirtier 16
+	start_remote_restore "${TLS_DST[@]}"
+	migrate_chain "${TLS_SRC[@]}"
+	reap_source
+	check_restored
+	[ "$(on_dst readlink /proc/self/ns/net)" != "$(on_src readlink /proc/self/ns/net)" ]
+	[ "$(grep -c "the receiver confirmed" "$BATS_TEST_TMPDIR/dump.log")" -eq 3 ]
+	no_images_written
+	no_links_left
+}
+
+@test "image-less iterative migration sealed (-e): every link with its own keys, opened on the destination" {
+	start_prog_on_src dirtier 16
+	start_remote_restore -e "${TLS_DST[@]}"
+	migrate_chain -e --tls-cert "$PKI/dst.pem" "${TLS_SRC[@]}"
+	[ "$(grep -c "link [123] of the chain is sealed" "$BATS_TEST_TMPDIR/restore.log")" -eq 3 ]
+	reap_source
+	check_restored
+	no_images_written
+	no_links_left
+}
+
+@test "image-less migration: a plain link where -e expects sealed ones is refused, and the source runs on" {
+	start_prog_on_src dirtier 4
+	start_remote_restore -e "${TLS_DST[@]}"
+	remote_cmd pre-dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -ne 0 ]
+	assert_running_untraced "$PID"
+	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs"
+	[ "$STATUS" -ne 0 ]
+	grep -q "is not sealed, and a sealed chain was expected" "$BATS_TEST_TMPDIR/restore.out"
+	no_links_left
+	go_and_check_original
+}
+
+@test "image-less iterative migration: a connection cut in the second pre-dump leaves the source running and the destination with nothing" {
+	start_prog_on_src dirtier 16
+	start_remote_restore "${TLS_DST[@]}"
+	# the proxy passes the first link whole, and cuts the second
+	start_proxy 4500 cut-second $((1 << 20))
+	remote_cmd pre-dump --remote --port 4500 "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "pre-dump 1 failed ($DUMP_RC)"
+	dirty_slice 1
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	remote_cmd pre-dump --remote --port 4500 "${TLS_SRC[@]}"
+	grep -q "cut after" "$BATS_TEST_TMPDIR/proxy.out" || die_with_logs "the proxy did not cut"
+	[ "$DUMP_RC" -ne 0 ]
+	assert_running_untraced "$PID"
+	diff -u "$snap" <(snapshot "$PID") || die_with_logs "the source changed"
+	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs after the cut"
+	[ "$STATUS" -ne 0 ]
+	grep -q "the stream is incomplete" "$BATS_TEST_TMPDIR/restore.out"
+	no_links_left
+	no_images_written
+	go_and_check_original
+}
+
+@test "image-less iterative migration over --ps-socket: every link on the one connection the caller made" {
+	start_prog_on_src dirtier 16
+	# the destination: a listener that accepts once and runs stasis restore on fd 5
+	cat >"$BATS_TEST_TMPDIR/accept.py" <<'EOF'
+import os, socket, sys
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((sys.argv[1], int(sys.argv[2])))
+ls.listen(1)
+open(sys.argv[3], "w").write("\0")
+s, _ = ls.accept()
+ls.close()
+os.dup2(s.fileno(), 5)
+os.execvp(sys.argv[4], sys.argv[4:])
+EOF
+	rm -f "$BATS_TEST_TMPDIR/listening"
+	(
+		close_extra_fds
+		cd "$BATS_TEST_TMPDIR" || exit 1
+		exec ip netns exec "$NS_DST" python3 "$BATS_TEST_TMPDIR/accept.py" "$DST_IP" "$PORT" \
+			"$BATS_TEST_TMPDIR/listening" "$STASIS" restore --remote --ps-socket 5 -v4 \
+			-o "$BATS_TEST_TMPDIR/restore.log" "${TLS_DST[@]}"
+	) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 &
+	RPID=$!
+	wait_listening "$BATS_TEST_TMPDIR/listening" "$RPID" "the accepting helper"
+	own_pid "$RPID"
+	# the source: one connection (fd 5) for the three links, dirtied between
+	cat >"$BATS_TEST_TMPDIR/links.sh" <<'EOF'
+set -e
+exec 5<>"/dev/tcp/$DST_IP/$PORT"
+link() { "$STASIS" "$@" -t "$PID" --remote --ps-socket 5 --address "$DST_IP" "${TLS_SRC[@]}" \
+	-v4 -o "$BATS_TEST_TMPDIR/dump.log"; }
+dirty() {
+	kill -USR1 "$PID"
+	for _ in $(seq 100); do grep -q "^DIRTIED $1 " "$LOG" && return 0; sleep 0.05; done
+	return 1
+}
+link pre-dump
+dirty 1
+link pre-dump
+dirty 2
+link dump --track-mem
+EOF
+	local rc=0
+	{
+		DST_IP=$DST_IP PORT=$PORT STASIS=$STASIS PID=$PID LOG=$LOG \
+			BATS_TEST_TMPDIR=$BATS_TEST_TMPDIR TLS_SRC="${TLS_SRC[*]}" \
+			ip netns exec "$NS_SRC" bash -c 'TLS_SRC=($TLS_SRC); . "$BATS_TEST_TMPDIR/links.sh"' \
+			</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 || rc=$?
+	} 2>/dev/null
+	[ "$rc" -eq 0 ] || die_with_logs "the links over --ps-socket failed ($rc)"
+	grep -q "link 3 of the chain received (dump, kept in memory)" "$BATS_TEST_TMPDIR/restore.log" ||
+		die_with_logs "the destination did not take the dump as the chain's third link"
+	reap_source
+	check_restored
+	no_images_written
+	no_links_left
 }
 
 # ---------------------------------------------------------------- refused

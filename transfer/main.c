@@ -26,6 +26,7 @@
 struct xfer_opts xopts = {
     .ack_fd = -1,
     .sink_ack_fd = -1,
+    .chain_fd = -1,
     .status_fd = -1,
     .ps_socket = -1,
 };
@@ -36,6 +37,7 @@ enum {
 	OPT_PS_SOCKET,
 	OPT_ACK_FD,
 	OPT_SINK_ACK_FD,
+	OPT_CHAIN_FD,
 	OPT_RAW,
 	OPT_MAX_BUFFER,
 	OPT_DAEMON,
@@ -72,6 +74,10 @@ static void usage(FILE *f)
 		"                          TLS do not count\n"
 		"      --sink-ack-fd FD    confirm to the sender only after reading \"OK\" on FD\n"
 		"                          from the program that stores the stream\n"
+		"      --chain-fd FD       the links of a chain (stasis-serialize chain --chain-fd\n"
+		"                          holds the other end of the socket FD): accept one\n"
+		"                          sender after another, one link each, until the\n"
+		"                          consumer says the last one arrived\n"
 		"      --raw               carry any byte stream; without it the stream must be\n"
 		"                          a complete checkpoint image stream (frames checked)\n"
 		"      --max-buffer SIZE   memory for data received but not yet taken by the\n"
@@ -134,6 +140,7 @@ static int parse_opts(int argc, char **argv)
 	    {"ps-socket", required_argument, NULL, OPT_PS_SOCKET},
 	    {"ack-fd", required_argument, NULL, OPT_ACK_FD},
 	    {"sink-ack-fd", required_argument, NULL, OPT_SINK_ACK_FD},
+	    {"chain-fd", required_argument, NULL, OPT_CHAIN_FD},
 	    {"raw", no_argument, NULL, OPT_RAW},
 	    {"max-buffer", required_argument, NULL, OPT_MAX_BUFFER},
 	    {"daemon", no_argument, NULL, OPT_DAEMON},
@@ -178,6 +185,10 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case OPT_SINK_ACK_FD:
 			if (parse_fd("--sink-ack-fd", optarg, &xopts.sink_ack_fd))
+				return -1;
+			break;
+		case OPT_CHAIN_FD:
+			if (parse_fd("--chain-fd", optarg, &xopts.chain_fd))
 				return -1;
 			break;
 		case OPT_RAW:
@@ -248,10 +259,15 @@ static int parse_opts(int argc, char **argv)
 					    (char **)&xopts.listen_port))
 			return -1;
 	}
-	if (!xopts.listen && (xopts.sink_ack_fd >= 0 || xopts.raw || xopts.max_buffer ||
+	if (xopts.chain_fd >= 0 && (xopts.sink_ack_fd >= 0 || xopts.raw || xopts.daemon)) {
+		pr_err("--chain-fd excludes --sink-ack-fd, --raw and --daemon");
+		return -1;
+	}
+	if (!xopts.listen && (xopts.sink_ack_fd >= 0 || xopts.chain_fd >= 0 || xopts.raw ||
+			      xopts.max_buffer ||
 			      xopts.daemon || xopts.status_fd >= 0 || xopts.pidfile)) {
-		pr_err("--sink-ack-fd, --raw, --max-buffer, --daemon, --status-fd and --pidfile "
-		       "are options of --listen");
+		pr_err("--sink-ack-fd, --chain-fd, --raw, --max-buffer, --daemon, --status-fd and "
+		       "--pidfile are options of --listen");
 		return -1;
 	}
 	if (xopts.listen && (xopts.ack_fd >= 0 || xopts.tls_no_cn_verify)) {

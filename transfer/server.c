@@ -293,13 +293,28 @@ static bool sink_confirmed(void)
 	return n == 3 && !memcmp(buf, "OK\n", 3);
 }
 
-static int receive(struct conn *c)
+/* The consumer's word on the link just queued: 'M' (more), 'L' (last) or 0. */
+static char chain_word(void)
+{
+	char word[5];
+
+	if (read_full(xopts.chain_fd, word, 5) != 5 ||
+	    (memcmp(word, "MORE\n", 5) && memcmp(word, "LAST\n", 5)))
+		return 0;
+	return word[0];
+}
+
+static bool writer_started;
+static pthread_t writer_thread;
+
+/* One stream from c; with --chain-fd, *more says another link follows. */
+static int receive(struct conn *c, bool *more)
 {
 	struct rx rx = {.c = c};
 	struct img_reader *r = NULL;
 	struct img_frame f;
 	unsigned char trailer[sizeof(struct stasis_frame_hdr) + 8];
-	pthread_t nt, wt;
+	pthread_t nt;
 	int p[2], n = -1, ret = 1;
 	bool checked = false, joined = false;
 	char why[1200] = "";
@@ -313,7 +328,10 @@ static int receive(struct conn *c)
 	pipe_grow(p[0]);
 	pipe_grow(STDOUT_FILENO);
 	rx.pipe_w = p[1];
-	pthread_create(&wt, NULL, writer, NULL);
+	/* one writer for every link of a chain */
+	if (!writer_started)
+		pthread_create(&writer_thread, NULL, writer, NULL);
+	writer_started = true;
 	pthread_create(&nt, NULL, receiver, &rx);
 
 	if (xopts.raw) {
@@ -366,12 +384,53 @@ static int receive(struct conn *c)
 	pr_info("received %llu bytes from %s in %.3f s%s", (unsigned long long)rx.bytes, c->peer,
 		(now_ns() - start) / 1e9, xopts.raw ? "" : "; the checkpoint is complete");
 
+	if (xopts.chain_fd >= 0) {
+		char word;
+
+		/* the link goes whole to the consumer, which judges it */
+		if (q_put(trailer, sizeof(trailer), NULL, 0))
+			goto consumer_failed;
+		word = chain_word();
+		if (!word) {
+			pr_err("the consumer of the chain did not accept the link from %s; not "
+			       "confirming it",
+			       c->peer);
+			send_error(c, "the receiving side refused this link of the chain");
+			goto out;
+		}
+		if (conn_send(c, "OK\n", 3)) {
+			pr_err("cannot confirm the link to %s: %s; dropping the chain", c->peer,
+			       c->err);
+			goto out;
+		}
+		if (word == 'M') {
+			pr_info("link confirmed to %s; waiting for the next one", c->peer);
+			*more = true;
+			imgr_free(r);
+			return 0;
+		}
+		/* the sender knows: now the chain may come to life */
+		if (write_full(xopts.chain_fd, "SENT\n", 5)) {
+			pr_perror("cannot tell the consumer of the chain");
+			goto out;
+		}
+		q_close();
+		pthread_join(writer_thread, NULL);
+		joined = true;
+		if (q_failed())
+			goto consumer_failed;
+		wait_drained();
+		close(STDOUT_FILENO);
+		ret = 0;
+		goto out;
+	}
+
 	if (xopts.sink_ack_fd >= 0) {
 		/* the consumer confirms for us, once it has everything */
 		if (!xopts.raw && q_put(trailer, sizeof(trailer), NULL, 0))
 			goto consumer_failed;
 		q_close();
-		pthread_join(wt, NULL);
+		pthread_join(writer_thread, NULL);
 		joined = true;
 		/* end of input for the consumer, before we wait for its word */
 		close(STDOUT_FILENO);
@@ -405,7 +464,7 @@ static int receive(struct conn *c)
 		goto out;
 	}
 	q_close();
-	pthread_join(wt, NULL);
+	pthread_join(writer_thread, NULL);
 	joined = true;
 	if (q_failed()) {
 		pr_err("the stream was confirmed to %s, but its consumer failed: %s", c->peer,
@@ -424,12 +483,43 @@ out:
 	if (!joined) {
 		/* no trailer was queued: the consumer sees a truncated stream */
 		q_close();
-		pthread_join(wt, NULL);
+		pthread_join(writer_thread, NULL);
 		close(STDOUT_FILENO);
 	}
 	imgr_free(r);
 	pr_info("buffered at most %zu bytes", q.peak);
 	return ret;
+}
+
+/*
+ * A link of a chain received on --ps-socket: the socket stays for the next
+ * sender's session. Its sender ends the TLS session (close_notify) and
+ * sends nothing more, so reading up to that alert leaves the socket at the
+ * next session's first byte.
+ */
+static int end_link_session(struct conn *c)
+{
+	struct timeval tv = {.tv_sec = 30}, none = {0};
+	char buf[64];
+	ssize_t n;
+
+	if (c->tls) {
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		do
+			n = gnutls_record_recv(c->tls, buf, sizeof(buf));
+		while (n == GNUTLS_E_INTERRUPTED);
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		if (n != 0 || c->roff != c->rlen) {
+			pr_err("the sender of a link on --ps-socket did not end its TLS session "
+			       "cleanly; no further link can follow on that socket");
+			return -1;
+		}
+		gnutls_deinit(c->tls);
+		c->tls = NULL;
+	}
+	free(c->rbuf);
+	c->rbuf = NULL;
+	return 0;
 }
 
 /* ---- listening ---- */
@@ -527,6 +617,7 @@ int run_server(void)
 
 	for (;;) {
 		struct conn c = {.fd = -1};
+		bool more;
 		int ret;
 
 		if (lfd >= 0) {
@@ -553,11 +644,23 @@ int run_server(void)
 			continue;
 		}
 		setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-		pr_info("receiving a stream from %s", c.peer);
-		if (lfd >= 0)
+		pr_info("receiving a %s from %s", xopts.chain_fd >= 0 ? "link of a chain" : "stream",
+			c.peer);
+		if (lfd >= 0 && xopts.chain_fd < 0)
 			close(lfd);
-		ret = receive(&c);
+		more = false;
+		ret = receive(&c, &more);
+		if (more && lfd < 0) {
+			/* the next sender comes on the same socket */
+			if (end_link_session(&c))
+				return 1;
+			continue;
+		}
 		conn_close(&c);
+		if (more)
+			continue;
+		if (lfd >= 0 && xopts.chain_fd >= 0)
+			close(lfd);
 		return ret;
 	}
 }

@@ -14,6 +14,13 @@
  *
  * The explicit end of stream tells a finished sender from one that died
  * (a killed process closes its socket as cleanly as a finished one).
+ *
+ * With --chain-fd, the receiver takes one sender after another (on the
+ * same --ps-socket, one TLS session after another), each with one link of
+ * a chain: every link goes to stdout whole, and the consumer's word on the
+ * chain fd ("MORE" or "LAST") decides whether the sender is told "OK"
+ * and whether another is awaited; after the last "OK" went out, "SENT"
+ * tells the consumer that it may restore.
  */
 #ifndef STASIS_TRANSFER_H
 #define STASIS_TRANSFER_H
@@ -44,6 +51,7 @@ struct xfer_opts {
 	bool listen;
 	const char *listen_host, *listen_port;
 	int sink_ack_fd;
+	int chain_fd; /* links of a chain, one sender each (stasis-serialize chain) */
 	bool raw;
 	size_t max_buffer;
 	bool daemon;
