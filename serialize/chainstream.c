@@ -151,6 +151,27 @@ static int out_finish(void)
 	return 0;
 }
 
+/*
+ * On a failure: what is queued is dropped, not written (stasis-inject may
+ * read nothing while it waits for the source's PIDs, and must see its
+ * input end, a stream without a trailer, at once). The writer is left to
+ * die with the process.
+ */
+static void out_abort(void)
+{
+	pthread_mutex_lock(&outq.lock);
+	outq.failed = true;
+	outq.err = ECANCELED;
+	while (outq.head) {
+		struct out_item *it = outq.head;
+
+		outq.head = it->next;
+		free(it);
+	}
+	outq.tail = NULL;
+	pthread_mutex_unlock(&outq.lock);
+}
+
 /* ---- the links ---- */
 
 enum link_mode {
@@ -559,8 +580,8 @@ int chain_stream_run(const struct chain_stream_opts *o)
 	if (!ret)
 		pr_info("chain of %d link%s restored as one stream", cs.nr, cs.nr == 1 ? "" : "s");
 out:
-	if (ret && cs.w)
-		out_finish(); /* without the trailer: a truncated stream */
+	if (ret && outq.started)
+		out_abort(); /* without the trailer: a truncated stream */
 	imgw_free(cs.w);
 	imgunpack_free(cs.u);
 	held_free(&cs);
