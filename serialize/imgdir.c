@@ -309,7 +309,19 @@ out:
 	return ret;
 }
 
+static int pack_link(const char *dir, struct img_writer *w, bool resolve);
+
 int imgdir_pack(const char *dir, struct img_writer *w)
+{
+	return pack_link(dir, w, true);
+}
+
+int imgdir_pack_link(const char *dir, struct img_writer *w)
+{
+	return pack_link(dir, w, false);
+}
+
+static int pack_link(const char *dir, struct img_writer *w, bool resolve)
 {
 	DIR *dp = opendir(dir);
 	struct dirent *de;
@@ -339,7 +351,7 @@ int imgdir_pack(const char *dir, struct img_writer *w)
 		goto out;
 	}
 	qsort(names, nr, sizeof(*names), img_pack_cmp);
-	if (chain_has_parent(dir)) {
+	if (resolve && chain_has_parent(dir)) {
 		chain = chain_open(dir);
 		if (!chain)
 			goto out;

@@ -31,6 +31,7 @@ enum {
 	OPT_VERBOSITY,
 	OPT_CHAIN_FD,
 	OPT_REQUIRE_SEALED,
+	OPT_CHAIN,
 };
 
 static const struct option long_opts[] = {
@@ -40,6 +41,7 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "chain-fd", required_argument, NULL, OPT_CHAIN_FD },
 	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
+	{ "chain", no_argument, NULL, OPT_CHAIN },
 	{ "verbosity", required_argument, NULL, OPT_VERBOSITY },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
@@ -51,7 +53,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: %1$s unpack -D DIR [--ack-fd FD]\n"
-		"       %1$s pack -D DIR\n"
+		"       %1$s pack -D DIR [--chain]\n"
 		"       %1$s show [-i FILE | -D DIR | FILE | -] [--tls-key KEY]\n"
 		"       %1$s dedup -D DIR\n"
 		"       %1$s chain [--tls-key KEY] [--require-sealed] [--chain-fd FD]\n"
@@ -80,6 +82,8 @@ static void usage(FILE *f)
 		"      --tls-key KEY       show, chain: private key that opens a sealed\n"
 		"                          checkpoint (default " SEAL_DEFAULT_KEY ")\n"
 		"      --require-sealed    chain: refuse a link that is not sealed\n"
+		"      --chain             pack: DIR and its parent links, oldest first, each a\n"
+		"                          stream as stored: the chain as one stream\n"
 		"      --chain-fd FD       chain: the links come from stasis-transfer\n"
 		"                          --chain-fd, one sender each; after each link say\n"
 		"                          MORE or LAST on FD, and restore only after SENT\n"
@@ -140,7 +144,51 @@ out:
 
 /* ---- pack ---- */
 
-static int cmd_pack(const char *dir)
+/*
+ * pack --chain: DIR and the links its parent symlinks lead to, oldest
+ * first, each a whole stream of its own as stored (sealed links stay
+ * sealed): the one-stream form of the chain that stasis-serialize chain
+ * reads.
+ */
+static int pack_chain(const char *dir)
+{
+	char *links[64];
+	int nr = 0, ret = -1;
+	struct stat st;
+
+	links[nr++] = xstrdup(dir);
+	for (;;) {
+		char *parent = xmalloc(strlen(links[nr - 1]) + 8);
+
+		sprintf(parent, "%s/parent", links[nr - 1]);
+		if (lstat(parent, &st)) {
+			free(parent);
+			break;
+		}
+		if (nr == 64) {
+			pr_err("%s: more than 64 links in the chain of parents", dir);
+			free(parent);
+			goto out;
+		}
+		links[nr++] = parent;
+	}
+	for (int i = nr - 1; i >= 0; i--) {
+		struct img_writer *w = imgw_open(1);
+		int err = imgdir_pack_link(links[i], w) || imgw_finish(w);
+
+		imgw_free(w);
+		if (err)
+			goto out;
+	}
+	pr_info("%s: a chain of %d link%s packed as one stream", dir, nr, nr == 1 ? "" : "s");
+	ret = 0;
+out:
+	for (int i = 0; i < nr; i++)
+		free(links[i]);
+	return ret;
+}
+
+static int cmd_pack(const char *dir, bool chain)
 {
 	struct img_writer *w;
 	int ret;
@@ -150,6 +198,8 @@ static int cmd_pack(const char *dir)
 		return -1;
 	}
 	pipe_grow(1);
+	if (chain)
+		return pack_chain(dir);
 	w = imgw_open(1);
 	/* a write error (EPIPE included: SIGPIPE is ignored) is reported once,
 	 * by the writer, and fails every later call */
@@ -631,7 +681,7 @@ static int cmd_show(const char *input, const char *dir, const char *tls_key)
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *input = NULL, *tls_key = NULL, *cmd;
-	bool ack_given = false, require_sealed = false;
+	bool ack_given = false, require_sealed = false, chain = false;
 	int ack_fd = -1, chain_fd = -1, opt;
 
 	log_init(argv[0]);
@@ -665,6 +715,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_REQUIRE_SEALED:
 			require_sealed = true;
+			break;
+		case OPT_CHAIN:
+			chain = true;
 			break;
 		case 'v':
 			if (set_verbosity(optarg))
@@ -709,6 +762,10 @@ int main(int argc, char **argv)
 	    strcmp(cmd, "dedup") && strcmp(cmd, "chain")) {
 		pr_err("unknown command '%s': expected unpack, pack, show, dedup or chain", cmd);
 		usage(stderr);
+		return 1;
+	}
+	if (chain && strcmp(cmd, "pack")) {
+		pr_err("--chain is an option of pack only");
 		return 1;
 	}
 	if ((chain_fd >= 0 || require_sealed) && strcmp(cmd, "chain")) {
@@ -760,7 +817,7 @@ int main(int argc, char **argv)
 		return cmd_unpack(dir, ack_fd) ? 1 : 0;
 	}
 	if (!strcmp(cmd, "pack"))
-		return cmd_pack(dir) ? 1 : 0;
+		return cmd_pack(dir, chain) ? 1 : 0;
 	if (!strcmp(cmd, "dedup")) {
 		uint64_t bytes;
 

@@ -605,7 +605,9 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"running, tracking what it writes from then on: the next pre-dump or\n"
 			"dump --track-mem with --prev-images-dir DIR copies only the pages written\n"
 			"since (docs/predump.md):\n"
-			"  stasis-freeze -t PID stasis-collect --pre-dump | stasis-serialize unpack\n");
+			"  stasis-freeze -t PID stasis-collect --pre-dump | stasis-serialize unpack\n"
+			"With --remote, the link goes to a stasis restore --remote instead, and\n"
+			"continues the tree's running tracker: no --prev-images-dir.\n");
 		break;
 	case CMD_DEDUP:
 		fprintf(f,
@@ -619,8 +621,10 @@ void fe_usage(FILE *f, enum fe_cmd cmd)
 			"Usage: stasis restore [-D DIR] [OPTIONS]\n\n"
 			"Restore the process tree checkpointed in the directory DIR:\n"
 			"  stasis-serialize pack -D DIR | stasis-inject\n"
-			"or, with --remote, the one a dump --remote sends to PORT:\n"
-			"  stasis-transfer --listen [ADDR:]PORT | stasis-inject\n"
+			"or, with --remote, what pre-dump --remote (any number) and dump --remote\n"
+			"send to PORT, the links kept in memory until the dump arrives:\n"
+			"  stasis-transfer --listen [ADDR:]PORT --chain-fd A |\n"
+			"      stasis-serialize chain --chain-fd B | stasis-inject\n"
 			"Without -d, wait for the restored root task and exit with its status.\n");
 		break;
 	case CMD_CHECK:

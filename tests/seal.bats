@@ -556,3 +556,40 @@ EOF
 	mv "$c/1.real" "$c/1"
 	restore_and_check --tls-key "$PKI/ec.key"
 }
+
+@test "a sealed chain in one stream: pack --chain of the sealed links, each opened with its own keys by stasis-serialize chain, restored whole" {
+	local c=$BATS_TEST_TMPDIR/chain i
+	start_prog dirtier 8
+	mkdir -p "$c"
+	stasis pre-dump -t "$PID" -D "$c/1" -e --tls-cert "$PKI/ec.pem"
+	for i in 1 2; do
+		kill -USR1 "$PID"
+		for _ in $(seq 100); do grep -q "^DIRTIED $i " "$LOG" && break; sleep 0.05; done
+		if [ "$i" = 1 ]; then
+			stasis pre-dump -t "$PID" -D "$c/2" -e --tls-cert "$PKI/ec.pem" --prev-images-dir ../1
+		fi
+	done
+	IMG=$c/3
+	dump_and_kill -e --tls-cert "$PKI/ec.pem" --track-mem --prev-images-dir ../2
+	stasis-serialize pack -D "$IMG" --chain >"$BATS_TEST_TMPDIR/chain.stream"
+	# the links as stored: three sealed streams
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/chain.stream")" -ge $((8 << 20)) ]
+	# a key of nobody the links are sealed for: refused, nothing restored
+	run bash -c 'stasis-serialize chain --tls-key "$1" <"$2" | stasis-inject' - \
+		"$PKI/other-ec.key" "$BATS_TEST_TMPDIR/chain.stream"
+	[ "$status" -ne 0 ]
+	[[ $output == *"link 1 of the chain"* || $output == *"key"* ]] || die_with_logs "no clear refusal: $output"
+	alive "$PID" && die_with_logs "a chain opened with a wrong key ran a task"
+	(cd "$BATS_TEST_TMPDIR" && stasis-serialize chain --require-sealed --tls-key "$PKI/ec.key" \
+		-v4 -o chain.log <chain.stream | exec stasis-inject -v4 -o restore.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 3>&- &
+	RPID=$!
+	own_pid "$RPID"
+	wait_restored
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored program did not finish"
+	[ "$STATUS" -eq 0 ] || die_with_logs "the restore exited with $STATUS"
+	check_pass_log
+	[ "$(grep -c "link [123] of the chain is sealed" "$BATS_TEST_TMPDIR/chain.log")" -eq 3 ]
+	[ -z "$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$c/3/cipher.img" 2>/dev/null)" ]
+}

@@ -135,5 +135,8 @@ int img_ack(int fd);
 int img_pack_cmp(const void *a, const void *b);
 /* Streams every image of dir to w in canonical order. */
 int imgdir_pack(const char *dir, struct img_writer *w);
+/* The same for one link of an iterative chain as it is, its pages left to
+ * its parent unresolved (stasis-serialize pack --chain). */
+int imgdir_pack_link(const char *dir, struct img_writer *w);
 
 #endif
