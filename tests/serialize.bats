@@ -22,6 +22,12 @@ setup() {
 	"$MKSTREAM" >"$T/s.bin"
 }
 
+teardown() {
+	if [ -n "${SMALL_MNT:-}" ]; then
+		umount "$SMALL_MNT"
+	fi
+}
+
 # Writes byte VALUE (0-255) at OFFSET of FILE.
 poke() { # FILE OFFSET VALUE
 	printf "\\$(printf %03o "$3")" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
@@ -284,6 +290,33 @@ EOF
 	[ "$output" = 1 ]
 	[ "$(wc -l <"$T/d.err")" -eq 1 ]
 	grep -q "Broken pipe" "$T/d.err"
+}
+
+@test "page images of many write buffers and of an odd length are stored byte for byte" {
+	# 21 MiB + 1000 bytes: several 4 MiB buffers of the page writer, written
+	# with O_DIRECT, then a tail that O_DIRECT does not take
+	"$MKSTREAM" -p 21504 >"$T/big.bin"
+	stasis-serialize unpack -D "$T/d" <"$T/big.bin"
+	stasis-serialize pack -D "$T/d" | cmp "$T/big.bin" -
+	head -c 1000 /dev/urandom >>"$T/d/pages-1.img"
+	cp "$T/d/pages-1.img" "$T/pages-1.copy"
+	stasis-serialize pack -D "$T/d" >"$T/odd.bin"
+	unpack_ack "$T/odd.bin" "$T/d2"
+	[ "$status" -eq 0 ]
+	printf 'OK\n' | cmp - "$T/d2.ack"
+	cmp "$T/pages-1.copy" "$T/d2/pages-1.img"
+	stasis-serialize pack -D "$T/d2" | cmp "$T/odd.bin" -
+}
+
+@test "a page write that fails (disk full) fails unpack with one line, without acknowledgement" {
+	"$MKSTREAM" -p 16384 >"$T/big.bin"
+	mkdir "$T/small"
+	mount -t tmpfs -o size=4m stasis-test "$T/small"
+	SMALL_MNT=$T/small
+	unpack_ack "$T/big.bin" "$T/small/d"
+	one_error "No space left on device"
+	[ ! -s "$T/small/d.ack" ]
+	[ ! -e "$T/small/d" ]
 }
 
 @test "pack refuses a directory without a checkpoint and files that are not regular" {
