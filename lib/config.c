@@ -18,8 +18,15 @@
 
 static void add_arg(struct config_args *ca, char *arg, int line)
 {
-	ca->argv = xrealloc(ca->argv, (ca->argc + 2) * sizeof(*ca->argv));
-	ca->line = xrealloc(ca->line, (ca->argc + 1) * sizeof(*ca->line));
+	/* argv holds argc + 1 pointers (the NULL last); when that is a power
+	 * of two it is full and its room doubles (growing it by one a word
+	 * would copy it once a word) */
+	size_t used = (size_t)ca->argc + 1;
+
+	if (!(used & (used - 1))) {
+		ca->argv = xrealloc(ca->argv, 2 * used * sizeof(*ca->argv));
+		ca->line = xrealloc(ca->line, 2 * used * sizeof(*ca->line));
+	}
 	ca->argv[ca->argc] = arg;
 	ca->line[ca->argc] = line;
 	ca->argc++;
@@ -29,6 +36,22 @@ static void add_arg(struct config_args *ca, char *arg, int line)
 static bool blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The bytes of the word at s, its quotes included. */
+static size_t word_span(const char *s)
+{
+	const char *p = s;
+
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++)
+			if (p[0] == '\\' && p[1] == '"')
+				p++;
+		return p - s + (*p == '"');
+	}
+	while (*p && !blank(*p))
+		p++;
+	return p - s;
 }
 
 /* Splits one line into words; -1 on an unterminated quote. */
@@ -44,7 +67,9 @@ static int parse_line(struct config_args *ca, const char *s, int line)
 			s++;
 		if (!*s || *s == '#')
 			return 0;
-		cap = strlen(s) + 3;
+		/* room for this word only: a line of many words must not
+		 * cost the square of its length */
+		cap = word_span(s) + 3;
 		w = xmalloc(cap);
 		/* the option name: "--" in front, unless it has dashes already */
 		if (first && *s != '-') {
