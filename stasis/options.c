@@ -312,6 +312,15 @@ static int parse_pid(const char *arg, pid_t *pid)
 	return 0;
 }
 
+/* Room for one more string after n in v: the room doubles when full (a
+ * file may repeat an option many thousand times). */
+static const char **grow_vector(const char **v, int n)
+{
+	if (n & (n - 1))
+		return v;
+	return xrealloc(v, (n ? 2 * (size_t)n : 1) * sizeof(*v));
+}
+
 /* Where an option came from: the command line (ca NULL) or a file. */
 static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, char **argv,
 		 const struct config_args *ca)
@@ -341,12 +350,11 @@ static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, 
 		o->version = true;
 		return 0;
 	case K_SCRIPT:
-		o->scripts = xrealloc(o->scripts, (o->nr_scripts + 1) * sizeof(*o->scripts));
+		o->scripts = grow_vector(o->scripts, o->nr_scripts);
 		o->scripts[o->nr_scripts++] = optarg;
 		return 0;
 	case K_LIST:
-		o->list[opt->target].v = xrealloc(o->list[opt->target].v,
-						  (o->list[opt->target].n + 1) * sizeof(char *));
+		o->list[opt->target].v = grow_vector(o->list[opt->target].v, o->list[opt->target].n);
 		o->list[opt->target].v[o->list[opt->target].n++] = optarg;
 		return 0;
 	case K_CONFIG:
@@ -462,6 +470,8 @@ static int apply_config(const char *path, bool missing_ok, struct fe_opts *o)
 	struct config_args *ca = xzalloc(sizeof(*ca));
 	int r = config_read(path, missing_ok, ca);
 
+	o->files = xrealloc(o->files, (o->nr_files + 1) * sizeof(*o->files));
+	o->files[o->nr_files++] = ca;
 	if (r)
 		return r < 0 ? -1 : 0;
 	pr_debug("reading configuration file %s", path);
@@ -528,6 +538,19 @@ int fe_parse(int argc, char **argv, struct fe_opts *o)
 out:
 	free(seen);
 	return ret;
+}
+
+void fe_free(struct fe_opts *o)
+{
+	for (int i = 0; i < o->nr_files; i++) {
+		config_free(o->files[i]);
+		free(o->files[i]);
+	}
+	free(o->files);
+	for (int i = 0; i < L_NR; i++)
+		free(o->list[i].v);
+	free(o->scripts);
+	memset(o, 0, sizeof(*o));
 }
 
 /* Print text, the cursor being at column indent, wrapped before width. */

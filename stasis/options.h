@@ -99,6 +99,8 @@ struct fe_opts {
 	int nr_scripts;
 	const char *config;	/* --config FILE */
 	bool no_default_config; /* --no-default-config (or --config) */
+	struct config_args **files; /* the configuration files read: their */
+	int nr_files;		    /* options point into them */
 };
 
 /*
@@ -110,6 +112,8 @@ struct fe_opts {
  * error.
  */
 int fe_parse(int argc, char **argv, struct fe_opts *o);
+/* Frees what fe_parse kept (the option strings from files go with it). */
+void fe_free(struct fe_opts *o);
 
 /* Print the help of one command, or of all of them for CMD_NONE. */
 void fe_usage(FILE *f, enum fe_cmd cmd);
