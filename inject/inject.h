@@ -36,9 +36,13 @@ struct rec {
 	size_t len;
 };
 
+/* records.c: reads every record up to the first page frame; returns
+ * imgr_next's verdict for the frame left in *f (1 pages, 0 end, -1 error). */
+int records_load(struct img_reader *r, struct img_frame *f);
 /* Unpacks the idx-th record of image into a message (NULL if absent). */
 void *records_get(const char *image, unsigned idx, const ProtobufCMessageDescriptor *desc);
 unsigned records_count(const char *image);
+void records_free(void);
 
 /* The gadget: one code page (`syscall; int3`) and scratch pages, mapped
  * where no restored mapping goes, through which every remote call runs. */
@@ -100,6 +104,8 @@ int parasite_remove(struct itask *t);
 
 int mm_prepare(struct itask *t);
 int mm_restore_vmas(struct itree *tr, struct itask *t);
+/* The checks of the mappings of t that mm_restore_vmas makes first. */
+int mm_check_vmas(struct itask *t);
 int mm_load_pagemap(struct itask *t);
 void mm_free_pagemap(struct itask *t);
 /* t was forked from src, whose memory is restored: keep what it inherits. */
@@ -156,6 +162,8 @@ int creds_restore(struct itask *t);
 int sched_restore(struct itask *t);
 
 int pstree_load(struct itree *tr);
+/* Frees what pstree_load loaded (the fuzz harness; a restore keeps it). */
+void pstree_free(struct itree *tr);
 /* Creates t (the root or a child, parents first) with its PID, parent and
  * session; returns the task it was forked from (itself for the root). */
 struct itask *pstree_create_task(struct itree *tr, struct itask *t);

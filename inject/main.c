@@ -32,9 +32,6 @@
 
 struct inject_opts opts = { .file_validation = FILE_VALIDATION_FILESIZE };
 
-static struct rec *recs;
-static size_t nr_recs;
-
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: stasis-inject [OPTIONS] < STREAM\n"
@@ -59,55 +56,6 @@ static void usage(FILE *f)
 		   "  -o, --log-file FILE     write log messages to FILE\n"
 		   "  -h, --help              show this help and exit\n"
 		   "  -V, --version           show the version and exit\n");
-}
-
-unsigned records_count(const char *image)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < nr_recs; i++)
-		n += !strcmp(recs[i].image, image);
-	return n;
-}
-
-void *records_get(const char *image, unsigned idx, const ProtobufCMessageDescriptor *desc)
-{
-	for (size_t i = 0; i < nr_recs; i++) {
-		ProtobufCMessage *m;
-
-		if (strcmp(recs[i].image, image) || idx--)
-			continue;
-		m = protobuf_c_message_unpack(desc, NULL, recs[i].len, recs[i].data);
-		if (!m)
-			pr_err("%s: record is malformed (not a %s)", image, desc->name);
-		return m;
-	}
-	return NULL;
-}
-
-/* Reads every record up to the first page frame; returns imgr_next's
- * verdict for the frame left in *f (1 pages, 0 end, -1 error). */
-static int read_records(struct img_reader *r, struct img_frame *f)
-{
-	int ret;
-
-	while ((ret = imgr_next(r, f)) > 0) {
-		if (f->hdr.kind == FRAME_PAGES)
-			return 1;
-		if (f->hdr.kind != FRAME_RECORD)
-			continue;
-		if (nr_recs > 1000000) {
-			pr_err("too many records in the checkpoint");
-			return -1;
-		}
-		recs = xrealloc(recs, (nr_recs + 1) * sizeof(*recs));
-		recs[nr_recs].image = xstrdup(f->image);
-		recs[nr_recs].data = xmalloc(f->hdr.len);
-		memcpy(recs[nr_recs].data, f->data, f->hdr.len);
-		recs[nr_recs].len = f->hdr.len;
-		nr_recs++;
-	}
-	return ret;
 }
 
 /* Everything a live task needs once the tree exists and pages are in:
@@ -392,7 +340,7 @@ int main(int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
-	more = read_records(r, &f);
+	more = records_load(r, &f);
 	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) || files_prepare(&tree))
 		return 1;
 	root = tree.tasks[0].pid;

@@ -74,24 +74,27 @@ int pstree_load(struct itree *tr)
 {
 	Stasis__Inventory *inv;
 	unsigned n = records_count("pstree");
+	uint32_t root_pid;
 
 	NEED(inv, "inventory", 0, stasis__inventory__descriptor);
 	if (inv->version != STASIS_STREAM_VERSION) {
 		pr_err("checkpoint version %u is not supported", inv->version);
-		return -1;
+		goto fail_inv;
 	}
 	if (inv->pre_dump) {
 		pr_err("the checkpoint is a pre-dump (memory only): restore the dump taken after it");
-		return -1;
+		goto fail_inv;
 	}
 	if (inv->shell_job && !opts.shell_job) {
 		pr_err("the tree was dumped with --shell-job; restore it with --shell-job");
-		return -1;
+		goto fail_inv;
 	}
 	if (!n || n > 32768) {
 		pr_err("the checkpoint holds %u tasks", n);
-		return -1;
+		goto fail_inv;
 	}
+	root_pid = inv->root_pid;
+	protobuf_c_message_free_unpacked(&inv->base, NULL);
 	tr->tasks = xzalloc(n * sizeof(*tr->tasks));
 	for (unsigned i = 0; i < n; i++) {
 		struct itask *t = &tr->tasks[i];
@@ -100,10 +103,12 @@ int pstree_load(struct itree *tr)
 		t->pid = t->pe->pid;
 		if (t->pid <= 1 || find_task(tr, t->pid)) {
 			pr_err("the checkpoint's process tree is inconsistent at task %d", t->pid);
+			protobuf_c_message_free_unpacked(&t->pe->base, NULL);
+			t->pe = NULL;
 			return -1;
 		}
 		tr->nr++;
-		if (i == 0 ? (t->pid != (pid_t)inv->root_pid || t->pe->zombie)
+		if (i == 0 ? (t->pid != (pid_t)root_pid || t->pe->zombie)
 			   : !(t->parent = find_task(tr, t->pe->ppid)) || !task_alive(t->parent)) {
 			pr_err("the checkpoint's process tree is inconsistent at task %d", t->pid);
 			return -1;
@@ -112,6 +117,36 @@ int pstree_load(struct itree *tr)
 			return -1;
 	}
 	return 0;
+fail_inv:
+	protobuf_c_message_free_unpacked(&inv->base, NULL);
+	return -1;
+}
+
+static void free_msg(void *m)
+{
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+}
+
+void pstree_free(struct itree *tr)
+{
+	for (size_t i = 0; i < tr->nr; i++) {
+		struct itask *t = &tr->tasks[i];
+
+		for (size_t j = 0; t->threads && j < t->nr_threads; j++)
+			free_msg(t->threads[j].th);
+		free(t->threads);
+		free_msg(t->pe);
+		free_msg(t->tc);
+		free_msg(t->mm);
+		free_msg(t->fs);
+		for (size_t j = 0; t->fdinfo && j < t->nr_fdinfo; j++)
+			free_msg(t->fdinfo[j]);
+		free(t->fdinfo);
+	}
+	free(tr->tasks);
+	tr->tasks = NULL;
+	tr->nr = 0;
 }
 
 /* ---- creation ---- */
