@@ -162,6 +162,31 @@ int conn_recv_full(struct conn *c, void *buf, size_t len)
 	return 1;
 }
 
+static uint32_t get_le32(const unsigned char *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int conn_recv_chunk(struct conn *c, void *buf, uint32_t *len)
+{
+	unsigned char hdr[4];
+	int r = conn_recv_full(c, hdr, 4);
+
+	if (r <= 0) {
+		if (!r)
+			set_err(c, "the sender closed the connection");
+		return -1;
+	}
+	*len = get_le32(hdr);
+	if (!*len)
+		return 0;
+	if (*len > XFER_CHUNK_MAX) {
+		set_err(c, "protocol error: a chunk of %u bytes", *len);
+		return -1;
+	}
+	return conn_recv_full(c, buf, *len) == 1 ? 1 : -1;
+}
+
 int conn_send(struct conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -165,38 +165,20 @@ struct rx {
 	uint64_t bytes;
 };
 
-static uint32_t get_le32(const unsigned char *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void *receiver(void *arg)
 {
 	struct rx *rx = arg;
 	char *buf = xmalloc(XFER_CHUNK_MAX);
 
 	for (;;) {
-		unsigned char hdr[4];
 		uint32_t len;
-		int r = conn_recv_full(rx->c, hdr, 4);
+		int r = conn_recv_chunk(rx->c, buf, &len);
 
-		if (r <= 0) {
-			if (!rx->halted)
-				snprintf(rx->err, sizeof(rx->err), "%s",
-					 r ? rx->c->err : "the sender closed the connection");
-			break;
-		}
-		len = get_le32(hdr);
-		if (!len) {
+		if (r == 0) {
 			rx->ended = true;
 			break;
 		}
-		if (len > XFER_CHUNK_MAX) {
-			snprintf(rx->err, sizeof(rx->err), "protocol error: a chunk of %u bytes",
-				 len);
-			break;
-		}
-		if (conn_recv_full(rx->c, buf, len) != 1) {
+		if (r < 0) {
 			if (!rx->halted)
 				snprintf(rx->err, sizeof(rx->err), "%s", rx->c->err);
 			break;

@@ -94,6 +94,9 @@ ssize_t conn_recv(struct conn *c, void *buf, size_t len);
 /* 1 all read, 0 clean end before any byte, -1 error or end in the middle */
 int conn_recv_full(struct conn *c, void *buf, size_t len);
 int conn_send(struct conn *c, const void *buf, size_t len);
+/* One chunk of the stream into buf (XFER_CHUNK_MAX bytes): 1 with its
+ * length in *len, 0 at the sender's end of stream, -1 on error (c->err). */
+int conn_recv_chunk(struct conn *c, void *buf, uint32_t *len);
 /* Reads one "\n"-terminated line (without it) of at most XFER_LINE_MAX. */
 int conn_recv_line(struct conn *c, char *line, size_t len);
 /* Tells the peer we are done (TLS close_notify) and closes. */
