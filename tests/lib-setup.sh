@@ -19,6 +19,7 @@ STASIS_PACKAGES=(
 	procps # ps, for tests/demo; not in minimal images
 	redis-server redis-tools nginx socat # tests/realnet.bats: real network programs
 	iputils-arping # tests/netmigrate.bats: announce a migrated address
+	clang # the libFuzzer harnesses (tests/fuzz, tests/fuzz.bats)
 )
 
 stasis_log() { printf '==> %s\n' "$*" >&2; }
@@ -50,8 +51,8 @@ stasis_install_deps() {
 		stasis_as_root apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
-# The fuzz build (bench/fuzz.sh) only: clang, with libFuzzer and the
-# sanitizers.
+# The fuzz build only (bench/fuzz.sh, tests/fuzz.bats): clang, with
+# libFuzzer and the sanitizers (also in STASIS_PACKAGES).
 stasis_install_fuzz_deps() {
 	local status
 	status=$(dpkg-query -W -f='${db:Status-Status}' clang 2>/dev/null) || status=
@@ -60,6 +61,27 @@ stasis_install_fuzz_deps() {
 	export DEBIAN_FRONTEND=noninteractive
 	stasis_as_root apt-get update &&
 		stasis_as_root apt-get install -y --no-install-recommends clang
+}
+
+# The libFuzzer harnesses of tests/fuzz, instrumented (ASan, UBSan), in
+# $STASIS_FUZZ_BUILD_DIR: every source they link is built with clang there,
+# apart from the normal build.
+STASIS_FUZZ_BUILD_DIR=${STASIS_FUZZ_BUILD_DIR:-$STASIS_REPO/build-fuzz}
+stasis_fuzz_harnesses() {
+	local c
+	for c in "$STASIS_REPO"/tests/fuzz/*.c; do
+		printf 'fuzz-%s\n' "$(basename "$c" .c)"
+	done
+}
+stasis_build_fuzz() {
+	local jobs harnesses
+	jobs=$(nproc 2>/dev/null || echo 2)
+	stasis_install_fuzz_deps || return 1
+	stasis_log "building the fuzz harnesses in $STASIS_FUZZ_BUILD_DIR"
+	CC=clang cmake -S "$STASIS_REPO" -B "$STASIS_FUZZ_BUILD_DIR" -DSTASIS_FUZZ=ON \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || return 1
+	mapfile -t harnesses < <(stasis_fuzz_harnesses)
+	cmake --build "$STASIS_FUZZ_BUILD_DIR" -j"$jobs" --target "${harnesses[@]}" >/dev/null || return 1
 }
 
 # Configure, build and install into $STASIS_PREFIX. Returns non-zero on any
@@ -77,7 +99,7 @@ stasis_build() {
 
 # The environment the suites, the demo and the benchmark run in.
 stasis_env() {
-	export STASIS_REPO STASIS_BUILD_DIR STASIS_PREFIX
+	export STASIS_REPO STASIS_BUILD_DIR STASIS_PREFIX STASIS_FUZZ_BUILD_DIR
 	export PATH="$STASIS_PREFIX/bin:$STASIS_PREFIX/sbin:$PATH"
 	# Trailing colon: keep the system's man path after ours.
 	export MANPATH="$STASIS_PREFIX/share/man:${MANPATH:-}"
