@@ -257,11 +257,14 @@ static void free_long_options(struct option *lo)
 	free(lo);
 }
 
-static char *build_short_options(void)
+/* in_order: stop at the first word that is not an option (getopt's '+'). */
+static char *build_short_options(bool in_order)
 {
-	char *s = xmalloc(3 * NR_OPTIONS + 2), *p = s;
+	char *s = xmalloc(3 * NR_OPTIONS + 3), *p = s;
 	int i;
 
+	if (in_order)
+		*p++ = '+';
 	*p++ = ':'; /* report missing arguments as ':' */
 	for (i = 0; i < NR_OPTIONS; i++) {
 		if (!options[i].short_opt)
@@ -401,7 +404,9 @@ static int parse_vector(int argc, char **argv, struct fe_opts *o, const struct c
 			bool *seen)
 {
 	struct option *lo = build_long_options();
-	char *so = build_short_options();
+	/* A file's words stay in place: its line numbers (ca->line) are of
+	 * the words as they were, which getopt would otherwise permute. */
+	char *so = build_short_options(ca != NULL);
 	int c, ret = -1;
 
 	opterr = 0;

@@ -268,6 +268,15 @@ EOF
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"line 1"* ]]
 
+	# a stray word before more options: its own line, not one of theirs
+	printf 'leave-running stray\nshell-job\nlog-pid\n' >"$fake/bad.conf"
+	run "$FS" dump -t 1 -D "$fake/img" --config "$fake/bad.conf"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$fake/bad.conf:1: 'stray' is not an option"* ]]
+	[[ "$output" == *"in configuration file $fake/bad.conf, line 1"* ]]
+	[ ! -s "$FAKE_LOG" ]
+
 	rm "$HOME/.stasis/default.conf"
 	STASIS_CONFIG_FILE=$fake/missing.conf run "$FS" dump -t 1 -D "$fake/img"
 	[ "$status" -eq 1 ]
