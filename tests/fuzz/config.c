@@ -86,7 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			parse_values(ca.argv[i]);
 		optind = 0;
 		opterr = 0;
-		while ((c = getopt_long(ca.argc, ca.argv, "v::D:t:R", lopts, NULL)) != -1) {
+		/* '-': words in order (permuting them costs the square of their number) */
+		while ((c = getopt_long(ca.argc, ca.argv, "-v::D:t:R", lopts, NULL)) != -1) {
 			if (c == 'v')
 				common_option(c, optarg, "fuzz-config", usage);
 			else if (c == 't' || c == 1000)
