@@ -27,6 +27,8 @@
 # the start of the last dump to the restored tree running (restore --remote
 # -d returning). A table of the downtimes and their ratios ends the run.
 #
+# BENCH_ONLY=remote runs the image-less comparison alone.
+#
 # Environment: STASIS_BUILD_DIR (default: build/ beside this script),
 # BENCH_DIR (default: a fresh directory in /tmp), BENCH_KEEP=1.
 
@@ -83,6 +85,11 @@ start() {
 	die "dirtier did not start"
 }
 
+only=${BENCH_ONLY:-}
+[ -z "$only" ] || [ "$only" = remote ] || die "BENCH_ONLY: remote, or nothing"
+[ "$only" = remote ] && BENCH_MIGRATE=1
+
+if [ -z "$only" ]; then
 start
 echo "stasis pre-copy benchmark: $size MiB, $wset MiB rewritten without pause, $rounds rounds"
 printf '%-6s %-9s %12s %10s\n' round mode "frozen ms" pages
@@ -118,6 +125,7 @@ for _ in $(seq 600); do
 	sleep 0.1
 done
 tail -n 1 "$top/prog.log"
+fi
 
 [ "${BENCH_MIGRATE:-0}" = 1 ] || exit 0
 
@@ -155,6 +163,7 @@ land() { # DIR T0 MODE
 		"$(tail -n 1 "$top/prog.log")"
 }
 
+if [ -z "$only" ]; then
 echo "migration over loopback with TLS (page servers), downtime from the last dump to the restored tree running:"
 start
 d=$top/mig-one
@@ -169,6 +178,7 @@ link "$d/2" "--prev-images-dir ../1" pre-dump --prev-images-dir ../1
 t0=$(now)
 link "$d/3" "--prev-images-dir ../2" dump --track-mem --prev-images-dir ../2
 land "$d/3" "$t0" pre-copy
+fi
 
 # ---------------------------------------------------------------- image-less
 # One image-less migration: PRE pre-dump --remote links, then the dump; the

@@ -333,3 +333,27 @@ start_chain_restore() { # FILE...
 	chain_refused "is missing" "$CHAIN"/{1s,2,3}.stream
 	[ -z "$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/3.stream" 2>/dev/null)" ]
 }
+
+@test "the links stasis-serialize chain keeps in memory go with it, even when it is killed" {
+	start_prog dirtier 4
+	link_stream 1 pre-dump
+	mkfifo "$CHAIN/in"
+	stasis-serialize chain <"$CHAIN/in" >/dev/null 2>"$BATS_TEST_TMPDIR/chain.err" &
+	local rp=$! dir='' i
+	own_pid "$rp"
+	exec 7>"$CHAIN/in"
+	cat "$CHAIN/1.stream" >&7
+	for i in $(seq 100); do
+		dir=$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/1.stream" 2>/dev/null | head -n 1)
+		[ -n "$dir" ] && [ -s "$dir/1/inventory.img" ] && break
+		sleep 0.05
+	done
+	[ -s "$dir/1/inventory.img" ] || die_with_logs "the first link was not kept in memory"
+	[ "$(stat -c %a "$dir")" = 700 ]
+	kill -KILL "$rp"
+	wait "$rp" 2>/dev/null || true
+	exec 7>&-
+	for i in $(seq 100); do [ -e "$dir" ] || break; sleep 0.05; done
+	[ ! -e "$dir" ] || die_with_logs "$dir outlived the killed resolver"
+	go_and_check_original
+}
