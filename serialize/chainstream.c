@@ -28,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "stasis/image.h"
@@ -514,7 +516,8 @@ int chain_stream_remove(const char *dir)
 int chain_stream_run(const struct chain_stream_opts *o)
 {
 	struct chain_stream cs = { .o = o };
-	const char *shm = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
+	const char *shm = "/dev/shm";
+	struct statfs sfs;
 	char base[64];
 	int ret = -1, n;
 
@@ -525,7 +528,14 @@ int chain_stream_run(const struct chain_stream_opts *o)
 	}
 	pipe_grow(STDIN_FILENO);
 	pipe_grow(STDOUT_FILENO);
-	/* the plaintext of the tree's memory: in memory, for root only */
+	/* the plaintext of the tree's memory: in memory, for root only;
+	 * never on a disk */
+	if (statfs(shm, &sfs) || (sfs.f_type != TMPFS_MAGIC && sfs.f_type != RAMFS_MAGIC) ||
+	    access(shm, W_OK)) {
+		pr_err("cannot keep the links of the chain in memory: %s is not a writable tmpfs",
+		       shm);
+		return -1;
+	}
 	snprintf(base, sizeof(base), "%s/stasis-chain.XXXXXX", shm);
 	cs.tmp = mkdtemp(xstrdup(base));
 	if (!cs.tmp) {

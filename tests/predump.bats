@@ -288,7 +288,7 @@ start_chain_restore() { # FILE...
 	check_pass_log
 	grep -q "chain of 3 links restored as one stream" "$BATS_TEST_TMPDIR/chain.log"
 	# the links were kept in memory, and went with the resolver
-	[ -z "$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/3.stream" 2>/dev/null)" ]
+	[ -z "$(find /dev/shm -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/3.stream" 2>/dev/null)" ]
 }
 
 @test "a chain in one stream with a link missing, foreign, cut short or short of a page: one clear error, nothing restored" {
@@ -331,7 +331,7 @@ start_chain_restore() { # FILE...
 	truncate -s 8192 "$CHAIN"/1.dir/pages-1.img
 	stasis-serialize pack -D "$CHAIN/1.dir" >"$CHAIN/1s.stream"
 	chain_refused "is missing" "$CHAIN"/{1s,2,3}.stream
-	[ -z "$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/3.stream" 2>/dev/null)" ]
+	[ -z "$(find /dev/shm -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/3.stream" 2>/dev/null)" ]
 }
 
 @test "the links stasis-serialize chain keeps in memory go with it, even when it is killed" {
@@ -344,7 +344,7 @@ start_chain_restore() { # FILE...
 	exec 7>"$CHAIN/in"
 	cat "$CHAIN/1.stream" >&7
 	for i in $(seq 100); do
-		dir=$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/1.stream" 2>/dev/null | head -n 1)
+		dir=$(find /dev/shm -maxdepth 1 -name 'stasis-chain.*' -newer "$CHAIN/1.stream" 2>/dev/null | head -n 1)
 		[ -n "$dir" ] && [ -s "$dir/1/inventory.img" ] && break
 		sleep 0.05
 	done

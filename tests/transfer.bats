@@ -565,7 +565,7 @@ migrate_chain() { # [ARGS...]
 # No link of a chain is left in memory on the destination.
 no_links_left() {
 	local left
-	left=$(find /dev/shm /tmp -maxdepth 1 -name 'stasis-chain.*' -newer "$BATS_TEST_TMPDIR/listening" 2>/dev/null)
+	left=$(find /dev/shm -maxdepth 1 -name 'stasis-chain.*' -newer "$BATS_TEST_TMPDIR/listening" 2>/dev/null)
 	[ -z "$left" ] || die_with_logs "links left behind: $left"
 }
 
@@ -588,6 +588,19 @@ no_links_left() {
 	[ "$(grep -c "link [123] of the chain is sealed" "$BATS_TEST_TMPDIR/restore.log")" -eq 3 ]
 	reap_source
 	check_restored
+	no_images_written
+	no_links_left
+}
+
+@test "image-less one-shot migration sealed (-e): a whole dump goes through as it arrives, opened on the destination" {
+	start_prog_on_src heap
+	start_remote_restore -e "${TLS_DST[@]}"
+	remote_dump --remote --port "$PORT" -e --tls-cert "$PKI/dst.pem" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "stasis dump --remote -e failed ($DUMP_RC)"
+	reap_source
+	check_restored
+	grep -q "link 1 of the chain is sealed" "$BATS_TEST_TMPDIR/restore.log"
+	grep -q "link 1 of the chain received (dump, whole, passed through)" "$BATS_TEST_TMPDIR/restore.log"
 	no_images_written
 	no_links_left
 }
