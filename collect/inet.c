@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <linux/inet_diag.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 
@@ -484,13 +485,46 @@ static bool fin_received(int state)
 	return state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
 }
 
+/*
+ * The bytes received and not read, urgent mark or not: sock_diag's count
+ * (SIOCINQ stops at a mark), for this very socket (its cookie).
+ */
+static int recv_queued(int fd, const Stasis__InetSk *sk, int *inq)
+{
+	struct inet_diag_req_v2 req = {
+	    .sdiag_family = sk->family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0U};
+	struct inet_diag_sk d;
+	uint64_t cookie;
+	socklen_t len = sizeof(cookie);
+	int ifindex = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
+		return -1;
+	len = sizeof(ifindex);
+	getsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, &len);
+	req.id.idiag_sport = htons(sk->src_port);
+	req.id.idiag_dport = htons(sk->dst_port);
+	memcpy(req.id.idiag_src, sk->src_addr.data, sk->src_addr.len < 16 ? sk->src_addr.len : 16);
+	memcpy(req.id.idiag_dst, sk->dst_addr.data, sk->dst_addr.len < 16 ? sk->dst_addr.len : 16);
+	req.id.idiag_if = ifindex;
+	req.id.idiag_cookie[0] = (uint32_t)cookie;
+	req.id.idiag_cookie[1] = (uint32_t)(cookie >> 32);
+	if (sockdiag_inet_query(&req, &d)) {
+		errno = ENOENT;
+		return -1;
+	}
+	*inq = (int)d.rqueue;
+	return 0;
+}
+
 /* Sizes and sequence numbers of the data alone: a FIN takes a sequence
  * number (and a place in the send queue) but holds no byte. */
-static int read_marks(int fd, int state, struct tcp_marks *m)
+static int read_marks(int fd, const Stasis__InetSk *sk, struct tcp_marks *m)
 {
 	socklen_t len = sizeof(uint32_t);
+	int state = sk->state;
 
-	if (ioctl(fd, SIOCINQ, &m->inq) || ioctl(fd, SIOCOUTQ, &m->outq) ||
+	if (recv_queued(fd, sk, &m->inq) || ioctl(fd, SIOCOUTQ, &m->outq) ||
 	    ioctl(fd, SIOCOUTQNSD, &m->unsent) || select_queue(fd, TCP_RECV_QUEUE) ||
 	    getsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, &m->rcv_seq, &len) ||
 	    select_queue(fd, TCP_SEND_QUEUE) ||
@@ -501,8 +535,10 @@ static int read_marks(int fd, int state, struct tcp_marks *m)
 		m->unsent -= m->unsent > 0;
 		m->snd_seq--;
 	}
-	if (fin_received(state))
+	if (fin_received(state)) {
+		m->inq -= m->inq > 0;
 		m->rcv_seq--;
+	}
 	return select_queue(fd, TCP_NO_QUEUE);
 }
 
@@ -529,6 +565,95 @@ static int peek_queue(int fd, int queue, size_t len, ProtobufCBinaryData *out)
 }
 
 /*
+ * The receive queue with its urgent mark (MSG_OOB data), in sequence space:
+ * the urgent byte keeps its place even where reads skip it. A peek stops
+ * at the mark once it has copied something, and skips the byte itself
+ * unless SO_OOBINLINE; so the queue is peeked up to the mark, then from it
+ * (SO_PEEK_OFF), and the byte taken with MSG_OOB | MSG_PEEK. An urgent
+ * pointer whose byte has not arrived yet cannot be given back: refused.
+ * Fails with errno EAGAIN when the queue moved meanwhile.
+ */
+static int peek_recv_queue(const struct fd_src *src, int fd, const Stasis__InetSk *sk, size_t len,
+			   Stasis__TcpStream *ts, const char *conn)
+{
+	bool inline_urg = carried_int(sk, SOL_SOCKET, SO_OOBINLINE, 0);
+	int atmark = 0, peek_off = -1, off;
+	socklen_t olen = sizeof(peek_off);
+	uint8_t *buf = xmalloc(len + 1), urg = 0;
+	ssize_t n, m = 0, oob;
+	size_t mark;
+
+	ts->has_urg_offset = ts->has_urg_read = false;
+	if (!len)
+		goto done;
+	if (ioctl(fd, SIOCATMARK, &atmark) || select_queue(fd, TCP_RECV_QUEUE))
+		goto err;
+	oob = recv(fd, &urg, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+	if (oob < 0 && errno != EINVAL) {
+		select_queue(fd, TCP_NO_QUEUE);
+		pr_err("fd %d of task %d: TCP connection %s: its peer announced urgent data that "
+		       "has not arrived yet; stasis cannot give that back",
+		       src->fd, src->pid, conn);
+		free(buf);
+		errno = 0;
+		return -2;
+	}
+	n = recv(fd, buf, len + 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0)
+		goto moved;
+	if ((size_t)n == len && !atmark) {
+		/* no mark, or one already read through */
+		if (oob == 1)
+			goto moved;
+		select_queue(fd, TCP_NO_QUEUE);
+		goto done;
+	}
+	/* the mark: where the peek stopped, or at the start */
+	mark = atmark ? 0 : (size_t)n;
+	if (mark) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &peek_off, &olen))
+			goto err;
+		off = (int)mark;
+		if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
+			goto err;
+		m = recv(fd, buf + mark + !inline_urg, len - mark, MSG_PEEK | MSG_DONTWAIT);
+		setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &peek_off, sizeof(peek_off));
+		if (m < 0 && errno == EAGAIN)
+			m = 0;
+	} else {
+		/* at the mark: the peek went on past it */
+		memmove(buf + !inline_urg, buf, (size_t)n);
+		m = n;
+	}
+	if (m < 0 || (size_t)m != len - mark - !inline_urg)
+		goto moved;
+	if (!inline_urg)
+		buf[mark] = oob == 1 ? urg : 0;
+	ts->has_urg_offset = true;
+	ts->urg_offset = (uint32_t)mark;
+	/* non-inline, and MSG_OOB has nothing: the task read the byte already */
+	ts->has_urg_read = !inline_urg && oob != 1;
+	ts->urg_read = ts->has_urg_read;
+	pr_info("TCP connection %s of task %d: urgent mark at byte %zu of %zu received%s", conn,
+		src->pid, mark, len,
+		inline_urg ? " (SO_OOBINLINE)" : ts->urg_read ? " (its byte already read)" : "");
+	select_queue(fd, TCP_NO_QUEUE);
+done:
+	ts->recv_queue.data = buf;
+	ts->recv_queue.len = len;
+	return 0;
+moved:
+	select_queue(fd, TCP_NO_QUEUE);
+	free(buf);
+	errno = EAGAIN;
+	return -1;
+err:
+	select_queue(fd, TCP_NO_QUEUE);
+	free(buf);
+	return -1;
+}
+
+/*
  * Reads the connection in repair mode. The kernel still takes packets
  * meanwhile (acknowledgements, data from a peer outside the tree), so the
  * queues are read again until sizes and sequence numbers held still.
@@ -540,7 +665,7 @@ static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, con
 	struct tcp_marks before, after;
 	struct tcp_info ti;
 	socklen_t len;
-	int v, tries;
+	int v, tries, r;
 
 	stasis__tcp_stream__init(ts);
 	sk->tcp = ts;
@@ -552,7 +677,7 @@ static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, con
 		if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len))
 			goto err;
 		sk->state = ti.tcpi_state;
-		if (read_marks(fd, sk->state, &before))
+		if (read_marks(fd, sk, &before))
 			goto err;
 		if ((unsigned)before.inq + before.outq > QUEUE_MAX) {
 			pr_err("fd %d of task %d: TCP connection %s has %d bytes queued, more than "
@@ -560,13 +685,15 @@ static int read_stream(const struct fd_src *src, int fd, Stasis__InetSk *sk, con
 			       src->fd, src->pid, conn, before.inq + before.outq);
 			return -1;
 		}
-		if (peek_queue(fd, TCP_RECV_QUEUE, before.inq, &ts->recv_queue) ||
-		    peek_queue(fd, TCP_SEND_QUEUE, before.outq, &ts->send_queue)) {
+		r = peek_recv_queue(src, fd, sk, before.inq, ts, conn);
+		if (r == -2)
+			return -1;
+		if (r || peek_queue(fd, TCP_SEND_QUEUE, before.outq, &ts->send_queue)) {
 			if (errno == EAGAIN)
 				continue;
 			goto err;
 		}
-		if (read_marks(fd, sk->state, &after) || getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len))
+		if (read_marks(fd, sk, &after) || getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len))
 			goto err;
 		if (!memcmp(&before, &after, sizeof(before)) && ti.tcpi_state == sk->state)
 			break;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -57,6 +58,12 @@ struct pending {
 	uint16_t fin_window;
 	uint8_t *unsent; /* the end of the send queue, never sent */
 	size_t nr_unsent;
+	/* an urgent mark: what was received from the urgent byte on is fed
+	 * as the peer's segments, the first flagged URG at that byte */
+	uint8_t *urg_tail;
+	size_t nr_urg_tail;
+	uint32_t urg_seq;
+	bool urg_read;
 	char conn[140];
 };
 
@@ -343,7 +350,7 @@ static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStre
 	struct tcp_repair_opt ropts[4];
 	struct sockaddr_storage dst;
 	socklen_t dlen = make_addr(sk, &sk->dst_addr, sk->dst_port, &dst);
-	size_t nr = 0, sent;
+	size_t nr = 0, sent, filled;
 	struct pending *p;
 
 	if (ts->unsent > ts->send_queue.len || !dlen) {
@@ -351,6 +358,12 @@ static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStre
 		return -1;
 	}
 	sent = ts->send_queue.len - ts->unsent;
+	/* before an urgent mark only: the rest comes as the peer's segments */
+	filled = ts->has_urg_offset ? ts->urg_offset : ts->recv_queue.len;
+	if (filled > ts->recv_queue.len) {
+		pr_err("TCP connection %s: malformed record (urgent mark)", conn);
+		return -1;
+	}
 	/* the queues end at the dumped sequence numbers */
 	if (set_seq(fd, TCP_RECV_QUEUE, ts->rcv_seq - ts->recv_queue.len) ||
 	    set_seq(fd, TCP_SEND_QUEUE, ts->snd_seq - ts->send_queue.len) ||
@@ -381,7 +394,7 @@ static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStre
 		pr_perror("TCP connection %s: cannot set its timestamp", conn);
 		return -1;
 	}
-	if (fill_queue(fd, TCP_RECV_QUEUE, ts->recv_queue.data, ts->recv_queue.len, RECV_PIECE) ||
+	if (fill_queue(fd, TCP_RECV_QUEUE, ts->recv_queue.data, filled, RECV_PIECE) ||
 	    fill_queue(fd, TCP_SEND_QUEUE, ts->send_queue.data, sent, 1u << 20)) {
 		pr_perror("TCP connection %s: cannot put its queued data back", conn);
 		return -1;
@@ -390,10 +403,13 @@ static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStre
 		struct tcp_repair_window win = {ts->snd_wl1, ts->snd_wnd, ts->max_window,
 						ts->rcv_wnd, ts->rcv_wup};
 
-		/* measured with the peer's FIN, which is not in yet */
-		if ((int32_t)(win.rcv_wup - ts->rcv_seq) > 0) {
-			win.rcv_wup--;
-			win.rcv_wnd++;
+		/* measured with the peer's FIN and the data after an urgent
+		 * mark, which are not in yet: the same right edge */
+		uint32_t rcv_nxt = ts->rcv_seq - ts->recv_queue.len + filled;
+
+		if ((int32_t)(win.rcv_wup - rcv_nxt) > 0) {
+			win.rcv_wnd += win.rcv_wup - rcv_nxt;
+			win.rcv_wup = rcv_nxt;
 		}
 		if (setsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &win, sizeof(win))) {
 			pr_perror("TCP connection %s: cannot set its window", conn);
@@ -426,6 +442,13 @@ static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStre
 	if (ts->unsent) {
 		p->unsent = xmalloc(ts->unsent);
 		memcpy(p->unsent, ts->send_queue.data + sent, ts->unsent);
+	}
+	if (ts->has_urg_offset) {
+		p->nr_urg_tail = ts->recv_queue.len - filled;
+		p->urg_tail = xmalloc(p->nr_urg_tail + 1);
+		memcpy(p->urg_tail, ts->recv_queue.data + filled, p->nr_urg_tail);
+		p->urg_seq = ts->rcv_seq - ts->recv_queue.len + filled;
+		p->urg_read = ts->has_urg_read && ts->urg_read;
 	}
 	snprintf(p->conn, sizeof(p->conn), "%s", conn);
 	nr_pendings++;
@@ -643,45 +666,56 @@ static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
 }
 
 /*
- * The peer's FIN, as the peer sent it: to the socket's address, from the
- * peer's, at the end of the data received, through a raw socket (the
- * kernel takes it in while the socket is still in repair mode). A
- * v4-mapped connection is IPv4 on the wire.
+ * A segment from the peer, as the peer sent it: to the socket's address,
+ * from the peer's, at SEQ, through a raw socket (the kernel takes it in
+ * while the socket is still in repair mode). A v4-mapped connection is
+ * IPv4 on the wire. URG: the first byte of DATA is urgent.
  */
-static int feed_fin(const struct pending *p)
+static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool urg,
+			const uint8_t *data, size_t len)
 {
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	bool v4 = p->family == AF_INET || (!memcmp(p->src, mapped, 12) && !memcmp(p->dst, mapped, 12));
 	const uint8_t *from = p->dst + (v4 && p->family == AF_INET6 ? 12 : 0);
 	const uint8_t *to = p->src + (v4 && p->family == AF_INET6 ? 12 : 0);
 	size_t alen = v4 ? 4 : 16, hlen = v4 ? sizeof(struct iphdr) : sizeof(struct ip6_hdr);
-	uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct tcphdr)] = {0}, pseudo[40] = {0};
+	size_t tlen = sizeof(struct tcphdr) + len;
+	uint8_t *pkt = xmalloc(hlen + tlen), pseudo[40] = {0};
 	struct tcphdr *th = (struct tcphdr *)(pkt + hlen);
 	struct sockaddr_storage ss = {0};
 	socklen_t sslen;
 	uint32_t sum;
 	int fd, ret;
 
+	memset(pkt, 0, hlen + sizeof(*th));
+	memcpy(pkt + hlen + sizeof(*th), data, len);
 	th->source = htons(p->dport);
 	th->dest = htons(p->sport);
-	th->seq = htonl(p->fin_seq);
+	th->seq = htonl(seq);
 	th->ack_seq = htonl(p->fin_ack);
 	th->doff = sizeof(*th) / 4;
-	th->fin = th->ack = 1;
+	th->fin = fin;
+	th->ack = 1;
+	th->psh = len > 0;
+	/* Linux's urgent pointer points after the urgent byte */
+	th->urg = urg;
+	th->urg_ptr = htons(urg ? 1 : 0);
 	th->window = htons(p->fin_window ? p->fin_window : 1);
 	/* the pseudo header: addresses, protocol, length */
 	memcpy(pseudo, from, alen);
 	memcpy(pseudo + alen, to, alen);
 	if (v4) {
 		pseudo[9] = IPPROTO_TCP;
-		pseudo[11] = sizeof(*th);
+		pseudo[10] = tlen >> 8;
+		pseudo[11] = tlen & 0xff;
 		sum = csum_add(0, pseudo, 12);
 	} else {
-		pseudo[35] = sizeof(*th);
+		pseudo[34] = tlen >> 8;
+		pseudo[35] = tlen & 0xff;
 		pseudo[39] = IPPROTO_TCP;
 		sum = csum_add(0, pseudo, 40);
 	}
-	th->check = htons(csum_fold(csum_add(sum, th, sizeof(*th))));
+	th->check = htons(csum_fold(csum_add(sum, th, tlen)));
 	if (v4) {
 		struct iphdr *ip = (struct iphdr *)pkt;
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -690,7 +724,7 @@ static int feed_fin(const struct pending *p)
 		ip->ihl = 5;
 		ip->ttl = 64;
 		ip->protocol = IPPROTO_TCP;
-		ip->tot_len = htons(hlen + sizeof(*th));
+		ip->tot_len = htons(hlen + tlen);
 		memcpy(&ip->saddr, from, 4);
 		memcpy(&ip->daddr, to, 4);
 		sin->sin_family = AF_INET;
@@ -701,7 +735,7 @@ static int feed_fin(const struct pending *p)
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 
 		ip6->ip6_flow = htonl(6u << 28);
-		ip6->ip6_plen = htons(sizeof(*th));
+		ip6->ip6_plen = htons(tlen);
 		ip6->ip6_nxt = IPPROTO_TCP;
 		ip6->ip6_hlim = 64;
 		memcpy(&ip6->ip6_src, from, 16);
@@ -712,16 +746,90 @@ static int feed_fin(const struct pending *p)
 	}
 	fd = socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	if (fd < 0) {
-		pr_perror("TCP connection %s: cannot open a raw socket for its peer's FIN", p->conn);
+		pr_perror("TCP connection %s: cannot open a raw socket to feed it", p->conn);
+		free(pkt);
 		return -1;
 	}
-	ret = sendto(fd, pkt, hlen + sizeof(*th), 0, (struct sockaddr *)&ss, sslen);
+	ret = sendto(fd, pkt, hlen + tlen, 0, (struct sockaddr *)&ss, sslen);
 	close(fd);
+	free(pkt);
 	if (ret < 0) {
-		pr_perror("TCP connection %s: cannot send its peer's FIN", p->conn);
+		pr_perror("TCP connection %s: cannot send it its peer's %s", p->conn,
+			  fin ? "FIN" : "urgent data");
 		return -1;
 	}
 	return 0;
+}
+
+static int feed_fin(const struct pending *p)
+{
+	return feed_segment(p, p->fin_seq, true, false, NULL, 0);
+}
+
+/* Pieces fed to a socket: well under the loopback MTU */
+#define URG_PIECE (16u << 10)
+
+/*
+ * The received data from an urgent byte on, as the peer's segments: the
+ * kernel marks the byte urgent as it did the first time (it ignores an
+ * urgent pointer into data it has already). The owner is cleared
+ * meanwhile, or the task would get SIGURG a second time. A byte the task
+ * had read with MSG_OOB is read again here.
+ */
+static int feed_urgent(struct pending *p)
+{
+	struct f_owner_ex owner = {0};
+	bool owned = !fcntl(p->fd, F_GETOWN_EX, &owner) && owner.pid;
+	struct f_owner_ex none = {F_OWNER_PID, 0};
+	struct timespec pause = {0, 1000000};
+	uint32_t rcv_nxt = 0, end = p->urg_seq + (uint32_t)p->nr_urg_tail;
+	int ret = 0, i;
+	uint8_t c;
+
+	if (owned && fcntl(p->fd, F_SETOWN_EX, &none)) {
+		pr_perror("TCP connection %s: cannot clear its owner", p->conn);
+		return -1;
+	}
+	for (size_t off = 0; !ret && off < p->nr_urg_tail; off += URG_PIECE) {
+		size_t n = p->nr_urg_tail - off < URG_PIECE ? p->nr_urg_tail - off : URG_PIECE;
+
+		ret = feed_segment(p, p->urg_seq + off, false, off == 0, p->urg_tail + off, n);
+	}
+	/* the segments go in asynchronously (loopback); SIOCINQ counts only
+	 * up to a mark, the queue's sequence number all */
+	for (i = 0; !ret && i < 2000; i++) {
+		socklen_t len = sizeof(rcv_nxt);
+
+		if (select_queue(p->fd, TCP_RECV_QUEUE) ||
+		    getsockopt(p->fd, SOL_TCP, TCP_QUEUE_SEQ, &rcv_nxt, &len) ||
+		    select_queue(p->fd, TCP_NO_QUEUE)) {
+			pr_perror("TCP connection %s: cannot read its receive sequence", p->conn);
+			ret = -1;
+			break;
+		}
+		if (rcv_nxt == end)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	if (!ret && rcv_nxt != end) {
+		pr_err("TCP connection %s: the %zu bytes from its urgent mark did not go back in "
+		       "(%d of them queued)",
+		       p->conn, p->nr_urg_tail, (int)(rcv_nxt - p->urg_seq));
+		ret = -1;
+	}
+	if (!ret && p->urg_read && recv(p->fd, &c, 1, MSG_OOB) != 1) {
+		pr_perror("TCP connection %s: cannot take its urgent byte as the task had",
+			  p->conn);
+		ret = -1;
+	}
+	if (owned && fcntl(p->fd, F_SETOWN_EX, &owner)) {
+		pr_perror("TCP connection %s: cannot give its owner back", p->conn);
+		ret = -1;
+	}
+	if (!ret)
+		pr_info("TCP connection %s: urgent mark given back, %zu bytes from it", p->conn,
+			p->nr_urg_tail);
+	return ret;
 }
 
 /* The network lock the dump left, removed as the connections come back. */
@@ -799,9 +907,10 @@ int inet_finish(void)
 {
 	int ret = unlock();
 
-	/* after the unlock: a lock would drop it */
+	/* after the unlock: a lock would drop them; the data first */
 	for (size_t i = 0; !ret && i < nr_pendings; i++)
-		if (pendings[i].fin_received && feed_fin(&pendings[i]))
+		if ((pendings[i].urg_tail && feed_urgent(&pendings[i])) ||
+		    (pendings[i].fin_received && feed_fin(&pendings[i])))
 			ret = -1;
 	/* every connection first, so that none talks to a peer still in repair */
 	for (size_t i = 0; i < nr_pendings; i++) {
@@ -828,6 +937,7 @@ int inet_finish(void)
 			ret = -1;
 		}
 		free(p->unsent);
+		free(p->urg_tail);
 		close(p->fd);
 	}
 	nr_pendings = 0;

@@ -35,8 +35,8 @@ static int valid_cb(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-int sockdiag_dump(const void *req, size_t len, int (*cb)(struct nlmsghdr *nlh, void *arg),
-		  void *arg)
+static int request(const void *req, size_t len, int flags,
+		   int (*cb)(struct nlmsghdr *nlh, void *arg), void *arg)
 {
 	struct dump_ctx ctx = {cb, arg, 0};
 	struct nl_sock *sk = nl_socket_alloc();
@@ -56,17 +56,24 @@ int sockdiag_dump(const void *req, size_t len, int (*cb)(struct nlmsghdr *nlh, v
 	nl_socket_disable_auto_ack(sk);
 	nl_socket_enable_msg_peek(sk);
 	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &ctx);
-	err = nl_send_simple(sk, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, (void *)req, len);
+	err = nl_send_simple(sk, SOCK_DIAG_BY_FAMILY, flags, (void *)req, len);
 	if (err < 0) {
 		pr_err("sock_diag: cannot send the request: %s", nl_geterror(err));
 		goto out;
 	}
 	err = nl_recvmsgs_default(sk);
 	if (err < 0 && !ctx.err)
-		pr_err("sock_diag: dump failed: %s", nl_geterror(err));
+		pr_err("sock_diag: %s failed: %s", flags & NLM_F_DUMP ? "dump" : "request",
+		       nl_geterror(err));
 out:
 	nl_socket_free(sk);
 	return err < 0 || ctx.err ? -1 : 0;
+}
+
+int sockdiag_dump(const void *req, size_t len, int (*cb)(struct nlmsghdr *nlh, void *arg),
+		  void *arg)
+{
+	return request(req, len, NLM_F_DUMP, cb, arg);
 }
 
 static int unix_cb(struct nlmsghdr *nlh, void *arg)
@@ -246,6 +253,22 @@ int sockdiag_inet_load(struct inet_diag_table *t)
 	if (t->nr)
 		qsort(t->sks, t->nr, sizeof(*t->sks), by_inet_ino);
 	return 0;
+}
+
+int sockdiag_inet_query(const struct inet_diag_req_v2 *req, struct inet_diag_sk *out)
+{
+	struct inet_diag_table t = {0};
+	struct inet_dump d = {&t, req->sdiag_protocol};
+	int ret = request(req, sizeof(*req), 0, inet_cb, &d);
+
+	if (!ret && t.nr != 1) {
+		pr_err("sock_diag: %zu answers for one socket", t.nr);
+		ret = -1;
+	}
+	if (!ret)
+		*out = t.sks[0];
+	sockdiag_inet_free(&t);
+	return ret;
 }
 
 const struct inet_diag_sk *sockdiag_inet_find(const struct inet_diag_table *t, uint32_t ino)

@@ -241,3 +241,18 @@ nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
 	dump_and_kill --tcp-established --skip-in-flight
 	restore_and_check
 }
+
+@test "urgent data (MSG_OOB) queued at the dump: the mark, the byte, SIOCATMARK and SIGURG as they were (v4, v6)" {
+	start_prog netoob
+	dump_and_kill --tcp-established
+	restore_and_check
+	grep -q "urgent mark at byte 3 of 7" "$IMG/dump.log"
+}
+
+@test "netoob's check fails when the pending urgent byte is taken (sabotage)" {
+	STASIS_SABOTAGE=oob start_prog netoob
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "netoob did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "netoob exited with $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: .*pending: MSG_OOB' "$LOG" || die_with_logs "no FAIL line about the urgent byte"
+}

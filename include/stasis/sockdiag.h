@@ -72,6 +72,10 @@ struct inet_diag_table {
 /* Every inet socket of the caller's network namespace. 0 or -1 (logged). */
 int sockdiag_inet_load(struct inet_diag_table *t);
 const struct inet_diag_sk *sockdiag_inet_find(const struct inet_diag_table *t, uint32_t ino);
+struct inet_diag_req_v2;
+/* The one socket req names exactly (its addresses, ports and cookie): 0
+ * or -1 (logged). */
+int sockdiag_inet_query(const struct inet_diag_req_v2 *req, struct inet_diag_sk *out);
 void sockdiag_inet_free(struct inet_diag_table *t);
 
 #endif
