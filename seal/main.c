@@ -324,6 +324,10 @@ static int do_encrypt_dir(struct img_reader *r)
 	if (!u)
 		return -1;
 	w = imgw_open_sink(imgunpack_put, u);
+	/* page frames read straight into the page write buffers, sealed in
+	 * place there; not with threads, whose jobs hold frames in flight */
+	if (!opts.threads)
+		imgr_set_room(r, imgunpack_page_room, u);
 	if (!do_encrypt(r, w) && !imgunpack_commit(u))
 		ret = img_ack(opts.ack_fd);
 	imgw_free(w);

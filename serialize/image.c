@@ -114,6 +114,8 @@ struct img_reader {
 	bool done;
 	bool link; /* one link of a concatenated chain: more may follow */
 	bool empty; /* link: the input ended where a link would start */
+	img_room_fn room;
+	void *room_arg;
 };
 
 bool img_name_valid(const char *name)
@@ -440,6 +442,12 @@ bool imgr_empty(const struct img_reader *r)
 	return r->empty;
 }
 
+void imgr_set_room(struct img_reader *r, img_room_fn room, void *arg)
+{
+	r->room = room;
+	r->room_arg = arg;
+}
+
 void imgr_free(struct img_reader *r)
 {
 	if (!r)
@@ -508,7 +516,13 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		free(r->buf);
 		r->buf = xmalloc(r->buf_size);
 	}
-	n = read_full(r->fd, r->buf, h->len);
+	f->data = NULL;
+	/* checked below like any page frame: this only says where it goes */
+	if (r->room && h->kind == FRAME_PAGES && h->len && h->image < r->nr_images)
+		f->data = r->room(r->room_arg, r->images[h->image], h->offset, h->len);
+	if (!f->data)
+		f->data = r->buf;
+	n = read_full(r->fd, f->data, h->len);
 	if (n < 0) {
 		rerr(r, "read failed: %s", strerror(errno));
 		return -1;
@@ -517,7 +531,6 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		rerr(r, "truncated checkpoint: frame %llu is cut short", (unsigned long long)h->seq);
 		return -1;
 	}
-	f->data = r->buf;
 	f->image = NULL;
 	r->seq++;
 

@@ -87,6 +87,7 @@ struct img_dir_writer {
 	uint32_t *by_id;
 	uint32_t by_id_len;
 	struct page_writer *pw;
+	size_t last_room; /* images index imgdir_page_room found last */
 };
 
 static int page_write(struct page_file *pf, const char *data, size_t len, uint64_t off)
@@ -153,7 +154,8 @@ static void *page_writer_main(void *arg)
 	return NULL;
 }
 
-static int page_writer_failed(struct img_dir_writer *d)
+/* -1 when the thread failed; said once, by whoever asks with report. */
+static int page_writer_failed(struct img_dir_writer *d, bool report)
 {
 	struct page_writer *pw = d->pw;
 	int err;
@@ -163,6 +165,8 @@ static int page_writer_failed(struct img_dir_writer *d)
 	pthread_mutex_unlock(&pw->mu);
 	if (!err)
 		return 0;
+	if (!report)
+		return -1;
 	errno = err;
 	pr_perror("cannot write %s/%s.img", d->dir, pw->err_name);
 	return -1;
@@ -223,7 +227,7 @@ static int page_writer_drain(struct img_dir_writer *d)
 	while (pw->done != pw->filled)
 		pthread_cond_wait(&pw->freed, &pw->mu);
 	pthread_mutex_unlock(&pw->mu);
-	return page_writer_failed(d);
+	return page_writer_failed(d, true);
 }
 
 static void page_writer_free(struct page_writer *pw)
@@ -245,6 +249,34 @@ static void page_writer_free(struct page_writer *pw)
 	free(pw);
 }
 
+/* The buffer that takes room bytes of img's pages at off next: the one
+ * being filled, or the next free one. NULL when the thread failed. */
+static struct page_buf *page_writer_buf(struct img_dir_writer *d, struct page_writer *pw,
+					struct dir_image *img, uint64_t off, size_t room, bool report)
+{
+	struct page_buf *b = &pw->bufs[pw->filled % PAGE_BUFS];
+
+	if (pw->filling && (b->pf != img->pf || b->offset + b->len != off ||
+			    PAGE_BUF_SIZE - b->len < room)) {
+		page_writer_submit(pw);
+		b = &pw->bufs[pw->filled % PAGE_BUFS];
+	}
+	if (!pw->filling) {
+		pthread_mutex_lock(&pw->mu);
+		while (pw->filled - pw->done == PAGE_BUFS)
+			pthread_cond_wait(&pw->freed, &pw->mu);
+		pthread_mutex_unlock(&pw->mu);
+		if (page_writer_failed(d, report))
+			return NULL;
+		b->pf = img->pf;
+		b->name = img->name;
+		b->offset = off;
+		b->len = 0;
+		pw->filling = true;
+	}
+	return b;
+}
+
 /* len bytes of img's pages at off, appended to the buffers. */
 static int page_writer_put(struct img_dir_writer *d, struct dir_image *img, const char *data,
 			   size_t len, uint64_t off)
@@ -253,27 +285,21 @@ static int page_writer_put(struct img_dir_writer *d, struct dir_image *img, cons
 
 	if (!pw)
 		return -1;
-	while (len) {
+	if (pw->filling) {
 		struct page_buf *b = &pw->bufs[pw->filled % PAGE_BUFS];
 
-		if (pw->filling && (b->pf != img->pf || b->offset + b->len != off ||
-				    b->len == PAGE_BUF_SIZE)) {
-			page_writer_submit(pw);
-			b = &pw->bufs[pw->filled % PAGE_BUFS];
+		/* read into the room imgdir_page_room gave: already in place */
+		if (b->pf == img->pf && b->offset + b->len == off && data == b->data + b->len &&
+		    PAGE_BUF_SIZE - b->len >= len) {
+			b->len += len;
+			return 0;
 		}
-		if (!pw->filling) {
-			pthread_mutex_lock(&pw->mu);
-			while (pw->filled - pw->done == PAGE_BUFS)
-				pthread_cond_wait(&pw->freed, &pw->mu);
-			pthread_mutex_unlock(&pw->mu);
-			if (page_writer_failed(d))
-				return -1;
-			b->pf = img->pf;
-			b->name = img->name;
-			b->offset = off;
-			b->len = 0;
-			pw->filling = true;
-		}
+	}
+	while (len) {
+		struct page_buf *b = page_writer_buf(d, pw, img, off, 1, true);
+
+		if (!b)
+			return -1;
 		size_t chunk = PAGE_BUF_SIZE - b->len < len ? PAGE_BUF_SIZE - b->len : len;
 
 		memcpy(b->data + b->len, data, chunk);
@@ -371,6 +397,33 @@ static struct dir_image *dir_image(struct img_dir_writer *d, const char *name, u
 		img->size = 8;
 	}
 	return img;
+}
+
+void *imgdir_page_room(void *arg, const char *image, uint64_t offset, size_t len)
+{
+	struct img_dir_writer *d = arg;
+	struct dir_image *img = NULL;
+	struct page_writer *pw;
+	struct page_buf *b;
+
+	if (len > PAGE_BUF_SIZE)
+		return NULL;
+	/* page frames come in long runs of one image: the last one first */
+	if (d->last_room < d->nr && !strcmp(d->images[d->last_room].name, image))
+		img = &d->images[d->last_room];
+	for (size_t i = 0; !img && i < d->nr; i++)
+		if (!strcmp(d->images[i].name, image)) {
+			img = &d->images[i];
+			d->last_room = i;
+		}
+	/* only for the frame imgdir_put takes next, never for one it refuses */
+	if (!img || !img->pf || offset != img->size)
+		return NULL;
+	pw = page_writer_get(d);
+	if (!pw)
+		return NULL;
+	b = page_writer_buf(d, pw, img, offset, len, false); /* put says it */
+	return b ? b->data + b->len : NULL;
 }
 
 int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)

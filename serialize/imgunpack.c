@@ -212,6 +212,13 @@ int imgunpack_put(void *arg, const struct img_frame *f)
 	return imgdir_put(u->d, f);
 }
 
+void *imgunpack_page_room(void *arg, const char *image, uint64_t offset, size_t len)
+{
+	struct img_unpack *u = arg;
+
+	return u->d ? imgdir_page_room(u->d, image, offset, len) : NULL;
+}
+
 int imgunpack_commit(struct img_unpack *u)
 {
 	if (imgdir_finish(u->d))

@@ -126,6 +126,8 @@ static int cmd_unpack(const char *dir, int ack_fd)
 	if (!u)
 		goto out;
 	r = imgr_open(0, "stdin");
+	/* page data read straight into the page write buffers */
+	imgr_set_room(r, imgunpack_page_room, u);
 	while ((n = imgr_next(r, &f)) == 1)
 		if (imgunpack_put(u, &f))
 			break;

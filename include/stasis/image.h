@@ -81,6 +81,11 @@ struct img_reader *imgr_open(int fd, const char *what);
 /* 1: a frame is in *f; 0: clean end after a valid trailer; -1: error (logged). */
 int imgr_next(struct img_reader *r, struct img_frame *f);
 void imgr_free(struct img_reader *r);
+/* Where the payload of a page frame of image at offset should be read, or
+ * NULL for the reader's own buffer: a sink that copies page data anyway
+ * gives its own buffer, and the data is copied once less. */
+typedef void *(*img_room_fn)(void *arg, const char *image, uint64_t offset, size_t len);
+void imgr_set_room(struct img_reader *r, img_room_fn room, void *arg);
 /* A reader of one link of a chain stream (links concatenated, each a whole
  * stream): nothing after its trailer is read, and an input that ends where
  * the link would start is a clean end (imgr_next 0, imgr_empty true). */
@@ -112,6 +117,9 @@ bool img_file_name(const char *fname, char name[STASIS_IMAGE_NAME_MAX]);
 struct img_dir_writer;
 struct img_dir_writer *imgdir_create(const char *dir);
 int imgdir_put(struct img_dir_writer *d, const struct img_frame *f);
+/* An img_room_fn: room in the page write buffers for the next page frame
+ * of image; imgdir_put of that frame with its data there copies nothing. */
+void *imgdir_page_room(void *d, const char *image, uint64_t offset, size_t len);
 /* fsyncs every file and the directory. */
 int imgdir_finish(struct img_dir_writer *d);
 void imgdir_free(struct img_dir_writer *d);
@@ -125,6 +133,8 @@ struct img_unpack;
 struct img_unpack *imgunpack_open(const char *dir);
 /* An img_sink_fn: takes any frame of a plaintext or sealed stream. */
 int imgunpack_put(void *unpack, const struct img_frame *f);
+/* An img_room_fn for a reader whose frames go to imgunpack_put. */
+void *imgunpack_page_room(void *unpack, const char *image, uint64_t offset, size_t len);
 int imgunpack_commit(struct img_unpack *u);
 void imgunpack_free(struct img_unpack *u);
 /* "OK\n" on the acknowledgement fd (none when fd < 0): the checkpoint is
