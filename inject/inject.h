@@ -22,6 +22,8 @@ struct inject_opts {
 	} *inherit_fds;	 /* --inherit-fd fd[N]:RES */
 	int nr_inherit_fds;
 	int wait_pids_free; /* seconds; a migration within one host */
+	bool lazy_pages;      /* private anonymous memory left to the daemon */
+	const char *lazy_dir; /* where its socket is (-W) */
 };
 
 /* --file-validation: how regular files are checked against the dump */
@@ -57,6 +59,7 @@ struct ithread {
 };
 
 struct page_cursor;
+struct lazy_range;
 
 /* A task being restored. */
 struct itask {
@@ -76,6 +79,9 @@ struct itask {
 	struct page_cursor *pages;
 	unsigned long gadget;  /* 0 until placed */
 	unsigned long scratch; /* gadget + PAGE_SIZE */
+	struct lazy_range *lazy; /* --lazy-pages: the pages the daemon fills */
+	size_t nr_lazy;
+	uint64_t nr_lazy_pages[2]; /* of runs with data here, of runs shared with the parent */
 };
 
 /* The whole tree: tasks[0] is the root, parents come before children. */
@@ -160,6 +166,23 @@ int core_restore_regs(struct itask *t);
 int timers_restore(struct itask *t);
 int creds_restore(struct itask *t);
 int sched_restore(struct itask *t);
+
+/* lazy.c: --lazy-pages (docs/lazy.md). Which mappings and runs are left
+ * to the lazy-pages daemon; each task's userfaultfd, registered and handed
+ * to it once the whole tree exists; the end of the tree, once released. */
+bool lazy_vma(const Stasis__Vma *v);
+bool lazy_run(const Stasis__MmEntry *mm, uint64_t vaddr, uint64_t len);
+void lazy_add_range(struct itask *t, uint64_t vaddr, uint64_t nr_pages);
+/* Connects to the daemon; its death during the restore kills tr's tasks
+ * (lazy_daemon_lost says so). */
+int lazy_connect_daemon(struct itree *tr);
+bool lazy_daemon_lost(void);
+int lazy_register(struct itask *t);
+int lazy_tree_done(void);
+/* Waits for root, and kills the tree if the daemon dies before every page
+ * is in; lazy_detach lets go of the daemon (-d: the tree is on its own). */
+int lazy_wait(struct itree *tr, pid_t root, int *status);
+void lazy_detach(void);
 
 int pstree_load(struct itree *tr);
 /* Frees what pstree_load loaded (the fuzz harness; a restore keeps it). */

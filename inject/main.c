@@ -52,6 +52,9 @@ static void usage(FILE *f)
 		   "      --display-stats     print the restore statistics on stdout\n"
 		   "      --wait-pids-free SECONDS  first wait up to SECONDS until the PIDs of\n"
 		   "                          the tree are free (migration within one host)\n"
+		   "      --lazy-pages        leave private anonymous memory to the lazy-pages\n"
+		   "                          daemon (stasis-lazy-pages), which fills it on demand\n"
+		   "  -W, --work-dir DIR      where the daemon's lazy-pages.socket is (default .)\n"
 		   "  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		   "  -o, --log-file FILE     write log messages to FILE\n"
 		   "  -h, --help              show this help and exit\n"
@@ -115,8 +118,15 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 		if (ret)
 			return -1;
 	}
+	if (mm_end_of_stream(r, f, more))
+		return -1;
+	/* every task exists, none forks any more: their lazy memory goes to
+	 * the daemon, which serves the faults of the rest of the restore */
+	for (size_t i = 0; opts.lazy_pages && i < tr->nr; i++)
+		if (task_alive(&tr->tasks[i]) && lazy_register(&tr->tasks[i]))
+			return -1;
 	/* queued messages name their senders, which exist now */
-	if (mm_end_of_stream(r, f, more) || pstree_finish(tr) || unixsk_restore_queues())
+	if (pstree_finish(tr) || unixsk_restore_queues())
 		return -1;
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task_files(tr, &tr->tasks[i]))
@@ -153,16 +163,18 @@ static int parse_opts(int argc, char **argv)
 		{ "action-script", required_argument, NULL, 'S' },
 		{ "stats-file", required_argument, NULL, 'T' },
 		{ "display-stats", no_argument, NULL, 'Y' },
-		{ "wait-pids-free", required_argument, NULL, 'W' },
+		{ "wait-pids-free", required_argument, NULL, 'X' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		{ "inherit-fd", required_argument, NULL, 'I' },
 		{ "tcp-close", no_argument, NULL, 'C' },
+		{ "lazy-pages", no_argument, NULL, 'L' },
+		{ "work-dir", required_argument, NULL, 'W' },
 		COMMON_LONG_OPTS,
 		{}
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "dsjl" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "dsjlW:" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			opts.detached = true;
@@ -181,6 +193,12 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case 'C':
 			opts.tcp_close = true;
+			break;
+		case 'L':
+			opts.lazy_pages = true;
+			break;
+		case 'W':
+			opts.lazy_dir = optarg;
 			break;
 		case 'I': {
 			char *end = optarg;
@@ -224,7 +242,7 @@ static int parse_opts(int argc, char **argv)
 		case 'Y':
 			stats_set_display(true);
 			break;
-		case 'W':
+		case 'X':
 			if (opt_int("--wait-pids-free", optarg, 0, 86400, "seconds, 0 to 86400",
 				    &opts.wait_pids_free))
 				return -1;
@@ -341,29 +359,42 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
 	more = records_load(r, &f);
-	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) || files_prepare(&tree))
+	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) ||
+	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || files_prepare(&tree))
 		return 1;
 	root = tree.tasks[0].pid;
 	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
 	    inet_finish() || fault_hit("inject-release") || pstree_release(&tree))
 		goto fail;
 	stats_restored(&tree, start);
+	/* the daemon may finish once it has every page */
+	if (opts.lazy_pages && lazy_tree_done())
+		goto fail;
 	actions_resumed(root);
 	ghost_finish();
 	pr_info("restored tree %d (%zu tasks) in %llu ms", root, tree.nr,
 		(unsigned long long)(now_ns() - start) / 1000000);
 	imgr_free(r);
-	if (opts.detached)
+	if (opts.detached) {
+		lazy_detach();
 		return 0;
-	while (waitpid(root, &status, 0) < 0)
-		if (errno != EINTR) {
-			pr_perror("cannot wait for task %d", root);
+	}
+	if (opts.lazy_pages) {
+		if (lazy_wait(&tree, root, &status))
 			return 1;
-		}
+	} else {
+		while (waitpid(root, &status, 0) < 0)
+			if (errno != EINTR) {
+				pr_perror("cannot wait for task %d", root);
+				return 1;
+			}
+	}
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
 fail:
+	if (opts.lazy_pages && lazy_daemon_lost())
+		pr_err("the lazy-pages daemon went away during the restore");
 	pstree_kill(&tree);
 	pr_err("restore failed; nothing was left running");
 	return 1;

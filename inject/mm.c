@@ -30,6 +30,7 @@
 struct page_cursor {
 	char image[32];
 	Stasis__PagemapEntry **runs; /* runs with data in the page image */
+	bool *lazy;		     /* runs[i] is left to the lazy-pages daemon */
 	size_t nr, idx;
 	Stasis__PagemapEntry **inherited; /* in_parent runs */
 	size_t nr_inherited;
@@ -387,6 +388,42 @@ int mm_restore_vmas(struct itree *tr, struct itask *t)
 }
 
 
+/*
+ * Whether the pages of pe are left to the lazy-pages daemon (1), written
+ * here (0), or cannot be restored (-1, logged). With --lazy-pages every run
+ * in private anonymous memory is lazy, those the task shares with its
+ * parent too when the parent's are (the parent's mapping is empty when
+ * the task is forked from it, the daemon reads them from the parent's
+ * pages); runs marked lazy at the dump have no data here at all.
+ */
+static int cursor_lazy(struct itask *t, Stasis__PagemapEntry *pe)
+{
+	uint64_t len = (uint64_t)pe->nr_pages * PAGE_SIZE;
+	bool lazy;
+
+	if (pe->lazy && !opts.lazy_pages) {
+		pr_err("task %d: the checkpoint was dumped with --lazy-pages; restore it with "
+		       "--lazy-pages",
+		       t->pid);
+		return -1;
+	}
+	if (!opts.lazy_pages || pe->has_shm_off)
+		lazy = pe->lazy;
+	else if (pe->in_parent)
+		lazy = t->parent && lazy_run(t->parent->mm, pe->vaddr, len);
+	else
+		lazy = lazy_run(t->mm, pe->vaddr, len);
+	if (lazy && !lazy_run(t->mm, pe->vaddr, len)) {
+		pr_err("task %d: its pages at %#llx cannot be filled lazily (not private "
+		       "anonymous memory, or locked or sealed)",
+		       t->pid, (unsigned long long)pe->vaddr);
+		return -1;
+	}
+	if (lazy)
+		t->nr_lazy_pages[pe->in_parent] += pe->nr_pages;
+	return lazy;
+}
+
 static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name, size_t size)
 {
 	char name[32];
@@ -403,12 +440,26 @@ static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name,
 	snprintf(pages_name, size, "pages-%u", head->pages_id);
 	protobuf_c_message_free_unpacked(&head->base, NULL);
 	c->runs = xmalloc(n * sizeof(*c->runs));
+	c->lazy = xzalloc(n * sizeof(*c->lazy));
 	c->inherited = xmalloc(n * sizeof(*c->inherited));
 	for (unsigned i = 1; i < n; i++) {
 		Stasis__PagemapEntry *pe = records_get(name, i, &stasis__pagemap_entry__descriptor);
+		int lazy;
 
 		if (!pe)
 			return -1;
+		lazy = cursor_lazy(t, pe);
+		if (lazy < 0) {
+			protobuf_c_message_free_unpacked(&pe->base, NULL);
+			return -1;
+		}
+		if (lazy)
+			lazy_add_range(t, pe->vaddr, pe->nr_pages);
+		if (pe->lazy) {
+			/* no data in the stream: the page source has it */
+			protobuf_c_message_free_unpacked(&pe->base, NULL);
+			continue;
+		}
 		if (pe->in_prev) {
 			/* stasis-serialize pack puts them back from the parent */
 			pr_err("task %d: the stream lacks the pages left to its parent checkpoint; "
@@ -416,10 +467,12 @@ static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name,
 			       t->pid);
 			return -1;
 		}
-		if (pe->in_parent)
+		if (pe->in_parent) {
 			c->inherited[c->nr_inherited++] = pe;
-		else
+		} else {
+			c->lazy[c->nr] = lazy;
 			c->runs[c->nr++] = pe;
+		}
 	}
 	return 0;
 }
@@ -491,8 +544,10 @@ static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_
 		n = left < room ? left : room;
 		if (pe->has_shm_off && c->shm_fd < 0 && (c->shm_fd = open_object(t, pe)) < 0)
 			return -1;
-		if (pe->has_shm_off ? write_object(t, c->shm_fd, data, n, pe->shm_off + c->in_run) :
-				      rmem_write(&t->rt, pe->vaddr + c->in_run, data, n))
+		if (c->lazy[c->idx])
+			; /* the daemon fills it */
+		else if (pe->has_shm_off ? write_object(t, c->shm_fd, data, n, pe->shm_off + c->in_run) :
+					 rmem_write(&t->rt, pe->vaddr + c->in_run, data, n))
 			return -1;
 		data += n;
 		left -= n;
@@ -520,6 +575,7 @@ static void cursor_free(struct page_cursor *c)
 	for (size_t i = 0; i < c->nr_inherited; i++)
 		protobuf_c_message_free_unpacked(&c->inherited[i]->base, NULL);
 	free(c->runs);
+	free(c->lazy);
 	free(c->inherited);
 	free(c);
 }

@@ -85,6 +85,10 @@ int pstree_load(struct itree *tr)
 		pr_err("the checkpoint is a pre-dump (memory only): restore the dump taken after it");
 		goto fail_inv;
 	}
+	if (inv->lazy_pages && !opts.lazy_pages) {
+		pr_err("the checkpoint was dumped with --lazy-pages; restore it with --lazy-pages");
+		return -1;
+	}
 	if (inv->shell_job && !opts.shell_job) {
 		pr_err("the tree was dumped with --shell-job; restore it with --shell-job");
 		goto fail_inv;

@@ -64,7 +64,12 @@ void stats_restored(const struct itree *tr, uint64_t start_ns)
 		s.tasks++;
 		s.threads += t->nr_threads;
 		count_pages(t, &s);
+		/* left to the lazy-pages daemon, not written here */
+		s.lazy_pages += t->nr_lazy_pages[0] + t->nr_lazy_pages[1];
+		s.pages_restored -= t->nr_lazy_pages[0];
+		s.pages_skipped_cow -= t->nr_lazy_pages[1];
 	}
+	s.has_lazy_pages = s.lazy_pages > 0;
 	if (stats_file && imgfile_write_record(stats_file, &s.base))
 		pr_warn("the restore statistics were not saved");
 	if (display) {

@@ -18,16 +18,22 @@
 #include "stasis/log.h"
 #include "stasis/util.h"
 
-int lazy_req_write(int fd, int kind, pid_t pid, uint64_t vaddr, uint32_t nr_pages)
+void lazy_req_encode(struct lazy_req *req, int kind, pid_t pid, uint64_t vaddr, uint32_t nr_pages)
 {
-	struct lazy_req req = {
+	*req = (struct lazy_req){
 		.magic = htole32(LAZY_REQ_MAGIC),
 		.kind = htole16(kind),
 		.pid = (int32_t)htole32((uint32_t)pid),
 		.nr_pages = htole32(nr_pages),
 		.vaddr = htole64(vaddr),
 	};
+}
 
+int lazy_req_write(int fd, int kind, pid_t pid, uint64_t vaddr, uint32_t nr_pages)
+{
+	struct lazy_req req;
+
+	lazy_req_encode(&req, kind, pid, vaddr, nr_pages);
 	if (write_full(fd, &req, sizeof(req))) {
 		pr_perror("cannot send a page request to the page source");
 		return -1;

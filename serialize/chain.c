@@ -26,12 +26,13 @@
 #include "stasis/util.h"
 
 #include "chain.h"
+#include "stasis/memread.h"
 
 #define CHAIN_MAX_LINKS 64
 
 struct chain_run {
 	uint64_t vaddr, nr_pages;
-	bool in_parent, in_prev;
+	bool in_parent, in_prev, lazy;
 	uint64_t off; /* of its data in the pages image (when it has data) */
 };
 
@@ -147,8 +148,9 @@ static int load_pagemap_record(void *arg, const uint8_t *buf, size_t len)
 	if ((t->nr_runs & (t->nr_runs - 1)) == 0)
 		t->runs = xrealloc(t->runs, (t->nr_runs ? 2 * t->nr_runs : 1) * sizeof(*t->runs));
 	t->runs[t->nr_runs++] = (struct chain_run){ pe->vaddr, pe->nr_pages, pe->in_parent,
-						    pe->in_prev, pl->off };
-	if (!pe->in_parent && !pe->in_prev)
+						    pe->in_prev, pe->lazy, pl->off };
+	/* lazy runs (dump --lazy-pages) have their data at the page source */
+	if (!pe->in_parent && !pe->in_prev && !pe->lazy)
 		pl->off += pe->nr_pages * PAGE_SIZE;
 	stasis__pagemap_entry__free_unpacked(pe, NULL);
 	return 0;
@@ -394,7 +396,7 @@ static int chain_read(struct chain *c, size_t k, uint32_t pid, uint64_t vaddr, u
 				break;
 			}
 		}
-		if (!r || r->in_parent) {
+		if (!r || r->in_parent || r->lazy) {
 			pr_err("%s: lacks page %#llx of task %u, which its child link needs",
 			       c->links[k].dir, (unsigned long long)vaddr, pid);
 			return -1;
@@ -472,7 +474,7 @@ int chain_pack_pages(struct chain *c, const char *name, int fd, struct img_write
 		struct chain_run *r = &t->runs[i];
 		uint64_t done = 0, total = r->nr_pages * PAGE_SIZE;
 
-		if (r->in_parent)
+		if (r->in_parent || r->lazy)
 			continue;
 		while (done < total) {
 			size_t chunk = total - done < STASIS_PAGE_FRAME_SPAN ? total - done
@@ -561,7 +563,7 @@ int chain_dedup(const char *dir, uint64_t *bytes)
 		for (size_t j = 0; j < top->nr_runs; j++) {
 			struct chain_run *r = &top->runs[j];
 
-			if (r->in_parent)
+			if (r->in_parent || r->lazy)
 				continue;
 			for (uint64_t p = 0; p < r->nr_pages; p++) {
 				uint64_t vaddr = r->vaddr + p * PAGE_SIZE;
@@ -596,4 +598,39 @@ out:
 			}
 	chain_free(c);
 	return ret;
+}
+
+/* ------------------------------------------------- lazy restore reads */
+
+enum chain_page chain_page(struct chain *c, uint32_t pid, uint64_t vaddr, uint64_t *end)
+{
+	struct chain_task *t = link_task(&c->links[0], pid);
+	size_t lo = 0, hi = t ? t->nr_runs : 0;
+
+	/* the first run ending after vaddr */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (t->runs[mid].vaddr + t->runs[mid].nr_pages * PAGE_SIZE <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!t || lo == t->nr_runs) {
+		*end = UINT64_MAX & ~(PAGE_SIZE - 1);
+		return CHAIN_PAGE_NONE;
+	}
+	if (t->runs[lo].vaddr > vaddr) {
+		*end = t->runs[lo].vaddr;
+		return CHAIN_PAGE_NONE;
+	}
+	*end = t->runs[lo].vaddr + t->runs[lo].nr_pages * PAGE_SIZE;
+	if (t->runs[lo].in_parent)
+		return CHAIN_PAGE_PARENT;
+	return t->runs[lo].lazy ? CHAIN_PAGE_LAZY : CHAIN_PAGE_DATA;
+}
+
+int chain_read_memory(struct chain *c, uint32_t pid, uint64_t vaddr, void *buf, size_t len)
+{
+	return chain_read(c, 0, pid, vaddr, buf, len);
 }

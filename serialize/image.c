@@ -388,6 +388,11 @@ int imgw_frame(struct img_writer *w, const struct img_frame *f)
 	}
 }
 
+int imgw_flush(struct img_writer *w)
+{
+	return pflush(w) || (!w->sink && wflush(w)) ? -1 : 0;
+}
+
 int imgw_finish(struct img_writer *w)
 {
 	uint64_t count;

@@ -13,13 +13,16 @@ int lazy_resp_head(struct img_writer *w, pid_t pid, uint64_t vaddr, uint32_t nr_
 	lp.nr_pages = nr_pages;
 	lp.has_zero = zero;
 	lp.zero = zero;
-	return imgw_record(w, LAZY_PAGES_IMAGE, &lp.base);
+	if (imgw_record(w, LAZY_PAGES_IMAGE, &lp.base))
+		return -1;
+	return zero ? imgw_flush(w) : 0;
 }
 
 int lazy_resp_pages(struct img_writer *w, const char *image, pid_t pid, uint64_t vaddr,
 		    const void *data, uint32_t nr_pages)
 {
-	if (lazy_resp_head(w, pid, vaddr, nr_pages, 0))
+	if (lazy_resp_head(w, pid, vaddr, nr_pages, 0) ||
+	    imgw_pages(w, image, data, (size_t)nr_pages * PAGE_SIZE))
 		return -1;
-	return imgw_pages(w, image, data, (size_t)nr_pages * PAGE_SIZE);
+	return imgw_flush(w);
 }

@@ -36,4 +36,19 @@ void stats_print_restore(FILE *f, const Stasis__RestoreStats *s)
 	fprintf(f, "Restore time: %llu us\n", (unsigned long long)s->restore_time);
 	if (s->has_tasks)
 		fprintf(f, "Tasks: %u, threads: %u\n", s->tasks, s->threads);
+	/* lazy restore: inject leaves pages, the daemon fills them */
+	if (s->has_lazy_pages)
+		pages(f, "Pages left lazy", s->lazy_pages);
+	if (s->has_lazy_pages_faulted)
+		pages(f, "Pages served on fault", s->lazy_pages_faulted);
+	if (s->has_lazy_pages_pushed)
+		pages(f, "Pages pushed", s->lazy_pages_pushed);
+	if (s->has_lazy_pages_zero)
+		pages(f, "Zero pages served on fault", s->lazy_pages_zero);
+	if (s->has_lazy_first_run_us)
+		fprintf(f, "Time to first instruction: %llu us\n",
+			(unsigned long long)s->lazy_first_run_us);
+	if (s->has_lazy_all_pages_us)
+		fprintf(f, "Time until all pages arrived: %llu us\n",
+			(unsigned long long)s->lazy_all_pages_us);
 }

@@ -71,6 +71,8 @@ int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t
 /* Writes a frame exactly as given (except seq, which the writer assigns):
  * for filters like seal that pass frames through. */
 int imgw_frame(struct img_writer *w, const struct img_frame *f);
+/* Writes out every frame made so far (a stream read as it comes). */
+int imgw_flush(struct img_writer *w);
 /* Writes the trailer and flushes; the fd stays open. */
 int imgw_finish(struct img_writer *w);
 void imgw_free(struct img_writer *w);

@@ -27,6 +27,8 @@
  * SCM_RIGHTS), then nr_ranges struct lazy_range, all native byte order
  * (same host). A struct lazy_task with pid 0 ends the list: the tree is
  * complete. The connection closing before that means the restore failed.
+ * The daemon answers LAZY_DONE_BYTE once every page is in; the connection
+ * closing before that means the daemon failed (the tree must be killed).
  */
 #ifndef STASIS_LAZY_H
 #define STASIS_LAZY_H
@@ -59,6 +61,8 @@ struct lazy_req {
 
 _Static_assert(sizeof(struct lazy_req) == 24, "lazy_req is 24 bytes");
 
+/* One request in its wire form (little endian). */
+void lazy_req_encode(struct lazy_req *req, int kind, pid_t pid, uint64_t vaddr, uint32_t nr_pages);
 /* Writes one request (converted to little endian): 0, or -1 logged. */
 int lazy_req_write(int fd, int kind, pid_t pid, uint64_t vaddr, uint32_t nr_pages);
 /* Reads and checks one request: 1 one is in *req (host order), 0 end of
@@ -68,12 +72,14 @@ int lazy_req_read(int fd, struct lazy_req *req);
 /* Source side of the response stream: the record announcing nr_pages
  * pages of pid at vaddr (zero: no frames follow, they read as zeros). */
 int lazy_resp_head(struct img_writer *w, pid_t pid, uint64_t vaddr, uint32_t nr_pages, int zero);
-/* The record and its pages, as page frames of image (a pages-N name). */
+/* The record and its pages, as page frames of image (a pages-N name);
+ * both flush what they wrote, so that the daemon gets it at once. */
 int lazy_resp_pages(struct img_writer *w, const char *image, pid_t pid, uint64_t vaddr,
 		    const void *data, uint32_t nr_pages);
 
 /* Restorer -> daemon. */
 #define LAZY_TASK_MAGIC 0x4b544c53u /* "SLTK" */
+#define LAZY_DONE_BYTE 'D'
 #define LAZY_MAX_RANGES (1u << 20)
 
 struct lazy_task {

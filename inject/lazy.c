@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lazy restore, the restorer's part (docs/lazy.md): the pages of private
+ * anonymous mappings are left out, and each task gets a userfaultfd,
+ * registered in MISSING mode on those mappings, that the lazy-pages daemon
+ * receives and fills them through. The userfaultfd is made inside the task
+ * (a remote call: it belongs to the task's mm), moved out with
+ * pidfd_getfd, closed in the task and handed to the daemon with the task's
+ * lazy ranges.
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "memfd.h"
+#include "stasis/lazy.h"
+#include "stasis/log.h"
+#include "stasis/proc.h"
+#include "stasis/uffd.h"
+#include "stasis/util.h"
+
+#define LAZY_FEATURES                                                                          \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |      \
+	 UFFD_FEATURE_EVENT_UNMAP)
+
+static int daemon_sk = -1;
+/* Copies of the userfaultfds, held until the daemon says every page is
+ * in: if it dies first, faults wait (and the tree is killed) instead of
+ * being filled with zeros by the kernel. */
+static int *uffds;
+static size_t nr_uffds;
+
+/*
+ * Private anonymous memory whose pages the daemon may fill after the task
+ * runs: not mappings whose state the restore sets with their pages in
+ * (locked, sealed), nor those the kernel fills or drops itself.
+ */
+bool lazy_vma(const Stasis__Vma *v)
+{
+	if (v->kind != STASIS__VMA_KIND__ANON && v->kind != STASIS__VMA_KIND__HEAP &&
+	    v->kind != STASIS__VMA_KIND__STACK)
+		return false;
+	if ((v->flags & MAP_SHARED) || memfd_vma(v) || v->has_packet_ring)
+		return false;
+	return !(v->madv & (VMF_LOCKED | VMF_SEALED | VMF_DROPPABLE | VMF_HUGETLB | VMF_UFFD));
+}
+
+/* Whether all of vaddr..vaddr+len is in lazy mappings of mm. */
+bool lazy_run(const Stasis__MmEntry *mm, uint64_t vaddr, uint64_t len)
+{
+	uint64_t end = vaddr + len;
+
+	for (size_t i = 0; i < mm->n_vmas && vaddr < end; i++) {
+		const Stasis__Vma *v = mm->vmas[i];
+
+		if (v->end <= vaddr)
+			continue;
+		if (v->start > vaddr || !lazy_vma(v))
+			return false;
+		vaddr = v->end;
+	}
+	return vaddr >= end;
+}
+
+void lazy_add_range(struct itask *t, uint64_t vaddr, uint64_t nr_pages)
+{
+	if ((t->nr_lazy & (t->nr_lazy - 1)) == 0)
+		t->lazy = xrealloc(t->lazy, (t->nr_lazy ? 2 * t->nr_lazy : 1) * sizeof(*t->lazy));
+	t->lazy[t->nr_lazy++] = (struct lazy_range){ vaddr, nr_pages };
+}
+
+static struct itree *lazy_tree;
+static volatile sig_atomic_t daemon_lost, released;
+
+/*
+ * SIGIO on the daemon's socket. Until every page is in, the daemon sends
+ * nothing but LAZY_DONE_BYTE: the socket readable with anything else (its
+ * end, an error) means that the daemon died. The tree, whose faults now
+ * wait on userfaultfds that nobody reads (ours keep them open), is killed
+ * at once: the remote call the restore waits for returns with the task's
+ * death instead of never.
+ */
+static void daemon_sigio(int sig)
+{
+	int e = errno;
+	char c;
+	ssize_t n = recv(daemon_sk, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	(void)sig;
+	/* released: lazy_wait watches the daemon (and kills forks too) */
+	if (released || (n == 1 && c == LAZY_DONE_BYTE)) {
+		errno = e;
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		errno = e;
+		return;
+	}
+	daemon_lost = 1;
+	for (size_t i = 0; lazy_tree && i < lazy_tree->nr; i++)
+		if (lazy_tree->tasks[i].created)
+			kill(lazy_tree->tasks[i].pid, SIGKILL);
+	errno = e;
+}
+
+int lazy_connect_daemon(struct itree *tr)
+{
+	struct sigaction sa = { .sa_handler = daemon_sigio, .sa_flags = SA_RESTART };
+
+	daemon_sk = lazy_connect(opts.lazy_dir ? opts.lazy_dir : ".");
+	if (daemon_sk < 0)
+		return -1;
+	lazy_tree = tr;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGIO, &sa, NULL) || fcntl(daemon_sk, F_SETOWN, getpid()) ||
+	    fcntl(daemon_sk, F_SETFL, fcntl(daemon_sk, F_GETFL) | O_ASYNC)) {
+		pr_perror("cannot watch the lazy-pages daemon's socket");
+		return -1;
+	}
+	return 0;
+}
+
+bool lazy_daemon_lost(void)
+{
+	return daemon_lost;
+}
+
+/* A userfaultfd of t's mm, in stasis-inject. */
+static int task_uffd(struct itask *t)
+{
+	int pidfd = syscall(SYS_pidfd_open, t->pid, 0), fd = -1;
+	long remote = ISYS(t, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (remote < 0) {
+		pr_err("task %d: userfaultfd failed: %s; --lazy-pages needs it", t->pid,
+		       strerror(-remote));
+		goto out;
+	}
+	if (pidfd >= 0)
+		fd = syscall(SYS_pidfd_getfd, pidfd, (int)remote, 0);
+	if (fd < 0)
+		pr_perror("task %d: cannot take its userfaultfd", t->pid);
+	ISYS(t, SYS_close, remote);
+out:
+	if (pidfd >= 0)
+		close(pidfd);
+	return fd;
+}
+
+/* Registers the lazy mappings of t (those its lazy ranges fall in). */
+static int register_vmas(struct itask *t, int uffd)
+{
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		Stasis__Vma *v = t->mm->vmas[i];
+		struct uffdio_register reg = { { v->start, v->end - v->start },
+					       UFFDIO_REGISTER_MODE_MISSING, 0 };
+		bool used = false;
+
+		for (size_t j = 0; !used && j < t->nr_lazy; j++)
+			used = t->lazy[j].start < v->end &&
+			       t->lazy[j].start + t->lazy[j].nr_pages * PAGE_SIZE > v->start;
+		if (!used)
+			continue;
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+			pr_perror("task %d: cannot register %#llx-%#llx for lazy restore", t->pid,
+				  (unsigned long long)v->start, (unsigned long long)v->end);
+			return -1;
+		}
+		if ((reg.ioctls & ((1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE))) !=
+		    ((1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE))) {
+			pr_err("task %d: the kernel cannot fill %#llx lazily (no UFFDIO_COPY)",
+			       t->pid, (unsigned long long)v->start);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int lazy_register(struct itask *t)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_FEATURES };
+	int uffd, ret = -1;
+
+	if (!t->nr_lazy)
+		return 0; /* nothing to fill: no userfaultfd */
+	uffd = task_uffd(t);
+	if (uffd < 0)
+		return -1;
+	if (ioctl(uffd, UFFDIO_API, &api) || (api.features & LAZY_FEATURES) != LAZY_FEATURES) {
+		pr_err("task %d: this kernel's userfaultfd lacks the events lazy restore needs",
+		       t->pid);
+		goto out;
+	}
+	if (register_vmas(t, uffd))
+		goto out;
+	ret = lazy_send_task(daemon_sk, t->pid, uffd, t->lazy, t->nr_lazy);
+	if (!ret) {
+		uffds = xrealloc(uffds, (nr_uffds + 1) * sizeof(*uffds));
+		uffds[nr_uffds++] = uffd;
+		return 0;
+	}
+out:
+	close(uffd);
+	return ret;
+}
+
+int lazy_tree_done(void)
+{
+	released = 1;
+	return lazy_send_task(daemon_sk, 0, -1, NULL, 0);
+}
+
+static bool in_set(const pid_t *set, size_t nr, pid_t p)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (set[i] == p)
+			return true;
+	return false;
+}
+
+/* The released tree and what it forked since: found first, then killed. */
+static void kill_tree(struct itree *tr)
+{
+	pid_t *set = xmalloc((tr->nr + 1) * sizeof(*set));
+	size_t nr = 0, before;
+
+	for (size_t i = 0; i < tr->nr; i++)
+		if (tr->tasks[i].created)
+			set[nr++] = tr->tasks[i].pid;
+	do {
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+
+		before = nr;
+		while (d && (de = readdir(d))) {
+			char path[64], buf[512], *p;
+			pid_t pid = atoi(de->d_name), ppid;
+			FILE *f;
+
+			if (pid <= 0 || in_set(set, nr, pid))
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+			f = fopen(path, "re");
+			if (!f)
+				continue;
+			p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+			fclose(f);
+			if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 && in_set(set, nr, ppid)) {
+				set = xrealloc(set, (nr + 1) * sizeof(*set));
+				set[nr++] = pid;
+			}
+		}
+		if (d)
+			closedir(d);
+	} while (nr != before);
+	for (size_t i = 0; i < nr; i++)
+		kill(set[i], SIGKILL);
+	free(set);
+}
+
+static void drop_uffds(void)
+{
+	for (size_t i = 0; i < nr_uffds; i++)
+		close(uffds[i]);
+	nr_uffds = 0;
+}
+
+void lazy_detach(void)
+{
+	signal(SIGIO, SIG_IGN);
+	drop_uffds();
+	if (daemon_sk >= 0)
+		close(daemon_sk);
+	daemon_sk = -1;
+}
+
+/*
+ * Waits for the restored root as waitpid does, and meanwhile for the
+ * daemon's word that every page is in. The daemon gone before that: the
+ * tree cannot run without its memory and is killed (-1, logged).
+ */
+int lazy_wait(struct itree *tr, pid_t root, int *status)
+{
+	int pidfd = syscall(SYS_pidfd_open, root, 0);
+
+	while (daemon_sk >= 0 && pidfd >= 0) {
+		struct pollfd p[2] = { { daemon_sk, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+		char c;
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		n = read(daemon_sk, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 1 && c == LAZY_DONE_BYTE) {
+			lazy_detach();
+			break;
+		}
+		pr_err("the lazy-pages daemon went away before every page was in; the restored "
+		       "tree was killed");
+		kill_tree(tr);
+		lazy_detach();
+		if (pidfd >= 0)
+			close(pidfd);
+		waitpid(root, status, 0);
+		return -1;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	while (waitpid(root, status, 0) < 0)
+		if (errno != EINTR) {
+			pr_perror("cannot wait for task %d", root);
+			return -1;
+		}
+	lazy_detach();
+	return 0;
+}
