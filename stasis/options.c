@@ -92,6 +92,9 @@ static const struct fe_option options[] = {
 	FLAG("tcp-established", 0, CMD_ALL, F_TCP_ESTABLISHED, F_NONE,
 	     "checkpoint established TCP connections (TCP_REPAIR); restore: accepted, "
 	     "the checkpoint says what to restore"),
+	FLAG("lazy-pages", 0, CMD_RESTORE, F_LAZY_PAGES, F_NONE,
+	     "restore private anonymous memory lazily: the stasis lazy-pages daemon, "
+	     "started first with the same -D (or -W), fills it as the tree touches it"),
 	FLAG("tcp-close", 0, CMD_ALL, F_TCP_CLOSE, F_NONE,
 	     "dump: established TCP connections as closed; restore: restore them closed"),
 	STR("network-lock", 0, CMD_ALL, S_NETWORK_LOCK, "METHOD",
@@ -192,7 +195,6 @@ static const struct fe_option options[] = {
 	TODO("evasive-devices", 0, no_argument),
 	TODO("timeout", 0, required_argument),
 	TODO("cpu-cap", 0, optional_argument),
-	TODO("lazy-pages", 0, no_argument),
 	TODO("restore-sibling", 'S', no_argument),
 	TODO("root", 'r', required_argument),
 	TODO("join-ns", 'J', required_argument),

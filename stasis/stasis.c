@@ -24,11 +24,13 @@
 #include "options.h"
 #include "pipeline.h"
 
-static const char *const tools[] = {"freeze", "collect", "serialize", "seal", "transfer", "inject"};
+static const char *const tools[] = {"freeze", "collect", "serialize", "seal", "transfer", "inject",
+				    /* criu(8)'s lazy-pages command is the daemon itself */
+				    "lazy-pages"};
 
 /* criu(8) commands stasis does not have (yet). */
 static const char *const criu_commands[] = {
-    "lazy-pages", "exec", "service", "cpuinfo", "swrk",
+    "exec", "service", "cpuinfo", "swrk",
 };
 
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -743,6 +745,12 @@ static int cmd_restore(const struct fe_opts *o)
 		args_add(&st[1].argv, "--file-locks");
 	if (o->flag[F_TCP_CLOSE])
 		args_add(&st[1].argv, "--tcp-close");
+	/* the daemon's socket is in the work directory, as criu(8) has it */
+	if (o->flag[F_LAZY_PAGES]) {
+		args_add(&st[1].argv, "--lazy-pages");
+		args_add(&st[1].argv, "--work-dir");
+		args_add(&st[1].argv, wdir);
+	}
 	if (o->str[S_FILE_VALIDATION]) {
 		args_add(&st[1].argv, "--file-validation");
 		args_add(&st[1].argv, o->str[S_FILE_VALIDATION]);

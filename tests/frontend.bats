@@ -193,9 +193,9 @@ assert_untouched() {
 	run stasis dump -t 1 -L /tmp
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"--libdir) is not supported yet"* ]]
-	run stasis lazy-pages --page-server
+	run stasis exec -t 1
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"command lazy-pages is not supported yet"* ]]
+	[[ "$output" == *"command exec is not supported yet"* ]]
 }
 
 @test "bad command lines are refused" {

@@ -75,6 +75,10 @@ optional_program() {
 	check_program stasis-inject
 }
 
+@test "stasis-lazy-pages: --help and stasis-lazy-pages.8 have the same options" {
+	check_program stasis-lazy-pages
+}
+
 @test "stasis-seal: --help and stasis-seal.8 have the same options" {
 	optional_program stasis-seal
 }

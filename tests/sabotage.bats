@@ -70,6 +70,11 @@ inet      dgram           dgram
 inet      fin             halfclosed
 inet      connecting      connecting @NOBASELINE
 inet      reuseport       reuseport
+lazymm    fork            64
+lazymm    remap           64
+lazymm    unmap           64
+lazymm    dontneed        64
+lazymm    threads         64
 lease     lease           @DIR
 locks     locks           @DIR
 mappings  private         @DIR

@@ -1,0 +1,212 @@
+#!/usr/bin/env bats
+# Lazy (post-copy) restore from a directory (issue 13, docs/lazy.md):
+# stasis lazy-pages -D DIR serves the pages of a normal dump, stasis
+# restore --lazy-pages leaves the private anonymous memory to it. The
+# memory, tree and thread programs of the other suites are restored lazily
+# and check themselves once the daemon has put every page in (it exits 0
+# then); lazymm does fork, mremap, munmap, MADV_DONTNEED and faults from
+# several threads while its memory is still lazy (the daemon's background
+# prefetch slowed down); an iterative chain is restored lazily; a daemon
+# that is missing or dies never leaves a tree running without its memory.
+
+load helpers
+
+# Starts stasis lazy-pages on $IMG in the background (LZPID), ARGS added,
+# and waits until its socket is there.
+start_lazy_daemon() { # [ARGS...]
+	rm -f "$IMG/lazy-pages.socket"
+	(cd "$BATS_TEST_TMPDIR" && exec stasis lazy-pages -D "$IMG" -v4 -o lazy-pages.log \
+		--display-stats "$@") </dev/null >"$BATS_TEST_TMPDIR/lazy.out" 2>&1 3>&- &
+	LZPID=$!
+	local i
+	for i in $(seq 200); do
+		if [ -S "$IMG/lazy-pages.socket" ]; then
+			own_pid "$LZPID"
+			return 0
+		fi
+		alive "$LZPID" || break
+		sleep 0.05
+	done
+	own_pid "$LZPID"
+	die_with_logs "stasis lazy-pages did not make $IMG/lazy-pages.socket"
+}
+
+# The daemon must end by itself, with status 0: every page is in.
+wait_lazy_done() {
+	wait_child "$LZPID" "$STASIS_TEST_WAIT" ||
+		die_with_logs "stasis lazy-pages still runs ${STASIS_TEST_WAIT}s after the restore" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis lazy-pages exited with status $STATUS" || return 1
+	cat "$BATS_TEST_TMPDIR/lazy.out"
+}
+
+# Lazy restore of $IMG (daemon ARGS in LAZY_ARGS), the program told to
+# check itself once every page is in.
+lazy_restore_and_check() {
+	start_lazy_daemon "${LAZY_ARGS[@]}" || return 1
+	start_restore --lazy-pages "$@"
+	wait_restored || return 1
+	wait_lazy_done || return 1
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" ||
+		die_with_logs "stasis restore still running ${STASIS_TEST_WAIT}s after GO" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS" || return 1
+	check_pass_log
+}
+
+# A number from the daemon's statistics.
+lazy_stat() { # NAME
+	awk -F': ' -v k="$1" '$1 == k { print $2; exit }' "$BATS_TEST_TMPDIR/lazy.out"
+}
+
+@test "heap: 64 MiB malloc, brk heap and sparse memory restored lazily, every page served by the daemon" {
+	start_prog heap
+	dump_and_kill
+	lazy_restore_and_check --display-stats
+	local lazy pushed faulted
+	lazy=$(lazy_stat "Pages left lazy")
+	pushed=$(lazy_stat "Pages pushed")
+	faulted=$(lazy_stat "Pages served on fault")
+	echo "lazy $lazy, pushed $pushed, on fault $faulted"
+	[ "$lazy" -ge 16384 ] || die_with_logs "only $lazy pages were left lazy (64 MiB is 16384)"
+	[ $((pushed + faulted)) -eq "$lazy" ] || die_with_logs "$pushed pushed and $faulted faulted pages are not the $lazy lazy ones"
+	grep -q "^Pages left lazy: " "$BATS_TEST_TMPDIR/restore.out" ||
+		die_with_logs "restore --display-stats does not count the lazy pages"
+	grep -q "^Time to first instruction: [0-9]* us" "$BATS_TEST_TMPDIR/lazy.out"
+	grep -q "^Time until all pages arrived: [0-9]* us" "$BATS_TEST_TMPDIR/lazy.out"
+	# and the daemon's figures are in the restore's statistics image
+	stasis-serialize show -i "$IMG/stats-restore.img" | grep -q '"lazy_pages_pushed"' ||
+		die_with_logs "stats-restore.img lacks the lazy figures"
+}
+
+@test "mappings: private and shared file and anonymous mappings, PROT_NONE and read-only ones, restored lazily" {
+	start_prog mappings "$BATS_TEST_TMPDIR"
+	dump_and_kill
+	lazy_restore_and_check
+}
+
+@test "threads: 8 threads restored lazily keep their TIDs, masks, signals and futex hand-offs" {
+	start_prog threads
+	dump_and_kill_tree
+	lazy_restore_and_check
+}
+
+@test "tree: three levels, sessions, an orphaned group, zombies, a subreaper, restored lazily" {
+	start_prog tree
+	dump_and_kill_tree
+	lazy_restore_and_check
+}
+
+@test "prefork: 4 children whose 32 MiB are shared with their parent read them intact after a lazy restore" {
+	start_prog prefork 32 4
+	dump_and_kill_tree
+	lazy_restore_and_check
+}
+
+@test "lazymm: fork, mremap, munmap, MADV_DONTNEED and 6 threads faulting at once, while the memory is still lazy" {
+	start_prog lazymm 128
+	dump_and_kill
+	# 1 MiB every 40 ms: the 128 MiB take seconds to come in the background
+	start_lazy_daemon --prefetch-delay 40
+	start_restore --lazy-pages
+	wait_restored
+	echo expect-lazy >"$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" ||
+		die_with_logs "stasis restore still running ${STASIS_TEST_WAIT}s after GO" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore exited with status $STATUS" || return 1
+	check_pass_log
+	grep "^missing at GO" "$LOG"
+	wait_lazy_done
+}
+
+@test "checker self-test: lazymm notices a child that saw later data, a moved window changed, old data in unmapped or dropped memory, a thread's wrong page (STASIS_SABOTAGE)" {
+	local what
+	for what in fork remap unmap dontneed threads; do
+		rm -f "$BATS_TEST_TMPDIR/lazymm.log"
+		export STASIS_SABOTAGE=$what
+		start_prog lazymm 64
+		unset STASIS_SABOTAGE
+		touch "$GOFILE"
+		wait_child "$PID" 60 || die_with_logs "$what: no verdict" || return 1
+		grep -q '^FAIL' "$LOG" || die_with_logs "$what: sabotage not noticed" || return 1
+	done
+	# and a restore that is not lazy (here: none) is noticed
+	rm -f "$BATS_TEST_TMPDIR/lazymm.log"
+	start_prog lazymm 64
+	echo expect-lazy >"$GOFILE"
+	wait_child "$PID" 60
+	grep -q '^FAIL: .*no page was missing at GO' "$LOG" || die_with_logs "a restore that was not lazy was not noticed"
+}
+
+@test "an iterative chain (pre-dump, then dump against it) restored lazily: pages left to the parent link come from it" {
+	local chain=$BATS_TEST_TMPDIR/chain
+	start_prog dirtier 32
+	mkdir -p "$chain"
+	(cd "$BATS_TEST_TMPDIR" && exec stasis pre-dump -t "$PID" -D "$chain/1" -v4 -o pre-dump.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || die_with_logs "pre-dump failed" || return 1
+	kill -USR1 "$PID"
+	local i
+	for i in $(seq 100); do
+		grep -q '^DIRTIED' "$LOG" && break
+		sleep 0.05
+	done
+	IMG=$chain/2
+	dump_and_kill --track-mem --prev-images-dir ../1
+	wait_ids_free 30
+	lazy_restore_and_check
+}
+
+@test "restore --lazy-pages without a daemon fails with one clear line and leaves nothing running" {
+	start_prog heap 8
+	dump_and_kill
+	run stasis restore -D "$IMG" --lazy-pages -o restore.log
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"cannot reach the lazy-pages daemon"* ]] || die_with_logs "unclear error: $output"
+	if alive "$PID"; then die_with_logs "PID $PID runs after the failed restore"; return 1; fi
+}
+
+@test "the daemon killed during the restore: the tree being restored is killed, not left with zeros" {
+	start_prog heap 64
+	dump_and_kill
+	start_lazy_daemon --prefetch-delay 200
+	start_restore --lazy-pages
+	wait_restored
+	kill -KILL "$LZPID"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis restore still runs after the daemon died" || return 1
+	[ "$STATUS" -ne 0 ]
+	wait_gone "$PID" 10 || die_with_logs "the restored task $PID still runs without its memory" || return 1
+	grep -q "lazy-pages daemon went away" "$IMG/restore.log" ||
+		die_with_logs "no clear message"
+}
+
+@test "the daemon killed once the tree runs, pages still missing: the tree and its forks are killed" {
+	start_prog lazymm 128
+	dump_and_kill
+	start_lazy_daemon --prefetch-delay 200
+	start_restore --lazy-pages
+	wait_restored
+	local i
+	for i in $(seq 200); do
+		[ "$(proc_status "$PID" TracerPid)" = 0 ] && break
+		sleep 0.05
+	done
+	[ "$(proc_status "$PID" TracerPid)" = 0 ] || die_with_logs "the restored tree was not released" || return 1
+	kill -KILL "$LZPID"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis restore still runs after the daemon died" || return 1
+	[ "$STATUS" -ne 0 ]
+	wait_gone "$PID" 10 || die_with_logs "the restored task $PID still runs without its memory" || return 1
+	grep -q "lazy-pages daemon went away before every page was in" "$IMG/restore.log" ||
+		die_with_logs "no clear message"
+}
+
+@test "bad command lines of stasis lazy-pages are refused; the raw programs document the lazy options" {
+	run stasis-inject --help
+	[[ "$output" == *"--lazy-pages"* ]]
+	run stasis lazy-pages
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"-D DIR"* ]]
+	run stasis lazy-pages -D "$BATS_TEST_TMPDIR" --prefetch-delay x
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"invalid --prefetch-delay"* ]]
+	run stasis lazy-pages -D "$BATS_TEST_TMPDIR" --request-fd 5
+	[ "$status" -eq 1 ]
+}
