@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,4 +198,18 @@ void hex_encode(const uint8_t *in, size_t len, char *out)
 		out[2 * i + 1] = digits[in[i] & 15];
 	}
 	out[2 * len] = 0;
+}
+
+void pipe_wait_drained(int fd)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = 0 };
+		int left = 0;
+
+		if (ioctl(fd, FIONREAD, &left) || left <= 0)
+			return;
+		/* POLLERR: the reader closed its end */
+		if (poll(&p, 1, 20) > 0 && (p.revents & (POLLERR | POLLHUP)))
+			return;
+	}
 }

@@ -447,12 +447,17 @@ static int emit_last(struct chain_stream *cs)
 
 	if (cs->mode == LINK_PASS) {
 		ret = imgw_finish(cs->w);
-		return out_finish() || ret ? -1 : 0;
+		ret = out_finish() || ret ? -1 : 0;
+	} else {
+		link_dir(cs, cs->nr, dir, sizeof(dir));
+		w = imgw_open(STDOUT_FILENO);
+		ret = imgdir_pack(dir, w) || imgw_finish(w) ? -1 : 0;
+		imgw_free(w);
 	}
-	link_dir(cs, cs->nr, dir, sizeof(dir));
-	w = imgw_open(STDOUT_FILENO);
-	ret = imgdir_pack(dir, w) || imgw_finish(w) ? -1 : 0;
-	imgw_free(w);
+	/* a complete stream: stasis-inject may still wait for the source's
+	 * PIDs before it reads, and must not see our end close first */
+	if (!ret)
+		pipe_wait_drained(STDOUT_FILENO);
 	return ret;
 }
 

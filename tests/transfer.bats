@@ -605,6 +605,51 @@ no_links_left() {
 	no_links_left
 }
 
+@test "image-less iterative migration: the restore waits for the source's PIDs however late they are freed after the last link" {
+	# the source's parent reaps it 2 s after it died: its PID stays in use
+	# that long after the dump, while the chain is long in hand
+	cat >"$BATS_TEST_TMPDIR/late.py" <<'EOF'
+import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    os.execv(sys.argv[2], sys.argv[2:])
+with open(sys.argv[1], "w") as f:
+    f.write("%d\n" % pid)
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+time.sleep(2)
+os.waitpid(pid, 0)
+EOF
+	PROG=$(readlink -f "$TESTPROGS/dirtier")
+	LOG=$BATS_TEST_TMPDIR/dirtier.log
+	(
+		close_extra_fds
+		exec ip netns exec "$NS_SRC" python3 "$BATS_TEST_TMPDIR/late.py" \
+			"$BATS_TEST_TMPDIR/late.pid" "$PROG" "$GOFILE" 1 </dev/null >"$LOG" 2>&1
+	) &
+	local late=$!
+	own_pid "$late"
+	for _ in $(seq 100); do [ -s "$BATS_TEST_TMPDIR/late.pid" ] && break; sleep 0.05; done
+	PID=$(cat "$BATS_TEST_TMPDIR/late.pid")
+	own_pid "$PID" "$PROG"
+	wait_ready "$LOG" "$PID" 20
+	start_remote_restore "${TLS_DST[@]}"
+	# a small tree: the whole resolved stream fits in the pipe to
+	# stasis-inject, which reads nothing until the PID is free
+	remote_cmd pre-dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "pre-dump 1 failed"
+	dirty_slice 1
+	remote_cmd pre-dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "pre-dump 2 failed"
+	remote_dump --remote --port "$PORT" --track-mem "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "the dump failed"
+	grep -q "waiting for PID $PID" "$BATS_TEST_TMPDIR/restore.log" ||
+		die_with_logs "the restore did not have to wait for the source's PID"
+	wait_child "$late" 20
+	check_restored
+	no_links_left
+}
+
 @test "image-less migration: a plain link where -e expects sealed ones is refused, and the source runs on" {
 	start_prog_on_src dirtier 4
 	start_remote_restore -e "${TLS_DST[@]}"

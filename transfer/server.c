@@ -244,26 +244,6 @@ static int greet(struct conn *c)
 	return conn_send(c, "READY\n", 6);
 }
 
-/*
- * After a complete stream, stay until the consumer has read it all: our
- * end closing early means "the sender gave up" to a consumer that waits
- * before reading (stasis-inject --wait-pids-free), and a complete stream
- * must not look like that.
- */
-static void wait_drained(void)
-{
-	for (;;) {
-		struct pollfd p = {.fd = STDOUT_FILENO, .events = 0};
-		int left = 0;
-
-		if (ioctl(STDOUT_FILENO, FIONREAD, &left) || left <= 0)
-			return;
-		/* POLLERR: the consumer closed its end */
-		if (poll(&p, 1, 20) > 0 && (p.revents & (POLLERR | POLLHUP)))
-			return;
-	}
-}
-
 /* Reads the local consumer's "OK" on --sink-ack-fd. */
 static bool sink_confirmed(void)
 {
@@ -401,7 +381,7 @@ static int receive(struct conn *c, bool *more)
 		joined = true;
 		if (q_failed())
 			goto consumer_failed;
-		wait_drained();
+		pipe_wait_drained(STDOUT_FILENO);
 		close(STDOUT_FILENO);
 		ret = 0;
 		goto out;
@@ -453,7 +433,7 @@ static int receive(struct conn *c, bool *more)
 		       strerror(q.err));
 		goto out;
 	}
-	wait_drained();
+	pipe_wait_drained(STDOUT_FILENO);
 	close(STDOUT_FILENO);
 	ret = 0;
 	goto out;

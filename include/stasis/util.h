@@ -32,6 +32,10 @@ void print_version(const char *prog);
 long long parse_size(const char *s);
 /* Enlarge a pipe to the largest size allowed (ignored for non-pipes). */
 void pipe_grow(int fd);
+/* Returns once the reader of the pipe fd has read everything written to it
+ * (or closed its end): a consumer that waits before reading (stasis-inject
+ * --wait-pids-free) takes our end closing early for a failed transfer. */
+void pipe_wait_drained(int fd);
 /* Exactly 2 * len hexadecimal digits into len bytes: 0, or -1. */
 int hex_decode(const char *hex, uint8_t *out, size_t len);
 /* len bytes as 2 * len lowercase digits and a NUL into out. */
