@@ -46,6 +46,11 @@ int log_set_file(const char *path)
 	return 0;
 }
 
+bool log_has_file(void)
+{
+	return log_fd >= 0;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
 	char buf[4096];

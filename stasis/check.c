@@ -47,6 +47,7 @@
 #include "stasis/util.h"
 
 #include "check.h"
+#include "commands.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -979,4 +980,25 @@ int check_run(const struct check_opts *c)
 	}
 	printf("Looks good.\n");
 	return 0;
+}
+
+/* stasis check; -o is relative to -W if given. */
+int cmd_check(const struct fe_opts *o)
+{
+	struct check_opts c = {
+	    .extra = o->flag[F_CHECK_EXTRA] || o->flag[F_CHECK_ALL],
+	    .experimental = o->flag[F_CHECK_EXPERIMENTAL] || o->flag[F_CHECK_ALL],
+	    .feature = o->str[S_FEATURE],
+	};
+	char *wdir = NULL, *log = NULL;
+	int ret = 1;
+
+	if (o->str[S_WORK_DIR] && !(wdir = fe_work_dir(o, ".")))
+		return 1;
+	log = fe_in_dir(wdir ? wdir : ".", o->str[S_LOG_FILE]);
+	if (!fe_open_log(log, o))
+		ret = check_run(&c);
+	free(log);
+	free(wdir);
+	return ret;
 }

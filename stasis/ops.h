@@ -31,8 +31,7 @@ bool fe_tracker_runs(pid_t root);
 int fe_open_sealed_chain(const struct fe_opts *o, const char *dir, const char *log, char **tmp);
 void fe_close_sealed_chain(char *tmp);
 
-/* stasis.c, for the front-end's other files */
-char *need_program(const char *name);
+/* common.c: -v and -o, passed on to every stage. */
 void add_common(struct args *a, const struct fe_opts *o, const char *log);
 /* "--action-script PATH" for each script, for stasis-collect and stasis-inject. */
 void fe_scripts_args(struct args *a, const struct fe_opts *o);
@@ -55,6 +54,6 @@ uint64_t fe_tree_memory(pid_t pid);
 /* Bytes of the images in dir. */
 uint64_t fe_dir_bytes(const char *dir);
 /* A stage that copies its stdin to its stdout and shows the progress. */
-int fe_progress_start(struct stage *s, const char *what, uint64_t total, bool estimate);
+struct stage *fe_progress_add(struct pipeline *p, const char *what, uint64_t total, bool estimate);
 
 #endif

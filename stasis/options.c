@@ -17,6 +17,7 @@
 #include "stasis/util.h"
 
 #include "options.h"
+#include "pipeline.h"
 
 enum opt_kind {
 	K_FLAG,	     /* boolean, sets flag[target]; "--no-NAME" clears it */
@@ -42,42 +43,49 @@ struct fe_option {
 	int clears;	   /* K_FLAG: the flag this one turns off (last one wins) */
 	const char *argname;
 	const char *help;
+	unsigned int to; /* enum fe_prog mask: the programs it is passed on to, as --NAME */
 };
 
 /* clang-format off */
 #define FLAG(n, s, c, f, x, h) { n, s, no_argument, K_FLAG, c, f, x, NULL, h }
 #define STR(n, s, c, t, a, h) { n, s, required_argument, K_STR, c, t, 0, a, h }
 #define TODO(n, s, a) { n, s, a, K_TODO, CMD_ALL, 0, 0, NULL, NULL }
+/* the same, passed on to the programs of mask t */
+#define FLAG_TO(n, s, c, f, x, t, h) { n, s, no_argument, K_FLAG, c, f, x, NULL, h, t }
+#define STR_TO(n, s, c, t, a, p, h) { n, s, required_argument, K_STR, c, t, 0, a, h, p }
 /* the commands that talk to another host (stasis-transfer) */
 #define CMD_NET (CMD_ALL | CMD_PAGE_SERVER)
 
+/* .to is left out where an option goes to no program */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct fe_option options[] = {
 	{ "tree", 't', required_argument, K_PID, CMD_DUMP | CMD_PRE_DUMP, 0, 0, "PID",
 	  "checkpoint the process tree rooted at PID" },
 	STR("images-dir", 'D', CMD_ALL | CMD_PAGE_SERVER | CMD_DEDUP, S_IMAGES_DIR, "DIR",
 	    "directory of the image files (default: the current directory)"),
-	FLAG("leave-running", 'R', CMD_DUMP, F_LEAVE_RUNNING, F_LEAVE_STOPPED,
+	FLAG_TO("leave-running", 'R', CMD_DUMP, F_LEAVE_RUNNING, F_LEAVE_STOPPED, TO_COLLECT,
 	     "leave the tree running after the dump instead of killing it"),
-	FLAG("leave-stopped", 's', CMD_ALL, F_LEAVE_STOPPED, F_LEAVE_RUNNING,
+	FLAG_TO("leave-stopped", 's', CMD_ALL, F_LEAVE_STOPPED, F_LEAVE_RUNNING, TO_COLLECT | TO_INJECT,
 	     "leave the tasks stopped after the dump or the restore"),
-	FLAG("shell-job", 'j', CMD_ALL, F_SHELL_JOB, F_NONE,
+	FLAG_TO("shell-job", 'j', CMD_ALL, F_SHELL_JOB, F_NONE, TO_COLLECT | TO_INJECT,
 	     "allow a shell job (a tree in the session of a terminal)"),
-	FLAG("restore-detached", 'd', CMD_RESTORE, F_RESTORE_DETACHED, F_NONE,
+	FLAG_TO("restore-detached", 'd', CMD_RESTORE, F_RESTORE_DETACHED, F_NONE, TO_INJECT,
 	     "exit once the tree is restored, do not wait for it"),
 	STR("pidfile", 0, CMD_ALL | CMD_PAGE_SERVER, S_PIDFILE, "FILE",
 	    "write the PID of the root task (page-server: of the server) to FILE"),
-	FLAG("file-locks", 'l', CMD_ALL, F_FILE_LOCKS, F_NONE,
+	FLAG_TO("file-locks", 'l', CMD_ALL, F_FILE_LOCKS, F_NONE, TO_COLLECT | TO_INJECT,
 	     "dump the file locks the tree holds (flock, POSIX, OFD); restore them"),
-	FLAG("link-remap", 0, CMD_DUMP | CMD_RESTORE, F_LINK_REMAP, F_NONE,
+	FLAG_TO("link-remap", 0, CMD_DUMP | CMD_RESTORE, F_LINK_REMAP, F_NONE, TO_COLLECT,
 	     "link unlinked files that have other links back under a temporary name "
 	     "(restore: accepted, the links are removed either way)"),
-	STR("ghost-limit", 0, CMD_DUMP, S_GHOST_LIMIT, "SIZE",
+	STR_TO("ghost-limit", 0, CMD_DUMP, S_GHOST_LIMIT, "SIZE", TO_COLLECT,
 	    "most data a deleted file carried in the checkpoint may hold (K, M, G "
 	    "suffixes; default 1M; holes do not count)"),
 	FLAG("ghost-fiemap", 0, CMD_DUMP, F_GHOST_FIEMAP, F_NONE,
 	     "accepted as criu(8) does: the data of deleted files is always found with "
 	     "SEEK_DATA/SEEK_HOLE, holes left out"),
-	STR("file-validation", 0, CMD_ALL, S_FILE_VALIDATION, "MODE",
+	STR_TO("file-validation", 0, CMD_ALL, S_FILE_VALIDATION, "MODE", TO_INJECT,
 	    "how files are checked on restore: filesize (the default; buildid is not "
 	    "supported)"),
 	STR("log-file", 'o', CMD_ANY, S_LOG_FILE, "FILE",
@@ -89,31 +97,31 @@ static const struct fe_option options[] = {
 	     "one log file per program of the pipeline: FILE.PID"),
 	FLAG("display-stats", 0, CMD_ALL, F_DISPLAY_STATS, F_NONE,
 	     "print the statistics of the dump or the restore at the end"),
-	FLAG("tcp-established", 0, CMD_ALL, F_TCP_ESTABLISHED, F_NONE,
+	FLAG_TO("tcp-established", 0, CMD_ALL, F_TCP_ESTABLISHED, F_NONE, TO_COLLECT,
 	     "checkpoint established TCP connections (TCP_REPAIR); restore: accepted, "
 	     "the checkpoint says what to restore"),
-	FLAG("lazy-pages", 0, CMD_RESTORE, F_LAZY_PAGES, F_NONE,
+	FLAG_TO("lazy-pages", 0, CMD_RESTORE, F_LAZY_PAGES, F_NONE, TO_INJECT,
 	     "restore private anonymous memory lazily: the stasis lazy-pages daemon, "
 	     "started first with the same -D (or -W), fills it as the tree touches it"),
-	FLAG("tcp-close", 0, CMD_ALL, F_TCP_CLOSE, F_NONE,
+	FLAG_TO("tcp-close", 0, CMD_ALL, F_TCP_CLOSE, F_NONE, TO_COLLECT | TO_INJECT,
 	     "dump: established TCP connections as closed; restore: restore them closed"),
-	STR("network-lock", 0, CMD_ALL, S_NETWORK_LOCK, "METHOD",
+	STR_TO("network-lock", 0, CMD_ALL, S_NETWORK_LOCK, "METHOD", TO_COLLECT,
 	    "how the packets of the tree's TCP connections are dropped from the freeze until "
 	    "the restore lets it run: iptables (the default), nftables or skip; restore: "
 	    "accepted, the checkpoint says which lock to remove"),
-	FLAG("skip-in-flight", 0, CMD_ALL, F_SKIP_IN_FLIGHT, F_NONE,
+	FLAG_TO("skip-in-flight", 0, CMD_ALL, F_SKIP_IN_FLIGHT, F_NONE, TO_COLLECT,
 	     "drop the connections a TCP listener has not accepted yet instead of failing "
 	     "(restore: accepted, nothing to do)"),
 	{ "external", 0, required_argument, K_LIST, CMD_DUMP, L_EXTERNAL, 0, "unix[ID]",
-	  "allow unix socket ID (its inode) a peer outside the tree (may be repeated)" },
-	FLAG("force-irmap", 0, CMD_ALL, F_FORCE_IRMAP, F_NONE,
+	  "allow unix socket ID (its inode) a peer outside the tree (may be repeated)", TO_COLLECT },
+	FLAG_TO("force-irmap", 0, CMD_ALL, F_FORCE_IRMAP, F_NONE, TO_COLLECT,
 	     "find the path of an inotify or fanotify watch whose own name is gone by its "
 	     "inode, under --irmap-scan-path (default: its mount)"),
 	{ "irmap-scan-path", 0, required_argument, K_LIST, CMD_ALL, L_IRMAP_SCAN_PATH, 0, "DIR",
-	  "with --force-irmap, look there first (may be repeated)" },
+	  "with --force-irmap, look there first (may be repeated)", TO_COLLECT },
 	{ "inherit-fd", 0, required_argument, K_LIST, CMD_RESTORE, L_INHERIT_FD, 0,
 	  "fd[N]:socket:[ID]",
-	  "restore unix socket ID as descriptor N of the caller (may be repeated)" },
+	  "restore unix socket ID as descriptor N of the caller (may be repeated)", TO_INJECT },
 	{ "action-script", 0, required_argument, K_SCRIPT, CMD_ALL, 0, 0, "PATH",
 	  "run PATH at every stage of the dump or the restore (may be repeated)" },
 	{ "config", 0, required_argument, K_CONFIG, CMD_ANY, 0, 0, "FILE",
@@ -204,6 +212,7 @@ static const struct fe_option options[] = {
 	TODO("weak-sysctls", 0, no_argument),
 	TODO("skip-file-rwx-check", 0, no_argument),
 };
+#pragma GCC diagnostic pop
 /* clang-format on */
 
 #define NR_OPTIONS ((int)ARRAY_SIZE(options))
@@ -558,6 +567,27 @@ void fe_free(struct fe_opts *o)
 		free(o->list[i].v);
 	free(o->scripts);
 	memset(o, 0, sizeof(*o));
+}
+
+void fe_forward(struct args *a, const struct fe_opts *o, enum fe_prog prog)
+{
+	for (int i = 0; i < NR_OPTIONS; i++) {
+		const struct fe_option *opt = &options[i];
+
+		if (!(opt->to & prog))
+			continue;
+		if (opt->kind == K_FLAG && o->flag[opt->target]) {
+			args_addf(a, "--%s", opt->name);
+		} else if (opt->kind == K_STR && o->str[opt->target]) {
+			args_addf(a, "--%s", opt->name);
+			args_add(a, o->str[opt->target]);
+		} else if (opt->kind == K_LIST) {
+			for (int k = 0; k < o->list[opt->target].n; k++) {
+				args_addf(a, "--%s", opt->name);
+				args_add(a, o->list[opt->target].v[k]);
+			}
+		}
+	}
 }
 
 /* Print text, the cursor being at column indent, wrapped before width. */

@@ -116,6 +116,17 @@ int fe_parse(int argc, char **argv, struct fe_opts *o);
 /* Frees what fe_parse kept (the option strings from files go with it). */
 void fe_free(struct fe_opts *o);
 
+/* The programs options are passed on to (a bit mask). */
+enum fe_prog {
+	TO_COLLECT = 1 << 0,
+	TO_INJECT = 1 << 1,
+};
+
+struct args;
+/* The options of o that go to prog, "--NAME [VALUE]" each, in the order of
+ * the options table. */
+void fe_forward(struct args *a, const struct fe_opts *o, enum fe_prog prog);
+
 /* Print the help of one command, or of all of them for CMD_NONE. */
 void fe_usage(FILE *f, enum fe_cmd cmd);
 

@@ -3,13 +3,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stasis/log.h"
@@ -110,6 +113,15 @@ char *find_program(const char *name)
 	return NULL;
 }
 
+char *need_program(const char *name)
+{
+	char *p = find_program(name);
+
+	if (!p)
+		pr_err("%s not found (next to stasis or in PATH)", name);
+	return p;
+}
+
 int make_pipe(int fds[2])
 {
 	if (pipe2(fds, O_CLOEXEC)) {
@@ -149,7 +161,7 @@ static void add_pid_to_logs(struct args *a)
 	}
 }
 
-int stage_start(struct stage *s)
+static int stage_exec(struct pipeline *p, struct stage *s)
 {
 	int i;
 
@@ -173,7 +185,8 @@ int stage_start(struct stage *s)
 	/* child: the stages decide for themselves what to do about SIGPIPE */
 	signal(SIGPIPE, SIG_DFL);
 	if ((s->in >= 0 && dup2(s->in, STDIN_FILENO) < 0) ||
-	    (s->out >= 0 && dup2(s->out, STDOUT_FILENO) < 0)) {
+	    (s->out >= 0 && dup2(s->out, STDOUT_FILENO) < 0) ||
+	    (p->err[1] >= 0 && dup2(p->err[1], STDERR_FILENO) < 0)) {
 		pr_perror("cannot set up the standard streams of %s", s->name);
 		_exit(127);
 	}
@@ -211,32 +224,443 @@ static bool runs(pid_t pid, const char *name)
 	return !strncmp(comm, name, 15) && strlen(comm) == (strlen(name) < 15 ? strlen(name) : 15);
 }
 
-int stage_wait(struct stage *s, bool quiet)
+static long long now_ms(void)
 {
-	const char *name = s->name;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* The stage has ended, or blocks until it does: its status is kept. */
+static void stage_reap(struct stage *s)
+{
 	siginfo_t si;
 	int status;
 
-	if (s->pid <= 0)
-		return 127;
 	/* look at the zombie before reaping it: which program did it run last? */
 	while (waitid(P_PID, s->pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
 		;
 	if (s->exec_name && runs(s->pid, s->exec_name))
-		name = s->exec_name;
+		s->name = s->exec_name;
 	while (waitpid(s->pid, &status, 0) < 0) {
 		if (errno != EINTR) {
-			pr_perror("cannot wait for %s", name);
-			s->pid = 0;
-			return 127;
+			pr_perror("cannot wait for %s", s->name);
+			status = 127 << 8;
+			break;
 		}
 	}
 	s->pid = 0;
-	if (WIFSIGNALED(status)) {
-		pr_err("%s killed by signal %d", name, WTERMSIG(status));
-		return 128 + WTERMSIG(status);
+	s->ended = now_ms();
+	close_fd(&s->pidfd);
+	s->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	s->status = s->signal ? 128 + s->signal : WEXITSTATUS(status);
+}
+
+void pipeline_init(struct pipeline *p, const char *what)
+{
+	memset(p, 0, sizeof(*p));
+	p->what = what;
+	p->err[0] = p->err[1] = -1;
+}
+
+static struct stage *new_stage(struct pipeline *p, const char *name)
+{
+	struct stage *s;
+
+	if (p->n == PIPELINE_MAX_STAGES) {
+		pr_err("a pipeline of more than %d programs", PIPELINE_MAX_STAGES);
+		return NULL;
 	}
-	if (WEXITSTATUS(status) && !quiet)
-		pr_err("%s exited with status %d", name, WEXITSTATUS(status));
-	return WEXITSTATUS(status);
+	s = &p->st[p->n++];
+	s->name = name;
+	s->in = s->out = s->pidfd = -1;
+	return s;
+}
+
+struct stage *pipeline_add(struct pipeline *p, const char *name)
+{
+	char *path = need_program(name);
+	struct stage *s;
+
+	if (!path)
+		return NULL;
+	s = new_stage(p, name);
+	if (s)
+		args_add(&s->argv, path);
+	free(path);
+	return s;
+}
+
+struct stage *pipeline_add_fn(struct pipeline *p, const char *name, int (*start)(struct stage *s))
+{
+	struct stage *s = new_stage(p, name);
+
+	if (s) {
+		s->start = start;
+		s->quiet = true;
+	}
+	return s;
+}
+
+void pipeline_own_fd(struct pipeline *p, int fd)
+{
+	if (fd < 0)
+		return;
+	if (p->nfds == PIPELINE_MAX_FDS) {
+		/* cannot happen with the pipelines the front-end builds */
+		pr_err("too many descriptors for a pipeline");
+		abort();
+	}
+	p->fds[p->nfds++] = fd;
+}
+
+int pipeline_pipe(struct pipeline *p, int fds[2])
+{
+	if (make_pipe(fds))
+		return -1;
+	pipeline_own_fd(p, fds[0]);
+	pipeline_own_fd(p, fds[1]);
+	return 0;
+}
+
+int pipeline_connect(struct pipeline *p, struct stage *from, struct stage *to)
+{
+	int fds[2];
+
+	if (pipeline_pipe(p, fds))
+		return -1;
+	from->out = fds[1];
+	to->in = fds[0];
+	return 0;
+}
+
+void stage_pass_fd(struct stage *s, const char *opt, int fd)
+{
+	args_add(&s->argv, opt);
+	args_addf(&s->argv, "%d", fd);
+	if (s->nkeep < STAGE_MAX_FDS)
+		s->keep[s->nkeep++] = fd;
+}
+
+/* "stasis-collect: error: ..." (after the timestamp of -v3 and more):
+ * the program that wrote it, as long as the name is, or 0. */
+static size_t error_line_prog(const char *line, const char **prog)
+{
+	const char *p = line, *colon;
+
+	if (*p == '(') {
+		p = strstr(p, ") ");
+		if (!p)
+			return 0;
+		p += 2;
+	}
+	colon = strstr(p, ": error: ");
+	if (!colon || colon == p || memchr(p, ' ', colon - p))
+		return 0;
+	*prog = p;
+	return colon - p;
+}
+
+/* A whole line of the stages' stderr: an error is held, anything else
+ * passed on at once. */
+static void stderr_line(struct pipeline *p, char *line, size_t len)
+{
+	struct stage_error *e;
+	const char *prog;
+	size_t n;
+
+	line[len] = '\0';
+	n = error_line_prog(line, &prog);
+	if (!n) {
+		(void)!write(STDERR_FILENO, line, len);
+		return;
+	}
+	p->errors = xrealloc(p->errors, (p->nerrors + 1) * sizeof(*p->errors));
+	e = &p->errors[p->nerrors++];
+	*e = (struct stage_error){ .line = xstrdup(line), .stage = -1, .when = now_ms() };
+	for (int i = 0; i < p->n; i++) {
+		struct stage *s = &p->st[i];
+
+		if ((strlen(s->name) == n && !strncmp(s->name, prog, n)) ||
+		    (s->exec_name && strlen(s->exec_name) == n && !strncmp(s->exec_name, prog, n)))
+			e->stage = i;
+	}
+	if (e->stage >= 0 && p->st[e->stage].live_errors) {
+		(void)!write(STDERR_FILENO, line, len);
+		e->shown = true;
+	} else if (log_get_level() >= LOG_DEBUG && !log_has_file()) {
+		/* -v4 without a log file: all of them as they come, the
+		 * cause again at the end */
+		(void)!write(STDERR_FILENO, line, len);
+		e->echoed = true;
+	}
+}
+
+static bool stage_failed(const struct stage *s)
+{
+	return s->signal || (s->status && !s->quiet);
+}
+
+/* An error line whose writer still runs this long after it, nothing
+ * having failed meanwhile, was not fatal: it is passed on. */
+#define ERROR_HOLD_MS 3000
+
+/* Passes on the held lines that are due; ms until the next one is, or -1.
+ * (At -v4 they are on the terminal already: shown then only as not fatal.) */
+static int show_errors_due(struct pipeline *p)
+{
+	long long now = now_ms();
+	int next = -1;
+
+	for (int i = 0; i < p->n; i++)
+		if (!p->st[i].pid && stage_failed(&p->st[i]))
+			return -1;
+	for (int i = 0; i < p->nerrors; i++) {
+		struct stage_error *e = &p->errors[i];
+
+		if (e->shown || (e->stage >= 0 && p->st[e->stage].pid <= 0))
+			continue;
+		if (now - e->when >= ERROR_HOLD_MS) {
+			if (!e->echoed)
+				(void)!write(STDERR_FILENO, e->line, strlen(e->line));
+			e->shown = true;
+		} else if (next < 0 || e->when + ERROR_HOLD_MS - now < next) {
+			next = e->when + ERROR_HOLD_MS - now;
+		}
+	}
+	return next;
+}
+
+/* Reads what is in the stages' stderr now (all of it when block). */
+static void read_stderr(struct pipeline *p, bool block)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while (p->err[0] >= 0) {
+		struct pollfd pfd = { .fd = p->err[0], .events = POLLIN };
+
+		if (!block && poll(&pfd, 1, 0) <= 0)
+			return;
+		n = read(p->err[0], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (p->len)
+				stderr_line(p, p->line, p->len);
+			p->len = 0;
+			close_fd(&p->err[0]);
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			p->line[p->len++] = buf[i];
+			/* a line too long for the buffer goes in pieces */
+			if (buf[i] == '\n' || p->len == sizeof(p->line) - 1) {
+				stderr_line(p, p->line, p->len);
+				p->len = 0;
+			}
+		}
+	}
+}
+
+/* Waits for every started stage, reading their stderr meanwhile. */
+static void wait_stages(struct pipeline *p)
+{
+	struct pollfd pfd[PIPELINE_MAX_STAGES + 1];
+	struct stage *w[PIPELINE_MAX_STAGES];
+
+	for (;;) {
+		int n = 0, k = 0, timeout = -1, due;
+
+		for (int i = 0; i < p->n; i++) {
+			struct stage *s = &p->st[i];
+
+			if (s->pid <= 0)
+				continue;
+			if (s->pidfd < 0) {
+				/* no pidfd: looked at now and then */
+				siginfo_t si = {};
+
+				if (!waitid(P_PID, s->pid, &si, WEXITED | WNOHANG | WNOWAIT) &&
+				    si.si_pid) {
+					read_stderr(p, false);
+					stage_reap(s);
+				} else {
+					timeout = 100;
+				}
+				continue;
+			}
+			w[k] = s;
+			pfd[k++] = (struct pollfd){ .fd = s->pidfd, .events = POLLIN };
+		}
+		if (!k && timeout < 0)
+			break;
+		due = show_errors_due(p);
+		if (due >= 0 && (timeout < 0 || due < timeout))
+			timeout = due;
+		n = k;
+		if (p->err[0] >= 0)
+			pfd[n++] = (struct pollfd){ .fd = p->err[0], .events = POLLIN };
+		if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
+			pr_perror("cannot wait for the pipeline");
+			for (int i = 0; i < k; i++)
+				stage_reap(w[i]);
+			break;
+		}
+		/* what an ended stage wrote is in the pipe before its end */
+		read_stderr(p, false);
+		for (int i = 0; i < k; i++)
+			if (pfd[i].revents)
+				stage_reap(w[i]);
+	}
+	/* a stage's children may hold the pipe still: what is there now */
+	read_stderr(p, false);
+	if (p->len)
+		stderr_line(p, p->line, p->len);
+	p->len = 0;
+	close_fd(&p->err[0]);
+}
+
+/* May the error line be the cause of the failure? Not if it was passed on
+ * as not fatal, nor if its writer did not fail. */
+static bool error_is_cause(const struct pipeline *p, const struct stage_error *e)
+{
+	return !e->shown && (e->stage < 0 || stage_failed(&p->st[e->stage]));
+}
+
+/*
+ * The error lines of the program that wrote the first one, as one line:
+ * what failed first, and the context its callers gave (a program says the
+ * low-level failure first, then what it was doing).
+ */
+static void tell_first_stage(struct pipeline *p, const struct stage_error *first)
+{
+	char out[4096];
+	size_t len = strcspn(first->line, "\n");
+
+	if (len >= sizeof(out) - 1)
+		len = sizeof(out) - 2;
+	memcpy(out, first->line, len);
+	for (const struct stage_error *e = first + 1; first->stage >= 0 && e < p->errors + p->nerrors;
+	     e++) {
+		const char *prog, *text;
+		size_t n;
+
+		if (e->stage != first->stage || !error_is_cause(p, e))
+			continue;
+		n = error_line_prog(e->line, &prog);
+		text = prog + n + strlen(": error: ");
+		len += snprintf(out + len, sizeof(out) - 1 - len, "; %.*s", (int)strcspn(text, "\n"),
+				text);
+		if (len >= sizeof(out) - 2) {
+			len = sizeof(out) - 2;
+			break;
+		}
+	}
+	out[len++] = '\n';
+	(void)!write(STDERR_FILENO, out, len);
+}
+
+/*
+ * The one line of a failure: a stage killed by a signal (other than
+ * SIGPIPE, which is a stage seeing another go) killed nothing else, it is
+ * the first cause; else the first error line written by a stage that
+ * failed; else the first stage that failed without saying why (one killed
+ * by SIGPIPE last). Of those seen ended about at once, the one further
+ * down the pipeline: the stages before wait for its verdict (the
+ * acknowledgement), while one that fails on what it is given says so.
+ */
+static void tell_failure(struct pipeline *p)
+{
+	const struct stage *silent = NULL, *piped = NULL;
+	bool said[PIPELINE_MAX_STAGES] = {};
+	const struct stage_error *first = NULL;
+
+	for (int i = p->nerrors - 1; i >= 0; i--) {
+		if (!error_is_cause(p, &p->errors[i]))
+			continue;
+		first = &p->errors[i];
+		if (first->stage >= 0)
+			said[first->stage] = true;
+	}
+	for (int i = 0; i < p->n; i++) {
+		const struct stage *s = &p->st[i];
+
+		if (s->signal == SIGPIPE) {
+			if (!piped)
+				piped = s;
+		} else if (s->signal) {
+			pr_err("%s failed: %s killed by signal %d", p->what, s->name, s->signal);
+			return;
+		} else if (stage_failed(s) && !said[i] && (!silent || s->ended <= silent->ended + 100)) {
+			silent = s;
+		}
+	}
+	if (first)
+		tell_first_stage(p, first);
+	else if (silent)
+		pr_err("%s failed: %s exited with status %d", p->what, silent->name, silent->status);
+	else if (piped)
+		pr_err("%s failed: %s killed by signal %d", p->what, piped->name, SIGPIPE);
+	else
+		pr_err("%s failed", p->what);
+}
+
+int pipeline_run(struct pipeline *p)
+{
+	bool failed = false;
+	int i;
+
+	if (make_pipe(p->err))
+		return 1;
+	for (i = 0; i < p->n; i++) {
+		struct stage *s = &p->st[i];
+
+		/* If a stage cannot start, the ones before see their pipes
+		 * closed (collect: EOF on its output and its ack channel,
+		 * and it resumes the tree). */
+		if (s->start ? s->start(s) : stage_exec(p, s)) {
+			failed = true;
+			break;
+		}
+		s->pidfd = syscall(SYS_pidfd_open, s->pid, 0);
+	}
+	for (i = 0; i < p->nfds; i++)
+		close_fd(&p->fds[i]);
+	p->nfds = 0;
+	close_fd(&p->err[1]);
+	wait_stages(p);
+	for (i = 0; i < p->n; i++)
+		if (stage_failed(&p->st[i]))
+			failed = true;
+	if (failed) {
+		tell_failure(p);
+		return 1;
+	}
+	/* errors the stages went on after: not lost */
+	for (i = 0; i < p->nerrors; i++)
+		if (!p->errors[i].shown && !p->errors[i].echoed)
+			(void)!write(STDERR_FILENO, p->errors[i].line, strlen(p->errors[i].line));
+	return 0;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	int i;
+
+	for (i = 0; i < p->nfds; i++)
+		close_fd(&p->fds[i]);
+	p->nfds = 0;
+	close_fd(&p->err[0]);
+	close_fd(&p->err[1]);
+	for (i = 0; i < p->n; i++) {
+		args_free(&p->st[i].argv);
+		close_fd(&p->st[i].pidfd);
+	}
+	for (i = 0; i < p->nerrors; i++)
+		free(p->errors[i].line);
+	free(p->errors);
+	p->errors = NULL;
+	p->nerrors = 0;
 }

@@ -19,6 +19,7 @@
 #include "stasis/log.h"
 #include "stasis/util.h"
 
+#include "commands.h"
 #include "ops.h"
 #include "pipeline.h"
 
@@ -106,44 +107,29 @@ bool fe_tracker_runs(pid_t root)
 /* One link opened: stasis-seal --open -D from | stasis-serialize unpack -D to. */
 static int open_link(const struct fe_opts *o, const char *from, const char *to, const char *log)
 {
-	struct stage st[2] = { { .name = "stasis-seal" }, { .name = "stasis-serialize" } };
-	char *seal = need_program("stasis-seal"), *serialize = need_program("stasis-serialize");
-	int data[2] = { -1, -1 }, rc = 1;
+	char what[PATH_MAX + 32];
+	struct stage *seal, *unpack;
+	struct pipeline p;
+	int rc = -1;
 
-	if (!seal || !serialize || make_pipe(data))
+	snprintf(what, sizeof(what), "opening the sealed link %s", from);
+	pipeline_init(&p, what);
+	seal = pipeline_add(&p, "stasis-seal");
+	unpack = pipeline_add(&p, "stasis-serialize");
+	if (!seal || !unpack || pipeline_connect(&p, seal, unpack))
 		goto out;
-	args_add(&st[0].argv, seal);
-	args_add(&st[0].argv, "--open");
-	args_add(&st[0].argv, "--require-sealed");
-	args_add(&st[0].argv, "-D");
-	args_add(&st[0].argv, from);
-	if (o->str[S_TLS_KEY]) {
-		args_add(&st[0].argv, "--tls-key");
-		args_add(&st[0].argv, o->str[S_TLS_KEY]);
-	}
-	add_common(&st[0].argv, o, log);
-	st[0].in = -1;
-	st[0].out = data[1];
-	args_add(&st[1].argv, serialize);
-	args_add(&st[1].argv, "unpack");
-	args_add(&st[1].argv, "-D");
-	args_add(&st[1].argv, to);
-	add_common(&st[1].argv, o, log);
-	st[1].in = data[0];
-	st[1].out = -1;
-	/* if the second cannot start, the first sees its pipe closed */
-	rc = stage_start(&st[0]) || stage_start(&st[1]);
-	close(data[0]);
-	close(data[1]);
-	for (int i = 0; i < 2; i++)
-		if (st[i].pid > 0 && stage_wait(&st[i], false))
-			rc = 1;
+	fe_seal_open_args(&seal->argv, o);
+	args_add(&seal->argv, "-D");
+	args_add(&seal->argv, from);
+	add_common(&seal->argv, o, log);
+	args_add(&unpack->argv, "unpack");
+	args_add(&unpack->argv, "-D");
+	args_add(&unpack->argv, to);
+	add_common(&unpack->argv, o, log);
+	rc = pipeline_run(&p) ? -1 : 0;
 out:
-	for (int i = 0; i < 2; i++)
-		args_free(&st[i].argv);
-	free(seal);
-	free(serialize);
-	return rc ? -1 : 0;
+	pipeline_free(&p);
+	return rc;
 }
 
 int fe_open_sealed_chain(const struct fe_opts *o, const char *dir, const char *log, char **tmp)
@@ -178,10 +164,8 @@ int fe_open_sealed_chain(const struct fe_opts *o, const char *dir, const char *l
 			return -1;
 		}
 		snprintf(to, sizeof(to), "%s/%d", *tmp, k);
-		if (open_link(o, cur, to, log)) {
-			pr_err("cannot open the sealed link %s", cur);
+		if (open_link(o, cur, to, log))
 			return -1;
-		}
 		if (k) {
 			snprintf(path, sizeof(path), "%s/%d/parent", *tmp, k - 1);
 			snprintf(to, sizeof(to), "../%d", k);

@@ -151,7 +151,14 @@ static int relay(const char *what, uint64_t total, bool estimate)
 	}
 }
 
-int fe_progress_start(struct stage *s, const char *what, uint64_t total, bool estimate)
+/* what the relay shows: one progress line a front-end */
+static struct {
+	const char *what;
+	uint64_t total;
+	bool estimate;
+} shown;
+
+static int progress_start(struct stage *s)
 {
 	s->pid = fork();
 	if (s->pid < 0) {
@@ -167,5 +174,13 @@ int fe_progress_start(struct stage *s, const char *what, uint64_t total, bool es
 	/* the other ends of the pipes are close-on-exec, not closed: a
 	 * forked relay must close them, or no one sees the end of stream */
 	syscall(SYS_close_range, 3, ~0U, 0);
-	_exit(relay(what, total, estimate));
+	_exit(relay(shown.what, shown.total, shown.estimate));
+}
+
+struct stage *fe_progress_add(struct pipeline *p, const char *what, uint64_t total, bool estimate)
+{
+	shown.what = what;
+	shown.total = total;
+	shown.estimate = estimate;
+	return pipeline_add_fn(p, "the progress line", progress_start);
 }

@@ -64,6 +64,15 @@ try_dump() { # ARGS...
 	check_failed_dump "$rc" "$BATS_TEST_TMPDIR/dump.out" "$BATS_TEST_TMPDIR/before"
 }
 
+# The output of the failed dump is one line, the first cause (PATTERN),
+# not the cascade of the stages that saw it fail.
+one_line_cause() { # OUTPUT-FILE PATTERN
+	local n
+	n=$(wc -l <"$1")
+	[ "$n" -eq 1 ] || die_with_logs "$n lines from the failed dump, expected one: $(cat "$1")" || return 1
+	grep -qE "$2" "$1" || die_with_logs "the line does not say the first cause ($2): $(cat "$1")"
+}
+
 @test "dump that runs out of space half-way (8 MiB tmpfs, 64 MiB process) fails, the process runs on untouched" {
 	MNT=$BATS_TEST_TMPDIR/small
 	mkdir -p "$MNT"
@@ -74,6 +83,9 @@ try_dump() { # ARGS...
 	local rc=0
 	try_dump -D "$MNT/img" -v4 -o dump.log || rc=$?
 	cp "$MNT/img/dump.log" "$BATS_TEST_TMPDIR/dump.log" 2>/dev/null || true
+	[ "$rc" -eq 1 ] || die_with_logs "status $rc, expected 1"
+	# what ran out, not collect's broken pipe after it
+	one_line_cause "$BATS_TEST_TMPDIR/dump.out" '(^|\) )stasis-serialize: error: .*No space left on device'
 	check_failed_dump "$rc" "$BATS_TEST_TMPDIR/dump.out" "$BATS_TEST_TMPDIR/before"
 }
 
@@ -84,6 +96,8 @@ try_dump() { # ARGS...
 	local rc=0
 	# 4 MiB (in 1 KiB blocks) per file: the page data does not fit.
 	(ulimit -f 4096 && try_dump -D "$IMG" -v4 -o dump.log) || rc=$?
+	[ "$rc" -eq 1 ] || die_with_logs "status $rc, expected 1"
+	one_line_cause "$BATS_TEST_TMPDIR/dump.out" 'stasis: error: dump failed: stasis-serialize killed by signal 25$'
 	check_failed_dump "$rc" "$BATS_TEST_TMPDIR/dump.out" "$BATS_TEST_TMPDIR/before"
 }
 

@@ -53,6 +53,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "${FAKE_COLLECT_SIGNAL:-}" ] && kill -"$FAKE_COLLECT_SIGNAL" $$
+if [ -n "${FAKE_COLLECT_ERROR:-}" ]; then
+	echo "stasis-collect: error: $FAKE_COLLECT_ERROR" >&2
+	exit 1
+fi
 echo "STREAM-DATA"
 exec >&-
 if read -r line <&"$ack" && [ "$line" = OK ]; then
@@ -60,6 +64,7 @@ if read -r line <&"$ack" && [ "$line" = OK ]; then
 	exit 0
 fi
 echo "collect: no acknowledgement" >>"$FAKE_LOG"
+[ -n "${FAKE_UNPACK_ERROR:-}" ] && echo "stasis-collect: error: no acknowledgement from the sink" >&2
 exit 1
 EOF
 	cat >"$fake/bin/stasis-serialize" <<'EOF'
@@ -80,6 +85,11 @@ case $cmd in
 unpack)
 	cat >"$dir/stream"
 	[ -n "${FAKE_UNPACK_STATUS:-}" ] && exit "$FAKE_UNPACK_STATUS"
+	if [ -n "${FAKE_UNPACK_ERROR:-}" ]; then
+		[ -n "${FAKE_UNPACK_WARNING:-}" ] && echo "stasis-serialize: warning: $FAKE_UNPACK_WARNING" >&2
+		echo "stasis-serialize: error: $FAKE_UNPACK_ERROR" >&2
+		exit 1
+	fi
 	echo OK >&"$ack"
 	;;
 pack)
@@ -284,6 +294,22 @@ assert_untouched() {
 	[[ "${c[2]}" =~ ^collect\ --ack-fd\ [0-9]+$ ]]
 }
 
+@test "the options of the table reach collect and inject, each once, none to the other" {
+	make_fakes
+	run timeout 20 "$FS" dump -t 1 -D "$fake/img" -l --link-remap --ghost-limit 2M --tcp-established \
+		--network-lock skip --skip-in-flight --external unix[7] --external unix[8] --force-irmap \
+		--irmap-scan-path /tmp
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -qx "collect --file-locks --link-remap --ghost-limit 2M --tcp-established --network-lock skip --skip-in-flight --external unix\[7\] --external unix\[8\] --force-irmap --irmap-scan-path /tmp --ack-fd [0-9]*" "$FAKE_LOG"
+	echo STREAM-DATA >"$fake/img/stream"
+	run timeout 20 "$FS" restore -D "$fake/img" -d -s -j -l --tcp-close --file-validation filesize \
+		--inherit-fd 'fd[5]:socket:[9]' --link-remap --tcp-established
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -qx "inject --leave-stopped --shell-job --restore-detached --file-locks --file-validation filesize --tcp-close --inherit-fd fd\[5\]:socket:\[9\] --stats-file $fake/img/stats-restore.img" "$FAKE_LOG"
+}
+
 @test "dump --pidfile writes the PID of the root task" {
 	make_fakes
 	run timeout 20 "$FS" dump -t 1234 -D "$fake/img" --pidfile dump.pid
@@ -316,6 +342,44 @@ assert_untouched() {
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"stasis-collect killed by signal 9"* ]]
+}
+
+@test "a failed pipeline says its first cause in one line: collect failed, the sink saw the stream end" {
+	make_fakes
+	FAKE_COLLECT_ERROR="the first cause" FAKE_UNPACK_ERROR="truncated stream" \
+		run timeout 20 "$FS" dump -t 1 -D "$fake/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "${lines[0]}" = "stasis-collect: error: the first cause" ]
+}
+
+@test "a failed pipeline says its first cause in one line: the sink failed, collect got no acknowledgement" {
+	make_fakes
+	FAKE_UNPACK_WARNING="a warning goes through" FAKE_UNPACK_ERROR="no space left on device" \
+		run timeout 20 "$FS" dump -t 1 -D "$fake/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	# warnings pass; of the errors, only the first
+	[ "${#lines[@]}" -eq 2 ]
+	[ "${lines[0]}" = "stasis-serialize: warning: a warning goes through" ]
+	[ "${lines[1]}" = "stasis-serialize: error: no space left on device" ]
+	grep -qx "collect: no acknowledgement" "$FAKE_LOG"
+}
+
+@test "a failed pipeline says its first cause in one line: a killed stage, not what the others said of it" {
+	make_fakes
+	FAKE_COLLECT_SIGNAL=KILL FAKE_UNPACK_ERROR="truncated stream" run timeout 20 "$FS" dump -t 1 -D "$fake/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "${lines[0]}" = "stasis: error: dump failed: stasis-collect killed by signal 9" ]
+	# -v4 shows every error as it comes, and the cause last
+	FAKE_COLLECT_SIGNAL=KILL FAKE_UNPACK_ERROR="truncated stream" run timeout 20 "$FS" dump -t 1 -D "$fake/img" -v4
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"stasis-serialize: error: truncated stream"* ]]
+	[[ "${lines[-1]}" == *"stasis: error: dump failed: stasis-collect killed by signal 9" ]]
 }
 
 @test "restore builds serialize pack | inject and exits with the root's status" {

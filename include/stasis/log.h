@@ -3,6 +3,7 @@
 #define STASIS_LOG_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* CRIU's levels: -v0 nothing, 1 errors, 2 +warnings (default), 3 +info, 4 +debug */
@@ -13,6 +14,8 @@ void log_set_level(int level);
 int log_get_level(void);
 /* Append messages to path as well as stderr (errors) -- CRIU's -o. */
 int log_set_file(const char *path);
+/* Was a log file given (log_set_file)? */
+bool log_has_file(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *log_prog(void);
 
