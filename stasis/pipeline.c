@@ -526,7 +526,9 @@ static void wait_stages(struct pipeline *p)
  * as not fatal, nor if its writer did not fail. */
 static bool error_is_cause(const struct pipeline *p, const struct stage_error *e)
 {
-	return !e->shown && (e->stage < 0 || stage_failed(&p->st[e->stage]));
+	/* a quiet stage that says an error and ends non-zero failed too
+	 * (inject without -d, refusing the checkpoint) */
+	return !e->shown && (e->stage < 0 || p->st[e->stage].status);
 }
 
 /*
@@ -633,6 +635,9 @@ int pipeline_run(struct pipeline *p)
 	wait_stages(p);
 	for (i = 0; i < p->n; i++)
 		if (stage_failed(&p->st[i]))
+			failed = true;
+	for (i = 0; i < p->nerrors; i++)
+		if (p->errors[i].stage >= 0 && error_is_cause(p, &p->errors[i]))
 			failed = true;
 	if (failed) {
 		tell_failure(p);
