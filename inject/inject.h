@@ -82,6 +82,9 @@ struct itask {
 	struct lazy_range *lazy; /* --lazy-pages: the pages the daemon fills */
 	size_t nr_lazy;
 	uint64_t nr_lazy_pages[2]; /* of runs with data here, of runs shared with the parent */
+	struct lazy_range *shared; /* what its children share with it (in_parent) */
+	size_t nr_shared;
+	bool shared_loaded;
 };
 
 /* The whole tree: tasks[0] is the root, parents come before children. */
@@ -173,6 +176,10 @@ int sched_restore(struct itask *t);
 bool lazy_vma(const Stasis__Vma *v);
 bool lazy_run(const Stasis__MmEntry *mm, uint64_t vaddr, uint64_t len);
 void lazy_add_range(struct itask *t, uint64_t vaddr, uint64_t nr_pages);
+/* Whether t leaves some of vaddr..+len lazy; whether a child of t shares
+ * some of it copy-on-write (those are written eagerly, to stay shared). */
+bool lazy_overlaps(const struct itask *t, uint64_t vaddr, uint64_t len);
+bool lazy_shared_with_child(struct itask *t, uint64_t vaddr, uint64_t len);
 /* Connects to the daemon; its death during the restore kills tr's tasks
  * (lazy_daemon_lost says so). */
 int lazy_connect_daemon(struct itree *tr);

@@ -115,6 +115,58 @@ static void daemon_sigio(int sig)
 	errno = e;
 }
 
+bool lazy_overlaps(const struct itask *t, uint64_t vaddr, uint64_t len)
+{
+	for (size_t i = 0; i < t->nr_lazy; i++)
+		if (t->lazy[i].start < vaddr + len &&
+		    t->lazy[i].start + t->lazy[i].nr_pages * PAGE_SIZE > vaddr)
+			return true;
+	return false;
+}
+
+/* The pages t's children share with it (their in_parent runs), loaded
+ * once per task. */
+static void load_shared(struct itask *t)
+{
+	t->shared_loaded = true;
+	for (size_t i = 0; lazy_tree && i < lazy_tree->nr; i++) {
+		struct itask *c = &lazy_tree->tasks[i];
+		char name[32];
+		unsigned n;
+
+		if (c->parent != t || !task_alive(c))
+			continue;
+		snprintf(name, sizeof(name), "pagemap-%d", c->pid);
+		n = records_count(name);
+		for (unsigned j = 1; j < n; j++) {
+			Stasis__PagemapEntry *pe =
+			    records_get(name, j, &stasis__pagemap_entry__descriptor);
+
+			if (!pe)
+				continue;
+			if (pe->in_parent) {
+				if ((t->nr_shared & (t->nr_shared - 1)) == 0)
+					t->shared = xrealloc(t->shared, (t->nr_shared ? 2 * t->nr_shared : 1) *
+										   sizeof(*t->shared));
+				t->shared[t->nr_shared++] =
+				    (struct lazy_range){ pe->vaddr, pe->nr_pages };
+			}
+			protobuf_c_message_free_unpacked(&pe->base, NULL);
+		}
+	}
+}
+
+bool lazy_shared_with_child(struct itask *t, uint64_t vaddr, uint64_t len)
+{
+	if (!t->shared_loaded)
+		load_shared(t);
+	for (size_t i = 0; i < t->nr_shared; i++)
+		if (t->shared[i].start < vaddr + len &&
+		    t->shared[i].start + t->shared[i].nr_pages * PAGE_SIZE > vaddr)
+			return true;
+	return false;
+}
+
 int lazy_connect_daemon(struct itree *tr)
 {
 	struct sigaction sa = { .sa_handler = daemon_sigio, .sa_flags = SA_RESTART };

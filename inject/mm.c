@@ -391,10 +391,12 @@ int mm_restore_vmas(struct itree *tr, struct itask *t)
 /*
  * Whether the pages of pe are left to the lazy-pages daemon (1), written
  * here (0), or cannot be restored (-1, logged). With --lazy-pages every run
- * in private anonymous memory is lazy, those the task shares with its
- * parent too when the parent's are (the parent's mapping is empty when
- * the task is forked from it, the daemon reads them from the parent's
- * pages); runs marked lazy at the dump have no data here at all.
+ * in private anonymous memory is lazy but those a child shares
+ * copy-on-write (in_parent in the child): the daemon fills each task
+ * apart, so these are written here, before the children are forked, and
+ * stay shared. A child's shared pages are lazy only where its parent's are
+ * (marked lazy at the dump: their data is at the page source, the child's
+ * copy too). Runs marked lazy at the dump have no data here at all.
  */
 static int cursor_lazy(struct itask *t, Stasis__PagemapEntry *pe)
 {
@@ -410,9 +412,10 @@ static int cursor_lazy(struct itask *t, Stasis__PagemapEntry *pe)
 	if (!opts.lazy_pages || pe->has_shm_off)
 		lazy = pe->lazy;
 	else if (pe->in_parent)
-		lazy = t->parent && lazy_run(t->parent->mm, pe->vaddr, len);
+		lazy = t->parent && lazy_overlaps(t->parent, pe->vaddr, len);
 	else
-		lazy = lazy_run(t->mm, pe->vaddr, len);
+		lazy = pe->lazy ||
+		       (lazy_run(t->mm, pe->vaddr, len) && !lazy_shared_with_child(t, pe->vaddr, len));
 	if (lazy && !lazy_run(t->mm, pe->vaddr, len)) {
 		pr_err("task %d: its pages at %#llx cannot be filled lazily (not private "
 		       "anonymous memory, or locked or sealed)",
