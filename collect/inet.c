@@ -115,7 +115,10 @@ struct repaired {
 static struct repaired *repaired;
 static size_t nr_repaired;
 
-/* linux/icmp.h, whose includes clash with net/if.h */
+/* linux/icmp.h, whose includes clash with net/if.h (ICMP6_FILTER: 1 too) */
+#ifndef ICMP6_FILTER
+#define ICMP6_FILTER 1
+#endif
 #ifndef ICMP_FILTER
 #define ICMP_FILTER 1
 #endif
@@ -429,6 +432,16 @@ static int options(const struct fd_src *src, int fd, Stasis__InetSk *sk)
 	memset(dev, 0, sizeof(dev));
 	if (!getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &len) && len && dev[0])
 		o->bindtodevice = xstrdup(dev);
+	if (sk->family == AF_INET6 && sk->type == SOCK_RAW && sk->protocol == IPPROTO_ICMPV6) {
+		uint8_t f6[32] = {0}, none[32] = {0};
+
+		len = sizeof(f6);
+		if (!getsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, f6, &len) && len == sizeof(f6) &&
+		    memcmp(f6, none, sizeof(f6))) {
+			set_bytes(&o->icmp6_filter, f6, sizeof(f6));
+			o->has_icmp6_filter = true;
+		}
+	}
 	if (skfilter_get(fd, &prog, &n)) {
 		if (errno == EINVAL)
 			pr_err("fd %d of task %d: %s socket %u has an eBPF socket filter "
@@ -924,6 +937,7 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	Stasis__InetSk *sk = xmalloc(sizeof(*sk));
 	const struct inet_diag_sk *d;
 	int fd, v, ret = -1;
+	char what[32];
 
 	stasis__inet_sk__init(sk);
 	fe->type = STASIS__FD_TYPE__INETSK;
@@ -944,6 +958,11 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		       src->fd, src->pid, sk->ino, sk->type, sk->protocol);
 		goto out;
 	}
+	/* its connections and sock_diag are another namespace's, and stasis
+	 * does not make network namespaces */
+	snprintf(what, sizeof(what), "%s socket", proto_name(sk->type, sk->protocol));
+	if (sock_check_netns(src, fd, what))
+		goto out;
 	if (names(fd, sk)) {
 		pr_perror("fd %d of task %d: cannot read the names of socket %u", src->fd,
 			  src->pid, sk->ino);

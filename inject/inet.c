@@ -42,6 +42,10 @@
 /* the receive queue goes in as linear buffers: keep them small */
 #define RECV_PIECE (64u << 10)
 
+#ifndef ICMP6_FILTER
+#define ICMP6_FILTER 1
+#endif
+
 /* A connection waiting in repair mode for inet_finish. */
 struct pending {
 	int fd; /* our copy */
@@ -196,6 +200,12 @@ static int apply_options(int fd, const Stasis__InetSk *sk)
 					  strlen(o->bindtodevice) + 1)) {
 		pr_perror("%s socket %u: cannot bind it to device %s", proto_name(sk), sk->ino,
 			  o->bindtodevice);
+		return -1;
+	}
+	if (o->has_icmp6_filter &&
+	    (o->icmp6_filter.len != 32 ||
+	     setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, o->icmp6_filter.data, 32))) {
+		pr_perror("%s socket %u: cannot set its ICMPV6_FILTER", proto_name(sk), sk->ino);
 		return -1;
 	}
 	if (o->has_filter) {

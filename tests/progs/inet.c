@@ -683,7 +683,9 @@ static int dgram(int fam, int type, int proto)
 
 static int mode_dgram(void)
 {
-	int ub, ua, uc, us, ul, ic, ic6, raw, u6, u6c;
+	int ub, ua, uc, us, ul, ic, ic6, raw, u6, u6c, raw6;
+	uint32_t f6[8], g6[8];
+	socklen_t flen = sizeof(g6);
 	union addr a;
 	socklen_t alen;
 	char msg[16];
@@ -735,6 +737,13 @@ static int mode_dgram(void)
 	alen = loopback(&a, AF_INET6, port_of(u6));
 	if (connect(u6c, &a.sa, alen))
 		tp_die("connect v6");
+	/* a raw ICMPv6 socket that blocks some types (ICMP6_FILTER) */
+	raw6 = dgram(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+	memset(f6, 0, sizeof(f6));
+	f6[0] = 1u << 13;
+	f6[4] = 0x80000001u;
+	if (setsockopt(raw6, IPPROTO_ICMPV6, 1 /* ICMP6_FILTER */, f6, sizeof(f6)))
+		tp_die("ICMP6_FILTER");
 	fcntl(ua, F_SETFL, O_NONBLOCK);
 	remember(ua, "UDP a");
 	remember(ub, "UDP b");
@@ -755,6 +764,13 @@ static int mode_dgram(void)
 	check_remembered();
 	if (getint(uc, SOL_SOCKET, SO_BROADCAST) != 1)
 		tp_fail("SO_BROADCAST is off");
+	if (tp_sabotaged("dgram"))
+		setsockopt(raw6, IPPROTO_ICMPV6, 1, (uint32_t[8]){0}, sizeof(f6));
+	memset(g6, 0, sizeof(g6));
+	if (getsockopt(raw6, IPPROTO_ICMPV6, 1, g6, &flen) || flen != sizeof(g6) ||
+	    memcmp(f6, g6, sizeof(f6)))
+		tp_fail("the raw ICMPv6 socket's ICMP6_FILTER is %08x %08x..., was %08x %08x...",
+			g6[0], g6[4], f6[0], f6[4]);
 	/* the connected pair still talks, the shut down one does not */
 	{
 		struct timeval tv = {2, 0};
