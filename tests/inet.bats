@@ -256,3 +256,17 @@ nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
 	[ "$STATUS" -eq 1 ] || die_with_logs "netoob exited with $STATUS, expected 1 (FAIL)"
 	grep -q '^FAIL: .*pending: MSG_OOB' "$LOG" || die_with_logs "no FAIL line about the urgent byte"
 }
+
+@test "an urgent pointer whose byte has not arrived is refused; the connection keeps working" {
+	start_prog netoob notyet
+	dump_must_fail --tcp-established
+	check_refused "announced urgent data"
+}
+
+@test "netoob notyet's check fails when a byte before the urgent one is lost (sabotage)" {
+	STASIS_SABOTAGE=oob start_prog netoob notyet
+	touch "$GOFILE"
+	wait_child "$PID" 20 || die_with_logs "netoob did not finish"
+	[ "$STATUS" -eq 1 ] || die_with_logs "netoob exited with $STATUS, expected 1 (FAIL)"
+	grep -q '^FAIL: ' "$LOG" || die_with_logs "no FAIL line"
+}

@@ -79,6 +79,14 @@ static int listen_on(const char *addr, int port)
 	return fd;
 }
 
+/*
+ * Memory of its own, written: a checkpoint much bigger than a pipe. With
+ * a small one, the whole stream may be written before the source's PIDs
+ * are free, and stasis-inject --wait-pids-free (restore --remote in one
+ * PID namespace) takes the closed pipe for a failed transfer.
+ */
+static uint8_t ballast[32 << 20];
+
 int main(int argc, char **argv)
 {
 	static uint8_t buf[65536];
@@ -87,6 +95,8 @@ int main(int argc, char **argv)
 	int go = 0;
 
 	tp_init(argc, argv, 3, "GOFILE ADDR PORT");
+	for (size_t i = 0; i < sizeof(ballast); i += 8)
+		*(unsigned long long *)(ballast + i) = tp_pattern(i / 8, 1);
 	lfd = listen_on(argv[2], atoi(argv[3]));
 	tp_ready();
 

@@ -16,7 +16,11 @@
  * at the mark answer as they would have, then each connection carries
  * new data and new urgent data both ways.
  *
- * Sabotage "oob": the pending urgent byte is taken before the check.
+ *   netoob GOFILE notyet: an urgent pointer whose byte has not arrived,
+ *                         which stasis refuses (see mode_notyet)
+ *
+ * Sabotage "oob": the pending urgent byte is taken before the check (in
+ * notyet: a byte of the data before it is skipped).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -269,13 +273,80 @@ static void check(struct conn *c, int kind)
 #undef CHK_INT
 }
 
+/*
+ * notyet: the peer's urgent pointer announced, its byte not arrived (the
+ * receiver's window is closed): stasis refuses it; the tree runs on and
+ * after GO the receiver gets the data, then the urgent byte.
+ */
+static int mode_notyet(void)
+{
+	static char data[20000];
+	int fds[2], one = 1, big = 65536;
+	size_t got = 0;
+	char buf[4096];
+
+	memset(data, 'd', sizeof(data));
+	/* a window much smaller than what is sent */
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = loopback(&ss, AF_INET, 0);
+		int l = socket(AF_INET, SOCK_STREAM, 0);
+
+		fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+		if (l < 0 || fds[0] < 0 || bind(l, (struct sockaddr *)&ss, len) || listen(l, 1) ||
+		    getsockname(l, (struct sockaddr *)&ss, &len) ||
+		    setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &one, sizeof(one)) ||
+		    connect(fds[0], (struct sockaddr *)&ss, len))
+			tp_die("connect");
+		fds[1] = accept(l, NULL, NULL);
+		if (fds[1] < 0 || setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)))
+			tp_die("accept");
+		close(l);
+	}
+	fcntl(fds[1], F_SETFL, O_NONBLOCK);
+	if (send(fds[1], data, sizeof(data), 0) != (ssize_t)sizeof(data))
+		tp_die("send");
+	usleep(200000);
+	if (send(fds[1], "U", 1, MSG_OOB) != 1)
+		tp_die("send MSG_OOB");
+	for (int i = 0; i < 2000 && !(recv(fds[0], buf, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) < 0 &&
+				     errno == EAGAIN);
+	     i++)
+		usleep(1000);
+	if (recv(fds[0], buf, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN)
+		tp_die("the urgent pointer did not come before its byte");
+	tp_ready();
+	tp_wait_go();
+	if (tp_sabotaged("oob"))
+		got = 1;
+	while (got < sizeof(data)) {
+		ssize_t n = recv(fds[0], buf, sizeof(buf) < sizeof(data) - got ? sizeof(buf)
+										  : sizeof(data) - got, 0);
+
+		if (n <= 0) {
+			tp_fail("the data before the urgent byte: %zd after %zu bytes", n, got);
+			break;
+		}
+		got += (size_t)n;
+	}
+	for (int i = 0; i < 2000 && recv(fds[0], buf, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) != 1; i++)
+		usleep(1000);
+	if (recv(fds[0], buf, 1, MSG_OOB | MSG_DONTWAIT) != 1 || buf[0] != 'U')
+		tp_fail("no urgent byte U after the data");
+	if (atmark(fds[0]) != 1)
+		tp_fail("not at the mark after the data");
+	return tp_finish();
+}
+
 int main(int argc, char **argv)
 {
 	static const int fams[2] = {AF_INET, AF_INET6};
 	struct sigaction sa = {.sa_handler = on_sigurg};
 	int before, fresh;
 
-	tp_init(argc, argv, 1, "GOFILE");
+	tp_init(argc, argv, 1, "GOFILE [notyet]");
+	if (argc > 2 && !strcmp(argv[2], "notyet"))
+		return mode_notyet();
 	sigaction(SIGURG, &sa, NULL);
 	for (int f = 0; f < 2; f++)
 		for (int k = 0; k < NR_CASES; k++) {
