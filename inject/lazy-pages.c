@@ -41,6 +41,10 @@
 #define PREFETCH_PAGES 256	/* per background request */
 #define PREFETCH_WINDOW 4	/* background requests out at once */
 #define MAX_TASKS 65536
+/* A page source that pushes nothing for this long while pages are still
+ * missing gets background requests too (it may not push, or may have
+ * pushed pages before their task was handed over). */
+#define IDLE_PREFETCH_NS (100 * 1000000ull)
 
 /* Pages still to fill: [start, end) in the task now, src their address at
  * the dump. */
@@ -79,7 +83,7 @@ static size_t out_len, out_cap;
 static bool source_ended, tree_done, local_source;
 static pid_t source_pid;
 static long prefetch_delay_ms;
-static uint64_t next_prefetch_ns;
+static uint64_t next_prefetch_ns, last_arrival_ns;
 static bool display_stats;
 static int restorer = -1; /* the connection of stasis-inject */
 static struct {
@@ -418,6 +422,7 @@ static int arrive(pid_t pid, uint64_t vaddr, const char *data, uint64_t len)
 	uint64_t filled = 0, asked;
 	bool again;
 
+	last_arrival_ns = now_ns();
 	do {
 		again = false;
 		for (size_t i = 0; i < nr_tasks && !again; i++) {
@@ -661,12 +666,17 @@ static int source_frame(void)
 	return 0;
 }
 
+static bool prefetching_now(void)
+{
+	return local_source || (tree_done && now_ns() > last_arrival_ns + IDLE_PREFETCH_NS);
+}
+
 /* A background request for the first pages nobody asked for yet. */
 static int prefetch(void)
 {
 	bool any = false;
 
-	if (!local_source || prefetching.nr >= PREFETCH_WINDOW || now_ns() < next_prefetch_ns)
+	if (!prefetching_now() || prefetching.nr >= PREFETCH_WINDOW || now_ns() < next_prefetch_ns)
 		return 0;
 	for (size_t i = 0; i < nr_tasks; i++) {
 		struct ltask *t = tasks[i];
@@ -794,6 +804,8 @@ static void usage(FILE *f)
 		   "      --request-fd N      requests to a page source go to descriptor N\n"
 		   "      --response-fd N     its pages come from descriptor N\n"
 		   "      --prefetch-delay MS wait MS ms between background requests (tests)\n"
+		   "      --page-source       be the page source of DIR instead: requests on\n"
+		   "                          standard input, pages on standard output\n"
 		   "      --display-stats     print the lazy restore statistics at the end\n"
 		   "  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		   "  -o, --log-file FILE     write log messages to FILE\n"
@@ -903,7 +915,13 @@ static int run(int lsk)
 			free(p);
 			return -1;
 		}
-		if (local_source && prefetching.nr < PREFETCH_WINDOW && !all_in()) {
+		if (!local_source && tree_done && !all_in()) {
+			/* wake up when the source has been idle long enough */
+			uint64_t now = now_ns(), at = last_arrival_ns + IDLE_PREFETCH_NS;
+
+			timeout = at > now ? (int)((at - now) / 1000000) + 1 : 0;
+		}
+		if (prefetching_now() && prefetching.nr < PREFETCH_WINDOW && !all_in()) {
 			uint64_t now = now_ns();
 
 			timeout = next_prefetch_ns > now ? (int)((next_prefetch_ns - now) / 1000000) + 1 : 0;
@@ -953,8 +971,9 @@ static int run(int lsk)
 			return -1;
 		}
 		free(p);
-		if (source_ended && !(tree_done && all_in())) {
-			pr_err("the page source ended before every page was in");
+		if (source_ended) {
+			pr_err("the page source ended its stream before it was told that every page "
+			       "is in");
 			return -1;
 		}
 	}
@@ -969,10 +988,12 @@ int main(int argc, char **argv)
 		{ "response-fd", required_argument, NULL, 'R' },
 		{ "prefetch-delay", required_argument, NULL, 'P' },
 		{ "display-stats", no_argument, NULL, 'Y' },
+		{ "page-source", no_argument, NULL, 'S' },
 		COMMON_LONG_OPTS,
 		{}
 	};
 	const char *dir = NULL, *wdir = NULL;
+	bool page_source = false;
 	int c, lsk, ret;
 
 	log_init(argv[0]);
@@ -1003,6 +1024,9 @@ int main(int argc, char **argv)
 		case 'Y':
 			display_stats = true;
 			break;
+		case 'S':
+			page_source = true;
+			break;
 		default:
 			switch (common_option(c, optarg, "stasis-lazy-pages", usage)) {
 			case 1:
@@ -1023,6 +1047,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (page_source) {
+		if (!dir || req_fd >= 0) {
+			pr_err("--page-source serves -D DIR on its standard input and output");
+			return 1;
+		}
+		return lazy_source_serve(dir, STDIN_FILENO, STDOUT_FILENO);
+	}
 	if (req_fd < 0) {
 		local_source = true;
 		source_pid = lazy_source_start(dir, &req_fd, &resp_fd);

@@ -8,5 +8,7 @@
 /* lazy-source.c: the page source reading checkpoint directory dir, in a
  * child process: its PID, and the ends of its request and response pipes. */
 pid_t lazy_source_start(const char *dir, int *req_fd, int *resp_fd);
+/* The source itself: requests on req_fd, answers on resp_fd; exit status. */
+int lazy_source_serve(const char *dir, int req_fd, int resp_fd);
 
 #endif

@@ -147,7 +147,7 @@ static int answer(struct source *s, const struct lazy_req *req)
 
 /* The source process: requests until LAZY_REQ_DONE (then the trailer) or
  * the end of the request pipe (the restore failed). */
-static int serve(const char *dir, int req_fd, int resp_fd)
+int lazy_source_serve(const char *dir, int req_fd, int resp_fd)
 {
 	struct source s = { 0 };
 	struct lazy_req req;
@@ -188,7 +188,7 @@ pid_t lazy_source_start(const char *dir, int *req_fd, int *resp_fd)
 		close(req[1]);
 		close(resp[0]);
 		signal(SIGPIPE, SIG_IGN);
-		_exit(serve(dir, req[0], resp[1]));
+		_exit(lazy_source_serve(dir, req[0], resp[1]));
 	}
 	close(req[0]);
 	close(resp[1]);

@@ -178,6 +178,38 @@ tree_pss() { # PID
 	lazy_restore_and_check
 }
 
+@test "a page source behind descriptors: stasis lazy-pages --page-source of the directory through two FIFOs, asked for every page (it pushes nothing)" {
+	start_prog heap
+	dump_and_kill
+	local req=$BATS_TEST_TMPDIR/req resp=$BATS_TEST_TMPDIR/resp
+	mkfifo "$req" "$resp"
+	(exec stasis-lazy-pages --page-source -D "$IMG" -v4 -o "$BATS_TEST_TMPDIR/source.log" \
+		<"$req" >"$resp" 2>&1 3>&-) &
+	local src=$!
+	rm -f "$IMG/lazy-pages.socket"
+	(cd "$BATS_TEST_TMPDIR" && exec stasis lazy-pages -W "$IMG" --request-fd 3 --response-fd 4 \
+		-v4 -o lazy-pages.log --display-stats 3>"$req" 4<"$resp") </dev/null \
+		>"$BATS_TEST_TMPDIR/lazy.out" 2>&1 &
+	LZPID=$!
+	local i
+	for i in $(seq 200); do
+		[ -S "$IMG/lazy-pages.socket" ] && break
+		sleep 0.05
+	done
+	own_pid "$LZPID"
+	own_pid "$src"
+	start_restore --lazy-pages
+	wait_restored
+	wait_lazy_done
+	wait_child "$src" 10 || die_with_logs "the page source did not end after the daemon" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "the page source exited with status $STATUS" || return 1
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "no verdict after GO" || return 1
+	check_pass_log
+	[ "$STATUS" -eq 0 ]
+	[ "$(lazy_stat "Pages left lazy")" -ge 16384 ]
+}
+
 @test "restore --lazy-pages without a daemon fails with one clear line and leaves nothing running" {
 	start_prog heap 8
 	dump_and_kill

@@ -19,8 +19,11 @@
  *    vaddr and nr_pages, followed, unless it is marked zero, by page frames
  *    (any image name and offset) holding exactly nr_pages pages. The source
  *    may send pages nobody asked for (background push, in address order)
- *    and may send a page more than once. The stream's trailer means that
- *    the source has sent every lazy page of the checkpoint at least once.
+ *    and may send a page more than once; the daemon drops what no task
+ *    waits for (it may not know the task yet), and asks again for what it
+ *    still misses when nothing came for a while. The stream's trailer comes
+ *    after LAZY_REQ_DONE, and only then: the daemon may ask for any page
+ *    until it has said that every page is in.
  *
  * Restorer -> daemon, on the unix socket LAZY_SOCKET_NAME of the work
  * directory: per task one struct lazy_task (its userfaultfd attached with
