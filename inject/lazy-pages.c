@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -577,7 +578,12 @@ static int task_events(struct ltask *t)
 				ret = fault(t, m->arg.pagefault.address);
 				break;
 			case UFFD_EVENT_FORK:
-				/* the child has what t had pending, from the same pages */
+				/* the child has what t had pending, from the same pages;
+				 * nothing pending, nothing to follow */
+				if (!t->nr) {
+					close((int)m->arg.fork.ufd);
+					break;
+				}
 				child = task_new((int)m->arg.fork.ufd, t->pid, 0);
 				if (!child) {
 					close((int)m->arg.fork.ufd);
@@ -707,6 +713,54 @@ static int prefetch(void)
 		for (size_t i = 0; i < nr_tasks; i++)
 			tasks[i]->wm = 0;
 	return 0;
+}
+
+/*
+ * Whether the mm of a task forked since (whose PID the fork event does not
+ * give) is still there: a copy from a source that cannot be read installs
+ * nothing, and fails with ESRCH only when the mm is gone.
+ */
+static bool forked_alive(struct ltask *t)
+{
+	static void *unreadable;
+	struct uffdio_copy c;
+
+	if (!unreadable) {
+		unreadable = mmap(NULL, PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (unreadable == MAP_FAILED) {
+			unreadable = NULL;
+			return true;
+		}
+	}
+	c = (struct uffdio_copy){ 0x10000, (unsigned long)unreadable, PAGE_SIZE,
+				  UFFDIO_COPY_MODE_DONTWAKE, 0 };
+	return !(ioctl(t->uffd, UFFDIO_COPY, &c) && (errno == ESRCH || c.copy == -ESRCH));
+}
+
+/* Tasks forked since that have exited (or exec'ed) go, and every task
+ * gone is forgotten: a program forking all the time while its memory is
+ * lazy does not pile them up. */
+static void sweep_tasks(void)
+{
+	static uint64_t next_ns;
+	size_t keep = 0;
+
+	if (now_ns() < next_ns || nr_deferred)
+		return;
+	next_ns = now_ns() + 50 * 1000000ull;
+	for (size_t i = 0; i < nr_tasks; i++) {
+		struct ltask *t = tasks[i];
+
+		if (!t->gone && !t->real && !forked_alive(t))
+			task_gone(t);
+		if (t->gone && !t->real) {
+			free(t->r);
+			free(t);
+			continue;
+		}
+		tasks[keep++] = t;
+	}
+	nr_tasks = keep;
 }
 
 static bool all_in(void)
@@ -911,6 +965,7 @@ static int run(int lsk)
 			free(p);
 			return finish();
 		}
+		sweep_tasks();
 		if (retry_deferred() || prefetch()) {
 			free(p);
 			return -1;

@@ -125,6 +125,15 @@ tree_pss() { # PID
 	[ "$STATUS" -eq 0 ]
 }
 
+@test "forker: a process forking and reaping thousands of children a second while its memory is lazy" {
+	start_prog forker
+	sleep 1
+	dump_and_kill_tree
+	LAZY_ARGS=(--prefetch-delay 20)
+	lazy_restore_and_check
+	grep '^INFO' "$LOG" || true
+}
+
 @test "lazymm: fork, mremap, munmap, MADV_DONTNEED and 6 threads faulting at once, while the memory is still lazy" {
 	start_prog lazymm 128
 	dump_and_kill
