@@ -589,6 +589,7 @@ static int task_events(struct ltask *t)
 					close((int)m->arg.fork.ufd);
 					return -1;
 				}
+				pr_debug("task %d: forked, %zu ranges pending", t->pid, t->nr);
 				fcntl(child->uffd, F_SETFL, O_NONBLOCK);
 				for (size_t j = 0; j < t->nr; j++)
 					range_add(child, t->r[j]);
