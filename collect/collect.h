@@ -33,6 +33,11 @@ struct collect_opts {
 	bool has_prev_track_id; /* the parent link's tracker: unchanged pages stay there */
 	bool prev_track_current; /* whichever link the running tracker belongs to */
 	uint8_t prev_track_id[16];
+	/* --lazy-pages: private anonymous pages are left out of the stream
+	 * and served on lazy_req_fd / lazy_resp_fd once it is stored */
+	bool lazy_pages;
+	int lazy_req_fd, lazy_resp_fd;
+	const char *lazy_stats_file;
 };
 
 extern struct collect_opts opts;
@@ -51,6 +56,8 @@ struct page_run {
 	bool shm;
 	unsigned long shm_off, vma_start, vma_end;
 	bool in_prev;	/* not written since the previous link: in its pages */
+	bool lazy;	/* private anonymous, left to the lazy page server */
+	uint8_t *sent;	/* lazy: a bit per page sent (lazy.c) */
 };
 
 /* Per-task state while it is being collected. */
@@ -122,5 +129,8 @@ int inet_lock(pid_t root);
 bool inet_locked(void);
 void inet_unlock(pid_t root);
 int locks_collect(struct ctask *ct, struct img_writer *w);
+/* lazy.c: once the images are stored, serve the lazy runs of every task
+ * until the destination says it has them all (0) or gives up (-1). */
+int lazy_serve(struct ctask *cts, int nr);
 
 #endif

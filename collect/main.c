@@ -30,7 +30,8 @@
 #include "track.h"
 
 struct collect_opts opts = { .ack_fd = -1, .stats_fd = -1, .ghost_limit = 1 << 20,
-			     .network_lock = NETLOCK_IPTABLES };
+			     .network_lock = NETLOCK_IPTABLES, .lazy_req_fd = -1,
+			     .lazy_resp_fd = -1 };
 
 static void usage(FILE *f)
 {
@@ -59,6 +60,11 @@ static void usage(FILE *f)
 		"      --track-mem         track the memory the tree writes from now on\n"
 		"      --prev-track-id ID  leave pages unchanged since that link to it\n"
 		"                          (current: the link the running tracker belongs to)\n"
+		"      --lazy-pages        leave private anonymous pages out of the stream; once\n"
+		"                          it is stored, keep the tree frozen and serve them\n"
+		"      --lazy-req-fd FD    read the destination's page requests on FD\n"
+		"      --lazy-resp-fd FD   write the lazy page stream to FD\n"
+		"      --lazy-stats-file FILE  write the lazy page statistics (DumpStats) to FILE\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -105,6 +111,7 @@ static int write_head(struct img_writer *w, pid_t root)
 	inv.has_pages_images = true;
 	inv.pages_images = tree.nr;
 	inv.has_pre_dump = inv.pre_dump = opts.pre_dump;
+	inv.has_lazy_pages = inv.lazy_pages = opts.lazy_pages;
 	if (opts.track_mem) {
 		inv.has_track_id = true;
 		inv.track_id.data = (uint8_t *)track_new_id();
@@ -221,6 +228,10 @@ static int parse_opts(int argc, char **argv)
 		{ "track-mem", no_argument, NULL, 'M' },
 		{ "prev-track-id", required_argument, NULL, 'I' },
 		{ "network-lock", required_argument, NULL, 'N' },
+		{ "lazy-pages", no_argument, NULL, 'Z' },
+		{ "lazy-req-fd", required_argument, NULL, 'z' },
+		{ "lazy-resp-fd", required_argument, NULL, 'y' },
+		{ "lazy-stats-file", required_argument, NULL, 'Y' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -312,6 +323,20 @@ static int parse_opts(int argc, char **argv)
 				return -1;
 			}
 			break;
+		case 'Z':
+			opts.lazy_pages = true;
+			break;
+		case 'z':
+			if (opt_fd("--lazy-req-fd", optarg, &opts.lazy_req_fd))
+				return -1;
+			break;
+		case 'y':
+			if (opt_fd("--lazy-resp-fd", optarg, &opts.lazy_resp_fd))
+				return -1;
+			break;
+		case 'Y':
+			opts.lazy_stats_file = optarg;
+			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {
 			case 1:
@@ -326,6 +351,16 @@ static int parse_opts(int argc, char **argv)
 	}
 	if (optind < argc) {
 		usage(stderr);
+		return -1;
+	}
+	if (opts.lazy_pages != (opts.lazy_req_fd >= 0) ||
+	    opts.lazy_pages != (opts.lazy_resp_fd >= 0)) {
+		pr_err("--lazy-pages needs --lazy-req-fd and --lazy-resp-fd, and they need it");
+		return -1;
+	}
+	if (opts.lazy_pages && (opts.pre_dump || opts.track_mem || opts.has_prev_track_id)) {
+		pr_err("--lazy-pages with --pre-dump, --track-mem or --prev-track-id is not "
+		       "supported yet");
 		return -1;
 	}
 	return 0;
@@ -420,8 +455,15 @@ int main(int argc, char **argv)
 		goto fail;
 	/* The sink sees end of stream before we wait for its verdict. */
 	close(STDOUT_FILENO);
-	if (fault_hit("collect-ack") || wait_ack() || actions_stored(root) ||
-	    fault_hit("collect-kill"))
+	if (fault_hit("collect-ack") || wait_ack() || actions_stored(root))
+		goto fail;
+	/* the images are stored; the memory they lack is still only here */
+	if (opts.lazy_pages && lazy_serve(ctasks, tree.nr)) {
+		pr_err("not every lazy page reached the destination: its copy cannot run; "
+		       "resuming the tree here");
+		goto fail;
+	}
+	if (fault_hit("collect-kill"))
 		goto fail;
 	if (opts.track_mem && (opts.pre_dump || opts.leave_running || opts.leave_stopped)) {
 		/* the link is stored: the next one starts from it */

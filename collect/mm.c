@@ -103,20 +103,21 @@ static bool page_wanted(Stasis__VmaKind kind, bool shared, uint64_t pme)
 }
 
 static void add_run(struct ctask *ct, unsigned long addr, unsigned long nr, bool in_parent,
-		    bool in_prev)
+		    bool in_prev, bool lazy)
 {
 	struct page_run *last = ct->nr_runs ? &ct->runs[ct->nr_runs - 1] : NULL;
 
 	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == addr &&
-	    last->in_parent == in_parent && last->in_prev == in_prev && !last->shm &&
-	    last->nr_pages + nr < (1u << 30)) {
+	    last->in_parent == in_parent && last->in_prev == in_prev && last->lazy == lazy &&
+	    !last->shm && last->nr_pages + nr < (1u << 30)) {
 		last->nr_pages += nr;
 		return;
 	}
 	if ((ct->nr_runs & (ct->nr_runs - 1)) == 0)
 		ct->runs = xrealloc(ct->runs, (ct->nr_runs ? ct->nr_runs * 2 : 1) * sizeof(*ct->runs));
 	ct->runs[ct->nr_runs++] = (struct page_run){
-		.vaddr = addr, .nr_pages = nr, .in_parent = in_parent, .in_prev = in_prev
+		.vaddr = addr, .nr_pages = nr, .in_parent = in_parent, .in_prev = in_prev,
+		.lazy = lazy
 	};
 }
 
@@ -271,6 +272,15 @@ static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct p
 		      Stasis__VmaKind kind, Stasis__Vma *pv)
 {
 	static uint64_t pme[PAGEMAP_BATCH], ppme[PAGEMAP_BATCH];
+	/* private anonymous memory is what a lazy restore fills on demand
+	 * (userfaultfd); the pages stay in the frozen task until served */
+	bool lazy = opts.lazy_pages && !v->shared &&
+		    (kind == STASIS__VMA_KIND__ANON || kind == STASIS__VMA_KIND__HEAP ||
+		     kind == STASIS__VMA_KIND__STACK);
+
+	/* a lazy child faults its own copy in: nothing is inherited */
+	if (lazy)
+		parent_pm = -1;
 
 	for (unsigned long addr = v->start; addr < v->end;) {
 		size_t n = (v->end - addr) / PAGE_SIZE;
@@ -295,7 +305,7 @@ static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct p
 				   (pme[i] & PME_PFN_MASK) == (ppme[i] & PME_PFN_MASK);
 
 			/* unchanged since the previous link: its data is there */
-			add_run(ct, addr, 1, cow, !cow && track_unchanged(ct, addr));
+			add_run(ct, addr, 1, cow, !cow && track_unchanged(ct, addr), lazy);
 		}
 	}
 	return 0;
@@ -508,6 +518,7 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 		pe.has_shm_off = ct->runs[i].shm;
 		pe.shm_off = ct->runs[i].shm_off;
 		pe.has_in_prev = pe.in_prev = ct->runs[i].in_prev;
+		pe.has_lazy = pe.lazy = ct->runs[i].lazy;
 		if (imgw_record(w, name, &pe.base))
 			return -1;
 	}
@@ -554,7 +565,8 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 	for (size_t i = 0; i < ct->nr_runs; i++) {
 		struct page_run *run = &ct->runs[i];
 		unsigned long addr = run->vaddr, off = run->shm_off;
-		size_t left = run->in_parent || run->in_prev ? 0 : run->nr_pages * PAGE_SIZE;
+		size_t left = run->in_parent || run->in_prev || run->lazy ? 0 :
+			      run->nr_pages * PAGE_SIZE;
 		int fd = -1;
 
 		if (run->shm) {

@@ -74,14 +74,18 @@ int stats_write(struct img_writer *w, const struct ctask *cts, int nr)
 				s.pages_skipped_parent += ct->runs[j].nr_pages;
 			else if (ct->runs[j].in_prev)
 				s.pages_skipped_prev += ct->runs[j].nr_pages;
+			else if (ct->runs[j].lazy)
+				s.pages_lazy += ct->runs[j].nr_pages;
 			else
 				s.pages_written += ct->runs[j].nr_pages;
 		}
 	}
 	s.has_pages_skipped_prev = track_has_parent();
-	if (s.pages_scanned > s.pages_written + s.pages_skipped_parent + s.pages_skipped_prev)
+	s.has_pages_lazy = opts.lazy_pages;
+	if (s.pages_scanned >
+	    s.pages_written + s.pages_skipped_parent + s.pages_skipped_prev + s.pages_lazy)
 		s.pages_skipped = s.pages_scanned - s.pages_written - s.pages_skipped_parent -
-				  s.pages_skipped_prev;
+				  s.pages_skipped_prev - s.pages_lazy;
 	s.has_stream_bytes = true;
 	s.stream_bytes = imgw_bytes(w);
 	pr_info("dump stats: frozen %llu us, %llu pages scanned, %llu written",

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The lazy page server of a lazy dump (--lazy-pages): once the images are
+ * stored, the tree stays frozen and the private anonymous pages left out
+ * of them are read from it (process_vm_readv) and written as the response
+ * stream of include/stasis/lazy.h: requested pages first, every other one
+ * pushed in the background, each exactly once. The tree may go only when
+ * the destination says it has every page (LAZY_REQ_DONE); a request
+ * channel closed before that means the destination gave up.
+ *
+ * Page frames are those of the task's pages-N image at image offset =
+ * address: a page's (image, offset) never repeats, which the per-page
+ * tweak and tag nonce of a sealed stream rely on (docs/seal.md).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "collect.h"
+#include "stasis/imgfile.h"
+#include "stasis/lazy.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+/* a background push goes out in pieces of one frame, so that a request
+ * never waits behind more than that */
+#define PUSH_PIECE STASIS_PAGE_FRAME_SPAN
+
+static struct {
+	struct ctask *cts;
+	int nr;
+	struct img_writer *w;
+	int out;
+	char *buf;
+	uint64_t total, sent, served, pushed;
+	/* the background push: next task, run and page to look at */
+	int cur_task;
+	size_t cur_run;
+	unsigned long cur_page;
+	uint64_t start_ns, first_req_ns;
+} ls;
+
+/* Each frame goes out as it is made: the destination waits for it. */
+static int sink_frame(void *arg, const struct img_frame *f)
+{
+	struct stasis_frame_hdr hdr = f->hdr;
+	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { f->data, f->hdr.len } };
+
+	(void)arg;
+	if (writev_full(ls.out, iov, f->hdr.len ? 2 : 1)) {
+		pr_perror("cannot write the lazy page stream");
+		return -1;
+	}
+	return 0;
+}
+
+static bool page_sent(const struct page_run *r, unsigned long i)
+{
+	return r->sent[i / 8] & (1u << (i % 8));
+}
+
+static int read_pages(pid_t pid, unsigned long addr, char *buf, size_t len)
+{
+	while (len) {
+		struct iovec local = { buf, len }, remote = { (void *)addr, len };
+		ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			pr_err("cannot read the memory of task %d at %#lx: %s", pid, addr,
+			       n < 0 ? strerror(errno) : "nothing read");
+			return -1;
+		}
+		buf += n;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Sends pages [first, first + nr) of run r of task ct, none of them sent
+ * yet, as one record and its frames; frames end at multiples of
+ * STASIS_PAGE_FRAME_SPAN of the address.
+ */
+static int send_pages(struct ctask *ct, struct page_run *r, unsigned long first, unsigned long nr,
+		      bool requested)
+{
+	unsigned long addr = r->vaddr + first * PAGE_SIZE, end = addr + nr * PAGE_SIZE;
+	char image[32];
+
+	snprintf(image, sizeof(image), "pages-%u", ct->pages_id);
+	if (lazy_resp_head(ls.w, ct->pid, addr, nr, 0))
+		return -1;
+	while (addr < end) {
+		unsigned long span_end = (addr / STASIS_PAGE_FRAME_SPAN + 1) * STASIS_PAGE_FRAME_SPAN;
+		size_t len = (span_end < end ? span_end : end) - addr;
+		struct img_frame f = { .image = image, .data = ls.buf };
+
+		if (read_pages(ct->pid, addr, ls.buf, len))
+			return -1;
+		f.hdr.kind = FRAME_PAGES;
+		f.hdr.offset = addr;
+		f.hdr.len = len;
+		if (imgw_frame(ls.w, &f))
+			return -1;
+		addr += len;
+	}
+	for (unsigned long i = first; i < first + nr; i++)
+		r->sent[i / 8] |= 1u << (i % 8);
+	ls.sent += nr;
+	if (requested)
+		ls.served += nr;
+	else
+		ls.pushed += nr;
+	return 0;
+}
+
+/* Sends what is not sent yet of pages [first, first + nr) of r. */
+static int send_unsent(struct ctask *ct, struct page_run *r, unsigned long first,
+		       unsigned long nr, bool requested)
+{
+	unsigned long i = first, end = first + nr;
+
+	while (i < end) {
+		unsigned long j;
+
+		while (i < end && page_sent(r, i))
+			i++;
+		for (j = i; j < end && !page_sent(r, j); j++)
+			;
+		if (j > i && send_pages(ct, r, i, j - i, requested))
+			return -1;
+		i = j;
+	}
+	return 0;
+}
+
+static struct ctask *find_task(pid_t pid)
+{
+	for (int i = 0; i < ls.nr; i++)
+		if (ls.cts[i].threads && ls.cts[i].pid == pid)
+			return &ls.cts[i];
+	return NULL;
+}
+
+/* The lazy pages a request names; the rest of it is not ours to send
+ * (not dumped, or in the images) and is left out. */
+static int serve(const struct lazy_req *q)
+{
+	struct ctask *ct = find_task(q->pid);
+	uint64_t start = q->vaddr, end = q->vaddr + (uint64_t)q->nr_pages * PAGE_SIZE;
+
+	if (!ls.first_req_ns)
+		ls.first_req_ns = now_ns();
+	if (!ct) {
+		pr_warn("lazy page request for task %d, which is not in the tree", q->pid);
+		return 0;
+	}
+	pr_debug("request: task %d, %u pages at %#llx", q->pid, q->nr_pages,
+		 (unsigned long long)q->vaddr);
+	for (size_t i = 0; i < ct->nr_runs; i++) {
+		struct page_run *r = &ct->runs[i];
+		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE, from, to;
+
+		if (!r->lazy || rend <= start || r->vaddr >= end)
+			continue;
+		from = start > r->vaddr ? start : r->vaddr;
+		to = end < rend ? end : rend;
+		if (send_unsent(ct, r, (from - r->vaddr) / PAGE_SIZE, (to - from) / PAGE_SIZE, true))
+			return -1;
+		/* the background push goes on from here: what a task touches
+		 * next is most often what follows */
+		ls.cur_task = ct - ls.cts;
+		ls.cur_run = i;
+		ls.cur_page = (to - r->vaddr) / PAGE_SIZE;
+	}
+	return 0;
+}
+
+/* One piece of the background push, from the cursor on (wrapping). */
+static int push_piece(void)
+{
+	for (uint64_t steps = 0; ls.sent < ls.total; steps++) {
+		struct ctask *ct = &ls.cts[ls.cur_task];
+		struct page_run *r;
+		unsigned long n;
+
+		if (!ct->threads || ls.cur_run >= ct->nr_runs) {
+			ls.cur_task = (ls.cur_task + 1) % ls.nr;
+			ls.cur_run = 0;
+			ls.cur_page = 0;
+			continue;
+		}
+		r = &ct->runs[ls.cur_run];
+		if (!r->lazy || ls.cur_page >= r->nr_pages) {
+			ls.cur_run++;
+			ls.cur_page = 0;
+			continue;
+		}
+		if (page_sent(r, ls.cur_page)) {
+			ls.cur_page++;
+			continue;
+		}
+		n = 1;
+		while (ls.cur_page + n < r->nr_pages && !page_sent(r, ls.cur_page + n) &&
+		       n * PAGE_SIZE < PUSH_PIECE &&
+		       (r->vaddr + (ls.cur_page + n) * PAGE_SIZE) % STASIS_PAGE_FRAME_SPAN)
+			n++;
+		if (send_pages(ct, r, ls.cur_page, n, false))
+			return -1;
+		ls.cur_page += n;
+		return 0;
+	}
+	return 0;
+}
+
+static bool interrupted(void)
+{
+	sigset_t pending;
+
+	sigpending(&pending);
+	return sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+	       sigismember(&pending, SIGHUP);
+}
+
+static void write_stats(void)
+{
+	Stasis__DumpStats s = STASIS__DUMP_STATS__INIT;
+
+	pr_info("lazy pages: %llu in all, %llu served on request, %llu pushed",
+		(unsigned long long)ls.total, (unsigned long long)ls.served,
+		(unsigned long long)ls.pushed);
+	if (!opts.lazy_stats_file)
+		return;
+	s.has_pages_lazy = s.has_pages_lazy_served = s.has_pages_lazy_pushed = true;
+	s.pages_lazy = ls.total;
+	s.pages_lazy_served = ls.served;
+	s.pages_lazy_pushed = ls.pushed;
+	s.has_lazy_time = true;
+	s.lazy_time = (now_ns() - ls.start_ns) / 1000;
+	s.has_lazy_first_request = ls.first_req_ns != 0;
+	s.lazy_first_request = ls.first_req_ns ? (ls.first_req_ns - ls.start_ns) / 1000 : 0;
+	if (imgfile_write_record(opts.lazy_stats_file, &s.base))
+		pr_warn("the lazy page statistics were not written");
+}
+
+int lazy_serve(struct ctask *cts, int nr)
+{
+	bool finished = false;
+	int ret = -1;
+
+	ls.cts = cts;
+	ls.nr = nr;
+	ls.out = opts.lazy_resp_fd;
+	ls.start_ns = now_ns();
+	for (int i = 0; i < nr; i++)
+		for (size_t j = 0; cts[i].threads && j < cts[i].nr_runs; j++) {
+			struct page_run *r = &cts[i].runs[j];
+
+			if (!r->lazy)
+				continue;
+			r->sent = xzalloc(r->nr_pages / 8 + 1);
+			ls.total += r->nr_pages;
+		}
+	ls.buf = xmalloc(STASIS_PAGE_FRAME_SPAN);
+	ls.w = imgw_open_sink(sink_frame, NULL);
+	pr_info("serving %llu lazy pages", (unsigned long long)ls.total);
+
+	for (;;) {
+		struct pollfd p = { .fd = opts.lazy_req_fd, .events = POLLIN };
+		/* all pushed: only the destination's word is awaited */
+		int n = poll(&p, 1, finished ? 200 : 0);
+		struct lazy_req q;
+
+		if (interrupted()) {
+			pr_err("interrupted while serving lazy pages");
+			break;
+		}
+		if (n < 0 && errno != EINTR) {
+			pr_perror("cannot wait for lazy page requests");
+			break;
+		}
+		if (n > 0) {
+			int r = lazy_req_read(opts.lazy_req_fd, &q);
+
+			if (r < 0)
+				break;
+			if (r == 0) {
+				pr_err("the destination closed the lazy page channel before it had "
+				       "every page (%llu of %llu sent)",
+				       (unsigned long long)ls.sent, (unsigned long long)ls.total);
+				break;
+			}
+			if (q.kind == LAZY_REQ_DONE) {
+				if (!finished) {
+					pr_err("the destination said it had every page, but %llu of "
+					       "%llu were not sent yet",
+					       (unsigned long long)(ls.total - ls.sent),
+					       (unsigned long long)ls.total);
+					break;
+				}
+				pr_info("the destination has every lazy page");
+				ret = 0;
+				break;
+			}
+			if (!finished && serve(&q))
+				break;
+			continue;
+		}
+		if (finished)
+			continue;
+		if (ls.sent < ls.total && push_piece())
+			break;
+		if (ls.sent == ls.total) {
+			if (imgw_finish(ls.w))
+				break;
+			/* end of the page stream: the destination has it all coming */
+			close(ls.out);
+			ls.out = -1;
+			finished = true;
+			pr_info("every lazy page was sent; waiting for the destination");
+		}
+	}
+	write_stats();
+	if (ls.out >= 0)
+		close(ls.out);
+	ls.out = -1;
+	imgw_free(ls.w);
+	ls.w = NULL;
+	free(ls.buf);
+	return ret;
+}
