@@ -78,7 +78,8 @@ int run_client(void)
 			"unauthenticated",
 			c.peer);
 	}
-	if (conn_send(&c, XFER_HELLO, XFER_HELLO_LEN) || conn_recv_line(&c, line, sizeof(line))) {
+	if (conn_send(&c, xopts.lazy ? XFER_LAZY_HELLO : XFER_HELLO, XFER_HELLO_LEN) ||
+	    conn_recv_line(&c, line, sizeof(line))) {
 		if (c.tls && strstr(c.err, "alert"))
 			pr_err("the receiver refused the connection: %s (is our certificate "
 			       "trusted by it and not revoked? see its log)",
@@ -90,6 +91,10 @@ int run_client(void)
 	if (strcmp(line, "READY")) {
 		pr_err("the receiver %s refused the connection: %s", c.peer,
 		       strncmp(line, "ERROR ", 6) ? line : line + 6);
+		goto out;
+	}
+	if (xopts.lazy) {
+		ret = lazy_relay(&c, false);
 		goto out;
 	}
 	pr_info("connected to %s; sending the stream", c.peer);

@@ -49,6 +49,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_NO_CN_VERIFY,
+	OPT_LAZY_PAGES,
 };
 
 static void usage(FILE *f)
@@ -85,6 +86,11 @@ static void usage(FILE *f)
 		"      --daemon            return once listening; serve in the background\n"
 		"      --status-fd FD      write a zero byte to FD and close it once listening\n"
 		"      --pidfile FILE      write the PID of the listening process to FILE\n"
+		"Lazy migration (--lazy-pages), both directions at once:\n"
+		"      --lazy-pages        source (--listen): stdin is the lazy page stream of\n"
+		"                          stasis-collect --lazy-pages, stdout its page requests;\n"
+		"                          destination (--to): stdin is the page requests of the\n"
+		"                          lazy-pages daemon, stdout the page stream for it\n"
 		"Both:\n"
 		"      --ps-socket FD      use the connected socket FD instead of connecting\n"
 		"                          or listening (alone: send)\n"
@@ -152,6 +158,7 @@ static int parse_opts(int argc, char **argv)
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"tls-no-cn-verify", no_argument, NULL, OPT_TLS_NO_CN_VERIFY},
+	    {"lazy-pages", no_argument, NULL, OPT_LAZY_PAGES},
 	    COMMON_LONG_OPTS,
 	    {}};
 	const char *to = NULL, *listen_arg = NULL;
@@ -227,6 +234,9 @@ static int parse_opts(int argc, char **argv)
 		case OPT_TLS_NO_CN_VERIFY:
 			xopts.tls_no_cn_verify = true;
 			break;
+		case OPT_LAZY_PAGES:
+			xopts.lazy = true;
+			break;
 		default:
 			usage(stderr);
 			return -1;
@@ -272,6 +282,12 @@ static int parse_opts(int argc, char **argv)
 	}
 	if (xopts.listen && (xopts.ack_fd >= 0 || xopts.tls_no_cn_verify)) {
 		pr_err("--ack-fd and --tls-no-cn-verify are options of --to");
+		return -1;
+	}
+	if (xopts.lazy && (xopts.ack_fd >= 0 || xopts.sink_ack_fd >= 0 || xopts.raw ||
+			   xopts.chain_fd >= 0)) {
+		pr_err("--lazy-pages carries its own confirmation: --ack-fd, --sink-ack-fd, --chain-fd and "
+		       "--raw do not apply");
 		return -1;
 	}
 	if (xopts.daemon && xopts.status_fd >= 0) {

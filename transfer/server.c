@@ -209,6 +209,7 @@ static void send_error(struct conn *c, const char *what)
  * handshake of one that does, where the other is expected. */
 static int greet(struct conn *c)
 {
+	const char *hello = xopts.lazy ? XFER_LAZY_HELLO : XFER_HELLO;
 	char buf[XFER_HELLO_LEN];
 	ssize_t n;
 
@@ -221,7 +222,8 @@ static int greet(struct conn *c)
 		return -1;
 	}
 	if (xopts.tls) {
-		if (n == XFER_HELLO_LEN && !memcmp(buf, XFER_HELLO, XFER_HELLO_LEN)) {
+		if (n == XFER_HELLO_LEN && (!memcmp(buf, XFER_HELLO, XFER_HELLO_LEN) ||
+					    !memcmp(buf, XFER_LAZY_HELLO, XFER_HELLO_LEN))) {
 			send_error(c, "this receiver requires TLS: give the sender --tls");
 			snprintf(c->err, sizeof(c->err),
 				 "%s does not use TLS (this receiver requires it)", c->peer);
@@ -237,8 +239,18 @@ static int greet(struct conn *c)
 	}
 	if (conn_recv_full(c, buf, XFER_HELLO_LEN) != 1)
 		return -1;
-	if (memcmp(buf, XFER_HELLO, XFER_HELLO_LEN)) {
-		snprintf(c->err, sizeof(c->err), "%s is not a stasis-transfer sender", c->peer);
+	if (memcmp(buf, hello, XFER_HELLO_LEN)) {
+		bool other = !memcmp(buf, xopts.lazy ? XFER_HELLO : XFER_LAZY_HELLO, XFER_HELLO_LEN);
+
+		snprintf(c->err, sizeof(c->err), "%s %s", c->peer,
+			 !other	     ? "is not a stasis-transfer sender"
+			 : xopts.lazy ? "sends a whole stream, not a lazy migration's requests"
+				      : "is a lazy migration's destination (this receiver "
+					"takes whole streams)");
+		if (other)
+			send_error(c, xopts.lazy ? "this is a lazy page server (--lazy-pages)"
+						 : "this receiver takes whole streams, not "
+						   "--lazy-pages");
 		return -1;
 	}
 	return conn_send(c, "READY\n", 6);
@@ -611,7 +623,10 @@ int run_server(void)
 		if (lfd >= 0 && xopts.chain_fd < 0)
 			close(lfd);
 		more = false;
-		ret = receive(&c, &more);
+		if (xopts.lazy)
+			ret = lazy_relay(&c, true);
+		else
+			ret = receive(&c, &more);
 		if (more && lfd < 0) {
 			/* the next sender comes on the same socket */
 			if (end_link_session(&c))

@@ -34,6 +34,9 @@
 
 #define XFER_HELLO     "STASIS-XFER/1.0\n"
 #define XFER_HELLO_LEN 16
+/* the greeting of a lazy migration's destination (--lazy-pages) */
+#define XFER_LAZY_HELLO "STASIS-LAZY/1.0\n"
+
 #define XFER_CHUNK_MAX (1u << 20)
 #define XFER_LINE_MAX  512
 
@@ -62,6 +65,8 @@ struct xfer_opts {
 	bool tls;
 	const char *tls_cacert, *tls_cacrl, *tls_cert, *tls_key;
 	bool tls_no_cn_verify;
+	/* both directions at once: page requests and the page stream */
+	bool lazy;
 };
 
 extern struct xfer_opts xopts;
@@ -115,5 +120,8 @@ void tls_cleanup(void);
 /* client.c, server.c */
 int run_client(void);
 int run_server(void);
+/* lazy.c: stdin to the peer and the peer to stdout at once; source: the
+ * side of stasis-collect. 0 when both directions ended cleanly. */
+int lazy_relay(struct conn *c, bool source);
 
 #endif
