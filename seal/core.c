@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "stasis/fault.h"
 #include "stasis/log.h"
 #include "stasis/seal.h"
 #include "stasis/util.h"
@@ -618,12 +619,63 @@ static char *tags_name(const char *pages)
 
 /* ================================================================ encrypt */
 
+/* The pages (image, page number) a stream in any order has had. */
+struct page_set {
+	struct seen_page {
+		const struct simg *img; /* NULL: a free slot */
+		uint64_t page;
+	} *v;
+	size_t cap, nr;
+};
+
+static size_t page_slot(const struct page_set *s, const struct simg *img, uint64_t page)
+{
+	uint64_t h = (page ^ (uintptr_t)img) * 0x9e3779b97f4a7c15ull;
+	size_t i = (h >> 17) & (s->cap - 1);
+
+	while (s->v[i].img && (s->v[i].img != img || s->v[i].page != page))
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+/* False when the page was there already. */
+static bool page_set_add(struct page_set *s, const struct simg *img, uint64_t page)
+{
+	size_t i;
+
+	if ((s->nr + 1) * 2 > s->cap) {
+		struct page_set n = { .cap = s->cap ? s->cap * 2 : 1024 };
+
+		n.v = xzalloc(n.cap * sizeof(*n.v));
+		for (size_t k = 0; k < s->cap; k++)
+			if (s->v[k].img)
+				n.v[page_slot(&n, s->v[k].img, s->v[k].page)] = s->v[k];
+		n.nr = s->nr;
+		free(s->v);
+		*s = n;
+	}
+	i = page_slot(s, img, page);
+	if (s->v[i].img)
+		return false;
+	s->v[i].img = img;
+	s->v[i].page = page;
+	s->nr++;
+	return true;
+}
+
 struct seal_enc {
 	struct seal_ctx c;
 	struct img_writer *w;
 	struct pool *pool;
 	bool failed;
+	bool any_order;
+	struct page_set seen;
 };
+
+void seal_enc_any_order(struct seal_enc *e)
+{
+	e->any_order = true;
+}
 
 static int enc_emit(void *owner, struct job *j);
 
@@ -701,6 +753,9 @@ static int enc_emit(void *owner, struct job *j)
 	tname = tags_name(j->img->name);
 	ret = imgw_record(e->w, tname, &pt.base);
 	free(tname);
+	/* tests: a page altered on its way, after it was sealed */
+	if (fault_hit("seal-page-flip"))
+		j->data[j->hdr.len / 2] ^= 0x01;
 	return ret ? -1 : imgw_frame(e->w, &f);
 }
 
@@ -709,12 +764,19 @@ static int enc_pages(struct seal_enc *e, struct simg *img, struct img_frame *f)
 	struct simg *timg;
 	char *tname;
 
-	if (!page_frame_ok(f) || f->hdr.offset != img->page_bytes) {
+	if (!page_frame_ok(f) || (!e->any_order && f->hdr.offset != img->page_bytes)) {
 		pr_err(
 		    "image %s: page frame at offset %#llx (%u bytes) is not whole pages in order",
 		    img->name, (unsigned long long)f->hdr.offset, f->hdr.len);
 		return -1;
 	}
+	for (uint64_t p = 0; e->any_order && p < f->hdr.len / PAGE_SIZE; p++)
+		if (!page_set_add(&e->seen, img, f->hdr.offset / PAGE_SIZE + p)) {
+			pr_err("image %s: the page at offset %#llx comes a second time: it cannot "
+			       "be sealed twice",
+			       img->name, (unsigned long long)(f->hdr.offset + p * PAGE_SIZE));
+			return -1;
+		}
 	if (image_keys(&e->c, img))
 		return -1;
 	img->page_bytes += f->hdr.len;
@@ -877,6 +939,7 @@ void seal_enc_free(struct seal_enc *e)
 		return;
 	pool_free(e->pool);
 	ctx_free(&e->c);
+	free(e->seen.v);
 	free(e);
 }
 
@@ -1132,7 +1195,8 @@ static int open_tag(struct seal_open *o, struct simg *timg, uint64_t idx, const 
 	img = it_get(&o->c.images, pname);
 	if (!img)
 		goto fail;
-	if (img->kind != IK_PAGES || pt->offset != img->tag_next) {
+	if (img->kind != IK_PAGES ||
+	    (!(o->flags & SEAL_OPEN_ANY_ORDER) && pt->offset != img->tag_next)) {
 		pr_err("image %s, record %llu%s: tag for offset %#llx of %s, expected %#llx: tags "
 		       "were altered, dropped or reordered",
 		       timg->name, (unsigned long long)idx, fno, (unsigned long long)pt->offset,
@@ -1258,7 +1322,7 @@ static int open_pages(struct seal_open *o, struct simg *img, struct img_frame *f
 		       (unsigned long long)f->hdr.offset, f->hdr.len, fno);
 		return -1;
 	}
-	if (f->hdr.offset != img->page_bytes) {
+	if (!(o->flags & SEAL_OPEN_ANY_ORDER) && f->hdr.offset != img->page_bytes) {
 		pr_err("image %s: page frame at offset %#llx%s, expected %#llx: frames were "
 		       "dropped or reordered",
 		       img->name, (unsigned long long)f->hdr.offset, fno,

@@ -31,7 +31,8 @@ enum {
 	OPT_TLS_KEY,
 	OPT_REQUIRE_SEALED,
 	OPT_THREADS,
-	OPT_ACK_FD
+	OPT_ACK_FD,
+	OPT_LAZY_PAGES
 };
 
 static struct {
@@ -43,6 +44,7 @@ static struct {
 	const char *dir;
 	int ack_fd;
 	int threads;
+	bool lazy; /* a lazy page stream: frames at any offset, each out at once */
 } opts = { .ack_fd = -1, .threads = -1 };
 
 static void usage(FILE *f)
@@ -71,6 +73,9 @@ static void usage(FILE *f)
 		"      --threads N         threads that en- or decrypt page frames besides the\n"
 		"                          one that reads and writes (default: CPUs - 3, or\n"
 		"                          CPUs - 2 with -D; 0 to 4)\n"
+		"      --lazy-pages        the stream of a lazy page server (stasis-collect\n"
+		"                          --lazy-pages): page frames at any offset, each\n"
+		"                          written out as soon as it is sealed or verified\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -88,6 +93,7 @@ static int parse_opts(int argc, char **argv)
 		{ "images-dir", required_argument, NULL, 'D' },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "ack-fd", required_argument, NULL, OPT_ACK_FD },
+		{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 		{ "verbosity", optional_argument, NULL, 'v' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -123,6 +129,9 @@ static int parse_opts(int argc, char **argv)
 		case OPT_ACK_FD:
 			if (opt_fd("--ack-fd", optarg, &opts.ack_fd))
 				return -1;
+			break;
+		case OPT_LAZY_PAGES:
+			opts.lazy = true;
 			break;
 		case OPT_THREADS:
 			if (opt_int("--threads", optarg, 0, 256, "0 to 256", &opts.threads))
@@ -167,6 +176,10 @@ static int parse_opts(int argc, char **argv)
 		pr_err("--ack-fd is an option of --encrypt -D");
 		return -1;
 	}
+	if (opts.lazy && opts.dir) {
+		pr_err("--lazy-pages is for streams, not for -D");
+		return -1;
+	}
 	if (opts.mode == OPT_OPEN && opts.nr_certs) {
 		pr_err("--tls-cert is an option of --encrypt");
 		return -1;
@@ -189,6 +202,8 @@ static int do_encrypt(struct img_reader *r, struct img_writer *w)
 			    opts.threads);
 	if (!e)
 		return -1;
+	if (opts.lazy)
+		seal_enc_any_order(e);
 	while ((n = imgr_next(r, &f)) > 0)
 		if (seal_enc_put(e, &f))
 			goto out;
@@ -202,6 +217,21 @@ out:
 static int out_frame(void *arg, const struct img_frame *f)
 {
 	return imgw_frame(arg, f);
+}
+
+/* --lazy-pages: every frame out as it is made, for a reader that waits
+ * for that very page. */
+static int write_now(void *arg, const struct img_frame *f)
+{
+	struct stasis_frame_hdr hdr = f->hdr;
+	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { f->data, f->hdr.len } };
+
+	(void)arg;
+	if (writev_full(STDOUT_FILENO, iov, f->hdr.len ? 2 : 1)) {
+		pr_perror("cannot write the stream");
+		return -1;
+	}
+	return 0;
 }
 
 static int do_open(struct img_reader *r, struct img_writer *w)
@@ -236,7 +266,7 @@ static int do_open(struct img_reader *r, struct img_writer *w)
 		}
 		return n < 0 || imgw_finish(w) ? -1 : 0;
 	}
-	o = seal_open_create(key, 0, out_frame, w);
+	o = seal_open_create(key, opts.lazy ? SEAL_OPEN_ANY_ORDER : 0, out_frame, w);
 	if (!o)
 		return -1;
 	seal_open_threads(o, opts.threads);
@@ -350,6 +380,9 @@ int main(int argc, char **argv)
 		pr_err("the output is a binary image stream; redirect stdout to a file or a pipe");
 		return 1;
 	}
+	/* one frame at a time, in order: no frame waits for the next ones */
+	if (opts.lazy)
+		opts.threads = 0;
 	if (opts.threads < 0) {
 		/* The programs before and after us in the pipeline keep a CPU
 		 * busy each: only the CPUs beyond three (two when we store or
@@ -365,7 +398,7 @@ int main(int argc, char **argv)
 		ret = do_encrypt_dir(r);
 	} else {
 		pipe_grow(STDOUT_FILENO);
-		w = imgw_open(STDOUT_FILENO);
+		w = opts.lazy ? imgw_open_sink(write_now, NULL) : imgw_open(STDOUT_FILENO);
 		if (opts.mode == OPT_ENCRYPT)
 			ret = do_encrypt(r, w);
 		else

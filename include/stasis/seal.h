@@ -40,6 +40,10 @@ int seal_enc_put(struct seal_enc *e, struct img_frame *f);
  * the trailer with imgw_finish(). */
 int seal_enc_finish(struct seal_enc *e);
 void seal_enc_free(struct seal_enc *e);
+/* A stream whose page frames come at any offset, as a lazy page server
+ * sends them (include/stasis/lazy.h): each page may still come only once,
+ * since its offset is its tweak and its tag's nonce. */
+void seal_enc_any_order(struct seal_enc *e);
 
 /* ---- open ---- */
 
@@ -55,6 +59,9 @@ typedef int (*seal_out_fn)(void *arg, const struct img_frame *f);
 /* Also hand out the images of the sealing itself: cipher (as stored),
  * pagetags-* (as stored) and seal (decrypted). For show. */
 #define SEAL_OPEN_META 1u
+/* Page frames at any offset (seal_enc_any_order), each still matched to
+ * the tag that comes before it. */
+#define SEAL_OPEN_ANY_ORDER 2u
 
 struct seal_open;
 
