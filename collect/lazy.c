@@ -13,6 +13,7 @@
  * tweak and tag nonce of a sealed stream rely on (docs/seal.md).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@
 /* a background push goes out in pieces of one frame, so that a request
  * never waits behind more than that */
 #define PUSH_PIECE STASIS_PAGE_FRAME_SPAN
+/* requests read while an answer could not be written yet */
+#define QUEUE_MAX 65536
 
 static struct {
 	struct ctask *cts;
@@ -43,18 +46,91 @@ static struct {
 	size_t cur_run;
 	unsigned long cur_page;
 	uint64_t start_ns, first_req_ns;
+	/* requests taken while the page stream was full */
+	struct lazy_req *queue;
+	size_t q_head, q_nr;
+	bool req_ended; /* the request channel ended (or broke) meanwhile */
 } ls;
 
-/* Each frame goes out as it is made: the destination waits for it. */
+static bool interrupted(void)
+{
+	sigset_t pending;
+
+	sigpending(&pending);
+	return sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+	       sigismember(&pending, SIGHUP);
+}
+
+static void report_closed(void)
+{
+	pr_err("the destination closed the lazy page channel before it had every page "
+	       "(%llu of %llu sent)",
+	       (unsigned long long)ls.sent, (unsigned long long)ls.total);
+}
+
+static void queue_put(const struct lazy_req *q)
+{
+	if (!ls.queue)
+		ls.queue = xmalloc(QUEUE_MAX * sizeof(*ls.queue));
+	ls.queue[(ls.q_head + ls.q_nr++) % QUEUE_MAX] = *q;
+}
+
+/*
+ * Each frame goes out as it is made: the destination waits for it. While
+ * the page stream is full, requests are still read (and queued): a
+ * destination that writes requests before it reads answers must not stall
+ * both channels.
+ */
 static int sink_frame(void *arg, const struct img_frame *f)
 {
 	struct stasis_frame_hdr hdr = f->hdr;
-	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { f->data, f->hdr.len } };
+	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { f->data, f->hdr.len } }, *v = iov;
+	int cnt = f->hdr.len ? 2 : 1;
 
 	(void)arg;
-	if (writev_full(ls.out, iov, f->hdr.len ? 2 : 1)) {
-		pr_perror("cannot write the lazy page stream");
-		return -1;
+	while (cnt) {
+		struct pollfd p[2] = { { .fd = ls.out, .events = POLLOUT },
+				       { .fd = opts.lazy_req_fd, .events = POLLIN } };
+		ssize_t n = writev(ls.out, v, cnt);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN) {
+			pr_perror("cannot write the lazy page stream");
+			return -1;
+		}
+		for (; n > 0 && cnt; v++, cnt--) {
+			if ((size_t)n < v->iov_len) {
+				v->iov_base = (char *)v->iov_base + n;
+				v->iov_len -= n;
+				break;
+			}
+			n -= v->iov_len;
+		}
+		if (!cnt)
+			break;
+		if (poll(p, ls.req_ended || ls.q_nr == QUEUE_MAX ? 1 : 2, 200) < 0 && errno != EINTR) {
+			pr_perror("cannot wait for the lazy page stream");
+			return -1;
+		}
+		/* no destination yet, or a stalled one: the operator may give up */
+		if (interrupted()) {
+			pr_err("interrupted while serving lazy pages");
+			return -1;
+		}
+		if (p[1].revents && !ls.req_ended && ls.q_nr < QUEUE_MAX) {
+			struct lazy_req q;
+			int r = lazy_req_read(opts.lazy_req_fd, &q);
+
+			if (r <= 0) {
+				/* the destination is gone: nothing waits for this */
+				ls.req_ended = true;
+				if (!r)
+					report_closed();
+				return -1;
+			}
+			queue_put(&q);
+		}
 	}
 	return 0;
 }
@@ -221,14 +297,6 @@ static int push_piece(void)
 	return 0;
 }
 
-static bool interrupted(void)
-{
-	sigset_t pending;
-
-	sigpending(&pending);
-	return sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
-	       sigismember(&pending, SIGHUP);
-}
 
 static void write_stats(void)
 {
@@ -270,13 +338,14 @@ int lazy_serve(struct ctask *cts, int nr)
 			ls.total += r->nr_pages;
 		}
 	ls.buf = xmalloc(STASIS_PAGE_FRAME_SPAN);
+	fcntl(ls.out, F_SETFL, fcntl(ls.out, F_GETFL) | O_NONBLOCK);
 	ls.w = imgw_open_sink(sink_frame, NULL);
 	pr_info("serving %llu lazy pages", (unsigned long long)ls.total);
 
 	for (;;) {
 		struct pollfd p = { .fd = opts.lazy_req_fd, .events = POLLIN };
 		/* all pushed: only the destination's word is awaited */
-		int n = poll(&p, 1, finished ? 200 : 0);
+		int n = ls.q_nr ? 1 : poll(&p, 1, finished ? 200 : 0);
 		struct lazy_req q;
 
 		if (interrupted()) {
@@ -288,14 +357,19 @@ int lazy_serve(struct ctask *cts, int nr)
 			break;
 		}
 		if (n > 0) {
-			int r = lazy_req_read(opts.lazy_req_fd, &q);
+			int r = 1;
 
+			if (ls.q_nr) {
+				q = ls.queue[ls.q_head];
+				ls.q_head = (ls.q_head + 1) % QUEUE_MAX;
+				ls.q_nr--;
+			} else {
+				r = lazy_req_read(opts.lazy_req_fd, &q);
+			}
 			if (r < 0)
 				break;
 			if (r == 0) {
-				pr_err("the destination closed the lazy page channel before it had "
-				       "every page (%llu of %llu sent)",
-				       (unsigned long long)ls.sent, (unsigned long long)ls.total);
+				report_closed();
 				break;
 			}
 			if (q.kind == LAZY_REQ_DONE) {
@@ -335,5 +409,6 @@ int lazy_serve(struct ctask *cts, int nr)
 	imgw_free(ls.w);
 	ls.w = NULL;
 	free(ls.buf);
+	free(ls.queue);
 	return ret;
 }

@@ -33,6 +33,14 @@ struct collect_opts opts = { .ack_fd = -1, .stats_fd = -1, .ghost_limit = 1 << 2
 			     .network_lock = NETLOCK_IPTABLES, .lazy_req_fd = -1,
 			     .lazy_resp_fd = -1 };
 
+/* long options without a letter: values past any character */
+enum {
+	OPT_LAZY_PAGES = 0x100,
+	OPT_LAZY_REQ_FD,
+	OPT_LAZY_RESP_FD,
+	OPT_LAZY_STATS_FILE,
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -228,10 +236,10 @@ static int parse_opts(int argc, char **argv)
 		{ "track-mem", no_argument, NULL, 'M' },
 		{ "prev-track-id", required_argument, NULL, 'I' },
 		{ "network-lock", required_argument, NULL, 'N' },
-		{ "lazy-pages", no_argument, NULL, 'Z' },
-		{ "lazy-req-fd", required_argument, NULL, 'z' },
-		{ "lazy-resp-fd", required_argument, NULL, 'y' },
-		{ "lazy-stats-file", required_argument, NULL, 'Y' },
+		{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
+		{ "lazy-req-fd", required_argument, NULL, OPT_LAZY_REQ_FD },
+		{ "lazy-resp-fd", required_argument, NULL, OPT_LAZY_RESP_FD },
+		{ "lazy-stats-file", required_argument, NULL, OPT_LAZY_STATS_FILE },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -323,18 +331,18 @@ static int parse_opts(int argc, char **argv)
 				return -1;
 			}
 			break;
-		case 'Z':
+		case OPT_LAZY_PAGES:
 			opts.lazy_pages = true;
 			break;
-		case 'z':
+		case OPT_LAZY_REQ_FD:
 			if (opt_fd("--lazy-req-fd", optarg, &opts.lazy_req_fd))
 				return -1;
 			break;
-		case 'y':
+		case OPT_LAZY_RESP_FD:
 			if (opt_fd("--lazy-resp-fd", optarg, &opts.lazy_resp_fd))
 				return -1;
 			break;
-		case 'Y':
+		case OPT_LAZY_STATS_FILE:
 			opts.lazy_stats_file = optarg;
 			break;
 		default:

@@ -753,8 +753,8 @@ static int enc_emit(void *owner, struct job *j)
 	tname = tags_name(j->img->name);
 	ret = imgw_record(e->w, tname, &pt.base);
 	free(tname);
-	/* tests: a page altered on its way, after it was sealed */
-	if (fault_hit("seal-page-flip"))
+	/* tests: a page of a lazy stream altered on its way, once sealed */
+	if (e->any_order && fault_hit("seal-lazy-page-flip"))
 		j->data[j->hdr.len / 2] ^= 0x01;
 	return ret ? -1 : imgw_frame(e->w, &f);
 }

@@ -133,7 +133,8 @@ bool img_name_valid(const char *name)
 
 bool img_in_checkpoint(const char *name)
 {
-	return strcmp(name, "stats-restore") != 0;
+	/* stats-lazy: the page server's, written after the checkpoint */
+	return strcmp(name, "stats-restore") != 0 && strcmp(name, "stats-lazy") != 0;
 }
 
 bool img_is_pages(const char *image)
@@ -171,6 +172,7 @@ static const struct {
 	{ "lazy-pages", &stasis__lazy_pages__descriptor, &stasis__lazy_pages__descriptor },
 	{ "stats-dump", &stasis__dump_stats__descriptor, NULL },
 	{ "stats-restore", &stasis__restore_stats__descriptor, NULL },
+	{ "stats-lazy", &stasis__dump_stats__descriptor, NULL },
 };
 
 const ProtobufCMessageDescriptor *img_record_desc(const char *image, unsigned idx)

@@ -22,6 +22,9 @@ void stats_print_dump(FILE *f, const Stasis__DumpStats *s)
 	if (s->has_pages_skipped_prev)
 		pages(f, "Memory pages skipped from parent", s->pages_skipped_prev);
 	pages(f, "Memory pages written", s->pages_written);
+	/* a lazy dump: left to its page server */
+	if (s->has_pages_lazy)
+		pages(f, "Memory pages left lazy", s->pages_lazy);
 	if (s->has_tasks)
 		fprintf(f, "Tasks: %u, threads: %u\n", s->tasks, s->threads);
 	if (s->has_stream_bytes)

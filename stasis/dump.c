@@ -6,6 +6,10 @@
  * with B the write end of a pipe whose read end is A. Sealed, stasis-seal
  * --encrypt -D DIR --ack-fd B takes unpack's place (a program and a pipe
  * fewer); sent sealed, it goes between collect and stasis-transfer.
+ *
+ * --lazy-pages adds the page server, on two more pipes of collect's:
+ *	collect --lazy-resp-fd R [| stasis-seal --encrypt --lazy-pages]
+ *	| stasis-transfer --lazy-pages --listen [ADDR:]PORT > collect's --lazy-req-fd Q
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,8 +34,15 @@ static void add_seal_args(struct args *a, const struct fe_opts *o)
 
 /* stasis-freeze -t PID stasis-collect ARGS: collect is exec'd by freeze
  * once the tree is frozen, under freeze's PID. */
+/* The page server's descriptors of collect (--lazy-pages), -1 without. */
+struct lazy_fds {
+	int req, resp;
+	const char *stats_file;
+};
+
 static struct stage *add_collect(struct pipeline *p, const struct fe_opts *o, const char *log,
-				 int prev, const char *prev_id, int ack_fd, int stats_fd)
+				 int prev, const char *prev_id, int ack_fd, int stats_fd,
+				 const struct lazy_fds *lazy)
 {
 	bool pre_dump = o->cmd == CMD_PRE_DUMP;
 	struct stage *st = pipeline_add(p, "stasis-freeze");
@@ -61,8 +72,50 @@ static struct stage *add_collect(struct pipeline *p, const struct fe_opts *o, co
 	/* the statistics go with the stream: collect gives us a copy */
 	if (stats_fd >= 0)
 		stage_pass_fd(st, "--stats-fd", stats_fd);
+	if (lazy->req >= 0) {
+		args_add(&st->argv, "--lazy-pages");
+		stage_pass_fd(st, "--lazy-req-fd", lazy->req);
+		stage_pass_fd(st, "--lazy-resp-fd", lazy->resp);
+		if (lazy->stats_file) {
+			args_add(&st->argv, "--lazy-stats-file");
+			args_add(&st->argv, lazy->stats_file);
+		}
+	}
 	add_common(&st->argv, o, log);
 	return st;
+}
+
+/* The page server of a lazy dump: collect's page stream [sealed] to the
+ * destination, its requests back to collect. */
+static int add_page_server(struct pipeline *p, const struct fe_opts *o, const char *log,
+			   int ps_fd, int req_w, int resp_r)
+{
+	struct stage *seal = NULL, *xfer;
+
+	if (o->flag[F_ENCRYPT]) {
+		/* every page sealed on its own, for the holder of --tls-cert */
+		seal = pipeline_add(p, "stasis-seal");
+		if (!seal)
+			return -1;
+		add_seal_args(&seal->argv, o);
+		args_add(&seal->argv, "--lazy-pages");
+		add_common(&seal->argv, o, log);
+		seal->in = resp_r;
+	}
+	xfer = pipeline_add(p, "stasis-transfer");
+	if (!xfer)
+		return -1;
+	args_add(&xfer->argv, "--lazy-pages");
+	fe_transfer_args(xfer, o, true, ps_fd);
+	add_common(&xfer->argv, o, log);
+	/* its errors say why a destination was refused while it waits */
+	xfer->live_errors = true;
+	xfer->out = req_w;
+	if (!seal) {
+		xfer->in = resp_r;
+		return 0;
+	}
+	return pipeline_connect(p, seal, xfer);
 }
 
 /* Where the stream goes: the other host, stasis-seal into dir, or
@@ -96,15 +149,22 @@ static struct stage *add_sink(struct pipeline *p, const struct fe_opts *o, const
 
 /* collect | [the progress line] | [seal, when sent sealed] | the sink */
 static int build(struct pipeline *p, const struct fe_opts *o, const char *log, const char *dir,
-		 int prev, const char *prev_id, int ps_fd, int stats_fd)
+		 int prev, const char *prev_id, int ps_fd, int stats_fd, const char *lazy_stats)
 {
 	bool remote = o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE];
+	struct lazy_fds lazy = { -1, -1, lazy_stats };
+	int ack[2], req[2], resp[2], n = 0;
 	struct stage *chain[4], *st;
-	int ack[2], n = 0;
 
 	if (pipeline_pipe(p, ack))
 		return -1;
-	chain[n] = add_collect(p, o, log, prev, prev_id, ack[0], stats_fd);
+	if (o->flag[F_LAZY_PAGES]) {
+		if (pipeline_pipe(p, req) || pipeline_pipe(p, resp))
+			return -1;
+		lazy.req = req[0];
+		lazy.resp = resp[1];
+	}
+	chain[n] = add_collect(p, o, log, prev, prev_id, ack[0], stats_fd, &lazy);
 	if (!chain[n++])
 		return -1;
 	if (fe_progress_wanted(o))
@@ -122,6 +182,8 @@ static int build(struct pipeline *p, const struct fe_opts *o, const char *log, c
 	for (int i = 0; i + 1 < n; i++)
 		if (!chain[i] || pipeline_connect(p, chain[i], chain[i + 1]))
 			return -1;
+	if (o->flag[F_LAZY_PAGES])
+		return add_page_server(p, o, log, ps_fd, req[1], resp[0]);
 	return 0;
 }
 
@@ -143,6 +205,14 @@ static int check_args(const struct fe_opts *o)
 		return -1;
 	if (o->str[S_GHOST_LIMIT] && opt_size("--ghost-limit", o->str[S_GHOST_LIMIT], 0, &limit))
 		return -1;
+	if (o->flag[F_LAZY_PAGES] &&
+	    (o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE] || o->cmd == CMD_PRE_DUMP ||
+	     o->str[S_PREV_IMAGES_DIR] || o->flag[F_TRACK_MEM])) {
+		pr_err("--lazy-pages with %s is not supported yet",
+		       o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE] ? "--page-server or --remote"
+								   : "an iterative dump");
+		return -1;
+	}
 	return 0;
 }
 
@@ -154,7 +224,7 @@ int cmd_dump(const struct fe_opts *o)
 	/* the whole stream goes to the other host: records and pages alike */
 	bool remote = o->flag[F_PAGE_SERVER] || o->flag[F_REMOTE];
 	bool pre_dump = o->cmd == CMD_PRE_DUMP;
-	char prev_id[2 * 16 + 1];
+	char prev_id[2 * 16 + 1], *lazy_stats = NULL;
 	struct pipeline p;
 	int prev;
 
@@ -162,6 +232,9 @@ int cmd_dump(const struct fe_opts *o)
 	if (check_args(o))
 		return 1;
 	if (remote && fe_net_endpoint(o, false, &ps_fd))
+		return 1;
+	/* the page server listens on --address (default: all) and --port */
+	if (o->flag[F_LAZY_PAGES] && fe_net_endpoint(o, true, &ps_fd))
 		return 1;
 	pipeline_own_fd(&p, ps_fd);
 	/* sending, -D only holds what -o and --pidfile name */
@@ -196,7 +269,9 @@ int cmd_dump(const struct fe_opts *o)
 		/* the read end stays ours after the start */
 		pipeline_own_fd(&p, stats[1]);
 	}
-	if (build(&p, o, f.log, dir, prev, prev_id, ps_fd, stats[1]))
+	if (o->flag[F_LAZY_PAGES] && o->flag[F_DISPLAY_STATS])
+		lazy_stats = fe_in_dir(dir, "stats-lazy.img");
+	if (build(&p, o, f.log, dir, prev, prev_id, ps_fd, stats[1], lazy_stats))
 		goto out;
 	if (fe_scripts_setup(o, dir))
 		goto out;
@@ -208,6 +283,8 @@ int cmd_dump(const struct fe_opts *o)
 
 	pr_info("dumping the tree of %d %s %s", o->tree, remote ? "to" : "into",
 		remote ? (o->str[S_ADDRESS] ? o->str[S_ADDRESS] : "the --ps-socket peer") : dir);
+	if (o->flag[F_LAZY_PAGES])
+		pr_info("serving the lazy pages on port %s", o->str[S_PORT] ? o->str[S_PORT] : "-");
 	if (pipeline_run(&p))
 		goto out;
 	if (pidfd >= 0) {
@@ -229,7 +306,10 @@ int cmd_dump(const struct fe_opts *o)
 	} else if (o->flag[F_DISPLAY_STATS]) {
 		fe_display_dump_stats(dir);
 	}
+	if (lazy_stats)
+		fe_display_lazy_stats(lazy_stats);
 out:
+	free(lazy_stats);
 	close_fd(&stats[0]);
 	if (pidfd >= 0) {
 		close(pidfd);

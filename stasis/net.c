@@ -101,7 +101,8 @@ int fe_check_net_use(const struct fe_opts *o)
 	static const int strs[] = {S_ADDRESS,	S_PORT,	      S_PS_SOCKET,
 				   S_STATUS_FD, S_TLS_CACERT, S_TLS_CACRL};
 
-	if (o->cmd == CMD_PAGE_SERVER || o->flag[F_REMOTE] || o->flag[F_PAGE_SERVER])
+	if (o->cmd == CMD_PAGE_SERVER || o->flag[F_REMOTE] || o->flag[F_PAGE_SERVER] ||
+	    (o->cmd == CMD_DUMP && o->flag[F_LAZY_PAGES]))
 		return 0;
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		if (o->str[strs[i]])
@@ -111,6 +112,7 @@ int fe_check_net_use(const struct fe_opts *o)
 bad:
 	pr_err("%s: --address, --port, --ps-socket, --status-fd, --tls, --tls-cacert, "
 	       "--tls-cacrl and --tls-no-cn-verify need %s",
-	       o->cmd_name, o->cmd == CMD_DUMP ? "--page-server or --remote" : "--remote");
+	       o->cmd_name,
+	       o->cmd == CMD_DUMP ? "--page-server, --remote or --lazy-pages" : "--remote");
 	return -1;
 }

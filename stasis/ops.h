@@ -45,6 +45,8 @@ int fe_display_dump_stats(const char *images_dir);
 /* stats.c: the same, from the stats-dump record collect wrote to fd (read to
  * its end, then closed): for a dump whose stream went to another host. */
 int fe_display_dump_stats_fd(int fd);
+/* The statistics of a lazy dump's page server, in path. */
+int fe_display_lazy_stats(const char *path);
 
 /* progress.c: a progress line on the terminal for the data of a pipeline.
  * Whether to show one at all: stderr is a terminal and no log goes there. */

@@ -100,9 +100,12 @@ static const struct fe_option options[] = {
 	FLAG_TO("tcp-established", 0, CMD_ALL, F_TCP_ESTABLISHED, F_NONE, TO_COLLECT,
 	     "checkpoint established TCP connections (TCP_REPAIR); restore: accepted, "
 	     "the checkpoint says what to restore"),
-	FLAG_TO("lazy-pages", 0, CMD_RESTORE, F_LAZY_PAGES, F_NONE, TO_INJECT,
-	     "restore private anonymous memory lazily: the stasis lazy-pages daemon, "
-	     "started first with the same -D (or -W), fills it as the tree touches it"),
+	/* dump: not forwarded, collect gets its page server's descriptors too */
+	FLAG_TO("lazy-pages", 0, CMD_DUMP | CMD_RESTORE, F_LAZY_PAGES, F_NONE, TO_INJECT,
+	     "dump: everything but the private anonymous memory into -D, then keep the "
+	     "tree frozen and serve that memory on --port to stasis lazy-pages "
+	     "--page-server; restore: private anonymous memory lazily, filled by the stasis "
+	     "lazy-pages daemon started first with the same -D (or -W) as the tree touches it"),
 	FLAG_TO("tcp-close", 0, CMD_ALL, F_TCP_CLOSE, F_NONE, TO_COLLECT | TO_INJECT,
 	     "dump: established TCP connections as closed; restore: restore them closed"),
 	STR_TO("network-lock", 0, CMD_ALL, S_NETWORK_LOCK, "METHOD", TO_COLLECT,

@@ -46,7 +46,8 @@ enum fe_flag {
 	F_TRACK_MEM, /* dump: keep tracking memory for a next link */
 	F_FORCE_IRMAP, /* dump: look for the paths of fsnotify watches by inode */
 	F_AUTO_DEDUP, /* dump, pre-dump: punch the parents' superseded pages */
-	F_LAZY_PAGES, /* restore: memory filled by stasis lazy-pages (docs/lazy.md) */
+	F_LAZY_PAGES, /* dump: serve private anonymous memory to a lazy restore;
+		       * restore: memory filled by stasis lazy-pages (docs/lazy.md) */
 	F_NR,
 };
 

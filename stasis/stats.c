@@ -63,3 +63,22 @@ int fe_display_dump_stats_fd(int fd)
 	stasis__dump_stats__free_unpacked(s, NULL);
 	return 0;
 }
+
+int fe_display_lazy_stats(const char *path)
+{
+	Stasis__DumpStats *s;
+
+	s = (Stasis__DumpStats *)imgfile_read_record(path, &stasis__dump_stats__descriptor, false);
+	if (!s)
+		return -1;
+	printf("Lazy pages: %llu\n", (unsigned long long)s->pages_lazy);
+	printf("Lazy pages served on request: %llu\n", (unsigned long long)s->pages_lazy_served);
+	printf("Lazy pages pushed: %llu\n", (unsigned long long)s->pages_lazy_pushed);
+	if (s->has_lazy_first_request)
+		printf("Lazy first request after: %llu us\n",
+		       (unsigned long long)s->lazy_first_request);
+	printf("Lazy serving time: %llu us\n", (unsigned long long)s->lazy_time);
+	fflush(stdout);
+	protobuf_c_message_free_unpacked(&s->base, NULL);
+	return 0;
+}

@@ -143,7 +143,7 @@ zombies   zombie
 '
 
 # Programs in tests/progs that are not checkers (no GOFILE, no verdict).
-NOT_CHECKERS='counter mkstream'
+NOT_CHECKERS='counter mkstream lazysink'
 
 PROGS_SRC=$BATS_TEST_DIRNAME/progs
 

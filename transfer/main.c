@@ -286,8 +286,8 @@ static int parse_opts(int argc, char **argv)
 	}
 	if (xopts.lazy && (xopts.ack_fd >= 0 || xopts.sink_ack_fd >= 0 || xopts.raw ||
 			   xopts.chain_fd >= 0)) {
-		pr_err("--lazy-pages carries its own confirmation: --ack-fd, --sink-ack-fd, --chain-fd and "
-		       "--raw do not apply");
+		pr_err("--lazy-pages carries its own confirmation: --ack-fd, --sink-ack-fd, "
+		       "--chain-fd and --raw do not apply");
 		return -1;
 	}
 	if (xopts.daemon && xopts.status_fd >= 0) {

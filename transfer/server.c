@@ -563,6 +563,28 @@ static int announce(void)
 	return xopts.pidfile ? write_pidfile(xopts.pidfile, getpid()) : 0;
 }
 
+/* --lazy-pages, waiting for the destination: a page source that ended
+ * (stasis-collect gave up, interrupted) ends the wait too. */
+static bool lazy_source_gone(int lfd)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+				       { .fd = STDIN_FILENO, .events = 0 } };
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		if (p[1].revents & (POLLHUP | POLLERR)) {
+			pr_err("the lazy page source ended before a destination connected");
+			return true;
+		}
+		if (p[0].revents)
+			return false;
+	}
+}
+
 int run_server(void)
 {
 	struct timeval tv = {.tv_sec = 30}, none = {0};
@@ -594,6 +616,8 @@ int run_server(void)
 		bool more;
 		int ret;
 
+		if (lfd >= 0 && xopts.lazy && lazy_source_gone(lfd))
+			return 1;
 		if (lfd >= 0) {
 			c.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (c.fd < 0) {

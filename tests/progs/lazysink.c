@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,10 +161,13 @@ static struct run *find_run(struct task *t, unsigned long addr, unsigned long *p
 	return NULL;
 }
 
-static void send_requests(void)
+/* From a thread of its own, as a daemon would: answers are read while
+ * requests are still being written. */
+static void *send_requests(void *arg)
 {
 	bool first = true;
 
+	(void)arg;
 	for (size_t i = 0; i < nr_tasks; i++)
 		for (size_t j = 0; j < tasks[i].nr_runs; j++) {
 			struct run *r = &tasks[i].runs[j];
@@ -183,6 +187,7 @@ static void send_requests(void)
 	if (nr_tasks && (lazy_req_write(STDOUT_FILENO, LAZY_REQ_PAGES, tasks[0].pid, 0, 1) ||
 			 lazy_req_write(STDOUT_FILENO, LAZY_REQ_PAGES, 1, PAGE_SIZE, 1)))
 		exit(1);
+	return NULL;
 }
 
 /* The page stream, to its trailer. */
@@ -407,6 +412,7 @@ static void write_whole(void)
 int main(int argc, char **argv)
 {
 	bool stall = false;
+	pthread_t th;
 	int c;
 
 	log_init("lazysink");
@@ -428,8 +434,10 @@ int main(int argc, char **argv)
 	if (!dir || !out)
 		die("usage: stasis-test-lazysink -D DIR -O OUT [-s]");
 	load_dir();
-	send_requests();
+	if (pthread_create(&th, NULL, send_requests, NULL))
+		die("cannot start a thread");
 	receive(stall);
+	pthread_join(th, NULL);
 	write_whole();
 	if (lazy_req_write(STDOUT_FILENO, LAZY_REQ_DONE, 0, 0, 0))
 		return 1;
