@@ -11,6 +11,7 @@
 
 #include "stasis/image.h"
 #include "stasis/log.h"
+#include "stasis/nameidx.h"
 #include "stasis/util.h"
 
 #define WBUF_SIZE (64u << 10)
@@ -19,66 +20,6 @@ struct img_name {
 	char *name;
 	uint64_t offset; /* page images: bytes written so far */
 };
-
-/* Hash index over an image table (entries 0..n-1, each starting with its
- * name), so that a stream of many images costs no quadratic time. */
-struct name_index {
-	uint32_t *slot; /* entry + 1, 0 when free */
-	uint32_t size;	/* power of two, at least twice the entries */
-};
-
-static uint32_t name_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
-static const char *entry_name(const void *table, size_t stride, uint32_t i)
-{
-	return *(char *const *)((const char *)table + i * stride);
-}
-
-static int64_t nidx_find(const struct name_index *x, const void *table, size_t stride,
-			 const char *name)
-{
-	if (!x->size)
-		return -1;
-	for (uint32_t h = name_hash(name) & (x->size - 1);; h = (h + 1) & (x->size - 1)) {
-		uint32_t v = x->slot[h];
-
-		if (!v)
-			return -1;
-		if (!strcmp(entry_name(table, stride, v - 1), name))
-			return v - 1;
-	}
-}
-
-static void nidx_put(struct name_index *x, const void *table, size_t stride, uint32_t i)
-{
-	uint32_t h = name_hash(entry_name(table, stride, i)) & (x->size - 1);
-
-	while (x->slot[h])
-		h = (h + 1) & (x->size - 1);
-	x->slot[h] = i + 1;
-}
-
-/* Adds entry i, the newest of the table. */
-static void nidx_add(struct name_index *x, const void *table, size_t stride, uint32_t i)
-{
-	if ((uint64_t)(i + 1) * 2 > x->size) {
-		uint32_t size = x->size ? x->size * 2 : 64;
-
-		free(x->slot);
-		x->slot = xzalloc(size * sizeof(*x->slot));
-		x->size = size;
-		for (uint32_t k = 0; k < i; k++)
-			nidx_put(x, table, stride, k);
-	}
-	nidx_put(x, table, stride, i);
-}
 
 struct img_writer {
 	int fd;
@@ -291,7 +232,7 @@ struct img_writer *imgw_open_sink(img_sink_fn sink, void *arg)
 
 static int image_id(struct img_writer *w, const char *image, uint32_t *id)
 {
-	int64_t i = nidx_find(&w->index, w->images, sizeof(*w->images), image);
+	int64_t i = name_index_find(&w->index, w->images, sizeof(*w->images), image);
 
 	if (i >= 0) {
 		*id = i;
@@ -305,7 +246,7 @@ static int image_id(struct img_writer *w, const char *image, uint32_t *id)
 		return -1;
 	w->images = xrealloc(w->images, (w->nr_images + 1) * sizeof(*w->images));
 	w->images[w->nr_images] = (struct img_name){ xstrdup(image), 0 };
-	nidx_add(&w->index, w->images, sizeof(*w->images), w->nr_images);
+	name_index_add(&w->index, w->images, sizeof(*w->images), w->nr_images);
 	*id = w->nr_images++;
 	return wemit(w, FRAME_IMAGE, *id, 0, image, strlen(image));
 }
@@ -419,7 +360,7 @@ void imgw_free(struct img_writer *w)
 	for (uint32_t i = 0; i < w->nr_images; i++)
 		free(w->images[i].name);
 	free(w->images);
-	free(w->index.slot);
+	name_index_free(&w->index);
 	free(w->buf);
 	free(w->pbuf);
 	free(w);
@@ -462,7 +403,7 @@ void imgr_free(struct img_reader *r)
 	for (uint32_t i = 0; i < r->nr_images; i++)
 		free(r->images[i]);
 	free(r->images);
-	free(r->index.slot);
+	name_index_free(&r->index);
 	free(r->buf);
 	free(r->what);
 	free(r);
@@ -575,7 +516,7 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 			     (unsigned long long)h->seq);
 			return -1;
 		}
-		if (nidx_find(&r->index, r->images, sizeof(char *), name) >= 0) {
+		if (name_index_find(&r->index, r->images, sizeof(char *), name) >= 0) {
 			rerr(r, "corrupted stream: image %s declared twice", name);
 			return -1;
 		}
@@ -585,7 +526,7 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		}
 		r->images = xrealloc(r->images, (r->nr_images + 1) * sizeof(char *));
 		r->images[r->nr_images] = xstrdup(name);
-		nidx_add(&r->index, r->images, sizeof(char *), r->nr_images++);
+		name_index_add(&r->index, r->images, sizeof(char *), r->nr_images++);
 		f->image = r->images[h->image];
 		return 1;
 	}
