@@ -186,7 +186,7 @@ static int stage_exec(struct pipeline *p, struct stage *s)
 	signal(SIGPIPE, SIG_DFL);
 	if ((s->in >= 0 && dup2(s->in, STDIN_FILENO) < 0) ||
 	    (s->out >= 0 && dup2(s->out, STDOUT_FILENO) < 0) ||
-	    (p->err[1] >= 0 && dup2(p->err[1], STDERR_FILENO) < 0)) {
+	    (p->err[1] >= 0 && !s->live_errors && dup2(p->err[1], STDERR_FILENO) < 0)) {
 		pr_perror("cannot set up the standard streams of %s", s->name);
 		_exit(127);
 	}
@@ -386,10 +386,7 @@ static void stderr_line(struct pipeline *p, char *line, size_t len)
 		    (s->exec_name && strlen(s->exec_name) == n && !strncmp(s->exec_name, prog, n)))
 			e->stage = i;
 	}
-	if (e->stage >= 0 && p->st[e->stage].live_errors) {
-		(void)!write(STDERR_FILENO, line, len);
-		e->shown = true;
-	} else if (log_get_level() >= LOG_DEBUG && !log_has_file()) {
+	if (log_get_level() >= LOG_DEBUG && !log_has_file()) {
 		/* -v4 without a log file: all of them as they come, the
 		 * cause again at the end */
 		(void)!write(STDERR_FILENO, line, len);

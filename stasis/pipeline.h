@@ -36,8 +36,9 @@ struct stage {
 	int status;	  /* once ended: its exit status, or 128 + the signal */
 	int signal;	  /* the signal that killed it, or 0 */
 	long long ended; /* when it was seen ended (ms, monotonic) */
-	/* its error lines are shown as they come: it goes on after one (a
-	 * listener that refused a connection waits for the next) */
+	/* its stderr is the front-end's, not held: it goes on after an
+	 * error (a listener that refused a connection waits for the next),
+	 * and what it says is seen at once */
 	bool live_errors;
 };
 
