@@ -8,6 +8,12 @@
  * the destination says it has every page (LAZY_REQ_DONE); a request
  * channel closed before that means the destination gave up.
  *
+ * The push starts with the first request (the destination asks only once
+ * its tasks are registered, so no page arrives before its task), and
+ * requested pages that no run holds are answered as zeros. The trailer
+ * follows LAZY_REQ_DONE: until then a request for a hole in the memory
+ * may still come.
+ *
  * Page frames are those of the task's pages-N image at image offset =
  * address: a page's (image, offset) never repeats, which the per-page
  * tweak and tag nonce of a sealed stream rely on (docs/seal.md).
@@ -40,7 +46,7 @@ static struct {
 	struct img_writer *w;
 	int out;
 	char *buf;
-	uint64_t total, sent, served, pushed;
+	uint64_t total, sent, served, pushed, zero;
 	/* the background push: next task, run and page to look at */
 	int cur_task;
 	size_t cur_run;
@@ -231,7 +237,7 @@ static struct ctask *find_task(pid_t pid)
 static int serve(const struct lazy_req *q)
 {
 	struct ctask *ct = find_task(q->pid);
-	uint64_t start = q->vaddr, end = q->vaddr + (uint64_t)q->nr_pages * PAGE_SIZE;
+	uint64_t start = q->vaddr, end = q->vaddr + (uint64_t)q->nr_pages * PAGE_SIZE, pos = start;
 
 	if (!ls.first_req_ns)
 		ls.first_req_ns = now_ns();
@@ -241,6 +247,20 @@ static int serve(const struct lazy_req *q)
 	}
 	pr_debug("request: task %d, %u pages at %#llx", q->pid, q->nr_pages,
 		 (unsigned long long)q->vaddr);
+	/* runs are in address order: what lies between them was not dumped */
+	for (size_t i = 0; i <= ct->nr_runs && pos < end; i++) {
+		struct page_run *r = i < ct->nr_runs ? &ct->runs[i] : NULL;
+		uint64_t rstart = r ? r->vaddr : end, rend = r ? r->vaddr + r->nr_pages * PAGE_SIZE : end;
+		uint64_t zend = rstart < end ? rstart : end;
+
+		if (zend > pos) {
+			if (lazy_resp_head(ls.w, ct->pid, pos, (zend - pos) / PAGE_SIZE, 1))
+				return -1;
+			ls.zero += (zend - pos) / PAGE_SIZE;
+		}
+		if (rend > pos)
+			pos = rend;
+	}
 	for (size_t i = 0; i < ct->nr_runs; i++) {
 		struct page_run *r = &ct->runs[i];
 		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE, from, to;
@@ -302,9 +322,10 @@ static void write_stats(void)
 {
 	Stasis__DumpStats s = STASIS__DUMP_STATS__INIT;
 
-	pr_info("lazy pages: %llu in all, %llu served on request, %llu pushed",
+	pr_info("lazy pages: %llu in all, %llu served on request, %llu pushed; %llu zero pages "
+		"answered",
 		(unsigned long long)ls.total, (unsigned long long)ls.served,
-		(unsigned long long)ls.pushed);
+		(unsigned long long)ls.pushed, (unsigned long long)ls.zero);
 	if (!opts.lazy_stats_file)
 		return;
 	s.has_pages_lazy = s.has_pages_lazy_served = s.has_pages_lazy_pushed = true;
@@ -345,7 +366,7 @@ int lazy_serve(struct ctask *cts, int nr)
 	for (;;) {
 		struct pollfd p = { .fd = opts.lazy_req_fd, .events = POLLIN };
 		/* all pushed: only the destination's word is awaited */
-		int n = ls.q_nr ? 1 : poll(&p, 1, finished ? 200 : 0);
+		int n = ls.q_nr ? 1 : poll(&p, 1, finished || !ls.first_req_ns ? 200 : 0);
 		struct lazy_req q;
 
 		if (interrupted()) {
@@ -373,31 +394,26 @@ int lazy_serve(struct ctask *cts, int nr)
 				break;
 			}
 			if (q.kind == LAZY_REQ_DONE) {
-				if (!finished) {
-					pr_err("the destination said it had every page, but %llu of "
-					       "%llu were not sent yet",
-					       (unsigned long long)(ls.total - ls.sent),
-					       (unsigned long long)ls.total);
-					break;
-				}
-				pr_info("the destination has every lazy page");
+				/* the destination may need fewer pages than were
+				 * dumped: its tasks may have unmapped some */
+				pr_info("the destination has every lazy page (%llu of %llu sent)",
+					(unsigned long long)ls.sent, (unsigned long long)ls.total);
+				/* the end of the page stream: nothing more comes */
+				if (imgw_finish(ls.w))
+					pr_warn("cannot end the lazy page stream");
 				ret = 0;
 				break;
 			}
-			if (!finished && serve(&q))
+			if (serve(&q))
 				break;
 			continue;
 		}
-		if (finished)
+		/* nothing pushed before the destination's first request */
+		if (finished || !ls.first_req_ns)
 			continue;
 		if (ls.sent < ls.total && push_piece())
 			break;
 		if (ls.sent == ls.total) {
-			if (imgw_finish(ls.w))
-				break;
-			/* end of the page stream: the destination has it all coming */
-			close(ls.out);
-			ls.out = -1;
 			finished = true;
 			pr_info("every lazy page was sent; waiting for the destination");
 		}

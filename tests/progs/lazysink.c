@@ -9,11 +9,11 @@
  *   stasis-test-lazysink -D DIR -O OUT [-s] < PAGE-STREAM > REQUESTS
  *
  * It reads the lazy runs of DIR's pagemaps and asks for the last page of
- * each run, then for the whole first run, then for pages no run holds;
- * it reads the page stream (stdin) to its trailer, checking that every
- * lazy page arrives exactly once and nothing else does; then it writes
- * into OUT a copy of DIR whose pages-N hold every page, and sends
- * LAZY_REQ_DONE. -s: stop reading after the first answer (for the tests
+ * each run, then for the whole first run, then for pages no run holds
+ * (answered as zeros); it reads the page stream (stdin), checking that
+ * every lazy page arrives exactly once and nothing else does; once it has
+ * them all it writes into OUT a copy of DIR whose pages-N hold every page,
+ * sends LAZY_REQ_DONE and reads the stream to its trailer. -s: stop reading after the first answer (for the tests
  * that cut the connection), until killed. Any error: exit 1 without
  * LAZY_REQ_DONE, OUT not written.
  */
@@ -49,6 +49,8 @@ struct task {
 
 static struct task *tasks;
 static size_t nr_tasks;
+static uint64_t lazy_total;
+static struct img_reader *rd;
 static const char *dir, *out;
 
 static void die(const char *msg)
@@ -110,6 +112,7 @@ static void pagemap_record(void *buf, size_t len, unsigned idx, void *arg)
 	r->lazy = e->has_lazy && e->lazy;
 	r->skip = (e->has_in_parent && e->in_parent) || (e->has_in_prev && e->in_prev);
 	if (r->lazy) {
+		lazy_total += r->nr;
 		r->data = xmalloc(r->nr * PAGE_SIZE);
 		r->got = xzalloc(r->nr);
 	}
@@ -190,25 +193,41 @@ static void *send_requests(void *arg)
 	return NULL;
 }
 
-/* The page stream, to its trailer. */
+/* True when no run of t has a page in [a, a + nr pages). */
+static bool in_no_run(struct task *t, uint64_t a, uint64_t nr)
+{
+	for (size_t i = 0; i < t->nr_runs; i++)
+		if (t->runs[i].vaddr < a + nr * PAGE_SIZE &&
+		    a < t->runs[i].vaddr + t->runs[i].nr * PAGE_SIZE)
+			return false;
+	return true;
+}
+
+/* The page stream, until every lazy page is in. */
 static void receive(bool stall)
 {
-	struct img_reader *rd = imgr_open(STDIN_FILENO, "the lazy page stream");
 	struct img_frame f;
 	struct task *t = NULL;
 	unsigned long want = 0, next = 0; /* pages of the current answer */
 	uint64_t answers = 0, pages = 0;
-	int n;
+	int n = 1;
 
-	while ((n = imgr_next(rd, &f)) == 1) {
+	rd = imgr_open(STDIN_FILENO, "the lazy page stream");
+	while (pages < lazy_total && (n = imgr_next(rd, &f)) == 1) {
 		if (f.hdr.kind == FRAME_RECORD && !strcmp(f.image, LAZY_PAGES_IMAGE)) {
 			Stasis__LazyPages *lp = stasis__lazy_pages__unpack(NULL, f.hdr.len, f.data);
 
 			if (!lp || want)
 				die("unexpected lazy-pages record");
 			t = find_task(lp->pid);
-			if (!t || !lp->nr_pages || (lp->has_zero && lp->zero))
+			if (!t || !lp->nr_pages)
 				die("an answer for no task, or without pages");
+			if (lp->has_zero && lp->zero) {
+				if (!in_no_run(t, lp->vaddr, lp->nr_pages))
+					die("dumped pages answered as zeros");
+				stasis__lazy_pages__free_unpacked(lp, NULL);
+				continue;
+			}
 			want = lp->nr_pages;
 			next = lp->vaddr;
 			stasis__lazy_pages__free_unpacked(lp, NULL);
@@ -248,9 +267,22 @@ static void receive(bool stall)
 			     p++)
 				if (!tasks[i].runs[j].got[p])
 					die("the trailer came before every lazy page");
-	imgr_free(rd);
 	fprintf(stderr, "lazysink: %llu answers, %llu pages\n", (unsigned long long)answers,
 		(unsigned long long)pages);
+}
+
+/* After LAZY_REQ_DONE: the trailer, and no more pages. */
+static void drain(void)
+{
+	struct img_frame f;
+	int n;
+
+	while ((n = imgr_next(rd, &f)) == 1)
+		if (f.hdr.kind == FRAME_PAGES)
+			die("a page after every page");
+	if (n < 0)
+		die("the page stream did not end with its trailer");
+	imgr_free(rd);
 }
 
 static void write_file(const char *name, const void *data, size_t len)
@@ -441,5 +473,6 @@ int main(int argc, char **argv)
 	write_whole();
 	if (lazy_req_write(STDOUT_FILENO, LAZY_REQ_DONE, 0, 0, 0))
 		return 1;
+	drain();
 	return 0;
 }
