@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "lazy-pages.h"
+#include "lazy-remote.h"
 #include "stasis/image.h"
 #include "stasis/imgfile.h"
 #include "stasis/lazy.h"
@@ -858,6 +859,15 @@ static void usage(FILE *f)
 		   "  -W, --work-dir DIR      where lazy-pages.socket is made (default: DIR)\n"
 		   "      --request-fd N      requests to a page source go to descriptor N\n"
 		   "      --response-fd N     its pages come from descriptor N\n"
+		   "      --page-server       the pages come from the lazy page server of the\n"
+		   "                          source (stasis dump --lazy-pages) at --address\n"
+		   "                          and --port, through stasis-transfer and stasis-seal\n"
+		   "      --address ADDR      the source host\n"
+		   "      --port PORT         its page server's port\n"
+		   "      --tls               TLS, both sides authenticated (as stasis-transfer)\n"
+		   "      --tls-cacert FILE   --tls-cacrl FILE   --tls-cert FILE\n"
+		   "      --tls-key FILE      (also the key that opens a sealed page stream)\n"
+		   "      --tls-no-cn-verify  do not check that the source's certificate names ADDR\n"
 		   "      --prefetch-delay MS wait MS ms between background requests (tests)\n"
 		   "      --page-source       be the page source of DIR instead: requests on\n"
 		   "                          standard input, pages on standard output\n"
@@ -1035,6 +1045,41 @@ static int run(int lsk)
 	}
 }
 
+/* --page-server and its options: values past any character */
+enum {
+	OPT_PAGE_SERVER = 0x100,
+	OPT_ADDRESS,
+	OPT_PORT,
+	OPT_TLS,
+	OPT_TLS_CACERT,
+	OPT_TLS_CACRL,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_NO_CN_VERIFY,
+};
+
+/* the source host's page server (lazy-remote.c): transfer and seal */
+static bool page_server;
+static struct lazy_remote remote;
+static pid_t remote_pids[2] = { -1, -1 };
+
+static int start_page_server(void)
+{
+	int port;
+
+	if (req_fd >= 0) {
+		pr_err("--page-server and --request-fd/--response-fd exclude each other");
+		return -1;
+	}
+	if (!remote.address || !remote.port) {
+		pr_err("--page-server needs --address ADDR and --port PORT of the source");
+		return -1;
+	}
+	if (opt_int("--port", remote.port, 1, 65535, "a TCP port, 1 to 65535", &port))
+		return -1;
+	return lazy_remote_start(&remote, &req_fd, &resp_fd, remote_pids);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -1045,6 +1090,15 @@ int main(int argc, char **argv)
 		{ "prefetch-delay", required_argument, NULL, 'P' },
 		{ "display-stats", no_argument, NULL, 'Y' },
 		{ "page-source", no_argument, NULL, 'S' },
+		{ "page-server", no_argument, NULL, OPT_PAGE_SERVER },
+		{ "address", required_argument, NULL, OPT_ADDRESS },
+		{ "port", required_argument, NULL, OPT_PORT },
+		{ "tls", no_argument, NULL, OPT_TLS },
+		{ "tls-cacert", required_argument, NULL, OPT_TLS_CACERT },
+		{ "tls-cacrl", required_argument, NULL, OPT_TLS_CACRL },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-no-cn-verify", no_argument, NULL, OPT_TLS_NO_CN_VERIFY },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -1054,6 +1108,9 @@ int main(int argc, char **argv)
 
 	log_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "D:W:" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
+		/* the page server's programs log where we do */
+		if (c == 'o')
+			remote.log_file = optarg;
 		switch (c) {
 		case 'D':
 			dir = optarg;
@@ -1083,6 +1140,33 @@ int main(int argc, char **argv)
 		case 'S':
 			page_source = true;
 			break;
+		case OPT_PAGE_SERVER:
+			page_server = true;
+			break;
+		case OPT_ADDRESS:
+			remote.address = optarg;
+			break;
+		case OPT_PORT:
+			remote.port = optarg;
+			break;
+		case OPT_TLS:
+			remote.tls = true;
+			break;
+		case OPT_TLS_CACERT:
+			remote.tls_cacert = optarg;
+			break;
+		case OPT_TLS_CACRL:
+			remote.tls_cacrl = optarg;
+			break;
+		case OPT_TLS_CERT:
+			remote.tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			remote.tls_key = optarg;
+			break;
+		case OPT_TLS_NO_CN_VERIFY:
+			remote.tls_no_cn_verify = true;
+			break;
 		default:
 			switch (common_option(c, optarg, "stasis-lazy-pages", usage)) {
 			case 1:
@@ -1095,6 +1179,16 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (!page_server && (remote.address || remote.port || remote.tls)) {
+		pr_err("--address, --port and --tls are options of --page-server");
+		return 1;
+	}
+	if (page_server && (!dir && !wdir)) {
+		pr_err("-D DIR (or -W DIR) is needed: the restore finds the daemon there");
+		return 1;
+	}
+	if (page_server && start_page_server())
+		return 1;
 	if (optind < argc || (!dir && !wdir) || ((req_fd < 0) != (resp_fd < 0)) ||
 	    (req_fd < 0 && !dir)) {
 		if (optind >= argc)
@@ -1134,6 +1228,10 @@ int main(int argc, char **argv)
 		kill_tree();
 		if (source_pid > 0)
 			kill(source_pid, SIGKILL);
+		/* the source, without our word, resumes its tree */
+		for (int i = 0; i < 2; i++)
+			if (remote_pids[i] > 0)
+				kill(remote_pids[i], SIGKILL);
 		pr_err("lazy restore failed; the restored tree was killed");
 		return 1;
 	}

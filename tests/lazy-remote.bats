@@ -434,3 +434,144 @@ source_untouched() { # SNAPSHOT
 	grep -q "interrupted while serving lazy pages" "$BATS_TEST_TMPDIR/dump.log"
 	source_untouched "$snap"
 }
+
+# ---------------------------------------------------------------- with the daemon
+
+# The destination host with its own PID namespace (as another host has:
+# the source keeps its PIDs until every page arrived): stasis lazy-pages
+# --page-server to the source, then stasis restore --lazy-pages of $IMG
+# (the images, as copied over). In the background (DSTPID); its verdict
+# in dst.rc once the restored tree ended.
+start_lazy_restore_on_dst() { # [DAEMON ARGS...]
+	cat >"$BATS_TEST_TMPDIR/dst.sh" <<EOF2
+cd "$BATS_TEST_TMPDIR" || exit 1
+rm -f "$IMG/lazy-pages.socket"
+"$STASIS" lazy-pages --page-server --address $SRC_IP --port $PORT ${TLS_DST[*]} -D "$IMG" \\
+	-v4 -o "$BATS_TEST_TMPDIR/lazy-pages.log" --display-stats "\$@" >lazy.out 2>&1 &
+lz=\$!
+for i in \$(seq 200); do [ -S "$IMG/lazy-pages.socket" ] && break; sleep 0.05; done
+"$STASIS" restore -D "$IMG" --lazy-pages ${RESTORE_ARGS:-} -v4 -o "$BATS_TEST_TMPDIR/restore.log" >restore.out 2>&1
+rc=\$?
+wait \$lz
+echo "restore \$rc lazy-pages \$?" >dst.rc
+EOF2
+	rm -f "$BATS_TEST_TMPDIR/dst.rc"
+	(
+		close_extra_fds
+		exec ip netns exec "$NS_DST" unshare --pid --fork --mount-proc \
+			bash "$BATS_TEST_TMPDIR/dst.sh" "$@"
+	) </dev/null >"$BATS_TEST_TMPDIR/dst.out" 2>&1 &
+	DSTPID=$!
+	own_pid "$DSTPID"
+}
+
+# A lazy migration of NAME restored by the daemon on the destination: the
+# source goes once every page is in; then the copy checks itself.
+lazy_migrate_restore() { # NAME [DUMP ARGS...]
+	local name=$1
+	shift
+	start_prog_on_src "$name" || return 1
+	start_lazy_dump "${TLS_SRC[@]}" "$@" || return 1
+	start_lazy_restore_on_dst
+	wait_child "$DPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis dump still runs" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis dump --lazy-pages exited with $STATUS" || return 1
+	grep -q "the destination has every lazy page" "$BATS_TEST_TMPDIR/dump.log" ||
+		die_with_logs "no LAZY_REQ_DONE" || return 1
+	reap_source_only || return 1
+	touch "$GOFILE"
+	wait_child "$DSTPID" "$STASIS_TEST_WAIT" || die_with_logs "the destination still runs after GO" || return 1
+	[ "$(cat "$BATS_TEST_TMPDIR/dst.rc")" = "restore 0 lazy-pages 0" ] ||
+		die_with_logs "destination: $(cat "$BATS_TEST_TMPDIR/dst.rc" 2>/dev/null); $(tail -n 3 "$BATS_TEST_TMPDIR/lazy-pages.log")" || return 1
+	check_pass_log
+}
+
+reap_source_only() {
+	local i=0
+	while alive "$PID" && [ "$(proc_stat_field "$PID" 22 2>/dev/null)" = "$PID_START" ]; do
+		i=$((i + 1))
+		[ $i -ge 200 ] && { die_with_logs "PID $PID runs on 10 s after the lazy dump"; return 1; }
+		sleep 0.05
+	done
+	wait "$PID" 2>/dev/null || true
+}
+
+@test "lazy migration restored by the daemon over TLS: memory program" {
+	lazy_migrate_restore heap
+	grep -q "TLS with $SRC_IP:$PORT: (TLS1" "$BATS_TEST_TMPDIR/lazy-pages.log"
+	grep -q "^Pages left lazy: [1-9]" "$BATS_TEST_TMPDIR/lazy.out"
+}
+
+@test "lazy migration restored by the daemon over TLS: process tree" {
+	lazy_migrate_restore tree
+}
+
+@test "lazy migration restored by the daemon over TLS: threads" {
+	lazy_migrate_restore threads
+}
+
+@test "sealed lazy migration restored by the daemon: every page opened on arrival" {
+	start_prog_on_src heap
+	start_lazy_dump -e --tls-cert "$PKI/dst.pem" "${TLS_SRC[@]}"
+	[ -e "$IMG/cipher.img" ] || die_with_logs "the images are not sealed"
+	RESTORE_ARGS="--tls-key $PKI/dst-key.pem" start_lazy_restore_on_dst
+	wait_child "$DPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis dump still runs"
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis dump exited with $STATUS"
+	reap_source_only
+	touch "$GOFILE"
+	wait_child "$DSTPID" "$STASIS_TEST_WAIT" || die_with_logs "the destination still runs after GO"
+	[ "$(cat "$BATS_TEST_TMPDIR/dst.rc")" = "restore 0 lazy-pages 0" ] || die_with_logs "destination: $(cat "$BATS_TEST_TMPDIR/dst.rc")"
+	check_pass_log
+	# the page stream was sealed, not passed through
+	if grep -q "not sealed: passing it through" "$BATS_TEST_TMPDIR/lazy-pages.log"; then
+		die_with_logs "the page stream was not sealed"
+		return 1
+	fi
+}
+
+@test "the connection cut while the restored copy runs on lazy memory: the copy is killed, the source resumes" {
+	start_prog_on_src bigmem 96
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	# 100 Mbit/s: the pages take about 8 s
+	on_src tc qdisc add dev "$VETH_SRC" root tbf rate 100mbit burst 64kb latency 200ms ||
+		{ echo "FAILED: cannot add a tbf queueing discipline"; return 1; }
+	start_lazy_dump "${TLS_SRC[@]}"
+	start_lazy_restore_on_dst
+	# the copy runs (the restore released it), pages still on the way
+	local i=0
+	until grep -q "lazy pages: connected" "$BATS_TEST_TMPDIR/dump.log" &&
+		grep -q "request: task" "$BATS_TEST_TMPDIR/dump.log"; do
+		i=$((i + 1))
+		[ $i -ge 400 ] && { die_with_logs "the destination did not start"; return 1; }
+		sleep 0.05
+	done
+	sleep 1
+	kill_child_named "$DPID" stasis-transfer
+	wait_child "$DPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis dump still runs"
+	DUMP_RC=$STATUS
+	grep -q "resuming the tree here" "$BATS_TEST_TMPDIR/dump.log" || die_with_logs "collect did not resume"
+	source_untouched "$snap"
+	# the destination's copy was killed: it cannot run without its memory
+	wait_child "$DSTPID" "$STASIS_TEST_WAIT" || die_with_logs "the destination still runs"
+	[ "$(cat "$BATS_TEST_TMPDIR/dst.rc")" != "restore 0 lazy-pages 0" ]
+	grep -q "the restored tree was killed" "$BATS_TEST_TMPDIR/lazy-pages.log" ||
+		die_with_logs "the daemon did not say it killed the copy"
+}
+
+@test "sealed lazy migration restored by the daemon: an altered page is never mapped; the copy is killed, the source resumes" {
+	start_prog_on_src heap
+	local snap=$BATS_TEST_TMPDIR/snap
+	snapshot "$PID" >"$snap"
+	STASIS_FAULT=seal-lazy-page-flip start_lazy_dump -e --tls-cert "$PKI/dst.pem" "${TLS_SRC[@]}"
+	RESTORE_ARGS="--tls-key $PKI/dst-key.pem" start_lazy_restore_on_dst
+	wait_child "$DPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis dump still runs"
+	DUMP_RC=$STATUS
+	grep -q "resuming the tree here" "$BATS_TEST_TMPDIR/dump.log" || die_with_logs "collect did not resume"
+	source_untouched "$snap"
+	wait_child "$DSTPID" "$STASIS_TEST_WAIT" || die_with_logs "the destination still runs"
+	[ "$(cat "$BATS_TEST_TMPDIR/dst.rc")" != "restore 0 lazy-pages 0" ]
+	grep -q "page frame at offset .* fails authentication" "$BATS_TEST_TMPDIR/lazy-pages.log" ||
+		die_with_logs "stasis-seal did not name the altered page"
+	grep -q "the restored tree was killed" "$BATS_TEST_TMPDIR/lazy-pages.log" ||
+		die_with_logs "the daemon did not say it killed the copy"
+}
