@@ -9,8 +9,10 @@
 # of the run and @GO the go file (first argument when absent); @SLEEP=S
 # is not passed on: it waits S seconds between READY and GO (for a checker
 # that expects time to have passed), nor is @NOBASELINE: the program's PASS
-# needs a restore (its suite shows it), only the FAIL is checked here. A
-# mode that
+# needs a restore (its suite shows it), only the FAIL is checked here.
+# @IN=SUITE names the suite that runs the mode itself, because the program
+# needs a peer outside it (a streaming client): here the suite is only
+# checked to do so. A mode that
 # appears in a program's source and not here (or the reverse) fails the
 # first test: add the new mode to the table.
 
@@ -91,7 +93,9 @@ mmstate   mlock
 mmstate   guard
 mmstate   membarrier
 mmstate   seal
+netecho   echo            @IN=netmigrate.bats
 netlinksk groups          all
+netoob    oob
 novdso    vdso
 packetsk  ring            all
 packetsk  child-ring      tree
@@ -225,6 +229,18 @@ run_checker() { # MODE PROG ARGS...
 	local prog mode args seen=' ' bad=0 n=0
 	while read -r prog mode args; do
 		[ -n "$prog" ] || continue
+		if [[ "$args" == @IN=* ]]; then
+			# Shown in another suite: that suite must switch the mode on
+			# and expect FAIL.
+			if grep -q "STASIS_SABOTAGE=$mode" "$BATS_TEST_DIRNAME/${args#@IN=}" 2>/dev/null; then
+				echo "# $prog $mode: run by ${args#@IN=}"
+			else
+				echo "$prog $mode: ${args#@IN=} does not run STASIS_SABOTAGE=$mode"
+				bad=$((bad + 1))
+			fi
+			n=$((n + 1))
+			continue
+		fi
 		# shellcheck disable=SC2086 # ARGS are words
 		set -- $args
 		if [[ "$seen" != *" $prog|$args "* ]] && [[ " $args " != *" @NOBASELINE "* ]]; then
