@@ -38,6 +38,7 @@ struct collect_opts {
 	bool lazy_pages;
 	int lazy_req_fd, lazy_resp_fd;
 	const char *lazy_stats_file;
+	bool background_snapshot; /* -R, pre-dump: copy the memory while the tree runs */
 };
 
 extern struct collect_opts opts;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "bgsnap.h"
 #include "collect.h"
 #include "memfd.h"
 #include "stasis/fault.h"
@@ -73,6 +74,8 @@ static void usage(FILE *f)
 		"      --lazy-req-fd FD    read the destination's page requests on FD\n"
 		"      --lazy-resp-fd FD   write the lazy page stream to FD\n"
 		"      --lazy-stats-file FILE  write the lazy page statistics (DumpStats) to FILE\n"
+		"      --background-snapshot  with -R or --pre-dump: let the tree run while its\n"
+		"                          memory is copied (write-protected until copied)\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -81,6 +84,7 @@ static void usage(FILE *f)
 
 static struct tree tree;
 static struct ctask *ctasks;
+static bool resumed; /* the tree runs again (background snapshot) */
 
 const struct tree *collect_tree(void)
 {
@@ -90,6 +94,8 @@ const struct tree *collect_tree(void)
 /* Put every task back as it was (parasites out, registers, masks). */
 static void resume_all(void)
 {
+	if (resumed)
+		return;
 	for (int i = 0; ctasks && i < tree.nr; i++)
 		if (ctasks[i].threads)
 			parasite_stop(&ctasks[i]);
@@ -120,6 +126,7 @@ static int write_head(struct img_writer *w, pid_t root)
 	inv.pages_images = tree.nr;
 	inv.has_pre_dump = inv.pre_dump = opts.pre_dump;
 	inv.has_lazy_pages = inv.lazy_pages = opts.lazy_pages;
+	inv.has_background_snapshot = inv.background_snapshot = bgsnap_wanted();
 	if (opts.track_mem) {
 		inv.has_track_id = true;
 		inv.track_id.data = (uint8_t *)track_new_id();
@@ -179,6 +186,9 @@ static int collect_task(struct ctask *ct, struct img_writer *w)
 	}
 	/* from here on the tree's writes count for the next link */
 	if (opts.track_mem && track_arm(ct))
+		return -1;
+	/* from here on its writes wait for the copy of the page */
+	if (bgsnap_wanted() && bgsnap_arm(ct))
 		return -1;
 	return parasite_stop(ct);
 }
@@ -240,6 +250,7 @@ static int parse_opts(int argc, char **argv)
 		{ "lazy-req-fd", required_argument, NULL, OPT_LAZY_REQ_FD },
 		{ "lazy-resp-fd", required_argument, NULL, OPT_LAZY_RESP_FD },
 		{ "lazy-stats-file", required_argument, NULL, OPT_LAZY_STATS_FILE },
+		{ "background-snapshot", no_argument, NULL, 'B' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -323,6 +334,9 @@ static int parse_opts(int argc, char **argv)
 				return -1;
 			}
 			opts.has_prev_track_id = true;
+			break;
+		case 'B':
+			opts.background_snapshot = true;
 			break;
 		case 'N':
 			opts.network_lock = netlock_parse(optarg);
@@ -435,6 +449,8 @@ int main(int argc, char **argv)
 			     : opts.prev_track_current ? TRACK_ID_CURRENT
 						       : opts.prev_track_id))
 		goto fail;
+	if (bgsnap_prepare(tree.nr))
+		goto fail;
 	pipe_grow(STDOUT_FILENO);
 	w = imgw_open(STDOUT_FILENO);
 	if (write_head(w, root))
@@ -456,9 +472,22 @@ int main(int argc, char **argv)
 	if (!opts.pre_dump && (files_write(w) || inet_write(w) || pipes_write(w) || ghost_write(w) ||
 			       memfd_write(w)))
 		goto fail;
+	if (bgsnap_start())
+		goto fail;
+	if (bgsnap_running()) {
+		/* every state but the memory's is read: the tree runs while the
+		 * pages are copied, a write waiting for its page's copy */
+		inet_resume();
+		inet_unlock(root);
+		actions_resume(root);
+		tree_detach(&tree, 0);
+		resumed = true;
+	}
 	for (int i = 0; i < tree.nr; i++)
 		if (!tree.tasks[i].zombie && stats_mm_write_pages(&ctasks[i], w))
 			goto fail;
+	if (bgsnap_finish())
+		goto fail;
 	if (stats_write(w, ctasks, tree.nr) || imgw_finish(w))
 		goto fail;
 	/* The sink sees end of stream before we wait for its verdict. */
@@ -482,7 +511,9 @@ int main(int argc, char **argv)
 		track_forget();
 	}
 
-	if (opts.leave_running || opts.pre_dump) {
+	if (resumed) {
+		/* running since its memory was protected */
+	} else if (opts.leave_running || opts.pre_dump) {
 		inet_resume();
 		inet_unlock(root);
 		actions_resume(root);
@@ -499,11 +530,14 @@ int main(int argc, char **argv)
 	ret = 0;
 	goto out;
 fail:
+	bgsnap_abort();
 	track_abort();
 	ghost_abort();
-	inet_resume();
-	inet_unlock(root);
-	actions_resume(root);
+	if (!resumed) {
+		inet_resume();
+		inet_unlock(root);
+		actions_resume(root);
+	}
 	resume_all();
 	pr_err("dump of tree %d failed; the tree was left running", root);
 out:

@@ -11,6 +11,7 @@
 #include "stasis/log.h"
 #include "stasis/util.h"
 
+#include "bgsnap.h"
 #include "stats.h"
 #include "track.h"
 
@@ -33,7 +34,7 @@ int stats_mm_collect(struct ctask *ct, struct img_writer *w)
 int stats_mm_write_pages(struct ctask *ct, struct img_writer *w)
 {
 	uint64_t t = now_ns();
-	int ret = mm_write_pages(ct, w);
+	int ret = bgsnap_write_pages(ct, w);
 
 	memwrite_ns += now_ns() - t;
 	return ret;
@@ -56,6 +57,19 @@ int stats_write(struct img_writer *w, const struct ctask *cts, int nr)
 		start_ns = now;
 	s.freezing_time = freeze && freeze <= start_ns ? (start_ns - freeze) / 1000 : 0;
 	s.frozen_time = (now - start_ns) / 1000;
+	const struct bgsnap_stats *bg = bgsnap_stats();
+
+	if (bg->used) {
+		/* frozen until the tree ran again; the copy went on after */
+		s.frozen_time = (bg->resumed_ns - start_ns) / 1000;
+		s.has_background_snapshot = s.background_snapshot = true;
+		s.has_background_copy_time = s.has_pages_copied_on_write = true;
+		s.has_pages_copied_frozen = s.has_longest_write_wait = true;
+		s.background_copy_time = (now - bg->resumed_ns) / 1000;
+		s.pages_copied_on_write = bg->pages_on_fault;
+		s.pages_copied_frozen = bg->pages_frozen;
+		s.longest_write_wait = bg->longest_wait_ns / 1000;
+	}
 	s.memdump_time = memdump_ns / 1000;
 	s.memwrite_time = memwrite_ns / 1000;
 	s.has_tasks = s.has_threads = true;

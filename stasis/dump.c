@@ -62,6 +62,9 @@ static struct stage *add_collect(struct pipeline *p, const struct fe_opts *o, co
 		args_add(&st->argv, "--pre-dump");
 	if (pre_dump || o->flag[F_TRACK_MEM])
 		args_add(&st->argv, "--track-mem");
+	/* the tree runs on: it need not wait for its pages (docs/memory.md) */
+	if ((o->flag[F_LEAVE_RUNNING] || pre_dump) && !o->flag[F_NO_BACKGROUND_SNAPSHOT])
+		args_add(&st->argv, "--background-snapshot");
 	if (prev) {
 		args_add(&st->argv, "--prev-track-id");
 		args_add(&st->argv, prev_id);

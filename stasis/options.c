@@ -181,6 +181,9 @@ static const struct fe_option options[] = {
 	FLAG("auto-dedup", 0, CMD_DUMP | CMD_PRE_DUMP, F_AUTO_DEDUP, F_NONE,
 	     "with --prev-images-dir: once stored, punch out of the parent links the pages "
 	     "this one holds again (as stasis dedup)"),
+	FLAG("no-background-snapshot", 0, CMD_DUMP | CMD_PRE_DUMP, F_NO_BACKGROUND_SNAPSHOT, F_NONE,
+	     "keep the tree frozen while its memory is copied (by default dump -R and "
+	     "pre-dump let it run, its memory write-protected until copied)"),
 	STR("pre-dump-mode", 0, CMD_PRE_DUMP, S_PRE_DUMP_MODE, "MODE",
 	    "read or splice: how pre-dump copies pages (both copy while frozen)"),
 	{ "verbosity", 'v', optional_argument, K_VERBOSITY, CMD_ANY, 0, 0, "N",

@@ -48,6 +48,7 @@ enum fe_flag {
 	F_AUTO_DEDUP, /* dump, pre-dump: punch the parents' superseded pages */
 	F_LAZY_PAGES, /* dump: serve private anonymous memory to a lazy restore;
 		       * restore: memory filled by stasis lazy-pages (docs/lazy.md) */
+	F_NO_BACKGROUND_SNAPSHOT, /* dump -R, pre-dump: copy the memory frozen */
 	F_NR,
 };
 
