@@ -62,6 +62,11 @@
 #define AHEAD_PAGES 16	   /* a write fault copies its page and the next ones */
 #define MAX_FROZEN (512ul << 20) /* more unprotectable memory: a frozen dump */
 #define MAX_MSGS 64
+/* Tasks this small are copied frozen, up to SMALL_BUDGET pages in all: a
+ * short-lived child (fork, then exit or execve) would take its memory with
+ * it before its turn in the stream. */
+#define SMALL_TASK 2048
+#define SMALL_BUDGET 8192
 
 #define PME_PRESENT (1ull << 63)
 #define PME_UFFD_WP (1ull << 57)
@@ -148,12 +153,15 @@ static unsigned long orig_to_cur(const struct bg_task *t, unsigned long a)
 	return a;
 }
 
+/* The page of the freeze that is at a now; ~0 when a place it left. */
 static unsigned long cur_to_orig(const struct bg_task *t, unsigned long a)
 {
+	unsigned long o = a;
+
 	for (size_t k = t->nr_remaps; k-- > 0;)
-		if (a >= t->remaps[k].to && a < t->remaps[k].to + t->remaps[k].len)
-			a = t->remaps[k].from + (a - t->remaps[k].to);
-	return a;
+		if (o >= t->remaps[k].to && o < t->remaps[k].to + t->remaps[k].len)
+			o = t->remaps[k].from + (o - t->remaps[k].to);
+	return !t->nr_remaps || orig_to_cur(t, o) == a ? o : ~0ul;
 }
 
 /* The background run holding orig and the page's index in it. */
@@ -768,12 +776,87 @@ int bgsnap_prepare(int nr)
 	return 0;
 }
 
+/* t's protected pages copied now (still frozen), and t released. */
+static int freeze_task(struct bg_task *t)
+{
+	struct ctask *ct = t->ct;
+
+	for (size_t i = 0; i < ct->nr_runs; i++) {
+		struct bg_run *br = &t->runs[i];
+		size_t len = ct->runs[i].nr_pages * PAGE_SIZE;
+
+		if (!br->bg)
+			continue;
+		br->frozen = xmalloc(len);
+		for (size_t p = 0; p < ct->runs[i].nr_pages; p++) {
+			char *dst = br->frozen + p * PAGE_SIZE;
+
+			/* a page the kernel wrote (rseq) was copied before */
+			if (br->state[p] == PG_SIDE)
+				memcpy(dst, br->side[p], PAGE_SIZE);
+			else if (mem_pread(t->mem_fd, dst, PAGE_SIZE,
+					   ct->runs[i].vaddr + p * PAGE_SIZE)) {
+				pr_perror("cannot read memory of task %d at %#lx", ct->pid,
+					  ct->runs[i].vaddr + p * PAGE_SIZE);
+				return -1;
+			}
+			free(br->side[p]);
+		}
+		free(br->side);
+		free(br->state);
+		br->side = NULL;
+		br->state = NULL;
+		br->bg = false;
+		stats.pages_frozen += ct->runs[i].nr_pages;
+	}
+	t->nr_order = 0;
+	close(t->uffd);
+	t->uffd = -1;
+	return 0;
+}
+
+/* The small tasks, smallest first, copied frozen within the budget. */
+static int freeze_small_tasks(void)
+{
+	size_t budget = SMALL_BUDGET;
+
+	for (;;) {
+		struct bg_task *best = NULL;
+		size_t best_n = 0;
+
+		for (int i = 0; i < nr_btasks; i++) {
+			size_t n = 0;
+
+			if (btasks[i].uffd < 0)
+				continue;
+			for (size_t j = 0; j < btasks[i].ct->nr_runs; j++)
+				if (btasks[i].runs[j].bg)
+					n += btasks[i].ct->runs[j].nr_pages;
+			if (n <= SMALL_TASK && n <= budget && (!best || n < best_n)) {
+				best = &btasks[i];
+				best_n = n;
+			}
+		}
+		if (!best)
+			return 0;
+		budget -= best_n;
+		if (freeze_task(best))
+			return -1;
+	}
+}
+
 int bgsnap_start(void)
 {
 	uint64_t frozen_bytes = 0;
+	int err;
 
 	if (!started)
 		return 0;
+	pthread_mutex_lock(&lock);
+	err = freeze_small_tasks();
+	pthread_mutex_unlock(&lock);
+	if (err)
+		return -1;
 	for (int i = 0; i < nr_btasks; i++)
 		for (size_t j = 0; j < btasks[i].ct->nr_runs; j++) {
 			const struct page_run *r = &btasks[i].ct->runs[j];
@@ -791,8 +874,8 @@ int bgsnap_start(void)
 		for (size_t j = 0; j < btasks[i].ct->nr_runs; j++) {
 			const struct page_run *r = &btasks[i].ct->runs[j];
 
-			if (!btasks[i].runs[j].bg && !r->in_parent && !r->in_prev &&
-			    copy_frozen(&btasks[i], j))
+			if (!btasks[i].runs[j].bg && !btasks[i].runs[j].frozen && !r->in_parent &&
+			    !r->in_prev && copy_frozen(&btasks[i], j))
 				return -1;
 		}
 	running = true;

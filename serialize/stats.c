@@ -29,6 +29,15 @@ void stats_print_dump(FILE *f, const Stasis__DumpStats *s)
 		fprintf(f, "Tasks: %u, threads: %u\n", s->tasks, s->threads);
 	if (s->has_stream_bytes)
 		fprintf(f, "Stream bytes: %llu\n", (unsigned long long)s->stream_bytes);
+	/* background snapshot: the frozen time above ended when the tree ran */
+	if (s->has_background_snapshot && s->background_snapshot) {
+		fprintf(f, "Background copy time: %llu us\n",
+			(unsigned long long)s->background_copy_time);
+		pages(f, "Memory pages copied on write", s->pages_copied_on_write);
+		pages(f, "Memory pages copied frozen", s->pages_copied_frozen);
+		fprintf(f, "Longest write wait: %llu us\n",
+			(unsigned long long)s->longest_write_wait);
+	}
 }
 
 void stats_print_restore(FILE *f, const Stasis__RestoreStats *s)

@@ -25,6 +25,8 @@
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -594,6 +596,55 @@ static int probe_uffd_wp_async(char *why, size_t len)
 	return 0;
 }
 
+static void *write_page(void *p)
+{
+	*(volatile char *)p = 2;
+	return NULL;
+}
+
+/* What collect/bgsnap.c needs: a write to a protected page waits for us. */
+static int probe_uffd_wp_sync(char *why, size_t len)
+{
+	struct uffdio_register reg;
+	struct uffdio_writeprotect wp;
+	struct uffd_msg msg;
+	struct pollfd p;
+	pthread_t writer;
+	char *m = map_pages(4);
+	int fd = uffd_open(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+				   UFFD_FEATURE_EVENT_UNMAP,
+			   why, len);
+
+	if (fd < 0)
+		return -1;
+	if (!m)
+		MISSING_ERRNO("mmap");
+	memset(m, 1, 4 * PAGE_SIZE);
+	reg = (struct uffdio_register){{(uintptr_t)m, 4 * PAGE_SIZE}, UFFDIO_REGISTER_MODE_WP, 0};
+	if (ioctl(fd, UFFDIO_REGISTER, &reg))
+		MISSING_ERRNO("UFFDIO_REGISTER (write-protect)");
+	wp = (struct uffdio_writeprotect){{(uintptr_t)m, 4 * PAGE_SIZE}, UFFDIO_WRITEPROTECT_MODE_WP};
+	if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp))
+		MISSING_ERRNO("UFFDIO_WRITEPROTECT");
+	if (pthread_create(&writer, NULL, write_page, m + PAGE_SIZE))
+		MISSING("cannot start a thread");
+	p = (struct pollfd){fd, POLLIN, 0};
+	if (poll(&p, 1, 2000) != 1 || read(fd, &msg, sizeof(msg)) != sizeof(msg))
+		MISSING("a write to a write-protected page was not reported");
+	if (msg.event != UFFD_EVENT_PAGEFAULT || !(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) ||
+	    (msg.arg.pagefault.address & ~(uint64_t)(PAGE_SIZE - 1)) != (uintptr_t)m + PAGE_SIZE)
+		MISSING("the write fault reported is not the one made");
+	if (m[PAGE_SIZE] != 1)
+		MISSING("the write went through before it was answered");
+	wp.mode = 0;
+	if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp))
+		MISSING_ERRNO("UFFDIO_WRITEPROTECT (removing the protection)");
+	pthread_join(writer, NULL);
+	if (m[PAGE_SIZE] != 2)
+		MISSING("the write was lost");
+	return 0;
+}
+
 static int probe_soft_dirty(char *why, size_t len)
 {
 	char *m = map_pages(1);
@@ -830,6 +881,10 @@ static const struct feature features[] = {
 	  "no memory tracking: pre-dump and dump --track-mem are refused (every dump copies all "
 	  "the memory)",
 	  probe_uffd_wp_async },
+	{ "uffd_wp_sync", 2, "userfaultfd write-protection with write faults, remap, remove and "
+	  "unmap events",
+	  "no background snapshot: dump -R and pre-dump keep the tree frozen while its memory is "
+	  "copied", probe_uffd_wp_sync },
 	{ "uffd", 2, "userfaultfd for missing pages",
 	  "no lazy (post-copy) restore", probe_uffd },
 	{ "memfd", 2, "memfd_create with seals",

@@ -20,7 +20,7 @@ setup() {
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | wc -l)" -ge 20 ]
 	for f in ptrace_seize get_rseq_conf clone3_set_tid mm_map vdso_map pidfd kcmp map_files \
-		pagemap_scan uffd_wp_async soft_dirty memfd unix_diag packet_diag netlink_diag \
+		pagemap_scan uffd_wp_async uffd_wp_sync soft_dirty memfd unix_diag packet_diag netlink_diag \
 		seccomp_filters timens; do
 		echo "$output" | grep -qE "^$f +(required|extra|experimental) " || {
 			echo "feature $f is not listed"

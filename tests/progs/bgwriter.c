@@ -19,7 +19,7 @@
  *             filling it again with its generation, kept in memory
  *   unmap     a thread keeps unmapping a region and mapping it again, filled
  *             with its generation
- *   uffd      the program registers a userfaultfd of its own on a spare page
+ *   uffd      the program registers a userfaultfd of its own on spare pages
  *
  * SIGUSR1 prints "PAUSE <us>": the longest any writer went without a
  * completed iteration since the previous SIGUSR1 (the frozen time the
@@ -138,10 +138,16 @@ static void *mover_main(void *arg)
 	while (!atomic_load(&stop)) {
 		unsigned char *to = moved == moved_a ? moved_b : moved_a;
 
-		if (mremap(moved, SIDE_PAGES * PAGE, SIDE_PAGES * PAGE,
+		unsigned char *from = moved;
+
+		if (mremap(from, SIDE_PAGES * PAGE, SIDE_PAGES * PAGE,
 			   MREMAP_MAYMOVE | MREMAP_FIXED, to) != to)
 			tp_die("mremap");
 		moved = to;
+		/* keep the old place, so that no thread stack lands there */
+		if (mmap(from, SIDE_PAGES * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) != from)
+			tp_die("mmap");
 		usleep(500);
 	}
 	atomic_fetch_add(&stopped, 1);
@@ -271,8 +277,10 @@ int main(int argc, char **argv)
 	}
 	if (has_mode(argc, argv, "remap")) {
 		moved_a = map_pages(SIDE_PAGES);
-		moved_b = map_pages(SIDE_PAGES);
-		munmap(moved_b, SIDE_PAGES * PAGE); /* a free place to move to */
+		moved_b = mmap(NULL, SIDE_PAGES * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0); /* a place kept to move to */
+		if (moved_b == MAP_FAILED)
+			tp_die("mmap");
 		fill_pattern(moved_a, SIDE_PAGES);
 		moved = moved_a;
 	}
