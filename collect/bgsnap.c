@@ -57,15 +57,16 @@
 #include "stasis/uffd.h"
 #include "stasis/util.h"
 
-#define UFFD_FEATURES (UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
-#define BATCH_PAGES 256	   /* the stream copies 1 MiB at a time */
-#define AHEAD_PAGES 16	   /* a write fault copies its page and the next ones */
-#define MAX_FROZEN (512ul << 20) /* more unprotectable memory: a frozen dump */
-#define MAX_MSGS 64
+#define UFFD_FEATURES                                                                              \
+	(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+#define BATCH_PAGES 256		  /* the stream copies 1 MiB at a time */
+#define AHEAD_PAGES 16		  /* a write fault copies its page and the next ones */
+#define MAX_FROZEN  (512ul << 20) /* more unprotectable memory: a frozen dump */
+#define MAX_MSGS    64
 /* Tasks this small are copied frozen, up to SMALL_BUDGET pages in all: a
  * short-lived child (fork, then exit or execve) would take its memory with
  * it before its turn in the stream. */
-#define SMALL_TASK 2048
+#define SMALL_TASK   2048
 #define SMALL_BUDGET 8192
 
 #define PME_PRESENT (1ull << 63)
@@ -78,8 +79,8 @@
 enum { PG_PROT, PG_SIDE, PG_DONE, PG_LOST };
 
 struct bg_run {
-	bool bg;      /* protected, copied while the tree runs */
-	char *frozen; /* !bg: the run's pages, copied while frozen */
+	bool bg;	/* protected, copied while the tree runs */
+	char *frozen;	/* !bg: the run's pages, copied while frozen */
 	uint8_t *state; /* bg: PG_* per page */
 	char **side;	/* bg: a page copied ahead of the stream */
 };
@@ -243,7 +244,7 @@ static void split_runs(struct ctask *ct, const struct proc_vma *vmas, int nr)
 /* A userfaultfd of the task's own, moved out of its descriptor table. */
 static int make_uffd(struct ctask *ct)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURES };
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURES};
 	long fd = parasite_call(ct, 0, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0);
 	int pidfd, ours;
 
@@ -272,9 +273,9 @@ static int make_uffd(struct ctask *ct)
 
 static int protect(int uffd, unsigned long start, unsigned long len, bool on, bool wake)
 {
-	struct uffdio_writeprotect wp = { { start, len },
-					  (on ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
-						  (wake || on ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE) };
+	struct uffdio_writeprotect wp = {{start, len},
+					 (on ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
+					     (wake || on ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE)};
 
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
 }
@@ -295,7 +296,7 @@ int bgsnap_arm(struct ctask *ct)
 	if (nr < 0)
 		return -1;
 	t = &btasks[nr_btasks];
-	*t = (struct bg_task){ .ct = ct, .uffd = -1, .mem_fd = ct->threads[0].mem_fd };
+	*t = (struct bg_task){.ct = ct, .uffd = -1, .mem_fd = ct->threads[0].mem_fd};
 	split_runs(ct, vmas, nr);
 	t->runs = xzalloc((ct->nr_runs + 1) * sizeof(*t->runs));
 
@@ -325,8 +326,8 @@ int bgsnap_arm(struct ctask *ct)
 		if (!any)
 			continue;
 
-		struct uffdio_register reg = { { pv->start, pv->end - pv->start },
-					       UFFDIO_REGISTER_MODE_WP, 0 };
+		struct uffdio_register reg = {
+		    {pv->start, pv->end - pv->start}, UFFDIO_REGISTER_MODE_WP, 0};
 
 		if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
 			pr_debug("task %d: mapping %lx-%lx copied frozen: %s", ct->pid,
@@ -411,8 +412,8 @@ static int copy_frozen(struct bg_task *t, size_t i)
 		char path[128];
 		int fd;
 
-		snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", t->ct->pid,
-			 r->vma_start, r->vma_end);
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", t->ct->pid, r->vma_start,
+			 r->vma_end);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || shm_pread(fd, buf, len, r->shm_off)) {
 			pr_perror("cannot read shared memory %s", path);
@@ -470,9 +471,10 @@ static int copy_protected(struct bg_task *t, size_t i, size_t first, size_t n, c
 		return err;
 	if (err) {
 		set_lost(t,
-			 err == -ESRCH ? "task %d exited or ran another program before its memory "
-					 "%lx-%lx was copied"
-				       : "task %d unmapped or moved memory %lx-%lx before it was copied",
+			 err == -ESRCH
+			     ? "task %d exited or ran another program before its memory "
+			       "%lx-%lx was copied"
+			     : "task %d unmapped or moved memory %lx-%lx before it was copied",
 			 orig, orig + n * PAGE_SIZE);
 		return err;
 	}
@@ -519,7 +521,7 @@ static int copy_ahead(struct bg_task *t, size_t i, size_t p)
 
 static void wake(int uffd, unsigned long addr)
 {
-	struct uffdio_range r = { addr & ~(PAGE_SIZE - 1), PAGE_SIZE };
+	struct uffdio_range r = {addr & ~(PAGE_SIZE - 1), PAGE_SIZE};
 
 	ioctl(uffd, UFFDIO_WAKE, &r);
 }
@@ -656,7 +658,7 @@ static void add_fault(struct bg_task *t, unsigned long orig, unsigned long addr)
 		t->cap_faults = t->cap_faults ? 2 * t->cap_faults : 16;
 		t->faults = xrealloc(t->faults, t->cap_faults * sizeof(*t->faults));
 	}
-	t->faults[t->nr_faults++] = (struct bg_fault){ orig, addr, now_ns() };
+	t->faults[t->nr_faults++] = (struct bg_fault){orig, addr, now_ns()};
 }
 
 /* Reads what t's userfaultfd holds and acts on it. Under the lock. */
@@ -682,9 +684,8 @@ static void handle_task(struct bg_task *t)
 			break;
 		case UFFD_EVENT_REMAP:
 			t->remaps = xrealloc(t->remaps, (t->nr_remaps + 1) * sizeof(*t->remaps));
-			t->remaps[t->nr_remaps++] = (struct bg_remap){
-				m->arg.remap.from, m->arg.remap.to, m->arg.remap.len
-			};
+			t->remaps[t->nr_remaps++] =
+			    (struct bg_remap){m->arg.remap.from, m->arg.remap.to, m->arg.remap.len};
 			break;
 		case UFFD_EVENT_REMOVE:
 			on_remove(t, m->arg.remove.start, m->arg.remove.end);
@@ -717,10 +718,10 @@ static void *handler_main(void *arg)
 
 		int armed = nr_btasks;
 
-		p[n++] = (struct pollfd){ stop_fd, POLLIN, 0 };
-		p[n++] = (struct pollfd){ kick_fd, POLLIN, 0 };
+		p[n++] = (struct pollfd){stop_fd, POLLIN, 0};
+		p[n++] = (struct pollfd){kick_fd, POLLIN, 0};
 		for (int i = 0; i < armed; i++) {
-			p[n++] = (struct pollfd){ btasks[i].uffd, POLLIN, 0 };
+			p[n++] = (struct pollfd){btasks[i].uffd, POLLIN, 0};
 			waiting |= btasks[i].nr_faults > 0;
 		}
 		if (poll(p, n, waiting ? 1 : -1) < 0 && errno != EINTR)
@@ -909,8 +910,8 @@ int bgsnap_write_pages(struct ctask *ct, struct img_writer *w)
 			continue;
 		}
 		for (size_t first = 0; first < r->nr_pages; first += BATCH_PAGES) {
-			size_t n = r->nr_pages - first < BATCH_PAGES ? r->nr_pages - first
-								     : BATCH_PAGES;
+			size_t n =
+			    r->nr_pages - first < BATCH_PAGES ? r->nr_pages - first : BATCH_PAGES;
 
 			for (int tries = 0;; tries++) {
 				bool again = false;

@@ -36,10 +36,10 @@ void bgsnap_abort(void);
 
 struct bgsnap_stats {
 	bool used;
-	uint64_t resumed_ns;	 /* when the tree ran again (now_ns) */
-	uint64_t copy_ns;	 /* from then until the last page was copied */
-	uint64_t pages_on_fault; /* copied first because the tree wrote them */
-	uint64_t pages_frozen;	 /* copied before the tree ran (not protectable) */
+	uint64_t resumed_ns;	  /* when the tree ran again (now_ns) */
+	uint64_t copy_ns;	  /* from then until the last page was copied */
+	uint64_t pages_on_fault;  /* copied first because the tree wrote them */
+	uint64_t pages_frozen;	  /* copied before the tree ran (not protectable) */
 	uint64_t longest_wait_ns; /* the longest a write waited for its copy */
 };
 const struct bgsnap_stats *bgsnap_stats(void);

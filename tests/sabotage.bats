@@ -20,6 +20,10 @@ load helpers
 
 TABLE='
 aio       reap            @DIR
+bgwriter  page            2 64
+bgwriter  stale           2 64
+bgwriter  moved           2 64 remap
+bgwriter  dropped         2 64 dontneed
 bigmem    mem             16 @GO
 creds     creds
 creds     seccomp

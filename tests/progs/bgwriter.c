@@ -44,9 +44,9 @@
 
 #include "testprog.h"
 
-#define PAGE 4096UL
+#define PAGE	    4096UL
 #define MAX_THREADS 64
-#define SIDE_PAGES 64 /* the remap, dontneed and unmap regions */
+#define SIDE_PAGES  64 /* the remap, dontneed and unmap regions */
 
 struct writer {
 	uint64_t *counter; /* in its own page, in memory */
@@ -145,8 +145,8 @@ static void *mover_main(void *arg)
 			tp_die("mremap");
 		moved = to;
 		/* keep the old place, so that no thread stack lands there */
-		if (mmap(from, SIDE_PAGES * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			 -1, 0) != from)
+		if (mmap(from, SIDE_PAGES * PAGE, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != from)
 			tp_die("mmap");
 		usleep(500);
 	}
@@ -226,10 +226,11 @@ static void check_region(int t)
 		for (size_t i = 0; i < PAGE / 8; i++)
 			if (v[i] != want) {
 				if (bad++ < 3)
-					tp_fail("thread %d page %lu word %zu holds %llu, expected %llu "
-						"(counter %llu)",
-						t, p, i, (unsigned long long)v[i],
-						(unsigned long long)want, (unsigned long long)c);
+					tp_fail(
+					    "thread %d page %lu word %zu holds %llu, expected %llu "
+					    "(counter %llu)",
+					    t, p, i, (unsigned long long)v[i],
+					    (unsigned long long)want, (unsigned long long)c);
 				break;
 			}
 	}
@@ -244,8 +245,8 @@ static void check_side(const char *what, const unsigned char *p, uint64_t gen)
 
 		for (size_t i = 0; i < PAGE / 8; i++)
 			if (v[i] != gen) {
-				tp_fail("%s page %lu holds %llu, expected generation %llu", what, pg,
-					(unsigned long long)v[i], (unsigned long long)gen);
+				tp_fail("%s page %lu holds %llu, expected generation %llu", what,
+					pg, (unsigned long long)v[i], (unsigned long long)gen);
 				return;
 			}
 	}
@@ -298,10 +299,10 @@ int main(int argc, char **argv)
 	}
 	if (has_mode(argc, argv, "uffd")) {
 		int u = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_api api = {.api = UFFD_API};
 		unsigned char *spare = map_pages(4);
-		struct uffdio_register reg = { { (unsigned long)spare, 4 * PAGE },
-					       UFFDIO_REGISTER_MODE_MISSING, 0 };
+		struct uffdio_register reg = {
+		    {(unsigned long)spare, 4 * PAGE}, UFFDIO_REGISTER_MODE_MISSING, 0};
 
 		spare[0] = 1;
 		if (u < 0 || ioctl(u, UFFDIO_API, &api) || ioctl(u, UFFDIO_REGISTER, &reg))
@@ -320,7 +321,7 @@ int main(int argc, char **argv)
 		nth++, helpers++;
 	tp_ready();
 
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	struct timespec ts = {0, 5 * 1000 * 1000};
 
 	while (access(tp_gofile, F_OK) != 0) {
 		if (pause_req) {
