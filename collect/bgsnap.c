@@ -122,7 +122,8 @@ static uint64_t resume_ns;
 bool bgsnap_wanted(void)
 {
 	return opts.background_snapshot && (opts.leave_running || opts.pre_dump) &&
-	       !opts.leave_stopped && !opts.track_mem && !opts.has_prev_track_id;
+	       !opts.leave_stopped && !opts.track_mem && !opts.has_prev_track_id &&
+	       !opts.lazy_pages; /* lazy pages are served later, from the frozen tree */
 }
 
 bool bgsnap_running(void)
