@@ -63,11 +63,11 @@
 #define AHEAD_PAGES 16		  /* a write fault copies its page and the next ones */
 #define MAX_FROZEN  (512ul << 20) /* more unprotectable memory: a frozen dump */
 #define MAX_MSGS    64
-/* Tasks this small are copied frozen, up to SMALL_BUDGET pages in all: a
- * short-lived child (fork, then exit or execve) would take its memory with
- * it before its turn in the stream. */
-#define SMALL_TASK   2048
-#define SMALL_BUDGET 8192
+/* Tasks but the root this small are copied frozen, up to SMALL_BUDGET pages
+ * in all: a short-lived child (fork, then exit or execve) would take its
+ * memory with it before its turn in the stream. */
+#define SMALL_TASK   8192
+#define SMALL_BUDGET 16384
 
 #define PME_PRESENT (1ull << 63)
 #define PME_UFFD_WP (1ull << 57)
@@ -829,7 +829,7 @@ static int freeze_small_tasks(void)
 		for (int i = 0; i < nr_btasks; i++) {
 			size_t n = 0;
 
-			if (btasks[i].uffd < 0)
+			if (btasks[i].uffd < 0 || btasks[i].ct->pid == collect_tree()->tasks[0].pid)
 				continue;
 			for (size_t j = 0; j < btasks[i].ct->nr_runs; j++)
 				if (btasks[i].runs[j].bg)

@@ -59,7 +59,7 @@ bg_round_trip() { # [DUMP ARGS...]
 	grep -q 'background-snapshot' "$IMG/dump.log"
 }
 
-@test "dump -R while a thread forks children that write to every region: the children's writes stay theirs, the parent's still wait for the copy" {
+@test "dump -R while a thread forks children that write to each region: the children's writes stay theirs, the parent's still wait for the copy" {
 	start_prog bgwriter 3 "$PAGES" fork
 	bg_round_trip
 }

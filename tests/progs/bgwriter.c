@@ -12,7 +12,7 @@
  * middle of a stamp finishes it after the restore, before it stops.
  *
  * MODE (any of them):
- *   fork      a thread forks children that scribble on every region and exit
+ *   fork      a thread forks children that scribble on each region and exit
  *   remap     a thread keeps moving a region of patterned pages back and
  *             forth with mremap (the pattern must be there at the end)
  *   dontneed  a thread keeps dropping a region with MADV_DONTNEED and
@@ -112,7 +112,7 @@ static void *forker_main(void *arg)
 			/* the child's writes are its own: none may reach the
 			 * parent's checkpoint */
 			for (int t = 0; t < nthreads; t++)
-				for (unsigned long p = 0; p < writers[t].n; p++)
+				for (unsigned long p = 0; p < writers[t].n && p < 16; p++)
 					stamp(writers[t].pages + p * PAGE, ~0ull);
 			_exit(0);
 		}
