@@ -43,7 +43,7 @@
 #include "chainstream.h"
 
 #define CHAIN_STREAM_MAX_LINKS 64
-#define TRACK_ID_LEN 16
+#define TRACK_ID_LEN	       16
 
 /* ---- the output queue: frames of a link that goes through ---- */
 
@@ -62,8 +62,8 @@ static struct {
 	bool started;
 	pthread_t thread;
 } outq = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.more = PTHREAD_COND_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .more = PTHREAD_COND_INITIALIZER,
 };
 
 /*
@@ -189,8 +189,8 @@ struct held_frame {
 
 struct chain_stream {
 	const struct chain_stream_opts *o;
-	char *tmp;	/* the private directory, links in tmp/1, tmp/2, ... */
-	int nr;		/* links read so far */
+	char *tmp; /* the private directory, links in tmp/1, tmp/2, ... */
+	int nr;	   /* links read so far */
 	/* the link being read */
 	enum link_mode mode;
 	struct held_frame *held, **held_tail;
@@ -255,8 +255,9 @@ static int take_inventory(struct chain_stream *cs, const struct img_frame *f)
 	}
 	if (cs->has_parent) {
 		if (cs->nr == 1) {
-			pr_err("link 1 of the chain continues a parent link that the stream does not "
-			       "carry");
+			pr_err(
+			    "link 1 of the chain continues a parent link that the stream does not "
+			    "carry");
 			goto out;
 		}
 		if (!cs->has_prev_id || inv->parent_track_id.len != TRACK_ID_LEN ||
@@ -358,7 +359,8 @@ static int read_link(struct chain_stream *cs)
 					goto out;
 				pr_info("%s is sealed: opening it with its own keys", what);
 			} else if (cs->o->require_sealed) {
-				pr_err("%s is not sealed, and a sealed chain was expected (-e)", what);
+				pr_err("%s is not sealed, and a sealed chain was expected (-e)",
+				       what);
 				goto out;
 			}
 		}
@@ -520,7 +522,7 @@ int chain_stream_remove(const char *dir)
 
 int chain_stream_run(const struct chain_stream_opts *o)
 {
-	struct chain_stream cs = { .o = o };
+	struct chain_stream cs = {.o = o};
 	const char *shm = "/dev/shm";
 	struct statfs sfs;
 	char base[64];
@@ -577,8 +579,7 @@ int chain_stream_run(const struct chain_stream_opts *o)
 		if (cs.mode == LINK_STORE && store_link(&cs))
 			goto out;
 		/* the dump must restore before the sender hears it arrived */
-		if (o->chain_fd >= 0 && !cs.pre_dump && cs.mode == LINK_STORE &&
-		    check_last(&cs))
+		if (o->chain_fd >= 0 && !cs.pre_dump && cs.mode == LINK_STORE && check_last(&cs))
 			goto out;
 		pr_info("link %d of the chain received (%s, %s)", cs.nr,
 			cs.pre_dump ? "pre-dump" : "dump",
