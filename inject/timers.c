@@ -47,6 +47,14 @@ static int restore_itimers(struct itask *t)
 			pr_err("task %d: unknown interval timer %u", t->pid, it->which);
 			return -1;
 		}
+		/*
+		 * An ITIMER_REAL that expired while the task was frozen reads
+		 * as value 0 with its interval: the kernel re-arms it only when
+		 * the task takes the SIGALRM. setitimer with value 0 would
+		 * disarm it and drop the interval: arm it one interval on.
+		 */
+		if (!v.it_value.tv_sec && !v.it_value.tv_usec)
+			v.it_value = v.it_interval;
 		at = scratch_put(t, 0, &v, sizeof(v));
 		if (!at)
 			return -1;
