@@ -549,6 +549,7 @@ int chain_stream_run(const struct chain_stream_opts *o)
 		pr_perror("cannot make a directory in %s for the links", shm);
 		return -1;
 	}
+	pr_info("the links are kept in %s", cs.tmp);
 	if (start_janitor(cs.tmp)) {
 		chain_stream_remove(cs.tmp);
 		free(cs.tmp);
