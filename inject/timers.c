@@ -32,6 +32,21 @@
 #define MAX_GAP 65536
 #define SCRATCH_ID 512
 
+/* A SIGALRM waits in the process's queue. */
+static bool sigalrm_pending(const Stasis__TaskCore *tc)
+{
+	for (size_t i = 0; i < tc->n_shared_pending; i++) {
+		int signo;
+
+		if (tc->shared_pending[i].len < sizeof(signo))
+			continue;
+		memcpy(&signo, tc->shared_pending[i].data, sizeof(signo));
+		if (signo == SIGALRM)
+			return true;
+	}
+	return false;
+}
+
 static int restore_itimers(struct itask *t)
 {
 	for (size_t i = 0; i < t->tc->n_itimers; i++) {
@@ -48,12 +63,14 @@ static int restore_itimers(struct itask *t)
 			return -1;
 		}
 		/*
-		 * An ITIMER_REAL that expired while the task was frozen reads
-		 * as value 0 with its interval: the kernel re-arms it only when
-		 * the task takes the SIGALRM. setitimer with value 0 would
-		 * disarm it and drop the interval: arm it one interval on.
+		 * A periodic ITIMER_REAL that has fired is re-armed by the kernel
+		 * only when its SIGALRM is dequeued; frozen in between, it reads
+		 * as 0 time left. setitimer with 0 would disarm it, so it gets
+		 * one interval: the pending SIGALRM comes first, then the period
+		 * goes on.
 		 */
-		if (!v.it_value.tv_sec && !v.it_value.tv_usec)
+		if (it->which == ITIMER_REAL && !it->value_us && it->interval_us &&
+		    sigalrm_pending(t->tc))
 			v.it_value = v.it_interval;
 		at = scratch_put(t, 0, &v, sizeof(v));
 		if (!at)

@@ -63,6 +63,12 @@ load helpers
 	NUDGE_SIGNAL=ALRM restore_and_check
 }
 
+@test "sleeper: a periodic timer whose SIGALRM waits blocked (not re-armed yet) keeps its period" {
+	start_prog sleeper blocked
+	dump_and_kill
+	restore_and_check
+}
+
 @test "dump -R (--leave-running): the original runs on, untraced, and passes" {
 	start_prog heap
 	run_dump -R

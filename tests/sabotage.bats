@@ -128,6 +128,7 @@ sigtrap   trap
 sigtrap   handler
 sleeper   errno
 sleeper   timer           pause
+sleeper   timer           blocked
 stopped   stopsig
 threads   name
 threads   sigmask

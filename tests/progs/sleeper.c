@@ -12,10 +12,16 @@
  * without SA_RESTART; the loop blocks in pause(), which must always return
  * -1/EINTR. After GO the timer still has its 100 ms interval and keeps
  * firing (the handler runs again).
+ *
+ * blocked: the same timer with SIGALRM blocked, dumped once it has fired:
+ * the signal waits in the queue and the kernel re-arms the timer only when
+ * it is taken, so the dump reads 0 time left. After GO the signal is
+ * unblocked; the timer must still have its interval and keep firing.
  */
 #include "testprog.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/time.h>
 
 static volatile sig_atomic_t alarms;
@@ -72,19 +78,38 @@ static int run_nanosleep(void)
 	return tp_finish();
 }
 
-static int run_pause(void)
+static int run_pause(bool blocked)
 {
 	struct sigaction sa;
 	struct itimerval it = { { 0, 100000 }, { 0, 100000 } }, got;
 	long calls = 0;
+	sigset_t alrm, pending;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_alarm;
 	sigemptyset(&sa.sa_mask);
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	if (blocked && sigprocmask(SIG_BLOCK, &alrm, NULL))
+		tp_die("sigprocmask");
 	if (sigaction(SIGALRM, &sa, NULL) || setitimer(ITIMER_REAL, &it, NULL))
 		tp_die("SIGALRM timer");
-	tp_ready();
-	for (;;) {
+	if (blocked) {
+		do {
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+			if (sigpending(&pending))
+				tp_die("sigpending");
+		} while (!sigismember(&pending, SIGALRM));
+		tp_ready();
+		tp_wait_go();
+		if (sigprocmask(SIG_UNBLOCK, &alrm, NULL))
+			tp_die("sigprocmask");
+	} else {
+		tp_ready();
+	}
+	for (; !blocked;) {
 		int r, e;
 
 		errno = 0;
@@ -124,9 +149,11 @@ static int run_pause(void)
 
 int main(int argc, char **argv)
 {
-	tp_init(argc, argv, 1, "GOFILE [nanosleep|pause]");
+	tp_init(argc, argv, 1, "GOFILE [nanosleep|pause|blocked]");
 	if (argc > 2 && !strcmp(argv[2], "pause"))
-		return run_pause();
+		return run_pause(false);
+	if (argc > 2 && !strcmp(argv[2], "blocked"))
+		return run_pause(true);
 	if (argc > 2 && strcmp(argv[2], "nanosleep"))
 		tp_die("unknown mode %s", argv[2]);
 	return run_nanosleep();
