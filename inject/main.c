@@ -364,14 +364,20 @@ int main(int argc, char **argv)
 		return 1;
 	root = tree.tasks[0].pid;
 	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
-	    inet_finish() || fault_hit("inject-release") || pstree_release(&tree))
+	    inet_finish())
+		goto fail;
+	/*
+	 * Every task has its files: the link remaps and the ghosts' temporary
+	 * names go before the tree runs, so that it never sees them.
+	 */
+	ghost_finish();
+	if (fault_hit("inject-release") || pstree_release(&tree))
 		goto fail;
 	stats_restored(&tree, start);
 	/* the daemon may finish once it has every page */
 	if (opts.lazy_pages && lazy_tree_done())
 		goto fail;
 	actions_resumed(root);
-	ghost_finish();
 	pr_info("restored tree %d (%zu tasks) in %llu ms", root, tree.nr,
 		(unsigned long long)(now_ns() - start) / 1000000);
 	imgr_free(r);

@@ -340,10 +340,17 @@ start_restore() { # [ARGS...]
 	own_pid "$RPID"
 }
 
-# Wait (at most STASIS_TEST_WAIT s) until /proc/$PID exists again.
+# Wait (at most STASIS_TEST_WAIT s) until /proc/$PID exists again and the
+# restorer has let it go (no tracer): the PID exists from the start of the
+# restore, long before its files, locks and memory are back.
+untraced() { # PID
+	local tracer
+	tracer=$(awk '/^TracerPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || return 1
+	[ "$tracer" = 0 ]
+}
 wait_restored() {
 	local i=0 limit=$((STASIS_TEST_WAIT * 20))
-	until alive "$PID"; do
+	until alive "$PID" && untraced "$PID"; do
 		if [ -n "$RPID" ] && ! alive "$RPID"; then
 			local st=0
 			wait "$RPID" || st=$?
