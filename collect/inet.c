@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -847,6 +848,23 @@ static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 		/* bound sockets are in sock_diag's table: this one's port went
 		 * with its connection */
 		if (sk->has_src_port && sk->src_port && !d) {
+			struct pollfd pf = {fd, POLLIN, 0};
+			char c;
+
+			/* what it still holds, the restore could not give back: the
+			 * data it had received, an error it has not reported yet
+			 * (a reset); its peer is forgotten (ENOTCONN) */
+			if (poll(&pf, 1, 0) < 0 || (pf.revents & POLLERR) ||
+			    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+				pr_err("fd %d of task %d: TCP socket %u %s: its connection ended "
+				       "(reset) with %s; stasis cannot restore such a socket",
+				       src->fd, src->pid, sk->ino,
+				       inet_show(sk->family, sk->src_addr.data, sk->src_port, a,
+						 sizeof(a)),
+				       (pf.revents & POLLERR) ? "an error not reported yet"
+							     : "data not read yet");
+				return -1;
+			}
 			/* and it is shut down both ways, as every ended one */
 			sk->has_port_released = sk->port_released = true;
 			sk->has_shutdown = true;

@@ -270,3 +270,13 @@ nft_locked() { nft list table inet "stasis-$1" >/dev/null 2>&1; }
 	[ "$STATUS" -eq 1 ] || die_with_logs "netoob exited with $STATUS, expected 1 (FAIL)"
 	grep -q '^FAIL: ' "$LOG" || die_with_logs "no FAIL line"
 }
+
+@test "a connection reset with data unread and its error pending is refused; the socket stays as it was" {
+	start_prog inet reset
+	dump_must_fail --tcp-established
+	check_refused "ended (reset)"
+}
+
+@test "inet reset's check fails when the unread data is eaten (sabotage)" {
+	sabotaged_fails reset reset
+}

@@ -20,6 +20,8 @@
  *                                 refusal and --tcp-close)
  *   inet GOFILE closed            like established, but expects after GO to
  *                                 find the connection closed (--tcp-close)
+ *   inet GOFILE reset             a connection reset by its peer with data
+ *                                 unread (refused)
  *   inet GOFILE inflight          a listener with a connection not accepted
  *   inet GOFILE reuseport         two listeners of one port (SO_REUSEPORT at
  *                                 the bind, one has turned it off since)
@@ -997,6 +999,33 @@ static int mode_corked(void)
 	return tp_finish();
 }
 
+/* reset: a connection reset by its peer with data unread, refused by
+ * stasis; after GO the data, then ECONNRESET, then the end. */
+static int mode_reset(void)
+{
+	int l = tcp_listener(2), c = tcp_connect(port_of(l)), s = accept(l, NULL, NULL);
+	struct linger lg = {1, 0};
+	char buf[8];
+
+	send_all(c, "asd", 3);
+	usleep(100000);
+	/* linger 0: the close sends a RST */
+	setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(c);
+	usleep(100000);
+	tp_ready();
+	tp_wait_go();
+	if (tp_sabotaged("reset"))
+		recv(s, buf, 1, 0);
+	if (recv(s, buf, sizeof(buf), MSG_DONTWAIT) != 3 || memcmp(buf, "asd", 3))
+		tp_fail("the data received before the reset is not there");
+	if (recv(s, buf, sizeof(buf), MSG_DONTWAIT) >= 0 || errno != ECONNRESET)
+		tp_fail("no ECONNRESET after the data (%s)", strerror(errno));
+	if (recv(s, buf, sizeof(buf), MSG_DONTWAIT) != 0)
+		tp_fail("the socket does not read as ended after the reset");
+	return tp_finish();
+}
+
 static int mode_inflight(void)
 {
 	int l = tcp_listener(2);
@@ -1030,6 +1059,8 @@ int main(int argc, char **argv)
 		return mode_established(true);
 	if (!strcmp(argv[2], "inflight"))
 		return mode_inflight();
+	if (!strcmp(argv[2], "reset"))
+		return mode_reset();
 	if (!strcmp(argv[2], "halfclosed"))
 		return mode_halfclosed();
 	if (!strcmp(argv[2], "connecting"))
