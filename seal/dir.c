@@ -69,21 +69,37 @@ static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t i
 	if (seal_open_put(o, &f))
 		goto out;
 	if (img_is_pages(name)) {
+		/* read past the page cache in large chunks, opened frame by frame */
+		uint8_t *pages = img_pages_buf();
+
+		if (!pages) {
+			pr_err("cannot allocate a page read buffer");
+			goto out;
+		}
+		img_pages_direct(fd);
 		f.hdr.kind = FRAME_PAGES;
 		for (;;) {
-			ssize_t n = read_full(fd, buf, STASIS_PAGE_FRAME_SPAN);
+			ssize_t n = img_pages_read(fd, pages, IMG_PAGES_CHUNK);
 
 			if (n < 0) {
 				pr_perror("cannot read %s/%s", dir, fname);
+				free(pages);
 				goto out;
 			}
 			if (!n)
 				break;
-			f.hdr.len = n;
-			if (seal_open_put(o, &f))
-				goto out;
-			f.hdr.offset += n;
+			for (ssize_t at = 0; at < n; at += f.hdr.len) {
+				f.hdr.len = n - at < STASIS_PAGE_FRAME_SPAN ? n - at
+									  : STASIS_PAGE_FRAME_SPAN;
+				f.data = pages + at;
+				if (seal_open_put(o, &f)) {
+					free(pages);
+					goto out;
+				}
+				f.hdr.offset += f.hdr.len;
+			}
 		}
+		free(pages);
 	} else {
 		uint32_t len;
 		ssize_t n;

@@ -588,13 +588,56 @@ out:
 	return ret;
 }
 
+void *img_pages_buf(void)
+{
+	void *p;
+
+	if (posix_memalign(&p, DIRECT_ALIGN, IMG_PAGES_CHUNK))
+		return NULL;
+	return p;
+}
+
+void img_pages_direct(int fd)
+{
+	/* refused where the file system has no O_DIRECT: read as before */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT);
+}
+
+ssize_t img_pages_read(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && (fcntl(fd, F_GETFL) & O_DIRECT)) {
+			/* not taken here after all (an unaligned place) */
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT);
+			continue;
+		}
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
 static int pack_pages(const char *dir, const char *name, int fd, struct img_writer *w)
 {
-	void *buf = xmalloc(STASIS_PAGE_FRAME_SPAN);
+	void *buf = img_pages_buf();
 	int ret = -1;
 
+	if (!buf) {
+		pr_err("cannot allocate a page read buffer");
+		return -1;
+	}
+	img_pages_direct(fd);
 	for (;;) {
-		ssize_t n = read_full(fd, buf, STASIS_PAGE_FRAME_SPAN);
+		ssize_t n = img_pages_read(fd, buf, IMG_PAGES_CHUNK);
 
 		if (n < 0) {
 			pr_perror("cannot read %s/%s.img", dir, name);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -119,6 +120,18 @@ bool img_file_name(const char *fname, char name[STASIS_IMAGE_NAME_MAX]);
 struct img_dir_writer;
 struct img_dir_writer *imgdir_create(const char *dir);
 int imgdir_put(struct img_dir_writer *d, const struct img_frame *f);
+/*
+ * Reading a page image with O_DIRECT, where the file system takes it: the
+ * images of a dump are written past the page cache, and filling the page
+ * cache with them again cost 4 times the disk's time on these VMs (fresh
+ * memory is slow to come by). img_pages_buf: IMG_PAGES_CHUNK bytes,
+ * aligned (free() it); img_pages_read: like read_full, into such a buffer,
+ * len a multiple of 4 KiB.
+ */
+#define IMG_PAGES_CHUNK (4u << 20)
+void *img_pages_buf(void);
+void img_pages_direct(int fd);
+ssize_t img_pages_read(int fd, void *buf, size_t len);
 /* An img_room_fn: room in the page write buffers for the next page frame
  * of image; imgdir_put of that frame with its data there copies nothing. */
 void *imgdir_page_room(void *d, const char *image, uint64_t offset, size_t len);
