@@ -31,6 +31,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "stasis/image.h"
@@ -498,10 +499,16 @@ static int start_janitor(const char *tmp)
 		for (int fd = 0; fd < 1024; fd++)
 			if (fd != keep)
 				close(fd);
+		/* out of our session and our tree: what kills us (a ^C to the
+		 * foreground group, SIGKILL to our descendants) spares it */
+		setsid();
+		if (fork())
+			_exit(0);
 		while (read(keep, &c, 1) < 0 && errno == EINTR)
 			;
 		_exit(chain_stream_remove(tmp) ? 1 : 0);
 	}
+	waitpid(pid, NULL, 0);
 	close(p[0]);
 	/* p[1] stays open in us until we end */
 	return 0;
