@@ -155,7 +155,9 @@ wait_hang() { # POINT
 @test "fault points: the suite walks exactly the points in the sources" {
 	local src tab
 	src=$(grep -rhoE 'fault_hit\("[a-z0-9-]+"\)' "$SRC"/{freeze,collect,serialize,seal,transfer,inject,stasis,lib} |
-		sed -E 's/fault_hit\("(.*)"\)/\1/' | sort -u)
+		sed -E 's/fault_hit\("(.*)"\)/\1/' | grep -vx seal-lazy-page-flip | sort -u)
+	# seal-lazy-page-flip alters a page instead of failing: lazy-remote.bats
+	# walks it
 	tab=$(echo $DUMP_POINTS $RESTORE_POINTS | tr ' ' '\n' | sort -u)
 	echo "in the sources: $(echo $src)"
 	echo "in the suite:   $(echo $tab)"

@@ -290,7 +290,7 @@ assert_untouched() {
 	mapfile -t c < <(grep '^collect --' "$FAKE_LOG")
 	[ "${#c[@]}" -eq 3 ]
 	[[ "${c[0]}" =~ ^collect\ --leave-stopped\ --ack-fd\ [0-9]+$ ]]
-	[[ "${c[1]}" =~ ^collect\ --leave-running\ --ack-fd\ [0-9]+$ ]]
+	[[ "${c[1]}" =~ ^collect\ (--background-snapshot\ )?--leave-running\ --ack-fd\ [0-9]+$ ]]
 	[[ "${c[2]}" =~ ^collect\ --ack-fd\ [0-9]+$ ]]
 }
 
