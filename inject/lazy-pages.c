@@ -35,6 +35,7 @@
 #include "stasis/imgfile.h"
 #include "stasis/lazy.h"
 #include "stasis/log.h"
+#include "stasis/proc.h"
 #include "stasis/opts.h"
 #include "stasis/uffd.h"
 #include "stasis/util.h"
@@ -264,54 +265,18 @@ static void task_gone(struct ltask *t)
 	t->uffd = -1;
 }
 
-static bool in_set(const pid_t *set, size_t nr, pid_t p)
-{
-	for (size_t i = 0; i < nr; i++)
-		if (set[i] == p)
-			return true;
-	return false;
-}
-
 /* The restored tasks and everything they forked since, killed. */
 static void kill_tree(void)
 {
 	pid_t *set = NULL;
-	size_t nr = 0, before;
+	size_t nr = 0;
 
 	for (size_t i = 0; i < nr_tasks; i++)
 		if (tasks[i]->real > 0) {
 			set = xrealloc(set, (nr + 1) * sizeof(*set));
 			set[nr++] = tasks[i]->real;
 		}
-	do {
-		DIR *d = opendir("/proc");
-		struct dirent *de;
-
-		before = nr;
-		while (d && (de = readdir(d))) {
-			char path[64], buf[512], *p;
-			pid_t pid = atoi(de->d_name), ppid;
-			FILE *f;
-
-			if (pid <= 0 || in_set(set, nr, pid))
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-			f = fopen(path, "re");
-			if (!f)
-				continue;
-			p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-			fclose(f);
-			if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 && in_set(set, nr, ppid)) {
-				set = xrealloc(set, (nr + 1) * sizeof(*set));
-				set[nr++] = pid;
-			}
-		}
-		if (d)
-			closedir(d);
-	} while (nr != before);
-	for (size_t i = 0; i < nr; i++)
-		kill(set[i], SIGKILL);
-	free(set);
+	proc_kill_with_descendants(set, nr);
 }
 
 /* ---------------------------------------------------------------- requests */

@@ -274,52 +274,16 @@ int lazy_tree_done(void)
 	return lazy_send_task(daemon_sk, 0, -1, NULL, 0);
 }
 
-static bool in_set(const pid_t *set, size_t nr, pid_t p)
-{
-	for (size_t i = 0; i < nr; i++)
-		if (set[i] == p)
-			return true;
-	return false;
-}
-
 /* The released tree and what it forked since: found first, then killed. */
 static void kill_tree(struct itree *tr)
 {
 	pid_t *set = xmalloc((tr->nr + 1) * sizeof(*set));
-	size_t nr = 0, before;
+	size_t nr = 0;
 
 	for (size_t i = 0; i < tr->nr; i++)
 		if (tr->tasks[i].created)
 			set[nr++] = tr->tasks[i].pid;
-	do {
-		DIR *d = opendir("/proc");
-		struct dirent *de;
-
-		before = nr;
-		while (d && (de = readdir(d))) {
-			char path[64], buf[512], *p;
-			pid_t pid = atoi(de->d_name), ppid;
-			FILE *f;
-
-			if (pid <= 0 || in_set(set, nr, pid))
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-			f = fopen(path, "re");
-			if (!f)
-				continue;
-			p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-			fclose(f);
-			if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 && in_set(set, nr, ppid)) {
-				set = xrealloc(set, (nr + 1) * sizeof(*set));
-				set[nr++] = pid;
-			}
-		}
-		if (d)
-			closedir(d);
-	} while (nr != before);
-	for (size_t i = 0; i < nr; i++)
-		kill(set[i], SIGKILL);
-	free(set);
+	proc_kill_with_descendants(set, nr);
 }
 
 static void drop_uffds(void)

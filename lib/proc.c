@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,4 +239,47 @@ int proc_status_field(pid_t pid, const char *key, char *out, size_t size)
 		}
 	}
 	return -1;
+}
+
+static bool in_set(const pid_t *set, size_t nr, pid_t p)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (set[i] == p)
+			return true;
+	return false;
+}
+
+void proc_kill_with_descendants(pid_t *set, size_t nr)
+{
+	size_t before;
+
+	do {
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+
+		before = nr;
+		while (d && (de = readdir(d))) {
+			char path[64], buf[512], *p;
+			pid_t pid = atoi(de->d_name), ppid;
+			FILE *f;
+
+			if (pid <= 0 || in_set(set, nr, pid))
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+			f = fopen(path, "re");
+			if (!f)
+				continue;
+			p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+			fclose(f);
+			if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 && in_set(set, nr, ppid)) {
+				set = xrealloc(set, (nr + 1) * sizeof(*set));
+				set[nr++] = pid;
+			}
+		}
+		if (d)
+			closedir(d);
+	} while (nr != before);
+	for (size_t i = 0; i < nr; i++)
+		kill(set[i], SIGKILL);
+	free(set);
 }

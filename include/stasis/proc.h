@@ -65,4 +65,9 @@ int proc_list_children(pid_t pid, pid_t tid, pid_t **kids);
 /* Value of a "Key:\tvalue" line of /proc/PID/status as text; 0 or -1. */
 int proc_status_field(pid_t pid, const char *key, char *out, size_t size);
 
+/* SIGKILL the NR tasks of SET (malloc'ed, freed here) and every
+ * descendant of them found in /proc; the set is completed before anything
+ * is killed, so that no child is reparented out of sight first. */
+void proc_kill_with_descendants(pid_t *set, size_t nr);
+
 #endif
