@@ -505,3 +505,19 @@ own_image_tree() {
 	done < <(image_tasks)
 	return 0
 }
+
+# ---------------------------------------------------------------- ICMP
+
+# ICMP echo sockets (inet dgram) need the caller's group inside
+# net.ipv4.ping_group_range, which systemd widens at boot and a bare
+# container leaves at "1 0" (nobody). A suite that makes them widens the
+# range in setup_file and puts the old one back in teardown_file.
+ping_sockets_allow() {
+	cat /proc/sys/net/ipv4/ping_group_range >"$BATS_FILE_TMPDIR/ping_group_range"
+	echo "0 2147483647" >/proc/sys/net/ipv4/ping_group_range
+}
+
+ping_sockets_restore() {
+	[ -s "$BATS_FILE_TMPDIR/ping_group_range" ] || return 0
+	cat "$BATS_FILE_TMPDIR/ping_group_range" >/proc/sys/net/ipv4/ping_group_range
+}

@@ -7,6 +7,14 @@
 
 load helpers
 
+setup_file() {
+	ping_sockets_allow
+}
+
+teardown_file() {
+	ping_sockets_restore
+}
+
 # stasis dump of $PID into $IMG with ARGS, expected to fail; output in
 # dump.out.
 dump_must_fail() { # ARGS...

@@ -80,10 +80,22 @@ check_action_lines() { # PID
 	printf '#!/bin/sh\necho "second $CRTOOLS_SCRIPT_ACTION" >>"%s"\n' "$ACTIONS" >"$second"
 	chmod +x "$second"
 	start_prog heap
+	# The background snapshot lets the tree run before the pages are
+	# stored, so the network is unlocked before post-dump.
 	run_dump -R --action-script "$SCRIPT" --action-script "$second"
 	assert_running_untraced "$PID"
 	cat "$ACTIONS"
+	[ "$(stages)" = "pre-dump second network-lock second network-unlock second post-dump second" ]
+	grep -q "^network-unlock $PID .* traced$" "$ACTIONS"
+	grep -q "^post-dump $PID .* untraced$" "$ACTIONS"
+
+	# Without it, criu's order: the tree runs on after post-dump.
+	: >"$ACTIONS"
+	run_dump -R --no-background-snapshot --action-script "$SCRIPT" --action-script "$second"
+	assert_running_untraced "$PID"
+	cat "$ACTIONS"
 	[ "$(stages)" = "pre-dump second network-lock second post-dump second network-unlock second" ]
+	grep -q "^post-dump $PID .* traced$" "$ACTIONS"
 	go_and_check_original
 }
 
@@ -213,11 +225,11 @@ fake_dump() { # [ARGS...]
 	printf 'verbosity 1\n' >"$fake/cli.conf"
 
 	fake_dump
-	[[ "$(collect_args)" == "collect --leave-running --ack-fd "*" -v3 -o $fake/img/home.log" ]]
+	[[ "$(collect_args)" == "collect --background-snapshot --leave-running --ack-fd "*" -v3 -o $fake/img/home.log" ]]
 
 	# STASIS_CONFIG_FILE after the default files
 	STASIS_CONFIG_FILE=$fake/env.conf fake_dump
-	[[ "$(collect_args)" == "collect --leave-running --ack-fd "*" -v3 -o $fake/img/env.log" ]]
+	[[ "$(collect_args)" == "collect --background-snapshot --leave-running --ack-fd "*" -v3 -o $fake/img/env.log" ]]
 
 	# --config: the default files are not read; STASIS_CONFIG_FILE still is
 	STASIS_CONFIG_FILE=$fake/env.conf fake_dump --config "$fake/cli.conf"

@@ -18,6 +18,14 @@
 
 load helpers
 
+setup_file() {
+	ping_sockets_allow
+}
+
+teardown_file() {
+	ping_sockets_restore
+}
+
 TABLE='
 aio       reap            @DIR
 bgwriter  page            2 64
@@ -76,6 +84,7 @@ inet      dgram           dgram
 inet      fin             halfclosed
 inet      connecting      connecting @NOBASELINE
 inet      reuseport       reuseport
+inet      reset           reset
 lazymm    fork            64
 lazymm    remap           64
 lazymm    unmap           64
