@@ -281,6 +281,59 @@ static int protect(int uffd, unsigned long start, unsigned long len, bool on, bo
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? -errno : 0;
 }
 
+/* Ranges to write-protect, in order; their bytes are numbered end to end. */
+struct wp_span {
+	int uffd;
+	const unsigned long (*ranges)[2]; /* start, len */
+	size_t nr;
+	unsigned long from, to; /* the part of the numbered bytes to protect */
+	int err;		/* -errno of the first failure, or 0 */
+};
+
+static void *protect_span(void *arg)
+{
+	struct wp_span *sp = arg;
+	unsigned long at = 0;
+
+	for (size_t i = 0; i < sp->nr && at < sp->to && !sp->err; at += sp->ranges[i][1], i++) {
+		unsigned long lo = at > sp->from ? at : sp->from;
+		unsigned long hi = at + sp->ranges[i][1] < sp->to ? at + sp->ranges[i][1] : sp->to;
+
+		if (lo < hi)
+			sp->err = protect(sp->uffd, sp->ranges[i][0] + (lo - at), hi - lo, true, false);
+	}
+	return NULL;
+}
+
+#define WP_SPLIT_BYTES (64ul << 20)
+
+/*
+ * Write-protects the ranges: the kernel changes every page table entry, a
+ * few tens of ns each, all of it while the tree is frozen; above
+ * WP_SPLIT_BYTES the second half is done by a second thread, on the other
+ * core. 0 or -errno.
+ */
+static int protect_ranges(int uffd, const unsigned long (*ranges)[2], size_t nr)
+{
+	unsigned long total = 0;
+	pthread_t second;
+	bool split;
+
+	for (size_t i = 0; i < nr; i++)
+		total += ranges[i][1];
+
+	unsigned long half = total / 2 / PAGE_SIZE * PAGE_SIZE;
+	struct wp_span a = { uffd, ranges, nr, 0, half, 0 }, b = { uffd, ranges, nr, half, total, 0 };
+
+	split = total >= WP_SPLIT_BYTES && !pthread_create(&second, NULL, protect_span, &b);
+	if (!split)
+		a.to = total;
+	protect_span(&a);
+	if (split)
+		pthread_join(second, NULL);
+	return a.err ? a.err : b.err;
+}
+
 int bgsnap_arm(struct ctask *ct)
 {
 	struct bg_task *t;
@@ -293,8 +346,11 @@ int bgsnap_arm(struct ctask *ct)
 		pr_err("task %d: more tasks than the tree had", ct->pid);
 		return -1;
 	}
-	nr = proc_read_vmas(ct->pid, &vmas);
-	if (nr < 0)
+	/* the tree is frozen since mm_collect read them: they are as read */
+	vmas = ct->kvmas;
+	nr = ct->nr_kvmas;
+	ct->kvmas = NULL;
+	if (!vmas && (nr = proc_read_vmas(ct->pid, &vmas)) < 0)
 		return -1;
 	t = &btasks[nr_btasks];
 	*t = (struct bg_task){.ct = ct, .uffd = -1, .mem_fd = ct->threads[0].mem_fd};
@@ -310,6 +366,9 @@ int bgsnap_arm(struct ctask *ct)
 		pr_info("task %d uses userfaultfd itself: its memory is copied frozen", ct->pid);
 	else
 		uffd = make_uffd(ct);
+
+	unsigned long (*wp)[2] = xmalloc((ct->nr_runs + 1) * sizeof(*wp));
+	size_t nr_wp = 0;
 
 	for (size_t v = 0; uffd >= 0 && v < ct->nr_vmas; v++) {
 		const Stasis__Vma *pv = ct->vmas[v];
@@ -341,17 +400,20 @@ int bgsnap_arm(struct ctask *ct)
 			if (r->shm || r->in_parent || r->in_prev || r->vaddr < pv->start ||
 			    r->vaddr >= pv->end)
 				continue;
-			if (protect(uffd, r->vaddr, r->nr_pages * PAGE_SIZE, true, false)) {
-				pr_perror("task %d: cannot write-protect %lx-%lx", ct->pid,
-					  r->vaddr, r->vaddr + r->nr_pages * PAGE_SIZE);
-				free(vmas);
-				close(uffd);
-				return -1;
-			}
+			wp[nr_wp][0] = r->vaddr;
+			wp[nr_wp++][1] = r->nr_pages * PAGE_SIZE;
 			t->runs[i].bg = true;
 		}
 	}
 	free(vmas);
+	int err = uffd >= 0 ? protect_ranges(uffd, (const unsigned long(*)[2])wp, nr_wp) : 0;
+
+	free(wp);
+	if (err) {
+		pr_err("task %d: cannot write-protect its memory: %s", ct->pid, strerror(-err));
+		close(uffd);
+		return -1;
+	}
 	t->uffd = uffd;
 	for (size_t i = 0; i < ct->nr_runs; i++)
 		if (t->runs[i].bg) {

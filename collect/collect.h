@@ -75,6 +75,10 @@ struct ctask {
 	struct ctask *parent; /* set when the restorer forks it from its parent */
 	Stasis__Vma **vmas;   /* as dumped, for the children's comparison */
 	size_t nr_vmas;
+	/* the mappings as mm_collect read them from smaps, for bgsnap_arm:
+	 * smaps walks every page table, so it is read once while frozen */
+	struct proc_vma *kvmas;
+	int nr_kvmas;
 };
 
 /* Remote session: blocks signals, finds a syscall, maps a scratch page. */

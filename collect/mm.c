@@ -20,6 +20,7 @@
 #include "stasis/fault.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
+#include "stasis/uffd.h" /* PAGEMAP_SCAN */
 #include "stasis/util.h"
 
 #define PME_PRESENT (1ull << 63)
@@ -263,27 +264,19 @@ static void add_guard(Stasis__Vma *pv, unsigned long addr)
 }
 
 /*
- * The pages of one mapping worth copying, and its guard pages (in pv).
- * With parent_pm (the parent's pagemap, for a mapping the restored child
- * will inherit), a page that is the very same physical page in the parent
- * is only marked in_parent.
+ * The pages of [start, end) of v worth copying, and its guard pages (in pv),
+ * one pagemap entry at a time. With parent_pm (the parent's pagemap, for a
+ * mapping the restored child will inherit), a page that is the very same
+ * physical page in the parent is only marked in_parent.
  */
-static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct proc_vma *v,
-		      Stasis__VmaKind kind, Stasis__Vma *pv)
+static int scan_entries(struct ctask *ct, int pm_fd, int parent_pm, const struct proc_vma *v,
+			Stasis__VmaKind kind, Stasis__Vma *pv, unsigned long start,
+			unsigned long end, bool lazy)
 {
 	static uint64_t pme[PAGEMAP_BATCH], ppme[PAGEMAP_BATCH];
-	/* private anonymous memory is what a lazy restore fills on demand
-	 * (userfaultfd); the pages stay in the frozen task until served */
-	bool lazy = opts.lazy_pages && !v->shared &&
-		    (kind == STASIS__VMA_KIND__ANON || kind == STASIS__VMA_KIND__HEAP ||
-		     kind == STASIS__VMA_KIND__STACK);
 
-	/* a lazy child faults its own copy in: nothing is inherited */
-	if (lazy)
-		parent_pm = -1;
-
-	for (unsigned long addr = v->start; addr < v->end;) {
-		size_t n = (v->end - addr) / PAGE_SIZE;
+	for (unsigned long addr = start; addr < end;) {
+		size_t n = (end - addr) / PAGE_SIZE;
 
 		if (n > PAGEMAP_BATCH)
 			n = PAGEMAP_BATCH;
@@ -307,6 +300,83 @@ static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct p
 			/* unchanged since the previous link: its data is there */
 			add_run(ct, addr, 1, cow, !cow && track_unchanged(ct, addr), lazy);
 		}
+	}
+	return 0;
+}
+
+/* PAGEMAP_SCAN (6.7+) answered for this kernel: 1 yes, 0 not yet asked,
+ * -1 no (the entries are read one by one). */
+static int pagemap_scan_works;
+
+/*
+ * The pages of one mapping worth copying, and its guard pages (in pv).
+ * PAGEMAP_SCAN reports the mapping as runs of present or swapped pages,
+ * so the frozen time does not grow with a page loop over every entry: a
+ * run of present pages is taken whole; what needs an entry's frame (a
+ * swapped page, a guard or a tracker's marker, all swap entries; a page
+ * compared with the parent's) is read from the pagemap as before.
+ */
+static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct proc_vma *v,
+		      Stasis__VmaKind kind, Stasis__Vma *pv)
+{
+	static struct page_region vec[512];
+	/* private anonymous memory is what a lazy restore fills on demand
+	 * (userfaultfd); the pages stay in the frozen task until served */
+	bool lazy = opts.lazy_pages && !v->shared &&
+		    (kind == STASIS__VMA_KIND__ANON || kind == STASIS__VMA_KIND__HEAP ||
+		     kind == STASIS__VMA_KIND__STACK);
+	bool file = kind == STASIS__VMA_KIND__FILE;
+	bool per_page = track_follows(ct);
+
+	/* a lazy child faults its own copy in: nothing is inherited */
+	if (lazy)
+		parent_pm = -1;
+	if (pagemap_scan_works < 0 || parent_pm >= 0 || (v->vmflags & VMF_DROPPABLE) ||
+	    !page_wanted(kind, v->shared, PME_PRESENT | PME_SWAP))
+		return scan_entries(ct, pm_fd, parent_pm, v, kind, pv, v->start, v->end, lazy);
+
+	for (unsigned long start = v->start; start < v->end;) {
+		struct pm_scan_arg a = {
+			.size = sizeof(a),
+			.start = start,
+			.end = v->end,
+			.vec = (unsigned long)vec,
+			.vec_len = sizeof(vec) / sizeof(vec[0]),
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			/* PAGE_IS_FILE costs a page lookup: asked only where
+			 * it decides */
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
+				       (file ? PAGE_IS_FILE : 0),
+		};
+		long n = ioctl(pm_fd, PAGEMAP_SCAN, &a);
+
+		if (n < 0 && pagemap_scan_works == 0 && (errno == ENOTTY || errno == EINVAL)) {
+			pagemap_scan_works = -1;
+			return scan_entries(ct, pm_fd, parent_pm, v, kind, pv, start, v->end, lazy);
+		}
+		if (n < 0) {
+			pr_perror("task %d: PAGEMAP_SCAN of %#lx-%#lx failed", ct->pid, start, v->end);
+			return -1;
+		}
+		pagemap_scan_works = 1;
+		for (long i = 0; i < n; i++) {
+			const struct page_region *r = &vec[i];
+
+			if ((r->categories & PAGE_IS_SWAPPED) || per_page) {
+				if (scan_entries(ct, pm_fd, -1, v, kind, pv, r->start, r->end, lazy))
+					return -1;
+				continue;
+			}
+			/* the shared zero page, and a private file page the
+			 * file still holds, are not copied */
+			if ((r->categories & PAGE_IS_PFNZERO) ||
+			    (file && (v->shared || (r->categories & PAGE_IS_FILE))))
+				continue;
+			add_run(ct, r->start, (r->end - r->start) / PAGE_SIZE, false, false, lazy);
+		}
+		if (a.walk_end <= start)
+			break;
+		start = a.walk_end;
 	}
 	return 0;
 }
@@ -498,7 +568,9 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 	close(pm_fd);
 	if (parent_pm >= 0)
 		close(parent_pm);
-	free(vmas);
+	free(ct->kvmas);
+	ct->kvmas = vmas;
+	ct->nr_kvmas = nr;
 	ct->vmas = mm.vmas;
 	ct->nr_vmas = mm.n_vmas;
 

@@ -707,6 +707,13 @@ int track_scan(struct ctask *ct, bool rearm)
 	return ret;
 }
 
+bool track_follows(const struct ctask *ct)
+{
+	const struct track_task *t = have_prev ? task_of(ct->pid) : NULL;
+
+	return t && t->from_prev;
+}
+
 bool track_unchanged(const struct ctask *ct, unsigned long addr)
 {
 	const struct track_task *t;

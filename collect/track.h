@@ -33,6 +33,8 @@ const uint8_t *track_parent_id(void);
 bool track_has_parent(void);
 int track_scan(struct ctask *ct, bool rearm);
 bool track_unchanged(const struct ctask *ct, unsigned long addr);
+/* track_unchanged can be true for some page of ct (pages are asked one by one). */
+bool track_follows(const struct ctask *ct);
 /* A pagemap entry that is the tracker's write-protected hole, not a page. */
 bool track_is_marker(uint64_t pme);
 int track_arm(struct ctask *ct);

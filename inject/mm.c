@@ -87,7 +87,7 @@ static int restore_vdso(struct itask *t)
 		pr_err("task %d: cannot map the vDSO at %#lx: %s", t->pid, block, strerror(-r));
 		return -1;
 	}
-	nr = proc_read_vmas(t->pid, &now);
+	nr = proc_read_maps(t->pid, &now);
 	if (nr < 0)
 		return -1;
 	r = -1;

@@ -57,14 +57,15 @@ static uint64_t parse_vmflags(const char *s)
 	return flags;
 }
 
-int proc_read_vmas(pid_t pid, struct proc_vma **out)
+/* The mappings listed in /proc/PID/NAME: maps, or smaps with VmFlags. */
+static int read_vma_list(pid_t pid, const char *name, struct proc_vma **out)
 {
 	char path[64], *line = NULL;
 	size_t cap = 0, nr = 0, alloc = 0;
 	struct proc_vma *vmas = NULL, *cur = NULL;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
 	f = fopen(path, "re");
 	if (!f) {
 		pr_perror("cannot open %s", path);
@@ -106,6 +107,16 @@ int proc_read_vmas(pid_t pid, struct proc_vma **out)
 	fclose(f);
 	*out = vmas;
 	return nr;
+}
+
+int proc_read_vmas(pid_t pid, struct proc_vma **out)
+{
+	return read_vma_list(pid, "smaps", out);
+}
+
+int proc_read_maps(pid_t pid, struct proc_vma **out)
+{
+	return read_vma_list(pid, "maps", out);
 }
 
 int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *st)

@@ -163,7 +163,7 @@ static bool find_syscall_in(struct rtask *t, const struct proc_vma *v)
 int rtask_find_syscall(struct rtask *t)
 {
 	struct proc_vma *vmas;
-	int nr = proc_read_vmas(t->tid, &vmas);
+	int nr = proc_read_maps(t->tid, &vmas);
 
 	if (nr < 0)
 		return -1;

@@ -543,7 +543,7 @@ static void tell_first_stage(struct pipeline *p, const struct stage_error *first
 	memcpy(out, first->line, len);
 	for (const struct stage_error *e = first + 1; first->stage >= 0 && e < p->errors + p->nerrors;
 	     e++) {
-		const char *prog, *text;
+		const char *prog = e->line, *text;
 		size_t n;
 
 		if (e->stage != first->stage || !error_is_cause(p, e))

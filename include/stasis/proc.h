@@ -41,6 +41,9 @@ struct proc_vma {
 
 /* Reads /proc/PID/smaps; returns the number of VMAs (in *vmas, malloc'd) or -1. */
 int proc_read_vmas(pid_t pid, struct proc_vma **vmas);
+/* The same from /proc/PID/maps, vmflags 0: much cheaper, as smaps walks
+ * every page table of the task to count its pages. */
+int proc_read_maps(pid_t pid, struct proc_vma **vmas);
 
 /* The fields of /proc/PID/stat that stasis uses (numbers from proc(5)). */
 struct proc_stat {
