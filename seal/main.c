@@ -21,8 +21,8 @@
 #include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
-#include "stasis/seal.h"
 #include "stasis/util.h"
+#include "stasis-seal/seal.h"
 
 enum {
 	OPT_ENCRYPT = 256,

@@ -37,8 +37,8 @@
 #include "stasis/image.h"
 #include "stasis/imgfile.h"
 #include "stasis/log.h"
-#include "stasis/seal.h"
 #include "stasis/util.h"
+#include "stasis-seal/seal.h"
 
 #include "chain.h"
 #include "chainstream.h"

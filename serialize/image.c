@@ -104,7 +104,7 @@ static const struct {
 	{ "file-locks", &stasis__file_lock__descriptor, &stasis__file_lock__descriptor },
 	{ "memfds", &stasis__memfd_inode__descriptor, &stasis__memfd_inode__descriptor },
 	{ "memfd-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
-	/* sealed checkpoints (seal/): cipher and pagetags-N are plaintext;
+	/* sealed checkpoints (lib/seal/): cipher and pagetags-N are plaintext;
 	 * seal is encrypted like every other record image */
 	{ "cipher", &stasis__seal_cipher__descriptor, NULL },
 	{ "pagetags-", &stasis__page_tag__descriptor, &stasis__page_tag__descriptor },

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * libFuzzer harness: the opener of sealed streams (seal/core.c), as
+ * libFuzzer harness: the opener of sealed streams (lib/seal/open.c), as
  * `stasis-seal --open` and `stasis-serialize show --tls-key` run it: the
  * cipher image, the wrapped keys, the sealed records, page frames and their
  * tags, the summary and the trailer. The key is the test key checked in
@@ -15,7 +15,7 @@
 
 #include "stasis/image.h"
 #include "stasis/log.h"
-#include "stasis/seal.h"
+#include "stasis-seal/seal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

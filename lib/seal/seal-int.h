@@ -11,7 +11,7 @@
 
 #include "stasis/image.h"
 #include "stasis/nameidx.h"
-#include "stasis/seal.h"
+#include "stasis-seal/seal.h"
 
 #define SEAL_VERSION	   1
 #define SEAL_RECORD_CIPHER "CHACHA20-POLY1305"
