@@ -51,11 +51,11 @@
 #include "bgsnap.h"
 #include "collect.h"
 #include "stasis/fault.h"
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/uffd.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 
 #define UFFD_FEATURES                                                                              \
 	(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)

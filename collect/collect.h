@@ -6,9 +6,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "stasis/image.h"
 #include "stasis/ptrace.h"
 #include "stasis/tree.h"
+#include "stasis-image/image.h"
 
 struct collect_opts {
 	bool shell_job;

@@ -29,10 +29,11 @@
 #include <unistd.h>
 
 #include "collect.h"
-#include "stasis/imgfile.h"
 #include "stasis/lazy.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/imgfile.h"
+#include "stasis-image/lazyresp.h"
 
 /* a background push goes out in pieces of one frame, so that a request
  * never waits behind more than that */

@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "stasis/image.h"
 #include "stasis/ptrace.h"
+#include "stasis-image/image.h"
 
 struct inject_opts {
 	bool detached;

@@ -31,14 +31,14 @@
 
 #include "lazy-pages.h"
 #include "lazy-remote.h"
-#include "stasis/image.h"
-#include "stasis/imgfile.h"
 #include "stasis/lazy.h"
 #include "stasis/log.h"
 #include "stasis/proc.h"
 #include "stasis/opts.h"
 #include "stasis/uffd.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/imgfile.h"
 
 #define FAULT_AHEAD_PAGES 16	/* asked for with a faulted page */
 #define PREFETCH_PAGES 256	/* per background request */

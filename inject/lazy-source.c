@@ -17,11 +17,12 @@
 #include <unistd.h>
 
 #include "lazy-pages.h"
-#include "stasis/image.h"
 #include "stasis/lazy.h"
 #include "stasis/log.h"
-#include "stasis/memread.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/lazyresp.h"
+#include "stasis-image/memread.h"
 
 #define SOURCE_CHUNK_PAGES 64 /* pages read and sent at a time */
 

@@ -6,10 +6,10 @@
  */
 #include <stdio.h>
 
-#include "stasis/imgfile.h"
 #include "stasis/log.h"
-#include "stasis/stats.h"
 #include "stasis/util.h"
+#include "stasis-image/imgfile.h"
+#include "stasis-image/stats.h"
 
 #include "stats.h"
 

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 #include "stasis-seal/seal.h"
 
 enum {

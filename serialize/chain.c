@@ -20,13 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
-#include "stasis/imgfile.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/imgfile.h"
 
 #include "chain.h"
-#include "stasis/memread.h"
+#include "stasis-image/memread.h"
 
 #define CHAIN_MAX_LINKS 64
 

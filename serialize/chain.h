@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stasis/image.h"
+#include "stasis-image/image.h"
 
 struct chain;
 

@@ -34,10 +34,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
-#include "stasis/imgfile.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/imgfile.h"
 #include "stasis-seal/seal.h"
 
 #include "chain.h"

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/nameidx.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 
 #define WBUF_SIZE (64u << 10)
 

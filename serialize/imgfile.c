@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* A single record image file: see include/stasis/imgfile.h. */
+/* A single record image file: see include/stasis-image/imgfile.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
-#include "stasis/imgfile.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/imgfile.h"
 
 int imgfile_write_record(const char *path, const ProtobufCMessage *msg)
 {

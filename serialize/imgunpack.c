@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "stasis/fault.h"
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 
 /*
  * Frames are written into DIR/.stasis-unpack.PID, and the images move into

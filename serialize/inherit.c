@@ -3,8 +3,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "stasis/image.h"
 #include "stasis/proc.h"
+#include "stasis-image/image.h"
 
 bool img_forks_from_parent(const Stasis__PstreeEntry *task, const Stasis__PstreeEntry *parent)
 {

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The response stream of a lazy page source (include/stasis/lazy.h). */
-#include "stasis/image.h"
+/* The response stream of a lazy page source (include/stasis-image/lazyresp.h;
+ * the protocol is include/stasis/lazy.h). */
 #include "stasis/lazy.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/lazyresp.h"
 
 int lazy_resp_head(struct img_writer *w, pid_t pid, uint64_t vaddr, uint32_t nr_pages, int zero)
 {

@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/opts.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 #include "stasis-seal/seal.h"
 #include "json.h"
 #include "chain.h"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* --display-stats: the figures of stats-dump and stats-restore, in the
  * words criu(8) prints them with. */
-#include "stasis/stats.h"
+#include "stasis-image/stats.h"
 
 static void pages(FILE *f, const char *what, uint64_t n)
 {

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
-#include "stasis/imgfile.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/imgfile.h"
 
 #include "commands.h"
 #include "ops.h"

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stasis/image.h"
-#include "stasis/imgfile.h"
 #include "stasis/log.h"
 #include "stasis/scripts.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
+#include "stasis-image/imgfile.h"
 
 #include "ops.h"
 

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stasis/imgfile.h"
 #include "stasis/log.h"
-#include "stasis/stats.h"
 #include "stasis/util.h"
+#include "stasis-image/imgfile.h"
+#include "stasis-image/stats.h"
 
 #include "ops.h"
 

@@ -32,9 +32,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 
 #include "transfer.h"
 

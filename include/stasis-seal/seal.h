@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "stasis/image.h"
+#include "stasis-image/image.h"
 
 #define SEAL_DEFAULT_CERT "/etc/pki/stasis/cert.pem"
 #define SEAL_DEFAULT_KEY  "/etc/pki/stasis/private/key.pem"

@@ -39,8 +39,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct img_writer;
-
 #define LAZY_SOCKET_NAME "lazy-pages.socket"
 #define LAZY_PAGES_IMAGE "lazy-pages"
 
@@ -72,13 +70,7 @@ int lazy_req_write(int fd, int kind, pid_t pid, uint64_t vaddr, uint32_t nr_page
  * file at a request boundary, -1 error (logged). */
 int lazy_req_read(int fd, struct lazy_req *req);
 
-/* Source side of the response stream: the record announcing nr_pages
- * pages of pid at vaddr (zero: no frames follow, they read as zeros). */
-int lazy_resp_head(struct img_writer *w, pid_t pid, uint64_t vaddr, uint32_t nr_pages, int zero);
-/* The record and its pages, as page frames of image (a pages-N name);
- * both flush what they wrote, so that the daemon gets it at once. */
-int lazy_resp_pages(struct img_writer *w, const char *image, pid_t pid, uint64_t vaddr,
-		    const void *data, uint32_t nr_pages);
+/* The source side of the response stream is in include/stasis-image/lazyresp.h. */
 
 /* Restorer -> daemon. */
 #define LAZY_TASK_MAGIC 0x4b544c53u /* "SLTK" */

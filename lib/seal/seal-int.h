@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stasis/image.h"
 #include "stasis/nameidx.h"
+#include "stasis-image/image.h"
 #include "stasis-seal/seal.h"
 
 #define SEAL_VERSION	   1

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "../../inject/inject.h"
-#include "stasis/image.h"
 #include "stasis/log.h"
+#include "stasis-image/image.h"
 
 struct inject_opts opts = { .file_validation = FILE_VALIDATION_FILESIZE };
 

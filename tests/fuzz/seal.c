@@ -13,8 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
 #include "stasis/log.h"
+#include "stasis-image/image.h"
 #include "stasis-seal/seal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

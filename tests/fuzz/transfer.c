@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "../../transfer/transfer.h"
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 
 /* conn.c needs none of the options, but they live with main.c */
 struct xfer_opts xopts;

@@ -28,10 +28,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
 #include "stasis/lazy.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 
 struct run {
 	unsigned long vaddr, nr;

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stasis/image.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+#include "stasis-image/image.h"
 
 #define PID 1234
 

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "stasis/image.h"
+#include "stasis-image/image.h"
 
 void stats_print_dump(FILE *f, const Stasis__DumpStats *s);
 void stats_print_restore(FILE *f, const Stasis__RestoreStats *s);
