@@ -170,11 +170,9 @@ int timers_restore(struct itask *t);
 int creds_restore(struct itask *t);
 int sched_restore(struct itask *t);
 
-/* lazy.c: --lazy-pages (docs/lazy.md). Which mappings and runs are left
- * to the lazy-pages daemon; each task's userfaultfd, registered and handed
+/* lazy.c: --lazy-pages (docs/lazy.md); img_run_lazy (image library) tells
+ * which runs may be left to the lazy-pages daemon. Each task's userfaultfd, registered and handed
  * to it once the whole tree exists; the end of the tree, once released. */
-bool lazy_vma(const Stasis__Vma *v);
-bool lazy_run(const Stasis__MmEntry *mm, uint64_t vaddr, uint64_t len);
 void lazy_add_range(struct itask *t, uint64_t vaddr, uint64_t nr_pages);
 /* Whether t leaves some of vaddr..+len lazy; whether a child of t shares
  * some of it copy-on-write (those are written eagerly, to stay shared). */

@@ -42,38 +42,6 @@ static int daemon_sk = -1;
 static int *uffds;
 static size_t nr_uffds;
 
-/*
- * Private anonymous memory whose pages the daemon may fill after the task
- * runs: not mappings whose state the restore sets with their pages in
- * (locked, sealed), nor those the kernel fills or drops itself.
- */
-bool lazy_vma(const Stasis__Vma *v)
-{
-	if (v->kind != STASIS__VMA_KIND__ANON && v->kind != STASIS__VMA_KIND__HEAP &&
-	    v->kind != STASIS__VMA_KIND__STACK)
-		return false;
-	if ((v->flags & MAP_SHARED) || memfd_vma(v) || v->has_packet_ring)
-		return false;
-	return !(v->madv & (VMF_LOCKED | VMF_SEALED | VMF_DROPPABLE | VMF_HUGETLB | VMF_UFFD));
-}
-
-/* Whether all of vaddr..vaddr+len is in lazy mappings of mm. */
-bool lazy_run(const Stasis__MmEntry *mm, uint64_t vaddr, uint64_t len)
-{
-	uint64_t end = vaddr + len;
-
-	for (size_t i = 0; i < mm->n_vmas && vaddr < end; i++) {
-		const Stasis__Vma *v = mm->vmas[i];
-
-		if (v->end <= vaddr)
-			continue;
-		if (v->start > vaddr || !lazy_vma(v))
-			return false;
-		vaddr = v->end;
-	}
-	return vaddr >= end;
-}
-
 void lazy_add_range(struct itask *t, uint64_t vaddr, uint64_t nr_pages)
 {
 	if ((t->nr_lazy & (t->nr_lazy - 1)) == 0)

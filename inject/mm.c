@@ -415,8 +415,8 @@ static int cursor_lazy(struct itask *t, Stasis__PagemapEntry *pe)
 		lazy = t->parent && lazy_overlaps(t->parent, pe->vaddr, len);
 	else
 		lazy = pe->lazy ||
-		       (lazy_run(t->mm, pe->vaddr, len) && !lazy_shared_with_child(t, pe->vaddr, len));
-	if (lazy && !lazy_run(t->mm, pe->vaddr, len)) {
+		       (img_run_lazy(t->mm, pe->vaddr, len) && !lazy_shared_with_child(t, pe->vaddr, len));
+	if (lazy && !img_run_lazy(t->mm, pe->vaddr, len)) {
 		pr_err("task %d: its pages at %#llx cannot be filled lazily (not private "
 		       "anonymous memory, or locked or sealed)",
 		       t->pid, (unsigned long long)pe->vaddr);

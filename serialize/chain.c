@@ -33,6 +33,7 @@
 struct chain_run {
 	uint64_t vaddr, nr_pages;
 	bool in_parent, in_prev, lazy;
+	bool omit;    /* pack --lazy-pages: left to the daemon, not streamed */
 	uint64_t off; /* of its data in the pages image (when it has data) */
 };
 
@@ -148,7 +149,7 @@ static int load_pagemap_record(void *arg, const uint8_t *buf, size_t len)
 	if ((t->nr_runs & (t->nr_runs - 1)) == 0)
 		t->runs = xrealloc(t->runs, (t->nr_runs ? 2 * t->nr_runs : 1) * sizeof(*t->runs));
 	t->runs[t->nr_runs++] = (struct chain_run){ pe->vaddr, pe->nr_pages, pe->in_parent,
-						    pe->in_prev, pe->lazy, pl->off };
+						    pe->in_prev, pe->lazy, false, pl->off };
 	/* lazy runs (dump --lazy-pages) have their data at the page source */
 	if (!pe->in_parent && !pe->in_prev && !pe->lazy)
 		pl->off += pe->nr_pages * PAGE_SIZE;
@@ -440,10 +441,10 @@ static int chain_read(struct chain *c, size_t k, uint32_t pid, uint64_t vaddr, u
 int chain_pack_pagemap(struct chain *c, const char *name, const uint8_t *buf, size_t len,
 		       unsigned idx, struct img_writer *w)
 {
+	struct chain_task *t = link_task(&c->links[0], strtoul(name + 8, NULL, 10));
 	Stasis__PagemapEntry *pe;
 	int ret;
 
-	(void)c;
 	if (idx == 0)
 		return imgw_record_raw(w, name, buf, len);
 	pe = stasis__pagemap_entry__unpack(NULL, len, buf);
@@ -453,6 +454,9 @@ int chain_pack_pagemap(struct chain *c, const char *name, const uint8_t *buf, si
 	}
 	/* the data is put back into the pages image: a whole checkpoint */
 	pe->has_in_prev = pe->in_prev = false;
+	/* or left to the lazy-pages daemon, which reads it from here */
+	if (t && idx - 1 < t->nr_runs && t->runs[idx - 1].omit)
+		pe->has_lazy = pe->lazy = true;
 	ret = imgw_record(w, name, &pe->base);
 	stasis__pagemap_entry__free_unpacked(pe, NULL);
 	return ret;
@@ -474,7 +478,7 @@ int chain_pack_pages(struct chain *c, const char *name, int fd, struct img_write
 		struct chain_run *r = &t->runs[i];
 		uint64_t done = 0, total = r->nr_pages * PAGE_SIZE;
 
-		if (r->in_parent || r->lazy)
+		if (r->in_parent || r->lazy || r->omit)
 			continue;
 		while (done < total) {
 			size_t chunk = total - done < STASIS_PAGE_FRAME_SPAN ? total - done
@@ -495,6 +499,76 @@ int chain_pack_pages(struct chain *c, const char *name, int fd, struct img_write
 	ret = 0;
 out:
 	free(buf);
+	return ret;
+}
+
+/* ------------------------------------------- pack --lazy-pages */
+
+struct pstree_load {
+	uint32_t *parents; /* the ppid of every task */
+	size_t nr;
+};
+
+static int load_pstree_record(void *arg, const uint8_t *buf, size_t len)
+{
+	struct pstree_load *pl = arg;
+	Stasis__PstreeEntry *pe = stasis__pstree_entry__unpack(NULL, len, buf);
+
+	if (!pe) {
+		pr_err("pstree: a record is not a PstreeEntry");
+		return -1;
+	}
+	pl->parents = xrealloc(pl->parents, (pl->nr + 1) * sizeof(*pl->parents));
+	pl->parents[pl->nr++] = pe->ppid;
+	stasis__pstree_entry__free_unpacked(pe, NULL);
+	return 0;
+}
+
+static bool has_children(const struct pstree_load *pl, uint32_t pid)
+{
+	for (size_t i = 0; i < pl->nr; i++)
+		if (pl->parents[i] == pid)
+			return true;
+	return false;
+}
+
+int chain_omit_lazy(struct chain *c, uint64_t *pages)
+{
+	struct chain_link *top = &c->links[0];
+	struct pstree_load pl = { NULL, 0 };
+	char path[PATH_MAX];
+	int ret = -1;
+
+	*pages = 0;
+	snprintf(path, sizeof(path), "%s/pstree.img", top->dir);
+	if (for_each_record(path, load_pstree_record, &pl))
+		goto out;
+	for (size_t i = 0; i < top->nr_tasks; i++) {
+		struct chain_task *t = &top->tasks[i];
+		Stasis__MmEntry *mm;
+
+		/* a parent's pages its children share are written eagerly, to
+		 * stay shared (docs/lazy.md): its runs are all streamed */
+		if (has_children(&pl, t->pid))
+			continue;
+		snprintf(path, sizeof(path), "%s/mm-%u.img", top->dir, t->pid);
+		mm = (Stasis__MmEntry *)imgfile_read_record(path, &stasis__mm_entry__descriptor, 0);
+		if (!mm)
+			goto out;
+		for (size_t j = 0; j < t->nr_runs; j++) {
+			struct chain_run *r = &t->runs[j];
+
+			if (!r->in_parent && !r->lazy &&
+			    img_run_lazy(mm, r->vaddr, r->nr_pages * PAGE_SIZE)) {
+				r->omit = true;
+				*pages += r->nr_pages;
+			}
+		}
+		stasis__mm_entry__free_unpacked(mm, NULL);
+	}
+	ret = 0;
+out:
+	free(pl.parents);
 	return ret;
 }
 

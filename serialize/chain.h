@@ -24,6 +24,13 @@ bool chain_needed(const struct chain *c);
 /* Record idx of a pagemap image, without in_prev. */
 int chain_pack_pagemap(struct chain *c, const char *name, const uint8_t *buf, size_t len,
 		       unsigned idx, struct img_writer *w);
+/*
+ * pack --lazy-pages: the runs a lazy restore leaves to the lazy-pages daemon
+ * (img_run_lazy, in tasks without children) are marked lazy in the pagemap
+ * records packed, and their data is not streamed: the daemon reads it from
+ * the directory. Their number of pages in *pages.
+ */
+int chain_omit_lazy(struct chain *c, uint64_t *pages);
 /* A pages image of dir with its parents' data put back, in run order. */
 int chain_pack_pages(struct chain *c, const char *name, int fd, struct img_writer *w);
 

@@ -654,19 +654,24 @@ out:
 	return ret;
 }
 
-static int pack_link(const char *dir, struct img_writer *w, bool resolve);
+static int pack_link(const char *dir, struct img_writer *w, bool resolve, bool lazy);
 
 int imgdir_pack(const char *dir, struct img_writer *w)
 {
-	return pack_link(dir, w, true);
+	return pack_link(dir, w, true, false);
+}
+
+int imgdir_pack_lazy(const char *dir, struct img_writer *w)
+{
+	return pack_link(dir, w, true, true);
 }
 
 int imgdir_pack_link(const char *dir, struct img_writer *w)
 {
-	return pack_link(dir, w, false);
+	return pack_link(dir, w, false, false);
 }
 
-static int pack_link(const char *dir, struct img_writer *w, bool resolve)
+static int pack_link(const char *dir, struct img_writer *w, bool resolve, bool lazy)
 {
 	DIR *dp = opendir(dir);
 	struct dirent *de;
@@ -696,11 +701,16 @@ static int pack_link(const char *dir, struct img_writer *w, bool resolve)
 		goto out;
 	}
 	qsort(names, nr, sizeof(*names), img_pack_cmp);
-	if (resolve && chain_has_parent(dir)) {
+	if (lazy || (resolve && chain_has_parent(dir))) {
+		uint64_t omitted = 0;
+
 		chain = chain_open(dir);
-		if (!chain)
+		if (!chain || (lazy && chain_omit_lazy(chain, &omitted)))
 			goto out;
-		if (!chain_needed(chain)) {
+		if (lazy)
+			pr_info("%s: %llu pages left to the lazy-pages daemon, not streamed", dir,
+				(unsigned long long)omitted);
+		else if (!chain_needed(chain)) {
 			chain_free(chain);
 			chain = NULL;
 		}

@@ -32,6 +32,7 @@ enum {
 	OPT_CHAIN_FD,
 	OPT_REQUIRE_SEALED,
 	OPT_CHAIN,
+	OPT_LAZY_PAGES,
 };
 
 static const struct option long_opts[] = {
@@ -42,6 +43,7 @@ static const struct option long_opts[] = {
 	{ "chain-fd", required_argument, NULL, OPT_CHAIN_FD },
 	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
 	{ "chain", no_argument, NULL, OPT_CHAIN },
+	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "verbosity", required_argument, NULL, OPT_VERBOSITY },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
@@ -53,7 +55,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: %1$s unpack -D DIR [--ack-fd FD]\n"
-		"       %1$s pack -D DIR [--chain]\n"
+		"       %1$s pack -D DIR [--chain | --lazy-pages]\n"
 		"       %1$s show [-i FILE | -D DIR | FILE | -] [--tls-key KEY]\n"
 		"       %1$s dedup -D DIR\n"
 		"       %1$s chain [--tls-key KEY] [--require-sealed] [--chain-fd FD]\n"
@@ -84,6 +86,8 @@ static void usage(FILE *f)
 		"      --require-sealed    chain: refuse a link that is not sealed\n"
 		"      --chain             pack: DIR and its parent links, oldest first, each a\n"
 		"                          stream as stored: the chain as one stream\n"
+		"      --lazy-pages        pack: for stasis-inject --lazy-pages, whose daemon\n"
+		"                          reads DIR: the pages it fills are not streamed\n"
 		"      --chain-fd FD       chain: the links come from stasis-transfer\n"
 		"                          --chain-fd, one sender each; after each link say\n"
 		"                          MORE or LAST on FD, and restore only after SENT\n"
@@ -190,7 +194,7 @@ out:
 	return ret;
 }
 
-static int cmd_pack(const char *dir, bool chain)
+static int cmd_pack(const char *dir, bool chain, bool lazy)
 {
 	struct img_writer *w;
 	int ret;
@@ -205,7 +209,7 @@ static int cmd_pack(const char *dir, bool chain)
 	w = imgw_open(1);
 	/* a write error (EPIPE included: SIGPIPE is ignored) is reported once,
 	 * by the writer, and fails every later call */
-	ret = imgdir_pack(dir, w) || imgw_finish(w) ? -1 : 0;
+	ret = (lazy ? imgdir_pack_lazy(dir, w) : imgdir_pack(dir, w)) || imgw_finish(w) ? -1 : 0;
 	imgw_free(w);
 	return ret;
 }
@@ -683,7 +687,7 @@ static int cmd_show(const char *input, const char *dir, const char *tls_key)
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *input = NULL, *tls_key = NULL, *cmd;
-	bool ack_given = false, require_sealed = false, chain = false;
+	bool ack_given = false, require_sealed = false, chain = false, lazy = false;
 	int ack_fd = -1, chain_fd = -1, opt;
 
 	log_init(argv[0]);
@@ -717,6 +721,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_REQUIRE_SEALED:
 			require_sealed = true;
+			break;
+		case OPT_LAZY_PAGES:
+			lazy = true;
 			break;
 		case OPT_CHAIN:
 			chain = true;
@@ -766,8 +773,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (chain && strcmp(cmd, "pack")) {
-		pr_err("--chain is an option of pack only");
+	if ((chain || lazy) && strcmp(cmd, "pack")) {
+		pr_err("%s is an option of pack only", chain ? "--chain" : "--lazy-pages");
+		return 1;
+	}
+	if (chain && lazy) {
+		pr_err("--chain and --lazy-pages: a chain is packed as stored, not for a restore");
 		return 1;
 	}
 	if ((chain_fd >= 0 || require_sealed) && strcmp(cmd, "chain")) {
@@ -819,7 +830,7 @@ int main(int argc, char **argv)
 		return cmd_unpack(dir, ack_fd) ? 1 : 0;
 	}
 	if (!strcmp(cmd, "pack"))
-		return cmd_pack(dir, chain) ? 1 : 0;
+		return cmd_pack(dir, chain, lazy) ? 1 : 0;
 	if (!strcmp(cmd, "dedup")) {
 		uint64_t bytes;
 

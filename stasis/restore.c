@@ -44,6 +44,9 @@ static struct stage *add_source(struct pipeline *p, const struct fe_opts *o, con
 		args_add(&st->argv, "pack");
 		args_add(&st->argv, "-D");
 		args_add(&st->argv, dir);
+		/* the daemon reads the pages it fills from dir itself */
+		if (o->flag[F_LAZY_PAGES])
+			args_add(&st->argv, "--lazy-pages");
 	}
 	add_common(&st->argv, o, log);
 	return st;

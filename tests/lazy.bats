@@ -78,6 +78,57 @@ lazy_stat() { # NAME
 		die_with_logs "stats-restore.img lacks the lazy figures"
 }
 
+# The runs of pagemap-PID marked lazy in the stream STREAM.
+lazy_runs_in() { # STREAM PID
+	stasis-serialize show -i "$1" |
+		awk -v img="\"pagemap-$2\"," '$1 == "\"image\":" { cur = ($2 == img) }
+			cur && /"lazy": true/ { n++ } END { print n + 0 }'
+}
+
+@test "restore --lazy-pages streams only what stasis-inject writes: pack --lazy-pages leaves the 64 MiB heap out, marked lazy, and the daemon fills it from the directory" {
+	start_prog heap
+	dump_and_kill
+	local s=$BATS_TEST_TMPDIR full lazy
+	stasis-serialize pack -D "$IMG" >"$s/full.stream"
+	stasis-serialize pack -D "$IMG" --lazy-pages >"$s/lazy.stream"
+	full=$(stat -c %s "$s/full.stream")
+	lazy=$(stat -c %s "$s/lazy.stream")
+	echo "stream: $full bytes whole, $lazy bytes for a lazy restore"
+	[ $((full - lazy)) -ge $((64 << 20)) ] ||
+		die_with_logs "pack --lazy-pages streamed $lazy of $full bytes: the lazy pages went too"
+	[ "$(lazy_runs_in "$s/full.stream" "$PID")" -eq 0 ]
+	[ "$(lazy_runs_in "$s/lazy.stream" "$PID")" -gt 0 ]
+	# the stream without its lazy pages is refused by a restore that is not lazy
+	run stasis-inject <"$s/lazy.stream"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"restore it with --lazy-pages"* ]]
+	lazy_restore_and_check
+	[ "$(lazy_stat "Pages left lazy")" -ge 16384 ]
+	# pack's options: --lazy-pages is pack's, and not with --chain
+	run stasis-serialize show -D "$IMG" --lazy-pages
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"--lazy-pages is an option of pack only"* ]]
+	run stasis-serialize pack -D "$IMG" --lazy-pages --chain
+	[ "$status" -eq 1 ]
+}
+
+@test "pack --lazy-pages streams a parent's pages, which its children share copy-on-write, and leaves out the children's own" {
+	start_prog prefork 32 4
+	dump_and_kill_tree
+	local s=$BATS_TEST_TMPDIR/lazy.stream pid kids=0 own=0
+	stasis-serialize pack -D "$IMG" --lazy-pages >"$s"
+	[ "$(lazy_runs_in "$s" "$PID")" -eq 0 ] ||
+		die_with_logs "the parent's runs were left out of the stream"
+	while read -r pid _; do
+		[ "$pid" = "$PID" ] && continue
+		kids=$((kids + 1))
+		[ "$(lazy_runs_in "$s" "$pid")" -eq 0 ] || own=$((own + 1))
+	done < <(image_tasks)
+	echo "$kids children, $own with runs left lazy"
+	[ "$kids" -eq 4 ]
+	[ "$own" -eq 4 ]
+}
+
 @test "mappings: private and shared file and anonymous mappings, PROT_NONE and read-only ones, restored lazily" {
 	start_prog mappings "$BATS_TEST_TMPDIR"
 	dump_and_kill

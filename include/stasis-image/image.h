@@ -113,6 +113,13 @@ bool img_in_checkpoint(const char *name);
 bool img_forks_from_parent(const Stasis__PstreeEntry *task, const Stasis__PstreeEntry *parent);
 bool img_vma_inherited(const Stasis__Vma *child, const Stasis__Vma *parent);
 
+/* A mapping whose pages a lazy restore may fill after the task runs
+ * (private anonymous memory, not locked, sealed, droppable, hugetlb or a
+ * program's own userfaultfd's), and whether vaddr..vaddr+len lies in such
+ * mappings of mm only (serialize/lazy.c). */
+bool img_vma_lazy(const Stasis__Vma *v);
+bool img_run_lazy(const Stasis__MmEntry *mm, uint64_t vaddr, uint64_t len);
+
 /* Directory form: NAME.img per image. */
 #define STASIS_IMG_MAGIC "STASIMG1"
 /* "NAME.img" -> NAME, when fname names an image file. */
@@ -160,6 +167,10 @@ int img_ack(int fd);
 int img_pack_cmp(const void *a, const void *b);
 /* Streams every image of dir to w in canonical order. */
 int imgdir_pack(const char *dir, struct img_writer *w);
+/* The same for a restore with --lazy-pages: the page data the lazy-pages
+ * daemon will read from dir itself is not streamed (its runs are marked
+ * lazy), so that the restored tree runs without waiting for it. */
+int imgdir_pack_lazy(const char *dir, struct img_writer *w);
 /* The same for one link of an iterative chain as it is, its pages left to
  * its parent unresolved (stasis-serialize pack --chain). */
 int imgdir_pack_link(const char *dir, struct img_writer *w);
