@@ -31,17 +31,13 @@ struct inject_opts {
 
 extern struct inject_opts opts;
 
-/* The record images of the checkpoint, held in memory (page data is not). */
-struct rec {
-	const char *image;
-	void *data;
-	size_t len;
-};
-
-/* records.c: reads every record up to the first page frame; returns
- * imgr_next's verdict for the frame left in *f (1 pages, 0 end, -1 error). */
+/* records.c: the record images of the checkpoint, held in memory (page
+ * data is not). records_load reads every record up to the first page
+ * frame; returns imgr_next's verdict for the frame left in *f (1 pages,
+ * 0 end, -1 error). */
 int records_load(struct img_reader *r, struct img_frame *f);
-/* Unpacks the idx-th record of image into a message (NULL if absent). */
+/* Unpacks the idx-th record of image into a message the caller owns
+ * (NULL if absent, or logged if malformed). */
 void *records_get(const char *image, unsigned idx, const ProtobufCMessageDescriptor *desc);
 unsigned records_count(const char *image);
 void records_free(void);

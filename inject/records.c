@@ -2,6 +2,8 @@
 /*
  * The record images of the checkpoint, held in memory until the restore
  * ends (page data is not: it is written into the tasks as it streams by).
+ * Records are grouped per image as they are loaded, and the images found
+ * by name through a hash index, so that a lookup costs no scan.
  * Apart from main.c so that tests/fuzz/inject.c can load and check
  * records exactly as stasis-inject does, without restoring anything.
  */
@@ -10,36 +12,70 @@
 
 #include "inject.h"
 #include "stasis/log.h"
+#include "stasis/nameidx.h"
 #include "stasis/util.h"
 
 /* More than any real tree has; a bound on what a stream can make us hold. */
 #define RECORDS_MAX 1000000
 
-static struct rec *recs;
-static size_t nr_recs;
+/* One record, packed as it came. */
+struct rec {
+	void *data;
+	size_t len;
+};
+
+/* The records of one image, in stream order. */
+struct rec_image {
+	char *name; /* first: the name index reads it */
+	struct rec *recs;
+	size_t nr, cap;
+};
+
+static struct rec_image *images;
+static size_t nr_images, cap_images;
+static struct name_index index_by_name;
+static size_t nr_recs; /* of every image */
+
+static struct rec_image *image_find(const char *image)
+{
+	int64_t i = name_index_find(&index_by_name, images, sizeof(*images), image);
+
+	return i < 0 ? NULL : &images[i];
+}
+
+static struct rec_image *image_add(const char *image)
+{
+	struct rec_image *ri;
+
+	if (nr_images == cap_images) {
+		cap_images = cap_images ? cap_images * 2 : 64;
+		images = xrealloc(images, cap_images * sizeof(*images));
+	}
+	ri = &images[nr_images];
+	*ri = (struct rec_image){ .name = xstrdup(image) };
+	name_index_add(&index_by_name, images, sizeof(*images), nr_images);
+	nr_images++;
+	return ri;
+}
 
 unsigned records_count(const char *image)
 {
-	unsigned n = 0;
+	struct rec_image *ri = image_find(image);
 
-	for (size_t i = 0; i < nr_recs; i++)
-		n += !strcmp(recs[i].image, image);
-	return n;
+	return ri ? ri->nr : 0;
 }
 
 void *records_get(const char *image, unsigned idx, const ProtobufCMessageDescriptor *desc)
 {
-	for (size_t i = 0; i < nr_recs; i++) {
-		ProtobufCMessage *m;
+	struct rec_image *ri = image_find(image);
+	ProtobufCMessage *m;
 
-		if (strcmp(recs[i].image, image) || idx--)
-			continue;
-		m = protobuf_c_message_unpack(desc, NULL, recs[i].len, recs[i].data);
-		if (!m)
-			pr_err("%s: record is malformed (not a %s)", image, desc->name);
-		return m;
-	}
-	return NULL;
+	if (!ri || idx >= ri->nr)
+		return NULL;
+	m = protobuf_c_message_unpack(desc, NULL, ri->recs[idx].len, ri->recs[idx].data);
+	if (!m)
+		pr_err("%s: record is malformed (not a %s)", image, desc->name);
+	return m;
 }
 
 int records_load(struct img_reader *r, struct img_frame *f)
@@ -47,6 +83,9 @@ int records_load(struct img_reader *r, struct img_frame *f)
 	int ret;
 
 	while ((ret = imgr_next(r, f)) > 0) {
+		struct rec_image *ri;
+		struct rec *rec;
+
 		if (f->hdr.kind == FRAME_PAGES)
 			return 1;
 		if (f->hdr.kind != FRAME_RECORD)
@@ -55,11 +94,17 @@ int records_load(struct img_reader *r, struct img_frame *f)
 			pr_err("too many records in the checkpoint");
 			return -1;
 		}
-		recs = xrealloc(recs, (nr_recs + 1) * sizeof(*recs));
-		recs[nr_recs].image = xstrdup(f->image);
-		recs[nr_recs].data = xmalloc(f->hdr.len);
-		memcpy(recs[nr_recs].data, f->data, f->hdr.len);
-		recs[nr_recs].len = f->hdr.len;
+		ri = image_find(f->image);
+		if (!ri)
+			ri = image_add(f->image);
+		if (ri->nr == ri->cap) {
+			ri->cap = ri->cap ? ri->cap * 2 : 8;
+			ri->recs = xrealloc(ri->recs, ri->cap * sizeof(*ri->recs));
+		}
+		rec = &ri->recs[ri->nr++];
+		rec->data = xmalloc(f->hdr.len);
+		memcpy(rec->data, f->data, f->hdr.len);
+		rec->len = f->hdr.len;
 		nr_recs++;
 	}
 	return ret;
@@ -67,11 +112,15 @@ int records_load(struct img_reader *r, struct img_frame *f)
 
 void records_free(void)
 {
-	for (size_t i = 0; i < nr_recs; i++) {
-		free((char *)recs[i].image);
-		free(recs[i].data);
+	for (size_t i = 0; i < nr_images; i++) {
+		for (size_t j = 0; j < images[i].nr; j++)
+			free(images[i].recs[j].data);
+		free(images[i].recs);
+		free(images[i].name);
 	}
-	free(recs);
-	recs = NULL;
+	free(images);
+	images = NULL;
+	nr_images = cap_images = 0;
+	name_index_free(&index_by_name);
 	nr_recs = 0;
 }
