@@ -41,7 +41,10 @@ struct collect_opts {
 	bool background_snapshot; /* -R, pre-dump: copy the memory while the tree runs */
 };
 
+/* opts.c: the options, with their defaults until collect_parse_opts
+ * parses the command line (0, or -1 once the error or usage is printed). */
 extern struct collect_opts opts;
+int collect_parse_opts(int argc, char **argv);
 
 /* The tree being dumped (all of it, zombies included). */
 const struct tree *collect_tree(void);

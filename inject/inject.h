@@ -29,7 +29,10 @@ struct inject_opts {
 /* --file-validation: how regular files are checked against the dump */
 #define FILE_VALIDATION_FILESIZE 1
 
+/* opts.c: the options, with their defaults until inject_parse_opts
+ * parses the command line (0, or -1 once the error or usage is printed). */
 extern struct inject_opts opts;
+int inject_parse_opts(int argc, char **argv);
 
 /* records.c: the record images of the checkpoint, held in memory (page
  * data is not). records_load reads every record up to the first page

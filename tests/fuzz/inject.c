@@ -19,7 +19,7 @@
 #include "stasis/log.h"
 #include "stasis-image/image.h"
 
-struct inject_opts opts = { .file_validation = FILE_VALIDATION_FILESIZE };
+/* opts: stasis-inject's defaults (inject/opts.c) */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
