@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lazy-pages.h"
+#include "stasis-image/lazysource.h"
 #include "lazy-remote.h"
 #include "stasis/lazy.h"
 #include "stasis/log.h"
@@ -83,7 +83,11 @@ static int req_fd = -1, resp_fd = -1;
 static struct img_reader *resp;
 static char *outbuf;
 static size_t out_len, out_cap;
-static bool source_ended, tree_done, local_source;
+static bool source_ended, tree_done;
+/* the page source sends only what it is asked for (ours, of a directory;
+ * --request-all): every page is asked for in the background at once,
+ * instead of when a pushing source has gone quiet */
+static bool request_all;
 static pid_t source_pid;
 static long prefetch_delay_ms;
 static uint64_t next_prefetch_ns, last_arrival_ns;
@@ -641,7 +645,7 @@ static int source_frame(void)
 
 static bool prefetching_now(void)
 {
-	return local_source || (tree_done && now_ns() > last_arrival_ns + IDLE_PREFETCH_NS);
+	return request_all || (tree_done && now_ns() > last_arrival_ns + IDLE_PREFETCH_NS);
 }
 
 /* A background request for the first pages nobody asked for yet. */
@@ -824,6 +828,8 @@ static void usage(FILE *f)
 		   "  -W, --work-dir DIR      where lazy-pages.socket is made (default: DIR)\n"
 		   "      --request-fd N      requests to a page source go to descriptor N\n"
 		   "      --response-fd N     its pages come from descriptor N\n"
+		   "      --request-all       that source sends only what it is asked for: ask\n"
+		   "                          for every page at once (stasis-serialize chain)\n"
 		   "      --page-server       the pages come from the lazy page server of the\n"
 		   "                          source (stasis dump --lazy-pages) at --address\n"
 		   "                          and --port, through stasis-transfer and stasis-seal\n"
@@ -946,7 +952,7 @@ static int run(int lsk)
 			free(p);
 			return -1;
 		}
-		if (!local_source && tree_done && !all_in()) {
+		if (!request_all && tree_done && !all_in()) {
 			/* wake up when the source has been idle long enough */
 			uint64_t now = now_ns(), at = last_arrival_ns + IDLE_PREFETCH_NS;
 
@@ -1053,6 +1059,7 @@ int main(int argc, char **argv)
 		{ "request-fd", required_argument, NULL, 'Q' },
 		{ "response-fd", required_argument, NULL, 'R' },
 		{ "prefetch-delay", required_argument, NULL, 'P' },
+		{ "request-all", no_argument, NULL, 'A' },
 		{ "display-stats", no_argument, NULL, 'Y' },
 		{ "page-source", no_argument, NULL, 'S' },
 		{ "page-server", no_argument, NULL, OPT_PAGE_SERVER },
@@ -1104,6 +1111,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			page_source = true;
+			break;
+		case 'A':
+			request_all = true;
 			break;
 		case OPT_PAGE_SERVER:
 			page_server = true;
@@ -1170,7 +1180,7 @@ int main(int argc, char **argv)
 		return lazy_source_serve(dir, STDIN_FILENO, STDOUT_FILENO);
 	}
 	if (req_fd < 0) {
-		local_source = true;
+		request_all = true;
 		source_pid = lazy_source_start(dir, &req_fd, &resp_fd);
 		if (source_pid < 0)
 			return 1;

@@ -38,6 +38,7 @@
 #include "stasis/util.h"
 #include "stasis-image/image.h"
 #include "stasis-image/imgfile.h"
+#include "stasis-image/lazysource.h"
 #include "stasis-seal/seal.h"
 
 #include "chain.h"
@@ -273,8 +274,9 @@ static int take_inventory(struct chain_stream *cs, const struct img_frame *f)
 		pr_err("link %d of the chain is a pre-dump without a track id", cs->nr);
 		goto out;
 	}
-	if (!cs->pre_dump && !cs->has_parent) {
-		/* a whole dump: the last link, and it needs no other */
+	if (!cs->pre_dump && !cs->has_parent && !cs->o->lazy) {
+		/* a whole dump: the last link, and it needs no other (kept,
+		 * for a lazy restore: its pages are served from memory) */
 		cs->mode = LINK_PASS;
 		out_start();
 		cs->w = imgw_open_sink(out_sink, NULL);
@@ -454,7 +456,10 @@ static int emit_last(struct chain_stream *cs)
 	} else {
 		link_dir(cs, cs->nr, dir, sizeof(dir));
 		w = imgw_open(STDOUT_FILENO);
-		ret = imgdir_pack(dir, w) || imgw_finish(w) ? -1 : 0;
+		ret = (cs->o->lazy ? imgdir_pack_lazy(dir, w) : imgdir_pack(dir, w)) ||
+			      imgw_finish(w)
+			  ? -1
+			  : 0;
 		imgw_free(w);
 	}
 	/* a complete stream: stasis-inject may still wait for the source's
@@ -603,6 +608,20 @@ int chain_stream_run(const struct chain_stream_opts *o)
 	ret = emit_last(&cs);
 	if (!ret)
 		pr_info("chain of %d link%s restored as one stream", cs.nr, cs.nr == 1 ? "" : "s");
+	if (!ret && o->lazy) {
+		char dir[PATH_MAX];
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		/* the stream has ended for stasis-inject; the links stay until
+		 * the daemon has every page (or gives up) */
+		if (null >= 0) {
+			dup2(null, STDOUT_FILENO);
+			close(null);
+		}
+		link_dir(&cs, cs.nr, dir, sizeof(dir));
+		pr_info("serving the lazy pages of %s", dir);
+		ret = lazy_source_serve(dir, o->lazy_req_fd, o->lazy_resp_fd) ? -1 : 0;
+	}
 out:
 	if (ret && outq.started)
 		out_abort(); /* without the trailer: a truncated stream */

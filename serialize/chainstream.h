@@ -9,6 +9,12 @@ struct chain_stream_opts {
 	const char *tls_key; /* opens sealed links (default SEAL_DEFAULT_KEY) */
 	bool require_sealed; /* refuse a link that is not sealed */
 	int chain_fd;	     /* stasis-transfer --chain-fd's other end, or -1 */
+	/* for stasis-inject --lazy-pages: the last link is written without
+	 * the pages the lazy-pages daemon fills, and its page source is this
+	 * program (requests on lazy_req_fd, answers on lazy_resp_fd) until
+	 * every page is in */
+	bool lazy;
+	int lazy_req_fd, lazy_resp_fd;
 };
 
 /* Reads the links on stdin, writes the last one whole on stdout. 0 or -1. */

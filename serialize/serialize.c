@@ -33,6 +33,8 @@ enum {
 	OPT_REQUIRE_SEALED,
 	OPT_CHAIN,
 	OPT_LAZY_PAGES,
+	OPT_LAZY_REQ_FD,
+	OPT_LAZY_RESP_FD,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +46,8 @@ static const struct option long_opts[] = {
 	{ "require-sealed", no_argument, NULL, OPT_REQUIRE_SEALED },
 	{ "chain", no_argument, NULL, OPT_CHAIN },
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
+	{ "lazy-req-fd", required_argument, NULL, OPT_LAZY_REQ_FD },
+	{ "lazy-resp-fd", required_argument, NULL, OPT_LAZY_RESP_FD },
 	{ "verbosity", required_argument, NULL, OPT_VERBOSITY },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
@@ -59,6 +63,7 @@ static void usage(FILE *f)
 		"       %1$s show [-i FILE | -D DIR | FILE | -] [--tls-key KEY]\n"
 		"       %1$s dedup -D DIR\n"
 		"       %1$s chain [--tls-key KEY] [--require-sealed] [--chain-fd FD]\n"
+		"             [--lazy-pages --lazy-req-fd FD --lazy-resp-fd FD]\n"
 		"\n"
 		"Convert a stasis checkpoint between its image stream and its directory form,\n"
 		"and show a stream, a directory or one image file as JSON.\n"
@@ -86,8 +91,11 @@ static void usage(FILE *f)
 		"      --require-sealed    chain: refuse a link that is not sealed\n"
 		"      --chain             pack: DIR and its parent links, oldest first, each a\n"
 		"                          stream as stored: the chain as one stream\n"
-		"      --lazy-pages        pack: for stasis-inject --lazy-pages, whose daemon\n"
-		"                          reads DIR: the pages it fills are not streamed\n"
+		"      --lazy-pages        pack, chain: for stasis-inject --lazy-pages: the\n"
+		"                          pages its daemon fills are not streamed; pack:\n"
+		"                          the daemon reads them from DIR; chain: from us\n"
+		"      --lazy-req-fd FD    chain --lazy-pages: the daemon's page requests\n"
+		"      --lazy-resp-fd FD   chain --lazy-pages: its pages, until every one is in\n"
 		"      --chain-fd FD       chain: the links come from stasis-transfer\n"
 		"                          --chain-fd, one sender each; after each link say\n"
 		"                          MORE or LAST on FD, and restore only after SENT\n"
@@ -688,7 +696,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *input = NULL, *tls_key = NULL, *cmd;
 	bool ack_given = false, require_sealed = false, chain = false, lazy = false;
-	int ack_fd = -1, chain_fd = -1, opt;
+	int ack_fd = -1, chain_fd = -1, lazy_req_fd = -1, lazy_resp_fd = -1, opt;
 
 	log_init(argv[0]);
 	/* write errors, EPIPE included, are reported and not fatal signals */
@@ -725,6 +733,19 @@ int main(int argc, char **argv)
 		case OPT_LAZY_PAGES:
 			lazy = true;
 			break;
+		case OPT_LAZY_REQ_FD:
+		case OPT_LAZY_RESP_FD: {
+			int *fd = opt == OPT_LAZY_REQ_FD ? &lazy_req_fd : &lazy_resp_fd;
+			const char *name = opt == OPT_LAZY_REQ_FD ? "--lazy-req-fd" : "--lazy-resp-fd";
+
+			if (opt_fd(name, optarg, fd))
+				return 1;
+			if (*fd <= 2 || fcntl(*fd, F_GETFD) < 0) {
+				pr_err("%s %d: not an open descriptor above 2", name, *fd);
+				return 1;
+			}
+			break;
+		}
 		case OPT_CHAIN:
 			chain = true;
 			break;
@@ -773,8 +794,21 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if ((chain || lazy) && strcmp(cmd, "pack")) {
-		pr_err("%s is an option of pack only", chain ? "--chain" : "--lazy-pages");
+	if (chain && strcmp(cmd, "pack")) {
+		pr_err("--chain is an option of pack only");
+		return 1;
+	}
+	if (lazy && strcmp(cmd, "pack") && strcmp(cmd, "chain")) {
+		pr_err("--lazy-pages is an option of pack and chain only");
+		return 1;
+	}
+	if ((lazy_req_fd >= 0 || lazy_resp_fd >= 0) && (!lazy || strcmp(cmd, "chain"))) {
+		pr_err("--lazy-req-fd and --lazy-resp-fd are options of chain --lazy-pages");
+		return 1;
+	}
+	if (lazy && !strcmp(cmd, "chain") && (lazy_req_fd < 0 || lazy_resp_fd < 0)) {
+		pr_err("chain --lazy-pages serves the pages: --lazy-req-fd and --lazy-resp-fd "
+		       "are needed");
 		return 1;
 	}
 	if (chain && lazy) {
@@ -787,11 +821,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!strcmp(cmd, "chain")) {
-		struct chain_stream_opts co = { tls_key, require_sealed, chain_fd };
+		struct chain_stream_opts co = {
+			tls_key, require_sealed, chain_fd, lazy, lazy_req_fd, lazy_resp_fd,
+		};
 
 		if (input || dir || ack_given || optind < argc) {
-			pr_err("chain reads stdin and takes only --tls-key, --require-sealed and "
-			       "--chain-fd");
+			pr_err("chain reads stdin and takes only --tls-key, --require-sealed, "
+			       "--chain-fd and the --lazy-* options");
 			return 1;
 		}
 		return chain_stream_run(&co) ? 1 : 0;

@@ -255,6 +255,8 @@ static void stage_reap(struct stage *s)
 	close_fd(&s->pidfd);
 	s->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	s->status = s->signal ? 128 + s->signal : WEXITSTATUS(status);
+	if (s->stopped)
+		s->signal = s->status = 0;
 }
 
 void pipeline_init(struct pipeline *p, const char *what)
@@ -462,6 +464,49 @@ static void read_stderr(struct pipeline *p, bool block)
 }
 
 /* Waits for every started stage, reading their stderr meanwhile. */
+static bool error_is_cause(const struct pipeline *p, const struct stage_error *e);
+
+/* A stage that is not a server ended failed, or said why it did. */
+static bool served_failed(const struct pipeline *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!p->st[i].serves && stage_failed(&p->st[i]))
+			return true;
+	for (int i = 0; i < p->nerrors; i++)
+		if (p->errors[i].stage >= 0 && !p->st[p->errors[i].stage].serves &&
+		    error_is_cause(p, &p->errors[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Once every stage but the servers has ended: true when the servers are
+ * left running (restore -d, nothing failed); the servers are stopped when
+ * something failed (they would wait for a restore that is gone).
+ */
+static bool servers_alone(struct pipeline *p)
+{
+	bool others = false, servers = false;
+
+	for (int i = 0; i < p->n; i++)
+		if (p->st[i].pid > 0)
+			*(p->st[i].serves ? &servers : &others) = true;
+	if (!servers || others)
+		return false;
+	read_stderr(p, false);
+	if (!served_failed(p))
+		return p->leave_servers;
+	for (int i = 0; i < p->n; i++) {
+		struct stage *s = &p->st[i];
+
+		if (s->serves && s->pid > 0 && !s->stopped) {
+			kill(s->pid, SIGTERM);
+			s->stopped = true;
+		}
+	}
+	return false;
+}
+
 static void wait_stages(struct pipeline *p)
 {
 	struct pollfd pfd[PIPELINE_MAX_STAGES + 1];
@@ -491,7 +536,7 @@ static void wait_stages(struct pipeline *p)
 			w[k] = s;
 			pfd[k++] = (struct pollfd){ .fd = s->pidfd, .events = POLLIN };
 		}
-		if (!k && timeout < 0)
+		if ((!k && timeout < 0) || servers_alone(p))
 			break;
 		due = show_errors_due(p);
 		if (due >= 0 && (timeout < 0 || due < timeout))

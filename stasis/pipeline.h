@@ -40,6 +40,11 @@ struct stage {
 	 * error (a listener that refused a connection waits for the next),
 	 * and what it says is seen at once */
 	bool live_errors;
+	/* it serves the others (the lazy-pages daemon and its page source):
+	 * stopped (SIGTERM) when they ended and one of them failed; with
+	 * pipeline.leave_servers, not waited for when they ended well */
+	bool serves;
+	bool stopped; /* so stopped: its end is not a failure */
 };
 
 #define PIPELINE_MAX_STAGES 6
@@ -72,6 +77,9 @@ struct pipeline {
 	int nerrors;
 	char line[4096]; /* a line being read from err[0] */
 	size_t len;
+	/* restore -d: the serving stages go on filling the restored tree's
+	 * memory after the front-end has returned */
+	bool leave_servers;
 };
 
 void pipeline_init(struct pipeline *p, const char *what);

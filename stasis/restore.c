@@ -3,9 +3,12 @@
  * stasis restore: stasis-serialize pack -D DIR | stasis-inject [opts];
  * a sealed DIR is read by stasis-seal --open instead of pack; with
  * --remote, stasis-transfer --listen [ADDR:]PORT gives the links of a
- * chain, which stasis-serialize chain resolves (and opens, sealed).
+ * chain, which stasis-serialize chain resolves (and opens, sealed). With
+ * --remote --lazy-pages, stasis-lazy-pages runs beside them: the chain
+ * stage, which holds the links in memory, is its page source.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,6 +19,54 @@
 
 #include "commands.h"
 #include "ops.h"
+
+/*
+ * restore --remote --lazy-pages: there is no directory for a daemon started
+ * apart to read, so the daemon is a stage of ours, its socket in the work
+ * directory, and its page source stasis-serialize chain (lazy[0] and
+ * lazy[1] are chain's ends of the request and response pipes).
+ */
+static int add_lazy_daemon(struct pipeline *p, const struct fe_opts *o, const char *log,
+			   const char *wdir, int lazy[2])
+{
+	int req[2], resp[2];
+	struct stage *st;
+
+	if (pipeline_pipe(p, req) || pipeline_pipe(p, resp))
+		return -1;
+	st = pipeline_add(p, "stasis-lazy-pages");
+	if (!st)
+		return -1;
+	/* with -d it fills the memory after we returned: stopped by us
+	 * only if the restore failed */
+	st->serves = true;
+	p->leave_servers = o->flag[F_RESTORE_DETACHED];
+	/* absolute: it says where the daemon of this restore works (ps) */
+	char *abs = realpath(wdir, NULL);
+
+	args_add(&st->argv, "-W");
+	args_add(&st->argv, abs ? abs : wdir);
+	free(abs);
+	stage_pass_fd(st, "--request-fd", req[1]);
+	stage_pass_fd(st, "--response-fd", resp[0]);
+	/* chain answers what it is asked, and pushes nothing */
+	args_add(&st->argv, "--request-all");
+	if (p->leave_servers) {
+		/* its figures go to stats-restore.img; nothing to our stdout */
+		st->out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (st->out < 0) {
+			pr_perror("cannot open /dev/null");
+			return -1;
+		}
+		pipeline_own_fd(p, st->out);
+	} else if (o->flag[F_DISPLAY_STATS]) {
+		args_add(&st->argv, "--display-stats");
+	}
+	add_common(&st->argv, o, log);
+	lazy[0] = req[0];
+	lazy[1] = resp[1];
+	return 0;
+}
 
 /* Where the stream comes from: the network, stasis-seal or stasis-serialize pack. */
 static struct stage *add_source(struct pipeline *p, const struct fe_opts *o, const char *log,
@@ -98,6 +149,7 @@ int cmd_restore(const struct fe_opts *o)
 	struct fe_files f = {};
 	struct stage *chain[4], *inject = NULL, *st;
 	int ret = 1, n = 0, ps_fd = -1, status_fd = -1, chain_sk[2] = { -1, -1 };
+	int lazy[2] = { -1, -1 };
 	/* the checkpoint comes from the network, not from -D */
 	bool remote = o->flag[F_REMOTE], local_dir = !remote || o->str[S_IMAGES_DIR];
 	/* a sealed directory is opened without being asked; a sealed stream
@@ -155,6 +207,9 @@ int cmd_restore(const struct fe_opts *o)
 		}
 		pipeline_own_fd(&p, chain_sk[0]);
 		pipeline_own_fd(&p, chain_sk[1]);
+		/* first: its socket is there before inject looks for it */
+		if (o->flag[F_LAZY_PAGES] && add_lazy_daemon(&p, o, f.log, f.wdir, lazy))
+			goto out;
 	}
 	chain[n] = add_source(&p, o, f.log, dir, remote, sealed, ps_fd, status_fd, chain_sk[0]);
 	if (!chain[n++])
@@ -169,6 +224,12 @@ int cmd_restore(const struct fe_opts *o)
 		stage_pass_fd(st, "--chain-fd", chain_sk[1]);
 		if (sealed)
 			args_add(&st->argv, "--require-sealed");
+		if (lazy[0] >= 0) {
+			st->serves = true; /* the page source, once the stream is out */
+			args_add(&st->argv, "--lazy-pages");
+			stage_pass_fd(st, "--lazy-req-fd", lazy[0]);
+			stage_pass_fd(st, "--lazy-resp-fd", lazy[1]);
+		}
 		if (o->str[S_TLS_KEY]) {
 			args_add(&st->argv, "--tls-key");
 			args_add(&st->argv, o->str[S_TLS_KEY]);

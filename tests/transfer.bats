@@ -607,6 +607,78 @@ no_links_left() {
 	no_links_left
 }
 
+# The lazy-pages daemons of this test's restores (not our children once a
+# restore -d returned): their PIDs, each owned for the clean-up.
+our_daemons() {
+	local p
+	for p in $(pgrep -f "stasis-lazy-pages -W $BATS_TEST_TMPDIR" || true); do
+		own_pid "$p"
+		echo "$p"
+	done
+}
+
+# Until the restore's log says that every page is in, and the daemon and
+# the links it was served from are gone.
+wait_lazy_done_remote() {
+	local i
+	for i in $(seq $((STASIS_TEST_WAIT * 10))); do
+		grep -q "stasis-lazy-pages: every page is in" "$BATS_TEST_TMPDIR/restore.log" &&
+			[ -z "$(our_daemons)" ] && no_links_left 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die_with_logs "the lazy-pages daemon did not put every page in, or it or the links stayed"
+}
+
+@test "image-less iterative migration restored lazily (restore --remote --lazy-pages): the tree runs before its memory is in, the daemon fills it from the links kept in memory, nothing on disk" {
+	start_prog_on_src dirtier 16
+	start_remote_restore --lazy-pages --display-stats "${TLS_DST[@]}"
+	[ -n "$(our_daemons)" ] || die_with_logs "restore --remote --lazy-pages started no lazy-pages daemon"
+	migrate_chain "${TLS_SRC[@]}"
+	reap_source
+	check_restored
+	local lazy
+	lazy=$(awk -F': ' '$1 == "Pages left lazy" { print $2 + 0; exit }' "$BATS_TEST_TMPDIR/restore.out")
+	echo "pages left lazy: $lazy"
+	[ "${lazy:-0}" -ge 4096 ] || die_with_logs "only ${lazy:-no} pages were left lazy (16 MiB is 4096)"
+	grep -q "pages left to the lazy-pages daemon, not streamed" "$BATS_TEST_TMPDIR/restore.log"
+	wait_lazy_done_remote
+	no_images_written
+}
+
+@test "image-less one-shot migration restored lazily and detached (-d): the restore returns once the tree runs; the daemon and the dump it serves from stay until every page is in, then go" {
+	start_prog_on_src heap
+	start_remote_restore --lazy-pages -d "${TLS_DST[@]}"
+	remote_dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -eq 0 ] || die_with_logs "stasis dump --remote failed ($DUMP_RC)"
+	reap_source
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis restore -d did not return"
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore -d exited with status $STATUS"
+	wait_restored
+	# a whole dump is kept too: its pages are served from memory
+	grep -q "link 1 of the chain received (dump, kept in memory)" "$BATS_TEST_TMPDIR/restore.log"
+	wait_lazy_done_remote
+	touch "$GOFILE"
+	wait_gone "$PID" "$STASIS_TEST_WAIT" || die_with_logs "the restored program did not finish after GO"
+	check_pass_log
+	no_images_written
+}
+
+@test "image-less migration restored lazily: a refused link stops the daemon and the restore, nothing is left, the source runs on" {
+	start_prog_on_src dirtier 4
+	start_remote_restore --lazy-pages -d -e "${TLS_DST[@]}"
+	remote_cmd pre-dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -ne 0 ]
+	assert_running_untraced "$PID"
+	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs"
+	[ "$STATUS" -ne 0 ]
+	grep -q "is not sealed, and a sealed chain was expected" "$BATS_TEST_TMPDIR/restore.out"
+	local i
+	for i in $(seq 50); do [ -z "$(our_daemons)" ] && break; sleep 0.1; done
+	[ -z "$(our_daemons)" ] || die_with_logs "the lazy-pages daemon outlived the failed restore"
+	no_links_left
+	go_and_check_original
+}
+
 @test "image-less iterative migration: the restore waits for the source's PIDs however late they are freed after the last link" {
 	# the source's parent reaps it 2 s after it died: its PID stays in use
 	# that long after the dump, while the chain is long in hand

@@ -3,7 +3,8 @@
  * The local page source of lazy restore (docs/lazy.md): answers the
  * daemon's requests from a checkpoint directory, in a process of its own
  * that speaks the page source protocol of include/stasis/lazy.h like a
- * remote source does. Pages a task shares with its parent are read from
+ * remote source does: stasis-lazy-pages's for a directory, stasis-serialize
+ * chain's for the links it holds in memory. Pages a task shares with its parent are read from
  * the parent's (pstree gives the parent), those an iterative link leaves
  * to older links from them; no page means zeros.
  */
@@ -16,12 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lazy-pages.h"
 #include "stasis/lazy.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
 #include "stasis-image/image.h"
 #include "stasis-image/lazyresp.h"
+#include "stasis-image/lazysource.h"
 #include "stasis-image/memread.h"
 
 #define SOURCE_CHUNK_PAGES 64 /* pages read and sent at a time */
