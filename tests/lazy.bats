@@ -107,7 +107,7 @@ lazy_runs_in() { # STREAM PID
 	# pack's options: --lazy-pages is pack's, and not with --chain
 	run stasis-serialize show -D "$IMG" --lazy-pages
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"--lazy-pages is an option of pack only"* ]]
+	[[ "$output" == *"--lazy-pages is an option of pack and chain only"* ]]
 	run stasis-serialize pack -D "$IMG" --lazy-pages --chain
 	[ "$status" -eq 1 ]
 }
