@@ -707,6 +707,8 @@ int track_scan(struct ctask *ct, bool rearm)
 	return ret;
 }
 
+const uint8_t track_id_current[1];
+
 bool track_follows(const struct ctask *ct)
 {
 	const struct track_task *t = have_prev ? task_of(ct->pid) : NULL;

@@ -25,7 +25,8 @@
 const uint8_t *track_new_id(void);
 /* want_id: the parent link's track id, TRACK_ID_CURRENT for the running
  * tracker's whatever it is, or NULL; 0 unless broken. */
-#define TRACK_ID_CURRENT ((const uint8_t *)"current")
+extern const uint8_t track_id_current[1]; /* a sentinel: only its address counts */
+#define TRACK_ID_CURRENT track_id_current
 int track_take(pid_t root, const uint8_t *want_id);
 /* The parent link's id, once track_has_parent(). */
 const uint8_t *track_parent_id(void);
