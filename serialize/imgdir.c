@@ -626,18 +626,137 @@ ssize_t img_pages_read(int fd, void *buf, size_t len)
 	return done;
 }
 
+/* Chunks read ahead: one the caller holds, the others on their way. */
+#define RD_BUFS 3
+
+struct img_pages_rd {
+	int fd;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t filled_cv, freed_cv;
+	void *buf[RD_BUFS];
+	ssize_t len[RD_BUFS];
+	int err[RD_BUFS];
+	/* chunks [taken, filled) wait for the caller, who holds taken - 1
+	 * until the next call; counters run, indices are modulo RD_BUFS */
+	uint64_t filled, taken;
+	bool stop;
+};
+
+static void *pages_rd_main(void *arg)
+{
+	struct img_pages_rd *rd = arg;
+
+	for (;;) {
+		uint64_t i;
+		ssize_t n;
+		bool stop;
+
+		pthread_mutex_lock(&rd->mu);
+		/* the caller's chunk (taken - 1) is not overwritten */
+		while (!rd->stop && rd->filled - rd->taken + 1 >= RD_BUFS)
+			pthread_cond_wait(&rd->freed_cv, &rd->mu);
+		i = rd->filled % RD_BUFS;
+		stop = rd->stop;
+		pthread_mutex_unlock(&rd->mu);
+		if (stop)
+			return NULL;
+		n = img_pages_read(rd->fd, rd->buf[i], IMG_PAGES_CHUNK);
+		pthread_mutex_lock(&rd->mu);
+		rd->len[i] = n;
+		rd->err[i] = n < 0 ? errno : 0;
+		rd->filled++;
+		pthread_cond_signal(&rd->filled_cv);
+		pthread_mutex_unlock(&rd->mu);
+		if (n <= 0)
+			return NULL; /* the end, or a failure: nothing more to read */
+	}
+}
+
+struct img_pages_rd *img_pages_rd_open(int fd)
+{
+	struct img_pages_rd *rd = xzalloc(sizeof(*rd));
+
+	rd->fd = fd;
+	rd->taken = 1; /* the caller holds no chunk yet */
+	rd->filled = 1;
+	for (int i = 0; i < RD_BUFS; i++) {
+		rd->buf[i] = img_pages_buf();
+		if (!rd->buf[i]) {
+			pr_err("cannot allocate a page read buffer");
+			goto fail;
+		}
+	}
+	pthread_mutex_init(&rd->mu, NULL);
+	pthread_cond_init(&rd->filled_cv, NULL);
+	pthread_cond_init(&rd->freed_cv, NULL);
+	img_pages_direct(fd);
+	if (pthread_create(&rd->th, NULL, pages_rd_main, rd)) {
+		pr_err("cannot start the page reader thread");
+		pthread_mutex_destroy(&rd->mu);
+		pthread_cond_destroy(&rd->filled_cv);
+		pthread_cond_destroy(&rd->freed_cv);
+		goto fail;
+	}
+	return rd;
+fail:
+	for (int i = 0; i < RD_BUFS; i++)
+		free(rd->buf[i]);
+	free(rd);
+	return NULL;
+}
+
+ssize_t img_pages_next(struct img_pages_rd *rd, void **data)
+{
+	uint64_t i;
+	ssize_t n;
+	int err;
+
+	pthread_mutex_lock(&rd->mu);
+	/* a chunk of 0 or -1 ended the reading: it stays the answer */
+	if (rd->taken > 1 && rd->len[(rd->taken - 1) % RD_BUFS] <= 0) {
+		i = (rd->taken - 1) % RD_BUFS;
+	} else {
+		while (rd->filled == rd->taken)
+			pthread_cond_wait(&rd->filled_cv, &rd->mu);
+		i = rd->taken++ % RD_BUFS;
+		pthread_cond_signal(&rd->freed_cv);
+	}
+	n = rd->len[i];
+	err = rd->err[i];
+	pthread_mutex_unlock(&rd->mu);
+	*data = rd->buf[i];
+	errno = err;
+	return n;
+}
+
+void img_pages_rd_free(struct img_pages_rd *rd)
+{
+	if (!rd)
+		return;
+	pthread_mutex_lock(&rd->mu);
+	rd->stop = true;
+	pthread_cond_signal(&rd->freed_cv);
+	pthread_mutex_unlock(&rd->mu);
+	pthread_join(rd->th, NULL);
+	pthread_mutex_destroy(&rd->mu);
+	pthread_cond_destroy(&rd->filled_cv);
+	pthread_cond_destroy(&rd->freed_cv);
+	for (int i = 0; i < RD_BUFS; i++)
+		free(rd->buf[i]);
+	free(rd);
+}
+
 static int pack_pages(const char *dir, const char *name, int fd, struct img_writer *w)
 {
-	void *buf = img_pages_buf();
+	struct img_pages_rd *rd = img_pages_rd_open(fd);
 	int ret = -1;
 
-	if (!buf) {
-		pr_err("cannot allocate a page read buffer");
+	if (!rd)
 		return -1;
-	}
-	img_pages_direct(fd);
 	for (;;) {
-		ssize_t n = img_pages_read(fd, buf, IMG_PAGES_CHUNK);
+		void *buf;
+		ssize_t n = img_pages_next(rd, &buf);
 
 		if (n < 0) {
 			pr_perror("cannot read %s/%s.img", dir, name);
@@ -650,7 +769,7 @@ static int pack_pages(const char *dir, const char *name, int fd, struct img_writ
 	}
 	ret = 0;
 out:
-	free(buf);
+	img_pages_rd_free(rd);
 	return ret;
 }
 

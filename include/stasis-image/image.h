@@ -139,6 +139,17 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f);
 void *img_pages_buf(void);
 void img_pages_direct(int fd);
 ssize_t img_pages_read(int fd, void *buf, size_t len);
+/*
+ * A page image read ahead by a thread of its own, IMG_PAGES_CHUNK bytes at
+ * a time (img_pages_direct, img_pages_read): the disk reads the next
+ * chunks while the caller sends, or opens, this one. img_pages_next: the
+ * next chunk (its length; 0 at the end, -1 with errno on a read error),
+ * valid until the next call.
+ */
+struct img_pages_rd;
+struct img_pages_rd *img_pages_rd_open(int fd);
+ssize_t img_pages_next(struct img_pages_rd *rd, void **data);
+void img_pages_rd_free(struct img_pages_rd *rd);
 /* An img_room_fn: room in the page write buffers for the next page frame
  * of image; imgdir_put of that frame with its data there copies nothing. */
 void *imgdir_page_room(void *d, const char *image, uint64_t offset, size_t len);

@@ -69,21 +69,20 @@ static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t i
 	if (seal_open_put(o, &f))
 		goto out;
 	if (img_is_pages(name)) {
-		/* read past the page cache in large chunks, opened frame by frame */
-		uint8_t *pages = img_pages_buf();
+		/* read past the page cache in large chunks, read ahead while
+		 * this one is opened frame by frame */
+		struct img_pages_rd *rd = img_pages_rd_open(fd);
 
-		if (!pages) {
-			pr_err("cannot allocate a page read buffer");
+		if (!rd)
 			goto out;
-		}
-		img_pages_direct(fd);
 		f.hdr.kind = FRAME_PAGES;
 		for (;;) {
-			ssize_t n = img_pages_read(fd, pages, IMG_PAGES_CHUNK);
+			void *pages;
+			ssize_t n = img_pages_next(rd, &pages);
 
 			if (n < 0) {
 				pr_perror("cannot read %s/%s", dir, fname);
-				free(pages);
+				img_pages_rd_free(rd);
 				goto out;
 			}
 			if (!n)
@@ -91,15 +90,15 @@ static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t i
 			for (ssize_t at = 0; at < n; at += f.hdr.len) {
 				f.hdr.len = n - at < STASIS_PAGE_FRAME_SPAN ? n - at
 									  : STASIS_PAGE_FRAME_SPAN;
-				f.data = pages + at;
+				f.data = (uint8_t *)pages + at;
 				if (seal_open_put(o, &f)) {
-					free(pages);
+					img_pages_rd_free(rd);
 					goto out;
 				}
 				f.hdr.offset += f.hdr.len;
 			}
 		}
-		free(pages);
+		img_pages_rd_free(rd);
 	} else {
 		uint32_t len;
 		ssize_t n;
