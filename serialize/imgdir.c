@@ -88,7 +88,13 @@ struct img_dir_writer {
 	uint32_t by_id_len;
 	struct page_writer *pw;
 	size_t last_room; /* images index imgdir_page_room found last */
+	/* records of one image gathered (a sealed dump writes a page tag per
+	 * page frame): images[rbuf_img], rbuf_len bytes */
+	char *rbuf;
+	size_t rbuf_len, rbuf_img;
 };
+
+#define RBUF_SIZE (64u << 10)
 
 static int page_write(struct page_file *pf, const char *data, size_t len, uint64_t off)
 {
@@ -426,6 +432,21 @@ void *imgdir_page_room(void *arg, const char *image, uint64_t offset, size_t len
 	return b ? b->data + b->len : NULL;
 }
 
+/* The records gathered, written. */
+static int rbuf_flush(struct img_dir_writer *d)
+{
+	struct dir_image *img = &d->images[d->rbuf_img];
+
+	if (!d->rbuf_len)
+		return 0;
+	if (write_full(img->fd, d->rbuf, d->rbuf_len)) {
+		pr_perror("cannot write %s/%s.img", d->dir, img->name);
+		return -1;
+	}
+	d->rbuf_len = 0;
+	return 0;
+}
+
 int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)
 {
 	struct dir_image *img;
@@ -439,13 +460,27 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)
 	case FRAME_RECORD: {
 		uint32_t len = f->hdr.len;
 		struct iovec iov[2] = { { &len, 4 }, { f->data, len } };
+		size_t idx;
 
 		img = dir_image(d, f->image, f->hdr.image);
 		if (!img)
 			return -1;
-		if (writev_full(img->fd, iov, 2)) {
-			pr_perror("cannot write %s/%s.img", d->dir, f->image);
+		idx = img - d->images;
+		if (d->rbuf_len && (d->rbuf_img != idx || d->rbuf_len + 4 + len > RBUF_SIZE) &&
+		    rbuf_flush(d))
 			return -1;
+		if (4 + len > RBUF_SIZE) {
+			if (writev_full(img->fd, iov, 2)) {
+				pr_perror("cannot write %s/%s.img", d->dir, f->image);
+				return -1;
+			}
+		} else {
+			if (!d->rbuf)
+				d->rbuf = xmalloc(RBUF_SIZE);
+			d->rbuf_img = idx;
+			memcpy(d->rbuf + d->rbuf_len, &len, 4);
+			memcpy(d->rbuf + d->rbuf_len + 4, f->data, len);
+			d->rbuf_len += 4 + len;
 		}
 		img->size += 4 + len;
 		return 0;
@@ -473,7 +508,7 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)
 
 int imgdir_finish(struct img_dir_writer *d)
 {
-	if (page_writer_drain(d))
+	if (rbuf_flush(d) || page_writer_drain(d))
 		return -1;
 	for (size_t i = 0; i < d->nr; i++) {
 		if (fsync(d->images[i].fd)) {
@@ -499,6 +534,7 @@ void imgdir_free(struct img_dir_writer *d)
 		free(d->images[i].pf);
 	}
 	close(d->dirfd);
+	free(d->rbuf);
 	free(d->images);
 	free(d->by_id);
 	free(d->dir);

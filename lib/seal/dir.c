@@ -100,24 +100,41 @@ static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t i
 		}
 		img_pages_rd_free(rd);
 	} else {
+		/* buffered: a page tag a frame makes thousands of small records */
+		FILE *fp = fdopen(fd, "r");
 		uint32_t len;
-		ssize_t n;
+		size_t n;
 
-		f.hdr.kind = FRAME_RECORD;
-		if (read_full(fd, buf, 8) != 8 || memcmp(buf, STASIS_IMG_MAGIC, 8)) {
-			pr_err("%s/%s: not a stasis image file", dir, fname);
+		if (!fp) {
+			pr_perror("cannot read %s/%s", dir, fname);
 			goto out;
 		}
-		for (unsigned idx = 0; (n = read_full(fd, &len, 4)) != 0; idx++) {
-			if (n != 4 || len > STASIS_FRAME_MAX ||
-			    read_full(fd, buf, len) != (ssize_t)len) {
+		fd = -1; /* fclose closes it */
+		setvbuf(fp, NULL, _IOFBF, 64u << 10);
+		f.hdr.kind = FRAME_RECORD;
+		if (fread(buf, 1, 8, fp) != 8 || memcmp(buf, STASIS_IMG_MAGIC, 8)) {
+			pr_err("%s/%s: not a stasis image file", dir, fname);
+			fclose(fp);
+			goto out;
+		}
+		for (unsigned idx = 0; (n = fread(&len, 1, 4, fp)) != 0; idx++) {
+			if (n != 4 || len > STASIS_FRAME_MAX || fread(buf, 1, len, fp) != len) {
 				pr_err("%s/%s: record %u is damaged or cut short", dir, fname, idx);
+				fclose(fp);
 				goto out;
 			}
 			f.hdr.len = len;
-			if (seal_open_put(o, &f))
+			if (seal_open_put(o, &f)) {
+				fclose(fp);
 				goto out;
+			}
 		}
+		if (ferror(fp)) {
+			pr_perror("cannot read %s/%s", dir, fname);
+			fclose(fp);
+			goto out;
+		}
+		fclose(fp);
 	}
 	ret = 0;
 out:
