@@ -72,7 +72,9 @@ static void usage(FILE *f)
 		"                          is complete and durable, then close FD\n"
 		"      --threads N         threads that en- or decrypt page frames besides the\n"
 		"                          one that reads and writes (default: CPUs - 3, or\n"
-		"                          CPUs - 2 with -D; 0 to 4)\n"
+		"                          CPUs - 2 with --open -D; 0 to 4); --encrypt -D\n"
+		"                          with 0 (its default): one thread seals them in\n"
+		"                          the directory writer's buffers\n"
 		"      --lazy-pages        the stream of a lazy page server (stasis-collect\n"
 		"                          --lazy-pages): page frames at any offset, each\n"
 		"                          written out as soon as it is sealed or verified\n"
@@ -187,29 +189,53 @@ static int parse_opts(int argc, char **argv)
 	return 0;
 }
 
-static int do_encrypt(struct img_reader *r, struct img_writer *w)
+static void flush_pages(void *u)
+{
+	imgunpack_page_flush(u);
+}
+
+/* The sealing set up once the input shows it is a stream; with u (-D and
+ * no threads), page frames are sealed in the page write buffers by a
+ * thread of the directory writer, while this one reads on: the crypto
+ * leaves the thread that the pipe from collect waits for. */
+static struct seal_enc *enc_start(struct img_reader *r, struct img_writer *w, struct img_unpack *u)
 {
 	static const char *const def[] = { SEAL_DEFAULT_CERT };
 	struct seal_enc *e;
 	struct img_frame f;
-	int n, ret = -1;
 
 	/* the input must be a stream before anything is written */
-	n = imgr_next(r, &f);
-	if (n <= 0)
-		return -1;
+	if (imgr_next(r, &f) <= 0)
+		return NULL;
 	e = seal_enc_create(opts.nr_certs ? opts.certs : def, opts.nr_certs ? opts.nr_certs : 1, w,
 			    opts.threads);
 	if (!e)
-		return -1;
+		return NULL;
 	if (opts.lazy)
 		seal_enc_any_order(e);
+	if (u) {
+		seal_enc_in_place(e, flush_pages, u);
+		imgunpack_page_hook(u, seal_enc_page_hook, e);
+	}
+	return e;
+}
+
+static int enc_run(struct seal_enc *e, struct img_reader *r, struct img_writer *w)
+{
+	struct img_frame f;
+	int n;
+
 	while ((n = imgr_next(r, &f)) > 0)
 		if (seal_enc_put(e, &f))
-			goto out;
-	if (n == 0 && !seal_enc_finish(e) && !imgw_finish(w))
-		ret = 0;
-out:
+			return -1;
+	return n == 0 && !seal_enc_finish(e) && !imgw_finish(w) ? 0 : -1;
+}
+
+static int do_encrypt(struct img_reader *r, struct img_writer *w)
+{
+	struct seal_enc *e = enc_start(r, w, NULL);
+	int ret = e ? enc_run(e, r, w) : -1;
+
 	seal_enc_free(e);
 	return ret;
 }
@@ -349,6 +375,7 @@ static int do_encrypt_dir(struct img_reader *r)
 {
 	struct img_unpack *u = imgunpack_open(opts.dir);
 	struct img_writer *w;
+	struct seal_enc *e;
 	int ret = -1;
 
 	if (!u)
@@ -358,10 +385,13 @@ static int do_encrypt_dir(struct img_reader *r)
 	 * place there; not with threads, whose jobs hold frames in flight */
 	if (!opts.threads)
 		imgr_set_room(r, imgunpack_page_room, u);
-	if (!do_encrypt(r, w) && !imgunpack_commit(u))
+	e = enc_start(r, w, opts.threads ? NULL : u);
+	if (e && !enc_run(e, r, w) && !imgunpack_commit(u))
 		ret = img_ack(opts.ack_fd);
 	imgw_free(w);
+	/* its threads stopped first: they may still be sealing pages of e */
 	imgunpack_free(u);
+	seal_enc_free(e);
 	return ret;
 }
 
@@ -383,10 +413,14 @@ int main(int argc, char **argv)
 	/* one frame at a time, in order: no frame waits for the next ones */
 	if (opts.lazy)
 		opts.threads = 0;
-	if (opts.threads < 0) {
+	if (opts.threads < 0 && to_dir) {
+		/* sealed in place by one thread, which keeps up with the pipe
+		 * without a copy; the pool's threads copy every frame twice */
+		opts.threads = 0;
+	} else if (opts.threads < 0) {
 		/* The programs before and after us in the pipeline keep a CPU
-		 * busy each: only the CPUs beyond three (two when we store or
-		 * read the directory ourselves) help (docs/seal.md). */
+		 * busy each: only the CPUs beyond three (two when we read the
+		 * directory ourselves) help (docs/seal.md). */
 		long n = sysconf(_SC_NPROCESSORS_ONLN) - (opts.dir ? 2 : 3);
 
 		opts.threads = n < 0 ? 0 : n > 4 ? 4 : n;

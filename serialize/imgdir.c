@@ -75,6 +75,15 @@ struct page_writer {
 	bool stop;
 	int err; /* the first failure's errno, and where */
 	const char *err_name;
+	bool err_said; /* the hook said it */
+	/* with a hook: buffers [hooked, filled) wait for it, on a thread of
+	 * its own, and only [done, hooked) for the writer */
+	img_page_hook_fn hook;
+	void *hook_arg;
+	pthread_t hook_th;
+	bool hook_started;
+	bool hook_failed;
+	uint64_t hooked;
 };
 
 struct img_dir_writer {
@@ -92,6 +101,8 @@ struct img_dir_writer {
 	 * page frame): images[rbuf_img], rbuf_len bytes */
 	char *rbuf;
 	size_t rbuf_len, rbuf_img;
+	img_page_hook_fn hook;
+	void *hook_arg;
 };
 
 #define RBUF_SIZE (64u << 10)
@@ -132,15 +143,21 @@ static int page_write(struct page_file *pf, const char *data, size_t len, uint64
 	return 0;
 }
 
+/* Buffers the writer may take: those the hook is done with. */
+static uint64_t page_writer_ready(const struct page_writer *pw)
+{
+	return pw->hook ? pw->hooked : pw->filled;
+}
+
 static void *page_writer_main(void *arg)
 {
 	struct page_writer *pw = arg;
 
 	pthread_mutex_lock(&pw->mu);
 	for (;;) {
-		while (!pw->stop && pw->done == pw->filled)
+		while (!pw->stop && pw->done == page_writer_ready(pw))
 			pthread_cond_wait(&pw->queued, &pw->mu);
-		if (pw->done == pw->filled)
+		if (pw->done == page_writer_ready(pw))
 			break;
 		struct page_buf *b = &pw->bufs[pw->done % PAGE_BUFS];
 		bool failed = pw->err != 0;
@@ -160,6 +177,38 @@ static void *page_writer_main(void *arg)
 	return NULL;
 }
 
+static void *page_hook_main(void *arg)
+{
+	struct page_writer *pw = arg;
+
+	pthread_mutex_lock(&pw->mu);
+	for (;;) {
+		while (!pw->stop && pw->hooked == pw->filled)
+			pthread_cond_wait(&pw->queued, &pw->mu);
+		if (pw->stop)
+			break;
+		struct page_buf *b = &pw->bufs[pw->hooked % PAGE_BUFS];
+		/* after the writer failed, the hook still sees every frame (it
+		 * may wait for them), but never again after it failed itself */
+		bool failed = pw->hook_failed;
+
+		pthread_mutex_unlock(&pw->mu);
+		int ret = failed ? 0 : pw->hook(pw->hook_arg, b->name, b->offset, b->data, b->len);
+		pthread_mutex_lock(&pw->mu);
+		if (ret)
+			pw->hook_failed = true;
+		if (ret && !pw->err) {
+			pw->err = EIO;
+			pw->err_name = b->name;
+			pw->err_said = true;
+		}
+		pw->hooked++;
+		pthread_cond_broadcast(&pw->queued);
+	}
+	pthread_mutex_unlock(&pw->mu);
+	return NULL;
+}
+
 /* -1 when the thread failed; said once, by whoever asks with report. */
 static int page_writer_failed(struct img_dir_writer *d, bool report)
 {
@@ -171,7 +220,7 @@ static int page_writer_failed(struct img_dir_writer *d, bool report)
 	pthread_mutex_unlock(&pw->mu);
 	if (!err)
 		return 0;
-	if (!report)
+	if (!report || pw->err_said)
 		return -1;
 	errno = err;
 	pr_perror("cannot write %s/%s.img", d->dir, pw->err_name);
@@ -199,12 +248,22 @@ static struct page_writer *page_writer_get(struct img_dir_writer *d)
 	pthread_mutex_init(&pw->mu, NULL);
 	pthread_cond_init(&pw->queued, NULL);
 	pthread_cond_init(&pw->freed, NULL);
+	pw->hook = d->hook;
+	pw->hook_arg = d->hook_arg;
 	if (pthread_create(&pw->th, NULL, page_writer_main, pw)) {
 		pr_err("cannot start the page writer thread");
 		page_writer_free(pw);
 		return NULL;
 	}
 	pw->started = true;
+	if (pw->hook) {
+		if (pthread_create(&pw->hook_th, NULL, page_hook_main, pw)) {
+			pr_err("cannot start the page hook thread");
+			page_writer_free(pw);
+			return NULL;
+		}
+		pw->hook_started = true;
+	}
 	d->pw = pw;
 	return pw;
 }
@@ -217,7 +276,8 @@ static void page_writer_submit(struct page_writer *pw)
 	pthread_mutex_lock(&pw->mu);
 	pw->filled++;
 	pw->filling = false;
-	pthread_cond_signal(&pw->queued);
+	/* the hook's thread, or the writer */
+	pthread_cond_broadcast(&pw->queued);
 	pthread_mutex_unlock(&pw->mu);
 }
 
@@ -244,9 +304,11 @@ static void page_writer_free(struct page_writer *pw)
 		pthread_mutex_lock(&pw->mu);
 		pw->stop = true;
 		pw->err = pw->err ? pw->err : ECANCELED; /* write no more */
-		pthread_cond_signal(&pw->queued);
+		pthread_cond_broadcast(&pw->queued);
 		pthread_mutex_unlock(&pw->mu);
 		pthread_join(pw->th, NULL);
+		if (pw->hook_started)
+			pthread_join(pw->hook_th, NULL);
 	}
 	munmap(pw->bufs[0].data, (size_t)PAGE_BUF_SIZE * PAGE_BUFS);
 	pthread_mutex_destroy(&pw->mu);
@@ -302,7 +364,8 @@ static int page_writer_put(struct img_dir_writer *d, struct dir_image *img, cons
 		}
 	}
 	while (len) {
-		struct page_buf *b = page_writer_buf(d, pw, img, off, 1, true);
+		/* a hook takes whole frames: never one split over two buffers */
+		struct page_buf *b = page_writer_buf(d, pw, img, off, d->hook ? len : 1, true);
 
 		if (!b)
 			return -1;
@@ -445,6 +508,18 @@ static int rbuf_flush(struct img_dir_writer *d)
 	}
 	d->rbuf_len = 0;
 	return 0;
+}
+
+void imgdir_page_hook(struct img_dir_writer *d, img_page_hook_fn fn, void *arg)
+{
+	d->hook = fn;
+	d->hook_arg = arg;
+}
+
+void imgdir_page_flush(struct img_dir_writer *d)
+{
+	if (d->pw)
+		page_writer_submit(d->pw);
 }
 
 int imgdir_put(struct img_dir_writer *d, const struct img_frame *f)

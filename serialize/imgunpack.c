@@ -219,6 +219,17 @@ void *imgunpack_page_room(void *arg, const char *image, uint64_t offset, size_t 
 	return u->d ? imgdir_page_room(u->d, image, offset, len) : NULL;
 }
 
+void imgunpack_page_hook(struct img_unpack *u, img_page_hook_fn fn, void *arg)
+{
+	imgdir_page_hook(u->d, fn, arg);
+}
+
+void imgunpack_page_flush(struct img_unpack *u)
+{
+	if (u->d)
+		imgdir_page_flush(u->d);
+}
+
 int imgunpack_commit(struct img_unpack *u)
 {
 	if (imgdir_finish(u->d))

@@ -238,6 +238,23 @@ open_refused() { # STREAM-FILE
 	sealed_restore_and_check "$SEALED" "$PKI/ec.key" -D
 }
 
+@test "stasis-seal --encrypt -D seals in place (its default) what the thread pool seals (--threads 1): both open to the plaintext" {
+	start_secret
+	collect_stream "$BATS_TEST_TMPDIR/plain.stream"
+	stasis-serialize unpack -D "$PLAIN" <"$BATS_TEST_TMPDIR/plain.stream"
+	local t
+	for t in 0 1; do
+		stasis-seal --encrypt --threads "$t" --tls-cert "$PKI/ec.pem" -D "$BATS_TEST_TMPDIR/t$t" \
+			<"$BATS_TEST_TMPDIR/plain.stream"
+		stasis-seal --open --tls-key "$PKI/ec.key" -D "$BATS_TEST_TMPDIR/t$t" |
+			cmp - <(stasis-serialize pack -D "$PLAIN")
+		run grep -r -l -F -- "$SECRET" "$BATS_TEST_TMPDIR/t$t"
+		[ "$status" -eq 1 ]
+	done
+	diff <(cd "$BATS_TEST_TMPDIR/t0" && stat -c '%n %s' -- * | sort) \
+		<(cd "$BATS_TEST_TMPDIR/t1" && stat -c '%n %s' -- * | sort)
+}
+
 @test "a key of no recipient is refused, naming the certificates the checkpoint is sealed for" {
 	start_secret
 	sealed_dump "$SEALED" "$PKI/rsa.pem" "$PKI/ec.pem"

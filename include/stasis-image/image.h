@@ -153,6 +153,18 @@ void img_pages_rd_free(struct img_pages_rd *rd);
 /* An img_room_fn: room in the page write buffers for the next page frame
  * of image; imgdir_put of that frame with its data there copies nothing. */
 void *imgdir_page_room(void *d, const char *image, uint64_t offset, size_t len);
+/*
+ * The page data of d passed through fn just before it is written, on a
+ * thread of its own (stasis-seal seals it there, in place): whole page
+ * frames, in stream order, one run of an image at a time. A failure is
+ * said by fn; nothing more is written and imgdir_finish fails. Set before
+ * the first page frame.
+ */
+typedef int (*img_page_hook_fn)(void *arg, const char *image, uint64_t offset, void *data,
+				size_t len);
+void imgdir_page_hook(struct img_dir_writer *d, img_page_hook_fn fn, void *arg);
+/* The page data taken so far handed on to the hook (and the disk). */
+void imgdir_page_flush(struct img_dir_writer *d);
 /* fsyncs every file and the directory. */
 int imgdir_finish(struct img_dir_writer *d);
 void imgdir_free(struct img_dir_writer *d);
@@ -168,6 +180,9 @@ struct img_unpack *imgunpack_open(const char *dir);
 int imgunpack_put(void *unpack, const struct img_frame *f);
 /* An img_room_fn for a reader whose frames go to imgunpack_put. */
 void *imgunpack_page_room(void *unpack, const char *image, uint64_t offset, size_t len);
+/* imgdir_page_hook and imgdir_page_flush of the directory being stored. */
+void imgunpack_page_hook(struct img_unpack *u, img_page_hook_fn fn, void *arg);
+void imgunpack_page_flush(struct img_unpack *u);
 int imgunpack_commit(struct img_unpack *u);
 void imgunpack_free(struct img_unpack *u);
 /* "OK\n" on the acknowledgement fd (none when fd < 0): the checkpoint is

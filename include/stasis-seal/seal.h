@@ -44,6 +44,17 @@ void seal_enc_free(struct seal_enc *e);
  * sends them (include/stasis/lazy.h): each page may still come only once,
  * since its offset is its tweak and its tag's nonce. */
 void seal_enc_any_order(struct seal_enc *e);
+/*
+ * Page frames sealed later, in place, by seal_enc_page_hook (an
+ * img_page_hook_fn), which the page store (imgunpack_page_hook) runs on
+ * its own thread on the page data just before writing it; flush(arg) hands
+ * it all the data taken so far (seal_enc_finish waits for every tag). The
+ * page frames pass seal_enc_put unchanged; their tags are written as they
+ * are made, after them: for a store of one file per image, not a stream.
+ * The store's threads must be stopped before seal_enc_free.
+ */
+void seal_enc_in_place(struct seal_enc *e, void (*flush)(void *arg), void *arg);
+int seal_enc_page_hook(void *e, const char *image, uint64_t offset, void *data, size_t len);
 
 /* ---- open ---- */
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Sealing a checkpoint stream frame by frame (stasis-seal --encrypt). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,15 @@ static bool page_set_add(struct page_set *s, const struct simg *img, uint64_t pa
 	return true;
 }
 
+/* A page frame to seal in place later (seal_enc_in_place), then its tag. */
+struct later {
+	struct simg *img;
+	uint64_t offset;
+	uint32_t len;
+	int ret;
+	uint8_t tag[SEAL_TAG_LEN];
+};
+
 struct seal_enc {
 	struct seal_ctx c;
 	struct img_writer *w;
@@ -61,11 +71,150 @@ struct seal_enc {
 	bool failed;
 	bool any_order;
 	struct page_set seen;
+	/* seal_enc_in_place: frames [begin, sealed) have their tags, to be
+	 * written; [sealed, end) wait for the hook. Counters run, indices
+	 * are modulo cap; mu guards them and the ring. */
+	bool in_place;
+	bool broken; /* the hook failed: no more frames get sealed */
+	void (*flush)(void *arg);
+	void *flush_arg;
+	pthread_mutex_t mu;
+	pthread_cond_t sealed_cv;
+	struct later *q;
+	size_t cap;
+	uint64_t begin, sealed, end;
 };
 
 void seal_enc_any_order(struct seal_enc *e)
 {
 	e->any_order = true;
+}
+
+void seal_enc_in_place(struct seal_enc *e, void (*flush)(void *arg), void *arg)
+{
+	e->in_place = true;
+	e->flush = flush;
+	e->flush_arg = arg;
+}
+
+static int hook_broken(struct seal_enc *e)
+{
+	pthread_mutex_lock(&e->mu);
+	e->broken = true;
+	pthread_cond_signal(&e->sealed_cv);
+	pthread_mutex_unlock(&e->mu);
+	return -1;
+}
+
+/* Runs on the page store's thread: the frames of this run of page data,
+ * the oldest frames not sealed yet, sealed where they lie. */
+int seal_enc_page_hook(void *arg, const char *image, uint64_t offset, void *data, size_t len)
+{
+	struct seal_enc *e = arg;
+
+	for (size_t at = 0; at < len;) {
+		struct later l;
+		struct job j = {0};
+
+		pthread_mutex_lock(&e->mu);
+		if (e->sealed == e->end) {
+			pthread_mutex_unlock(&e->mu);
+			pr_err("image %s: page data at offset %#llx that was never a page frame",
+			       image, (unsigned long long)(offset + at));
+			return hook_broken(e);
+		}
+		l = e->q[e->sealed % e->cap];
+		pthread_mutex_unlock(&e->mu);
+		if (strcmp(l.img->name, image) || l.offset != offset + at || l.len > len - at) {
+			pr_err("image %s: page data at offset %#llx is not the page frame of %s at "
+			       "%#llx that comes next",
+			       image, (unsigned long long)(offset + at), l.img->name,
+			       (unsigned long long)l.offset);
+			return hook_broken(e);
+		}
+		j.img = l.img;
+		j.hdr.offset = l.offset;
+		j.hdr.len = l.len;
+		j.data = (uint8_t *)data + at;
+		/* the caller's thread touches neither c->xts nor a page image's
+		 * aead in this mode: they are this thread's */
+		j.ret = seal_job_run(&e->c, e->c.xts, l.img->aead, &j, false);
+		pthread_mutex_lock(&e->mu);
+		e->q[e->sealed % e->cap].ret = j.ret;
+		memcpy(e->q[e->sealed % e->cap].tag, j.tag, SEAL_TAG_LEN);
+		e->sealed++;
+		pthread_cond_signal(&e->sealed_cv);
+		pthread_mutex_unlock(&e->mu);
+		if (j.ret) {
+			pr_err("image %s: cannot seal the page frame at offset %#llx", image,
+			       (unsigned long long)l.offset);
+			return hook_broken(e);
+		}
+		at += l.len;
+	}
+	return 0;
+}
+
+/* A page frame to be sealed by the hook. */
+static void later_push(struct seal_enc *e, struct simg *img, const struct stasis_frame_hdr *h)
+{
+	pthread_mutex_lock(&e->mu);
+	if (e->end - e->begin == e->cap) {
+		size_t cap = e->cap ? 2 * e->cap : 256;
+		struct later *n = xmalloc(cap * sizeof(*n));
+
+		for (uint64_t k = e->begin; k < e->end; k++)
+			n[k % cap] = e->q[k % e->cap];
+		free(e->q);
+		e->q = n;
+		e->cap = cap;
+	}
+	e->q[e->end % e->cap] = (struct later){.img = img, .offset = h->offset, .len = h->len};
+	e->end++;
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* The tag records of the frames sealed so far (all: of every frame,
+ * waiting for the hook). */
+static int later_tags(struct seal_enc *e, bool all)
+{
+	if (all && e->flush)
+		e->flush(e->flush_arg);
+	pthread_mutex_lock(&e->mu);
+	while (e->begin < e->end) {
+		Stasis__PageTag pt = STASIS__PAGE_TAG__INIT;
+		struct later l;
+		char *tname;
+		int ret;
+
+		if (e->begin == e->sealed) {
+			if (e->broken) {
+				pthread_mutex_unlock(&e->mu);
+				return -1; /* said by the hook */
+			}
+			if (!all)
+				break;
+			pthread_cond_wait(&e->sealed_cv, &e->mu);
+			continue;
+		}
+		l = e->q[e->begin % e->cap];
+		pthread_mutex_unlock(&e->mu);
+		if (l.ret)
+			return -1; /* said by the hook */
+		pt.offset = l.offset;
+		pt.len = l.len;
+		pt.tag.data = l.tag;
+		pt.tag.len = SEAL_TAG_LEN;
+		tname = seal_tags_name(l.img->name);
+		ret = imgw_record(e->w, tname, &pt.base);
+		free(tname);
+		if (ret)
+			return -1;
+		pthread_mutex_lock(&e->mu);
+		e->begin++;
+	}
+	pthread_mutex_unlock(&e->mu);
+	return 0;
 }
 
 static int enc_emit(void *owner, struct job *j);
@@ -81,6 +230,8 @@ struct seal_enc *seal_enc_create(const char *const *certs, int nr_certs, struct 
 	struct simg *img;
 
 	e->w = w;
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->sealed_cv, NULL);
 	if (!nr_certs) {
 		pr_err("no certificate to seal the checkpoint for");
 		goto fail;
@@ -178,6 +329,11 @@ static int enc_pages(struct seal_enc *e, struct simg *img, struct img_frame *f)
 		return -1;
 	timg->declared = true;
 	timg->records++;
+	if (e->in_place) {
+		/* sealed in the store before it is written: goes in as it is */
+		later_push(e, img, &f->hdr);
+		return imgw_frame(e->w, f) || later_tags(e, false) ? -1 : 0;
+	}
 	return seal_pool_submit(e->pool, img, &f->hdr, f->data, NULL);
 }
 
@@ -276,7 +432,7 @@ int seal_enc_finish(struct seal_enc *e)
 	size_t size = 0;
 	int ret = 0;
 
-	if (e->failed || seal_pool_flush(e->pool, true)) {
+	if (e->failed || seal_pool_flush(e->pool, true) || (e->in_place && later_tags(e, true))) {
 		e->failed = true;
 		return -1;
 	}
@@ -331,5 +487,8 @@ void seal_enc_free(struct seal_enc *e)
 	seal_pool_free(e->pool);
 	seal_ctx_free(&e->c);
 	free(e->seen.v);
+	free(e->q);
+	pthread_mutex_destroy(&e->mu);
+	pthread_cond_destroy(&e->sealed_cv);
 	free(e);
 }

@@ -34,8 +34,8 @@ struct pool {
 	bool stop;
 };
 
-static int job_run(const struct seal_ctx *c, gnutls_cipher_hd_t xts, gnutls_aead_cipher_hd_t aead,
-		   struct job *j, bool open)
+int seal_job_run(const struct seal_ctx *c, gnutls_cipher_hd_t xts, gnutls_aead_cipher_hd_t aead,
+		 struct job *j, bool open)
 {
 	if (open)
 		return seal_page_tag(c, aead, j->img, j->hdr.offset, j->data, j->hdr.len, j->tag,
@@ -79,7 +79,7 @@ static void *worker_main(void *arg)
 				w->aead = NULL;
 		}
 		if (w->aead)
-			j->ret = job_run(p->c, w->xts, w->aead, j, p->open);
+			j->ret = seal_job_run(p->c, w->xts, w->aead, j, p->open);
 		pthread_mutex_lock(&p->mu);
 		j->done = true;
 		pthread_cond_broadcast(&p->done);
@@ -200,7 +200,7 @@ int seal_pool_submit(struct pool *p, struct simg *img, const struct stasis_frame
 
 		if (tag)
 			memcpy(one.tag, tag, SEAL_TAG_LEN);
-		one.ret = job_run(p->c, p->c->xts, img->aead, &one, p->open);
+		one.ret = seal_job_run(p->c, p->c->xts, img->aead, &one, p->open);
 		one.done = true;
 		return p->emit(p->owner, &one);
 	}

@@ -149,6 +149,10 @@ struct job {
 
 typedef int (*job_emit_fn)(void *owner, struct job *j);
 
+/* One job done on this thread, with these handles: 0, or -1. */
+int seal_job_run(const struct seal_ctx *c, gnutls_cipher_hd_t xts, gnutls_aead_cipher_hd_t aead,
+		 struct job *j, bool open);
+
 struct pool;
 struct pool *seal_pool_new(struct seal_ctx *c, int nth, bool open, job_emit_fn emit, void *owner);
 void seal_pool_free(struct pool *p);
