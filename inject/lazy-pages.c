@@ -1180,6 +1180,15 @@ int main(int argc, char **argv)
 		return lazy_source_serve(dir, STDIN_FILENO, STDOUT_FILENO);
 	}
 	if (req_fd < 0) {
+		char cipher[PATH_MAX];
+
+		snprintf(cipher, sizeof(cipher), "%s/cipher.img", dir);
+		if (!access(cipher, F_OK)) {
+			pr_err("%s is sealed: its pages cannot be read from the directory (a lazy "
+			       "restore of a sealed dump takes them from its source, --page-server)",
+			       dir);
+			return 1;
+		}
 		request_all = true;
 		source_pid = lazy_source_start(dir, &req_fd, &resp_fd);
 		if (source_pid < 0)

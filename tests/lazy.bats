@@ -279,6 +279,18 @@ tree_pss() { # PID
 	if alive "$PID"; then die_with_logs "PID $PID runs after the failed restore"; return 1; fi
 }
 
+@test "stasis lazy-pages -D of a sealed directory refuses at once: its pages cannot be read from there" {
+	start_prog heap 8
+	dump_and_kill
+	# what makes a directory sealed: its cipher.img
+	: >"$IMG/cipher.img"
+	run timeout 20 stasis lazy-pages -D "$IMG"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"is sealed: its pages cannot be read from the directory"* ]] ||
+		die_with_logs "unclear error: $output"
+	[ ! -e "$IMG/lazy-pages.socket" ]
+}
+
 @test "the daemon killed during the restore: the tree being restored is killed, not left with zeros" {
 	start_prog heap 64
 	dump_and_kill
