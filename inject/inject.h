@@ -187,6 +187,9 @@ int lazy_tree_done(void);
  * is in; lazy_detach lets go of the daemon (-d: the tree is on its own). */
 int lazy_wait(struct itree *tr, pid_t root, int *status);
 void lazy_detach(void);
+/* -d: a process of its own keeps watching the daemon in our place (with
+ * the copies of the userfaultfds) once we have returned; 0 or -1. */
+int lazy_watch_detached(struct itree *tr);
 
 int pstree_load(struct itree *tr);
 /* Frees what pstree_load loaded (the fuzz harness; a restore keeps it). */

@@ -271,6 +271,52 @@ void lazy_detach(void)
 }
 
 /*
+ * -d: we return once the tree runs, but the tree still needs its daemon.
+ * The watcher holds what lazy_wait holds (the daemon's socket, the copies
+ * of the userfaultfds, so that faults wait instead of reading zeros if the
+ * daemon dies) and kills the tree if the daemon goes before every page is
+ * in. It is detached from our session and standard streams, so that
+ * nobody waits for it; its errors go to the log file.
+ */
+int lazy_watch_detached(struct itree *tr)
+{
+	pid_t w = fork();
+
+	if (w < 0) {
+		pr_perror("cannot start the watcher of the lazy-pages daemon");
+		return -1;
+	}
+	if (w > 0)
+		return 0;
+	signal(SIGIO, SIG_IGN);
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+	for (;;) {
+		char c;
+		ssize_t n = read(daemon_sk, &c, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 1 && c == LAZY_DONE_BYTE) {
+			pr_info("every page is in: the watcher of the detached tree ends");
+			_exit(0);
+		}
+		break;
+	}
+	pr_err("the lazy-pages daemon went away before every page was in; the restored tree "
+	       "(detached) was killed");
+	kill_tree(tr);
+	_exit(1);
+}
+
+/*
  * Waits for the restored root as waitpid does, and meanwhile for the
  * daemon's word that every page is in. The daemon gone before that: the
  * tree cannot run without its memory and is killed (-1, logged).

@@ -232,6 +232,8 @@ int main(int argc, char **argv)
 		(unsigned long long)(now_ns() - start) / 1000000);
 	imgr_free(r);
 	if (opts.detached) {
+		if (opts.lazy_pages && lazy_watch_detached(&tree))
+			goto fail;
 		lazy_detach();
 		return 0;
 	}

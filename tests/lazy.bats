@@ -325,6 +325,47 @@ tree_pss() { # PID
 		die_with_logs "no clear message"
 }
 
+@test "restored detached (-d) lazily: the restore returns at once, a watcher of its own waits for the daemon's word that every page is in" {
+	start_prog heap
+	dump_and_kill
+	start_lazy_daemon
+	start_restore --lazy-pages -d
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis restore -d did not return" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore -d exited with status $STATUS" || return 1
+	wait_restored
+	wait_lazy_done
+	local i
+	for i in $(seq 100); do
+		grep -q "the watcher of the detached tree ends" "$IMG/restore.log" && break
+		sleep 0.05
+	done
+	grep -q "the watcher of the detached tree ends" "$IMG/restore.log" ||
+		die_with_logs "the watcher did not see the daemon's last word"
+	touch "$GOFILE"
+	wait_gone "$PID" "$STASIS_TEST_WAIT" || die_with_logs "the restored program did not finish after GO"
+	check_pass_log
+}
+
+@test "restored detached (-d) lazily, the daemon killed once the tree runs, pages still missing: the watcher kills the tree, no zeros" {
+	start_prog lazymm 128
+	dump_and_kill
+	start_lazy_daemon --prefetch-delay 200
+	start_restore --lazy-pages -d
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis restore -d did not return" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis restore -d exited with status $STATUS" || return 1
+	wait_restored
+	kill -KILL "$LZPID"
+	wait_gone "$PID" 10 || die_with_logs "the restored task $PID still runs without its memory" || return 1
+	local i
+	for i in $(seq 100); do
+		grep -q "the restored tree (detached) was killed" "$IMG/restore.log" && break
+		sleep 0.05
+	done
+	grep -q "lazy-pages daemon went away before every page was in; the restored tree (detached) was killed" \
+		"$IMG/restore.log" || die_with_logs "no clear message"
+	if grep -q '^PASS' "$LOG"; then die_with_logs "the program passed without its memory"; fi
+}
+
 @test "bad command lines of stasis lazy-pages are refused; the raw programs document the lazy options" {
 	run stasis-inject --help
 	[[ "$output" == *"--lazy-pages"* ]]
