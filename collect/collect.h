@@ -28,6 +28,7 @@ struct collect_opts {
 	int network_lock;     /* enum netlock_method */
 	char **external; /* --external RES, as given (unix[INO]) */
 	int nr_external;
+	bool ext_unix_sk; /* --ext-unix-sk: --external for every unix socket */
 	bool pre_dump;	 /* memory only, the tree keeps running */
 	bool track_mem;	 /* arm the memory tracker for a next link */
 	bool has_prev_track_id; /* the parent link's tracker: unchanged pages stay there */

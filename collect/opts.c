@@ -39,6 +39,7 @@ static void usage(FILE *f)
 		"      --ghost-limit SIZE  carry deleted files up to SIZE (K, M, G; 1M)\n"
 		"      --link-remap        link back files unlinked but still linked elsewhere\n"
 		"      --external unix[ID] allow unix socket ID a peer outside the tree\n"
+		"      --ext-unix-sk       --external unix[ID] for every unix socket\n"
 		"      --force-irmap       find watched inodes whose name is gone by inode\n"
 		"      --irmap-scan-path DIR  where --force-irmap looks first (repeatable)\n"
 		"      --tcp-established   carry established TCP connections\n"
@@ -77,6 +78,7 @@ int collect_parse_opts(int argc, char **argv)
 		{ "ghost-limit", required_argument, NULL, 'G' },
 		{ "link-remap", no_argument, NULL, 'L' },
 		{ "external", required_argument, NULL, 'E' },
+		{ "ext-unix-sk", no_argument, NULL, 'X' },
 		{ "force-irmap", no_argument, NULL, 'Q' },
 		{ "irmap-scan-path", required_argument, NULL, 'q' },
 		{ "action-script", required_argument, NULL, 'S' },
@@ -140,6 +142,9 @@ int collect_parse_opts(int argc, char **argv)
 			break;
 		case 'S':
 			scripts_add(optarg);
+			break;
+		case 'X':
+			opts.ext_unix_sk = true;
 			break;
 		case 'Q':
 			opts.force_irmap = true;

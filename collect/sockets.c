@@ -130,6 +130,8 @@ static bool declared_external(uint32_t ino)
 {
 	char key[32];
 
+	if (opts.ext_unix_sk)
+		return true;
 	snprintf(key, sizeof(key), "unix[%u]", ino);
 	for (int i = 0; i < opts.nr_external; i++)
 		if (!strcmp(opts.external[i], key))

@@ -117,6 +117,9 @@ static const struct fe_option options[] = {
 	     "(restore: accepted, nothing to do)"),
 	{ "external", 0, required_argument, K_LIST, CMD_DUMP, L_EXTERNAL, 0, "unix[ID]",
 	  "allow unix socket ID (its inode) a peer outside the tree (may be repeated)", TO_COLLECT },
+	FLAG_TO("ext-unix-sk", 0, CMD_ALL, F_EXT_UNIX_SK, F_NONE, TO_COLLECT,
+	     "allow every unix socket of the tree a peer outside it, as --external "
+	     "unix[ID] does for one (restore: accepted, the checkpoint says which)"),
 	FLAG_TO("force-irmap", 0, CMD_ALL, F_FORCE_IRMAP, F_NONE, TO_COLLECT,
 	     "find the path of an inotify or fanotify watch whose own name is gone by its "
 	     "inode, under --irmap-scan-path (default: its mount)"),

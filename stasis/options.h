@@ -45,6 +45,7 @@ enum fe_flag {
 	F_SKIP_IN_FLIGHT,
 	F_TRACK_MEM, /* dump: keep tracking memory for a next link */
 	F_FORCE_IRMAP, /* dump: look for the paths of fsnotify watches by inode */
+	F_EXT_UNIX_SK, /* dump: every unix socket may have its peer outside the tree */
 	F_AUTO_DEDUP, /* dump, pre-dump: punch the parents' superseded pages */
 	F_LAZY_PAGES, /* dump: serve private anonymous memory to a lazy restore;
 		       * restore: memory filled by stasis lazy-pages (docs/lazy.md) */

@@ -156,6 +156,7 @@ unixscm   peercred        creds stream
 unixsk    queue           kinds @DIR
 unixsk    peercred        tree
 unixsk    unconn          unconn @DIR
+unixsk    extdgram        external dgram @DIR
 unixsk    peercred        tree
 zombies   zombie
 '

@@ -137,6 +137,17 @@ log_value() { # KEY
 		die_with_logs "restore did not warn that the socket is disconnected"
 }
 
+@test "--ext-unix-sk: a datagram socket connected to a name held outside the tree is connected to it again" {
+	start_prog unixsk external dgram "$BATS_TEST_TMPDIR"
+	own_pid "$(log_value OUTSIDE)"
+	dump_must_fail
+	grep -q -- "--external unix\[$(log_value INO)\]" "$BATS_TEST_TMPDIR/dump.out" ||
+		die_with_logs "without --ext-unix-sk the dump was not refused naming the socket"
+	dump_and_kill --ext-unix-sk
+	wait_ids_free 30
+	restore_and_check --ext-unix-sk
+}
+
 @test "--inherit-fd fd[N]:socket:[ID] gives the restored socket the caller's descriptor" {
 	local ino stasis_exe
 	start_prog unixsk external inherited

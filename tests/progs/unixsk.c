@@ -14,6 +14,11 @@
  *                                the tree (prints "INO n" and "OUTSIDE pid");
  *                                MODE says what GO should find: original,
  *                                disconnected or inherited
+ *   unixsk GOFILE external dgram DIR  a datagram socket connected to a name
+ *                                (DIR/ext) bound by a process outside the
+ *                                tree (prints "INO n" and "OUTSIDE pid"); GO
+ *                                sends it "ping" and expects "pong" back on a
+ *                                second socket bound at DIR/reply
  *   unixsk GOFILE tcp|netlink    tcp: a socket stasis refuses (without
  *                                --tcp-established); netlink: one it carries
  *                                beside the unix ones (netsk.bats)
@@ -745,6 +750,80 @@ static int tree_mode(void)
 
 /* ------------------------------------------------------------- external */
 
+/* A datagram socket connected to a name that a process outside the tree
+ * holds: restored, it must be connected to that name again (--ext-unix-sk). */
+static int external_dgram(const char *dir)
+{
+	char p[200], link[64], path_[64], msg[16];
+	struct name ext, reply, got = {.len = sizeof(got.sa)};
+	int c, r, ready[2];
+	pid_t outside;
+	struct pollfd pfd;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "%s/ext", dir);
+	ext = path(p);
+	snprintf(p, sizeof(p), "%s/reply", dir);
+	reply = path(p);
+	if (pipe(ready))
+		tp_die("pipe");
+	/* a grandchild, re-parented away: not part of the tree dumped */
+	if (fork() == 0) {
+		if (fork() == 0) {
+			int s = xsocket(SOCK_DGRAM);
+			pid_t me = getpid();
+
+			close(ready[0]);
+			setsid();
+			alarm(120);
+			xbind(s, &ext);
+			if (write(ready[1], &me, sizeof(me)) != sizeof(me))
+				_exit(1);
+			close(ready[1]);
+			/* answer every ping on the reply name until killed */
+			while ((n = recv(s, msg, sizeof(msg), 0)) > 0)
+				if (n == 4 && !memcmp(msg, "ping", 4))
+					sendto(s, "pong", 4, 0, (struct sockaddr *)&reply.sa,
+					       reply.len);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(ready[1]);
+	wait(NULL);
+	if (read(ready[0], &outside, sizeof(outside)) != sizeof(outside))
+		tp_die("the outside process did not bind %s", ext.sa.sun_path);
+	close(ready[0]);
+	r = xsocket(SOCK_DGRAM);
+	xbind(r, &reply);
+	c = xconnect(xsocket(SOCK_DGRAM), &ext);
+	snprintf(path_, sizeof(path_), "/proc/self/fd/%d", c);
+	n = readlink(path_, link, sizeof(link) - 1);
+	link[n > 0 ? n - 1 : 0] = 0; /* socket:[N] */
+	printf("INO %s\nOUTSIDE %d\n", link + 8, (int)outside);
+	tp_ready();
+	tp_wait_go();
+	if (tp_sabotaged("extdgram")) {
+		struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
+		connect(c, &sa, sizeof(sa));
+	}
+	if (getpeername(c, (struct sockaddr *)&got.sa, &got.len) || !same_name(&got, &ext)) {
+		tp_fail("the datagram socket is not connected to %s any more", ext.sa.sun_path);
+		return tp_finish();
+	}
+	if (send(c, "ping", 4, 0) != 4) {
+		tp_fail("send to the outside peer: %s", strerror(errno));
+		return tp_finish();
+	}
+	pfd = (struct pollfd){.fd = r, .events = POLLIN};
+	if (poll(&pfd, 1, 30000) != 1)
+		tp_fail("no answer from the outside peer");
+	else
+		expect_msg(r, "answer from the outside peer", "pong", 4, &ext);
+	return tp_finish();
+}
+
 static int external_mode(const char *mode)
 {
 	int sp[2];
@@ -1044,6 +1123,8 @@ int main(int argc, char **argv)
 		return tree_mode();
 	if (!strcmp(argv[2], "unconn") && argc > 3)
 		return unconn_mode(argv[3]);
+	if (!strcmp(argv[2], "external") && argc > 4 && !strcmp(argv[3], "dgram"))
+		return external_dgram(argv[4]);
 	if (!strcmp(argv[2], "external") && argc > 3)
 		return external_mode(argv[3]);
 	if (!strcmp(argv[2], "tcp") || !strcmp(argv[2], "netlink"))
