@@ -102,6 +102,7 @@ int creds_collect_thread(struct ctask *ct, int thread, Stasis__TaskCore *tc,
 int timers_collect(struct ctask *ct, Stasis__TaskCore *tc);
 int timers_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
 int sched_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
+int cgroup_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
 int mm_collect(struct ctask *ct, struct img_writer *w);
 int mm_write_pages(struct ctask *ct, struct img_writer *w);
 int fs_collect(struct ctask *ct, struct img_writer *w);

@@ -99,6 +99,7 @@ static int collect_thread(struct ctask *ct, int i, Stasis__TaskCore *tc, Stasis_
 		th->mce_kill = r;
 	}
 	if (creds_collect_thread(ct, i, tc, th) || sched_collect_thread(ct, i, th) ||
+	    cgroup_collect_thread(ct, i, th) ||
 	    timers_collect_thread(ct, i, th))
 		return -1;
 	return signals_collect_thread(ct, i, th);

@@ -24,6 +24,7 @@ struct inject_opts {
 	int wait_pids_free; /* seconds; a migration within one host */
 	bool lazy_pages;      /* private anonymous memory left to the daemon */
 	const char *lazy_dir; /* where its socket is (-W) */
+	bool manage_cgroups;  /* --manage-cgroups soft: put tasks back in their cgroups */
 };
 
 /* --file-validation: how regular files are checked against the dump */
@@ -168,6 +169,8 @@ int core_restore_regs(struct itask *t);
 int timers_restore(struct itask *t);
 int creds_restore(struct itask *t);
 int sched_restore(struct itask *t);
+/* cgroup.c: --manage-cgroups soft: every thread back in its cgroups */
+int cgroup_restore(struct itask *t);
 
 /* lazy.c: --lazy-pages (docs/lazy.md); img_run_lazy (image library) tells
  * which runs may be left to the lazy-pages daemon. Each task's userfaultfd, registered and handed

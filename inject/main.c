@@ -47,7 +47,7 @@ static int restore_task(struct itask *t)
 	 * holds the privileges the other calls need. */
 	if (timers_restore(t) || creds_restore(t) || parasite_remove(t))
 		return -1;
-	return core_restore_regs(t) || sched_restore(t) ? -1 : 0;
+	return core_restore_regs(t) || sched_restore(t) || cgroup_restore(t) ? -1 : 0;
 }
 
 /*

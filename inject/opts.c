@@ -29,6 +29,8 @@ static void usage(FILE *f)
 		   "  -j, --shell-job         give the tree the caller's terminal\n"
 		   "      --pidfile FILE      write the restored root's PID to FILE\n"
 		   "  -l, --file-locks        take back the file locks of the checkpoint\n"
+		   "      --manage-cgroups MODE  soft: put every thread back in its cgroups;\n"
+		   "                          ignore (the default): leave them in ours\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
@@ -65,6 +67,7 @@ int inject_parse_opts(int argc, char **argv)
 		{ "tcp-close", no_argument, NULL, 'C' },
 		{ "lazy-pages", no_argument, NULL, 'L' },
 		{ "work-dir", required_argument, NULL, 'W' },
+		{ "manage-cgroups", required_argument, NULL, 'M' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -95,6 +98,16 @@ int inject_parse_opts(int argc, char **argv)
 			break;
 		case 'W':
 			opts.lazy_dir = optarg;
+			break;
+		case 'M':
+			if (!strcmp(optarg, "soft")) {
+				opts.manage_cgroups = true;
+			} else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "none")) {
+				opts.manage_cgroups = false;
+			} else {
+				pr_err("--manage-cgroups %s is not supported yet (soft, ignore)", optarg);
+				return -1;
+			}
 			break;
 		case 'I': {
 			char *end = optarg;

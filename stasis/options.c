@@ -203,7 +203,11 @@ static const struct fe_option options[] = {
 	TODO("enable-fs", 0, required_argument),
 	TODO("unprivileged", 0, no_argument),
 	TODO("freeze-cgroup", 0, required_argument),
-	TODO("manage-cgroups", 0, optional_argument),
+	{ "manage-cgroups", 0, optional_argument, K_STR, CMD_DUMP | CMD_RESTORE, S_MANAGE_CGROUPS, 0,
+	  "MODE", "restore: soft (the default MODE) puts every task back in the cgroups it was "
+	  "in, making missing ones, without their settings; ignore (what a restore without "
+	  "the option does) leaves them in the restorer's; dump: accepted, the cgroups are "
+	  "always recorded", TO_INJECT },
 	TODO("cgroup-props", 0, required_argument),
 	TODO("cgroup-props-file", 0, required_argument),
 	TODO("cgroup-dump-controller", 0, required_argument),
@@ -357,6 +361,16 @@ static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, 
 			o->flag[opt->clears] = false;
 		return 0;
 	case K_STR:
+		if (opt->target == S_MANAGE_CGROUPS) {
+			if (!optarg)
+				optarg = "soft";
+			if (strcmp(optarg, "soft") && strcmp(optarg, "ignore") &&
+			    strcmp(optarg, "none")) {
+				pr_err("option --manage-cgroups=%s is not supported yet (soft, ignore)",
+				       optarg);
+				return -1;
+			}
+		}
 		o->str[opt->target] = optarg;
 		return 0;
 	case K_PID:

@@ -84,6 +84,7 @@ enum fe_str {
 	S_PREV_IMAGES_DIR, /* the parent link of an iterative chain */
 	S_PRE_DUMP_MODE,
 	S_NETWORK_LOCK,
+	S_MANAGE_CGROUPS, /* soft or ignore */
 	S_NR,
 };
 

@@ -31,6 +31,26 @@ load helpers
 	restore_and_check
 }
 
+@test "--manage-cgroups: a process and its thread go back into their v2 and v1 cgroups, removed ones made again" {
+	local v1 v2
+	start_prog cgroups "$BATS_TEST_TMPDIR"
+	v1=$(awk '$1 == "V1" { print $2 }' "$LOG") v2=$(awk '$1 == "V2" { print $2 }' "$LOG")
+	dump_and_kill
+	# the restore makes them again
+	rmdir "$v1/lead" "$v1/thr" "$v2"
+	restore_and_check --manage-cgroups
+	grep -q "in cgroup name=stasis-test:/thr again" "$(find_log restore.log)" ||
+		die_with_logs "the restore log does not show the thread moved"
+}
+
+@test "--manage-cgroups=full is refused by name, the tree left running" {
+	start_prog sleeper nanosleep
+	run stasis dump -t "$PID" -D "$IMG" --manage-cgroups=full
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"--manage-cgroups=full is not supported yet"* ]]
+	alive "$PID"
+}
+
 @test "dump -R of a task with seccomp filters and dropped credentials leaves it working" {
 	start_prog creds
 	run_dump -R

@@ -118,6 +118,7 @@ pipes     pipes           @DIR
 prefork   mem             32 4
 procattrs oom
 procattrs loginuid
+cgroups   cgroup          @DIR
 pty       queued
 pty       winsize
 sched     sched

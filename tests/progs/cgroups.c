@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cgroups across a checkpoint (--manage-cgroups).
+ *
+ *   cgroups GOFILE DIR
+ *
+ * Makes a cgroup beside ours in the cgroup2 hierarchy and moves the process
+ * into it; mounts a v1 named hierarchy (name=stasis-test) at DIR/cgv1 and
+ * moves the leader into its cgroup lead, a second thread into thr. Prints
+ * "V2 path" and "V1 path". After GO, each thread's /proc cgroup lines for
+ * both hierarchies must be what they were; then it moves back, removes the
+ * cgroups and unmounts the hierarchy.
+ *
+ * Sabotage: cgroup (the leader goes back to the v1 hierarchy's root).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "testprog.h"
+
+static char v2line[4096], v1lead[4096], v1thr[4096], v1name[256];
+static pid_t thr_tid;
+static volatile int thr_ready;
+
+static void put(const char *file, long id)
+{
+	char num[32];
+	int fd = open(file, O_WRONLY), n = snprintf(num, sizeof(num), "%ld", id);
+
+	if (fd < 0 || write(fd, num, n) != n)
+		tp_die("write %ld to %s", id, file);
+	close(fd);
+}
+
+/* The line of /proc/self/task/TID/cgroup for the v2 hierarchy (want NULL)
+ * or for the v1 hierarchy whose controllers field is want. */
+static int cg_line(pid_t tid, const char *want, char *out, size_t len)
+{
+	char path[64], line[4096];
+	FILE *f;
+	int found = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/cgroup", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (found && fgets(line, sizeof(line), f)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+		line[strcspn(line, "\n")] = 0;
+		if (!c2)
+			continue;
+		if (want ? (size_t)(c2 - c1 - 1) == strlen(want) && !strncmp(c1 + 1, want, c2 - c1 - 1)
+			 : !strncmp(line, "0::", 3)) {
+			snprintf(out, len, "%s", line);
+			found = 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static void *thread_main(void *arg)
+{
+	const char *v1 = arg;
+	char file[4096];
+
+	thr_tid = (pid_t)syscall(SYS_gettid);
+	snprintf(file, sizeof(file), "%s/thr/tasks", v1);
+	put(file, thr_tid);
+	__atomic_store_n(&thr_ready, 1, __ATOMIC_SEQ_CST);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void check(pid_t tid, const char *want, const char *expected, const char *what)
+{
+	char now[4096];
+
+	if (cg_line(tid, want, now, sizeof(now)))
+		tp_fail("%s: no cgroup line for %s", what, want ? want : "v2");
+	else if (strcmp(now, expected))
+		tp_fail("%s: in \"%s\", was in \"%s\"", what, now, expected);
+}
+
+/* Where cgroup2 is mounted and the cgroup we are in there. */
+static void v2_home(char *mnt, size_t len, char *cur, size_t curlen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], dir[1024];
+
+	*mnt = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+
+		if (sep && !strncmp(sep + 3, "cgroup2 ", 8) &&
+		    sscanf(line, "%*s %*s %*s %*s %1023s", dir) == 1) {
+			snprintf(mnt, len, "%s", dir);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (!*mnt || cg_line(getpid(), NULL, line, sizeof(line)))
+		tp_die("no cgroup2 mount");
+	snprintf(cur, curlen, "%.1000s", line + 3);
+}
+
+int main(int argc, char **argv)
+{
+	char file[8192], v2[2048], v1[2048], mnt[1024], home[1024];
+	pthread_t th;
+	int ret;
+
+	tp_init(argc, argv, 2, "GOFILE DIR");
+	v2_home(mnt, sizeof(mnt), home, sizeof(home));
+	snprintf(v2, sizeof(v2), "%s/stasis-test-%d", mnt, (int)getpid());
+	snprintf(v1, sizeof(v1), "%s/cgv1", argv[2]);
+	if (mkdir(v1, 0755) || mount("none", v1, "cgroup", 0, "none,name=stasis-test"))
+		tp_die("mount a v1 named hierarchy at %s", v1);
+	if (mkdir(v2, 0755))
+		tp_die("mkdir %s", v2);
+	snprintf(file, sizeof(file), "%s/cgroup.procs", v2);
+	put(file, getpid());
+	snprintf(file, sizeof(file), "%s/lead", v1);
+	if (mkdir(file, 0755) && errno != EEXIST) /* the hierarchy outlives its mounts */
+		tp_die("mkdir %s", file);
+	snprintf(file, sizeof(file), "%s/thr", v1);
+	if (mkdir(file, 0755) && errno != EEXIST) /* the hierarchy outlives its mounts */
+		tp_die("mkdir %s", file);
+	snprintf(file, sizeof(file), "%s/lead/tasks", v1);
+	put(file, getpid());
+	if (pthread_create(&th, NULL, thread_main, (void *)v1))
+		tp_die("pthread_create");
+	while (!__atomic_load_n(&thr_ready, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	/* the v1 hierarchy's controllers field: name=... of its lead line */
+	{
+		FILE *f = fopen("/proc/self/cgroup", "re");
+		char line[4096];
+
+		while (f && fgets(line, sizeof(line), f)) {
+			char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+			line[strcspn(line, "\n")] = 0;
+			if (c2 && !strcmp(c2 + 1, "/lead") && !strncmp(c1 + 1, "name=", 5))
+				snprintf(v1name, sizeof(v1name), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+		}
+		if (f)
+			fclose(f);
+	}
+	if (!*v1name)
+		tp_die("the process is not in %s/lead", v1);
+	if (cg_line(getpid(), NULL, v2line, sizeof(v2line)) ||
+	    cg_line(getpid(), v1name, v1lead, sizeof(v1lead)) ||
+	    cg_line(thr_tid, v1name, v1thr, sizeof(v1thr)))
+		tp_die("cannot read the cgroup lines");
+	printf("V2 %s\nV1 %s\n", v2, v1);
+	tp_ready();
+	tp_wait_go();
+	if (tp_sabotaged("cgroup")) {
+		snprintf(file, sizeof(file), "%s/tasks", v1);
+		put(file, getpid());
+	}
+	check(getpid(), NULL, v2line, "the process (v2)");
+	check(getpid(), v1name, v1lead, "the leader (v1)");
+	check(thr_tid, v1name, v1thr, "the thread (v1)");
+	ret = tp_finish();
+	/* leave nothing behind */
+	snprintf(file, sizeof(file), "%s/tasks", v1);
+	put(file, getpid());
+	put(file, thr_tid);
+	snprintf(file, sizeof(file), "%s%s/cgroup.procs", mnt, strcmp(home, "/") ? home : "");
+	put(file, getpid());
+	snprintf(file, sizeof(file), "%s/lead", v1);
+	rmdir(file);
+	snprintf(file, sizeof(file), "%s/thr", v1);
+	rmdir(file);
+	rmdir(v2);
+	umount2(v1, MNT_DETACH);
+	return ret;
+}
