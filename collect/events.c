@@ -460,7 +460,7 @@ static int hexbytes(const char *hex, unsigned char *out, size_t len)
 	return 0;
 }
 
-char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long ino,
+char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long ino, uint32_t *ghost,
 			  unsigned hbytes, unsigned htype, const char *hex, struct stat *sb)
 {
 	struct file_handle *fh;
@@ -499,6 +499,22 @@ char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long
 			  src->pid, ino);
 		close(fd);
 		return NULL;
+	}
+	/* A deleted inode only the watch (or the tree) still holds travels as a
+	 * ghost file, read through our own O_PATH descriptor, which therefore
+	 * stays open until collect exits. */
+	if (ghost && !sb->st_nlink && path[0] == '/' && n > 10 &&
+	    !strcmp(path + n - 10, " (deleted)") && (S_ISREG(sb->st_mode) || S_ISDIR(sb->st_mode))) {
+		char what[64], via[64];
+
+		snprintf(what, sizeof(what), "inotify fd %d", src->fd);
+		snprintf(via, sizeof(via), "/proc/self/fd/%d", fd);
+		if (ghost_collect_path(src->pid, what, path, via, ghost)) {
+			close(fd);
+			return NULL;
+		}
+		path[n - 10] = 0;
+		return xstrdup(path);
 	}
 	close(fd);
 	if (path[0] == '/' && !(n > 10 && !strcmp(path + n - 10, " (deleted)")) &&
@@ -556,11 +572,12 @@ static int inotify_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		stasis__inotify_watch__init(w);
 		w->wd = wd;
 		w->mask = mask;
-		w->path = fsnotify_inode_path(src, sdev, ino, hbytes, htype, p + off, &sb);
+		w->path = fsnotify_inode_path(src, sdev, ino, &w->ghost, hbytes, htype, p + off, &sb);
 		if (!w->path) {
 			free(w);
 			goto err;
 		}
+		w->has_ghost = w->ghost != 0;
 		if (sb.st_ino != ino) {
 			pr_err("fd %d of task %d: the inotify watch %u resolves to %s, another "
 			       "inode",

@@ -73,7 +73,7 @@ static Stasis__FanotifyMark *parse_mark(const struct fd_src *src, const char *p)
 		   &ino, &sdev, &mflags, &mask, &ignored, &hbytes, &htype, &off) == 7 &&
 	    off) {
 		m->kind = STASIS__FANOTIFY_MARK_KIND__FAN_INODE;
-		m->path = fsnotify_inode_path(src, sdev, ino, hbytes, htype, p + off, &sb);
+		m->path = fsnotify_inode_path(src, sdev, ino, NULL, hbytes, htype, p + off, &sb);
 		if (m->path) {
 			m->has_dev = m->has_ino = true;
 			m->dev = sb.st_dev;

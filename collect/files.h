@@ -54,7 +54,7 @@ extern const struct fd_dump_ops pidfd_dump_ops, fanotify_dump_ops;
  * is on, from the file handle fdinfo shows (hex), with its stat in *sb;
  * NULL logged. A directory through which the mount of device sdev (as
  * fdinfo encodes it) is seen; 0 when found. */
-char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long ino,
+char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long ino, uint32_t *ghost,
 			  unsigned hbytes, unsigned htype, const char *hex, struct stat *sb);
 int fsnotify_mount_path(pid_t pid, unsigned sdev, char *full, size_t size);
 extern const struct fd_dump_ops packetsk_dump_ops, netlinksk_dump_ops;

@@ -341,10 +341,27 @@ static void drain_gaps(int ifd, Stasis__FileEntry *fe)
 static int add_watch(int ifd, Stasis__FileEntry *fe, Stasis__InotifyWatch *w)
 {
 	uint32_t mask = w->mask;
+	const char *path = w->path;
+	char ghost[64];
 	struct stat sb;
 	int wd;
 
-	if (lstat(w->path, &sb)) {
+	/* a deleted inode: watched through the ghost file made for it */
+	if (w->has_ghost) {
+		if (ghost_proc_path(w->ghost, ghost, sizeof(ghost)))
+			return -1;
+		wd = inotify_add_watch(ifd, ghost, mask);
+		if (wd < 0) {
+			pr_perror("inotify (file %u): cannot watch the deleted %s (mask %#x)",
+				  fe->id, w->path, mask);
+			return -1;
+		}
+		if (wd != (int)w->wd)
+			pr_warn("inotify (file %u): the watch on the deleted %s is wd %d now, was %u",
+				fe->id, w->path, wd, w->wd);
+		return wd;
+	}
+	if (lstat(path, &sb)) {
 		pr_perror("inotify (file %u): cannot find the watched %s", fe->id, w->path);
 		return -1;
 	}

@@ -47,6 +47,7 @@ events    signalfd        signalfd
 events    timerfd         timerfd @SLEEP=1.5
 events    inotify         inotify @DIR
 events    inotify-relinked inotify-relinked @DIR
+events    inotify-deleted inotify-deleted @DIR
 fanotify  fanotify        @DIR
 fdtable   unshare
 files     offset          @DIR
