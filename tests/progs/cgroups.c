@@ -2,6 +2,8 @@
 /*
  * cgroups across a checkpoint (--manage-cgroups).
  *
+ *   cgroups GOFILE ns            in a cgroup namespace of its own (which
+ *                                stasis refuses): PASS after GO
  *   cgroups GOFILE DIR
  *
  * Makes a cgroup beside ours in the cgroup2 hierarchy and moves the process
@@ -14,6 +16,7 @@
  * Sabotage: cgroup (the leader goes back to the v1 hierarchy's root).
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <pthread.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -116,7 +119,14 @@ int main(int argc, char **argv)
 	pthread_t th;
 	int ret;
 
-	tp_init(argc, argv, 2, "GOFILE DIR");
+	tp_init(argc, argv, 2, "GOFILE DIR|ns");
+	if (!strcmp(argv[2], "ns")) {
+		if (unshare(CLONE_NEWCGROUP))
+			tp_die("unshare(CLONE_NEWCGROUP)");
+		tp_ready();
+		tp_wait_go();
+		return tp_finish();
+	}
 	v2_home(mnt, sizeof(mnt), home, sizeof(home));
 	snprintf(v2, sizeof(v2), "%s/stasis-test-%d", mnt, (int)getpid());
 	snprintf(v1, sizeof(v1), "%s/cgv1", argv[2]);
