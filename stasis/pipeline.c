@@ -463,7 +463,6 @@ static void read_stderr(struct pipeline *p, bool block)
 	}
 }
 
-/* Waits for every started stage, reading their stderr meanwhile. */
 static bool error_is_cause(const struct pipeline *p, const struct stage_error *e);
 
 /* A stage that is not a server ended failed, or said why it did. */
@@ -507,6 +506,8 @@ static bool servers_alone(struct pipeline *p)
 	return false;
 }
 
+/* Waits for every started stage, reading their stderr meanwhile (but for
+ * the servers servers_alone leaves running). */
 static void wait_stages(struct pipeline *p)
 {
 	struct pollfd pfd[PIPELINE_MAX_STAGES + 1];
