@@ -610,15 +610,45 @@ static int serve_fault(struct bg_task *t, struct bg_fault *f)
 	return 0;
 }
 
-/* Every protected page of [start, end) (addresses of now) copied aside. */
-static void copy_range(struct bg_task *t, unsigned long start, unsigned long end)
+/*
+ * The protected pages of run i from p copied aside, left protected: their
+ * unprotection waits (-EAGAIN) for the event of the madvise that will drop
+ * them, and reading that event lets the drop go. Still protected, they are
+ * still as at the freeze; a later write to one is let through as for any
+ * page copied already.
+ */
+static void copy_aside(struct bg_task *t, size_t i, size_t p)
+{
+	static char buf[AHEAD_PAGES * PAGE_SIZE];
+	size_t n = prot_span(t, i, p, AHEAD_PAGES);
+
+	if (!n || mem_pread(t->mem_fd, buf, n * PAGE_SIZE,
+			    orig_to_cur(t, t->ct->runs[i].vaddr + p * PAGE_SIZE)))
+		return; /* its event tells what became of it */
+	for (size_t k = 0; k < n; k++) {
+		t->runs[i].side[p + k] = xmalloc(PAGE_SIZE);
+		memcpy(t->runs[i].side[p + k], buf + k * PAGE_SIZE, PAGE_SIZE);
+		t->runs[i].state[p + k] = PG_SIDE;
+	}
+	stats.pages_on_fault += n;
+}
+
+/*
+ * Every protected page of [start, end) (addresses of now) copied aside.
+ * With aside (no mremap in flight, so that the addresses of now are those
+ * known), one that cannot be unprotected yet is copied all the same.
+ */
+static void copy_range(struct bg_task *t, unsigned long start, unsigned long end, bool aside)
 {
 	for (unsigned long a = start & ~(PAGE_SIZE - 1); a < end; a += PAGE_SIZE) {
 		size_t i, p;
 		struct bg_run *r = run_of(t, cur_to_orig(t, a), &i, &p);
 
-		if (r && r->state[p] == PG_PROT && copy_ahead(t, i, p) == -EAGAIN)
+		if (!r || r->state[p] != PG_PROT || copy_ahead(t, i, p) != -EAGAIN)
+			continue;
+		if (!aside)
 			return; /* its event comes: handled then */
+		copy_aside(t, i, p);
 	}
 }
 
@@ -626,9 +656,14 @@ static void copy_range(struct bg_task *t, unsigned long start, unsigned long end
  * madvise() that drops pages waits until its event is read, and reading it
  * lets the pages go: copy the range of any thread blocked in madvise first.
  */
+#define PRECOPY_MAX 64 /* threads in madvise looked at, at once */
+
 static void precopy_madvise(struct bg_task *t)
 {
 	char path[320], buf[256];
+	unsigned long ranges[PRECOPY_MAX][2];
+	int n = 0;
+	bool remap = false;
 	DIR *d;
 	struct dirent *de;
 
@@ -643,14 +678,20 @@ static void precopy_madvise(struct bg_task *t)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", t->ct->pid, de->d_name);
 		if (proc_read_file(path, buf, sizeof(buf)) <= 0 ||
-		    sscanf(buf, "%lu %lx %lx %lx", &nr, &addr, &len, &advice) != 4 ||
-		    nr != SYS_madvise)
+		    sscanf(buf, "%lu %lx %lx %lx", &nr, &addr, &len, &advice) != 4)
 			continue;
-		if (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
-		    advice == MADV_DONTNEED_LOCKED)
-			copy_range(t, addr, addr + len);
+		/* a move whose event is pending: our addresses are old ones */
+		remap |= nr == SYS_mremap;
+		if (nr == SYS_madvise && n < PRECOPY_MAX &&
+		    (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
+		     advice == MADV_DONTNEED_LOCKED)) {
+			ranges[n][0] = addr;
+			ranges[n++][1] = addr + len;
+		}
 	}
 	closedir(d);
+	for (int k = 0; k < n; k++)
+		copy_range(t, ranges[k][0], ranges[k][1], !remap);
 }
 
 /* After MADV_DONTNEED's event: copy what is left, if it still is. */
