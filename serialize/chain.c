@@ -55,6 +55,12 @@ struct chain {
 	struct chain_link links[CHAIN_MAX_LINKS]; /* [0] is the directory packed */
 	size_t nr;
 	bool needed; /* some run of links[0] is in_prev */
+	/* the tree of links[0] (chain_load_tree): pid and ppid of each task */
+	struct chain_tree_task {
+		uint32_t pid, ppid;
+	} *tree;
+	size_t nr_tree;
+	bool tree_loaded;
 };
 
 static void link_free(struct chain_link *l)
@@ -75,6 +81,7 @@ void chain_free(struct chain *c)
 		return;
 	for (size_t i = 0; i < c->nr; i++)
 		link_free(&c->links[i]);
+	free(c->tree);
 	free(c);
 }
 
@@ -504,30 +511,46 @@ out:
 
 /* ------------------------------------------- pack --lazy-pages */
 
-struct pstree_load {
-	uint32_t *parents; /* the ppid of every task */
-	size_t nr;
-};
-
-static int load_pstree_record(void *arg, const uint8_t *buf, size_t len)
+static int load_tree_record(void *arg, const uint8_t *buf, size_t len)
 {
-	struct pstree_load *pl = arg;
+	struct chain *c = arg;
 	Stasis__PstreeEntry *pe = stasis__pstree_entry__unpack(NULL, len, buf);
 
 	if (!pe) {
-		pr_err("pstree: a record is not a PstreeEntry");
+		pr_err("%s/pstree.img: a record is not a PstreeEntry", c->links[0].dir);
 		return -1;
 	}
-	pl->parents = xrealloc(pl->parents, (pl->nr + 1) * sizeof(*pl->parents));
-	pl->parents[pl->nr++] = pe->ppid;
+	c->tree = xrealloc(c->tree, (c->nr_tree + 1) * sizeof(*c->tree));
+	c->tree[c->nr_tree++] = (struct chain_tree_task){ pe->pid, pe->ppid };
 	stasis__pstree_entry__free_unpacked(pe, NULL);
 	return 0;
 }
 
-static bool has_children(const struct pstree_load *pl, uint32_t pid)
+int chain_load_tree(struct chain *c)
 {
-	for (size_t i = 0; i < pl->nr; i++)
-		if (pl->parents[i] == pid)
+	char path[PATH_MAX];
+
+	if (c->tree_loaded)
+		return 0;
+	snprintf(path, sizeof(path), "%s/pstree.img", c->links[0].dir);
+	if (for_each_record(path, load_tree_record, c))
+		return -1;
+	c->tree_loaded = true;
+	return 0;
+}
+
+uint32_t chain_parent_of(const struct chain *c, uint32_t pid)
+{
+	for (size_t i = 0; i < c->nr_tree; i++)
+		if (c->tree[i].pid == pid)
+			return c->tree[i].ppid;
+	return 0;
+}
+
+static bool has_children(const struct chain *c, uint32_t pid)
+{
+	for (size_t i = 0; i < c->nr_tree; i++)
+		if (c->tree[i].ppid == pid)
 			return true;
 	return false;
 }
@@ -535,26 +558,23 @@ static bool has_children(const struct pstree_load *pl, uint32_t pid)
 int chain_omit_lazy(struct chain *c, uint64_t *pages)
 {
 	struct chain_link *top = &c->links[0];
-	struct pstree_load pl = { NULL, 0 };
 	char path[PATH_MAX];
-	int ret = -1;
 
 	*pages = 0;
-	snprintf(path, sizeof(path), "%s/pstree.img", top->dir);
-	if (for_each_record(path, load_pstree_record, &pl))
-		goto out;
+	if (chain_load_tree(c))
+		return -1;
 	for (size_t i = 0; i < top->nr_tasks; i++) {
 		struct chain_task *t = &top->tasks[i];
 		Stasis__MmEntry *mm;
 
 		/* a parent's pages its children share are written eagerly, to
 		 * stay shared (docs/lazy.md): its runs are all streamed */
-		if (has_children(&pl, t->pid))
+		if (has_children(c, t->pid))
 			continue;
 		snprintf(path, sizeof(path), "%s/mm-%u.img", top->dir, t->pid);
 		mm = (Stasis__MmEntry *)imgfile_read_record(path, &stasis__mm_entry__descriptor, 0);
 		if (!mm)
-			goto out;
+			return -1;
 		for (size_t j = 0; j < t->nr_runs; j++) {
 			struct chain_run *r = &t->runs[j];
 
@@ -566,10 +586,7 @@ int chain_omit_lazy(struct chain *c, uint64_t *pages)
 		}
 		stasis__mm_entry__free_unpacked(mm, NULL);
 	}
-	ret = 0;
-out:
-	free(pl.parents);
-	return ret;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- dedup */

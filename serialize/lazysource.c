@@ -30,62 +30,8 @@
 struct source {
 	struct chain *chain;
 	struct img_writer *w;
-	struct {
-		uint32_t pid, ppid;
-	} *tasks;
-	size_t nr_tasks;
 	uint8_t *buf;
 };
-
-/* pid -> ppid of every task, from DIR/pstree.img. */
-static int load_parents(struct source *s, const char *dir)
-{
-	char path[PATH_MAX], magic[8];
-	uint8_t *buf = xmalloc(STASIS_FRAME_MAX);
-	int fd, ret = -1;
-
-	snprintf(path, sizeof(path), "%s/pstree.img", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_perror("cannot open %s", path);
-		free(buf);
-		return -1;
-	}
-	if (read_full(fd, magic, 8) != 8 || memcmp(magic, STASIS_IMG_MAGIC, 8)) {
-		pr_err("%s: not a stasis image file", path);
-		goto out;
-	}
-	for (;;) {
-		Stasis__PstreeEntry *pe;
-		uint32_t len;
-		ssize_t n = read_full(fd, &len, 4);
-
-		if (n == 0)
-			break;
-		if (n != 4 || len > STASIS_FRAME_MAX || read_full(fd, buf, len) != (ssize_t)len ||
-		    !(pe = stasis__pstree_entry__unpack(NULL, len, buf))) {
-			pr_err("%s: a record is truncated or malformed", path);
-			goto out;
-		}
-		s->tasks = xrealloc(s->tasks, (s->nr_tasks + 1) * sizeof(*s->tasks));
-		s->tasks[s->nr_tasks].pid = pe->pid;
-		s->tasks[s->nr_tasks++].ppid = pe->ppid;
-		stasis__pstree_entry__free_unpacked(pe, NULL);
-	}
-	ret = 0;
-out:
-	close(fd);
-	free(buf);
-	return ret;
-}
-
-static uint32_t parent_of(struct source *s, uint32_t pid)
-{
-	for (size_t i = 0; i < s->nr_tasks; i++)
-		if (s->tasks[i].pid == pid)
-			return s->tasks[i].ppid;
-	return 0;
-}
 
 /*
  * What task pid held at vaddr (up to *len bytes, shortened to one kind of
@@ -113,7 +59,7 @@ static int read_one(struct source *s, uint32_t pid, uint64_t vaddr, uint64_t *le
 			       (unsigned long long)vaddr, pid);
 			return -1;
 		case CHAIN_PAGE_PARENT:
-			pid = parent_of(s, pid);
+			pid = chain_parent_of(s->chain, pid);
 			if (!pid) {
 				pr_err("pages at %#llx are shared with a parent the checkpoint lacks",
 				       (unsigned long long)vaddr);
@@ -156,7 +102,7 @@ int lazy_source_serve(const char *dir, int req_fd, int resp_fd)
 	int r;
 
 	s.chain = chain_open(dir);
-	if (!s.chain || load_parents(&s, dir))
+	if (!s.chain || chain_load_tree(s.chain))
 		return 1;
 	s.buf = xmalloc(SOURCE_CHUNK_PAGES * PAGE_SIZE);
 	s.w = imgw_open(resp_fd);

@@ -607,6 +607,20 @@ no_links_left() {
 	no_links_left
 }
 
+# A plain pre-dump sent to a restore --remote -e (with ARGS): refused on
+# both sides, the source running untraced.
+plain_link_refused() { # [RESTORE ARGS...]
+	start_prog_on_src dirtier 4
+	start_remote_restore "$@" -e "${TLS_DST[@]}"
+	remote_cmd pre-dump --remote --port "$PORT" "${TLS_SRC[@]}"
+	[ "$DUMP_RC" -ne 0 ] || die_with_logs "the plain pre-dump was accepted" || return 1
+	assert_running_untraced "$PID" || return 1
+	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs" || return 1
+	[ "$STATUS" -ne 0 ] || die_with_logs "stasis restore --remote exited 0" || return 1
+	grep -q "is not sealed, and a sealed chain was expected" "$BATS_TEST_TMPDIR/restore.out" ||
+		die_with_logs "no clear message"
+}
+
 # The lazy-pages daemons of this test's restores (not our children once a
 # restore -d returned): their PIDs, each owned for the clean-up.
 our_daemons() {
@@ -664,14 +678,7 @@ wait_lazy_done_remote() {
 }
 
 @test "image-less migration restored lazily: a refused link stops the daemon and the restore, nothing is left, the source runs on" {
-	start_prog_on_src dirtier 4
-	start_remote_restore --lazy-pages -d -e "${TLS_DST[@]}"
-	remote_cmd pre-dump --remote --port "$PORT" "${TLS_SRC[@]}"
-	[ "$DUMP_RC" -ne 0 ]
-	assert_running_untraced "$PID"
-	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs"
-	[ "$STATUS" -ne 0 ]
-	grep -q "is not sealed, and a sealed chain was expected" "$BATS_TEST_TMPDIR/restore.out"
+	plain_link_refused --lazy-pages -d
 	local i
 	for i in $(seq 50); do [ -z "$(our_daemons)" ] && break; sleep 0.1; done
 	[ -z "$(our_daemons)" ] || die_with_logs "the lazy-pages daemon outlived the failed restore"
@@ -725,14 +732,7 @@ EOF
 }
 
 @test "image-less migration: a plain link where -e expects sealed ones is refused, and the source runs on" {
-	start_prog_on_src dirtier 4
-	start_remote_restore -e "${TLS_DST[@]}"
-	remote_cmd pre-dump --remote --port "$PORT" "${TLS_SRC[@]}"
-	[ "$DUMP_RC" -ne 0 ]
-	assert_running_untraced "$PID"
-	wait_child "$RPID" 10 || die_with_logs "stasis restore --remote still runs"
-	[ "$STATUS" -ne 0 ]
-	grep -q "is not sealed, and a sealed chain was expected" "$BATS_TEST_TMPDIR/restore.out"
+	plain_link_refused
 	no_links_left
 	go_and_check_original
 }

@@ -26,6 +26,10 @@ enum chain_page {
 /* What dir's checkpoint holds of task pid at vaddr; the answer holds up
  * to *end. */
 enum chain_page chain_page(struct chain *c, uint32_t pid, uint64_t vaddr, uint64_t *end);
+/* The tasks of dir's checkpoint and their parents (pstree.img), read once;
+ * 0 or -1 (logged). Then the parent of pid, 0 if it has none there. */
+int chain_load_tree(struct chain *c);
+uint32_t chain_parent_of(const struct chain *c, uint32_t pid);
 /* len bytes of task pid's memory at vaddr, all CHAIN_PAGE_DATA. */
 int chain_read_memory(struct chain *c, uint32_t pid, uint64_t vaddr, void *buf, size_t len);
 
