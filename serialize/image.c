@@ -5,8 +5,11 @@
  * STASIS_FRAME_MAX plus the image-name table.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "stasis/log.h"
@@ -39,6 +42,8 @@ struct img_writer {
 	char *pbuf;
 	size_t pend_len;
 	uint32_t pend_id;
+	/* fd is a pipe that takes vmsplice: 1; not: 0; not known yet: -1 */
+	int splice_out;
 	bool failed;
 };
 
@@ -145,8 +150,44 @@ static int wflush(struct img_writer *w)
 	return 0;
 }
 
-static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t offset,
-		 const void *payload, size_t len)
+/*
+ * Stable page data goes into the pipe by reference (vmsplice): the pipe
+ * holds its pages, the reader's read(2) is their only copy, and the pipe's
+ * lock is not held for a copy on this side. Safe whatever reads the pipe
+ * (a splice relay too) because stable data is never written again; its
+ * pages live on in the pipe after they are unmapped here. 1: not taken
+ * (not a pipe), 0: done, -1: failed (errno).
+ */
+static int splice_payload(struct img_writer *w, const void *payload, size_t len)
+{
+	struct iovec iov = { (void *)payload, len };
+
+	if (w->splice_out < 0) {
+		struct stat st;
+
+		w->splice_out = !fstat(w->fd, &st) && S_ISFIFO(st.st_mode);
+	}
+	if (!w->splice_out)
+		return 1;
+	while (iov.iov_len) {
+		ssize_t n = vmsplice(w->fd, &iov, 1, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && iov.iov_len == len && (errno == EINVAL || errno == ENOSYS)) {
+			w->splice_out = 0; /* write(2) from now on */
+			return 1;
+		}
+		if (n <= 0)
+			return -1;
+		iov.iov_base = (char *)iov.iov_base + n;
+		iov.iov_len -= n;
+	}
+	return 0;
+}
+
+static int wemit_data(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t offset,
+		      const void *payload, size_t len, bool stable)
 {
 	struct stasis_frame_hdr hdr = {
 		.magic = STASIS_FRAME_MAGIC,
@@ -165,7 +206,7 @@ static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t o
 	}
 	w->bytes += sizeof(hdr) + len;
 	if (w->sink) {
-		struct img_frame f = { .hdr = hdr, .data = (void *)payload };
+		struct img_frame f = { .hdr = hdr, .data = (void *)payload, .stable = stable };
 
 		if (kind != FRAME_HEAD && kind != FRAME_TRAILER)
 			f.image = w->images[image].name;
@@ -184,6 +225,29 @@ static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t o
 	/* Large payloads (pages) go straight out, without a copy. */
 	if (wflush(w))
 		return -1;
+	if (stable) {
+		int r;
+
+		if (write_full(w->fd, &hdr, sizeof(hdr))) {
+			pr_perror("cannot write image stream");
+			w->failed = true;
+			return -1;
+		}
+		r = splice_payload(w, payload, len);
+		if (r < 0) {
+			pr_perror("cannot write image stream");
+			w->failed = true;
+			return -1;
+		}
+		if (!r)
+			return 0;
+		if (write_full(w->fd, payload, len)) {
+			pr_perror("cannot write image stream");
+			w->failed = true;
+			return -1;
+		}
+		return 0;
+	}
 	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)payload, len } };
 	if (writev_full(w->fd, iov, 2)) {
 		pr_perror("cannot write image stream");
@@ -191,6 +255,12 @@ static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t o
 		return -1;
 	}
 	return 0;
+}
+
+static int wemit(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t offset,
+		 const void *payload, size_t len)
+{
+	return wemit_data(w, kind, image, offset, payload, len, false);
 }
 
 static int pflush(struct img_writer *w)
@@ -210,6 +280,7 @@ static struct img_writer *writer_new(int fd, img_sink_fn sink, void *arg)
 	uint32_t ver = STASIS_STREAM_VERSION;
 
 	w->fd = fd;
+	w->splice_out = -1;
 	w->sink = sink;
 	w->sink_arg = arg;
 	if (!sink)
@@ -273,7 +344,8 @@ int imgw_record(struct img_writer *w, const char *image, const ProtobufCMessage 
 	return ret;
 }
 
-int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t len)
+static int pages_data(struct img_writer *w, const char *image, const void *data, size_t len,
+		      bool stable)
 {
 	uint32_t id;
 
@@ -288,7 +360,7 @@ int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t
 
 		if (!w->pend_len && chunk == room) {
 			/* up to the frame's end: straight out, without a copy */
-			if (wemit(w, FRAME_PAGES, id, off, data, chunk))
+			if (wemit_data(w, FRAME_PAGES, id, off, data, chunk, stable))
 				return -1;
 		} else {
 			if (!w->pbuf)
@@ -304,6 +376,16 @@ int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t
 		len -= chunk;
 	}
 	return 0;
+}
+
+int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t len)
+{
+	return pages_data(w, image, data, len, false);
+}
+
+int imgw_pages_stable(struct img_writer *w, const char *image, const void *data, size_t len)
+{
+	return pages_data(w, image, data, len, true);
 }
 
 int imgw_frame(struct img_writer *w, const struct img_frame *f)
@@ -323,7 +405,8 @@ int imgw_frame(struct img_writer *w, const struct img_frame *f)
 		if (image_id(w, f->image, &id) || pflush(w))
 			return -1;
 		w->images[id].offset = f->hdr.offset + f->hdr.len;
-		return wemit(w, FRAME_PAGES, id, f->hdr.offset, f->data, f->hdr.len);
+		return wemit_data(w, FRAME_PAGES, id, f->hdr.offset, f->data, f->hdr.len,
+				  f->stable);
 	default:
 		if (image_id(w, f->image, &id) || pflush(w))
 			return -1;

@@ -740,12 +740,35 @@ ssize_t img_pages_read(int fd, void *buf, size_t len)
 /* Chunks read ahead: one the caller holds, the others on their way. */
 #define RD_BUFS 3
 
+/*
+ * Every chunk is a mapping of its own, unmapped once the caller is done
+ * with it and never reused: the data the caller sends on stays as read
+ * (stable), so it can go into a pipe by reference. The memory a chunk
+ * takes comes back from the allocator's hot lists at once.
+ */
+static void *chunk_new(void)
+{
+	size_t huge = 2u << 20;
+	char *p = mmap(NULL, IMG_PAGES_CHUNK + huge, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *at;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	at = (char *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (at > p)
+		munmap(p, at - p);
+	if (p + huge > at)
+		munmap(at + IMG_PAGES_CHUNK, p + huge - at);
+	madvise(at, IMG_PAGES_CHUNK, MADV_HUGEPAGE);
+	return at;
+}
+
 struct img_pages_rd {
 	int fd;
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t filled_cv, freed_cv;
-	void *buf[RD_BUFS];
+	void *buf[RD_BUFS]; /* NULL: unmapped, mapped again for the next chunk */
 	ssize_t len[RD_BUFS];
 	int err[RD_BUFS];
 	/* chunks [taken, filled) wait for the caller, who holds taken - 1
@@ -762,6 +785,7 @@ static void *pages_rd_main(void *arg)
 		uint64_t i;
 		ssize_t n;
 		bool stop;
+		void *buf;
 
 		pthread_mutex_lock(&rd->mu);
 		/* the caller's chunk (taken - 1) is not overwritten */
@@ -772,8 +796,10 @@ static void *pages_rd_main(void *arg)
 		pthread_mutex_unlock(&rd->mu);
 		if (stop)
 			return NULL;
-		n = img_pages_read(rd->fd, rd->buf[i], IMG_PAGES_CHUNK);
+		buf = rd->buf[i] ? rd->buf[i] : chunk_new();
+		n = buf ? img_pages_read(rd->fd, buf, IMG_PAGES_CHUNK) : (errno = ENOMEM, -1);
 		pthread_mutex_lock(&rd->mu);
+		rd->buf[i] = buf;
 		rd->len[i] = n;
 		rd->err[i] = n < 0 ? errno : 0;
 		rd->filled++;
@@ -791,13 +817,6 @@ struct img_pages_rd *img_pages_rd_open(int fd)
 	rd->fd = fd;
 	rd->taken = 1; /* the caller holds no chunk yet */
 	rd->filled = 1;
-	for (int i = 0; i < RD_BUFS; i++) {
-		rd->buf[i] = img_pages_buf();
-		if (!rd->buf[i]) {
-			pr_err("cannot allocate a page read buffer");
-			goto fail;
-		}
-	}
 	pthread_mutex_init(&rd->mu, NULL);
 	pthread_cond_init(&rd->filled_cv, NULL);
 	pthread_cond_init(&rd->freed_cv, NULL);
@@ -807,18 +826,15 @@ struct img_pages_rd *img_pages_rd_open(int fd)
 		pthread_mutex_destroy(&rd->mu);
 		pthread_cond_destroy(&rd->filled_cv);
 		pthread_cond_destroy(&rd->freed_cv);
-		goto fail;
+		free(rd);
+		return NULL;
 	}
 	return rd;
-fail:
-	for (int i = 0; i < RD_BUFS; i++)
-		free(rd->buf[i]);
-	free(rd);
-	return NULL;
 }
 
 ssize_t img_pages_next(struct img_pages_rd *rd, void **data)
 {
+	void *done = NULL;
 	uint64_t i;
 	ssize_t n;
 	int err;
@@ -830,13 +846,19 @@ ssize_t img_pages_next(struct img_pages_rd *rd, void **data)
 	} else {
 		while (rd->filled == rd->taken)
 			pthread_cond_wait(&rd->filled_cv, &rd->mu);
+		if (rd->taken > 1) { /* the caller is done with the one it held */
+			done = rd->buf[(rd->taken - 1) % RD_BUFS];
+			rd->buf[(rd->taken - 1) % RD_BUFS] = NULL;
+		}
 		i = rd->taken++ % RD_BUFS;
 		pthread_cond_signal(&rd->freed_cv);
 	}
 	n = rd->len[i];
 	err = rd->err[i];
-	pthread_mutex_unlock(&rd->mu);
 	*data = rd->buf[i];
+	pthread_mutex_unlock(&rd->mu);
+	if (done)
+		munmap(done, IMG_PAGES_CHUNK);
 	errno = err;
 	return n;
 }
@@ -854,7 +876,8 @@ void img_pages_rd_free(struct img_pages_rd *rd)
 	pthread_cond_destroy(&rd->filled_cv);
 	pthread_cond_destroy(&rd->freed_cv);
 	for (int i = 0; i < RD_BUFS; i++)
-		free(rd->buf[i]);
+		if (rd->buf[i])
+			munmap(rd->buf[i], IMG_PAGES_CHUNK);
 	free(rd);
 }
 
@@ -875,7 +898,7 @@ static int pack_pages(const char *dir, const char *name, int fd, struct img_writ
 		}
 		if (n == 0)
 			break;
-		if (imgw_pages(w, name, buf, n))
+		if (imgw_pages_stable(w, name, buf, n))
 			goto out;
 	}
 	ret = 0;

@@ -20,6 +20,7 @@ STASIS_PACKAGES=(
 	redis-server redis-tools nginx socat # tests/realnet.bats: real network programs
 	iputils-arping # tests/netmigrate.bats: announce a migrated address
 	clang # the libFuzzer harnesses (tests/fuzz, tests/fuzz.bats)
+	strace # tests/serialize.bats: how page data leaves pack
 )
 
 stasis_log() { printf '==> %s\n' "$*" >&2; }

@@ -165,6 +165,11 @@ open_refused() { # STREAM-FILE
 	stasis-seal --open --tls-key "$PKI/ec.key" -D "$SEALED" >"$BATS_TEST_TMPDIR/opened-d.stream"
 	stasis-serialize pack -D "$SEALED" | stasis-seal --open --tls-key "$PKI/ec.key" |
 		cmp - "$BATS_TEST_TMPDIR/opened-d.stream"
+	# into a pipe, the page frames opened in place go by reference (vmsplice)
+	strace -f -qq -e trace=vmsplice -o "$BATS_TEST_TMPDIR/open.trace" \
+		stasis-seal --open --tls-key "$PKI/ec.key" -D "$SEALED" |
+		cmp - "$BATS_TEST_TMPDIR/opened-d.stream"
+	grep -q 'vmsplice(.*= [1-9][0-9]*$' "$BATS_TEST_TMPDIR/open.trace"
 	stasis-seal --open -D "$PLAIN" | cmp - <(stasis-serialize pack -D "$PLAIN")
 	go_and_check_original
 }

@@ -308,6 +308,39 @@ EOF
 	stasis-serialize pack -D "$T/d2" | cmp "$T/odd.bin" -
 }
 
+@test "page data goes into a pipe by reference (vmsplice), into a file by write; the same bytes" {
+	# 21 MiB: chunks of the page reader beyond its three buffers, so that
+	# a chunk reused while the pipe (or the relay after it) still holds
+	# its pages would show in the bytes
+	"$MKSTREAM" -p 21504 >"$T/big.bin"
+	stasis-serialize unpack -D "$T/d" <"$T/big.bin"
+	strace -f -qq -e trace=vmsplice -o "$T/pipe.trace" stasis-serialize pack -D "$T/d" |
+		cmp "$T/big.bin" -
+	# through a relay that moves the pages on to a second pipe (splice)
+	# before they are read
+	run bash -c 'stasis-serialize pack -D "$1" | python3 -c "
+import os, sys
+r, w = os.pipe()
+data = bytearray()
+while True:
+    n = os.splice(0, w, 1 << 20)
+    if not n:
+        break
+    while n:
+        chunk = os.read(r, n)
+        data += chunk
+        n -= len(chunk)
+sys.stdout.buffer.write(data)
+" | cmp "$2" -' _ "$T/d" "$T/big.bin"
+	[ "$status" -eq 0 ]
+	strace -f -qq -e trace=vmsplice -o "$T/file.trace" stasis-serialize pack -D "$T/d" \
+		>"$T/file.bin"
+	cmp "$T/big.bin" "$T/file.bin"
+	# 84 frames of 256 KiB: each payload spliced, none into the file
+	[ "$(grep -c '^[0-9]* *vmsplice(.*= 262144$' "$T/pipe.trace")" -ge 84 ]
+	[ "$(grep -c vmsplice "$T/file.trace")" -eq 0 ]
+}
+
 @test "a page write that fails (disk full) fails unpack with one line, without acknowledgement" {
 	"$MKSTREAM" -p 16384 >"$T/big.bin"
 	mkdir "$T/small"

@@ -53,6 +53,9 @@ struct img_frame {
 	struct stasis_frame_hdr hdr;
 	const char *image; /* name of hdr.image, NULL for HEAD/TRAILER */
 	void *data;
+	/* data is never written again (it lives in a chunk of img_pages_next
+	 * that is unmapped, not reused): a writer may pass it by reference */
+	bool stable;
 };
 
 struct img_writer;
@@ -69,6 +72,8 @@ int imgw_record(struct img_writer *w, const char *image, const ProtobufCMessage 
 int imgw_record_raw(struct img_writer *w, const char *image, const void *buf, size_t len);
 /* Appends len bytes of page data to image (split at STASIS_PAGE_FRAME_SPAN). */
 int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t len);
+/* The same for data that is never written again (img_frame.stable). */
+int imgw_pages_stable(struct img_writer *w, const char *image, const void *data, size_t len);
 /* Writes a frame exactly as given (except seq, which the writer assigns):
  * for filters like seal that pass frames through. */
 int imgw_frame(struct img_writer *w, const struct img_frame *f);
@@ -144,7 +149,8 @@ ssize_t img_pages_read(int fd, void *buf, size_t len);
  * a time (img_pages_direct, img_pages_read): the disk reads the next
  * chunks while the caller sends, or opens, this one. img_pages_next: the
  * next chunk (its length; 0 at the end, -1 with errno on a read error),
- * valid until the next call.
+ * valid until the next call, then unmapped: its data is stable (never
+ * written again), so its pages can go into a pipe by reference.
  */
 struct img_pages_rd;
 struct img_pages_rd *img_pages_rd_open(int fd);

@@ -334,7 +334,7 @@ static int enc_pages(struct seal_enc *e, struct simg *img, struct img_frame *f)
 		later_push(e, img, &f->hdr);
 		return imgw_frame(e->w, f) || later_tags(e, false) ? -1 : 0;
 	}
-	return seal_pool_submit(e->pool, img, &f->hdr, f->data, NULL);
+	return seal_pool_submit(e->pool, img, &f->hdr, f->data, NULL, false);
 }
 
 int seal_enc_put(struct seal_enc *e, struct img_frame *f)

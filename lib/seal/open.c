@@ -69,13 +69,19 @@ void seal_open_free(struct seal_open *o)
 	free(o);
 }
 
-static int emit(struct seal_open *o, const struct stasis_frame_hdr *hdr, const char *image,
-		const void *data, uint32_t len)
+static int emit_data(struct seal_open *o, const struct stasis_frame_hdr *hdr, const char *image,
+		     const void *data, uint32_t len, bool stable)
 {
-	struct img_frame f = {.hdr = *hdr, .image = image, .data = (void *)data};
+	struct img_frame f = {.hdr = *hdr, .image = image, .data = (void *)data, .stable = stable};
 
 	f.hdr.len = len;
 	return o->out(o->arg, &f);
+}
+
+static int emit(struct seal_open *o, const struct stasis_frame_hdr *hdr, const char *image,
+		const void *data, uint32_t len)
+{
+	return emit_data(o, hdr, image, data, len, false);
 }
 
 static const char *frame_no(const struct stasis_frame_hdr *h, char *buf, size_t size)
@@ -162,13 +168,13 @@ static int open_emit(void *owner, struct job *j)
 		       frame_no(&j->hdr, fno, sizeof(fno)));
 		return -1;
 	}
-	return emit(o, &j->hdr, j->img->name, j->data, j->hdr.len);
+	return emit_data(o, &j->hdr, j->img->name, j->data, j->hdr.len, j->stable);
 }
 
 /* One page frame whose tag is at the head of the image's queue: checked,
  * decrypted (in place) and handed out, in order. */
 static int open_page_frame(struct seal_open *o, struct simg *img, const struct stasis_frame_hdr *h,
-			   uint8_t *data)
+			   uint8_t *data, bool stable)
 {
 	struct ptag *t = &img->tags[img->tag_head];
 	char fno[48];
@@ -185,7 +191,7 @@ static int open_page_frame(struct seal_open *o, struct simg *img, const struct s
 	o->tags_queued--;
 	if (seal_image_keys(&o->c, img))
 		return -1;
-	return seal_pool_submit(o->pool, img, h, data, t->tag);
+	return seal_pool_submit(o->pool, img, h, data, t->tag, stable);
 }
 
 /* Page frames held for their tags, in order, as far as the tags go. */
@@ -197,7 +203,7 @@ static int drain_held(struct seal_open *o)
 
 		if (!hd->img->tag_nr)
 			return 0;
-		ret = open_page_frame(o, hd->img, &hd->hdr, hd->data);
+		ret = open_page_frame(o, hd->img, &hd->hdr, hd->data, false);
 		free(hd->data);
 		hd->data = NULL;
 		o->hold_bytes -= hd->hdr.len;
@@ -396,7 +402,7 @@ static int open_pages(struct seal_open *o, struct simg *img, struct img_frame *f
 	img->page_bytes += f->hdr.len;
 	if (o->hold_nr || !img->tag_nr)
 		return hold_frame(o, img, f);
-	return open_page_frame(o, img, &f->hdr, f->data);
+	return open_page_frame(o, img, &f->hdr, f->data, f->stable);
 }
 
 int seal_open_put(struct seal_open *o, struct img_frame *f)

@@ -191,12 +191,12 @@ int seal_pool_flush(struct pool *p, bool all)
 
 /* One page frame of img (whose keys are set up); data may be overwritten. */
 int seal_pool_submit(struct pool *p, struct simg *img, const struct stasis_frame_hdr *h,
-		     uint8_t *data, const uint8_t *tag)
+		     uint8_t *data, const uint8_t *tag, bool stable)
 {
 	struct job *j;
 
 	if (!p->nth) {
-		struct job one = {.img = img, .hdr = *h, .data = data};
+		struct job one = {.img = img, .hdr = *h, .data = data, .stable = stable};
 
 		if (tag)
 			memcpy(one.tag, tag, SEAL_TAG_LEN);
@@ -210,7 +210,8 @@ int seal_pool_submit(struct pool *p, struct simg *img, const struct stasis_frame
 	j = &p->ring[p->submitted % p->size];
 	j->img = img;
 	j->hdr = *h;
-	memcpy(j->data, data, h->len);
+	memcpy(j->data, data, h->len); /* the ring's: written again */
+	j->stable = false;
 	if (tag)
 		memcpy(j->tag, tag, SEAL_TAG_LEN);
 	pthread_mutex_lock(&p->mu);

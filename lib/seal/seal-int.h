@@ -145,6 +145,7 @@ struct job {
 	uint8_t tag[SEAL_TAG_LEN]; /* sealing: made; opening: expected */
 	int ret;
 	bool done;
+	bool stable; /* data is the caller's, never written again (img_frame.stable) */
 };
 
 typedef int (*job_emit_fn)(void *owner, struct job *j);
@@ -160,7 +161,7 @@ void seal_pool_free(struct pool *p);
 int seal_pool_flush(struct pool *p, bool all);
 /* One page frame of img (whose keys are set up); data may be overwritten. */
 int seal_pool_submit(struct pool *p, struct simg *img, const struct stasis_frame_hdr *h,
-		     uint8_t *data, const uint8_t *tag);
+		     uint8_t *data, const uint8_t *tag, bool stable);
 
 /* open.c, for dir.c: the opening failed */
 void seal_open_fail(struct seal_open *o);
