@@ -699,15 +699,6 @@ out:
 	return ret;
 }
 
-void *img_pages_buf(void)
-{
-	void *p;
-
-	if (posix_memalign(&p, DIRECT_ALIGN, IMG_PAGES_CHUNK))
-		return NULL;
-	return p;
-}
-
 void img_pages_direct(int fd)
 {
 	/* refused where the file system has no O_DIRECT: read as before */
@@ -743,9 +734,26 @@ ssize_t img_pages_read(int fd, void *buf, size_t len)
 /*
  * Every chunk is a mapping of its own, unmapped once the caller is done
  * with it and never reused: the data the caller sends on stays as read
- * (stable), so it can go into a pipe by reference. The memory a chunk
- * takes comes back from the allocator's hot lists at once.
+ * (stable), so it can go into a pipe by reference. Its memory comes back
+ * from the allocator's hot lists at once, in 2 MiB pages: on these VMs a
+ * fresh 4 KiB page costs more to map than to copy, so without
+ * transparent huge pages the chunks are reused instead (not stable).
  */
+static bool chunks_fresh(void)
+{
+	static int fresh = -1;
+
+	if (fresh < 0) {
+		FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+		char line[128] = "";
+
+		fresh = f && fgets(line, sizeof(line), f) && !strstr(line, "[never]");
+		if (f)
+			fclose(f);
+	}
+	return fresh;
+}
+
 static void *chunk_new(void)
 {
 	size_t huge = 2u << 20;
@@ -769,6 +777,7 @@ struct img_pages_rd {
 	pthread_mutex_t mu;
 	pthread_cond_t filled_cv, freed_cv;
 	void *buf[RD_BUFS]; /* NULL: unmapped, mapped again for the next chunk */
+	bool fresh;	    /* chunk_new for every chunk, or the buffers reused */
 	ssize_t len[RD_BUFS];
 	int err[RD_BUFS];
 	/* chunks [taken, filled) wait for the caller, who holds taken - 1
@@ -817,6 +826,7 @@ struct img_pages_rd *img_pages_rd_open(int fd)
 	rd->fd = fd;
 	rd->taken = 1; /* the caller holds no chunk yet */
 	rd->filled = 1;
+	rd->fresh = chunks_fresh();
 	pthread_mutex_init(&rd->mu, NULL);
 	pthread_cond_init(&rd->filled_cv, NULL);
 	pthread_cond_init(&rd->freed_cv, NULL);
@@ -846,7 +856,7 @@ ssize_t img_pages_next(struct img_pages_rd *rd, void **data)
 	} else {
 		while (rd->filled == rd->taken)
 			pthread_cond_wait(&rd->filled_cv, &rd->mu);
-		if (rd->taken > 1) { /* the caller is done with the one it held */
+		if (rd->taken > 1 && rd->fresh) { /* the caller is done with the one it held */
 			done = rd->buf[(rd->taken - 1) % RD_BUFS];
 			rd->buf[(rd->taken - 1) % RD_BUFS] = NULL;
 		}
@@ -861,6 +871,11 @@ ssize_t img_pages_next(struct img_pages_rd *rd, void **data)
 		munmap(done, IMG_PAGES_CHUNK);
 	errno = err;
 	return n;
+}
+
+bool img_pages_rd_stable(const struct img_pages_rd *rd)
+{
+	return rd->fresh;
 }
 
 void img_pages_rd_free(struct img_pages_rd *rd)
@@ -898,7 +913,7 @@ static int pack_pages(const char *dir, const char *name, int fd, struct img_writ
 		}
 		if (n == 0)
 			break;
-		if (imgw_pages_stable(w, name, buf, n))
+		if ((img_pages_rd_stable(rd) ? imgw_pages_stable : imgw_pages)(w, name, buf, n))
 			goto out;
 	}
 	ret = 0;

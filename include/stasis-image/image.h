@@ -136,12 +136,10 @@ int imgdir_put(struct img_dir_writer *d, const struct img_frame *f);
  * Reading a page image with O_DIRECT, where the file system takes it: the
  * images of a dump are written past the page cache, and filling the page
  * cache with them again cost 4 times the disk's time on these VMs (fresh
- * memory is slow to come by). img_pages_buf: IMG_PAGES_CHUNK bytes,
- * aligned (free() it); img_pages_read: like read_full, into such a buffer,
- * len a multiple of 4 KiB.
+ * memory is slow to come by). img_pages_read: like read_full, into a
+ * page-aligned buffer, len a multiple of 4 KiB.
  */
 #define IMG_PAGES_CHUNK (4u << 20)
-void *img_pages_buf(void);
 void img_pages_direct(int fd);
 ssize_t img_pages_read(int fd, void *buf, size_t len);
 /*
@@ -149,12 +147,14 @@ ssize_t img_pages_read(int fd, void *buf, size_t len);
  * a time (img_pages_direct, img_pages_read): the disk reads the next
  * chunks while the caller sends, or opens, this one. img_pages_next: the
  * next chunk (its length; 0 at the end, -1 with errno on a read error),
- * valid until the next call, then unmapped: its data is stable (never
- * written again), so its pages can go into a pipe by reference.
+ * valid until the next call. img_pages_rd_stable: the chunks are unmapped
+ * after that call, not reused: their data is never written again
+ * (img_frame.stable), and their pages can go into a pipe by reference.
  */
 struct img_pages_rd;
 struct img_pages_rd *img_pages_rd_open(int fd);
 ssize_t img_pages_next(struct img_pages_rd *rd, void **data);
+bool img_pages_rd_stable(const struct img_pages_rd *rd);
 void img_pages_rd_free(struct img_pages_rd *rd);
 /* An img_room_fn: room in the page write buffers for the next page frame
  * of image; imgdir_put of that frame with its data there copies nothing. */

@@ -91,7 +91,8 @@ static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t i
 				f.hdr.len = n - at < STASIS_PAGE_FRAME_SPAN ? n - at
 									  : STASIS_PAGE_FRAME_SPAN;
 				f.data = (uint8_t *)pages + at;
-				f.stable = true; /* opened in place, then unmapped */
+				/* opened in place, then unmapped */
+				f.stable = img_pages_rd_stable(rd);
 				if (seal_open_put(o, &f)) {
 					img_pages_rd_free(rd);
 					goto out;
