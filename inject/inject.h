@@ -121,6 +121,8 @@ void mm_free_pagemap(struct itask *t);
 int mm_adopt(struct itree *tr, struct itask *t, struct itask *src);
 /* Fills t's memory from the page frames of its image; f holds the next frame. */
 int mm_fill_pages(struct itask *t, struct img_reader *r, struct img_frame *f, int *more);
+/* A userfaultfd of t's mm made by t (userfaultfd(2) flags), in stasis-inject: fd or -errno. */
+int mm_task_uffd(struct itask *t, int flags);
 /* The rest of the stream: no more pages, and a valid trailer. */
 int mm_end_of_stream(struct img_reader *r, struct img_frame *f, int more);
 int mm_finish(struct itask *t);

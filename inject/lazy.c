@@ -160,23 +160,11 @@ bool lazy_daemon_lost(void)
 /* A userfaultfd of t's mm, in stasis-inject. */
 static int task_uffd(struct itask *t)
 {
-	int pidfd = syscall(SYS_pidfd_open, t->pid, 0), fd = -1;
-	long remote = ISYS(t, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int fd = mm_task_uffd(t, O_CLOEXEC | O_NONBLOCK);
 
-	if (remote < 0) {
-		pr_err("task %d: userfaultfd failed: %s; --lazy-pages needs it", t->pid,
-		       strerror(-remote));
-		goto out;
-	}
-	if (pidfd >= 0)
-		fd = syscall(SYS_pidfd_getfd, pidfd, (int)remote, 0);
 	if (fd < 0)
-		pr_perror("task %d: cannot take its userfaultfd", t->pid);
-	ISYS(t, SYS_close, remote);
-out:
-	if (pidfd >= 0)
-		close(pidfd);
-	return fd;
+		pr_err("task %d: no userfaultfd: %s; --lazy-pages needs it", t->pid, strerror(-fd));
+	return fd < 0 ? -1 : fd;
 }
 
 /* Registers the lazy mappings of t (those its lazy ranges fall in). */

@@ -11,11 +11,13 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <asm/prctl.h>
 #include <linux/ptrace.h>
 #include <linux/rseq.h>
+#include <linux/userfaultfd.h>
 
 #include "inject.h"
 #include "memfd.h"
@@ -37,6 +39,13 @@ struct page_cursor {
 	uint64_t in_run; /* bytes of runs[idx] already filled */
 	uint64_t image_off;
 	int shm_fd; /* the object of runs[idx], for its object pages, or -1 */
+	/* private anonymous mappings made empty here (not inherited): filled
+	 * with UFFDIO_COPY on fill_uffd where it could register them */
+	struct fresh_range {
+		uint64_t start, end;
+	} *fresh;
+	size_t nr_fresh;
+	int fill_uffd;
 };
 
 static bool special_kind(Stasis__VmaKind k)
@@ -326,6 +335,12 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 		       v->path ? v->path : "", r < 0 ? strerror(-r) : "placed elsewhere");
 		return -1;
 	}
+	if ((flags & (MAP_PRIVATE | MAP_ANONYMOUS)) == (MAP_PRIVATE | MAP_ANONYMOUS) && t->pages) {
+		struct page_cursor *c = t->pages;
+
+		c->fresh = xrealloc(c->fresh, (c->nr_fresh + 1) * sizeof(*c->fresh));
+		c->fresh[c->nr_fresh++] = (struct fresh_range){ v->start, v->end };
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(vma_advice); i++) {
 		if (!(v->madv & vma_advice[i].vmf))
 			continue;
@@ -523,6 +538,146 @@ static int write_object(struct itask *t, int fd, const char *data, uint64_t len,
 	return 0;
 }
 
+/*
+ * A userfaultfd of t's mm, in stasis-inject: made by the task, taken with
+ * pidfd_getfd, closed in the task. The fd, or -errno.
+ */
+int mm_task_uffd(struct itask *t, int flags)
+{
+	int pidfd = syscall(SYS_pidfd_open, t->pid, 0), fd;
+	long remote = ISYS(t, SYS_userfaultfd, flags);
+
+	if (remote < 0) {
+		fd = remote;
+	} else {
+		fd = pidfd >= 0 ? syscall(SYS_pidfd_getfd, pidfd, (int)remote, 0) : -1;
+		if (fd < 0)
+			fd = -errno;
+		ISYS(t, SYS_close, remote);
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return fd;
+}
+
+/*
+ * Pages written into mappings made empty here go in with UFFDIO_COPY: the
+ * kernel allocates each page and copies into it, where a write through
+ * /proc/PID/mem clears it first, copies into a bounce page and then into
+ * the task. Nothing may fault in those mappings while they are registered
+ * (no one serves the faults): the task stays stopped, no remote call is
+ * made, and the userfaultfd is closed once the task's pages are in.
+ */
+static void fill_uffd_open(struct itask *t, struct page_cursor *c)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int uffd;
+
+	c->fill_uffd = -1;
+	if (!c->nr_fresh)
+		return;
+	/* user-mode faults only: allowed to an unprivileged task too */
+	uffd = mm_task_uffd(t, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (uffd < 0) {
+		pr_debug("task %d: no userfaultfd (%s): pages written through /proc", t->pid,
+			 strerror(-uffd));
+		c->nr_fresh = 0;
+		return;
+	}
+	if (ioctl(uffd, UFFDIO_API, &api)) {
+		close(uffd);
+		c->nr_fresh = 0;
+		return;
+	}
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->nr_fresh; i++) {
+		struct uffdio_register reg = { { c->fresh[i].start,
+						 c->fresh[i].end - c->fresh[i].start },
+					       UFFDIO_REGISTER_MODE_MISSING, 0 };
+
+		if (!ioctl(uffd, UFFDIO_REGISTER, &reg) && (reg.ioctls & (1ull << _UFFDIO_COPY)))
+			c->fresh[n++] = c->fresh[i];
+		else
+			pr_debug("task %d: %#llx-%#llx written through /proc", t->pid,
+				 (unsigned long long)c->fresh[i].start,
+				 (unsigned long long)c->fresh[i].end);
+	}
+	c->nr_fresh = n;
+	c->fill_uffd = uffd;
+}
+
+static void fill_uffd_close(struct page_cursor *c)
+{
+	if (c->fill_uffd >= 0)
+		close(c->fill_uffd); /* unregisters every mapping */
+	c->fill_uffd = -1;
+	c->nr_fresh = 0;
+}
+
+
+/* len bytes at addr of a registered mapping: copied in; a page already
+ * there (inherited, or touched by the kernel) written through /proc. */
+static int uffd_write(struct itask *t, int uffd, uint64_t addr, const char *data, uint64_t len)
+{
+	while (len) {
+		struct uffdio_copy cp = { addr, (uintptr_t)data, len, 0, 0 };
+		uint64_t done;
+
+		if (!ioctl(uffd, UFFDIO_COPY, &cp)) {
+			done = len;
+		} else if (cp.copy > 0) {
+			done = cp.copy;
+		} else if (cp.copy == -EEXIST || errno == EEXIST) {
+			if (rmem_write(&t->rt, addr, data, PAGE_SIZE))
+				return -1;
+			done = PAGE_SIZE;
+		} else if (errno == EAGAIN || errno == EINTR) {
+			continue;
+		} else {
+			pr_err("task %d: cannot write its memory at %#llx: %s", t->pid,
+			       (unsigned long long)addr, strerror(errno));
+			return -1;
+		}
+		addr += done;
+		data += done;
+		len -= done;
+	}
+	return 0;
+}
+
+/* Private memory: UFFDIO_COPY in the registered mappings, /proc elsewhere
+ * (a run may span mappings of both kinds). */
+static int write_private(struct itask *t, struct page_cursor *c, uint64_t addr, const char *data,
+			 uint64_t len)
+{
+	while (len) {
+		uint64_t n = len, next = UINT64_MAX;
+		int r = 1;
+
+		for (size_t i = 0; i < c->nr_fresh && r > 0; i++) {
+			if (c->fresh[i].start <= addr && addr < c->fresh[i].end) {
+				if (c->fresh[i].end - addr < n)
+					n = c->fresh[i].end - addr;
+				r = uffd_write(t, c->fill_uffd, addr, data, n);
+			} else if (c->fresh[i].start > addr && c->fresh[i].start < next) {
+				next = c->fresh[i].start;
+			}
+		}
+		if (r > 0) {
+			if (next - addr < n)
+				n = next - addr;
+			r = rmem_write(&t->rt, addr, data, n);
+		}
+		if (r)
+			return -1;
+		addr += n;
+		data += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* Writes one frame's data into the task, following the runs. */
 static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_frame *f)
 {
@@ -549,8 +704,8 @@ static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_
 			return -1;
 		if (c->lazy[c->idx])
 			; /* the daemon fills it */
-		else if (pe->has_shm_off ? write_object(t, c->shm_fd, data, n, pe->shm_off + c->in_run) :
-					 rmem_write(&t->rt, pe->vaddr + c->in_run, data, n))
+		else if (pe->has_shm_off ? write_object(t, c->shm_fd, data, n, pe->shm_off + c->in_run)
+					 : write_private(t, c, pe->vaddr + c->in_run, data, n))
 			return -1;
 		data += n;
 		left -= n;
@@ -577,6 +732,8 @@ static void cursor_free(struct page_cursor *c)
 		protobuf_c_message_free_unpacked(&c->runs[i]->base, NULL);
 	for (size_t i = 0; i < c->nr_inherited; i++)
 		protobuf_c_message_free_unpacked(&c->inherited[i]->base, NULL);
+	fill_uffd_close(c);
+	free(c->fresh);
 	free(c->runs);
 	free(c->lazy);
 	free(c->inherited);
@@ -587,6 +744,7 @@ int mm_load_pagemap(struct itask *t)
 {
 	t->pages = xzalloc(sizeof(*t->pages));
 	t->pages->shm_fd = -1;
+	t->pages->fill_uffd = -1;
 	return cursor_load(t, t->pages, t->pages->image, sizeof(t->pages->image));
 }
 
@@ -599,16 +757,21 @@ void mm_free_pagemap(struct itask *t)
 int mm_fill_pages(struct itask *t, struct img_reader *r, struct img_frame *f, int *more)
 {
 	struct page_cursor *c = t->pages;
+	int ret = 0;
 
+	fill_uffd_open(t, c);
 	for (; *more > 0; *more = imgr_next(r, f)) {
 		if (f->hdr.kind != FRAME_PAGES)
 			continue; /* records after the pages (statistics) */
 		if (strcmp(f->image, c->image))
 			break;
-		if (cursor_fill(t, c, f))
-			return -1;
+		if (cursor_fill(t, c, f)) {
+			ret = -1;
+			break;
+		}
 	}
-	if (*more < 0)
+	fill_uffd_close(c);
+	if (ret || *more < 0)
 		return -1;
 	if (c->idx != c->nr || c->in_run) {
 		pr_err("%s: the pages of task %d at %#llx are missing (truncated or reordered "
