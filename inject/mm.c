@@ -46,6 +46,7 @@ struct page_cursor {
 	} *fresh;
 	size_t nr_fresh;
 	int fill_uffd;
+	uint64_t copied, written; /* bytes in by UFFDIO_COPY, through /proc */
 };
 
 static bool special_kind(Stasis__VmaKind k)
@@ -618,20 +619,24 @@ static void fill_uffd_close(struct page_cursor *c)
 
 /* len bytes at addr of a registered mapping: copied in; a page already
  * there (inherited, or touched by the kernel) written through /proc. */
-static int uffd_write(struct itask *t, int uffd, uint64_t addr, const char *data, uint64_t len)
+static int uffd_write(struct itask *t, struct page_cursor *c, uint64_t addr, const char *data,
+		      uint64_t len)
 {
 	while (len) {
 		struct uffdio_copy cp = { addr, (uintptr_t)data, len, 0, 0 };
 		uint64_t done;
 
-		if (!ioctl(uffd, UFFDIO_COPY, &cp)) {
+		if (!ioctl(c->fill_uffd, UFFDIO_COPY, &cp)) {
 			done = len;
+			c->copied += done;
 		} else if (cp.copy > 0) {
 			done = cp.copy;
+			c->copied += done;
 		} else if (cp.copy == -EEXIST || errno == EEXIST) {
 			if (rmem_write(&t->rt, addr, data, PAGE_SIZE))
 				return -1;
 			done = PAGE_SIZE;
+			c->written += done;
 		} else if (errno == EAGAIN || errno == EINTR) {
 			continue;
 		} else {
@@ -659,7 +664,7 @@ static int write_private(struct itask *t, struct page_cursor *c, uint64_t addr, 
 			if (c->fresh[i].start <= addr && addr < c->fresh[i].end) {
 				if (c->fresh[i].end - addr < n)
 					n = c->fresh[i].end - addr;
-				r = uffd_write(t, c->fill_uffd, addr, data, n);
+				r = uffd_write(t, c, addr, data, n);
 			} else if (c->fresh[i].start > addr && c->fresh[i].start < next) {
 				next = c->fresh[i].start;
 			}
@@ -668,6 +673,7 @@ static int write_private(struct itask *t, struct page_cursor *c, uint64_t addr, 
 			if (next - addr < n)
 				n = next - addr;
 			r = rmem_write(&t->rt, addr, data, n);
+			c->written += n;
 		}
 		if (r)
 			return -1;
@@ -773,6 +779,9 @@ int mm_fill_pages(struct itask *t, struct img_reader *r, struct img_frame *f, in
 	fill_uffd_close(c);
 	if (ret || *more < 0)
 		return -1;
+	pr_info("task %d: %llu private pages copied in by userfaultfd, %llu written through /proc",
+		t->pid, (unsigned long long)(c->copied / PAGE_SIZE),
+		(unsigned long long)(c->written / PAGE_SIZE));
 	if (c->idx != c->nr || c->in_run) {
 		pr_err("%s: the pages of task %d at %#llx are missing (truncated or reordered "
 		       "checkpoint)",

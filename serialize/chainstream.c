@@ -323,6 +323,7 @@ static int link_frame(void *arg, const struct img_frame *f)
 	h = xzalloc(sizeof(*h));
 	h->f = *f;
 	h->f.data = xmalloc(f->hdr.len + 1);
+	h->f.stable = false;
 	memcpy(h->f.data, f->data, f->hdr.len);
 	h->f.image = f->image ? xstrdup(f->image) : NULL;
 	*cs->held_tail = h;

@@ -548,6 +548,7 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		r->buf = xmalloc(r->buf_size);
 	}
 	f->data = NULL;
+	f->stable = false; /* the reader's buffer is read into again */
 	/* checked below like any page frame: this only says where it goes */
 	if (r->room && h->kind == FRAME_PAGES && h->len && h->image < r->nr_images)
 		f->data = r->room(r->room_arg, r->images[h->image], h->offset, h->len);

@@ -13,6 +13,9 @@ load helpers
 	start_prog mmstate
 	dump_and_kill_tree
 	restore_and_check
+	# the private pages of the mappings inject made went in by UFFDIO_COPY
+	grep -E "task $PID: [1-9][0-9]* private pages copied in by userfaultfd" \
+		"$(find_log restore.log)"
 }
 
 @test "checker self-test: mmstate notices lost advice, a lost lock, lost guards, other membarrier registrations, another seal (STASIS_SABOTAGE)" {
