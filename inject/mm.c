@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <asm/prctl.h>
@@ -565,9 +565,10 @@ int mm_task_uffd(struct itask *t, int flags)
  * Pages written into mappings made empty here go in with UFFDIO_COPY: the
  * kernel allocates each page and copies into it, where a write through
  * /proc/PID/mem clears it first, copies into a bounce page and then into
- * the task. Nothing may fault in those mappings while they are registered
- * (no one serves the faults): the task stays stopped, no remote call is
- * made, and the userfaultfd is closed once the task's pages are in.
+ * the task. No one serves faults in those mappings while they are
+ * registered: the task stays stopped, no remote call is made, a fault in
+ * the kernel there fails at once (user-mode faults only) instead of
+ * waiting, and the userfaultfd is closed once the task's pages are in.
  */
 static void fill_uffd_open(struct itask *t, struct page_cursor *c)
 {
@@ -615,7 +616,6 @@ static void fill_uffd_close(struct page_cursor *c)
 	c->fill_uffd = -1;
 	c->nr_fresh = 0;
 }
-
 
 /* len bytes at addr of a registered mapping: copied in; a page already
  * there (inherited, or touched by the kernel) written through /proc. */
