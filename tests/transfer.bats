@@ -293,14 +293,21 @@ if mode == "cut-second":
     # the first connection passes whole: a link of a chain
     c, _ = ls.accept()
     s = socket.create_connection((sys.argv[2], int(sys.argv[3])))
+    # a reset or a broken pipe ends that direction as an end of file
+    # would: an exception here would end the proxy, and the second link
+    # would find nothing listening
     def pump(a, b):
         while True:
-            d = a.recv(65536)
-            if not d:
-                try: b.shutdown(socket.SHUT_WR)
-                except OSError: pass
-                return
-            b.sendall(d)
+            try:
+                d = a.recv(65536)
+                if d:
+                    b.sendall(d)
+                    continue
+            except OSError as e:
+                print("first link: %s" % e, flush=True)
+            try: b.shutdown(socket.SHUT_WR)
+            except OSError: pass
+            return
     t = threading.Thread(target=pump, args=(c, s), daemon=True); t.start()
     pump(s, c); t.join(); c.close(); s.close()
     mode = "cut"
