@@ -32,7 +32,8 @@ enum {
 	OPT_REQUIRE_SEALED,
 	OPT_THREADS,
 	OPT_ACK_FD,
-	OPT_LAZY_PAGES
+	OPT_LAZY_PAGES,
+	OPT_READER_COPIES
 };
 
 static struct {
@@ -45,6 +46,7 @@ static struct {
 	int ack_fd;
 	int threads;
 	bool lazy; /* a lazy page stream: frames at any offset, each out at once */
+	bool reader_copies;
 } opts = { .ack_fd = -1, .threads = -1 };
 
 static void usage(FILE *f)
@@ -52,7 +54,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: stasis-seal --encrypt [--tls-cert CERT]... < STREAM > SEALED\n"
 		"       stasis-seal --encrypt [--tls-cert CERT]... -D DIR [--ack-fd FD] < STREAM\n"
-		"       stasis-seal --open [--tls-key KEY] [--require-sealed] [-D DIR] > STREAM\n"
+		"       stasis-seal --open [--tls-key KEY] [--require-sealed] [-D DIR\n"
+		"                   [--reader-copies]] > STREAM\n"
 		"Encrypt a checkpoint image stream for the holders of X.509 certificates, or\n"
 		"open a sealed stream with a private key.\n\n"
 		"Options:\n"
@@ -68,6 +71,10 @@ static void usage(FILE *f)
 		"  -D, --images-dir DIR    --encrypt: store the sealed checkpoint in DIR, as\n"
 		"                          stasis-serialize unpack does, instead of stdout;\n"
 		"                          --open: read it from DIR instead of stdin\n"
+		"      --reader-copies     --open -D: what reads stdout takes the data out of\n"
+		"                          the pipe with read(2), never splice(2) or tee(2)\n"
+		"                          (stasis-inject): page buffers are read into again\n"
+		"                          once it has taken them, instead of new ones\n"
 		"      --ack-fd FD         --encrypt -D: write \"OK\" to FD once the checkpoint\n"
 		"                          is complete and durable, then close FD\n"
 		"      --threads N         threads that en- or decrypt page frames besides the\n"
@@ -96,6 +103,7 @@ static int parse_opts(int argc, char **argv)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "ack-fd", required_argument, NULL, OPT_ACK_FD },
 		{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
+		{ "reader-copies", no_argument, NULL, OPT_READER_COPIES },
 		{ "verbosity", optional_argument, NULL, 'v' },
 		{ "log-file", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -134,6 +142,9 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case OPT_LAZY_PAGES:
 			opts.lazy = true;
+			break;
+		case OPT_READER_COPIES:
+			opts.reader_copies = true;
 			break;
 		case OPT_THREADS:
 			if (opt_int("--threads", optarg, 0, 256, "0 to 256", &opts.threads))
@@ -180,6 +191,10 @@ static int parse_opts(int argc, char **argv)
 	}
 	if (opts.lazy && opts.dir) {
 		pr_err("--lazy-pages is for streams, not for -D");
+		return -1;
+	}
+	if (opts.reader_copies && (opts.mode != OPT_OPEN || !opts.dir)) {
+		pr_err("--reader-copies is an option of --open -D");
 		return -1;
 	}
 	if (opts.mode == OPT_OPEN && opts.nr_certs) {
@@ -349,6 +364,8 @@ static int do_open_dir(struct img_writer *w)
 
 	if (sealed < 0)
 		return -1;
+	if (opts.reader_copies)
+		imgw_reader_copies(w);
 	if (!sealed) {
 		if (opts.require_sealed) {
 			pr_err("the checkpoint in %s is not sealed, and --require-sealed was given",
@@ -364,6 +381,8 @@ static int do_open_dir(struct img_writer *w)
 	if (!o)
 		return -1;
 	seal_open_threads(o, opts.threads);
+	if (opts.reader_copies)
+		seal_open_recycle(o, w);
 	if (!seal_open_put_dir(o, opts.dir) && !seal_open_finish(o) && !imgw_finish(w))
 		ret = 0;
 	seal_open_free(o);

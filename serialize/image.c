@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -44,6 +45,8 @@ struct img_writer {
 	uint32_t pend_id;
 	/* fd is a pipe that takes vmsplice: 1; not: 0; not known yet: -1 */
 	int splice_out;
+	/* the reader of the pipe copies what it takes (read(2), no splice) */
+	bool reader_copies;
 	bool failed;
 };
 
@@ -184,6 +187,32 @@ static int splice_payload(struct img_writer *w, const void *payload, size_t len)
 		iov.iov_len -= n;
 	}
 	return 0;
+}
+
+void imgw_reader_copies(struct img_writer *w)
+{
+	w->reader_copies = true;
+}
+
+bool imgw_reader_copies_set(const struct img_writer *w)
+{
+	return w->reader_copies && !w->sink;
+}
+
+uint64_t imgw_written(const struct img_writer *w)
+{
+	return w->bytes - w->buf_len;
+}
+
+/* Bytes the reader has taken out of the pipe: those written, but for what
+ * the pipe still holds. Not known: 0. */
+uint64_t imgw_taken(const struct img_writer *w)
+{
+	int held;
+
+	if (w->splice_out <= 0 || ioctl(w->fd, FIONREAD, &held) || held < 0)
+		return 0;
+	return imgw_written(w) - held;
 }
 
 static int wemit_data(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t offset,

@@ -730,6 +730,9 @@ ssize_t img_pages_read(int fd, void *buf, size_t len)
 
 /* Chunks read ahead: one the caller holds, the others on their way. */
 #define RD_BUFS 3
+/* Chunks sent, and not known to be taken by the pipe's reader, kept for
+ * reuse: the pipe holds 1 MiB, so the one sent before the last is taken. */
+#define RD_SENT 4
 
 /*
  * Every chunk is a mapping of its own, unmapped once the caller is done
@@ -784,6 +787,18 @@ struct img_pages_rd {
 	 * until the next call; counters run, indices are modulo RD_BUFS */
 	uint64_t filled, taken;
 	bool stop;
+	/* img_pages_rd_recycle: chunks sent to w, kept until its reader has
+	 * taken them (the caller's thread only), and those it has, for the
+	 * reading thread to read into again (under mu) */
+	const struct img_writer *w;
+	struct sent_chunk {
+		void *buf;
+		uint64_t end; /* imgw_written once it was sent */
+	} sent[RD_SENT];
+	unsigned nr_sent;
+	void *clean[RD_SENT];
+	unsigned nr_clean;
+	uint64_t reused, mapped;
 };
 
 static void *pages_rd_main(void *arg)
@@ -805,7 +820,16 @@ static void *pages_rd_main(void *arg)
 		pthread_mutex_unlock(&rd->mu);
 		if (stop)
 			return NULL;
-		buf = rd->buf[i] ? rd->buf[i] : chunk_new();
+		buf = rd->buf[i];
+		if (!buf) {
+			pthread_mutex_lock(&rd->mu);
+			buf = rd->nr_clean ? rd->clean[--rd->nr_clean] : NULL;
+			pthread_mutex_unlock(&rd->mu);
+			if (buf)
+				rd->reused++;
+			else if ((buf = chunk_new()))
+				rd->mapped++;
+		}
 		n = buf ? img_pages_read(rd->fd, buf, IMG_PAGES_CHUNK) : (errno = ENOMEM, -1);
 		pthread_mutex_lock(&rd->mu);
 		rd->buf[i] = buf;
@@ -842,6 +866,38 @@ struct img_pages_rd *img_pages_rd_open(int fd)
 	return rd;
 }
 
+void img_pages_rd_recycle(struct img_pages_rd *rd, const struct img_writer *w)
+{
+	if (rd && w && rd->fresh && imgw_reader_copies_set(w))
+		rd->w = w;
+}
+
+/*
+ * done went to rd->w: kept; the chunks sent before it that the reader has
+ * taken whole go to the reading thread, to be read into again (the oldest
+ * kept is unmapped when there is no room).
+ */
+static void chunk_sent(struct img_pages_rd *rd, void *done)
+{
+	uint64_t taken = imgw_taken(rd->w);
+	unsigned keep = 0;
+
+	if (rd->nr_sent == RD_SENT) {
+		munmap(rd->sent[0].buf, IMG_PAGES_CHUNK);
+		memmove(rd->sent, rd->sent + 1, --rd->nr_sent * sizeof(rd->sent[0]));
+	}
+	rd->sent[rd->nr_sent++] = (struct sent_chunk){ done, imgw_written(rd->w) };
+	pthread_mutex_lock(&rd->mu);
+	for (unsigned i = 0; i < rd->nr_sent; i++) {
+		if (rd->sent[i].end <= taken && rd->nr_clean < RD_SENT)
+			rd->clean[rd->nr_clean++] = rd->sent[i].buf;
+		else
+			rd->sent[keep++] = rd->sent[i];
+	}
+	pthread_mutex_unlock(&rd->mu);
+	rd->nr_sent = keep;
+}
+
 ssize_t img_pages_next(struct img_pages_rd *rd, void **data)
 {
 	void *done = NULL;
@@ -867,7 +923,9 @@ ssize_t img_pages_next(struct img_pages_rd *rd, void **data)
 	err = rd->err[i];
 	*data = rd->buf[i];
 	pthread_mutex_unlock(&rd->mu);
-	if (done)
+	if (done && rd->w)
+		chunk_sent(rd, done);
+	else if (done)
 		munmap(done, IMG_PAGES_CHUNK);
 	errno = err;
 	return n;
@@ -893,6 +951,13 @@ void img_pages_rd_free(struct img_pages_rd *rd)
 	for (int i = 0; i < RD_BUFS; i++)
 		if (rd->buf[i])
 			munmap(rd->buf[i], IMG_PAGES_CHUNK);
+	for (unsigned i = 0; i < rd->nr_sent; i++)
+		munmap(rd->sent[i].buf, IMG_PAGES_CHUNK);
+	for (unsigned i = 0; i < rd->nr_clean; i++)
+		munmap(rd->clean[i], IMG_PAGES_CHUNK);
+	if (rd->w)
+		pr_debug("page chunks: %llu read into again, %llu mapped",
+			 (unsigned long long)rd->reused, (unsigned long long)rd->mapped);
 	free(rd);
 }
 
@@ -903,6 +968,7 @@ static int pack_pages(const char *dir, const char *name, int fd, struct img_writ
 
 	if (!rd)
 		return -1;
+	img_pages_rd_recycle(rd, w);
 	for (;;) {
 		void *buf;
 		ssize_t n = img_pages_next(rd, &buf);

@@ -35,6 +35,7 @@ enum {
 	OPT_LAZY_PAGES,
 	OPT_LAZY_REQ_FD,
 	OPT_LAZY_RESP_FD,
+	OPT_READER_COPIES,
 };
 
 static const struct option long_opts[] = {
@@ -48,6 +49,7 @@ static const struct option long_opts[] = {
 	{ "lazy-pages", no_argument, NULL, OPT_LAZY_PAGES },
 	{ "lazy-req-fd", required_argument, NULL, OPT_LAZY_REQ_FD },
 	{ "lazy-resp-fd", required_argument, NULL, OPT_LAZY_RESP_FD },
+	{ "reader-copies", no_argument, NULL, OPT_READER_COPIES },
 	{ "verbosity", required_argument, NULL, OPT_VERBOSITY },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
@@ -59,7 +61,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: %1$s unpack -D DIR [--ack-fd FD]\n"
-		"       %1$s pack -D DIR [--chain | --lazy-pages]\n"
+		"       %1$s pack -D DIR [--chain | --lazy-pages] [--reader-copies]\n"
 		"       %1$s show [-i FILE | -D DIR | FILE | -] [--tls-key KEY]\n"
 		"       %1$s dedup -D DIR\n"
 		"       %1$s chain [--tls-key KEY] [--require-sealed] [--chain-fd FD]\n"
@@ -94,6 +96,10 @@ static void usage(FILE *f)
 		"      --lazy-pages        pack, chain: for stasis-inject --lazy-pages: the\n"
 		"                          pages its daemon fills are not streamed; pack:\n"
 		"                          the daemon reads them from DIR; chain: from us\n"
+		"      --reader-copies     pack: what reads stdout takes the data out of the\n"
+		"                          pipe with read(2), never splice(2) or tee(2)\n"
+		"                          (stasis-inject): page buffers are read into again\n"
+		"                          once it has taken them, instead of new ones\n"
 		"      --lazy-req-fd FD    chain --lazy-pages: the daemon's page requests\n"
 		"      --lazy-resp-fd FD   chain --lazy-pages: its pages, until every one is in\n"
 		"      --chain-fd FD       chain: the links come from stasis-transfer\n"
@@ -202,7 +208,7 @@ out:
 	return ret;
 }
 
-static int cmd_pack(const char *dir, bool chain, bool lazy)
+static int cmd_pack(const char *dir, bool chain, bool lazy, bool reader_copies)
 {
 	struct img_writer *w;
 	int ret;
@@ -215,6 +221,8 @@ static int cmd_pack(const char *dir, bool chain, bool lazy)
 	if (chain)
 		return pack_chain(dir);
 	w = imgw_open(1);
+	if (reader_copies)
+		imgw_reader_copies(w);
 	/* a write error (EPIPE included: SIGPIPE is ignored) is reported once,
 	 * by the writer, and fails every later call */
 	ret = (lazy ? imgdir_pack_lazy(dir, w) : imgdir_pack(dir, w)) || imgw_finish(w) ? -1 : 0;
@@ -696,6 +704,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *input = NULL, *tls_key = NULL, *cmd;
 	bool ack_given = false, require_sealed = false, chain = false, lazy = false;
+	bool reader_copies = false;
 	int ack_fd = -1, chain_fd = -1, lazy_req_fd = -1, lazy_resp_fd = -1, opt;
 
 	log_init(argv[0]);
@@ -732,6 +741,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LAZY_PAGES:
 			lazy = true;
+			break;
+		case OPT_READER_COPIES:
+			reader_copies = true;
 			break;
 		case OPT_LAZY_REQ_FD:
 		case OPT_LAZY_RESP_FD: {
@@ -811,6 +823,10 @@ int main(int argc, char **argv)
 		       "are needed");
 		return 1;
 	}
+	if (reader_copies && (strcmp(cmd, "pack") || chain)) {
+		pr_err("--reader-copies is an option of pack without --chain only");
+		return 1;
+	}
 	if (chain && lazy) {
 		pr_err("--chain and --lazy-pages: a chain is packed as stored, not for a restore");
 		return 1;
@@ -866,7 +882,7 @@ int main(int argc, char **argv)
 		return cmd_unpack(dir, ack_fd) ? 1 : 0;
 	}
 	if (!strcmp(cmd, "pack"))
-		return cmd_pack(dir, chain, lazy) ? 1 : 0;
+		return cmd_pack(dir, chain, lazy, reader_copies) ? 1 : 0;
 	if (!strcmp(cmd, "dedup")) {
 		uint64_t bytes;
 

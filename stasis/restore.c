@@ -71,7 +71,7 @@ static int add_lazy_daemon(struct pipeline *p, const struct fe_opts *o, const ch
 /* Where the stream comes from: the network, stasis-seal or stasis-serialize pack. */
 static struct stage *add_source(struct pipeline *p, const struct fe_opts *o, const char *log,
 				const char *dir, bool remote, bool sealed, int ps_fd,
-				int status_fd, int chain_fd)
+				int status_fd, int chain_fd, bool to_inject)
 {
 	struct stage *st = pipeline_add(p, remote   ? "stasis-transfer"
 					   : sealed ? "stasis-seal"
@@ -84,6 +84,8 @@ static struct stage *add_source(struct pipeline *p, const struct fe_opts *o, con
 		fe_seal_open_args(&st->argv, o);
 		args_add(&st->argv, "-D");
 		args_add(&st->argv, dir);
+		if (to_inject)
+			args_add(&st->argv, "--reader-copies");
 	} else if (remote) {
 		fe_transfer_args(st, o, true, ps_fd);
 		/* a connection refused: it listens on for the next */
@@ -95,6 +97,8 @@ static struct stage *add_source(struct pipeline *p, const struct fe_opts *o, con
 		args_add(&st->argv, "pack");
 		args_add(&st->argv, "-D");
 		args_add(&st->argv, dir);
+		if (to_inject)
+			args_add(&st->argv, "--reader-copies");
 		/* the daemon reads the pages it fills from dir itself */
 		if (o->flag[F_LAZY_PAGES])
 			args_add(&st->argv, "--lazy-pages");
@@ -211,7 +215,10 @@ int cmd_restore(const struct fe_opts *o)
 		if (o->flag[F_LAZY_PAGES] && add_lazy_daemon(&p, o, f.log, f.wdir, lazy))
 			goto out;
 	}
-	chain[n] = add_source(&p, o, f.log, dir, remote, sealed, ps_fd, status_fd, chain_sk[0]);
+	/* straight into inject, which reads its pipe with read(2): the source
+	 * reads its page chunks into the buffers inject has taken */
+	chain[n] = add_source(&p, o, f.log, dir, remote, sealed, ps_fd, status_fd, chain_sk[0],
+			      !remote && !fe_progress_wanted(o));
 	if (!chain[n++])
 		goto out;
 	if (fe_progress_wanted(o))

@@ -260,6 +260,30 @@ open_refused() { # STREAM-FILE
 		<(cd "$BATS_TEST_TMPDIR/t1" && stat -c '%n %s' -- * | sort)
 }
 
+@test "stasis-seal --open -D --reader-copies reads page chunks into buffers the reader has taken; the same bytes for a slow reader" {
+	"$STASIS_BUILD_DIR/serialize/stasis-test-mkstream" -p 21504 >"$BATS_TEST_TMPDIR/plain.stream"
+	stasis-seal --encrypt --tls-cert "$PKI/ec.pem" -D "$SEALED" <"$BATS_TEST_TMPDIR/plain.stream"
+	# the directory in the order of pack
+	stasis-seal --open --tls-key "$PKI/ec.key" -D "$SEALED" >"$BATS_TEST_TMPDIR/opened.stream"
+	stasis-seal --open --reader-copies --tls-key "$PKI/ec.key" -D "$SEALED" -v4 \
+		-o "$BATS_TEST_TMPDIR/open.log" | python3 -c "
+import sys, time
+n = 0
+while True:
+    d = sys.stdin.buffer.read(1 << 16)
+    if not d:
+        break
+    sys.stdout.buffer.write(d)
+    n += 1
+    if n % 32 == 0:
+        time.sleep(0.005)
+" | cmp "$BATS_TEST_TMPDIR/opened.stream" -
+	grep -Eq "page chunks: [1-9][0-9]* read into again" "$BATS_TEST_TMPDIR/open.log"
+	run stasis-seal --open --reader-copies --tls-key "$PKI/ec.key" <"$BATS_TEST_TMPDIR/plain.stream"
+	[ "$status" -eq 1 ]
+	[[ $output == *"--reader-copies is an option of --open -D"* ]]
+}
+
 @test "a key of no recipient is refused, naming the certificates the checkpoint is sealed for" {
 	start_secret
 	sealed_dump "$SEALED" "$PKI/rsa.pem" "$PKI/ec.pem"

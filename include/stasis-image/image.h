@@ -74,6 +74,18 @@ int imgw_record_raw(struct img_writer *w, const char *image, const void *buf, si
 int imgw_pages(struct img_writer *w, const char *image, const void *data, size_t len);
 /* The same for data that is never written again (img_frame.stable). */
 int imgw_pages_stable(struct img_writer *w, const char *image, const void *data, size_t len);
+/*
+ * The reader of w's pipe takes the data out with read(2) (a copy), never
+ * with splice(2) or tee(2): once it has taken the bytes of a page buffer
+ * that went in by reference, the pipe holds none of its pages, and the
+ * buffer may be written again (img_pages_rd_recycle). imgw_written: bytes
+ * written to the fd so far; imgw_taken: of those, how many the reader has
+ * taken (0 where that cannot be known).
+ */
+void imgw_reader_copies(struct img_writer *w);
+bool imgw_reader_copies_set(const struct img_writer *w);
+uint64_t imgw_written(const struct img_writer *w);
+uint64_t imgw_taken(const struct img_writer *w);
 /* Writes a frame exactly as given (except seq, which the writer assigns):
  * for filters like seal that pass frames through. */
 int imgw_frame(struct img_writer *w, const struct img_frame *f);
@@ -153,6 +165,13 @@ ssize_t img_pages_read(int fd, void *buf, size_t len);
  */
 struct img_pages_rd;
 struct img_pages_rd *img_pages_rd_open(int fd);
+/*
+ * The stable chunks go to w, whose reader copies (imgw_reader_copies):
+ * a chunk the reader has taken whole is read into again instead of a
+ * fresh mapping, which the kernel would clear first. No-op for a writer
+ * without imgw_reader_copies, or NULL.
+ */
+void img_pages_rd_recycle(struct img_pages_rd *rd, const struct img_writer *w);
 ssize_t img_pages_next(struct img_pages_rd *rd, void **data);
 bool img_pages_rd_stable(const struct img_pages_rd *rd);
 void img_pages_rd_free(struct img_pages_rd *rd);

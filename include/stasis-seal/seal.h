@@ -92,6 +92,10 @@ int seal_open_put(struct seal_open *o, struct img_frame *f);
 /* Page frames are checked and decrypted by this many threads besides the
  * caller (default 0); set before the first frame. */
 void seal_open_threads(struct seal_open *o, int threads);
+/* The opened frames go to w, whose reader copies (imgw_reader_copies): the
+ * page chunks of seal_open_put_dir are read into again once it has taken
+ * them (img_pages_rd_recycle). */
+void seal_open_recycle(struct seal_open *o, const struct img_writer *w);
 /* At the end of the input: is everything there, and nothing more? */
 int seal_open_finish(struct seal_open *o);
 void seal_open_free(struct seal_open *o);

@@ -75,6 +75,7 @@ static int dir_image(struct seal_open *o, const char *dir, int dirfd, uint32_t i
 
 		if (!rd)
 			goto out;
+		img_pages_rd_recycle(rd, seal_open_recycled(o));
 		f.hdr.kind = FRAME_PAGES;
 		for (;;) {
 			void *pages;

@@ -32,6 +32,7 @@ struct seal_open {
 	uint64_t tags_queued;
 	int threads;
 	struct pool *pool; /* once the keys are known */
+	const struct img_writer *recycle; /* seal_open_recycle */
 };
 
 static int open_emit(void *owner, struct job *j);
@@ -54,6 +55,16 @@ struct seal_open *seal_open_create(const char *key_path, unsigned flags, seal_ou
 void seal_open_threads(struct seal_open *o, int threads)
 {
 	o->threads = threads;
+}
+
+void seal_open_recycle(struct seal_open *o, const struct img_writer *w)
+{
+	o->recycle = w;
+}
+
+const struct img_writer *seal_open_recycled(const struct seal_open *o)
+{
+	return o->recycle;
 }
 
 void seal_open_free(struct seal_open *o)

@@ -165,5 +165,7 @@ int seal_pool_submit(struct pool *p, struct simg *img, const struct stasis_frame
 
 /* open.c, for dir.c: the opening failed */
 void seal_open_fail(struct seal_open *o);
+/* the writer of seal_open_recycle, or NULL */
+const struct img_writer *seal_open_recycled(const struct seal_open *o);
 
 #endif
