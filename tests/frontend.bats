@@ -390,7 +390,7 @@ assert_untouched() {
 	cat "$FAKE_LOG"
 	[ "$status" -eq 7 ]
 	log=$fake/img/r.log
-	grep -qx "serialize pack -D $fake/img -v3 -o $log" "$FAKE_LOG"
+	grep -qx "serialize pack -D $fake/img --reader-copies -v3 -o $log" "$FAKE_LOG"
 	grep -qx "inject --leave-stopped --shell-job --pidfile $fake/img/r.pid --stats-file $fake/img/stats-restore.img -v3 -o $log" "$FAKE_LOG"
 	[ "$(cat "$fake/injected")" = STREAM-DATA ]
 	[ "$(cat "$fake/img/r.pid")" = 4242 ]
