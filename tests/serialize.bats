@@ -341,26 +341,11 @@ sys.stdout.buffer.write(data)
 	[ "$(grep -c vmsplice "$T/file.trace")" -eq 0 ]
 }
 
-# Reads stdin slower than pack writes, and passes it on: the pipe stays full.
-slow_reader() {
-	python3 -c "
-import sys, time
-n = 0
-while True:
-    d = sys.stdin.buffer.read(1 << 16)
-    if not d:
-        break
-    sys.stdout.buffer.write(d)
-    n += 1
-    if n % 32 == 0:
-        time.sleep(0.005)
-"
-}
-
 @test "pack --reader-copies reads page chunks into buffers the reader has taken; the same bytes for a slow reader" {
 	"$MKSTREAM" -p 21504 >"$T/big.bin"
 	stasis-serialize unpack -D "$T/d" <"$T/big.bin"
-	stasis-serialize pack -D "$T/d" --reader-copies -v4 -o "$T/pack.log" | slow_reader |
+	stasis-serialize pack -D "$T/d" --reader-copies -v4 -o "$T/pack.log" |
+		python3 "$BATS_TEST_DIRNAME/slow_reader.py" |
 		cmp "$T/big.bin" -
 	# a buffer read into while the pipe still held its pages would show
 	# in the bytes; and buffers were read into again
