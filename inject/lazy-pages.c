@@ -59,6 +59,7 @@ struct ltask {
 	int uffd;
 	pid_t pid;  /* the dumped task whose pages these are (for the source) */
 	pid_t real; /* the process, 0 for one forked since (unknown) */
+	int pidfd;  /* of real (from the restorer), or -1 */
 	struct lrange *r;
 	size_t nr, cap;
 	uint64_t wm; /* background requests have covered src addresses below */
@@ -243,7 +244,7 @@ static uint64_t ival_sub(struct ivals *s, pid_t pid, uint64_t a, uint64_t b)
 
 /* ---------------------------------------------------------------- tree */
 
-static struct ltask *task_new(int uffd, pid_t pid, pid_t real)
+static struct ltask *task_new(int uffd, pid_t pid, pid_t real, int pidfd)
 {
 	struct ltask *t = xzalloc(sizeof(*t));
 
@@ -255,6 +256,7 @@ static struct ltask *task_new(int uffd, pid_t pid, pid_t real)
 	t->uffd = uffd;
 	t->pid = pid;
 	t->real = real;
+	t->pidfd = pidfd;
 	tasks = xrealloc(tasks, (nr_tasks + 1) * sizeof(*tasks));
 	tasks[nr_tasks++] = t;
 	return t;
@@ -269,18 +271,21 @@ static void task_gone(struct ltask *t)
 	t->uffd = -1;
 }
 
-/* The restored tasks and everything they forked since, killed. */
+/* The restored tasks and everything they forked since, killed: each by
+ * the pidfd the restorer gave with it, so that a PID in another namespace's
+ * numbering, or one freed and taken again, never names the victim. */
 static void kill_tree(void)
 {
-	pid_t *set = NULL;
+	int *pidfds = NULL;
 	size_t nr = 0;
 
 	for (size_t i = 0; i < nr_tasks; i++)
-		if (tasks[i]->real > 0) {
-			set = xrealloc(set, (nr + 1) * sizeof(*set));
-			set[nr++] = tasks[i]->real;
+		if (tasks[i]->pidfd >= 0) {
+			pidfds = xrealloc(pidfds, (nr + 1) * sizeof(*pidfds));
+			pidfds[nr++] = tasks[i]->pidfd;
 		}
-	proc_kill_with_descendants(set, nr);
+	proc_kill_pidfds_with_descendants(pidfds, nr);
+	free(pidfds);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -554,7 +559,7 @@ static int task_events(struct ltask *t)
 					close((int)m->arg.fork.ufd);
 					break;
 				}
-				child = task_new((int)m->arg.fork.ufd, t->pid, 0);
+				child = task_new((int)m->arg.fork.ufd, t->pid, 0, -1);
 				if (!child) {
 					close((int)m->arg.fork.ufd);
 					return -1;
@@ -750,7 +755,7 @@ static int take_task(int conn)
 	struct ltask *t;
 	uint32_t nr;
 	pid_t pid;
-	int uffd, ret = lazy_recv_task(conn, &pid, &uffd, &ranges, &nr);
+	int uffd, pidfd, ret = lazy_recv_task(conn, &pid, &uffd, &pidfd, &ranges, &nr);
 
 	if (ret <= 0) {
 		if (!ret)
@@ -765,9 +770,16 @@ static int take_task(int conn)
 		st.first_run = now_ns();
 		return 0;
 	}
-	t = task_new(uffd, pid, pid);
+	if (pidfd < 0) {
+		pr_err("task %d: the restorer gave no pidfd with it", pid);
+		close(uffd);
+		free(ranges);
+		return -1;
+	}
+	t = task_new(uffd, pid, pid, pidfd);
 	if (!t) {
 		close(uffd);
+		close(pidfd);
 		free(ranges);
 		return -1;
 	}

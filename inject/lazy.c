@@ -199,7 +199,7 @@ static int register_vmas(struct itask *t, int uffd)
 int lazy_register(struct itask *t)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_FEATURES };
-	int uffd, ret = -1;
+	int uffd, pidfd, ret = -1;
 
 	if (!t->nr_lazy)
 		return 0; /* nothing to fill: no userfaultfd */
@@ -213,7 +213,13 @@ int lazy_register(struct itask *t)
 	}
 	if (register_vmas(t, uffd))
 		goto out;
-	ret = lazy_send_task(daemon_sk, t->pid, uffd, t->lazy, t->nr_lazy);
+	pidfd = syscall(SYS_pidfd_open, t->pid, 0);
+	if (pidfd < 0) {
+		pr_perror("task %d: no pidfd for the lazy-pages daemon", t->pid);
+		goto out;
+	}
+	ret = lazy_send_task(daemon_sk, t->pid, uffd, pidfd, t->lazy, t->nr_lazy);
+	close(pidfd);
 	if (!ret) {
 		uffds = xrealloc(uffds, (nr_uffds + 1) * sizeof(*uffds));
 		uffds[nr_uffds++] = uffd;
@@ -227,7 +233,7 @@ out:
 int lazy_tree_done(void)
 {
 	released = 1;
-	return lazy_send_task(daemon_sk, 0, -1, NULL, 0);
+	return lazy_send_task(daemon_sk, 0, -1, -1, NULL, 0);
 }
 
 /* The released tree and what it forked since: found first, then killed. */

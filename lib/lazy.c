@@ -100,27 +100,31 @@ int lazy_connect(const char *dir)
 	return sk;
 }
 
-int lazy_send_task(int sk, pid_t pid, int uffd, const struct lazy_range *ranges, uint32_t nr)
+int lazy_send_task(int sk, pid_t pid, int uffd, int pidfd, const struct lazy_range *ranges,
+		   uint32_t nr)
 {
 	struct lazy_task head = { LAZY_TASK_MAGIC, pid, nr, 0 };
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = { &head, sizeof(head) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fds[2] = { uffd, pidfd }, nfds = uffd < 0 ? 0 : pidfd < 0 ? 1 : 2;
 	ssize_t n;
 
-	if (uffd >= 0) {
+	if (nfds) {
 		struct cmsghdr *c;
 
+		if (nfds == 2)
+			head.flags |= LAZY_TASK_PIDFD;
 		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 		c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &uffd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	}
 	do
 		n = sendmsg(sk, &mh, MSG_NOSIGNAL);
@@ -133,7 +137,8 @@ int lazy_send_task(int sk, pid_t pid, int uffd, const struct lazy_range *ranges,
 	return 0;
 }
 
-int lazy_recv_task(int sk, pid_t *pid, int *uffd, struct lazy_range **ranges, uint32_t *nr)
+int lazy_recv_task(int sk, pid_t *pid, int *uffd, int *pidfd, struct lazy_range **ranges,
+		   uint32_t *nr)
 {
 	struct lazy_task head;
 	union {
@@ -144,7 +149,7 @@ int lazy_recv_task(int sk, pid_t *pid, int *uffd, struct lazy_range **ranges, ui
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf) };
 	ssize_t n;
-	int fd = -1;
+	int fd = -1, pfd = -1;
 
 	do
 		n = recvmsg(sk, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
@@ -158,6 +163,8 @@ int lazy_recv_task(int sk, pid_t *pid, int *uffd, struct lazy_range **ranges, ui
 			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 			if (fd < 0)
 				fd = got;
+			else if (pfd < 0)
+				pfd = got;
 			else
 				close(got);
 		}
@@ -169,7 +176,8 @@ int lazy_recv_task(int sk, pid_t *pid, int *uffd, struct lazy_range **ranges, ui
 		goto err;
 	}
 	if (n != sizeof(head) || head.magic != LAZY_TASK_MAGIC || head.pid < 0 ||
-	    head.nr_ranges > LAZY_MAX_RANGES || (head.pid && fd < 0) || (!head.pid && fd >= 0)) {
+	    head.nr_ranges > LAZY_MAX_RANGES || (head.pid && fd < 0) || (!head.pid && fd >= 0) ||
+	    (head.flags & ~LAZY_TASK_PIDFD) || (!!(head.flags & LAZY_TASK_PIDFD) != (pfd >= 0))) {
 		pr_err("invalid task message from the restorer");
 		goto err;
 	}
@@ -183,10 +191,13 @@ int lazy_recv_task(int sk, pid_t *pid, int *uffd, struct lazy_range **ranges, ui
 	}
 	*pid = head.pid;
 	*uffd = fd;
+	*pidfd = pfd;
 	*nr = head.nr_ranges;
 	return 1;
 err:
 	if (fd >= 0)
 		close(fd);
+	if (pfd >= 0)
+		close(pfd);
 	return -1;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "stasis/log.h"
@@ -260,9 +261,10 @@ static bool in_set(const pid_t *set, size_t nr, pid_t p)
 	return false;
 }
 
-void proc_kill_with_descendants(pid_t *set, size_t nr)
+/* Completes set with every descendant of its tasks found in /proc. */
+static pid_t *add_descendants(pid_t *set, size_t *nrp)
 {
-	size_t before;
+	size_t nr = *nrp, before;
 
 	do {
 		DIR *d = opendir("/proc");
@@ -290,7 +292,46 @@ void proc_kill_with_descendants(pid_t *set, size_t nr)
 		if (d)
 			closedir(d);
 	} while (nr != before);
+	*nrp = nr;
+	return set;
+}
+
+void proc_kill_with_descendants(pid_t *set, size_t nr)
+{
+	set = add_descendants(set, &nr);
 	for (size_t i = 0; i < nr; i++)
+		kill(set[i], SIGKILL);
+	free(set);
+}
+
+pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[1024], *p;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	if (proc_read_file(path, buf, sizeof(buf)) < 0 || !(p = strstr(buf, "\nPid:")))
+		return -1;
+	return (pid_t)strtol(p + 5, NULL, 10);
+}
+
+void proc_kill_pidfds_with_descendants(const int *pidfds, size_t nr)
+{
+	size_t nr_pids = 0, nr_roots;
+	pid_t *set = NULL;
+
+	for (size_t i = 0; i < nr; i++) {
+		pid_t pid = pidfd_pid(pidfds[i]);
+
+		if (pid > 0) {
+			set = xrealloc(set, (nr_pids + 1) * sizeof(*set));
+			set[nr_pids++] = pid;
+		}
+	}
+	nr_roots = nr_pids;
+	set = add_descendants(set, &nr_pids);
+	for (size_t i = 0; i < nr; i++)
+		syscall(SYS_pidfd_send_signal, pidfds[i], SIGKILL, NULL, 0);
+	for (size_t i = nr_roots; i < nr_pids; i++)
 		kill(set[i], SIGKILL);
 	free(set);
 }

@@ -325,6 +325,61 @@ tree_pss() { # PID
 		die_with_logs "no clear message"
 }
 
+# The PID, as seen from here, of the process that is NSPID in a PID
+# namespace below ours (empty if none).
+pid_below() { # NSPID
+	local f
+	for f in /proc/[0-9]*/status; do
+		awk -v want="$1" '$1 == "NSpid:" && NF > 2 && $NF == want { found = 1 }
+			END { exit !found }' "$f" 2>/dev/null && { f=${f#/proc/}; echo "${f%/status}"; return 0; }
+	done
+	return 0
+}
+
+@test "the daemon fails while the restore runs in a PID namespace of its own: it kills the copy by pidfd, not the process holding the same PID out here" {
+	start_prog lazymm 64
+	dump_and_kill
+	# out here, PID $PID is taken again by a process of ours
+	local decoy= i
+	for i in $(seq 50); do
+		echo $((PID - 1)) >/proc/sys/kernel/ns_last_pid
+		sleep 600 </dev/null >/dev/null 2>&1 3>&- &
+		own_pid $!
+		[ $! -eq "$PID" ] && { decoy=$!; break; }
+		kill -KILL $!
+	done
+	[ -n "$decoy" ] || { echo "FAILED: PID $PID could not be taken again for the decoy"; return 1; }
+	start_lazy_daemon --prefetch-delay 200
+	(cd "$BATS_TEST_TMPDIR" && exec unshare --pid --fork --mount-proc \
+		stasis restore -D "$IMG" --lazy-pages -v4 -o restore.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 3>&- &
+	RPID=$!
+	own_pid "$RPID"
+	# the copy runs (PID $PID down there), its memory still coming
+	local copy=
+	for i in $(seq 400); do
+		copy=$(pid_below "$PID")
+		[ -n "$copy" ] && [ "$(proc_status "$copy" TracerPid)" = 0 ] &&
+			grep -q "task $PID: lazy" "$BATS_TEST_TMPDIR/lazy-pages.log" && break
+		copy=
+		sleep 0.05
+	done
+	[ -n "$copy" ] || die_with_logs "the copy did not run in its PID namespace" || return 1
+	own_pid "$copy"
+	# the daemon's page source dies: the daemon fails and kills the copy
+	local src
+	src=$(cat /proc/"$LZPID"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
+	[ -n "$src" ] || die_with_logs "no page source under the daemon" || return 1
+	kill -KILL "$src"
+	wait_child "$LZPID" "$STASIS_TEST_WAIT" || die_with_logs "the daemon still runs" || return 1
+	[ "$STATUS" -ne 0 ]
+	grep -q "the restored tree was killed" "$BATS_TEST_TMPDIR/lazy-pages.log" ||
+		die_with_logs "the daemon did not say it killed the copy" || return 1
+	wait_gone "$copy" 10 || die_with_logs "the copy $copy still runs without its memory" || return 1
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis restore still runs" || return 1
+	alive "$decoy" || die_with_logs "the daemon killed PID $decoy out here, not the copy"
+}
+
 @test "restored detached (-d) lazily: the restore returns at once, a watcher of its own waits for the daemon's word that every page is in" {
 	start_prog heap
 	dump_and_kill

@@ -27,7 +27,8 @@
  *
  * Restorer -> daemon, on the unix socket LAZY_SOCKET_NAME of the work
  * directory: per task one struct lazy_task (its userfaultfd attached with
- * SCM_RIGHTS), then nr_ranges struct lazy_range, all native byte order
+ * SCM_RIGHTS, then a pidfd of the task when flags has LAZY_TASK_PIDFD),
+ * then nr_ranges struct lazy_range, all native byte order
  * (same host). A struct lazy_task with pid 0 ends the list: the tree is
  * complete. The connection closing before that means the restore failed.
  * The daemon answers LAZY_DONE_BYTE once every page is in; the connection
@@ -81,8 +82,12 @@ struct lazy_task {
 	uint32_t magic;
 	int32_t pid; /* 0: the end of the tree */
 	uint32_t nr_ranges;
-	uint32_t pad;
+	uint32_t flags; /* LAZY_TASK_* */
 };
+
+/* A pidfd of the task follows its userfaultfd: the daemon kills by it,
+ * never by a number that may name another process by then. */
+#define LAZY_TASK_PIDFD 1u
 
 /* Pages of the dumped task at start, nr_pages long, that the daemon fills. */
 struct lazy_range {
@@ -92,10 +97,13 @@ struct lazy_range {
 
 /* Connects to DIR/LAZY_SOCKET_NAME: the descriptor, or -1 logged. */
 int lazy_connect(const char *dir);
-/* Sends pid's userfaultfd and its ranges (uffd < 0 and pid 0: the end). */
-int lazy_send_task(int sk, pid_t pid, int uffd, const struct lazy_range *ranges, uint32_t nr);
-/* Receives one task: 1 (*ranges malloc'ed, *uffd set unless the end), 0
- * connection closed, -1 error logged. */
-int lazy_recv_task(int sk, pid_t *pid, int *uffd, struct lazy_range **ranges, uint32_t *nr);
+/* Sends pid's userfaultfd, its pidfd (or -1) and its ranges (uffd and
+ * pidfd < 0 and pid 0: the end). */
+int lazy_send_task(int sk, pid_t pid, int uffd, int pidfd, const struct lazy_range *ranges,
+		   uint32_t nr);
+/* Receives one task: 1 (*ranges malloc'ed, *uffd set unless the end,
+ * *pidfd set or -1), 0 connection closed, -1 error logged. */
+int lazy_recv_task(int sk, pid_t *pid, int *uffd, int *pidfd, struct lazy_range **ranges,
+		   uint32_t *nr);
 
 #endif

@@ -72,5 +72,12 @@ int proc_status_field(pid_t pid, const char *key, char *out, size_t size);
  * descendant of them found in /proc; the set is completed before anything
  * is killed, so that no child is reparented out of sight first. */
 void proc_kill_with_descendants(pid_t *set, size_t nr);
+/* The same for tasks held by pidfd: those still alive and seen from here
+ * (a pidfd's fdinfo gives the PID in our namespace) and their descendants;
+ * the tasks themselves are signalled through their pidfds. */
+void proc_kill_pidfds_with_descendants(const int *pidfds, size_t nr);
+/* The PID of pidfd's task in our PID namespace: 0 not seen from here, -1
+ * gone (or not a pidfd). */
+pid_t pidfd_pid(int pidfd);
 
 #endif
