@@ -185,7 +185,7 @@ modes_in_table() {
 # line, or to what went wrong.
 NRUN=0
 run_checker() { # MODE PROG ARGS...
-	local mode=$1 prog=$2 d go exe a args=() has_go=0 pid pause=0
+	local mode=$1 prog=$2 d go exe a args=() has_go=0 pid pause=0 outside
 	shift 2
 	NRUN=$((NRUN + 1))
 	d=$BATS_TEST_TMPDIR/run$NRUN
@@ -216,6 +216,9 @@ run_checker() { # MODE PROG ARGS...
 	own_pid "$pid" "$exe"
 	wait_ready "$RUNLOG" "$pid" 30 >/dev/null ||
 		{ VERDICT="no READY: $(tail -n 3 "$RUNLOG" | tr '\n' ' ')"; return 0; }
+	# a checker's peer outside its tree (unixsk external) is ours to end
+	outside=$(awk '$1 == "OUTSIDE" { print $2; exit }' "$RUNLOG")
+	[ -z "$outside" ] || own_pid "$outside"
 	sleep "$pause"
 	touch "$go"
 	wait_child "$pid" 60 || { VERDICT="no verdict within 60 s"; return 0; }
