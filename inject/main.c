@@ -208,6 +208,8 @@ int main(int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
+	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks */
+	imgr_readahead(r);
 	more = records_load(r, &f);
 	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) ||
 	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || files_prepare(&tree))

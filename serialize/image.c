@@ -18,6 +18,8 @@
 #include "stasis/util.h"
 #include "stasis-image/image.h"
 
+#include "readahead.h"
+
 #define WBUF_SIZE (64u << 10)
 
 struct img_name {
@@ -65,6 +67,7 @@ struct img_reader {
 	bool empty; /* link: the input ended where a link would start */
 	img_room_fn room;
 	void *room_arg;
+	struct readahead *ra; /* imgr_readahead */
 };
 
 bool img_name_valid(const char *name)
@@ -508,10 +511,41 @@ void imgr_set_room(struct img_reader *r, img_room_fn room, void *arg)
 	r->room_arg = arg;
 }
 
+/* A frame at most, and as much again on its way. */
+#define READAHEAD_RING (2 * (STASIS_FRAME_MAX + (64u << 10)))
+
+void imgr_readahead(struct img_reader *r)
+{
+	if (!r->link && !r->ra && !r->seq)
+		r->ra = readahead_start(r->fd, READAHEAD_RING);
+	if (r->ra)
+		pr_debug("%s: reading the stream ahead (a ring of %u KiB)", r->what,
+			 READAHEAD_RING >> 10);
+}
+
+/* len bytes of the input: into buf, or, read ahead, wherever they are in
+ * the ring (*p); as read_full. */
+static ssize_t rread(struct img_reader *r, void *buf, void **p, size_t len)
+{
+	ssize_t n;
+
+	if (!r->ra) {
+		*p = buf;
+		return read_full(r->fd, buf, len);
+	}
+	n = readahead_take(r->ra, p, len);
+	if (n > 0 && buf) {
+		memcpy(buf, *p, n);
+		*p = buf;
+	}
+	return n;
+}
+
 void imgr_free(struct img_reader *r)
 {
 	if (!r)
 		return;
+	readahead_stop(r->ra);
 	for (uint32_t i = 0; i < r->nr_images; i++)
 		free(r->images[i]);
 	free(r->images);
@@ -528,9 +562,13 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 	struct stasis_frame_hdr *h = &f->hdr;
 	ssize_t n;
 
+	void *at;
+
 	if (r->done)
 		return 0;
-	n = read_full(r->fd, h, sizeof(*h));
+	if (r->ra)
+		readahead_release(r->ra); /* the last frame's data is done with */
+	n = rread(r, h, &at, sizeof(*h));
 	if (n < 0) {
 		rerr(r, "read failed: %s", strerror(errno));
 		return -1;
@@ -571,7 +609,7 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		     h->len);
 		return -1;
 	}
-	if (h->len > r->buf_size) {
+	if (h->len > r->buf_size && !r->ra) {
 		r->buf_size = h->len < 65536 ? 65536 : h->len;
 		free(r->buf);
 		r->buf = xmalloc(r->buf_size);
@@ -581,9 +619,10 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 	/* checked below like any page frame: this only says where it goes */
 	if (r->room && h->kind == FRAME_PAGES && h->len && h->image < r->nr_images)
 		f->data = r->room(r->room_arg, r->images[h->image], h->offset, h->len);
-	if (!f->data)
+	if (!f->data && !r->ra)
 		f->data = r->buf;
-	n = read_full(r->fd, f->data, h->len);
+	n = rread(r, f->data, &at, h->len);
+	f->data = at;
 	if (n < 0) {
 		rerr(r, "read failed: %s", strerror(errno));
 		return -1;
@@ -599,11 +638,11 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		uint32_t ver;
 
 		if (h->kind != FRAME_HEAD || h->len != sizeof(STASIS_STREAM_TAG) + 4 ||
-		    memcmp(r->buf, STASIS_STREAM_TAG, sizeof(STASIS_STREAM_TAG))) {
+		    memcmp(f->data, STASIS_STREAM_TAG, sizeof(STASIS_STREAM_TAG))) {
 			rerr(r, "not a stasis image stream");
 			return -1;
 		}
-		memcpy(&ver, (char *)r->buf + sizeof(STASIS_STREAM_TAG), 4);
+		memcpy(&ver, (const char *)f->data + sizeof(STASIS_STREAM_TAG), 4);
 		if (ver != STASIS_STREAM_VERSION) {
 			rerr(r, "unsupported stream version %u (this is %u)", ver,
 			     STASIS_STREAM_VERSION);
@@ -622,7 +661,7 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 			     (unsigned long long)h->seq);
 			return -1;
 		}
-		memcpy(name, r->buf, h->len);
+		memcpy(name, f->data, h->len);
 		name[h->len] = 0;
 		if (strlen(name) != h->len || !img_name_valid(name)) {
 			rerr(r, "corrupted stream: invalid image name at frame %llu",
@@ -650,7 +689,7 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 			rerr(r, "corrupted stream: bad trailer");
 			return -1;
 		}
-		memcpy(&count, r->buf, sizeof(count));
+		memcpy(&count, f->data, sizeof(count));
 		if (count != h->seq) {
 			rerr(r, "truncated checkpoint: trailer counts %llu frames, %llu arrived",
 			     (unsigned long long)count, (unsigned long long)h->seq);
@@ -660,7 +699,9 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 		/* Anything after the trailer was appended by someone else
 		 * (or, in a chain, is the next link's). */
 		char extra;
-		if (!r->link && read_full(r->fd, &extra, 1) == 1) {
+		void *extra_at;
+
+		if (!r->link && rread(r, &extra, &extra_at, 1) == 1) {
 			rerr(r, "corrupted stream: data after the trailer");
 			return -1;
 		}

@@ -176,3 +176,45 @@ one_line_cause() { # OUTPUT-FILE PATTERN
 	cmp -s "$LOG" "$LOG.at-dump" || die_with_logs "the restored program ran with the truncated images (its log changed)"
 	wait_gone "$PID" 5 || die_with_logs "PID $PID is left behind by the failed restore"
 }
+
+# stasis-inject of the stream FILE must fail with a line saying WHAT, the
+# dumped program never running.
+inject_refuses() { # FILE WHAT
+	local rc=0
+	(cd "$BATS_TEST_TMPDIR" && exec timeout -k 5 "$STASIS_TEST_WAIT" stasis-inject -v4 -o inject-bad.log) \
+		<"$1" >"$BATS_TEST_TMPDIR/inject.out" 2>&1 3>&- || rc=$?
+	own_pid "$PID" "$PROG"
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 124 ] || die_with_logs "stasis-inject of $(stat -c %s "$1") bytes exited with status $rc" || return 1
+	grep -q "$2" "$BATS_TEST_TMPDIR/inject.out" || die_with_logs "no '$2' from stasis-inject: $(cat "$BATS_TEST_TMPDIR/inject.out")" || return 1
+	wait_gone "$PID" 5 || die_with_logs "PID $PID is left behind by the refused stream" || return 1
+	cmp -s "$LOG" "$LOG.at-dump" || die_with_logs "the program ran from a refused stream (its log changed)"
+}
+
+@test "stasis-inject reads its stream ahead: given in odd pieces every page comes back intact; cut anywhere or followed by more data, it is refused and nothing runs" {
+	start_prog heap
+	dump_and_kill
+	local s=$BATS_TEST_TMPDIR/s.stream bad=$BATS_TEST_TMPDIR/bad.stream size cut
+	stasis-serialize pack -D "$IMG" >"$s"
+	size=$(stat -c %s "$s")
+	# should a refused stream run the program, it checks and prints at once
+	touch "$GOFILE"
+	for cut in 20 100 4096 $((size / 3)) $((size / 2 + 7)) $((size - 9)) $((size - 1)); do
+		head -c "$cut" "$s" >"$bad"
+		inject_refuses "$bad" "truncated checkpoint" || return 1
+	done
+	{ cat "$s"; printf x; } >"$bad"
+	inject_refuses "$bad" "data after the trailer" || return 1
+	# headers and frames split anywhere, the ring wrapped many times over
+	rm -f "$GOFILE"
+	(cd "$BATS_TEST_TMPDIR" && python3 "$BATS_TEST_DIRNAME/dribble.py" "$s" |
+		exec stasis-inject -v4 -o inject.log) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 3>&- &
+	RPID=$!
+	own_pid "$RPID"
+	wait_restored || return 1
+	touch "$GOFILE"
+	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "stasis-inject still runs after GO" || return 1
+	[ "$STATUS" -eq 0 ] || die_with_logs "stasis-inject exited with status $STATUS" || return 1
+	check_pass_log || return 1
+	grep -q "reading the stream ahead" "$BATS_TEST_TMPDIR/inject.log" ||
+		die_with_logs "stasis-inject did not read ahead"
+}

@@ -106,6 +106,12 @@ void imgr_free(struct img_reader *r);
  * gives its own buffer, and the data is copied once less. */
 typedef void *(*img_room_fn)(void *arg, const char *image, uint64_t offset, size_t len);
 void imgr_set_room(struct img_reader *r, img_room_fn room, void *arg);
+/* Before the first imgr_next: a thread reads the input ahead, into a ring
+ * the frames are then given from (with a room, copied out of it), so that
+ * the copy out of the pipe goes on beside the caller's work. It may read
+ * past the trailer (not for a link of a chain); where it cannot start,
+ * the input is read as before. */
+void imgr_readahead(struct img_reader *r);
 /* A reader of one link of a chain stream (links concatenated, each a whole
  * stream): nothing after its trailer is read, and an input that ends where
  * the link would start is a clean end (imgr_next 0, imgr_empty true). */
