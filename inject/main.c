@@ -208,12 +208,13 @@ int main(int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
-	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks */
-	imgr_readahead(r);
 	more = records_load(r, &f);
 	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) ||
 	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || files_prepare(&tree))
 		return 1;
+	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks; only
+	 * now: while waiting for PIDs, a hang-up of the pipe means a sender gone */
+	imgr_readahead(r);
 	root = tree.tasks[0].pid;
 	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
 	    inet_finish())

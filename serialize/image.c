@@ -516,7 +516,7 @@ void imgr_set_room(struct img_reader *r, img_room_fn room, void *arg)
 
 void imgr_readahead(struct img_reader *r)
 {
-	if (!r->link && !r->ra && !r->seq)
+	if (!r->link && !r->ra && !r->done)
 		r->ra = readahead_start(r->fd, READAHEAD_RING);
 	if (r->ra)
 		pr_debug("%s: reading the stream ahead (a ring of %u KiB)", r->what,

@@ -106,7 +106,8 @@ void imgr_free(struct img_reader *r);
  * gives its own buffer, and the data is copied once less. */
 typedef void *(*img_room_fn)(void *arg, const char *image, uint64_t offset, size_t len);
 void imgr_set_room(struct img_reader *r, img_room_fn room, void *arg);
-/* Before the first imgr_next: a thread reads the input ahead, into a ring
+/* From the next imgr_next on (frames are read whole, so the input is at a
+ * frame's start), a thread reads the input ahead, into a ring
  * the frames are then given from (with a room, copied out of it), so that
  * the copy out of the pipe goes on beside the caller's work. It may read
  * past the trailer (not for a link of a chain); where it cannot start,
