@@ -13,39 +13,12 @@
 #include "stasis/log.h"
 #include "stasis/util.h"
 
-/* The paths are relative to the task's cgroup namespace, which the restore
- * does not make: a task in another one is refused rather than restored
- * into the wrong cgroups. */
-static int same_cgroup_ns(pid_t pid)
-{
-	static struct stat own;
-	struct stat st;
-	char path[64];
-
-	if (!own.st_ino && stat("/proc/self/ns/cgroup", &own))
-		return 0; /* no cgroup namespaces here */
-	snprintf(path, sizeof(path), "/proc/%d/ns/cgroup", pid);
-	if (stat(path, &st)) {
-		pr_perror("cannot read the cgroup namespace of task %d", pid);
-		return -1;
-	}
-	if (st.st_ino != own.st_ino || st.st_dev != own.st_dev) {
-		pr_err("task %d is in another cgroup namespace, which stasis does not support",
-		       pid);
-		return -1;
-	}
-	return 0;
-}
-
 int cgroup_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th)
 {
 	char path[64], *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	FILE *f;
-
-	if (thread == 0 && same_cgroup_ns(ct->pid))
-		return -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/cgroup", ct->pid, ct->threads[thread].tid);
 	f = fopen(path, "re");
