@@ -369,6 +369,12 @@ wait_restored() {
 # NUDGE_SIGNAL=SIG: also send SIG to the restored program 1 s after GO.
 restore_and_check() { # [ARGS...]
 	start_restore "$@"
+	check_restored
+}
+
+# The restore of $PID runs in the background as RPID (our child): wait for
+# the program, tell it to check itself, require status 0 and PASS.
+check_restored() {
 	wait_restored || return 1
 	touch "$GOFILE"
 	# A program that waits for a signal to notice GO (sleeper pause) would

@@ -104,11 +104,7 @@ sealed_restore_and_check() { # DIR KEY [-D]
 	fi
 	RPID=$!
 	own_pid "$RPID"
-	wait_restored || return 1
-	touch "$GOFILE"
-	wait_child "$RPID" "$STASIS_TEST_WAIT" || die_with_logs "the restored program did not finish" || return 1
-	[ "$STATUS" -eq 0 ] || die_with_logs "sealed restore exited with status $STATUS" || return 1
-	check_pass_log
+	check_restored
 }
 
 not_running() { # PID
