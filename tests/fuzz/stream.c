@@ -2,7 +2,8 @@
 /*
  * libFuzzer harness: the stream frame reader (imgr_*) and the decoding of
  * every record it hands out, as stasis-inject and stasis-serialize read a
- * checkpoint stream. Built with -DSTASIS_FUZZ=ON (bench/fuzz.sh).
+ * checkpoint stream; inputs of odd length through the read-ahead ring
+ * (imgr_readahead), as stasis-inject reads, the others directly. Built with -DSTASIS_FUZZ=ON (bench/fuzz.sh).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = imgr_open(fd, "fuzz input");
 	if (!r)
 		return 0;
+	if (size & 1)
+		imgr_readahead(r);
 	while (imgr_next(r, &f) > 0) {
 		const ProtobufCMessageDescriptor *desc;
 		ProtobufCMessage *msg;
