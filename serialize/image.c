@@ -561,7 +561,6 @@ int imgr_next(struct img_reader *r, struct img_frame *f)
 {
 	struct stasis_frame_hdr *h = &f->hdr;
 	ssize_t n;
-
 	void *at;
 
 	if (r->done)

@@ -35,6 +35,25 @@ struct readahead {
 	bool eof, stop;
 };
 
+/* What one wait for the input came to. */
+enum ra_step { RA_READ, RA_AGAIN, RA_EOF, RA_FAILED, RA_STOPPED };
+
+static enum ra_step read_some(struct readahead *ra, char *at, size_t room, ssize_t *n)
+{
+	struct pollfd pfd[2] = { { ra->fd, POLLIN, 0 }, { ra->stop_fd, POLLIN, 0 } };
+
+	if (poll(pfd, 2, -1) < 0)
+		return errno == EINTR ? RA_AGAIN : RA_FAILED;
+	if (pfd[1].revents)
+		return RA_STOPPED;
+	*n = read(ra->fd, at, room);
+	if (*n > 0)
+		return RA_READ;
+	if (!*n)
+		return RA_EOF;
+	return errno == EINTR || errno == EAGAIN ? RA_AGAIN : RA_FAILED;
+}
+
 static void *readahead_main(void *arg)
 {
 	struct readahead *ra = arg;
@@ -45,40 +64,28 @@ static void *readahead_main(void *arg)
 			pthread_cond_wait(&ra->space, &ra->mu);
 		if (ra->stop)
 			break;
+		/* the ring's second mapping makes the free room contiguous */
 		size_t room = ra->size - (ra->head - ra->tail);
 		char *at = ra->ring + ra->head % ra->size;
+		ssize_t n = 0;
 
 		pthread_mutex_unlock(&ra->mu);
-		struct pollfd pfd[2] = { { ra->fd, POLLIN, 0 }, { ra->stop_fd, POLLIN, 0 } };
-		ssize_t n = -1;
-
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno != EINTR)
-				n = -2;
-		} else if (pfd[1].revents) {
-			n = -3; /* told to stop */
-		} else {
-			n = read(ra->fd, at, room);
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				n = -1;
-			else if (n < 0)
-				n = -2;
-		}
-		int e = errno;
+		enum ra_step step = read_some(ra, at, room, &n);
+		int err = errno;
 
 		pthread_mutex_lock(&ra->mu);
-		if (n == -3)
+		if (step == RA_STOPPED)
 			break;
-		if (n == -1)
+		if (step == RA_AGAIN)
 			continue;
-		if (n == -2)
-			ra->err = e;
-		else if (n == 0)
+		if (step == RA_READ)
+			ra->head += n;
+		else if (step == RA_EOF)
 			ra->eof = true;
 		else
-			ra->head += n;
+			ra->err = err;
 		pthread_cond_signal(&ra->data);
-		if (n <= 0)
+		if (step != RA_READ)
 			break;
 	}
 	pthread_mutex_unlock(&ra->mu);
