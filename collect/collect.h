@@ -40,6 +40,7 @@ struct collect_opts {
 	int lazy_req_fd, lazy_resp_fd;
 	const char *lazy_stats_file;
 	bool background_snapshot; /* -R, pre-dump: copy the memory while the tree runs */
+	bool reader_copies;	  /* stdout's reader copies: pages go by reference */
 };
 
 /* opts.c: the options, with their defaults until collect_parse_opts

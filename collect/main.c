@@ -234,6 +234,8 @@ int main(int argc, char **argv)
 		goto fail;
 	pipe_grow(STDOUT_FILENO);
 	w = imgw_open(STDOUT_FILENO);
+	if (opts.reader_copies)
+		imgw_reader_copies(w);
 	if (write_head(w, root))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++) {

@@ -625,14 +625,54 @@ static int shm_pread(int fd, char *buf, size_t len, unsigned long off)
 	return 0;
 }
 
+/*
+ * Page data is read from the task into a ring of buffers. When the reader
+ * of the stream copies (--reader-copies), a buffer goes into the pipe by
+ * reference (vmsplice) and is read into again once the reader has taken
+ * it: the pages are copied twice (task to buffer, pipe to reader), not
+ * three times, and the pipe's lock is never held for a copy on this side.
+ * The ring outlasts a full pipe (4 MiB, pipe_grow), so waits are rare.
+ */
+#define COPY_RING 8
+
+struct copy_ring {
+	char *buf[COPY_RING];
+	uint64_t end[COPY_RING]; /* stream bytes written once it was sent */
+	unsigned next;
+};
+
+static char *ring_take(struct copy_ring *r, const struct img_writer *w)
+{
+	unsigned i = r->next;
+
+	if (!r->buf[i])
+		r->buf[i] = xmalloc(COPY_CHUNK);
+	if (r->end[i] && imgw_wait_taken(w, r->end[i])) {
+		pr_perror("cannot write image stream");
+		return NULL;
+	}
+	return r->buf[i];
+}
+
+static int ring_send(struct copy_ring *r, struct img_writer *w, const char *name, size_t len)
+{
+	unsigned i = r->next;
+	bool by_ref = imgw_reader_copies_set(w);
+
+	if (by_ref ? imgw_pages_stable(w, name, r->buf[i], len) : imgw_pages(w, name, r->buf[i], len))
+		return -1;
+	r->end[i] = by_ref ? imgw_written(w) : 0;
+	r->next = (i + 1) % COPY_RING;
+	return 0;
+}
+
 int mm_write_pages(struct ctask *ct, struct img_writer *w)
 {
-	static char *buf;
+	static struct copy_ring ring;
 	char name[32];
 	bool first = true;
+	uint64_t img_off = 0;
 
-	if (!buf)
-		buf = xmalloc(COPY_CHUNK);
 	snprintf(name, sizeof(name), "pages-%u", ct->pages_id);
 	for (size_t i = 0; i < ct->nr_runs; i++) {
 		struct page_run *run = &ct->runs[i];
@@ -653,18 +693,22 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 			}
 		}
 		while (left) {
-			size_t chunk = left < COPY_CHUNK ? left : COPY_CHUNK;
+			/* chunks end where page frames end: none is gathered by a copy */
+			size_t chunk = COPY_CHUNK - img_off % COPY_CHUNK;
+			char *buf = ring_take(&ring, w);
 
-			if (fd >= 0 ? shm_pread(fd, buf, chunk, off) :
-				      rmem_read(&ct->threads[0], addr, buf, chunk)) {
-				if (fd >= 0) {
+			if (chunk > left)
+				chunk = left;
+			if (!buf || (fd >= 0 ? shm_pread(fd, buf, chunk, off) :
+					       rmem_read(&ct->threads[0], addr, buf, chunk))) {
+				if (buf && fd >= 0)
 					pr_perror("cannot read shared memory of task %d at %#lx",
 						  ct->pid, addr);
+				if (fd >= 0)
 					close(fd);
-				}
 				return -1;
 			}
-			if (imgw_pages(w, name, buf, chunk)) {
+			if (ring_send(&ring, w, name, chunk)) {
 				if (fd >= 0)
 					close(fd);
 				return -1;
@@ -678,6 +722,7 @@ int mm_write_pages(struct ctask *ct, struct img_writer *w)
 			first = false;
 			addr += chunk;
 			off += chunk;
+			img_off += chunk;
 			left -= chunk;
 		}
 		if (fd >= 0)

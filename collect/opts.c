@@ -23,6 +23,7 @@ enum {
 	OPT_LAZY_REQ_FD,
 	OPT_LAZY_RESP_FD,
 	OPT_LAZY_STATS_FILE,
+	OPT_READER_COPIES,
 };
 
 static void usage(FILE *f)
@@ -60,6 +61,9 @@ static void usage(FILE *f)
 		"      --lazy-stats-file FILE  write the lazy page statistics (DumpStats) to FILE\n"
 		"      --background-snapshot  with -R or --pre-dump: let the tree run while its\n"
 		"                          memory is copied (write-protected until copied)\n"
+		"      --reader-copies     what reads stdout takes the data out of the pipe\n"
+		"                          with read(2), never splice(2) or tee(2): page\n"
+		"                          buffers go into the pipe by reference\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -94,6 +98,7 @@ int collect_parse_opts(int argc, char **argv)
 		{ "lazy-resp-fd", required_argument, NULL, OPT_LAZY_RESP_FD },
 		{ "lazy-stats-file", required_argument, NULL, OPT_LAZY_STATS_FILE },
 		{ "background-snapshot", no_argument, NULL, 'B' },
+		{ "reader-copies", no_argument, NULL, OPT_READER_COPIES },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -204,6 +209,9 @@ int collect_parse_opts(int argc, char **argv)
 			break;
 		case OPT_LAZY_STATS_FILE:
 			opts.lazy_stats_file = optarg;
+			break;
+		case OPT_READER_COPIES:
+			opts.reader_copies = true;
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {

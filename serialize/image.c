@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -49,6 +50,7 @@ struct img_writer {
 	int splice_out;
 	/* the reader of the pipe copies what it takes (read(2), no splice) */
 	bool reader_copies;
+	bool spliced; /* some data went in by reference */
 	bool failed;
 };
 
@@ -186,6 +188,7 @@ static int splice_payload(struct img_writer *w, const void *payload, size_t len)
 		}
 		if (n <= 0)
 			return -1;
+		w->spliced = true;
 		iov.iov_base = (char *)iov.iov_base + n;
 		iov.iov_len -= n;
 	}
@@ -213,9 +216,25 @@ uint64_t imgw_taken(const struct img_writer *w)
 {
 	int held;
 
-	if (w->splice_out <= 0 || ioctl(w->fd, FIONREAD, &held) || held < 0)
+	if (!w->spliced || ioctl(w->fd, FIONREAD, &held) || held < 0)
 		return 0;
 	return imgw_written(w) - held;
+}
+
+int imgw_wait_taken(const struct img_writer *w, uint64_t end)
+{
+	struct pollfd pfd = { .fd = w->fd };
+
+	if (!w->spliced)
+		return 0; /* every byte was copied as it was written */
+	while (imgw_taken(w) < end) {
+		/* no events asked: woken only when the reader is gone */
+		if (poll(&pfd, 1, 1) > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))) {
+			errno = EPIPE;
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int wemit_data(struct img_writer *w, uint16_t kind, uint32_t image, uint64_t offset,

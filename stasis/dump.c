@@ -70,6 +70,10 @@ static struct stage *add_collect(struct pipeline *p, const struct fe_opts *o, co
 		args_add(&st->argv, prev_id);
 	}
 	fe_forward(&st->argv, o, TO_COLLECT);
+	/* unpack, seal and transfer read(2) what they take; only the
+	 * progress relay splices */
+	if (!fe_progress_wanted(o))
+		args_add(&st->argv, "--reader-copies");
 	fe_scripts_args(&st->argv, o);
 	stage_pass_fd(st, "--ack-fd", ack_fd);
 	/* the statistics go with the stream: collect gives us a copy */

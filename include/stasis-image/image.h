@@ -86,6 +86,10 @@ void imgw_reader_copies(struct img_writer *w);
 bool imgw_reader_copies_set(const struct img_writer *w);
 uint64_t imgw_written(const struct img_writer *w);
 uint64_t imgw_taken(const struct img_writer *w);
+/* Until the reader has taken the first end bytes (imgw_written) out of
+ * the pipe, or at once if nothing went in by reference. 0, or -1 with
+ * errno EPIPE once the reader is gone. */
+int imgw_wait_taken(const struct img_writer *w, uint64_t end);
 /* Writes a frame exactly as given (except seq, which the writer assigns):
  * for filters like seal that pass frames through. */
 int imgw_frame(struct img_writer *w, const struct img_frame *f);
