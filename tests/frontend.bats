@@ -269,8 +269,8 @@ assert_untouched() {
 	cat "$FAKE_LOG"
 	[ "$status" -eq 0 ]
 	log=$fake/img/dump.log
-	grep -qx "freeze -v4 -o $log -t 1234 $fake/bin/stasis-collect --shell-job --ack-fd [0-9]* -v4 -o $log" "$FAKE_LOG"
-	grep -qx "collect --shell-job --ack-fd [0-9]* -v4 -o $log" "$FAKE_LOG"
+	grep -qx "freeze -v4 -o $log -t 1234 $fake/bin/stasis-collect --shell-job --reader-copies --ack-fd [0-9]* -v4 -o $log" "$FAKE_LOG"
+	grep -qx "collect --shell-job --reader-copies --ack-fd [0-9]* -v4 -o $log" "$FAKE_LOG"
 	grep -qx "serialize unpack -D $fake/img --ack-fd [0-9]* -v4 -o $log" "$FAKE_LOG"
 	grep -qx "collect: acknowledged" "$FAKE_LOG"
 	[ "$(cat "$fake/img/stream")" = STREAM-DATA ]
@@ -289,9 +289,21 @@ assert_untouched() {
 	cat "$FAKE_LOG"
 	mapfile -t c < <(grep '^collect --' "$FAKE_LOG")
 	[ "${#c[@]}" -eq 3 ]
-	[[ "${c[0]}" =~ ^collect\ --leave-stopped\ --ack-fd\ [0-9]+$ ]]
-	[[ "${c[1]}" =~ ^collect\ (--background-snapshot\ )?--leave-running\ --ack-fd\ [0-9]+$ ]]
-	[[ "${c[2]}" =~ ^collect\ --ack-fd\ [0-9]+$ ]]
+	[[ "${c[0]}" =~ ^collect\ --leave-stopped\ --reader-copies\ --ack-fd\ [0-9]+$ ]]
+	[[ "${c[1]}" =~ ^collect\ (--background-snapshot\ )?--leave-running\ --reader-copies\ --ack-fd\ [0-9]+$ ]]
+	[[ "${c[2]}" =~ ^collect\ --reader-copies\ --ack-fd\ [0-9]+$ ]]
+}
+
+@test "dump gives collect --reader-copies, but not when the progress relay (which splices) reads its stream" {
+	make_fakes
+	# the progress line is drawn on a terminal only
+	run timeout 20 script -qec "$FS dump -t 1 -D $fake/img" /dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	cat "$FAKE_LOG"
+	mapfile -t c < <(grep '^collect --' "$FAKE_LOG")
+	[ "${#c[@]}" -eq 1 ]
+	[[ "${c[0]}" =~ ^collect\ --ack-fd\ [0-9]+$ ]]
 }
 
 @test "the options of the table reach collect and inject, each once, none to the other" {
@@ -301,7 +313,7 @@ assert_untouched() {
 		--irmap-scan-path /tmp
 	echo "$output"
 	[ "$status" -eq 0 ]
-	grep -qx "collect --file-locks --link-remap --ghost-limit 2M --tcp-established --network-lock skip --skip-in-flight --external unix\[7\] --external unix\[8\] --force-irmap --irmap-scan-path /tmp --ack-fd [0-9]*" "$FAKE_LOG"
+	grep -qx "collect --file-locks --link-remap --ghost-limit 2M --tcp-established --network-lock skip --skip-in-flight --external unix\[7\] --external unix\[8\] --force-irmap --irmap-scan-path /tmp --reader-copies --ack-fd [0-9]*" "$FAKE_LOG"
 	echo STREAM-DATA >"$fake/img/stream"
 	run timeout 20 "$FS" restore -D "$fake/img" -d -s -j -l --tcp-close --file-validation filesize \
 		--inherit-fd 'fd[5]:socket:[9]' --link-remap --tcp-established

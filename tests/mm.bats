@@ -88,3 +88,25 @@ load helpers
 	run wait_child "$PID" 20
 	grep -q '^FAIL: \[vdso\]\|^FAIL: \[vvar' "$LOG" || die_with_logs "the vDSO was not noticed"
 }
+
+@test "collect --reader-copies sends pages by reference from buffers it reads into again; a slow reader gets the pages a copying dump gives" {
+	LOG=$BATS_TEST_TMPDIR/bigmem.log
+	start_cmd "$TESTPROGS/bigmem" 48 "$GOFILE"
+	wait_ready "$LOG" "$PID" 10
+	collect=$(command -v stasis-collect)
+	cd "$BATS_TEST_TMPDIR"
+	# the slow reader keeps the pipe full: a buffer read into again while
+	# the pipe still held its pages would show in the pages written
+	strace -f -qq -e trace=vmsplice -e signal=none -o ref.trace \
+		stasis-freeze -t "$PID" "$collect" -R --reader-copies -v4 -o ref.log |
+		python3 "$BATS_TEST_DIRNAME/slow_reader.py" | stasis-serialize unpack -D ref
+	stasis-freeze -t "$PID" "$collect" -R | stasis-serialize unpack -D copy
+	assert_running_untraced "$PID"
+	pages=$(cd copy && ls pages-*.img)
+	[ "$(stat -c %s "copy/$pages")" -ge $((48 << 20)) ]
+	cmp "ref/$pages" "copy/$pages"
+	# and the 48 MiB went into the pipe by reference, through a ring of 8
+	# MiB (but for the frames the small mappings before it share)
+	[ "$(awk '/vmsplice\(/ { n += $NF } END { print n + 0 }' ref.trace)" -ge $((46 << 20)) ]
+	go_and_check_original
+}
