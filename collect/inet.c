@@ -838,6 +838,68 @@ static const char *tcp_state_name(int state)
 									    : "unknown";
 }
 
+/*
+ * A connection that ended while it held data the task has not read: a
+ * reset (or a time-out) leaves the bytes readable, then the error. The
+ * bytes are peeked (nothing moves); the error is only seen pending
+ * (POLLERR), since reading it would take it from the task: it comes back
+ * as ECONNRESET. An error without data cannot be told apart (a refused
+ * connect is ECONNREFUSED): refused.
+ */
+static int ended_with_reset(const struct fd_src *src, int fd, Stasis__InetSk *sk)
+{
+	struct pollfd pf = {fd, POLLIN, 0};
+	char a[64];
+	int inq = 0;
+	ssize_t n;
+	uint8_t *buf;
+
+	if (poll(&pf, 1, 0) < 0 || ioctl(fd, SIOCINQ, &inq) || inq < 0) {
+		pr_perror("fd %d of task %d: cannot read TCP socket %u", src->fd, src->pid,
+			  sk->ino);
+		return -1;
+	}
+	if (!inq) {
+		if (!(pf.revents & POLLERR))
+			return 0;
+		pr_err("fd %d of task %d: TCP socket %u %s: its connection ended with an error "
+		       "not reported yet and no data; stasis cannot restore such a socket",
+		       src->fd, src->pid, sk->ino,
+		       inet_show(sk->family, sk->src_addr.data, sk->src_port, a, sizeof(a)));
+		return -1;
+	}
+	if ((unsigned)inq > QUEUE_MAX) {
+		pr_err("fd %d of task %d: TCP socket %u holds %d bytes received, more than stasis "
+		       "carries (256 MiB)",
+		       src->fd, src->pid, sk->ino, inq);
+		return -1;
+	}
+	buf = xmalloc((size_t)inq + 1);
+	n = recv(fd, buf, (size_t)inq + 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n != inq) {
+		/* SIOCINQ stops at an urgent mark; a closed socket cannot move */
+		pr_err("fd %d of task %d: TCP socket %u %s: its connection ended with urgent data "
+		       "not read yet; stasis cannot restore such a socket",
+		       src->fd, src->pid, sk->ino,
+		       inet_show(sk->family, sk->src_addr.data, sk->src_port, a, sizeof(a)));
+		free(buf);
+		return -1;
+	}
+	sk->has_reset = sk->reset = true;
+	sk->has_reset_error_pending = true;
+	sk->reset_error_pending = pf.revents & POLLERR;
+	sk->has_reset_recv_queue = true;
+	sk->reset_recv_queue.data = buf;
+	sk->reset_recv_queue.len = (size_t)inq;
+	if ((unsigned)inq > INLINE_MAX) {
+		sk->has_reset_recv_queue_size = true;
+		move_out("tcp-recvq", sk->ino, &sk->reset_recv_queue, &sk->reset_recv_queue_size);
+	}
+	pr_info("TCP socket %u of task %d: its connection ended (reset) with %d bytes not read%s",
+		sk->ino, src->pid, inq, sk->reset_error_pending ? " and the error not reported" : "");
+	return 0;
+}
+
 static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 	       const struct inet_diag_sk *d)
 {
@@ -848,23 +910,8 @@ static int tcp(const struct fd_src *src, int fd, Stasis__InetSk *sk,
 		/* bound sockets are in sock_diag's table: this one's port went
 		 * with its connection */
 		if (sk->has_src_port && sk->src_port && !d) {
-			struct pollfd pf = {fd, POLLIN, 0};
-			char c;
-
-			/* what it still holds, the restore could not give back: the
-			 * data it had received, an error it has not reported yet
-			 * (a reset); its peer is forgotten (ENOTCONN) */
-			if (poll(&pf, 1, 0) < 0 || (pf.revents & POLLERR) ||
-			    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
-				pr_err("fd %d of task %d: TCP socket %u %s: its connection ended "
-				       "(reset) with %s; stasis cannot restore such a socket",
-				       src->fd, src->pid, sk->ino,
-				       inet_show(sk->family, sk->src_addr.data, sk->src_port, a,
-						 sizeof(a)),
-				       (pf.revents & POLLERR) ? "an error not reported yet"
-							     : "data not read yet");
+			if (ended_with_reset(src, fd, sk))
 				return -1;
-			}
 			/* and it is shut down both ways, as every ended one */
 			sk->has_port_released = sk->port_released = true;
 			sk->has_shutdown = true;

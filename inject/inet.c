@@ -17,6 +17,7 @@
 #include <netinet/ip.h>
 #include <netinet/ip6.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,9 @@ struct pending {
 	size_t nr_urg_tail;
 	uint32_t urg_seq;
 	bool urg_read;
+	/* a connection that ended with a reset: fed the peer's RST at
+	 * fin_seq; its error left pending, or taken as the task had */
+	bool reset, reset_error_pending;
 	char conn[140];
 };
 
@@ -556,6 +560,103 @@ static int set_flags(int fd, const Stasis__FileEntry *fe)
 	return 0;
 }
 
+/* where the queues of a reset connection start (the peer is gone: any) */
+#define RESET_SEQ 1000u
+
+/*
+ * A connection that ended with a reset before the task read what it had
+ * received: connected in repair mode to a stand-in peer on the loopback
+ * (the old peer is forgotten: getpeername says ENOTCONN either way), the
+ * bytes put in its receive queue, and fed the peer's reset by
+ * inet_finish: the bytes are read, then the error comes, as the first time.
+ */
+static int reset_open(int fd, const Stasis__InetSk *sk)
+{
+	static const uint8_t lo4[4] = {127, 0, 0, 1}, lo6[16] = {[15] = 1};
+	static const uint8_t mapped_lo[16] = {[10] = 0xff, [11] = 0xff, [12] = 127, [15] = 1};
+	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+	bool v6 = sk->family == AF_INET6;
+	bool v4_mapped = v6 && sk->src_addr.len == 16 && !memcmp(sk->src_addr.data, mapped, 12);
+	ProtobufCBinaryData lo = {v6 ? 16 : 4, (uint8_t *)(!v6 ? lo4 : v4_mapped ? mapped_lo : lo6)};
+	const ProtobufCBinaryData *q = &sk->reset_recv_queue;
+	uint8_t *data = q->data;
+	size_t len = q->len;
+	struct sockaddr_storage dst;
+	char conn[140], a[64];
+	struct pending *p;
+	uint32_t port;
+	int ret = -1;
+
+	snprintf(conn, sizeof(conn), "%s (ended with a reset)",
+		 show(sk, &sk->src_addr, sk->src_port, a, sizeof(a)));
+	if (!sk->has_src_addr || sk->src_addr.len != lo.len) {
+		pr_err("TCP socket %u: malformed record (a reset connection without its address)",
+		       sk->ino);
+		return -1;
+	}
+	if (sk->has_reset_recv_queue_size) {
+		data = load_queue("tcp-recvq", sk->ino, sk->reset_recv_queue_size, conn);
+		len = sk->reset_recv_queue_size;
+		if (!data)
+			return -1;
+	}
+	if (setint(fd, SOL_TCP, TCP_REPAIR, 1)) {
+		pr_perror("TCP connection %s: cannot use repair mode", conn);
+		goto out;
+	}
+	if (apply_options(fd, sk) || bind_name(fd, sk, true))
+		goto out;
+	if (set_seq(fd, TCP_RECV_QUEUE, RESET_SEQ) || set_seq(fd, TCP_SEND_QUEUE, RESET_SEQ) ||
+	    select_queue(fd, TCP_NO_QUEUE)) {
+		pr_perror("TCP connection %s: cannot set its sequence numbers", conn);
+		goto out;
+	}
+	/* a stand-in peer's port that no connection of this address uses */
+	for (port = 1; port < 1024; port++) {
+		socklen_t dlen = make_addr(sk, &lo, port, &dst);
+
+		if (!connect_repaired(fd, sk, &dst, dlen))
+			break;
+		if (errno != EADDRNOTAVAIL) {
+			port = 1024;
+			break;
+		}
+	}
+	if (port == 1024) {
+		pr_perror("TCP connection %s: cannot connect it in repair mode", conn);
+		goto out;
+	}
+	if (fill_queue(fd, TCP_RECV_QUEUE, data, len, RECV_PIECE)) {
+		pr_perror("TCP connection %s: cannot put its received data back", conn);
+		goto out;
+	}
+	pendings = xrealloc(pendings, (nr_pendings + 1) * sizeof(*pendings));
+	p = &pendings[nr_pendings];
+	memset(p, 0, sizeof(*p));
+	p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (p->fd < 0) {
+		pr_perror("cannot keep a copy of TCP connection %s", conn);
+		goto out;
+	}
+	p->reuseaddr = carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0);
+	p->family = sk->family;
+	memcpy(p->src, sk->src_addr.data, lo.len);
+	memcpy(p->dst, lo.data, lo.len);
+	p->sport = sk->src_port;
+	p->dport = port;
+	p->fin_seq = RESET_SEQ + len;
+	p->fin_ack = RESET_SEQ;
+	p->reset = true;
+	p->reset_error_pending = sk->has_reset_error_pending && sk->reset_error_pending;
+	snprintf(p->conn, sizeof(p->conn), "%s", conn);
+	nr_pendings++;
+	ret = 0;
+out:
+	if (data != q->data)
+		free(data);
+	return ret;
+}
+
 static int inet_open(Stasis__FileEntry *fe)
 {
 	const Stasis__InetSk *sk = fe->inetsk;
@@ -580,6 +681,11 @@ static int inet_open(Stasis__FileEntry *fe)
 	if (fd < 0) {
 		pr_perror("cannot create %s socket %u", proto_name(sk), sk->ino);
 		return -1;
+	}
+	if (tcp_stream(sk) && sk->state == TCP_CLOSE && sk->has_reset && sk->reset) {
+		if (reset_open(fd, sk) || set_flags(fd, fe))
+			goto err;
+		return fd;
 	}
 	if (closed) {
 		/* --tcp-close: a socket whose connection is gone */
@@ -681,7 +787,7 @@ static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
  * while the socket is still in repair mode). A v4-mapped connection is
  * IPv4 on the wire. URG: the first byte of DATA is urgent.
  */
-static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool urg,
+static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool urg, bool rst,
 			const uint8_t *data, size_t len)
 {
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -705,6 +811,7 @@ static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool ur
 	th->ack_seq = htonl(p->fin_ack);
 	th->doff = sizeof(*th) / 4;
 	th->fin = fin;
+	th->rst = rst;
 	th->ack = 1;
 	th->psh = len > 0;
 	/* Linux's urgent pointer points after the urgent byte */
@@ -765,7 +872,7 @@ static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool ur
 	free(pkt);
 	if (ret < 0) {
 		pr_perror("TCP connection %s: cannot send it its peer's %s", p->conn,
-			  fin ? "FIN" : "urgent data");
+			  fin ? "FIN" : rst ? "reset" : "urgent data");
 		return -1;
 	}
 	return 0;
@@ -773,7 +880,27 @@ static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool ur
 
 static int feed_fin(const struct pending *p)
 {
-	return feed_segment(p, p->fin_seq, true, false, NULL, 0);
+	return feed_segment(p, p->fin_seq, true, false, false, NULL, 0);
+}
+
+/* The peer's reset, at the end of what was received; it ends the
+ * connection at once (TCP_CLOSE), or something dropped it. */
+static int feed_reset(const struct pending *p)
+{
+	struct pollfd pf = {p->fd, 0, 0};
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (feed_segment(p, p->fin_seq, false, false, true, NULL, 0))
+		return -1;
+	/* hung up once closed */
+	poll(&pf, 1, 1000);
+	if (getsockopt(p->fd, SOL_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_CLOSE) {
+		pr_err("TCP connection %s: the reset fed to it did not end it (dropped on the way?)",
+		       p->conn);
+		return -1;
+	}
+	return 0;
 }
 
 /* Pieces fed to a socket: well under the loopback MTU */
@@ -803,7 +930,7 @@ static int feed_urgent(struct pending *p)
 	for (size_t off = 0; !ret && off < p->nr_urg_tail; off += URG_PIECE) {
 		size_t n = p->nr_urg_tail - off < URG_PIECE ? p->nr_urg_tail - off : URG_PIECE;
 
-		ret = feed_segment(p, p->urg_seq + off, false, off == 0, p->urg_tail + off, n);
+		ret = feed_segment(p, p->urg_seq + off, false, off == 0, false, p->urg_tail + off, n);
 	}
 	/* the segments go in asynchronously (loopback); SIOCINQ counts only
 	 * up to a mark, the queue's sequence number all */
@@ -920,7 +1047,8 @@ int inet_finish(void)
 	/* after the unlock: a lock would drop them; the data first */
 	for (size_t i = 0; !ret && i < nr_pendings; i++)
 		if ((pendings[i].urg_tail && feed_urgent(&pendings[i])) ||
-		    (pendings[i].fin_received && feed_fin(&pendings[i])))
+		    (pendings[i].fin_received && feed_fin(&pendings[i])) ||
+		    (pendings[i].reset && feed_reset(&pendings[i])))
 			ret = -1;
 	/* every connection first, so that none talks to a peer still in repair */
 	for (size_t i = 0; i < nr_pendings; i++) {
@@ -937,6 +1065,9 @@ int inet_finish(void)
 
 		if (!ret && p->nr_unsent && send_unsent(p))
 			ret = -1;
+		/* an error the task had been told of already */
+		if (!ret && p->reset && !p->reset_error_pending)
+			getint(p->fd, SOL_SOCKET, SO_ERROR);
 		if (!ret && (p->shutdown & RCV_SHUTDOWN) && shutdown(p->fd, SHUT_RD)) {
 			pr_perror("TCP connection %s: cannot shut its reading side", p->conn);
 			ret = -1;

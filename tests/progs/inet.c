@@ -20,8 +20,9 @@
  *                                 refusal and --tcp-close)
  *   inet GOFILE closed            like established, but expects after GO to
  *                                 find the connection closed (--tcp-close)
- *   inet GOFILE reset             a connection reset by its peer with data
- *                                 unread (refused)
+ *   inet GOFILE reset             connections reset by their peer with data
+ *                                 unread, v4 and v6, the error pending or
+ *                                 taken by a send
  *   inet GOFILE inflight          a listener with a connection not accepted
  *   inet GOFILE reuseport         two listeners of one port (SO_REUSEPORT at
  *                                 the bind, one has turned it off since)
@@ -999,30 +1000,79 @@ static int mode_corked(void)
 	return tp_finish();
 }
 
-/* reset: a connection reset by its peer with data unread, refused by
- * stasis; after GO the data, then ECONNRESET, then the end. */
-static int mode_reset(void)
-{
-	int l = tcp_listener(2), c = tcp_connect(port_of(l)), s = accept(l, NULL, NULL);
-	struct linger lg = {1, 0};
-	char buf[8];
+/* reset: connections reset by their peer with data unread, v4 and v6:
+ * one with its error pending, one whose error a send took already; after
+ * GO the data, then the error (the pending one only), then the end; a
+ * send fails, and the name stays. */
+struct reset_sk {
+	int fd;
+	bool error_taken;
+	union addr name;
+	socklen_t name_len;
+};
 
+static void make_reset(struct reset_sk *r, bool take_error)
+{
+	int l = tcp_listener(2), c = tcp_connect(port_of(l));
+	struct linger lg = {1, 0};
+
+	r->fd = accept(l, NULL, NULL);
+	if (r->fd < 0)
+		tp_die("accept");
+	close(l);
 	send_all(c, "asd", 3);
-	usleep(100000);
+	usleep(50000);
 	/* linger 0: the close sends a RST */
 	setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(c);
-	usleep(100000);
+	usleep(50000);
+	r->error_taken = take_error;
+	if (take_error && (send(r->fd, "x", 1, MSG_NOSIGNAL) >= 0 || errno != ECONNRESET))
+		tp_die("a send on the reset connection did not fail with ECONNRESET");
+	r->name_len = sizeof(r->name);
+	if (getsockname(r->fd, &r->name.sa, &r->name_len))
+		tp_die("getsockname");
+}
+
+static void check_reset(const struct reset_sk *r, const char *what)
+{
+	union addr name;
+	socklen_t len = sizeof(name);
+	char buf[8];
+
+	if (getsockname(r->fd, &name.sa, &len) || len != r->name_len ||
+	    memcmp(&name, &r->name, len))
+		tp_fail("%s: its name changed", what);
+	if (recv(r->fd, buf, sizeof(buf), MSG_DONTWAIT) != 3 || memcmp(buf, "asd", 3))
+		tp_fail("%s: the data received before the reset is not there", what);
+	if (!r->error_taken && (recv(r->fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0 ||
+				errno != ECONNRESET))
+		tp_fail("%s: no ECONNRESET after the data (%s)", what, strerror(errno));
+	if (recv(r->fd, buf, sizeof(buf), MSG_DONTWAIT) != 0)
+		tp_fail("%s: the socket does not read as ended after the reset", what);
+	if (send(r->fd, "x", 1, MSG_NOSIGNAL) >= 0 || errno != EPIPE)
+		tp_fail("%s: a send did not fail with EPIPE (%s)", what, strerror(errno));
+	if (getpeername(r->fd, &name.sa, &len) == 0 || errno != ENOTCONN)
+		tp_fail("%s: it has a peer again", what);
+}
+
+static int mode_reset(void)
+{
+	static const char *const what[] = {"v4, error pending", "v4, error taken",
+					   "v6, error pending", "v6, error taken"};
+	struct reset_sk r[4];
+	char buf[8];
+
+	for (int i = 0; i < 4; i++) {
+		family = i < 2 ? AF_INET : AF_INET6;
+		make_reset(&r[i], i % 2);
+	}
 	tp_ready();
 	tp_wait_go();
 	if (tp_sabotaged("reset"))
-		recv(s, buf, 1, 0);
-	if (recv(s, buf, sizeof(buf), MSG_DONTWAIT) != 3 || memcmp(buf, "asd", 3))
-		tp_fail("the data received before the reset is not there");
-	if (recv(s, buf, sizeof(buf), MSG_DONTWAIT) >= 0 || errno != ECONNRESET)
-		tp_fail("no ECONNRESET after the data (%s)", strerror(errno));
-	if (recv(s, buf, sizeof(buf), MSG_DONTWAIT) != 0)
-		tp_fail("the socket does not read as ended after the reset");
+		recv(r[0].fd, buf, 1, 0);
+	for (int i = 0; i < 4; i++)
+		check_reset(&r[i], what[i]);
 	return tp_finish();
 }
 
