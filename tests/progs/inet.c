@@ -1011,7 +1011,8 @@ struct reset_sk {
 	socklen_t name_len;
 };
 
-static void make_reset(struct reset_sk *r, bool take_error)
+/* The listener is kept (its port is the reset connection's) or closed. */
+static int make_reset(struct reset_sk *r, bool take_error, bool keep_listener)
 {
 	int l = tcp_listener(2), c = tcp_connect(port_of(l));
 	struct linger lg = {1, 0};
@@ -1019,7 +1020,10 @@ static void make_reset(struct reset_sk *r, bool take_error)
 	r->fd = accept(l, NULL, NULL);
 	if (r->fd < 0)
 		tp_die("accept");
-	close(l);
+	if (!keep_listener) {
+		close(l);
+		l = -1;
+	}
 	send_all(c, "asd", 3);
 	usleep(50000);
 	/* linger 0: the close sends a RST */
@@ -1032,6 +1036,7 @@ static void make_reset(struct reset_sk *r, bool take_error)
 	r->name_len = sizeof(r->name);
 	if (getsockname(r->fd, &r->name.sa, &r->name_len))
 		tp_die("getsockname");
+	return l;
 }
 
 static void check_reset(const struct reset_sk *r, const char *what)
@@ -1061,11 +1066,16 @@ static int mode_reset(void)
 	static const char *const what[] = {"v4, error pending", "v4, error taken",
 					   "v6, error pending", "v6, error taken"};
 	struct reset_sk r[4];
+	int l = -1, c, a;
 	char buf[8];
 
+	/* the first keeps its listener, which shares its port */
 	for (int i = 0; i < 4; i++) {
 		family = i < 2 ? AF_INET : AF_INET6;
-		make_reset(&r[i], i % 2);
+		if (i == 0)
+			l = make_reset(&r[i], false, true);
+		else
+			make_reset(&r[i], i % 2, false);
 	}
 	tp_ready();
 	tp_wait_go();
@@ -1073,6 +1083,11 @@ static int mode_reset(void)
 		recv(r[0].fd, buf, 1, 0);
 	for (int i = 0; i < 4; i++)
 		check_reset(&r[i], what[i]);
+	family = AF_INET;
+	c = tcp_connect(port_of(l));
+	a = accept(l, NULL, NULL);
+	if (a < 0 || send(c, "q", 1, MSG_NOSIGNAL) != 1 || recv(a, buf, 1, 0) != 1)
+		tp_fail("the listener of the reset connection's port does not take connections");
 	return tp_finish();
 }
 
