@@ -158,8 +158,49 @@ static int tfd_holder(const struct fd_src *src, int tfd, int toff)
 	return found;
 }
 
+/*
+ * An epoll in flight (src is stasis-collect's own descriptor): its numbers
+ * are those of a task of the tree at the registration. The target is the
+ * file a task's descriptor holds that kcmp(KCMP_EPOLL_TFD) finds in that
+ * registration: its description's id. 0 found, 1 none, -1 failed.
+ */
+static int flight_target(const struct fd_src *src, int tfd, int toff, uint32_t *id)
+{
+	const struct tree *tr = collect_tree();
+	struct kcmp_epoll_slot slot = { .efd = src->fd, .tfd = tfd, .toff = toff };
+
+	for (int i = 0; i < tr->nr; i++) {
+		pid_t pid = tr->tasks[i].pid;
+		char path[64];
+		struct dirent *de;
+		DIR *d;
+		int found = -1;
+
+		if (tr->tasks[i].zombie)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		d = opendir(path);
+		if (!d) {
+			pr_perror("cannot open %s", path);
+			return -1;
+		}
+		while (found < 0 && (de = readdir(d))) {
+			int fd = atoi(de->d_name);
+
+			if (de->d_name[0] >= '0' && de->d_name[0] <= '9' &&
+			    !syscall(SYS_kcmp, pid, getpid(), KCMP_EPOLL_TFD, fd, &slot))
+				found = fd;
+		}
+		closedir(d);
+		if (found >= 0)
+			return files_describe_task_fd(pid, found, id) ? -1 : 0;
+	}
+	return 1;
+}
+
 static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 {
+	bool in_flight = src->pid == getpid();
 	Stasis__EpollEntry *e = xmalloc(sizeof(*e));
 	char *text = read_fdinfo_all(src);
 	size_t cap = 0;
@@ -175,6 +216,7 @@ static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		unsigned events;
 		unsigned long long data;
 		int tfd, toff = 0, src_fd = -1;
+		uint32_t file_id = 0; /* in flight: the target's file */
 		Stasis__EpollTfd *t;
 
 		if (strncmp(p, "tfd:", 4))
@@ -189,7 +231,19 @@ static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		 * was closed and the number reused) count in fdinfo order */
 		for (size_t i = 0; i < e->n_tfds; i++)
 			toff += (int)e->tfds[i]->tfd == tfd;
-		if (!tfd_is(src, tfd, tfd, toff)) {
+		if (in_flight) {
+			int r = flight_target(src, tfd, toff, &file_id);
+
+			if (r > 0)
+				pr_err("an epoll instance in flight watches a file (registered as "
+				       "fd %d, events %#x) that no task of the tree holds; not "
+				       "supported",
+				       tfd, events);
+			if (r) {
+				free(text);
+				return -1;
+			}
+		} else if (!tfd_is(src, tfd, tfd, toff)) {
 			src_fd = tfd_holder(src, tfd, toff);
 			if (src_fd < 0) {
 				pr_err("epoll fd %d of task %d: the file registered as fd %d "
@@ -215,6 +269,9 @@ static int epoll_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		if (src_fd >= 0) {
 			t->has_src_fd = true;
 			t->src_fd = src_fd;
+		} else if (in_flight) {
+			t->has_file_id = true;
+			t->file_id = file_id;
 		}
 		e->tfds[e->n_tfds++] = t;
 		pr_debug("epoll fd %d of task %d: tfd %d events %#x data %#llx", src->fd, src->pid,

@@ -368,6 +368,20 @@ int files_describe_own(int fd, uint32_t *id)
 	return ret;
 }
 
+int files_describe_task_fd(pid_t pid, int fd, uint32_t *id)
+{
+	uint32_t flags;
+	uint64_t pos;
+	char *fdinfo = read_fdinfo(pid, fd, &pos, &flags);
+	int ret;
+
+	if (!fdinfo)
+		return -1;
+	ret = describe(pid, fd, flags, pos, fdinfo, id);
+	free(fdinfo);
+	return ret;
+}
+
 int files_collect(struct ctask *ct, struct img_writer *w)
 {
 	char path[64], name[32];

@@ -39,6 +39,8 @@ int ghost_collect_fd(const struct fd_src *src, uint32_t *id);
  * Takes fd: kept open while the description is new, closed otherwise.
  */
 int files_describe_own(int fd, uint32_t *id);
+/* The id of the description behind fd of task pid (described when new). */
+int files_describe_task_fd(pid_t pid, int fd, uint32_t *id);
 /* The value after "key:" in the fdinfo text, or NULL. */
 const char *fdinfo_field(const char *fdinfo, const char *key);
 

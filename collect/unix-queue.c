@@ -321,25 +321,6 @@ int unix_queue_read_task(pid_t pid, int tfd)
 
 /* ---- the queue into the checkpoint ---- */
 
-/* A file in flight stasis cannot carry: refused with the socket's task. */
-static bool flight_refused(const struct fd_src *src, uint32_t ino, int fd)
-{
-	char path[64], link[128];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	link[n > 0 ? n : 0] = 0;
-	/* its targets are descriptor numbers of a task, which it is in none of */
-	if (!strcmp(link, "anon_inode:[eventpoll]")) {
-		pr_err("%s: unix socket %u has an epoll instance in flight "
-		       "(SCM_RIGHTS), which stasis cannot carry",
-		       unix_holder(src->pid, src->fd), ino);
-		return true;
-	}
-	return false;
-}
-
 int unix_queue_dump(const struct fd_src *src, int fd, const struct unix_diag_sk *d,
 		    Stasis__UnixSk *sk)
 {
@@ -359,8 +340,6 @@ int unix_queue_dump(const struct fd_src *src, int fd, const struct unix_diag_sk 
 		sk->queue[sk->n_queue++] = m->p;
 		m->p->fds = xmalloc((m->nr_fds + 1) * sizeof(*m->p->fds));
 		for (size_t j = 0; j < m->nr_fds; j++) {
-			if (flight_refused(src, d->ino, m->fds[j]))
-				return -1;
 			if (files_describe_own(m->fds[j], &m->p->fds[j])) {
 				pr_err("%s: unix socket %u has a file in flight "
 				       "(SCM_RIGHTS) that stasis cannot carry",

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -166,15 +167,89 @@ static int epoll_add_tfd(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__Epoll
 	return r ? -1 : 0;
 }
 
-/* In the task that dumped the epoll: every target is at its number now. */
+/* In the task that dumped the epoll: every target is at its number now.
+ * One dumped in flight names its targets by file: registered with the
+ * flight (epoll_register_flight). */
 static int epoll_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntry *fe)
 {
 	if (!first_post(fe->id))
 		return 0; /* the registrations belong to the description: made once */
 	for (size_t i = 0; i < fe->epoll->n_tfds; i++)
-		if (epoll_add_tfd(t, fi, fe->epoll->tfds[i]))
+		if (!fe->epoll->tfds[i]->has_file_id && epoll_add_tfd(t, fi, fe->epoll->tfds[i]))
 			return -1;
 	return 0;
+}
+
+/*
+ * An epoll in flight: each target (a description of the checkpoint) is
+ * registered under the number it was registered with, in a child of
+ * stasis-inject that puts it there (the other threads keep their numbers;
+ * a registration outlives the number, as long as its file is open).
+ */
+int epoll_register_flight(int epfd, uint32_t id, int (*open_target)(uint32_t id))
+{
+	Stasis__FileEntry *fe = file_by_id(id);
+	int *targets = NULL, status, ret = -1;
+	size_t n = 0;
+	pid_t child;
+
+	if (!fe)
+		return -1;
+	if (fe->type != STASIS__FD_TYPE__EPOLL || !fe->epoll) {
+		ret = 0;
+		goto out;
+	}
+	targets = xmalloc((fe->epoll->n_tfds + 1) * sizeof(*targets));
+	for (; n < fe->epoll->n_tfds; n++) {
+		Stasis__EpollTfd *t = fe->epoll->tfds[n];
+
+		targets[n] = t->has_file_id ? open_target(t->file_id) : -1;
+		if (t->has_file_id && targets[n] < 0) {
+			pr_err("epoll %u in flight: cannot open the file it watches as fd %u", id,
+			       t->tfd);
+			goto out;
+		}
+	}
+	child = fork();
+	if (child < 0) {
+		pr_perror("epoll %u in flight: cannot fork", id);
+		goto out;
+	}
+	if (!child) {
+		/* the epoll and the targets out of the way of the numbers taken */
+		int above = 0, ep;
+
+		for (size_t i = 0; i < n; i++)
+			if ((int)fe->epoll->tfds[i]->tfd >= above)
+				above = (int)fe->epoll->tfds[i]->tfd + 1;
+		ep = fcntl(epfd, F_DUPFD_CLOEXEC, above);
+		for (size_t i = 0; ep >= 0 && i < n; i++)
+			if (targets[i] >= 0 && (targets[i] = fcntl(targets[i], F_DUPFD_CLOEXEC, above)) < 0)
+				_exit(1);
+		for (size_t i = 0; ep >= 0 && i < n; i++) {
+			Stasis__EpollTfd *t = fe->epoll->tfds[i];
+			struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
+
+			if (targets[i] < 0)
+				continue;
+			if (dup2(targets[i], (int)t->tfd) != (int)t->tfd ||
+			    epoll_ctl(ep, EPOLL_CTL_ADD, (int)t->tfd, &ev))
+				_exit(1);
+		}
+		_exit(ep < 0);
+	}
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		pr_err("epoll %u in flight: cannot register the files it watches", id);
+		goto out;
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		if (targets[i] >= 0)
+			close(targets[i]);
+	free(targets);
+	protobuf_c_message_free_unpacked(&fe->base, NULL);
+	return ret;
 }
 
 const struct fd_restore_ops epoll_restore_ops = { STASIS__FD_TYPE__EPOLL, epoll_open, epoll_post };

@@ -27,6 +27,10 @@ Stasis__FileEntry *file_by_id(uint32_t id);
  * task may hold it too). Only while files are staged; -1 logged.
  */
 int files_open_flight(uint32_t id);
+/* events.c: the registrations of an epoll in flight (epfd), made once it
+ * is opened, on the files open_target gives (a descriptor the call
+ * closes, -1 logged); any other file: nothing. 0 or -1 (logged). */
+int epoll_register_flight(int epfd, uint32_t id, int (*open_target)(uint32_t id));
 
 extern const struct fd_restore_ops regfile_restore_ops, dir_restore_ops, chr_restore_ops,
 	tty_restore_ops, ptmx_restore_ops, pts_restore_ops, ctty_restore_ops;

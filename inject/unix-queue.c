@@ -42,6 +42,18 @@ static struct usk *find_by_file(uint32_t id)
 	return NULL;
 }
 
+/* A file an epoll in flight watches: one of the sockets made here, or a
+ * description staged like the tasks' (a copy either way). */
+static int epoll_target(uint32_t id)
+{
+	struct usk *u = find_by_file(id);
+	int fd = u ? fcntl(u->fd, F_DUPFD_CLOEXEC, 0) : files_open_flight(id);
+
+	if (u && fd < 0)
+		pr_perror("unix socket %u: cannot duplicate its descriptor", u->sk->ino);
+	return fd;
+}
+
 /* Every file in flight opened once, while the tree's files are staged (a
  * pipe's other end or a file a task also holds is the same description). */
 int unix_open_flights(void)
@@ -62,7 +74,9 @@ int unix_open_flights(void)
 				flights = xrealloc(flights, (nr_flights + 1) * sizeof(*flights));
 				flights[nr_flights].id = p->fds[k];
 				flights[nr_flights].fd = files_open_flight(p->fds[k]);
-				if (flights[nr_flights++].fd < 0) {
+				if (flights[nr_flights++].fd < 0 ||
+				    epoll_register_flight(flights[nr_flights - 1].fd, p->fds[k],
+							  epoll_target)) {
 					pr_err("unix socket %u: cannot open file %u, in flight in "
 					       "its queue",
 					       usks[i].sk->ino, p->fds[k]);

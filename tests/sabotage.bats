@@ -155,6 +155,7 @@ tree      zombie
 unixscm   rights          rights stream @DIR
 unixscm   creds           creds dgram
 unixscm   peercred        creds stream
+unixscm   epoll           epoll
 unixsk    queue           kinds @DIR
 unixsk    peercred        tree
 unixsk    unconn          unconn @DIR

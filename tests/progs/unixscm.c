@@ -10,8 +10,9 @@
  *                                   carrying a pipe end; an eventfd, a
  *                                   memfd, a deleted file and a directory;
  *                                   plain messages between them
- *   unixscm GOFILE epoll            an epoll instance in flight, which stasis
- *                                   refuses (the check receives it back)
+ *   unixscm GOFILE epoll            an epoll instance only in flight (sent
+ *                                   twice), watching a socket and an
+ *                                   eventfd the task holds
  *   unixscm GOFILE userfaultfd      a file stasis does not carry, in flight
  *   unixscm GOFILE creds TYPE       messages sent by the task, by its child
  *                                   and with credentials of another user to
@@ -471,15 +472,107 @@ static int creds(int type)
 	return ret;
 }
 
-/* A file stasis refuses in flight: epoll, or one it does not carry at all
- * (a userfaultfd); the check receives it back. */
+/* The registrations fdinfo shows: "tfd: N events: E data: D" lines. */
+static int epoll_regs(int ep, unsigned tfd[], unsigned events[], unsigned long long data[],
+		      int max)
+{
+	char path[64], line[256];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ep);
+	f = fopen(path, "r");
+	if (!f)
+		tp_die("%s", path);
+	while (n < max && fgets(line, sizeof(line), f))
+		if (sscanf(line, "tfd: %u events: %x data: %llx", &tfd[n], &events[n], &data[n]) ==
+		    3)
+			n++;
+	fclose(f);
+	/* in the kernel's order (by file): sorted by number */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && tfd[j - 1] > tfd[j]; j--) {
+			unsigned t = tfd[j], e = events[j];
+			unsigned long long d = data[j];
+
+			tfd[j] = tfd[j - 1], events[j] = events[j - 1], data[j] = data[j - 1];
+			tfd[j - 1] = t, events[j - 1] = e, data[j - 1] = d;
+		}
+	return n;
+}
+
+/*
+ * An epoll only in flight (sent twice, then closed), watching a stream
+ * socket and an eventfd (edge-triggered) the task holds: after GO it is
+ * received back from both messages, the same instance, with the same
+ * registrations (numbers, events, data); both report once written to, and
+ * a registration is deleted by its number.
+ */
+static int epoll_in_flight(void)
+{
+	unsigned tfd[2][4], ev[2][4];
+	unsigned long long data[2][4];
+	struct epoll_event e[4];
+	int q[2], w[2], efd, ep, n[2];
+	struct got g1, g2;
+	struct stat st1, st2;
+	uint64_t one = 1;
+	bool got_sk = false, got_efd = false;
+
+	xpair(SOCK_DGRAM, q);
+	xpair(SOCK_STREAM, w);
+	efd = eventfd(0, EFD_NONBLOCK);
+	ep = epoll_create1(0);
+	if (efd < 0 || ep < 0)
+		tp_die("eventfd/epoll");
+	e[0] = (struct epoll_event){.events = EPOLLIN, .data.u64 = 0xabc};
+	e[1] = (struct epoll_event){.events = EPOLLIN | EPOLLET, .data.u64 = 0xdef};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, w[1], &e[0]) || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &e[1]))
+		tp_die("epoll_ctl");
+	n[0] = epoll_regs(ep, tfd[0], ev[0], data[0], 4);
+	send_msg(q[0], "ep1", &ep, 1, NULL);
+	send_msg(q[0], "ep2", &ep, 1, NULL);
+	close(ep);
+	tp_ready();
+	tp_wait_go();
+	g1 = expect_msg(q[1], "the first message", "ep1");
+	g2 = expect_msg(q[1], "the second message", "ep2");
+	if (!expect_fds("the first message", &g1, 1) || !expect_fds("the second message", &g2, 1))
+		return tp_finish();
+	ep = g1.fds[0];
+	if (fstat(ep, &st1) || fstat(g2.fds[0], &st2) || st1.st_ino != st2.st_ino)
+		tp_fail("the two messages carry different epoll instances");
+	if (tp_sabotaged("epoll"))
+		epoll_ctl(ep, EPOLL_CTL_DEL, efd, NULL);
+	n[1] = epoll_regs(ep, tfd[1], ev[1], data[1], 4);
+	if (n[1] != n[0] || memcmp(tfd[0], tfd[1], n[0] * sizeof(unsigned)) ||
+	    memcmp(ev[0], ev[1], n[0] * sizeof(unsigned)) ||
+	    memcmp(data[0], data[1], n[0] * sizeof(data[0][0])))
+		tp_fail("the registrations changed: %d of them, %d before", n[1], n[0]);
+	if (write(w[0], "x", 1) != 1 || write(efd, &one, sizeof(one)) != sizeof(one))
+		tp_die("write");
+	for (int i = 0, r = epoll_wait(ep, e, 4, 1000); i < r; i++) {
+		got_sk |= e[i].data.u64 == 0xabc && (e[i].events & EPOLLIN);
+		got_efd |= e[i].data.u64 == 0xdef && (e[i].events & EPOLLIN);
+	}
+	if (!got_sk || !got_efd)
+		tp_fail("epoll_wait: the socket %s, the eventfd %s", got_sk ? "reported" : "silent",
+			got_efd ? "reported" : "silent");
+	if (epoll_ctl(ep, EPOLL_CTL_DEL, w[1], NULL))
+		tp_fail("the socket's registration cannot be deleted by its number (%s)",
+			strerror(errno));
+	return tp_finish();
+}
+
+/* A file stasis does not carry at all, in flight (a userfaultfd); the
+ * check receives it back. */
 static int refused_in_flight(const char *what)
 {
 	int q[2], fd;
 	struct got g;
 
 	xpair(SOCK_DGRAM, q);
-	fd = !strcmp(what, "epoll") ? epoll_create1(0) : (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
 	if (fd < 0)
 		tp_die("%s", what);
 	send_msg(q[0], what, &fd, 1, NULL);
@@ -494,7 +587,9 @@ static int refused_in_flight(const char *what)
 int main(int argc, char **argv)
 {
 	tp_init(argc, argv, 2, "GOFILE rights TYPE DIR | GOFILE creds TYPE | GOFILE epoll|userfaultfd");
-	if (!strcmp(argv[2], "epoll") || !strcmp(argv[2], "userfaultfd"))
+	if (!strcmp(argv[2], "epoll"))
+		return epoll_in_flight();
+	if (!strcmp(argv[2], "userfaultfd"))
 		return refused_in_flight(argv[2]);
 	if (argc < 4)
 		tp_die("%s needs a socket type", argv[2]);
