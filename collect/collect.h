@@ -104,6 +104,8 @@ int timers_collect(struct ctask *ct, Stasis__TaskCore *tc);
 int timers_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
 int sched_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
 int cgroup_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
+/* the cgroups image: the directories at and below the threads' cgroups */
+int cgroup_write(struct img_writer *w);
 /* 0 if pid is in the namespaces of stasis-collect (ns.c), -1 said. */
 int ns_check_task(pid_t pid);
 int mm_collect(struct ctask *ct, struct img_writer *w);

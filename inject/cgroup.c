@@ -3,7 +3,12 @@
  * --manage-cgroups (soft, criu's default mode): each restored thread goes
  * back into the cgroups collect/cgroup.c recorded, in every hierarchy
  * mounted here (v1 by its controllers or name=, v2), the directories made
- * when missing. The cgroups' own settings are not carried.
+ * when missing. Before the first task moves, the directories of the
+ * cgroups image (the tree's cgroups and the ones below them, empty ones
+ * too) are made where missing, each given its recorded mode and owner and
+ * those of its interface files; one that exists gets its directory's mode
+ * and owner and keeps its files' (criu's soft mode). The cgroups' own
+ * settings are not carried.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,128 +20,9 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "stasis/cgmount.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
-
-struct cgmount {
-	char *root; /* of the mount, inside the hierarchy */
-	char *dir;  /* where it is mounted */
-	char *opts; /* super options: the controllers, name= */
-	bool v2;
-};
-
-static struct cgmount *mounts;
-static size_t nr_mounts;
-static bool mounts_read;
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static char *unescape(const char *s)
-{
-	char *out = xstrdup(s), *o = out;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*o++ = *s++;
-		}
-	}
-	*o = 0;
-	return out;
-}
-
-static int read_mounts(void)
-{
-	char *line = NULL, *f[12], *sep, *save;
-	size_t cap = 0;
-	FILE *mi;
-
-	if (mounts_read)
-		return 0;
-	mi = fopen("/proc/self/mountinfo", "re");
-	if (!mi) {
-		pr_perror("cannot open /proc/self/mountinfo");
-		return -1;
-	}
-	while (getline(&line, &cap, mi) > 0) {
-		int n = 0;
-
-		line[strcspn(line, "\n")] = 0;
-		/* ID PARENT MAJ:MIN ROOT DIR OPTS [TAGS...] - FSTYPE SOURCE SUPER */
-		sep = strstr(line, " - ");
-		if (!sep)
-			continue;
-		*sep = 0;
-		for (char *tok = strtok_r(line, " ", &save); tok && n < 5;
-		     tok = strtok_r(NULL, " ", &save))
-			f[n++] = tok;
-		if (n < 5)
-			continue;
-		for (char *tok = strtok_r(sep + 3, " ", &save); tok && n < 8;
-		     tok = strtok_r(NULL, " ", &save))
-			f[n++] = tok;
-		if (n < 8 || (strcmp(f[5], "cgroup") && strcmp(f[5], "cgroup2")))
-			continue;
-		mounts = xrealloc(mounts, (nr_mounts + 1) * sizeof(*mounts));
-		mounts[nr_mounts++] = (struct cgmount){
-			.root = unescape(f[3]),
-			.dir = unescape(f[4]),
-			.opts = xstrdup(f[7]),
-			.v2 = !strcmp(f[5], "cgroup2"),
-		};
-	}
-	free(line);
-	fclose(mi);
-	mounts_read = true;
-	return 0;
-}
-
-static bool has_opt(const char *opts, const char *want, size_t len)
-{
-	for (const char *p = opts; *p;) {
-		size_t l = strcspn(p, ",");
-
-		if (l == len && !strncmp(p, want, len))
-			return true;
-		p += l;
-		if (*p)
-			p++;
-	}
-	return false;
-}
-
-/* The mount of the hierarchy of controllers ctrl ("" for v2) whose root
- * holds path; rel is set to path inside that mount. */
-static const struct cgmount *find_mount(const char *ctrl, const char *path, const char **rel)
-{
-	for (size_t i = 0; i < nr_mounts; i++) {
-		const struct cgmount *m = &mounts[i];
-		size_t rl = strlen(m->root);
-		bool all = true;
-
-		if (m->v2 != !*ctrl)
-			continue;
-		for (const char *c = ctrl; *c && all;) {
-			size_t l = strcspn(c, ",");
-
-			all = has_opt(m->opts, c, l);
-			c += l;
-			if (*c)
-				c++;
-		}
-		if (!all)
-			continue;
-		if (!strcmp(m->root, "/"))
-			rl = 0;
-		else if (strncmp(path, m->root, rl) || (path[rl] && path[rl] != '/'))
-			continue;
-		*rel = path + rl;
-		return m;
-	}
-	return NULL;
-}
 
 static int mkdirs(char *dir)
 {
@@ -193,7 +79,7 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 		return 0;
 	if (already_in(t->pid, tid, line))
 		return 0;
-	m = find_mount(ctrl, path, &rel);
+	m = cgmount_find(ctrl, path, &rel);
 	if (!m) {
 		pr_err("task %d: cgroup %s of hierarchy %s%s is not mounted here", tid, path,
 		       *ctrl ? ctrl : "v2", *ctrl ? "" : " (cgroup2)");
@@ -218,11 +104,127 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 	return 0;
 }
 
+/* An absolute cgroup path without ".", ".." or empty components. */
+static bool good_path(const char *path)
+{
+	if (*path != '/')
+		return false;
+	if (!path[1])
+		return true;
+	for (const char *p = path + 1;;) {
+		size_t l = strcspn(p, "/");
+
+		if (!l || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!p[l])
+			return true;
+		p += l + 1;
+	}
+}
+
+static int set_perms(int fd, const Stasis__CgroupPerms *p)
+{
+	if (fchown(fd, p->uid, p->gid) || fchmod(fd, p->mode & 07777))
+		return -1;
+	return 0;
+}
+
+/* One directory of the cgroups image: made when missing, with its own and
+ * its files' modes and owners; an existing one gets its own only. */
+static int restore_dir(const Stasis__CgroupDir *cd)
+{
+	const char *ctrl = cd->controllers, *rel;
+	char dir[PATH_MAX];
+	const struct cgmount *m;
+	bool made = false;
+	int fd, len;
+
+	if (!good_path(cd->path)) {
+		pr_err("cgroups: bad cgroup path \"%s\"", cd->path);
+		return -1;
+	}
+	m = cgmount_find(ctrl, cd->path, &rel);
+	if (!m) {
+		pr_err("cgroup %s of hierarchy %s%s is not mounted here", cd->path,
+		       *ctrl ? ctrl : "v2", *ctrl ? "" : " (cgroup2)");
+		return -1;
+	}
+	len = snprintf(dir, sizeof(dir), "%s%s", m->dir, rel);
+	if (len >= (int)sizeof(dir)) {
+		pr_err("cgroup %s: path too long", cd->path);
+		return -1;
+	}
+	if (access(dir, F_OK)) {
+		if (errno != ENOENT || mkdirs(dir)) {
+			pr_perror("cannot make cgroup directory %s", dir);
+			return -1;
+		}
+		made = true;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || set_perms(fd, cd->perms)) {
+		pr_perror("cgroup %s: cannot give %s mode %o and owner %u:%u", cd->path, dir,
+			  cd->perms->mode, cd->perms->uid, cd->perms->gid);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	for (size_t i = 0; made && i < cd->n_files; i++) {
+		const Stasis__CgroupFilePerms *fp = cd->files[i];
+		if (!*fp->name || strchr(fp->name, '/') || !strcmp(fp->name, "..")) {
+			pr_err("cgroup %s: bad file name \"%s\"", cd->path, fp->name);
+			close(fd);
+			return -1;
+		}
+		int r = fchownat(fd, fp->name, fp->perms->uid, fp->perms->gid, AT_SYMLINK_NOFOLLOW);
+
+		if (r && errno == ENOENT) {
+			/* not in this kernel's or this hierarchy's cgroups */
+			pr_debug("cgroup %s: no file %s here, its mode left out", cd->path,
+				 fp->name);
+			continue;
+		}
+		if (r || fchmodat(fd, fp->name, fp->perms->mode & 07777, 0)) {
+			pr_perror("cgroup %s: cannot give %s mode %o and owner %u:%u", cd->path,
+				  fp->name, fp->perms->mode, fp->perms->uid, fp->perms->gid);
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	pr_debug("cgroup %s:%s %s (%s), mode %o, owner %u:%u", *ctrl ? ctrl : "v2", cd->path,
+		 made ? "made again" : "exists", dir, cd->perms->mode, cd->perms->uid,
+		 cd->perms->gid);
+	return 0;
+}
+
+static int restore_dirs(void)
+{
+	static bool done;
+	unsigned n = records_count("cgroups");
+
+	if (done)
+		return 0;
+	done = true;
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__CgroupDir *cd = records_get("cgroups", i, &stasis__cgroup_dir__descriptor);
+		int ret;
+
+		if (!cd)
+			return -1;
+		ret = restore_dir(cd);
+		protobuf_c_message_free_unpacked(&cd->base, NULL);
+		if (ret)
+			return -1;
+	}
+	return 0;
+}
+
 int cgroup_restore(struct itask *t)
 {
 	if (!opts.manage_cgroups)
 		return 0;
-	if (read_mounts())
+	if (cgmounts_read() || restore_dirs())
 		return -1;
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		struct ithread *it = &t->threads[i];

@@ -117,6 +117,7 @@ static const struct {
 	{ "file-locks", &stasis__file_lock__descriptor, &stasis__file_lock__descriptor },
 	{ "memfds", &stasis__memfd_inode__descriptor, &stasis__memfd_inode__descriptor },
 	{ "memfd-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
+	{ "cgroups", &stasis__cgroup_dir__descriptor, &stasis__cgroup_dir__descriptor },
 	/* sealed checkpoints (lib/seal/): cipher and pagetags-N are plaintext;
 	 * seal is encrypted like every other record image */
 	{ "cipher", &stasis__seal_cipher__descriptor, NULL },

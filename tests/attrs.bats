@@ -7,6 +7,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 @test "creds: uids, groups, capabilities, securebits, no_new_privs, seccomp filters, per thread" {
 	start_prog creds
 	dump_and_kill
@@ -31,16 +33,61 @@ load helpers
 	restore_and_check
 }
 
-@test "--manage-cgroups: a process and its thread go back into their v2 and v1 cgroups, removed ones made again" {
-	local v1 v2
+# The cgroups test's directories and mount, removed whatever happened to
+# it (the program removes them itself when it ends well).
+CG_V1='' CG_V2=''
+teardown() {
+	cleanup_owned
+	local d dirs=()
+	[ -z "$CG_V2" ] || dirs+=("$CG_V2/empty/nested" "$CG_V2/empty" "$CG_V2")
+	[ -z "$CG_V1" ] || dirs+=("$CG_V1/lead/empty/nested" "$CG_V1/lead/empty" "$CG_V1/lead" "$CG_V1/thr")
+	for d in "${dirs[@]}"; do
+		[ ! -d "$d" ] || rmdir "$d" || true
+	done
+	if [ -n "$CG_V1" ] && mountpoint -q "$CG_V1"; then umount -l "$CG_V1" || true; fi
+	CG_V1='' CG_V2=''
+}
+
+@test "--manage-cgroups: a process and its thread go back into their v2 and v1 cgroups, removed ones made again with their empty sub-cgroups, modes and owners" {
+	local d
 	start_prog cgroups "$BATS_TEST_TMPDIR"
-	v1=$(awk '$1 == "V1" { print $2 }' "$LOG") v2=$(awk '$1 == "V2" { print $2 }' "$LOG")
-	dump_and_kill
-	# the restore makes them again
-	rmdir "$v1/lead" "$v1/thr" "$v2"
+	CG_V1=$(awk '$1 == "V1" { print $2 }' "$LOG") CG_V2=$(awk '$1 == "V2" { print $2 }' "$LOG")
+	[ -n "$CG_V1" ] && [ -n "$CG_V2" ] || die_with_logs "no V1/V2 lines"
+	dump_and_kill --manage-cgroups
+	# the restore makes them again: the tasks' cgroups and the empty ones
+	# below them, with their modes and owners (the program checks)
+	for d in "$CG_V1/lead/empty/nested" "$CG_V1/lead/empty" "$CG_V1/lead" "$CG_V1/thr" \
+		"$CG_V2/empty/nested" "$CG_V2/empty" "$CG_V2"; do
+		rmdir "$d"
+	done
+	[ ! -e "$CG_V1/lead" ]
+	[ ! -e "$CG_V2" ]
 	restore_and_check --manage-cgroups
 	grep -q "in cgroup name=stasis-test:/thr again" "$(find_log restore.log)" ||
 		die_with_logs "the restore log does not show the thread moved"
+	grep -q "cgroup name=stasis-test:/lead/empty/nested made again" "$(find_log restore.log)" ||
+		die_with_logs "the restore log does not show the empty v1 cgroup made"
+	grep -q "cgroup v2:/.*${CG_V2##*/}/empty/nested made again" "$(find_log restore.log)" ||
+		die_with_logs "the restore log does not show the empty v2 cgroup made"
+	# the program removed what it made
+	[ ! -e "$CG_V2" ]
+	[ ! -e "$CG_V1/lead" ]
+	[ ! -e "$CG_V1/thr" ]
+	run ! mountpoint -q "$CG_V1"
+}
+
+@test "restore --manage-cgroups=ignore makes no cgroup directory" {
+	start_prog cgroups "$BATS_TEST_TMPDIR"
+	CG_V1=$(awk '$1 == "V1" { print $2 }' "$LOG") CG_V2=$(awk '$1 == "V2" { print $2 }' "$LOG")
+	[ -n "$CG_V1" ] && [ -n "$CG_V2" ] || die_with_logs "no V1/V2 lines"
+	dump_and_kill
+	rmdir "$CG_V1/lead/empty/nested" "$CG_V2/empty/nested"
+	start_restore --manage-cgroups=ignore
+	wait_restored
+	[ ! -e "$CG_V1/lead/empty/nested" ]
+	[ ! -e "$CG_V2/empty/nested" ]
+	kill -KILL "$PID"
+	wait_child "$RPID" 10
 }
 
 @test "a task in a cgroup namespace of its own is refused, naming it; the process runs on" {

@@ -120,6 +120,8 @@ prefork   mem             32 4
 procattrs oom
 procattrs loginuid
 cgroups   cgroup          @DIR
+cgroups   cgroup-empty    @DIR
+cgroups   cgroup-perms    @DIR
 pty       queued
 pty       winsize
 sched     sched

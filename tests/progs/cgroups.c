@@ -8,21 +8,50 @@
  *
  * Makes a cgroup beside ours in the cgroup2 hierarchy and moves the process
  * into it; mounts a v1 named hierarchy (name=stasis-test) at DIR/cgv1 and
- * moves the leader into its cgroup lead, a second thread into thr. Prints
- * "V2 path" and "V1 path". After GO, each thread's /proc cgroup lines for
- * both hierarchies must be what they were; then it moves back, removes the
- * cgroups and unmounts the hierarchy.
+ * moves the leader into its cgroup lead, a second thread into thr. Below
+ * the v2 cgroup and below lead it makes empty sub-cgroups, empty/nested
+ * (criu's zdtm cgroup01), and gives the v2 cgroup, lead, empty and nested
+ * their own modes and owners, and cgroup.procs (and v1's tasks and
+ * notify_on_release) of the v2 cgroup and of lead theirs (zdtm cgroup03).
+ * Prints "V2 path" and "V1 path". After GO, each thread's /proc cgroup
+ * lines for both hierarchies must be what they were, and every directory
+ * and file above must be there with its mode and owner; then it moves
+ * back, removes the cgroups and unmounts the hierarchy.
  *
- * Sabotage: cgroup (the leader goes back to the v1 hierarchy's root).
+ * Sabotage: cgroup (the leader goes back to the v1 hierarchy's root),
+ * cgroup-empty (the nested empty cgroups are removed), cgroup-perms (lead
+ * and v2's cgroup.procs get other modes and owners).
  */
 #include <fcntl.h>
 #include <sched.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "testprog.h"
+
+/* A directory or file of the test's cgroups and the mode and owner it is
+ * given; "%1" stands for the v2 cgroup, "%2" for the v1 mount. */
+static const struct perm {
+	const char *path;
+	bool dir;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+} perms[] = {
+	{ "%1", true, 0775, 1000, 1000 },
+	{ "%1/cgroup.procs", false, 0664, 1000, 1000 },
+	{ "%1/empty", true, 0700, 1001, 1002 },
+	{ "%1/empty/nested", true, 0750, 1003, 1003 },
+	{ "%2/lead", true, 0777, 1000, 1000 },
+	{ "%2/lead/tasks", false, 0666, 1000, 1000 },
+	{ "%2/lead/cgroup.procs", false, 0666, 1000, 1000 },
+	{ "%2/lead/notify_on_release", false, 0666, 1000, 1000 },
+	{ "%2/lead/empty", true, 0700, 1001, 1002 },
+	{ "%2/lead/empty/nested", true, 0750, 1003, 1003 },
+};
 
 static char v2line[4096], v1lead[4096], v1thr[4096], v1name[256];
 static pid_t thr_tid;
@@ -78,6 +107,59 @@ static void *thread_main(void *arg)
 	for (;;)
 		pause();
 	return NULL;
+}
+
+static void perm_path(const struct perm *p, const char *v2, const char *v1, char *out, size_t len)
+{
+	snprintf(out, len, "%s%s", p->path[1] == '1' ? v2 : v1, p->path + 2);
+}
+
+/* Make the directories of perms (existing ones kept: the v1 hierarchy
+ * outlives its mounts) and give everything its mode and owner. */
+static void make_perms(const char *v2, const char *v1)
+{
+	char path[4096];
+
+	for (size_t i = 0; i < sizeof(perms) / sizeof(perms[0]); i++) {
+		perm_path(&perms[i], v2, v1, path, sizeof(path));
+		if (perms[i].dir && mkdir(path, 0755) && errno != EEXIST)
+			tp_die("mkdir %s", path);
+		if (chown(path, perms[i].uid, perms[i].gid) || chmod(path, perms[i].mode))
+			tp_die("chown/chmod %s", path);
+	}
+}
+
+static void check_perms(const char *v2, const char *v1)
+{
+	char path[4096];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(perms) / sizeof(perms[0]); i++) {
+		const struct perm *p = &perms[i];
+
+		perm_path(p, v2, v1, path, sizeof(path));
+		if (lstat(path, &st))
+			tp_fail("%s: %s", path, strerror(errno));
+		else if (p->dir != !!S_ISDIR(st.st_mode))
+			tp_fail("%s is %sa directory", path, p->dir ? "not " : "");
+		else if ((st.st_mode & 07777) != p->mode || st.st_uid != p->uid ||
+			 st.st_gid != p->gid)
+			tp_fail("%s: mode %o, owner %u:%u; was mode %o, owner %u:%u", path,
+				st.st_mode & 07777, st.st_uid, st.st_gid, p->mode, p->uid, p->gid);
+	}
+}
+
+/* The directories of perms, deepest first. */
+static void remove_dirs(const char *v2, const char *v1)
+{
+	char path[4096];
+
+	for (size_t i = sizeof(perms) / sizeof(perms[0]); i-- > 0;) {
+		if (!perms[i].dir)
+			continue;
+		perm_path(&perms[i], v2, v1, path, sizeof(path));
+		rmdir(path);
+	}
 }
 
 static void check(pid_t tid, const char *want, const char *expected, const char *what)
@@ -142,6 +224,7 @@ int main(int argc, char **argv)
 	snprintf(file, sizeof(file), "%s/thr", v1);
 	if (mkdir(file, 0755) && errno != EEXIST) /* the hierarchy outlives its mounts */
 		tp_die("mkdir %s", file);
+	make_perms(v2, v1);
 	snprintf(file, sizeof(file), "%s/lead/tasks", v1);
 	put(file, getpid());
 	if (pthread_create(&th, NULL, thread_main, (void *)v1))
@@ -176,9 +259,24 @@ int main(int argc, char **argv)
 		snprintf(file, sizeof(file), "%s/tasks", v1);
 		put(file, getpid());
 	}
+	if (tp_sabotaged("cgroup-empty")) {
+		snprintf(file, sizeof(file), "%s/empty/nested", v2);
+		rmdir(file);
+		snprintf(file, sizeof(file), "%s/lead/empty/nested", v1);
+		rmdir(file);
+	}
+	if (tp_sabotaged("cgroup-perms")) {
+		snprintf(file, sizeof(file), "%s/lead", v1);
+		if (chmod(file, 0755))
+			tp_die("chmod %s", file);
+		snprintf(file, sizeof(file), "%s/cgroup.procs", v2);
+		if (chown(file, 0, 0))
+			tp_die("chown %s", file);
+	}
 	check(getpid(), NULL, v2line, "the process (v2)");
 	check(getpid(), v1name, v1lead, "the leader (v1)");
 	check(thr_tid, v1name, v1thr, "the thread (v1)");
+	check_perms(v2, v1);
 	ret = tp_finish();
 	/* leave nothing behind */
 	snprintf(file, sizeof(file), "%s/tasks", v1);
@@ -186,11 +284,9 @@ int main(int argc, char **argv)
 	put(file, thr_tid);
 	snprintf(file, sizeof(file), "%s%s/cgroup.procs", mnt, strcmp(home, "/") ? home : "");
 	put(file, getpid());
-	snprintf(file, sizeof(file), "%s/lead", v1);
-	rmdir(file);
+	remove_dirs(v2, v1);
 	snprintf(file, sizeof(file), "%s/thr", v1);
 	rmdir(file);
-	rmdir(v2);
 	umount2(v1, MNT_DETACH);
 	return ret;
 }

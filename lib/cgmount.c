@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The cgroup mounts of our mount namespace (include/stasis/cgmount.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stasis/cgmount.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+static struct cgmount *mounts;
+static size_t nr_mounts;
+static bool mounts_read;
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static char *unescape(const char *s)
+{
+	char *out = xstrdup(s), *o = out;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = 0;
+	return out;
+}
+
+int cgmounts_read(void)
+{
+	char *line = NULL, *f[12], *sep, *save;
+	size_t cap = 0;
+	FILE *mi;
+
+	if (mounts_read)
+		return 0;
+	mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi) {
+		pr_perror("cannot open /proc/self/mountinfo");
+		return -1;
+	}
+	while (getline(&line, &cap, mi) > 0) {
+		int n = 0;
+
+		line[strcspn(line, "\n")] = 0;
+		/* ID PARENT MAJ:MIN ROOT DIR OPTS [TAGS...] - FSTYPE SOURCE SUPER */
+		sep = strstr(line, " - ");
+		if (!sep)
+			continue;
+		*sep = 0;
+		for (char *tok = strtok_r(line, " ", &save); tok && n < 5;
+		     tok = strtok_r(NULL, " ", &save))
+			f[n++] = tok;
+		if (n < 5)
+			continue;
+		for (char *tok = strtok_r(sep + 3, " ", &save); tok && n < 8;
+		     tok = strtok_r(NULL, " ", &save))
+			f[n++] = tok;
+		if (n < 8 || (strcmp(f[5], "cgroup") && strcmp(f[5], "cgroup2")))
+			continue;
+		mounts = xrealloc(mounts, (nr_mounts + 1) * sizeof(*mounts));
+		mounts[nr_mounts++] = (struct cgmount){
+			.root = unescape(f[3]),
+			.dir = unescape(f[4]),
+			.opts = xstrdup(f[7]),
+			.v2 = !strcmp(f[5], "cgroup2"),
+		};
+	}
+	free(line);
+	fclose(mi);
+	mounts_read = true;
+	return 0;
+}
+
+static bool has_opt(const char *opts, const char *want, size_t len)
+{
+	for (const char *p = opts; *p;) {
+		size_t l = strcspn(p, ",");
+
+		if (l == len && !strncmp(p, want, len))
+			return true;
+		p += l;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+const struct cgmount *cgmount_find(const char *ctrl, const char *path, const char **rel)
+{
+	for (size_t i = 0; i < nr_mounts; i++) {
+		const struct cgmount *m = &mounts[i];
+		size_t rl = strlen(m->root);
+		bool all = true;
+
+		if (m->v2 != !*ctrl)
+			continue;
+		for (const char *c = ctrl; *c && all;) {
+			size_t l = strcspn(c, ",");
+
+			all = has_opt(m->opts, c, l);
+			c += l;
+			if (*c)
+				c++;
+		}
+		if (!all)
+			continue;
+		if (!strcmp(m->root, "/"))
+			rl = 0;
+		else if (strncmp(path, m->root, rl) || (path[rl] && path[rl] != '/'))
+			continue;
+		*rel = path + rl;
+		return m;
+	}
+	return NULL;
+}
