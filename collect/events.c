@@ -129,6 +129,44 @@ static bool tfd_is(const struct fd_src *src, int fd, int tfd, int toff)
 	return syscall(SYS_kcmp, src->pid, src->pid, KCMP_EPOLL_TFD, fd, &slot) == 0;
 }
 
+/* The first descriptor of task pid that is found by fn, or -1 (-2: failed). */
+static int find_task_fd(pid_t pid, bool (*fn)(pid_t pid, int fd, void *arg), void *arg)
+{
+	char path[64];
+	struct dirent *de;
+	int found = -1;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d) {
+		pr_perror("cannot open %s", path);
+		return -2;
+	}
+	while (found < 0 && (de = readdir(d))) {
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && fn(pid, fd, arg))
+			found = fd;
+	}
+	closedir(d);
+	return found;
+}
+
+struct slot_of {
+	pid_t epoll_pid; /* whose descriptor slot.efd is */
+	struct kcmp_epoll_slot slot;
+};
+
+/* fd of pid is the file registered in the slot (kcmp KCMP_EPOLL_TFD) */
+static bool in_slot(pid_t pid, int fd, void *arg)
+{
+	const struct slot_of *s = arg;
+
+	return (s->epoll_pid != pid || fd != (int)s->slot.tfd) &&
+	       syscall(SYS_kcmp, pid, s->epoll_pid, KCMP_EPOLL_TFD, fd, &s->slot) == 0;
+}
+
 /*
  * A registration outlives the number it was made with (closed, or dup2'ed
  * over) as long as its file is open: a descriptor of the task that holds
@@ -136,26 +174,10 @@ static bool tfd_is(const struct fd_src *src, int fd, int tfd, int toff)
  */
 static int tfd_holder(const struct fd_src *src, int tfd, int toff)
 {
-	char path[64];
-	struct dirent *de;
-	int found = -1;
-	DIR *d;
+	struct slot_of s = { src->pid, { .efd = src->fd, .tfd = tfd, .toff = toff } };
+	int fd = find_task_fd(src->pid, in_slot, &s);
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", src->pid);
-	d = opendir(path);
-	if (!d) {
-		pr_perror("cannot open %s", path);
-		return -1;
-	}
-	while (found < 0 && (de = readdir(d))) {
-		int fd = atoi(de->d_name);
-
-		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && fd != tfd &&
-		    tfd_is(src, fd, tfd, toff))
-			found = fd;
-	}
-	closedir(d);
-	return found;
+	return fd < 0 ? -1 : fd;
 }
 
 /*
@@ -167,33 +189,18 @@ static int tfd_holder(const struct fd_src *src, int tfd, int toff)
 static int flight_target(const struct fd_src *src, int tfd, int toff, uint32_t *id)
 {
 	const struct tree *tr = collect_tree();
-	struct kcmp_epoll_slot slot = { .efd = src->fd, .tfd = tfd, .toff = toff };
+	struct slot_of s = { getpid(), { .efd = src->fd, .tfd = tfd, .toff = toff } };
 
 	for (int i = 0; i < tr->nr; i++) {
-		pid_t pid = tr->tasks[i].pid;
-		char path[64];
-		struct dirent *de;
-		DIR *d;
-		int found = -1;
+		int fd;
 
 		if (tr->tasks[i].zombie)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-		d = opendir(path);
-		if (!d) {
-			pr_perror("cannot open %s", path);
+		fd = find_task_fd(tr->tasks[i].pid, in_slot, &s);
+		if (fd == -2)
 			return -1;
-		}
-		while (found < 0 && (de = readdir(d))) {
-			int fd = atoi(de->d_name);
-
-			if (de->d_name[0] >= '0' && de->d_name[0] <= '9' &&
-			    !syscall(SYS_kcmp, pid, getpid(), KCMP_EPOLL_TFD, fd, &slot))
-				found = fd;
-		}
-		closedir(d);
-		if (found >= 0)
-			return files_describe_task_fd(pid, found, id) ? -1 : 0;
+		if (fd >= 0)
+			return files_describe_task_fd(tr->tasks[i].pid, fd, id) ? -1 : 0;
 	}
 	return 1;
 }

@@ -358,6 +358,23 @@ static int connect_repaired(int fd, const Stasis__InetSk *sk, const struct socka
 	return ret;
 }
 
+/* A new pending connection, with our copy of fd (counted by the caller
+ * once filled in: nr_pendings++); NULL logged. */
+static struct pending *pending_add(int fd, const char *conn)
+{
+	struct pending *p;
+
+	pendings = xrealloc(pendings, (nr_pendings + 1) * sizeof(*pendings));
+	p = &pendings[nr_pendings];
+	memset(p, 0, sizeof(*p));
+	p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (p->fd < 0) {
+		pr_perror("cannot keep a copy of TCP connection %s", conn);
+		return NULL;
+	}
+	return p;
+}
+
 static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStream *ts,
 			 const char *conn)
 {
@@ -430,14 +447,9 @@ static int repair_queues(int fd, const Stasis__InetSk *sk, const Stasis__TcpStre
 			return -1;
 		}
 	}
-	pendings = xrealloc(pendings, (nr_pendings + 1) * sizeof(*pendings));
-	p = &pendings[nr_pendings];
-	memset(p, 0, sizeof(*p));
-	p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (p->fd < 0) {
-		pr_perror("cannot keep a copy of TCP connection %s", conn);
+	p = pending_add(fd, conn);
+	if (!p)
 		return -1;
-	}
 	p->reuseaddr = carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0);
 	p->shutdown = sk->has_shutdown ? sk->shutdown : 0;
 	p->nr_unsent = ts->unsent;
@@ -630,14 +642,9 @@ static int reset_open(int fd, const Stasis__InetSk *sk)
 		pr_perror("TCP connection %s: cannot put its received data back", conn);
 		goto out;
 	}
-	pendings = xrealloc(pendings, (nr_pendings + 1) * sizeof(*pendings));
-	p = &pendings[nr_pendings];
-	memset(p, 0, sizeof(*p));
-	p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (p->fd < 0) {
-		pr_perror("cannot keep a copy of TCP connection %s", conn);
+	p = pending_add(fd, conn);
+	if (!p)
 		goto out;
-	}
 	p->reuseaddr = carried_int(sk->opts, SOL_SOCKET, SO_REUSEADDR, 0);
 	p->family = sk->family;
 	memcpy(p->src, sk->src_addr.data, lo.len);
