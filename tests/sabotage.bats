@@ -20,7 +20,7 @@ load helpers
 
 setup_file() {
 	ping_sockets_allow
-	hugepages_reserve 2048 10 # tests/progs/hugetlb.c
+	hugepages_reserve 2048 12 # tests/progs/hugetlb.c
 }
 
 teardown_file() {
@@ -95,6 +95,7 @@ lazymm    dontneed        64
 lazymm    threads         64
 lease     lease           @DIR
 locks     locks           @DIR
+hugetlb   child           --fork 2048
 hugetlb   data            2048
 hugetlb   pagesize        2048
 hugetlb   unshared        2048

@@ -1,4 +1,4 @@
-/* hugetlb GOFILE SIZE_KB...
+/* hugetlb GOFILE [--fork] SIZE_KB...
  *
  * hugetlb memory of each huge page size given (in KiB, as in
  * /sys/kernel/mm/hugepages/hugepages-SIZEkB), each with its own pattern:
@@ -14,9 +14,17 @@
  *    object's (a store through the shared mapping shows in it).
  * Each mapping must be where it was, of the same device (the hugetlbfs
  * mount of its page size), with KernelPageSize and VmFlags "ht" in
- * /proc/self/smaps. The huge pages must be reserved (vm.nr_hugepages, or
- * nr_hugepages of the size): 9 per size (a private mapping of the memfd
- * reserves its own).
+ * /proc/self/smaps.
+ *
+ * With --fork, a child forked after the set-up inherits all of it and
+ * writes the last page of its private anonymous copy with other data: it
+ * checks its own view first (first page still the parent's data, middle
+ * one zeros, last one its own; the shared memory and the memfd as the
+ * parent sees them) and the parent fails when the child does.
+ *
+ * The huge pages must be reserved (vm.nr_hugepages, or nr_hugepages of
+ * the size): 9 per size (a private mapping of the memfd reserves its own),
+ * 2 more with --fork.
  */
 #include "testprog.h"
 
@@ -40,6 +48,7 @@ struct huge_set {
 
 static struct huge_set sets[MAX_SIZES];
 static int nr_sets;
+static pid_t child;
 
 static unsigned char pat(unsigned long off, int which)
 {
@@ -252,15 +261,71 @@ static void check(struct huge_set *s)
 	s->memfd_sh[9] = pat(9, 'M');
 }
 
+/* The child's view of what it inherited; its verdict is its exit status,
+ * its differences go to stderr (the same log). */
+static void child_check(void)
+{
+	for (int i = 0; i < nr_sets; i++) {
+		struct huge_set *s = &sets[i];
+		unsigned long hps = s->hps;
+		char what[64];
+
+		snprintf(what, sizeof(what), "child: private anonymous (%lu kB pages)", hps >> 10);
+		check_bytes(what, s->priv, hps, 0, 'P');
+		check_bytes(what, s->priv + hps, hps, hps, 0);
+		check_bytes(what, s->priv + 2 * hps, hps, 2 * hps, 'Q');
+		snprintf(what, sizeof(what), "child: shared anonymous (%lu kB pages)", hps >> 10);
+		check_bytes(what, s->shanon, SHANON_PAGES * hps, 0, 'S');
+		snprintf(what, sizeof(what), "child: memfd (%lu kB pages)", hps >> 10);
+		check_bytes(what, s->memfd_sh, MEMFD_PAGES * hps, 0, 'M');
+		check_bytes(what, s->memfd_priv + hps, hps, hps, 'C');
+	}
+	if (tp_nfail)
+		fprintf(stderr, "child: %s\n", tp_fails);
+	_exit(tp_nfail ? 1 : 0);
+}
+
 int main(int argc, char **argv)
 {
-	tp_init(argc, argv, 2, "SIZE_KB...");
-	for (int i = 2; i < argc && nr_sets < MAX_SIZES; i++) {
+	int first = 2, st = 0;
+
+	tp_init(argc, argv, 2, "[--fork] SIZE_KB...");
+	if (!strcmp(argv[2], "--fork"))
+		first = 3;
+	for (int i = first; i < argc && nr_sets < MAX_SIZES; i++) {
 		sets[nr_sets].hps = strtoul(argv[i], NULL, 10) * 1024;
 		set_up(&sets[nr_sets++]);
 	}
+	if (first == 3) {
+		int done[2];
+		char c;
+
+		if (pipe(done))
+			tp_die("pipe");
+		child = fork();
+		if (child < 0)
+			tp_die("fork");
+		if (child == 0) {
+			for (int i = 0; i < nr_sets; i++)
+				fill(sets[i].priv + 2 * sets[i].hps, sets[i].hps, 2 * sets[i].hps,
+				     'Q');
+			close(done[1]); /* written: the parent may say READY */
+			close(done[0]);
+			tp_wait_go();
+			if (tp_sabotaged("child"))
+				sets[0].priv[3] ^= 0x20;
+			child_check();
+		}
+		close(done[1]);
+		if (read(done[0], &c, 1) != 0)
+			tp_die("waiting for the child");
+		close(done[0]);
+	}
 	tp_ready();
 	tp_wait_go();
+	/* the child checks first: the parent's checks store into shared memory */
+	if (child > 0 && (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st)))
+		tp_fail("the child's check failed (status %#x)", st);
 	for (int i = 0; i < nr_sets; i++)
 		sabotage(&sets[i]);
 	for (int i = 0; i < nr_sets; i++)
