@@ -76,6 +76,21 @@ teardown_file() {
 	restore_and_check
 }
 
+@test "hugetlb: a restore without free huge pages fails with a message, nothing of the tree is left" {
+	local pool=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages rc=0
+	start_prog hugetlb 2048
+	dump_and_kill_tree
+	echo 0 >"$pool" # teardown_file puts the old size back
+	(cd "$BATS_TEST_TMPDIR" && exec timeout -k 5 "$STASIS_TEST_WAIT" stasis restore -D "$IMG" \
+		-v4 -o restore.log) </dev/null >"$BATS_TEST_TMPDIR/restore.out" 2>&1 3>&- || rc=$?
+	hugepages_reserve 2048 "$HUGE_PAGES_2M"
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 124 ] || die_with_logs "stasis restore exited with status $rc" || return 1
+	grep -q 'Cannot allocate memory' "$(find_log restore.log)" ||
+		die_with_logs "the restore log does not say why" || return 1
+	run alive "$PID"
+	[ "$status" -ne 0 ] || die_with_logs "PID $PID exists after the failed restore"
+}
+
 @test "checker self-test: hugetlb notices changed data, ordinary pages, an unshared mapping, a changed memfd, a child's changed copy (STASIS_SABOTAGE)" {
 	local what
 	for what in data pagesize unshared memfd child; do
