@@ -6,7 +6,8 @@
  * at the end of the dump (the tree is still frozen) through the /proc path
  * it was first met by. Mappings carry no pages of their own for it (only a
  * private mapping's copied-on-write pages), so open-and-mapped stays one
- * object on restore.
+ * object on restore. A hugetlb memfd (MFD_HUGETLB) is read the same way:
+ * hugetlbfs reads a missing page as zeros, and zero pieces are left out.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -66,9 +67,9 @@ static int memfd_get(pid_t pid, const char *what, const char *link, const char *
 			*id = objs[i].mi.id;
 			return 0;
 		}
-	if (sfs.f_type != TMPFS_MAGIC) {
-		pr_err("%s of task %d: %s is a %s memfd; not supported", what, pid, link,
-		       sfs.f_type == HUGETLBFS_MAGIC ? "hugetlb" : "non-shmem");
+	if (sfs.f_type != TMPFS_MAGIC && sfs.f_type != HUGETLBFS_MAGIC) {
+		pr_err("%s of task %d: %s is not a shmem or hugetlb memfd; not supported", what,
+		       pid, link);
 		close(fd);
 		return -1;
 	}
@@ -91,6 +92,11 @@ static int memfd_get(pid_t pid, const char *what, const char *link, const char *
 	o->mi.seals = seals;
 	o->mi.has_mode = true;
 	o->mi.mode = sb.st_mode & 07777;
+	/* MFD_HUGETLB: hugetlbfs gives its huge page size as the block size */
+	if (sfs.f_type == HUGETLBFS_MAGIC) {
+		o->mi.has_hugetlb_page_size = true;
+		o->mi.hugetlb_page_size = sfs.f_bsize;
+	}
 	o->dev = sb.st_dev;
 	snprintf(o->src, sizeof(o->src), "%s", src);
 	nr_objs++;

@@ -381,6 +381,60 @@ static int scan_pages(struct ctask *ct, int pm_fd, int parent_pm, const struct p
 	return 0;
 }
 
+/*
+ * The pages of a private hugetlb mapping worth copying, whole huge pages at
+ * a time: pagemap tells each 4 KiB piece, but a huge page is present or
+ * absent as one, and its restore fills it whole. The pages of the object a
+ * shared mapping shows are the object's (scan_shmem, memfd.c); so are
+ * those a private mapping of a memfd only reads (not anonymous).
+ */
+static int scan_hugetlb(struct ctask *ct, int pm_fd, const struct proc_vma *v)
+{
+	unsigned long hps = v->page_size;
+
+	if (v->shared)
+		return 0;
+	for (unsigned long addr = v->start; addr < v->end; addr += hps) {
+		uint64_t pme;
+
+		if (pread(pm_fd, &pme, 8, addr / PAGE_SIZE * 8) != 8) {
+			pr_perror("cannot read the pagemap of task %d at %#lx", ct->pid, addr);
+			return -1;
+		}
+		if ((pme & (PME_PRESENT | PME_SWAP)) && !(pme & PME_FILE))
+			add_run(ct, addr, hps / PAGE_SIZE, false, false, false);
+	}
+	return 0;
+}
+
+/*
+ * A hugetlb mapping: private or shared anonymous memory (MAP_HUGETLB) or a
+ * memfd made with MFD_HUGETLB; its kind in *kind. Files of a mounted
+ * hugetlbfs and SysV shared memory are not carried.
+ */
+static int hugetlb_vma(const struct ctask *ct, const struct proc_vma *v, Stasis__VmaKind *kind)
+{
+	unsigned long hps = v->page_size;
+
+	if (hps <= PAGE_SIZE || (hps & (hps - 1)) || (v->start | v->end) & (hps - 1)) {
+		pr_err("task %d: hugetlb mapping %lx-%lx has a page size of %lu bytes", ct->pid,
+		       v->start, v->end, hps);
+		return -1;
+	}
+	if (!strcmp(v->path, "/anon_hugepage (deleted)")) {
+		*kind = v->shared ? STASIS__VMA_KIND__SHMEM : STASIS__VMA_KIND__ANON;
+		return 0;
+	}
+	if (memfd_path(v->path)) {
+		*kind = STASIS__VMA_KIND__SHMEM;
+		return 0;
+	}
+	pr_err("task %d: hugetlb mapping %lx-%lx of %s is not supported yet (only anonymous "
+	       "memory and memfds)",
+	       ct->pid, v->start, v->end, v->path[0] ? v->path : "?");
+	return -1;
+}
+
 static const Stasis__Vma *parent_vma(const struct ctask *ct, const Stasis__Vma *v)
 {
 	if (!ct->parent)
@@ -483,13 +537,15 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			free(pv);
 			continue;
 		}
-		if (v->vmflags & VMF_HUGETLB) {
-			pr_err("task %d: hugetlb mapping %lx-%lx (%s) is not supported yet", ct->pid,
-			       v->start, v->end, v->path[0] ? v->path : "anonymous");
+		stasis__vma__init(pv);
+		if ((v->vmflags & VMF_HUGETLB) && hugetlb_vma(ct, v, &kind)) {
 			free(pv);
 			goto err;
 		}
-		stasis__vma__init(pv);
+		if (v->vmflags & VMF_HUGETLB) {
+			pv->has_hugetlb_page_size = true;
+			pv->hugetlb_page_size = v->page_size;
+		}
 		pv->start = v->start;
 		pv->end = v->end;
 		pv->pgoff = kind == STASIS__VMA_KIND__FILE ? v->pgoff : 0;
@@ -527,7 +583,8 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 				goto err;
 			mm.vmas[mm.n_vmas++] = pv;
 			continue; /* the ring's frames are not carried */
-		} else if (kind == STASIS__VMA_KIND__ANON && v->path[0] && v->path[0] != '[') {
+		} else if (kind == STASIS__VMA_KIND__ANON && v->path[0] && v->path[0] != '[' &&
+			   !pv->has_hugetlb_page_size) {
 			pr_err("task %d: mapping %lx-%lx (%s) is not supported yet", ct->pid, v->start,
 			       v->end, v->path);
 			goto err;
@@ -549,16 +606,27 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 				/* the object holds the contents; a private mapping
 				 * has its copied-on-write pages besides */
 				pv->flags &= ~MAP_ANONYMOUS;
-				if (memfd_collect_vma(ct, v) ||
-				    scan_pages(ct, pm_fd, -1, v,
-					       v->shared ? kind : STASIS__VMA_KIND__FILE, pv))
+				if (memfd_collect_vma(ct, v))
+					goto err;
+				if (pv->has_hugetlb_page_size
+					? scan_hugetlb(ct, pm_fd, v)
+					: scan_pages(ct, pm_fd, -1, v,
+						     v->shared ? kind : STASIS__VMA_KIND__FILE, pv))
 					goto err;
 				continue;
 			}
 			/* a private mapping has its copied-on-write pages besides */
-			if (scan_shmem(ct, v, pv) ||
-			    scan_pages(ct, pm_fd, -1, v, v->shared ? kind : STASIS__VMA_KIND__FILE,
-				       pv))
+			if (scan_shmem(ct, v, pv))
+				goto err;
+			if (pv->has_hugetlb_page_size
+				? scan_hugetlb(ct, pm_fd, v)
+				: scan_pages(ct, pm_fd, -1, v,
+					     v->shared ? kind : STASIS__VMA_KIND__FILE, pv))
+				goto err;
+			continue;
+		}
+		if (pv->has_hugetlb_page_size) {
+			if (scan_hugetlb(ct, pm_fd, v))
 				goto err;
 			continue;
 		}

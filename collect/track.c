@@ -635,7 +635,8 @@ bool track_is_marker(uint64_t pme)
 /* A mapping whose pages the tracker follows. */
 static bool trackable(const struct proc_vma *v)
 {
-	if (v->shared)
+	/* hugetlb pages are dumped whole each time (mm.c scan_hugetlb) */
+	if (v->shared || (v->vmflags & VMF_HUGETLB))
 		return false;
 	if (v->path[0] == '[')
 		return !strcmp(v->path, "[heap]") || !strcmp(v->path, "[stack]");

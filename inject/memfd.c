@@ -3,7 +3,8 @@
  * memfd objects on restore. Each object of the memfds image is made once,
  * in stasis-inject, the first time a description or a mapping needs it:
  * memfd_create with its name, its mode, its contents from memfd-data and
- * its size. A description is a new open of it with the dumped flags; a
+ * its size (a hugetlb one, MFD_HUGETLB, filled through a mapping: hugetlbfs
+ * has no write()). A description is a new open of it with the dumped flags; a
  * mapping is a remote open by the task of a descriptor that holds it, so a
  * memfd that is both open and mapped stays one object.
  *
@@ -36,6 +37,10 @@
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
+#endif
+#ifndef MFD_HUGE_SHIFT /* <linux/memfd.h>, which clashes with <sys/mman.h> */
+#define MFD_HUGE_SHIFT 26
+#define MFD_HUGE_MASK  0x3f
 #endif
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -76,6 +81,23 @@ bool memfd_vma(const Stasis__Vma *v)
 	return v->kind == STASIS__VMA_KIND__SHMEM && v->path && !strncmp(v->path, "/memfd:", 7);
 }
 
+/*
+ * One piece of a hugetlb memfd, which has no write(): through a shared
+ * mapping of the huge pages it covers, here in stasis-inject.
+ */
+static int write_hugetlb(int fd, Stasis__MemfdInode *mi, const void *data, size_t len, uint64_t off)
+{
+	uint64_t hps = mi->hugetlb_page_size;
+	uint64_t from = off / hps * hps, to = (off + len + hps - 1) / hps * hps;
+	char *m = mmap(NULL, to - from, PROT_READ | PROT_WRITE, MAP_SHARED, fd, from);
+
+	if (m == MAP_FAILED)
+		return -1;
+	memcpy(m + (off - from), data, len);
+	munmap(m, to - from);
+	return 0;
+}
+
 /* The contents, holes left as holes. */
 static int fill(int fd, Stasis__MemfdInode *mi)
 {
@@ -93,8 +115,10 @@ static int fill(int fd, Stasis__MemfdInode *mi)
 				pr_err("memfd-data: a piece of memfd %u lies beyond its size",
 				       mi->id);
 				ret = -1;
-			} else if (pwrite(fd, c->data.data, c->data.len, c->offset) !=
-				   (ssize_t)c->data.len) {
+			} else if (mi->has_hugetlb_page_size
+				       ? write_hugetlb(fd, mi, c->data.data, c->data.len, c->offset)
+				       : pwrite(fd, c->data.data, c->data.len, c->offset) !=
+					     (ssize_t)c->data.len) {
 				pr_perror("cannot write the contents of memfd %s", mi->name);
 				ret = -1;
 			}
@@ -109,6 +133,7 @@ static int fill(int fd, Stasis__MemfdInode *mi)
 static int make(struct rmemfd *o)
 {
 	Stasis__MemfdInode *mi = o->mi;
+	unsigned hugetlb = 0;
 	struct stat sb;
 	int fd;
 
@@ -120,12 +145,22 @@ static int make(struct rmemfd *o)
 		pr_err("memfds: the name of memfd %u is too long", mi->id);
 		return -1;
 	}
+	if (mi->has_hugetlb_page_size) {
+		uint64_t hps = mi->hugetlb_page_size;
+
+		if (hps <= (uint64_t)PAGE_SIZE || (hps & (hps - 1)) ||
+		    __builtin_ctzll(hps) > MFD_HUGE_MASK || mi->size % hps) {
+			pr_err("memfds: memfd %u has an invalid huge page size", mi->id);
+			return -1;
+		}
+		hugetlb = MFD_HUGETLB | (__builtin_ctzll(hps) << MFD_HUGE_SHIFT);
+	}
 	/* sealing is always allowed here: F_SEAL_SEAL closes it again if the
 	 * original had none; MFD_EXEC (6.3+) says the mode is as given */
-	fd = memfd_create(mi->name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+	fd = memfd_create(mi->name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC | hugetlb);
 	/* older kernels, or vm.memfd_noexec=2 */
 	if (fd < 0 && (errno == EINVAL || errno == EACCES))
-		fd = memfd_create(mi->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		fd = memfd_create(mi->name, MFD_CLOEXEC | MFD_ALLOW_SEALING | hugetlb);
 	if (fd < 0) {
 		pr_perror("cannot create memfd %s", mi->name);
 		return -1;

@@ -145,6 +145,12 @@ static const struct {
 	{ VMF_SEQREAD, MADV_SEQUENTIAL }, { VMF_WIPEONFORK, MADV_WIPEONFORK },
 };
 
+/* mmap's MAP_HUGETLB flags for huge pages of size bytes (a power of two). */
+static int hugetlb_map_flags(uint64_t size)
+{
+	return MAP_HUGETLB | (__builtin_ctzll(size) << MAP_HUGE_SHIFT);
+}
+
 /* The first mapping of a shared memory object in the tree, which creates it. */
 static void shm_owner(struct itree *tr, uint64_t shmid, struct itask **ot, Stasis__Vma **ov)
 {
@@ -188,6 +194,8 @@ static long open_map_file(struct itask *t, pid_t pid, uint64_t start, uint64_t e
 static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v)
 {
 	uint64_t size = v->has_file_size ? v->file_size : v->pgoff + (v->end - v->start);
+	uint64_t unit = v->has_hugetlb_page_size ? v->hugetlb_page_size : PAGE_SIZE;
+	int hugetlb = v->has_hugetlb_page_size ? hugetlb_map_flags(unit) : 0;
 	struct itask *ot = NULL;
 	Stasis__Vma *ov = NULL;
 	long fd, tmp, r;
@@ -200,13 +208,13 @@ static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v)
 	}
 	if (ov != v)
 		return open_map_file(t, ot->pid, ov->start, ov->end);
-	size = PAGE_ALIGN(size ? size : PAGE_SIZE);
+	size = (size ? size + unit - 1 : unit) / unit * unit;
 	if (size > TASK_SIZE_MAX) {
 		pr_err("task %d: invalid shared memory size at %#llx in the checkpoint", t->pid,
 		       (unsigned long long)v->start);
 		return -1;
 	}
-	tmp = ISYS(t, SYS_mmap, 0, size, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	tmp = ISYS(t, SYS_mmap, 0, size, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | hugetlb, -1, 0);
 	if (tmp < 0 && tmp > -4096) {
 		pr_err("task %d: cannot make shared memory of %llu bytes: %s", t->pid,
 		       (unsigned long long)size, strerror(-tmp));
@@ -326,6 +334,8 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 		/* private anonymous memory the kernel may drop: its own type */
 		if (v->madv & VMF_DROPPABLE)
 			flags = (flags & ~MAP_PRIVATE) | MAP_DROPPABLE;
+		if (v->has_hugetlb_page_size)
+			flags |= hugetlb_map_flags(v->hugetlb_page_size);
 	}
 	r = ISYS(t, SYS_mmap, v->start, len, prot, flags, fd, off);
 	if (fd >= 0)
@@ -336,7 +346,10 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 		       v->path ? v->path : "", r < 0 ? strerror(-r) : "placed elsewhere");
 		return -1;
 	}
-	if ((flags & (MAP_PRIVATE | MAP_ANONYMOUS)) == (MAP_PRIVATE | MAP_ANONYMOUS) && t->pages) {
+	/* UFFDIO_COPY into hugetlb takes whole huge pages, and page frames
+	 * are smaller: those pages are written through /proc */
+	if ((flags & (MAP_PRIVATE | MAP_ANONYMOUS)) == (MAP_PRIVATE | MAP_ANONYMOUS) && t->pages &&
+	    !v->has_hugetlb_page_size) {
 		struct page_cursor *c = t->pages;
 
 		c->fresh = xrealloc(c->fresh, (c->nr_fresh + 1) * sizeof(*c->fresh));
@@ -371,6 +384,16 @@ static bool vma_mapped_here(const Stasis__Vma *v)
 	return !special_kind(v->kind) && v->kind != STASIS__VMA_KIND__AIO;
 }
 
+/* A hugetlb page size mmap can name, and a mapping made of whole pages. */
+static bool valid_hugetlb(const Stasis__Vma *v)
+{
+	uint64_t hps = v->hugetlb_page_size;
+
+	return hps > PAGE_SIZE && !(hps & (hps - 1)) && __builtin_ctzll(hps) <= MAP_HUGE_MASK &&
+	       !((v->start | v->end | v->pgoff) & (hps - 1)) &&
+	       (v->kind == STASIS__VMA_KIND__ANON || v->kind == STASIS__VMA_KIND__SHMEM);
+}
+
 int mm_check_vmas(struct itask *t)
 {
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
@@ -383,6 +406,11 @@ int mm_check_vmas(struct itask *t)
 		    (t->gadget && v->start < t->gadget + GADGET_SIZE && v->end > t->gadget)) {
 			pr_err("task %d: invalid mapping %#llx-%#llx in the checkpoint", t->pid,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
+			return -1;
+		}
+		if (v->has_hugetlb_page_size && !valid_hugetlb(v)) {
+			pr_err("task %d: invalid hugetlb mapping %#llx-%#llx in the checkpoint",
+			       t->pid, (unsigned long long)v->start, (unsigned long long)v->end);
 			return -1;
 		}
 	}
@@ -494,6 +522,18 @@ static int cursor_load(struct itask *t, struct page_cursor *c, char *pages_name,
 		}
 	}
 	return 0;
+}
+
+/* Whether the pages of pe lie in a hugetlb mapping of t. */
+static bool run_in_hugetlb(struct itask *t, const Stasis__PagemapEntry *pe)
+{
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		Stasis__Vma *v = t->mm->vmas[i];
+
+		if (pe->vaddr >= v->start && pe->vaddr < v->end)
+			return v->has_hugetlb_page_size;
+	}
+	return false;
 }
 
 /* The shared memory object behind the pages of pe, opened here. */
@@ -706,12 +746,16 @@ static int cursor_fill(struct itask *t, struct page_cursor *c, const struct img_
 		pe = c->runs[c->idx];
 		room = (uint64_t)pe->nr_pages * PAGE_SIZE - c->in_run;
 		n = left < room ? left : room;
-		if (pe->has_shm_off && c->shm_fd < 0 && (c->shm_fd = open_object(t, pe)) < 0)
+		/* hugetlbfs has no write(): a hugetlb object is written
+		 * through the task's own (writable, shared) mapping of it */
+		bool by_object = pe->has_shm_off && !run_in_hugetlb(t, pe);
+
+		if (by_object && c->shm_fd < 0 && (c->shm_fd = open_object(t, pe)) < 0)
 			return -1;
 		if (c->lazy[c->idx])
 			; /* the daemon fills it */
-		else if (pe->has_shm_off ? write_object(t, c->shm_fd, data, n, pe->shm_off + c->in_run)
-					 : write_private(t, c, pe->vaddr + c->in_run, data, n))
+		else if (by_object ? write_object(t, c->shm_fd, data, n, pe->shm_off + c->in_run)
+				   : write_private(t, c, pe->vaddr + c->in_run, data, n))
 			return -1;
 		data += n;
 		left -= n;

@@ -100,6 +100,8 @@ static int read_vma_list(pid_t pid, const char *name, struct proc_vma **out)
 			char *p = line + off;
 			p[strcspn(p, "\n")] = 0;
 			snprintf(cur->path, sizeof(cur->path), "%s", p);
+		} else if (cur && !strncmp(line, "KernelPageSize:", 15)) {
+			cur->page_size = strtoul(line + 15, NULL, 10) * 1024;
 		} else if (cur && !strncmp(line, "VmFlags:", 8)) {
 			cur->vmflags = parse_vmflags(line + 8);
 		}

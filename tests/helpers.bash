@@ -527,3 +527,43 @@ ping_sockets_restore() {
 	[ -s "$BATS_FILE_TMPDIR/ping_group_range" ] || return 0
 	cat "$BATS_FILE_TMPDIR/ping_group_range" >/proc/sys/net/ipv4/ping_group_range
 }
+
+# Huge pages of SIZE_KB (e.g. 2048) reserved for a suite: at least COUNT
+# in the pool (nr_hugepages of that size), the old value kept to be put
+# back by hugepages_restore. Fails loudly when the kernel gives fewer (no
+# memory left to make them): the hugetlb tests need them.
+hugepages_reserve() { # SIZE_KB COUNT
+	local f=/sys/kernel/mm/hugepages/hugepages-${1}kB/nr_hugepages saved have
+	saved=$BATS_FILE_TMPDIR/nr_hugepages-$1
+	[ -w "$f" ] || { echo "FAILED: no huge pages of $1 kB on this kernel ($f)"; return 1; }
+	[ -e "$saved" ] || cat "$f" >"$saved"
+	have=$(cat "$f")
+	[ "$have" -ge "$2" ] && return 0
+	echo "$2" >"$f"
+	have=$(cat "$f")
+	[ "$have" -ge "$2" ] || {
+		echo "FAILED: asked for $2 huge pages of $1 kB, the kernel made $have"
+		return 1
+	}
+}
+
+# Every pool hugepages_reserve changed, back to its old size.
+hugepages_restore() {
+	local saved size
+	for saved in "$BATS_FILE_TMPDIR"/nr_hugepages-*; do
+		[ -e "$saved" ] || continue
+		size=${saved##*-}
+		cat "$saved" >"/sys/kernel/mm/hugepages/hugepages-${size}kB/nr_hugepages"
+		rm -f "$saved"
+	done
+}
+
+# The huge page sizes (kB) of this kernel the hugetlb tests use: 2 MiB,
+# and 1 GiB where the kernel has them.
+hugepage_sizes() {
+	local kb
+	for kb in 2048 1048576; do
+		[ -d "/sys/kernel/mm/hugepages/hugepages-${kb}kB" ] && echo "$kb"
+	done
+	return 0
+}

@@ -20,10 +20,12 @@ load helpers
 
 setup_file() {
 	ping_sockets_allow
+	hugepages_reserve 2048 12 # tests/progs/hugetlb.c
 }
 
 teardown_file() {
 	ping_sockets_restore
+	hugepages_restore
 }
 
 TABLE='
@@ -93,6 +95,11 @@ lazymm    dontneed        64
 lazymm    threads         64
 lease     lease           @DIR
 locks     locks           @DIR
+hugetlb   child           --fork 2048
+hugetlb   data            2048
+hugetlb   pagesize        2048
+hugetlb   unshared        2048
+hugetlb   memfd           2048
 mappings  private         @DIR
 mappings  shared-private  @DIR
 mappings  ro              @DIR

@@ -13,6 +13,7 @@ struct proc_vma {
 	bool shared;		/* 's' in maps */
 	unsigned int dev_major, dev_minor;
 	unsigned long ino;
+	unsigned long page_size; /* smaps KernelPageSize, in bytes; 0 from maps */
 	char path[4096]; /* "" for anonymous, "[heap]" etc. for special */
 	uint64_t vmflags; /* VMF_* from smaps VmFlags */
 };
