@@ -1,14 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * --manage-cgroups (soft, criu's default mode): each restored thread goes
- * back into the cgroups collect/cgroup.c recorded, in every hierarchy
- * mounted here (v1 by its controllers or name=, v2), the directories made
- * when missing. Before the first task moves, the directories of the
- * cgroups image (the tree's cgroups and the ones below them, empty ones
- * too) are made where missing, each given its recorded mode and owner and
- * those of its interface files; one that exists gets its directory's mode
- * and owner and keeps its files' (criu's soft mode). The cgroups' own
- * settings are not carried.
+ * --manage-cgroups MODE (criu's modes; soft when the frontend is given no
+ * MODE): each restored thread goes back into the cgroups
+ * collect/cgroup.c recorded, in every hierarchy mounted here (v1 by its
+ * controllers or name=, v2). Before the first task moves, the directories
+ * of the cgroups image (the tree's cgroups and the ones below them, empty
+ * ones too) are gone through, parents first:
+ *
+ *  - missing: none and props fail; soft, full and strict make it, give it
+ *    and its interface files their recorded modes and owners, and write
+ *    at once the settings that cannot change once it has tasks or
+ *    children (criu's special ones: cpuset.cpus, then cpuset.mems,
+ *    devices.list, memory.swappiness, memory.oom_control,
+ *    memory.use_hierarchy, memory.kmem.limit_in_bytes, cgroup.type; and
+ *    cgroup.subtree_control, which the children's files need);
+ *  - existing: strict fails; it gets its directory's mode and owner
+ *    (none excepted), its settings are kept for full and props and
+ *    dropped for soft and none (the special ones are never written to an
+ *    existing cgroup, as in criu).
+ *
+ * The other settings are written once every task is in (cgroup_finish).
+ * A write that fails fails the restore, which kills the tree; a limit
+ * refused with EINVAL (memory.limit_in_bytes above the current
+ * memory.memsw.limit_in_bytes) is tried again after the directory's other
+ * settings.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +38,34 @@
 #include "stasis/cgmount.h"
 #include "stasis/log.h"
 #include "stasis/util.h"
+
+static const char *const cg_modes[] = {
+	[CG_IGNORE] = "ignore",
+	[CG_NONE] = "none",
+	[CG_PROPS] = "props",
+	[CG_SOFT] = "soft",
+	[CG_FULL] = "full",
+	[CG_STRICT] = "strict",
+};
+
+int cg_mode_parse(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cg_modes); i++)
+		if (!strcmp(name, cg_modes[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *cg_mode_name(int mode)
+{
+	return mode >= 0 && (size_t)mode < ARRAY_SIZE(cg_modes) ? cg_modes[mode] : "?";
+}
+
+/* none and props restore into existing cgroups only */
+static bool make_none(void)
+{
+	return opts.manage_cgroups == CG_NONE || opts.manage_cgroups == CG_PROPS;
+}
 
 static int mkdirs(char *dir)
 {
@@ -86,6 +129,12 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 		return -1;
 	}
 	len = snprintf(file, sizeof(file), "%s%s", m->dir, rel);
+	if (len < (int)sizeof(file) - 16 && make_none() && access(file, F_OK)) {
+		pr_perror("task %d: cgroup %s:%s (%s) is not there (--manage-cgroups=%s does not "
+			  "make cgroups)",
+			  tid, *ctrl ? ctrl : "v2", path, file, cg_mode_name(opts.manage_cgroups));
+		return -1;
+	}
 	if (len >= (int)sizeof(file) - 16 || mkdirs(file)) {
 		pr_perror("task %d: cannot make cgroup directory %s", tid, file);
 		return -1;
@@ -129,15 +178,188 @@ static int set_perms(int fd, const Stasis__CgroupPerms *p)
 	return 0;
 }
 
+/* Written as soon as a cgroup is made (they cannot change once it has
+ * tasks or children); never to an existing cgroup. */
+static const char *const early_props[] = {
+    "cpuset.cpus",
+    "cpuset.mems",
+    "devices.list",
+    "memory.kmem.limit_in_bytes",
+    "memory.swappiness",
+    "memory.oom_control",
+    "memory.use_hierarchy",
+    "cgroup.type",
+    "cgroup.subtree_control",
+    NULL,
+};
+
+static bool early_prop(const char *name)
+{
+	for (size_t i = 0; early_props[i]; i++)
+		if (!strcmp(name, early_props[i]))
+			return true;
+	return false;
+}
+
+/* A recorded directory whose settings are written once every task is in. */
+struct late_dir {
+	Stasis__CgroupDir *cd;
+	char *dir;
+	bool made;
+};
+
+static struct late_dir *late;
+static size_t nr_late;
+
+/* Write value (len bytes) to file name of the cgroup directory dir; the
+ * failing write's errno is kept. */
+static int put_value(const char *dir, const char *name, const char *value, size_t len)
+{
+	char file[PATH_MAX];
+	int fd, err;
+	ssize_t n;
+
+	if (snprintf(file, sizeof(file), "%s/%s", dir, name) >= (int)sizeof(file)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = write(fd, value, len);
+	err = errno;
+	close(fd);
+	if (n != (ssize_t)len) {
+		errno = n < 0 ? err : EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static void prop_error(const Stasis__CgroupDir *cd, const char *dir, const char *name,
+		       const char *value)
+{
+	pr_perror("cgroup %s:%s: cannot set %s to \"%.64s\" (%s/%s)",
+		  *cd->controllers ? cd->controllers : "v2", cd->path, name, value, dir, name);
+}
+
+/* One setting written back. 1: refused with EINVAL, to be tried again. */
+static int write_prop(const Stasis__CgroupDir *cd, const char *dir, const Stasis__CgroupProp *p,
+		      bool retry)
+{
+	const char *name = p->name, *v = p->value;
+
+	if (!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, ".")) {
+		pr_err("cgroup %s: bad setting name \"%s\"", cd->path, name);
+		return -1;
+	}
+	/* defaults criu leaves alone */
+	if ((!strcmp(name, "memory.swappiness") && !strcmp(v, "60")) ||
+	    (!strcmp(name, "memory.oom_control") && !strcmp(v, "0")) ||
+	    (!strcmp(name, "cgroup.type") && strcmp(v, "threaded")))
+		return 0;
+	if (!strcmp(name, "devices.list")) {
+		/* deny everything, then allow each line again */
+		if (put_value(dir, "devices.deny", "a", 1)) {
+			prop_error(cd, dir, "devices.deny", "a");
+			return -1;
+		}
+		for (const char *l = v; *l;) {
+			size_t n = strcspn(l, "\n");
+
+			if (n && put_value(dir, "devices.allow", l, n)) {
+				prop_error(cd, dir, "devices.allow", l);
+				return -1;
+			}
+			l += n;
+			if (*l)
+				l++;
+		}
+		return 0;
+	}
+	if (!strcmp(name, "net_prio.ifpriomap")) {
+		/* one interface a write; the host's interfaces may differ */
+		for (const char *l = v; *l;) {
+			size_t n = strcspn(l, "\n");
+
+			if (n && put_value(dir, name, l, n))
+				pr_debug("cgroup %s: %.*s not set again: %s", cd->path, (int)n, l,
+					 strerror(errno));
+			l += n;
+			if (*l)
+				l++;
+		}
+		return 0;
+	}
+	if (!strcmp(name, "cgroup.subtree_control")) {
+		/* "cpu memory" enabled as "+cpu +memory" */
+		for (const char *w = v; *w;) {
+			size_t n = strcspn(w, " ");
+			char buf[256];
+
+			if (n && n < sizeof(buf) - 1) {
+				snprintf(buf, sizeof(buf), "+%.*s", (int)n, w);
+				if (put_value(dir, name, buf, n + 1)) {
+					prop_error(cd, dir, name, buf);
+					return -1;
+				}
+			}
+			w += n;
+			while (*w == ' ')
+				w++;
+		}
+		return 0;
+	}
+	if (put_value(dir, name, v, strlen(v))) {
+		/* gone from newer kernels (criu accepts it too) */
+		if (errno == EOPNOTSUPP && !strcmp(name, "memory.kmem.limit_in_bytes"))
+			return 0;
+		if (errno == EINVAL && retry && strstr(name, "limit_in_bytes"))
+			return 1;
+		prop_error(cd, dir, name, v);
+		return -1;
+	}
+	pr_debug("cgroup %s:%s: %s = \"%s\"", *cd->controllers ? cd->controllers : "v2", cd->path,
+		 name, v);
+	return 0;
+}
+
+/* The settings of one directory, early ones (of a cgroup just made) or
+ * the others (and an existing cgroup's cgroup.subtree_control). */
+static int write_props(const Stasis__CgroupDir *cd, const char *dir, bool early, bool made)
+{
+	size_t again[16], nr_again = 0;
+
+	for (size_t i = 0; i < cd->n_props; i++) {
+		const char *name = cd->props[i]->name;
+		int r;
+
+		if (early_prop(name) != early &&
+		    (early || made || strcmp(name, "cgroup.subtree_control")))
+			continue;
+		r = write_prop(cd, dir, cd->props[i], nr_again < ARRAY_SIZE(again));
+		if (r < 0)
+			return -1;
+		if (r)
+			again[nr_again++] = i;
+	}
+	for (size_t i = 0; i < nr_again; i++)
+		if (write_prop(cd, dir, cd->props[again[i]], false))
+			return -1;
+	return 0;
+}
+
 /* One directory of the cgroups image: made when missing, with its own and
- * its files' modes and owners; an existing one gets its own only. */
-static int restore_dir(const Stasis__CgroupDir *cd)
+ * its files' modes and owners; an existing one gets its own only. Its
+ * settings as the mode says (the top of this file). 1: its settings are
+ * left for cgroup_finish, cd kept. */
+static int restore_dir(const Stasis__CgroupDir *cd, char **dirp, bool *madep)
 {
 	const char *ctrl = cd->controllers, *rel;
 	char dir[PATH_MAX];
 	const struct cgmount *m;
 	bool made = false;
-	int fd, len;
+	int fd, len, mode = opts.manage_cgroups;
 
 	if (!good_path(cd->path)) {
 		pr_err("cgroups: bad cgroup path \"%s\"", cd->path);
@@ -155,14 +377,26 @@ static int restore_dir(const Stasis__CgroupDir *cd)
 		return -1;
 	}
 	if (access(dir, F_OK)) {
+		if (errno == ENOENT && make_none()) {
+			pr_err(
+			    "cgroup %s:%s (%s) does not exist: --manage-cgroups=%s does not make "
+			    "cgroups",
+			    *ctrl ? ctrl : "v2", cd->path, dir, cg_mode_name(mode));
+			return -1;
+		}
 		if (errno != ENOENT || mkdirs(dir)) {
 			pr_perror("cannot make cgroup directory %s", dir);
 			return -1;
 		}
 		made = true;
+	} else if (mode == CG_STRICT) {
+		pr_err("cgroup %s:%s (%s) exists: --manage-cgroups=strict restores into new "
+		       "cgroups only",
+		       *ctrl ? ctrl : "v2", cd->path, dir);
+		return -1;
 	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || set_perms(fd, cd->perms)) {
+	if (fd < 0 || (mode != CG_NONE && set_perms(fd, cd->perms))) {
 		pr_perror("cgroup %s: cannot give %s mode %o and owner %u:%u", cd->path, dir,
 			  cd->perms->mode, cd->perms->uid, cd->perms->gid);
 		if (fd >= 0)
@@ -195,7 +429,13 @@ static int restore_dir(const Stasis__CgroupDir *cd)
 	pr_debug("cgroup %s:%s %s (%s), mode %o, owner %u:%u", *ctrl ? ctrl : "v2", cd->path,
 		 made ? "made again" : "exists", dir, cd->perms->mode, cd->perms->uid,
 		 cd->perms->gid);
-	return 0;
+	if (made && write_props(cd, dir, true, true))
+		return -1;
+	if (!cd->n_props || (!made && (mode == CG_SOFT || mode == CG_NONE)))
+		return 0;
+	*dirp = xstrdup(dir);
+	*madep = made;
+	return 1;
 }
 
 static int restore_dirs(void)
@@ -208,16 +448,42 @@ static int restore_dirs(void)
 	done = true;
 	for (unsigned i = 0; i < n; i++) {
 		Stasis__CgroupDir *cd = records_get("cgroups", i, &stasis__cgroup_dir__descriptor);
+		char *dir = NULL;
+		bool made = false;
 		int ret;
 
 		if (!cd)
 			return -1;
-		ret = restore_dir(cd);
+		ret = restore_dir(cd, &dir, &made);
+		if (ret == 1) {
+			late = xrealloc(late, (nr_late + 1) * sizeof(*late));
+			late[nr_late++] = (struct late_dir){cd, dir, made};
+			continue;
+		}
 		protobuf_c_message_free_unpacked(&cd->base, NULL);
 		if (ret)
 			return -1;
 	}
 	return 0;
+}
+
+int cgroup_finish(void)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < nr_late; i++) {
+		if (!ret && write_props(late[i].cd, late[i].dir, false, late[i].made))
+			ret = -1;
+		protobuf_c_message_free_unpacked(&late[i].cd->base, NULL);
+		free(late[i].dir);
+	}
+	free(late);
+	late = NULL;
+	nr_late = 0;
+	if (!ret && opts.manage_cgroups > CG_NONE)
+		pr_info("cgroup settings restored (--manage-cgroups=%s)",
+			cg_mode_name(opts.manage_cgroups));
+	return ret;
 }
 
 int cgroup_restore(struct itask *t)

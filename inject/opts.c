@@ -29,8 +29,12 @@ static void usage(FILE *f)
 		   "  -j, --shell-job         give the tree the caller's terminal\n"
 		   "      --pidfile FILE      write the restored root's PID to FILE\n"
 		   "  -l, --file-locks        take back the file locks of the checkpoint\n"
-		   "      --manage-cgroups MODE  soft: put every thread back in its cgroups;\n"
-		   "                          ignore (the default): leave them in ours\n"
+		   "      --manage-cgroups MODE  put every thread back in its cgroups: none\n"
+		   "                          (existing cgroups), props (existing ones, their\n"
+		   "                          settings restored), soft (missing ones made with\n"
+		   "                          their settings), full (and the settings of existing\n"
+		   "                          ones), strict (all made, none may exist); ignore\n"
+		   "                          (the default): leave them in ours\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
@@ -100,12 +104,11 @@ int inject_parse_opts(int argc, char **argv)
 			opts.lazy_dir = optarg;
 			break;
 		case 'M':
-			if (!strcmp(optarg, "soft")) {
-				opts.manage_cgroups = true;
-			} else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "none")) {
-				opts.manage_cgroups = false;
-			} else {
-				pr_err("--manage-cgroups %s is not supported yet (soft, ignore)", optarg);
+			opts.manage_cgroups = cg_mode_parse(optarg);
+			if (opts.manage_cgroups < 0) {
+				pr_err("--manage-cgroups %s: expected none, props, soft, full, strict "
+				       "or ignore",
+				       optarg);
 				return -1;
 			}
 			break;
