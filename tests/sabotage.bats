@@ -122,6 +122,7 @@ procattrs loginuid
 cgroups   cgroup          @DIR
 cgroups   cgroup-empty    @DIR
 cgroups   cgroup-perms    @DIR
+cgroups   cgroup-props    @DIR
 pty       queued
 pty       winsize
 sched     sched
