@@ -95,7 +95,7 @@ static const char *const v2_global_props[] = {"cgroup.subtree_control",
  * made it. */
 struct cgprops {
 	char *name;
-	const char **props;
+	char **props;
 	size_t nr;
 };
 
@@ -142,6 +142,177 @@ static struct cgprops *cgp_find(const char *name, size_t len)
 		if (strlen(cgps[i].name) == len && !strncmp(cgps[i].name, name, len))
 			return &cgps[i];
 	return NULL;
+}
+
+/* --cgroup-props: criu's simplified YAML, a list of
+ *	"CONTROLLER":
+ *	 - "strategy": "merge"|"replace"
+ *	 - "properties": ["NAME", ...]
+ * read as tokens (quoted strings and the characters :-[],), blanks, new
+ * lines and a typed \n between them skipped. */
+struct cgp_lexer {
+	const char *p, *what;
+	char tok[256];
+	bool quoted;
+};
+
+static int cgp_next(struct cgp_lexer *lx)
+{
+	for (;;) {
+		if (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r')
+			lx->p++;
+		else if (lx->p[0] == '\\' && lx->p[1] == 'n')
+			lx->p += 2;
+		else
+			break;
+	}
+	lx->quoted = false;
+	if (!*lx->p) {
+		lx->tok[0] = 0;
+		return 0;
+	}
+	if (*lx->p == '"') {
+		size_t n = strcspn(lx->p + 1, "\"\n");
+
+		if (lx->p[1 + n] != '"' || n >= sizeof(lx->tok) || !n) {
+			pr_err("%s: an unterminated, empty or too long quoted string", lx->what);
+			return -1;
+		}
+		memcpy(lx->tok, lx->p + 1, n);
+		lx->tok[n] = 0;
+		lx->p += n + 2;
+		lx->quoted = true;
+		return 1;
+	}
+	if (!strchr(":-[],", *lx->p)) {
+		pr_err("%s: unexpected \"%.16s\" (names are quoted)", lx->what, lx->p);
+		return -1;
+	}
+	lx->tok[0] = *lx->p++;
+	lx->tok[1] = 0;
+	return 1;
+}
+
+/* the next token must be the character c, or the quoted word w */
+static int cgp_expect(struct cgp_lexer *lx, const char *want, bool quoted)
+{
+	if (cgp_next(lx) <= 0 || lx->quoted != quoted || strcmp(lx->tok, want)) {
+		pr_err("%s: expected %s%s%s before \"%.16s\"", lx->what, quoted ? "\"" : "'",
+		       want, quoted ? "\"" : "'", lx->p);
+		return -1;
+	}
+	return 0;
+}
+
+int cgroup_props_parse(const char *spec, const char *what)
+{
+	struct cgp_lexer lx = { .p = spec, .what = what };
+	int r;
+
+	cgp_builtins();
+	while ((r = cgp_next(&lx)) > 0) {
+		char name[256];
+		bool replace;
+		struct cgprops *cp;
+
+		if (!lx.quoted) {
+			pr_err("%s: expected a quoted controller name, not '%s'", what, lx.tok);
+			return -1;
+		}
+		snprintf(name, sizeof(name), "%s", lx.tok);
+		if (cgp_expect(&lx, ":", false) || cgp_expect(&lx, "-", false) ||
+		    cgp_expect(&lx, "strategy", true) || cgp_expect(&lx, ":", false))
+			return -1;
+		if (cgp_next(&lx) <= 0 || !lx.quoted ||
+		    (strcmp(lx.tok, "merge") && strcmp(lx.tok, "replace"))) {
+			pr_err("%s: controller %s: the strategy is \"merge\" or \"replace\"", what,
+			       name);
+			return -1;
+		}
+		replace = !strcmp(lx.tok, "replace");
+		if (cgp_expect(&lx, "-", false) || cgp_expect(&lx, "properties", true) ||
+		    cgp_expect(&lx, ":", false) || cgp_expect(&lx, "[", false))
+			return -1;
+		cp = cgp_find(name, strlen(name));
+		if (!cp) {
+			cgp_add(name, NULL);
+			cp = &cgps[nr_cgps - 1];
+		} else if (replace) {
+			for (size_t i = 0; i < cp->nr; i++)
+				free((char *)cp->props[i]);
+			cp->nr = 0;
+		}
+		for (;;) {
+			bool dup = false;
+
+			if (cgp_next(&lx) <= 0) {
+				pr_err("%s: controller %s: the property list has no ']'", what, name);
+				return -1;
+			}
+			if (!lx.quoted && !strcmp(lx.tok, "]"))
+				break;
+			if (!lx.quoted && !strcmp(lx.tok, ","))
+				continue;
+			if (!lx.quoted || strchr(lx.tok, '/') || !strcmp(lx.tok, "..") ||
+			    !strcmp(lx.tok, ".")) {
+				pr_err("%s: controller %s: bad property \"%s\"", what, name, lx.tok);
+				return -1;
+			}
+			for (size_t i = 0; i < cp->nr && !dup; i++)
+				dup = !strcmp(cp->props[i], lx.tok);
+			if (dup)
+				continue;
+			cp->props = xrealloc(cp->props, (cp->nr + 1) * sizeof(*cp->props));
+			cp->props[cp->nr++] = xstrdup(lx.tok);
+		}
+		pr_debug("%s: controller %s: %zu propert%s (%s)", what, name, cp->nr,
+			 cp->nr == 1 ? "y" : "ies", replace ? "replaced" : "merged");
+	}
+	return r;
+}
+
+int cgroup_props_file(const char *path)
+{
+	char *buf = NULL, what[PATH_MAX + 32];
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		pr_perror("--cgroup-props-file: cannot open %s", path);
+		return -1;
+	}
+	do {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? 2 * cap : 8192;
+			if (cap > (1 << 20)) {
+				pr_err("--cgroup-props-file %s: larger than 1 MiB", path);
+				goto fail;
+			}
+			buf = xrealloc(buf, cap);
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0) {
+			pr_perror("--cgroup-props-file: cannot read %s", path);
+			goto fail;
+		}
+		len += n;
+	} while (n > 0);
+	close(fd);
+	buf[len] = 0;
+	if (strlen(buf) != len) {
+		pr_err("--cgroup-props-file %s: not text", path);
+		free(buf);
+		return -1;
+	}
+	snprintf(what, sizeof(what), "--cgroup-props-file %s", path);
+	r = cgroup_props_parse(buf, what);
+	free(buf);
+	return r;
+fail:
+	close(fd);
+	free(buf);
+	return -1;
 }
 
 static char *join(const char *a, const char *b, const char *c)
@@ -304,7 +475,7 @@ static int collect_props(int dfd, const char *dir, const char *ctrl, struct dirp
 		size_t l = strcspn(c, ",");
 		const struct cgprops *cp = cgp_find(c, l);
 
-		if (cp && add_props(dfd, dir, cp->props, cp->nr, dp))
+		if (cp && add_props(dfd, dir, (const char *const *)cp->props, cp->nr, dp))
 			return -1;
 		c += l;
 		if (*c)

@@ -80,6 +80,107 @@ static int mkdirs(char *dir)
 	return mkdir(dir, 0755) && errno != EEXIST ? -1 : 0;
 }
 
+/* An absolute cgroup path without ".", ".." or empty components. */
+static bool good_path(const char *path)
+{
+	if (*path != '/')
+		return false;
+	if (!path[1])
+		return true;
+	for (const char *p = path + 1;;) {
+		size_t l = strcspn(p, "/");
+
+		if (!l || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!p[l])
+			return true;
+		p += l + 1;
+	}
+}
+
+/* --cgroup-root: the cgroups of the root task's leader ("ID:CTRL:PATH"),
+ * the old roots. */
+static char **root_lines;
+static size_t nr_root_lines;
+
+static bool has_ctrl(const char *ctrl, const char *want)
+{
+	size_t wl = strlen(want);
+
+	for (const char *c = ctrl; *c;) {
+		size_t l = strcspn(c, ",");
+
+		if (l == wl && !strncmp(c, want, l))
+			return true;
+		c += l;
+		if (*c)
+			c++;
+	}
+	return false;
+}
+
+static const char *new_root_of(const char *ctrl)
+{
+	const char *global = NULL;
+
+	for (int i = 0; i < opts.nr_cgroup_roots; i++) {
+		const struct cg_root *r = &opts.cgroup_roots[i];
+
+		if (!r->ctrl)
+			global = r->root;
+		else if (has_ctrl(ctrl, r->ctrl))
+			return r->root;
+	}
+	return global;
+}
+
+/* Where the restore puts cgroup path of hierarchy ctrl: below the new
+ * root of --cgroup-root instead of the root task's cgroup. NULL on error
+ * (logged). */
+static const char *cg_path(const char *ctrl, const char *path, char *buf, size_t len)
+{
+	const char *nr = new_root_of(ctrl), *old = NULL;
+	size_t ol, nl;
+
+	if (!nr)
+		return path;
+	for (size_t i = 0; i < nr_root_lines && !old; i++) {
+		const char *c1 = strchr(root_lines[i], ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+		if (c2 && (size_t)(c2 - c1 - 1) == strlen(ctrl) && !strncmp(c1 + 1, ctrl, c2 - c1 - 1))
+			old = c2 + 1;
+	}
+	if (!old) {
+		pr_err("--cgroup-root: the root task is in no cgroup of hierarchy %s",
+		       *ctrl ? ctrl : "v2");
+		return NULL;
+	}
+	ol = strcmp(old, "/") ? strlen(old) : 0;
+	nl = strlen(nr);
+	while (nl && nr[nl - 1] == '/')
+		nl--;
+	if (strncmp(path, old, ol) || (path[ol] && path[ol] != '/')) {
+		pr_err("cgroup %s:%s is not below the root task's cgroup %s: --cgroup-root cannot "
+		       "move it",
+		       *ctrl ? ctrl : "v2", path, old);
+		return NULL;
+	}
+	if (snprintf(buf, len, "%.*s%s", (int)nl, nr, path + ol) >= (int)len) {
+		pr_err("cgroup %s:%s: too long below --cgroup-root %s", *ctrl ? ctrl : "v2", path,
+		       nr);
+		return NULL;
+	}
+	if (!*buf)
+		snprintf(buf, len, "/");
+	if (!good_path(buf)) {
+		pr_err("--cgroup-root %s: bad cgroup path %s", nr, buf);
+		return NULL;
+	}
+	if (strcmp(buf, path))
+		pr_debug("cgroup %s:%s goes to %s (--cgroup-root)", *ctrl ? ctrl : "v2", path, buf);
+	return buf;
+}
+
 /* The line of tid's /proc cgroup file for hierarchy id, to skip a move to
  * where the thread already is. */
 static bool already_in(pid_t pid, pid_t tid, const char *want)
@@ -104,7 +205,7 @@ static bool already_in(pid_t pid, pid_t tid, const char *want)
 
 static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line)
 {
-	char ctrl[256], file[PATH_MAX + 32], num[16];
+	char ctrl[256], file[PATH_MAX + 32], num[16], moved[PATH_MAX], want[PATH_MAX + 300];
 	const struct cgmount *m;
 	const char *c1, *c2, *path, *rel;
 	int fd, len;
@@ -116,11 +217,14 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 		return -1;
 	}
 	snprintf(ctrl, sizeof(ctrl), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
-	path = c2 + 1;
+	path = cg_path(ctrl, c2 + 1, moved, sizeof(moved));
+	if (!path)
+		return -1;
 	/* v2 moves whole processes (threaded cgroups are not handled) */
 	if (!*ctrl && !leader)
 		return 0;
-	if (already_in(t->pid, tid, line))
+	snprintf(want, sizeof(want), "%.*s%s", (int)(c2 + 1 - line), line, path);
+	if (already_in(t->pid, tid, want))
 		return 0;
 	m = cgmount_find(ctrl, path, &rel);
 	if (!m) {
@@ -151,24 +255,6 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 	close(fd);
 	pr_debug("task %d: in cgroup %s:%s again (%s)", tid, *ctrl ? ctrl : "v2", path, file);
 	return 0;
-}
-
-/* An absolute cgroup path without ".", ".." or empty components. */
-static bool good_path(const char *path)
-{
-	if (*path != '/')
-		return false;
-	if (!path[1])
-		return true;
-	for (const char *p = path + 1;;) {
-		size_t l = strcspn(p, "/");
-
-		if (!l || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
-			return false;
-		if (!p[l])
-			return true;
-		p += l + 1;
-	}
 }
 
 static int set_perms(int fd, const Stasis__CgroupPerms *p)
@@ -355,8 +441,8 @@ static int write_props(const Stasis__CgroupDir *cd, const char *dir, bool early,
  * left for cgroup_finish, cd kept. */
 static int restore_dir(const Stasis__CgroupDir *cd, char **dirp, bool *madep)
 {
-	const char *ctrl = cd->controllers, *rel;
-	char dir[PATH_MAX];
+	const char *ctrl = cd->controllers, *rel, *path;
+	char dir[PATH_MAX], moved[PATH_MAX];
 	const struct cgmount *m;
 	bool made = false;
 	int fd, len, mode = opts.manage_cgroups;
@@ -365,9 +451,12 @@ static int restore_dir(const Stasis__CgroupDir *cd, char **dirp, bool *madep)
 		pr_err("cgroups: bad cgroup path \"%s\"", cd->path);
 		return -1;
 	}
-	m = cgmount_find(ctrl, cd->path, &rel);
+	path = cg_path(ctrl, cd->path, moved, sizeof(moved));
+	if (!path)
+		return -1;
+	m = cgmount_find(ctrl, path, &rel);
 	if (!m) {
-		pr_err("cgroup %s of hierarchy %s%s is not mounted here", cd->path,
+		pr_err("cgroup %s of hierarchy %s%s is not mounted here", path,
 		       *ctrl ? ctrl : "v2", *ctrl ? "" : " (cgroup2)");
 		return -1;
 	}
@@ -490,6 +579,11 @@ int cgroup_restore(struct itask *t)
 {
 	if (!opts.manage_cgroups)
 		return 0;
+	/* the first task is the root */
+	if (!root_lines && t->nr_threads) {
+		root_lines = t->threads[0].th->cgroups;
+		nr_root_lines = t->threads[0].th->n_cgroups;
+	}
 	if (cgmounts_read() || restore_dirs())
 		return -1;
 	for (size_t i = 0; i < t->nr_threads; i++) {

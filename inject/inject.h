@@ -25,6 +25,11 @@ struct inject_opts {
 	bool lazy_pages;      /* private anonymous memory left to the daemon */
 	const char *lazy_dir; /* where its socket is (-W) */
 	int manage_cgroups;   /* --manage-cgroups MODE (enum cg_mode) */
+	struct cg_root {
+		const char *ctrl; /* NULL: every hierarchy not named */
+		const char *root;
+	} *cgroup_roots; /* --cgroup-root [CTRL:]/PATH */
+	int nr_cgroup_roots;
 };
 
 /* --manage-cgroups: criu's modes (inject/cgroup.c) */

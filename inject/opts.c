@@ -35,6 +35,9 @@ static void usage(FILE *f)
 		   "                          their settings), full (and the settings of existing\n"
 		   "                          ones), strict (all made, none may exist); ignore\n"
 		   "                          (the default): leave them in ours\n"
+		   "      --cgroup-root [CTRL:]/PATH  with --manage-cgroups: the tree's cgroups of\n"
+		   "                          the hierarchy of CTRL (of every other one without\n"
+		   "                          CTRL) go below PATH instead of the root task's\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
@@ -72,6 +75,7 @@ int inject_parse_opts(int argc, char **argv)
 		{ "lazy-pages", no_argument, NULL, 'L' },
 		{ "work-dir", required_argument, NULL, 'W' },
 		{ "manage-cgroups", required_argument, NULL, 'M' },
+		{ "cgroup-root", required_argument, NULL, 'G' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -112,6 +116,23 @@ int inject_parse_opts(int argc, char **argv)
 				return -1;
 			}
 			break;
+		case 'G': {
+			char *slash = strchr(optarg, '/'), *colon = strchr(optarg, ':');
+			struct cg_root cr = { NULL, optarg };
+
+			if (colon && slash && colon < slash) {
+				*colon = 0;
+				cr = (struct cg_root){ optarg, colon + 1 };
+			}
+			if (*cr.root != '/' || (cr.ctrl && !*cr.ctrl)) {
+				pr_err("--cgroup-root %s: expected [CONTROLLER:]/PATH", optarg);
+				return -1;
+			}
+			opts.cgroup_roots = xrealloc(opts.cgroup_roots, (opts.nr_cgroup_roots + 1) *
+									 sizeof(*opts.cgroup_roots));
+			opts.cgroup_roots[opts.nr_cgroup_roots++] = cr;
+			break;
+		}
 		case 'I': {
 			char *end = optarg;
 			long fd = -1;

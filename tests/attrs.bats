@@ -207,6 +207,48 @@ existing_settings_restored() { # MODE
 	wait_gone "$PID" 10
 }
 
+@test "dump --cgroup-props: a replaced list is all a controller's settings recorded, a merged one adds; a bad one is refused, the tree running" {
+	local m spec
+	start_cgroups
+	m=$(props_dir memory)
+	[ -n "$m" ] || skip "no memory hierarchy"
+	spec='"memory":\n - "strategy": "replace"\n - "properties": ["memory.soft_limit_in_bytes"]\n"pids":\n - "strategy": "merge"\n - "properties": ["pids.max", "pids.events"]'
+	run stasis dump -t "$PID" -D "$IMG" --cgroup-props '"memory": - "strategy": "bogus"' 3>&-
+	[ "$status" -ne 0 ]
+	[[ "$output" == *'--cgroup-props: controller memory: the strategy is "merge" or "replace"'* ]]
+	assert_running_untraced "$PID"
+	dump_and_kill --cgroup-props "$spec"
+	stasis-serialize show "$IMG/cgroups.img" >"$BATS_TEST_TMPDIR/cgroups.json"
+	grep -q '"memory.soft_limit_in_bytes"' "$BATS_TEST_TMPDIR/cgroups.json"
+	run ! grep -q '"memory.limit_in_bytes"' "$BATS_TEST_TMPDIR/cgroups.json"
+	grep -q '"cpu.shares"' "$BATS_TEST_TMPDIR/cgroups.json"
+	if [ -n "$(props_dir pids)" ]; then
+		grep -q '"pids.events"' "$BATS_TEST_TMPDIR/cgroups.json"
+	fi
+}
+
+@test "restore --cgroup-root memory:/PATH: the tree's memory cgroups, made below PATH with their settings" {
+	local m line old new
+	start_cgroups
+	m=$(props_dir memory)
+	[ -n "$m" ] || skip "no memory hierarchy"
+	line=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' "/proc/$PID/cgroup")
+	old=${line#*:*:}
+	new=${old%/*}/stasis-moved-$PID
+	dump_and_kill
+	remove_cgroups
+	CG_PROPS+=("${m%/*}/stasis-moved-$PID")
+	start_restore --manage-cgroups=full --cgroup-root "memory:$new"
+	wait_restored
+	grep -qE "^[0-9]+:([^:]*,)?memory(,[^:]*)?:$new\$" "/proc/$PID/cgroup" ||
+		die_with_logs "not in $new: $(cat "/proc/$PID/cgroup")"
+	[ "$(cat "${m%/*}/stasis-moved-$PID/memory.limit_in_bytes")" = 268435456 ]
+	[ "$(cat "${m%/*}/stasis-moved-$PID/sub/memory.limit_in_bytes")" = 67108864 ]
+	[ ! -e "$m" ]
+	kill -KILL "$PID"
+	wait_child "$RPID" 10
+}
+
 @test "restore --manage-cgroups=ignore makes no cgroup directory" {
 	start_cgroups
 	dump_and_kill
