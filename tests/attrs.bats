@@ -117,9 +117,9 @@ settings_unchanged() {
 	# below them, with their modes, owners and settings (the program checks)
 	remove_cgroups
 	restore_and_check --manage-cgroups
-	grep -q "in cgroup name=stasis-test:/thr again" "$(find_log restore.log)" ||
+	grep -q "in cgroup name=stasis-test-$PID:/thr again" "$(find_log restore.log)" ||
 		die_with_logs "the restore log does not show the thread moved"
-	grep -q "cgroup name=stasis-test:/lead/empty/nested made again" "$(find_log restore.log)" ||
+	grep -q "cgroup name=stasis-test-$PID:/lead/empty/nested made again" "$(find_log restore.log)" ||
 		die_with_logs "the restore log does not show the empty v1 cgroup made"
 	grep -q "cgroup v2:/.*${CG_V2##*/}/empty/nested made again" "$(find_log restore.log)" ||
 		die_with_logs "the restore log does not show the empty v2 cgroup made"

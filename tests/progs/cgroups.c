@@ -7,7 +7,8 @@
  *   cgroups GOFILE DIR
  *
  * Makes a cgroup beside ours in the cgroup2 hierarchy and moves the process
- * into it; mounts a v1 named hierarchy (name=stasis-test) at DIR/cgv1 and
+ * into it; mounts a v1 named hierarchy of its own (name=stasis-test-PID,
+ * so that runs side by side share none of its cgroups) at DIR/cgv1 and
  * moves the leader into its cgroup lead, a second thread into thr. Below
  * the v2 cgroup and below lead it makes empty sub-cgroups, empty/nested
  * (criu's zdtm cgroup01), and gives the v2 cgroup, lead, empty and nested
@@ -451,7 +452,8 @@ int main(int argc, char **argv)
 	v2_home(mnt, sizeof(mnt), home, sizeof(home));
 	snprintf(v2, sizeof(v2), "%s/stasis-test-%d", mnt, (int)getpid());
 	snprintf(v1, sizeof(v1), "%s/cgv1", argv[2]);
-	if (mkdir(v1, 0755) || mount("none", v1, "cgroup", 0, "none,name=stasis-test"))
+	snprintf(file, sizeof(file), "none,name=stasis-test-%d", (int)getpid());
+	if (mkdir(v1, 0755) || mount("none", v1, "cgroup", 0, file))
 		tp_die("mount a v1 named hierarchy at %s", v1);
 	if (mkdir(v2, 0755))
 		tp_die("mkdir %s", v2);
