@@ -197,8 +197,8 @@ static int cgp_next(struct cgp_lexer *lx)
 static int cgp_expect(struct cgp_lexer *lx, const char *want, bool quoted)
 {
 	if (cgp_next(lx) <= 0 || lx->quoted != quoted || strcmp(lx->tok, want)) {
-		pr_err("%s: expected %s%s%s before \"%.16s\"", lx->what, quoted ? "\"" : "'",
-		       want, quoted ? "\"" : "'", lx->p);
+		pr_err("%s: expected %s%s%s before \"%.16s\"", lx->what, quoted ? "\"" : "'", want,
+		       quoted ? "\"" : "'", lx->p);
 		return -1;
 	}
 	return 0;
@@ -246,7 +246,8 @@ int cgroup_props_parse(const char *spec, const char *what)
 			bool dup = false;
 
 			if (cgp_next(&lx) <= 0) {
-				pr_err("%s: controller %s: the property list has no ']'", what, name);
+				pr_err("%s: controller %s: the property list has no ']'", what,
+				       name);
 				return -1;
 			}
 			if (!lx.quoted && !strcmp(lx.tok, "]"))
@@ -255,7 +256,8 @@ int cgroup_props_parse(const char *spec, const char *what)
 				continue;
 			if (!lx.quoted || strchr(lx.tok, '/') || !strcmp(lx.tok, "..") ||
 			    !strcmp(lx.tok, ".")) {
-				pr_err("%s: controller %s: bad property \"%s\"", what, name, lx.tok);
+				pr_err("%s: controller %s: bad property \"%s\"", what, name,
+				       lx.tok);
 				return -1;
 			}
 			for (size_t i = 0; i < cp->nr && !dup; i++)

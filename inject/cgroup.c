@@ -147,7 +147,8 @@ static const char *cg_path(const char *ctrl, const char *path, char *buf, size_t
 	for (size_t i = 0; i < nr_root_lines && !old; i++) {
 		const char *c1 = strchr(root_lines[i], ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 
-		if (c2 && (size_t)(c2 - c1 - 1) == strlen(ctrl) && !strncmp(c1 + 1, ctrl, c2 - c1 - 1))
+		if (c2 && (size_t)(c2 - c1 - 1) == strlen(ctrl) &&
+		    !strncmp(c1 + 1, ctrl, c2 - c1 - 1))
 			old = c2 + 1;
 	}
 	if (!old) {
@@ -456,8 +457,8 @@ static int restore_dir(const Stasis__CgroupDir *cd, char **dirp, bool *madep)
 		return -1;
 	m = cgmount_find(ctrl, path, &rel);
 	if (!m) {
-		pr_err("cgroup %s of hierarchy %s%s is not mounted here", path,
-		       *ctrl ? ctrl : "v2", *ctrl ? "" : " (cgroup2)");
+		pr_err("cgroup %s of hierarchy %s%s is not mounted here", path, *ctrl ? ctrl : "v2",
+		       *ctrl ? "" : " (cgroup2)");
 		return -1;
 	}
 	len = snprintf(dir, sizeof(dir), "%s%s", m->dir, rel);

@@ -37,7 +37,7 @@ static void usage(FILE *f)
 		   "                          (the default): leave them in ours\n"
 		   "      --cgroup-root [CTRL:]/PATH  with --manage-cgroups: the tree's cgroups of\n"
 		   "                          the hierarchy of CTRL (of every other one without\n"
-		   "                          CTRL) go below PATH instead of the root task's\n"
+		   "                          CTRL) go below PATH, not the root task's cgroup\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
