@@ -106,6 +106,10 @@ int sched_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
 int cgroup_collect_thread(struct ctask *ct, int thread, Stasis__ThreadCore *th);
 /* the cgroups image: the directories at and below the threads' cgroups */
 int cgroup_write(struct img_writer *w);
+/* --cgroup-props SPEC, --cgroup-props-file FILE: the settings recorded per
+ * controller, merged into or replacing the built-in lists */
+int cgroup_props_parse(const char *spec, const char *what);
+int cgroup_props_file(const char *path);
 /* 0 if pid is in the namespaces of stasis-collect (ns.c), -1 said. */
 int ns_check_task(pid_t pid);
 int mm_collect(struct ctask *ct, struct img_writer *w);

@@ -24,6 +24,8 @@ enum {
 	OPT_LAZY_RESP_FD,
 	OPT_LAZY_STATS_FILE,
 	OPT_READER_COPIES,
+	OPT_CGROUP_PROPS,
+	OPT_CGROUP_PROPS_FILE,
 };
 
 static void usage(FILE *f)
@@ -64,6 +66,9 @@ static void usage(FILE *f)
 		"      --reader-copies     what reads stdout takes the data out of the pipe\n"
 		"                          with read(2), never splice(2) or tee(2): page\n"
 		"                          buffers go into the pipe by reference\n"
+		"      --cgroup-props SPEC  the cgroup settings recorded per controller, merged\n"
+		"                          into or replacing the built-in lists (criu's YAML)\n"
+		"      --cgroup-props-file FILE  the same, SPEC read from FILE\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -99,6 +104,8 @@ int collect_parse_opts(int argc, char **argv)
 		{ "lazy-stats-file", required_argument, NULL, OPT_LAZY_STATS_FILE },
 		{ "background-snapshot", no_argument, NULL, 'B' },
 		{ "reader-copies", no_argument, NULL, OPT_READER_COPIES },
+		{ "cgroup-props", required_argument, NULL, OPT_CGROUP_PROPS },
+		{ "cgroup-props-file", required_argument, NULL, OPT_CGROUP_PROPS_FILE },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -212,6 +219,14 @@ int collect_parse_opts(int argc, char **argv)
 			break;
 		case OPT_READER_COPIES:
 			opts.reader_copies = true;
+			break;
+		case OPT_CGROUP_PROPS:
+			if (cgroup_props_parse(optarg, "--cgroup-props"))
+				return -1;
+			break;
+		case OPT_CGROUP_PROPS_FILE:
+			if (cgroup_props_file(optarg))
+				return -1;
 			break;
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {

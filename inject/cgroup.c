@@ -1,14 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * --manage-cgroups (soft, criu's default mode): each restored thread goes
- * back into the cgroups collect/cgroup.c recorded, in every hierarchy
- * mounted here (v1 by its controllers or name=, v2), the directories made
- * when missing. Before the first task moves, the directories of the
- * cgroups image (the tree's cgroups and the ones below them, empty ones
- * too) are made where missing, each given its recorded mode and owner and
- * those of its interface files; one that exists gets its directory's mode
- * and owner and keeps its files' (criu's soft mode). The cgroups' own
- * settings are not carried.
+ * --manage-cgroups MODE (criu's modes; soft when the frontend is given no
+ * MODE): each restored thread goes back into the cgroups
+ * collect/cgroup.c recorded, in every hierarchy mounted here (v1 by its
+ * controllers or name=, v2). Before the first task moves, the directories
+ * of the cgroups image (the tree's cgroups and the ones below them, empty
+ * ones too) are gone through, parents first:
+ *
+ *  - missing: none and props fail; soft, full and strict make it, give it
+ *    and its interface files their recorded modes and owners, and write
+ *    at once the settings that cannot change once it has tasks or
+ *    children (criu's special ones: cpuset.cpus, then cpuset.mems,
+ *    devices.list, memory.swappiness, memory.oom_control,
+ *    memory.use_hierarchy, memory.kmem.limit_in_bytes, cgroup.type; and
+ *    cgroup.subtree_control, which the children's files need);
+ *  - existing: strict fails; it gets its directory's mode and owner
+ *    (none excepted), its settings are kept for full and props and
+ *    dropped for soft and none (the special ones are never written to an
+ *    existing cgroup, as in criu).
+ *
+ * The other settings are written once every task is in (cgroup_finish).
+ * A write that fails fails the restore, which kills the tree; a limit
+ * refused with EINVAL (memory.limit_in_bytes above the current
+ * memory.memsw.limit_in_bytes) is tried again after the directory's other
+ * settings.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +39,34 @@
 #include "stasis/log.h"
 #include "stasis/util.h"
 
+static const char *const cg_modes[] = {
+	[CG_IGNORE] = "ignore",
+	[CG_NONE] = "none",
+	[CG_PROPS] = "props",
+	[CG_SOFT] = "soft",
+	[CG_FULL] = "full",
+	[CG_STRICT] = "strict",
+};
+
+int cg_mode_parse(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cg_modes); i++)
+		if (!strcmp(name, cg_modes[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *cg_mode_name(int mode)
+{
+	return mode >= 0 && (size_t)mode < ARRAY_SIZE(cg_modes) ? cg_modes[mode] : "?";
+}
+
+/* none and props restore into existing cgroups only */
+static bool make_none(void)
+{
+	return opts.manage_cgroups == CG_NONE || opts.manage_cgroups == CG_PROPS;
+}
+
 static int mkdirs(char *dir)
 {
 	for (char *p = dir + 1; *p; p++) {
@@ -35,6 +78,108 @@ static int mkdirs(char *dir)
 		*p = '/';
 	}
 	return mkdir(dir, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+/* An absolute cgroup path without ".", ".." or empty components. */
+static bool good_path(const char *path)
+{
+	if (*path != '/')
+		return false;
+	if (!path[1])
+		return true;
+	for (const char *p = path + 1;;) {
+		size_t l = strcspn(p, "/");
+
+		if (!l || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!p[l])
+			return true;
+		p += l + 1;
+	}
+}
+
+/* --cgroup-root: the cgroups of the root task's leader ("ID:CTRL:PATH"),
+ * the old roots. */
+static char **root_lines;
+static size_t nr_root_lines;
+
+static bool has_ctrl(const char *ctrl, const char *want)
+{
+	size_t wl = strlen(want);
+
+	for (const char *c = ctrl; *c;) {
+		size_t l = strcspn(c, ",");
+
+		if (l == wl && !strncmp(c, want, l))
+			return true;
+		c += l;
+		if (*c)
+			c++;
+	}
+	return false;
+}
+
+static const char *new_root_of(const char *ctrl)
+{
+	const char *global = NULL;
+
+	for (int i = 0; i < opts.nr_cgroup_roots; i++) {
+		const struct cg_root *r = &opts.cgroup_roots[i];
+
+		if (!r->ctrl)
+			global = r->root;
+		else if (has_ctrl(ctrl, r->ctrl))
+			return r->root;
+	}
+	return global;
+}
+
+/* Where the restore puts cgroup path of hierarchy ctrl: below the new
+ * root of --cgroup-root instead of the root task's cgroup. NULL on error
+ * (logged). */
+static const char *cg_path(const char *ctrl, const char *path, char *buf, size_t len)
+{
+	const char *nr = new_root_of(ctrl), *old = NULL;
+	size_t ol, nl;
+
+	if (!nr)
+		return path;
+	for (size_t i = 0; i < nr_root_lines && !old; i++) {
+		const char *c1 = strchr(root_lines[i], ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+		if (c2 && (size_t)(c2 - c1 - 1) == strlen(ctrl) &&
+		    !strncmp(c1 + 1, ctrl, c2 - c1 - 1))
+			old = c2 + 1;
+	}
+	if (!old) {
+		pr_err("--cgroup-root: the root task is in no cgroup of hierarchy %s",
+		       *ctrl ? ctrl : "v2");
+		return NULL;
+	}
+	ol = strcmp(old, "/") ? strlen(old) : 0;
+	nl = strlen(nr);
+	while (nl && nr[nl - 1] == '/')
+		nl--;
+	if (strncmp(path, old, ol) || (path[ol] && path[ol] != '/')) {
+		pr_err("cgroup %s:%s is not below the root task's cgroup %s: --cgroup-root cannot "
+		       "move it",
+		       *ctrl ? ctrl : "v2", path, old);
+		return NULL;
+	}
+	if (snprintf(buf, len, "%.*s%s", (int)nl, nr, path + ol) >= (int)len) {
+		pr_err("cgroup %s:%s: too long below --cgroup-root %s", *ctrl ? ctrl : "v2", path,
+		       nr);
+		return NULL;
+	}
+	if (!*buf)
+		snprintf(buf, len, "/");
+	if (!good_path(buf)) {
+		pr_err("--cgroup-root %s: bad cgroup path %s", nr, buf);
+		return NULL;
+	}
+	if (strcmp(buf, path))
+		pr_debug("cgroup %s:%s goes to %s (--cgroup-root)", *ctrl ? ctrl : "v2", path, buf);
+	return buf;
 }
 
 /* The line of tid's /proc cgroup file for hierarchy id, to skip a move to
@@ -61,7 +206,7 @@ static bool already_in(pid_t pid, pid_t tid, const char *want)
 
 static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line)
 {
-	char ctrl[256], file[PATH_MAX + 32], num[16];
+	char ctrl[256], file[PATH_MAX + 32], num[16], moved[PATH_MAX], want[PATH_MAX + 300];
 	const struct cgmount *m;
 	const char *c1, *c2, *path, *rel;
 	int fd, len;
@@ -73,11 +218,14 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 		return -1;
 	}
 	snprintf(ctrl, sizeof(ctrl), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
-	path = c2 + 1;
+	path = cg_path(ctrl, c2 + 1, moved, sizeof(moved));
+	if (!path)
+		return -1;
 	/* v2 moves whole processes (threaded cgroups are not handled) */
 	if (!*ctrl && !leader)
 		return 0;
-	if (already_in(t->pid, tid, line))
+	snprintf(want, sizeof(want), "%.*s%s", (int)(c2 + 1 - line), line, path);
+	if (already_in(t->pid, tid, want))
 		return 0;
 	m = cgmount_find(ctrl, path, &rel);
 	if (!m) {
@@ -86,6 +234,12 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 		return -1;
 	}
 	len = snprintf(file, sizeof(file), "%s%s", m->dir, rel);
+	if (len < (int)sizeof(file) - 16 && make_none() && access(file, F_OK)) {
+		pr_perror("task %d: cgroup %s:%s (%s) is not there (--manage-cgroups=%s does not "
+			  "make cgroups)",
+			  tid, *ctrl ? ctrl : "v2", path, file, cg_mode_name(opts.manage_cgroups));
+		return -1;
+	}
 	if (len >= (int)sizeof(file) - 16 || mkdirs(file)) {
 		pr_perror("task %d: cannot make cgroup directory %s", tid, file);
 		return -1;
@@ -104,24 +258,6 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 	return 0;
 }
 
-/* An absolute cgroup path without ".", ".." or empty components. */
-static bool good_path(const char *path)
-{
-	if (*path != '/')
-		return false;
-	if (!path[1])
-		return true;
-	for (const char *p = path + 1;;) {
-		size_t l = strcspn(p, "/");
-
-		if (!l || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
-			return false;
-		if (!p[l])
-			return true;
-		p += l + 1;
-	}
-}
-
 static int set_perms(int fd, const Stasis__CgroupPerms *p)
 {
 	if (fchown(fd, p->uid, p->gid) || fchmod(fd, p->mode & 07777))
@@ -129,24 +265,200 @@ static int set_perms(int fd, const Stasis__CgroupPerms *p)
 	return 0;
 }
 
-/* One directory of the cgroups image: made when missing, with its own and
- * its files' modes and owners; an existing one gets its own only. */
-static int restore_dir(const Stasis__CgroupDir *cd)
+/* Written as soon as a cgroup is made (they cannot change once it has
+ * tasks or children); never to an existing cgroup. */
+static const char *const early_props[] = {
+    "cpuset.cpus",
+    "cpuset.mems",
+    "devices.list",
+    "memory.kmem.limit_in_bytes",
+    "memory.swappiness",
+    "memory.oom_control",
+    "memory.use_hierarchy",
+    "cgroup.type",
+    "cgroup.subtree_control",
+    NULL,
+};
+
+static bool early_prop(const char *name)
 {
-	const char *ctrl = cd->controllers, *rel;
-	char dir[PATH_MAX];
+	for (size_t i = 0; early_props[i]; i++)
+		if (!strcmp(name, early_props[i]))
+			return true;
+	return false;
+}
+
+/* A recorded directory whose settings are written once every task is in. */
+struct late_dir {
+	Stasis__CgroupDir *cd;
+	char *dir;
+	bool made;
+};
+
+static struct late_dir *late;
+static size_t nr_late;
+
+/* Write value (len bytes) to file name of the cgroup directory dir; the
+ * failing write's errno is kept. */
+static int put_value(const char *dir, const char *name, const char *value, size_t len)
+{
+	char file[PATH_MAX];
+	int fd, err;
+	ssize_t n;
+
+	if (snprintf(file, sizeof(file), "%s/%s", dir, name) >= (int)sizeof(file)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = write(fd, value, len);
+	err = errno;
+	close(fd);
+	if (n != (ssize_t)len) {
+		errno = n < 0 ? err : EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static void prop_error(const Stasis__CgroupDir *cd, const char *dir, const char *name,
+		       const char *value)
+{
+	pr_perror("cgroup %s:%s: cannot set %s to \"%.64s\" (%s/%s)",
+		  *cd->controllers ? cd->controllers : "v2", cd->path, name, value, dir, name);
+}
+
+/* One setting written back. 1: refused with EINVAL, to be tried again. */
+static int write_prop(const Stasis__CgroupDir *cd, const char *dir, const Stasis__CgroupProp *p,
+		      bool retry)
+{
+	const char *name = p->name, *v = p->value;
+
+	if (!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, ".")) {
+		pr_err("cgroup %s: bad setting name \"%s\"", cd->path, name);
+		return -1;
+	}
+	/* defaults criu leaves alone */
+	if ((!strcmp(name, "memory.swappiness") && !strcmp(v, "60")) ||
+	    (!strcmp(name, "memory.oom_control") && !strcmp(v, "0")) ||
+	    (!strcmp(name, "cgroup.type") && strcmp(v, "threaded")))
+		return 0;
+	if (!strcmp(name, "devices.list")) {
+		/* deny everything, then allow each line again */
+		if (put_value(dir, "devices.deny", "a", 1)) {
+			prop_error(cd, dir, "devices.deny", "a");
+			return -1;
+		}
+		for (const char *l = v; *l;) {
+			size_t n = strcspn(l, "\n");
+
+			if (n && put_value(dir, "devices.allow", l, n)) {
+				prop_error(cd, dir, "devices.allow", l);
+				return -1;
+			}
+			l += n;
+			if (*l)
+				l++;
+		}
+		return 0;
+	}
+	if (!strcmp(name, "net_prio.ifpriomap")) {
+		/* one interface a write; the host's interfaces may differ */
+		for (const char *l = v; *l;) {
+			size_t n = strcspn(l, "\n");
+
+			if (n && put_value(dir, name, l, n))
+				pr_debug("cgroup %s: %.*s not set again: %s", cd->path, (int)n, l,
+					 strerror(errno));
+			l += n;
+			if (*l)
+				l++;
+		}
+		return 0;
+	}
+	if (!strcmp(name, "cgroup.subtree_control")) {
+		/* "cpu memory" enabled as "+cpu +memory" */
+		for (const char *w = v; *w;) {
+			size_t n = strcspn(w, " ");
+			char buf[256];
+
+			if (n && n < sizeof(buf) - 1) {
+				snprintf(buf, sizeof(buf), "+%.*s", (int)n, w);
+				if (put_value(dir, name, buf, n + 1)) {
+					prop_error(cd, dir, name, buf);
+					return -1;
+				}
+			}
+			w += n;
+			while (*w == ' ')
+				w++;
+		}
+		return 0;
+	}
+	if (put_value(dir, name, v, strlen(v))) {
+		/* gone from newer kernels (criu accepts it too) */
+		if (errno == EOPNOTSUPP && !strcmp(name, "memory.kmem.limit_in_bytes"))
+			return 0;
+		if (errno == EINVAL && retry && strstr(name, "limit_in_bytes"))
+			return 1;
+		prop_error(cd, dir, name, v);
+		return -1;
+	}
+	pr_debug("cgroup %s:%s: %s = \"%s\"", *cd->controllers ? cd->controllers : "v2", cd->path,
+		 name, v);
+	return 0;
+}
+
+/* The settings of one directory, early ones (of a cgroup just made) or
+ * the others (and an existing cgroup's cgroup.subtree_control). */
+static int write_props(const Stasis__CgroupDir *cd, const char *dir, bool early, bool made)
+{
+	size_t again[16], nr_again = 0;
+
+	for (size_t i = 0; i < cd->n_props; i++) {
+		const char *name = cd->props[i]->name;
+		int r;
+
+		if (early_prop(name) != early &&
+		    (early || made || strcmp(name, "cgroup.subtree_control")))
+			continue;
+		r = write_prop(cd, dir, cd->props[i], nr_again < ARRAY_SIZE(again));
+		if (r < 0)
+			return -1;
+		if (r)
+			again[nr_again++] = i;
+	}
+	for (size_t i = 0; i < nr_again; i++)
+		if (write_prop(cd, dir, cd->props[again[i]], false))
+			return -1;
+	return 0;
+}
+
+/* One directory of the cgroups image: made when missing, with its own and
+ * its files' modes and owners; an existing one gets its own only. Its
+ * settings as the mode says (the top of this file). 1: its settings are
+ * left for cgroup_finish, cd kept. */
+static int restore_dir(const Stasis__CgroupDir *cd, char **dirp, bool *madep)
+{
+	const char *ctrl = cd->controllers, *rel, *path;
+	char dir[PATH_MAX], moved[PATH_MAX];
 	const struct cgmount *m;
 	bool made = false;
-	int fd, len;
+	int fd, len, mode = opts.manage_cgroups;
 
 	if (!good_path(cd->path)) {
 		pr_err("cgroups: bad cgroup path \"%s\"", cd->path);
 		return -1;
 	}
-	m = cgmount_find(ctrl, cd->path, &rel);
+	path = cg_path(ctrl, cd->path, moved, sizeof(moved));
+	if (!path)
+		return -1;
+	m = cgmount_find(ctrl, path, &rel);
 	if (!m) {
-		pr_err("cgroup %s of hierarchy %s%s is not mounted here", cd->path,
-		       *ctrl ? ctrl : "v2", *ctrl ? "" : " (cgroup2)");
+		pr_err("cgroup %s of hierarchy %s%s is not mounted here", path, *ctrl ? ctrl : "v2",
+		       *ctrl ? "" : " (cgroup2)");
 		return -1;
 	}
 	len = snprintf(dir, sizeof(dir), "%s%s", m->dir, rel);
@@ -155,14 +467,26 @@ static int restore_dir(const Stasis__CgroupDir *cd)
 		return -1;
 	}
 	if (access(dir, F_OK)) {
+		if (errno == ENOENT && make_none()) {
+			pr_err(
+			    "cgroup %s:%s (%s) does not exist: --manage-cgroups=%s does not make "
+			    "cgroups",
+			    *ctrl ? ctrl : "v2", cd->path, dir, cg_mode_name(mode));
+			return -1;
+		}
 		if (errno != ENOENT || mkdirs(dir)) {
 			pr_perror("cannot make cgroup directory %s", dir);
 			return -1;
 		}
 		made = true;
+	} else if (mode == CG_STRICT) {
+		pr_err("cgroup %s:%s (%s) exists: --manage-cgroups=strict restores into new "
+		       "cgroups only",
+		       *ctrl ? ctrl : "v2", cd->path, dir);
+		return -1;
 	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || set_perms(fd, cd->perms)) {
+	if (fd < 0 || (mode != CG_NONE && set_perms(fd, cd->perms))) {
 		pr_perror("cgroup %s: cannot give %s mode %o and owner %u:%u", cd->path, dir,
 			  cd->perms->mode, cd->perms->uid, cd->perms->gid);
 		if (fd >= 0)
@@ -195,7 +519,13 @@ static int restore_dir(const Stasis__CgroupDir *cd)
 	pr_debug("cgroup %s:%s %s (%s), mode %o, owner %u:%u", *ctrl ? ctrl : "v2", cd->path,
 		 made ? "made again" : "exists", dir, cd->perms->mode, cd->perms->uid,
 		 cd->perms->gid);
-	return 0;
+	if (made && write_props(cd, dir, true, true))
+		return -1;
+	if (!cd->n_props || (!made && (mode == CG_SOFT || mode == CG_NONE)))
+		return 0;
+	*dirp = xstrdup(dir);
+	*madep = made;
+	return 1;
 }
 
 static int restore_dirs(void)
@@ -208,11 +538,18 @@ static int restore_dirs(void)
 	done = true;
 	for (unsigned i = 0; i < n; i++) {
 		Stasis__CgroupDir *cd = records_get("cgroups", i, &stasis__cgroup_dir__descriptor);
+		char *dir = NULL;
+		bool made = false;
 		int ret;
 
 		if (!cd)
 			return -1;
-		ret = restore_dir(cd);
+		ret = restore_dir(cd, &dir, &made);
+		if (ret == 1) {
+			late = xrealloc(late, (nr_late + 1) * sizeof(*late));
+			late[nr_late++] = (struct late_dir){cd, dir, made};
+			continue;
+		}
 		protobuf_c_message_free_unpacked(&cd->base, NULL);
 		if (ret)
 			return -1;
@@ -220,10 +557,34 @@ static int restore_dirs(void)
 	return 0;
 }
 
+int cgroup_finish(void)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < nr_late; i++) {
+		if (!ret && write_props(late[i].cd, late[i].dir, false, late[i].made))
+			ret = -1;
+		protobuf_c_message_free_unpacked(&late[i].cd->base, NULL);
+		free(late[i].dir);
+	}
+	free(late);
+	late = NULL;
+	nr_late = 0;
+	if (!ret && opts.manage_cgroups > CG_NONE)
+		pr_info("cgroup settings restored (--manage-cgroups=%s)",
+			cg_mode_name(opts.manage_cgroups));
+	return ret;
+}
+
 int cgroup_restore(struct itask *t)
 {
 	if (!opts.manage_cgroups)
 		return 0;
+	/* the first task is the root */
+	if (!root_lines && t->nr_threads) {
+		root_lines = t->threads[0].th->cgroups;
+		nr_root_lines = t->threads[0].th->n_cgroups;
+	}
 	if (cgmounts_read() || restore_dirs())
 		return -1;
 	for (size_t i = 0; i < t->nr_threads; i++) {

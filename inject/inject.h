@@ -24,8 +24,26 @@ struct inject_opts {
 	int wait_pids_free; /* seconds; a migration within one host */
 	bool lazy_pages;      /* private anonymous memory left to the daemon */
 	const char *lazy_dir; /* where its socket is (-W) */
-	bool manage_cgroups;  /* --manage-cgroups soft: put tasks back in their cgroups */
+	int manage_cgroups;   /* --manage-cgroups MODE (enum cg_mode) */
+	struct cg_root {
+		const char *ctrl; /* NULL: every hierarchy not named */
+		const char *root;
+	} *cgroup_roots; /* --cgroup-root [CTRL:]/PATH */
+	int nr_cgroup_roots;
 };
+
+/* --manage-cgroups: criu's modes (inject/cgroup.c) */
+enum cg_mode {
+	CG_IGNORE, /* the default: the tree stays in our cgroups */
+	CG_NONE,   /* into existing cgroups, nothing else */
+	CG_PROPS,  /* into existing cgroups, their settings restored */
+	CG_SOFT,   /* missing ones made, with settings; existing ones kept */
+	CG_FULL,   /* missing ones made; every cgroup's settings restored */
+	CG_STRICT, /* every cgroup made, with settings; an existing one fails */
+};
+/* its name, or -1 */
+int cg_mode_parse(const char *name);
+const char *cg_mode_name(int mode);
 
 /* --file-validation: how regular files are checked against the dump */
 #define FILE_VALIDATION_FILESIZE 1
@@ -171,8 +189,10 @@ int core_restore_regs(struct itask *t);
 int timers_restore(struct itask *t);
 int creds_restore(struct itask *t);
 int sched_restore(struct itask *t);
-/* cgroup.c: --manage-cgroups soft: every thread back in its cgroups */
+/* cgroup.c: --manage-cgroups: every thread back in its cgroups;
+ * cgroup_finish: the settings written once every task is in */
 int cgroup_restore(struct itask *t);
+int cgroup_finish(void);
 
 /* lazy.c: --lazy-pages (docs/lazy.md); img_run_lazy (image library) tells
  * which runs may be left to the lazy-pages daemon. Each task's userfaultfd, registered and handed

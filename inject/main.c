@@ -99,7 +99,10 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task(&tr->tasks[i]))
 			return -1;
-	return 0;
+	/* the cgroups' settings once every task is in, as criu does
+	 * (cgroup.freeze, or a memory limit that moves charges along,
+	 * would act on the tasks moving in) */
+	return cgroup_finish();
 }
 
 static int write_pidfile(pid_t pid)

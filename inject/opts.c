@@ -29,8 +29,15 @@ static void usage(FILE *f)
 		   "  -j, --shell-job         give the tree the caller's terminal\n"
 		   "      --pidfile FILE      write the restored root's PID to FILE\n"
 		   "  -l, --file-locks        take back the file locks of the checkpoint\n"
-		   "      --manage-cgroups MODE  soft: put every thread back in its cgroups;\n"
-		   "                          ignore (the default): leave them in ours\n"
+		   "      --manage-cgroups MODE  put every thread back in its cgroups: none\n"
+		   "                          (existing cgroups), props (existing ones, their\n"
+		   "                          settings restored), soft (missing ones made with\n"
+		   "                          their settings), full (and the settings of existing\n"
+		   "                          ones), strict (all made, none may exist); ignore\n"
+		   "                          (the default): leave them in ours\n"
+		   "      --cgroup-root [CTRL:]/PATH  with --manage-cgroups: the tree's cgroups of\n"
+		   "                          the hierarchy of CTRL (of every other one without\n"
+		   "                          CTRL) go below PATH, not the root task's cgroup\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
@@ -68,6 +75,7 @@ int inject_parse_opts(int argc, char **argv)
 		{ "lazy-pages", no_argument, NULL, 'L' },
 		{ "work-dir", required_argument, NULL, 'W' },
 		{ "manage-cgroups", required_argument, NULL, 'M' },
+		{ "cgroup-root", required_argument, NULL, 'G' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -100,15 +108,31 @@ int inject_parse_opts(int argc, char **argv)
 			opts.lazy_dir = optarg;
 			break;
 		case 'M':
-			if (!strcmp(optarg, "soft")) {
-				opts.manage_cgroups = true;
-			} else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "none")) {
-				opts.manage_cgroups = false;
-			} else {
-				pr_err("--manage-cgroups %s is not supported yet (soft, ignore)", optarg);
+			opts.manage_cgroups = cg_mode_parse(optarg);
+			if (opts.manage_cgroups < 0) {
+				pr_err("--manage-cgroups %s: expected none, props, soft, full, strict "
+				       "or ignore",
+				       optarg);
 				return -1;
 			}
 			break;
+		case 'G': {
+			char *slash = strchr(optarg, '/'), *colon = strchr(optarg, ':');
+			struct cg_root cr = { NULL, optarg };
+
+			if (colon && slash && colon < slash) {
+				*colon = 0;
+				cr = (struct cg_root){ optarg, colon + 1 };
+			}
+			if (*cr.root != '/' || (cr.ctrl && !*cr.ctrl)) {
+				pr_err("--cgroup-root %s: expected [CONTROLLER:]/PATH", optarg);
+				return -1;
+			}
+			opts.cgroup_roots = xrealloc(opts.cgroup_roots, (opts.nr_cgroup_roots + 1) *
+									 sizeof(*opts.cgroup_roots));
+			opts.cgroup_roots[opts.nr_cgroup_roots++] = cr;
+			break;
+		}
 		case 'I': {
 			char *end = optarg;
 			long fd = -1;

@@ -204,15 +204,24 @@ static const struct fe_option options[] = {
 	TODO("unprivileged", 0, no_argument),
 	TODO("freeze-cgroup", 0, required_argument),
 	{ "manage-cgroups", 0, optional_argument, K_STR, CMD_DUMP | CMD_RESTORE, S_MANAGE_CGROUPS, 0,
-	  "MODE", "restore: soft (the default MODE) puts every task back in the cgroups it was "
-	  "in, making missing ones, without their settings; ignore (what a restore without "
-	  "the option does) leaves them in the restorer's; dump: accepted, the cgroups are "
-	  "always recorded", TO_INJECT },
-	TODO("cgroup-props", 0, required_argument),
-	TODO("cgroup-props-file", 0, required_argument),
+	  "MODE", "restore: puts every task back in the cgroups it was in; none: into existing "
+	  "cgroups; props: existing ones, their settings restored; soft (the default MODE): "
+	  "missing ones made with their settings, existing ones kept; full: also the "
+	  "settings of existing ones; strict: every cgroup made, an existing one fails; "
+	  "ignore (what a restore without the option does) leaves them in the restorer's; "
+	  "dump: accepted, the cgroups and their settings are always recorded", TO_INJECT },
+	STR_TO("cgroup-props", 0, CMD_DUMP, S_CGROUP_PROPS, "SPEC", TO_COLLECT,
+	       "dump: the cgroup settings recorded per controller, merged into or replacing "
+	       "the built-in lists, in criu's simplified YAML (\"CTRL\": - \"strategy\": "
+	       "\"merge\" - \"properties\": [\"NAME\", ...])"),
+	STR_TO("cgroup-props-file", 0, CMD_DUMP, S_CGROUP_PROPS_FILE, "FILE", TO_COLLECT,
+	       "dump: as --cgroup-props, the specification read from FILE"),
 	TODO("cgroup-dump-controller", 0, required_argument),
 	TODO("cgroup-yard", 0, required_argument),
-	TODO("cgroup-root", 0, required_argument),
+	{ "cgroup-root", 0, required_argument, K_LIST, CMD_RESTORE, L_CGROUP_ROOT, 0,
+	  "[CTRL:]/PATH", "restore with --manage-cgroups: the tree's cgroups of the hierarchy "
+	  "of controller CTRL (of every other hierarchy without CTRL) go below PATH instead of "
+	  "the root task's cgroup (may be repeated)", TO_INJECT },
 	TODO("evasive-devices", 0, no_argument),
 	TODO("timeout", 0, required_argument),
 	TODO("cpu-cap", 0, optional_argument),
@@ -365,9 +374,12 @@ static int apply(struct fe_opts *o, int idx, bool neg, bool is_short, int argc, 
 			if (!optarg)
 				optarg = "soft";
 			if (strcmp(optarg, "soft") && strcmp(optarg, "ignore") &&
-			    strcmp(optarg, "none")) {
-				pr_err("option --manage-cgroups=%s is not supported yet (soft, ignore)",
-				       optarg);
+			    strcmp(optarg, "none") && strcmp(optarg, "props") &&
+			    strcmp(optarg, "full") && strcmp(optarg, "strict")) {
+				pr_err(
+				    "option --manage-cgroups=%s: expected none, props, soft, full, "
+				    "strict or ignore",
+				    optarg);
 				return -1;
 			}
 		}

@@ -59,6 +59,7 @@ enum fe_list {
 	L_EXTERNAL,   /* dump: --external unix[ID] */
 	L_INHERIT_FD, /* restore: --inherit-fd fd[N]:RES */
 	L_IRMAP_SCAN_PATH, /* dump: --irmap-scan-path DIR */
+	L_CGROUP_ROOT, /* restore: --cgroup-root [CONTROLLER:]/PATH */
 	L_TLS_CERT,   /* --tls-cert: the last one is ours for TLS; with
 		       * --encrypt, every one is a recipient */
 	L_NR,
@@ -84,7 +85,9 @@ enum fe_str {
 	S_PREV_IMAGES_DIR, /* the parent link of an iterative chain */
 	S_PRE_DUMP_MODE,
 	S_NETWORK_LOCK,
-	S_MANAGE_CGROUPS, /* soft or ignore */
+	S_MANAGE_CGROUPS, /* none, props, soft, full, strict or ignore */
+	S_CGROUP_PROPS,	     /* dump: the cgroup settings recorded */
+	S_CGROUP_PROPS_FILE, /* the same, from a file */
 	S_NR,
 };
 

@@ -34,38 +34,92 @@ bats_require_minimum_version 1.5.0
 }
 
 # The cgroups test's directories and mount, removed whatever happened to
-# it (the program removes them itself when it ends well).
-CG_V1='' CG_V2=''
+# it (the program removes them itself when it ends well); CG_PROPS: the
+# settings' cgroups (memory, cpu, cpuset, pids), each with its sub.
+CG_V1='' CG_V2='' CG_PROPS=()
 teardown() {
 	cleanup_owned
 	local d dirs=()
 	[ -z "$CG_V2" ] || dirs+=("$CG_V2/empty/nested" "$CG_V2/empty" "$CG_V2")
 	[ -z "$CG_V1" ] || dirs+=("$CG_V1/lead/empty/nested" "$CG_V1/lead/empty" "$CG_V1/lead" "$CG_V1/thr")
+	for d in "${CG_PROPS[@]}"; do
+		dirs+=("$d/sub" "$d")
+	done
 	for d in "${dirs[@]}"; do
 		[ ! -d "$d" ] || rmdir "$d" || true
 	done
 	if [ -n "$CG_V1" ] && mountpoint -q "$CG_V1"; then umount -l "$CG_V1" || true; fi
-	CG_V1='' CG_V2=''
+	CG_V1='' CG_V2='' CG_PROPS=()
 }
 
-@test "--manage-cgroups: a process and its thread go back into their v2 and v1 cgroups, removed ones made again with their empty sub-cgroups, modes and owners" {
-	local d
+# Start tests/progs/cgroups.c and read where its cgroups are.
+start_cgroups() {
 	start_prog cgroups "$BATS_TEST_TMPDIR"
 	CG_V1=$(awk '$1 == "V1" { print $2 }' "$LOG") CG_V2=$(awk '$1 == "V2" { print $2 }' "$LOG")
+	mapfile -t CG_PROPS < <(awk '$1 == "PROPS" { print $2 }' "$LOG")
 	[ -n "$CG_V1" ] && [ -n "$CG_V2" ] || die_with_logs "no V1/V2 lines"
-	dump_and_kill --manage-cgroups
-	# the restore makes them again: the tasks' cgroups and the empty ones
-	# below them, with their modes and owners (the program checks)
+	[ "${#CG_PROPS[@]}" -gt 0 ] || die_with_logs "no PROPS lines (no memory, cpu, cpuset or pids hierarchy?)"
+}
+
+# Remove every cgroup directory of the dumped program (it is gone).
+remove_cgroups() {
+	local d
 	for d in "$CG_V1/lead/empty/nested" "$CG_V1/lead/empty" "$CG_V1/lead" "$CG_V1/thr" \
 		"$CG_V2/empty/nested" "$CG_V2/empty" "$CG_V2"; do
 		rmdir "$d"
 	done
+	for d in "${CG_PROPS[@]}"; do
+		rmdir "$d/sub" "$d"
+	done
 	[ ! -e "$CG_V1/lead" ]
 	[ ! -e "$CG_V2" ]
+}
+
+# The settings' cgroup of controller $1 (empty when not mounted here).
+props_dir() { # CONTROLLER
+	local d
+	for d in "${CG_PROPS[@]}"; do
+		[ -e "$d/$1.stat" ] || [ -e "$d/$1.shares" ] || [ -e "$d/$1.cpus" ] || [ -e "$d/$1.max" ] || continue
+		echo "$d"
+		return 0
+	done
+}
+
+# Change settings of the dumped program's existing cgroups: the memory
+# limit and cpu.shares of sub. Sets CHANGED to the files changed.
+change_settings() {
+	local m c
+	CHANGED=()
+	m=$(props_dir memory) c=$(props_dir cpu)
+	if [ -n "$m" ]; then
+		echo 536870912 >"$m/memory.limit_in_bytes"
+		CHANGED+=("$m/memory.limit_in_bytes=536870912")
+	fi
+	if [ -n "$c" ]; then
+		echo 1000 >"$c/sub/cpu.shares"
+		CHANGED+=("$c/sub/cpu.shares=1000")
+	fi
+	[ "${#CHANGED[@]}" -gt 0 ] || die_with_logs "neither a memory nor a cpu hierarchy"
+}
+
+# The changed settings kept their new values.
+settings_unchanged() {
+	local c
+	for c in "${CHANGED[@]}"; do
+		[ "$(cat "${c%=*}")" = "${c##*=}" ] || die_with_logs "${c%=*} is $(cat "${c%=*}"), was set to ${c##*=}" || return 1
+	done
+}
+
+@test "--manage-cgroups: a process and its thread go back into their v2 and v1 cgroups, removed ones made again with their empty sub-cgroups, modes, owners and settings" {
+	start_cgroups
+	dump_and_kill --manage-cgroups
+	# the restore makes them again: the tasks' cgroups and the empty ones
+	# below them, with their modes, owners and settings (the program checks)
+	remove_cgroups
 	restore_and_check --manage-cgroups
-	grep -q "in cgroup name=stasis-test:/thr again" "$(find_log restore.log)" ||
+	grep -q "in cgroup name=stasis-test-$PID:/thr again" "$(find_log restore.log)" ||
 		die_with_logs "the restore log does not show the thread moved"
-	grep -q "cgroup name=stasis-test:/lead/empty/nested made again" "$(find_log restore.log)" ||
+	grep -q "cgroup name=stasis-test-$PID:/lead/empty/nested made again" "$(find_log restore.log)" ||
 		die_with_logs "the restore log does not show the empty v1 cgroup made"
 	grep -q "cgroup v2:/.*${CG_V2##*/}/empty/nested made again" "$(find_log restore.log)" ||
 		die_with_logs "the restore log does not show the empty v2 cgroup made"
@@ -73,13 +127,130 @@ teardown() {
 	[ ! -e "$CG_V2" ]
 	[ ! -e "$CG_V1/lead" ]
 	[ ! -e "$CG_V1/thr" ]
+	[ ! -e "${CG_PROPS[0]}" ]
 	run ! mountpoint -q "$CG_V1"
 }
 
+@test "--manage-cgroups=full: removed cgroups made again with their settings (zdtm cgroup04)" {
+	start_cgroups
+	dump_and_kill
+	remove_cgroups
+	restore_and_check --manage-cgroups=full
+	grep -q "cgroup settings restored (--manage-cgroups=full)" "$(find_log restore.log)" ||
+		die_with_logs "the restore log does not show the settings restored"
+}
+
+# Dump the cgroups program, change settings of its cgroups (kept), restore
+# with --manage-cgroups=MODE: the program finds its settings back.
+existing_settings_restored() { # MODE
+	start_cgroups
+	dump_and_kill
+	change_settings
+	restore_and_check --manage-cgroups="$1"
+}
+
+@test "--manage-cgroups=full restores the settings of cgroups that exist" {
+	existing_settings_restored full
+}
+
+@test "--manage-cgroups=props restores the settings of cgroups that exist" {
+	existing_settings_restored props
+}
+
+@test "--manage-cgroups=soft and none leave the settings of existing cgroups alone" {
+	local mode
+	start_cgroups
+	dump_and_kill
+	change_settings
+	for mode in soft none; do
+		start_restore --manage-cgroups=$mode
+		wait_restored
+		settings_unchanged
+		kill -KILL "$PID"
+		wait_child "$RPID" 10
+	done
+}
+
+@test "--manage-cgroups=props and none need the cgroups to exist; strict needs them gone: the restore fails, no task left" {
+	local mode
+	start_cgroups
+	dump_and_kill
+	for mode in strict props none; do
+		[ "$mode" != props ] || rmdir "${CG_PROPS[0]}/sub"
+		run stasis restore -D "$IMG" -v4 -o "$BATS_TEST_TMPDIR/restore-$mode.log" --manage-cgroups=$mode 3>&-
+		[ "$status" -ne 0 ]
+		if [ "$mode" = strict ]; then
+			grep -q "exists: --manage-cgroups=strict restores into new cgroups only" "$BATS_TEST_TMPDIR/restore-$mode.log" ||
+				die_with_logs "strict: no error naming the existing cgroup"
+		else
+			grep -q "${CG_PROPS[0]##*/}/sub (.*) does not exist: --manage-cgroups=$mode does not make cgroups" "$BATS_TEST_TMPDIR/restore-$mode.log" ||
+				die_with_logs "$mode: no error naming the missing cgroup"
+		fi
+		wait_gone "$PID" 10
+	done
+}
+
+@test "a setting that cannot be written back fails the restore with its name, no task left" {
+	local c
+	start_cgroups
+	c=$(props_dir cpuset)
+	[ -n "$c" ] || skip "no cpuset hierarchy"
+	dump_and_kill
+	remove_cgroups
+	# the parent allows no CPU: the cgroup's cpuset.cpus is refused
+	mkdir "$c"
+	echo 0 >"$c/cpuset.mems"
+	run stasis restore -D "$IMG" -v4 -o "$BATS_TEST_TMPDIR/restore.log" --manage-cgroups=full 3>&-
+	[ "$status" -ne 0 ]
+	grep -q "cgroup cpuset:.*/sub: cannot set cpuset.cpus" "$BATS_TEST_TMPDIR/restore.log" ||
+		die_with_logs "no error naming the setting"
+	wait_gone "$PID" 10
+}
+
+@test "dump --cgroup-props: a replaced list is all a controller's settings recorded, a merged one adds; a bad one is refused, the tree running" {
+	local m spec
+	start_cgroups
+	m=$(props_dir memory)
+	[ -n "$m" ] || skip "no memory hierarchy"
+	spec='"memory":\n - "strategy": "replace"\n - "properties": ["memory.soft_limit_in_bytes"]\n"pids":\n - "strategy": "merge"\n - "properties": ["pids.max", "pids.events"]'
+	run stasis dump -t "$PID" -D "$IMG" --cgroup-props '"memory": - "strategy": "bogus"' 3>&-
+	[ "$status" -ne 0 ]
+	[[ "$output" == *'--cgroup-props: controller memory: the strategy is "merge" or "replace"'* ]]
+	assert_running_untraced "$PID"
+	dump_and_kill --cgroup-props "$spec"
+	stasis-serialize show "$IMG/cgroups.img" >"$BATS_TEST_TMPDIR/cgroups.json"
+	grep -q '"memory.soft_limit_in_bytes"' "$BATS_TEST_TMPDIR/cgroups.json"
+	run ! grep -q '"memory.limit_in_bytes"' "$BATS_TEST_TMPDIR/cgroups.json"
+	grep -q '"cpu.shares"' "$BATS_TEST_TMPDIR/cgroups.json"
+	if [ -n "$(props_dir pids)" ]; then
+		grep -q '"pids.events"' "$BATS_TEST_TMPDIR/cgroups.json"
+	fi
+}
+
+@test "restore --cgroup-root memory:/PATH: the tree's memory cgroups, made below PATH with their settings" {
+	local m line old new
+	start_cgroups
+	m=$(props_dir memory)
+	[ -n "$m" ] || skip "no memory hierarchy"
+	line=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' "/proc/$PID/cgroup")
+	old=${line#*:*:}
+	new=${old%/*}/stasis-moved-$PID
+	dump_and_kill
+	remove_cgroups
+	CG_PROPS+=("${m%/*}/stasis-moved-$PID")
+	start_restore --manage-cgroups=full --cgroup-root "memory:$new"
+	wait_restored
+	grep -qE "^[0-9]+:([^:]*,)?memory(,[^:]*)?:$new\$" "/proc/$PID/cgroup" ||
+		die_with_logs "not in $new: $(cat "/proc/$PID/cgroup")"
+	[ "$(cat "${m%/*}/stasis-moved-$PID/memory.limit_in_bytes")" = 268435456 ]
+	[ "$(cat "${m%/*}/stasis-moved-$PID/sub/memory.limit_in_bytes")" = 67108864 ]
+	[ ! -e "$m" ]
+	kill -KILL "$PID"
+	wait_child "$RPID" 10
+}
+
 @test "restore --manage-cgroups=ignore makes no cgroup directory" {
-	start_prog cgroups "$BATS_TEST_TMPDIR"
-	CG_V1=$(awk '$1 == "V1" { print $2 }' "$LOG") CG_V2=$(awk '$1 == "V2" { print $2 }' "$LOG")
-	[ -n "$CG_V1" ] && [ -n "$CG_V2" ] || die_with_logs "no V1/V2 lines"
+	start_cgroups
 	dump_and_kill
 	rmdir "$CG_V1/lead/empty/nested" "$CG_V2/empty/nested"
 	start_restore --manage-cgroups=ignore
@@ -102,11 +273,11 @@ teardown() {
 	go_and_check_original
 }
 
-@test "--manage-cgroups=full is refused by name, the tree left running" {
+@test "an unknown --manage-cgroups mode is refused by name, the tree left running" {
 	start_prog sleeper nanosleep
-	run stasis dump -t "$PID" -D "$IMG" --manage-cgroups=full
+	run stasis dump -t "$PID" -D "$IMG" --manage-cgroups=fuzzy
 	[ "$status" -ne 0 ]
-	[[ "$output" == *"--manage-cgroups=full is not supported yet"* ]]
+	[[ "$output" == *"--manage-cgroups=fuzzy: expected none, props, soft, full, strict or ignore"* ]]
 	alive "$PID"
 }
 

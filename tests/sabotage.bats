@@ -129,6 +129,7 @@ procattrs loginuid
 cgroups   cgroup          @DIR
 cgroups   cgroup-empty    @DIR
 cgroups   cgroup-perms    @DIR
+cgroups   cgroup-props    @DIR
 pty       queued
 pty       winsize
 sched     sched
