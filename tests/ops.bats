@@ -225,23 +225,23 @@ fake_dump() { # [ARGS...]
 	printf 'verbosity 1\n' >"$fake/cli.conf"
 
 	fake_dump
-	[[ "$(collect_args)" == "collect --background-snapshot --leave-running --ack-fd "*" -v3 -o $fake/img/home.log" ]]
+	[[ "$(collect_args)" == "collect --background-snapshot --leave-running --reader-copies --ack-fd "*" -v3 -o $fake/img/home.log" ]]
 
 	# STASIS_CONFIG_FILE after the default files
 	STASIS_CONFIG_FILE=$fake/env.conf fake_dump
-	[[ "$(collect_args)" == "collect --background-snapshot --leave-running --ack-fd "*" -v3 -o $fake/img/env.log" ]]
+	[[ "$(collect_args)" == "collect --background-snapshot --leave-running --reader-copies --ack-fd "*" -v3 -o $fake/img/env.log" ]]
 
 	# --config: the default files are not read; STASIS_CONFIG_FILE still is
 	STASIS_CONFIG_FILE=$fake/env.conf fake_dump --config "$fake/cli.conf"
-	[[ "$(collect_args)" == "collect --ack-fd "*" -v1 -o $fake/img/env.log" ]]
+	[[ "$(collect_args)" == "collect --reader-copies --ack-fd "*" -v1 -o $fake/img/env.log" ]]
 
 	# the command line last, negating a boolean of a file
 	STASIS_CONFIG_FILE=$fake/env.conf fake_dump --no-leave-running -o cli.log
-	[[ "$(collect_args)" == "collect --ack-fd "*" -v3 -o $fake/img/cli.log" ]]
+	[[ "$(collect_args)" == "collect --reader-copies --ack-fd "*" -v3 -o $fake/img/cli.log" ]]
 
 	# --no-default-config: only STASIS_CONFIG_FILE
 	STASIS_CONFIG_FILE=$fake/env.conf fake_dump --no-default-config
-	[[ "$(collect_args)" == "collect --ack-fd "*" -o $fake/img/env.log" ]]
+	[[ "$(collect_args)" == "collect --reader-copies --ack-fd "*" -o $fake/img/env.log" ]]
 }
 
 @test "config: criu's syntax: quotes, escaped quotes, comments, no- prefixes, repeatable options" {
@@ -257,7 +257,7 @@ restore-detached # another command's option: ignored in a file
 EOF
 	fake_dump --action-script "$SCRIPT"
 	[ "$(collect_args | sed 's/--ack-fd [0-9]*/--ack-fd N/')" = \
-		"collect --leave-stopped --action-script /bin/true --action-script $SCRIPT --ack-fd N -o $fake/img/my \"quoted\" log" ]
+		"collect --leave-stopped --reader-copies --action-script /bin/true --action-script $SCRIPT --ack-fd N -o $fake/img/my \"quoted\" log" ]
 }
 
 @test "config: errors name the file and the line, and nothing runs" {
