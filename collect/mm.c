@@ -435,6 +435,17 @@ static int hugetlb_vma(const struct ctask *ct, const struct proc_vma *v, Stasis_
 	return -1;
 }
 
+/* A mapping of a shared object: its own pages besides the object's (the
+ * copied-on-write ones of a private mapping). */
+static int scan_shmem_private(struct ctask *ct, int pm_fd, const struct proc_vma *v,
+			      Stasis__Vma *pv)
+{
+	if (pv->has_hugetlb_page_size)
+		return scan_hugetlb(ct, pm_fd, v);
+	return scan_pages(ct, pm_fd, -1, v, v->shared ? STASIS__VMA_KIND__SHMEM : STASIS__VMA_KIND__FILE,
+			  pv);
+}
+
 static const Stasis__Vma *parent_vma(const struct ctask *ct, const Stasis__Vma *v)
 {
 	if (!ct->parent)
@@ -606,22 +617,12 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 				/* the object holds the contents; a private mapping
 				 * has its copied-on-write pages besides */
 				pv->flags &= ~MAP_ANONYMOUS;
-				if (memfd_collect_vma(ct, v))
-					goto err;
-				if (pv->has_hugetlb_page_size
-					? scan_hugetlb(ct, pm_fd, v)
-					: scan_pages(ct, pm_fd, -1, v,
-						     v->shared ? kind : STASIS__VMA_KIND__FILE, pv))
+				if (memfd_collect_vma(ct, v) || scan_shmem_private(ct, pm_fd, v, pv))
 					goto err;
 				continue;
 			}
 			/* a private mapping has its copied-on-write pages besides */
-			if (scan_shmem(ct, v, pv))
-				goto err;
-			if (pv->has_hugetlb_page_size
-				? scan_hugetlb(ct, pm_fd, v)
-				: scan_pages(ct, pm_fd, -1, v,
-					     v->shared ? kind : STASIS__VMA_KIND__FILE, pv))
+			if (scan_shmem(ct, v, pv) || scan_shmem_private(ct, pm_fd, v, pv))
 				goto err;
 			continue;
 		}
