@@ -110,8 +110,14 @@ int cgroup_write(struct img_writer *w);
  * controller, merged into or replacing the built-in lists */
 int cgroup_props_parse(const char *spec, const char *what);
 int cgroup_props_file(const char *path);
-/* 0 if pid is in the namespaces of stasis-collect (ns.c), -1 said. */
-int ns_check_task(pid_t pid);
+/* collect/ns.c: the task's namespaces into pe (refused: logged, -1) */
+int ns_task_ids(pid_t pid, Stasis__PstreeEntry *pe);
+/* the id of the namespace of nsfd (an nsfs descriptor; 0: ours), or -1 */
+int ns_register_fd(Stasis__NsKind kind, int nsfd);
+/* This thread into namespace id, and back to ours (which cannot fail). */
+int ns_enter(uint32_t id);
+void ns_leave(Stasis__NsKind kind);
+int ns_write(struct img_writer *w);
 int mm_collect(struct ctask *ct, struct img_writer *w);
 int mm_write_pages(struct ctask *ct, struct img_writer *w);
 int fs_collect(struct ctask *ct, struct img_writer *w);

@@ -252,7 +252,7 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (!opts.pre_dump && (files_write(w) || inet_write(w) || pipes_write(w) ||
+	if (!opts.pre_dump && (ns_write(w) || files_write(w) || inet_write(w) || pipes_write(w) ||
 			       ghost_write(w) || memfd_write(w) || cgroup_write(w)))
 		goto fail;
 	if (bgsnap_start())

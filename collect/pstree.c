@@ -120,7 +120,7 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 
 		if (proc_read_stat(t->tasks[i].pid, 0, &st) || check_session(t, &st) ||
 		    check_files_shared(t, i, ppids) ||
-		    (!t->tasks[i].zombie && ns_check_task(t->tasks[i].pid)))
+		    (!t->tasks[i].zombie && ns_task_ids(t->tasks[i].pid, &pe)))
 			goto out;
 		if (shares_parent_files(t, i, ppids[i])) {
 			/* restored by a clone from the parent: it must be

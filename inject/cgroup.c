@@ -40,12 +40,8 @@
 #include "stasis/util.h"
 
 static const char *const cg_modes[] = {
-	[CG_IGNORE] = "ignore",
-	[CG_NONE] = "none",
-	[CG_PROPS] = "props",
-	[CG_SOFT] = "soft",
-	[CG_FULL] = "full",
-	[CG_STRICT] = "strict",
+    [CG_IGNORE] = "ignore", [CG_NONE] = "none", [CG_PROPS] = "props",
+    [CG_SOFT] = "soft",	    [CG_FULL] = "full", [CG_STRICT] = "strict",
 };
 
 int cg_mode_parse(const char *name)
@@ -574,6 +570,61 @@ int cgroup_finish(void)
 		pr_info("cgroup settings restored (--manage-cgroups=%s)",
 			cg_mode_name(opts.manage_cgroups));
 	return ret;
+}
+
+/*
+ * In the holder of a cgroup namespace (inject/ns.c), before it makes the
+ * namespace: into the cgroup2 cgroup that is its root, moved by
+ * --cgroup-root as the tree's cgroups are. With --manage-cgroups=ignore
+ * the tree stays in our cgroup, and so does the namespace's root.
+ */
+int cgroup_enter_ns_root(struct itask *root_task, const char *root)
+{
+	char moved[PATH_MAX], file[PATH_MAX + 32];
+	const struct cgmount *m;
+	const char *path, *rel;
+	int fd, len;
+
+	if (!opts.manage_cgroups)
+		return 0;
+	if (!root_lines && root_task->nr_threads) {
+		root_lines = root_task->threads[0].th->cgroups;
+		nr_root_lines = root_task->threads[0].th->n_cgroups;
+	}
+	if (!good_path(root) || cgmounts_read() ||
+	    !(path = cg_path("", root, moved, sizeof(moved))))
+		return -1;
+	m = cgmount_find("", path, &rel);
+	if (!m) {
+		pr_err("cgroup namespace root %s: cgroup2 is not mounted here", path);
+		return -1;
+	}
+	len = snprintf(file, sizeof(file), "%s%s", m->dir, rel);
+	if (len >= (int)sizeof(file) - 16) {
+		pr_err("cgroup namespace root %s: path too long", path);
+		return -1;
+	}
+	if (make_none() && access(file, F_OK)) {
+		pr_perror(
+		    "cgroup namespace root %s (%s) is not there (--manage-cgroups=%s does not "
+		    "make cgroups)",
+		    path, file, cg_mode_name(opts.manage_cgroups));
+		return -1;
+	}
+	if (mkdirs(file)) {
+		pr_perror("cannot make cgroup directory %s", file);
+		return -1;
+	}
+	strcat(file, "/cgroup.procs");
+	fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1) {
+		pr_perror("cannot enter cgroup %s, the root of a cgroup namespace", file);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 int cgroup_restore(struct itask *t)

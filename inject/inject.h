@@ -192,6 +192,7 @@ int sched_restore(struct itask *t);
 /* cgroup.c: --manage-cgroups: every thread back in its cgroups;
  * cgroup_finish: the settings written once every task is in */
 int cgroup_restore(struct itask *t);
+int cgroup_enter_ns_root(struct itask *root_task, const char *root);
 int cgroup_finish(void);
 
 /* lazy.c: --lazy-pages (docs/lazy.md); img_run_lazy (image library) tells
@@ -215,6 +216,15 @@ void lazy_detach(void);
 /* -d: a process of its own keeps watching the daemon in our place (with
  * the copies of the userfaultfds) once we have returned; 0 or -1. */
 int lazy_watch_detached(struct itree *tr);
+
+/* inject/ns.c: every namespace of the checkpoint made, before any file */
+int ns_prepare(struct itree *tr);
+/* t, just cloned by src (NULL: by us), into its namespaces */
+int ns_join(struct itask *t, struct itask *src);
+const Stasis__NsEntry *ns_entry(uint32_t id);
+/* This thread into namespace id of the checkpoint, and back to ours. */
+int ns_enter(uint32_t id);
+void ns_leave(Stasis__NsKind kind);
 
 int pstree_load(struct itree *tr);
 /* Frees what pstree_load loaded (the fuzz harness; a restore keeps it). */

@@ -212,7 +212,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
 	more = records_load(r, &f);
-	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) ||
+	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) || ns_prepare(&tree) ||
 	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || files_prepare(&tree))
 		return 1;
 	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks; only

@@ -467,7 +467,7 @@ struct itask *pstree_create_task(struct itree *tr, struct itask *t)
 	long r;
 
 	if (t == &tr->tasks[0]) {
-		if (create_root(t) || parasite_place(tr, t))
+		if (create_root(t) || parasite_place(tr, t) || ns_join(t, NULL))
 			return NULL;
 		/* every catchable signal stays blocked until the end; children
 		 * inherit the mask */
@@ -476,7 +476,7 @@ struct itask *pstree_create_task(struct itree *tr, struct itask *t)
 			return NULL;
 		}
 		src = t;
-	} else if (!(src = create_task(tr, t))) {
+	} else if (!(src = create_task(tr, t)) || ns_join(t, src)) {
 		return NULL;
 	}
 	if (t->pe->sid == (uint32_t)t->pid) {

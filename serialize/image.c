@@ -118,6 +118,7 @@ static const struct {
 	{ "memfds", &stasis__memfd_inode__descriptor, &stasis__memfd_inode__descriptor },
 	{ "memfd-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
 	{ "cgroups", &stasis__cgroup_dir__descriptor, &stasis__cgroup_dir__descriptor },
+	{ "ns", &stasis__ns_entry__descriptor, &stasis__ns_entry__descriptor },
 	/* sealed checkpoints (lib/seal/): cipher and pagetags-N are plaintext;
 	 * seal is encrypted like every other record image */
 	{ "cipher", &stasis__seal_cipher__descriptor, NULL },

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Namespaces (collect/ns.c). Each NsEntry is made again before anything
+ * else by a short-lived holder: a child of stasis-inject that unshares
+ * the kind, fills the new namespace (names, clock offsets, its cgroup
+ * root) and waits until we hold the namespace by a descriptor. Those
+ * descriptors, and ours of every kind involved, are inherited by the
+ * task stubs (copies of stasis-inject), so each task enters its
+ * namespaces right after it is cloned, where they differ from its
+ * creator's; its later children inherit them. The descriptors go with
+ * the rest of ours when its files are restored.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "stasis/log.h"
+#include "stasis/util.h"
+
+static const struct ns_kind {
+	const char *file, *name;
+	int flag;
+	Stasis__NsKind kind;
+	/* the file of the holder to take it by: a time namespace is the one
+	 * of the holder's children to come */
+	const char *held;
+} kinds[] = {
+    {"net", "network", CLONE_NEWNET, STASIS__NS_KIND__NS_NET, "net"},
+    {"uts", "UTS", CLONE_NEWUTS, STASIS__NS_KIND__NS_UTS, "uts"},
+    {"ipc", "IPC", CLONE_NEWIPC, STASIS__NS_KIND__NS_IPC, "ipc"},
+    {"time", "time", CLONE_NEWTIME, STASIS__NS_KIND__NS_TIME, "time_for_children"},
+    {"cgroup", "cgroup", CLONE_NEWCGROUP, STASIS__NS_KIND__NS_CGROUP, "cgroup"},
+};
+
+struct ns {
+	Stasis__NsEntry *e;
+	const struct ns_kind *k;
+	int fd;
+};
+
+static struct ns *nss;
+static size_t nr_nss;
+static int own_fds[ARRAY_SIZE(kinds)]; /* fd + 1, opened when a kind is used */
+
+static const struct ns_kind *kind_of(Stasis__NsKind kind)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (kinds[i].kind == kind)
+			return &kinds[i];
+	return NULL;
+}
+
+static uint32_t task_ns(const Stasis__PstreeEntry *pe, Stasis__NsKind kind)
+{
+	switch (kind) {
+	case STASIS__NS_KIND__NS_NET:
+		return pe->net_ns;
+	case STASIS__NS_KIND__NS_UTS:
+		return pe->uts_ns;
+	case STASIS__NS_KIND__NS_IPC:
+		return pe->ipc_ns;
+	case STASIS__NS_KIND__NS_TIME:
+		return pe->time_ns;
+	case STASIS__NS_KIND__NS_CGROUP:
+		return pe->cgroup_ns;
+	default:
+		return 0;
+	}
+}
+
+static struct ns *find_ns(uint32_t id)
+{
+	for (size_t i = 0; i < nr_nss; i++)
+		if (nss[i].e->id == id)
+			return &nss[i];
+	return NULL;
+}
+
+const Stasis__NsEntry *ns_entry(uint32_t id)
+{
+	struct ns *ns = find_ns(id);
+
+	return ns ? ns->e : NULL;
+}
+
+/* ---- filling a new namespace, in its holder ---- */
+
+static int uts_fill(const Stasis__NsEntry *e)
+{
+	if (!e->uts) {
+		pr_err("UTS namespace %u: the checkpoint lacks its names", e->id);
+		return -1;
+	}
+	if (sethostname(e->uts->hostname, strlen(e->uts->hostname)) ||
+	    setdomainname(e->uts->domainname, strlen(e->uts->domainname))) {
+		pr_perror("UTS namespace %u: cannot set its names", e->id);
+		return -1;
+	}
+	return 0;
+}
+
+static int64_t clock_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static void split(int64_t ns, long long *sec, long *nsec)
+{
+	*sec = ns / 1000000000ll;
+	*nsec = ns % 1000000000ll;
+	if (*nsec < 0) {
+		*nsec += 1000000000l;
+		(*sec)--;
+	}
+}
+
+/* The clocks go on from where the dump froze them (not counting the time
+ * the tree spent in the checkpoint); offsets alone for an older record. */
+static int time_fill(const Stasis__NsEntry *e)
+{
+	const Stasis__TimeNs *tn = e->time;
+	int64_t mono, boot;
+	long long ms, bs;
+	long mn, bn;
+	char buf[128];
+	int fd, len;
+
+	if (!tn) {
+		pr_err("time namespace %u: the checkpoint lacks its clocks", e->id);
+		return -1;
+	}
+	if (tn->has_monotonic_at_dump_ns && tn->has_boottime_at_dump_ns) {
+		mono = tn->monotonic_at_dump_ns - clock_ns(CLOCK_MONOTONIC);
+		boot = tn->boottime_at_dump_ns - clock_ns(CLOCK_BOOTTIME);
+	} else {
+		mono = tn->monotonic_sec * 1000000000ll + tn->monotonic_nsec;
+		boot = tn->boottime_sec * 1000000000ll + tn->boottime_nsec;
+	}
+	split(mono, &ms, &mn);
+	split(boot, &bs, &bn);
+	len = snprintf(buf, sizeof(buf), "monotonic %lld %ld\nboottime %lld %ld\n", ms, mn, bs, bn);
+	fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, len) != len) {
+		pr_perror("time namespace %u: cannot set its offsets (monotonic %lld.%09ld s, "
+			  "boot time %lld.%09ld s)",
+			  e->id, ms, mn, bs, bn);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int fill(const struct ns *ns)
+{
+	switch (ns->k->kind) {
+	case STASIS__NS_KIND__NS_UTS:
+		return uts_fill(ns->e);
+	case STASIS__NS_KIND__NS_TIME:
+		return time_fill(ns->e);
+	case STASIS__NS_KIND__NS_CGROUP:
+		return 0; /* the holder entered its root before it unshared */
+	default:
+		pr_err("%s namespace %u: this stasis-inject cannot make it", ns->k->name,
+		       ns->e->id);
+		return -1;
+	}
+}
+
+/* A holder: makes the namespace, fills it, says so and waits for the end. */
+static int make_ns(struct itree *tr, struct ns *ns)
+{
+	char path[64], ok = 0;
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		pr_perror("cannot make a pipe");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		pr_perror("cannot fork the holder of %s namespace %u", ns->k->name, ns->e->id);
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ns->k->kind == STASIS__NS_KIND__NS_CGROUP &&
+		    cgroup_enter_ns_root(&tr->tasks[0],
+					 ns->e->cgroup_root ? ns->e->cgroup_root : "/"))
+			_exit(1);
+		if (unshare(ns->k->flag)) {
+			pr_perror("cannot make %s namespace %u", ns->k->name, ns->e->id);
+			_exit(1);
+		}
+		if (fill(ns) || write(p[1], "1", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	if (read(p[0], &ok, 1) == 1) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns->k->held);
+		ns->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (ns->fd < 0)
+			pr_perror("cannot open %s", path);
+	}
+	close(p[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	if (ns->fd < 0) {
+		pr_err("%s namespace %u could not be made", ns->k->name, ns->e->id);
+		return -1;
+	}
+	pr_debug("%s namespace %u made (was inode %llu)", ns->k->name, ns->e->id,
+		 (unsigned long long)ns->e->inode);
+	return 0;
+}
+
+static int own_fd(const struct ns_kind *k)
+{
+	size_t i = k - kinds;
+
+	if (!own_fds[i]) {
+		char path[64];
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", k->file);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("cannot open our own %s namespace", k->name);
+			return -1;
+		}
+		own_fds[i] = fd + 1;
+	}
+	return own_fds[i] - 1;
+}
+
+int ns_prepare(struct itree *tr)
+{
+	unsigned n = records_count("ns");
+
+	nss = xzalloc((n + 1) * sizeof(*nss));
+	for (unsigned i = 0; i < n; i++) {
+		struct ns *ns = &nss[nr_nss];
+
+		ns->fd = -1;
+		ns->e = records_get("ns", i, &stasis__ns_entry__descriptor);
+		if (!ns->e)
+			return -1;
+		nr_nss++;
+		ns->k = kind_of(ns->e->kind);
+		if (!ns->k || !ns->e->id || find_ns(ns->e->id) != ns) {
+			pr_err("namespace record %u of the checkpoint is malformed", i);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < tr->nr; i++)
+		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+			uint32_t id = task_ns(tr->tasks[i].pe, kinds[k].kind);
+			struct ns *ns = id ? find_ns(id) : NULL;
+
+			if (id && (!ns || ns->k != &kinds[k])) {
+				pr_err("task %d: its %s namespace %u is not in the checkpoint",
+				       tr->tasks[i].pid, kinds[k].name, id);
+				return -1;
+			}
+			if (ns && ns->fd < 0 && (make_ns(tr, ns) || own_fd(ns->k) < 0))
+				return -1;
+		}
+	/* a socket's namespace no task is in */
+	for (size_t i = 0; i < nr_nss; i++)
+		if (nss[i].fd < 0 && (make_ns(tr, &nss[i]) || own_fd(nss[i].k) < 0))
+			return -1;
+	return 0;
+}
+
+/*
+ * A task just cloned by src (NULL: by us) into its namespaces, where they
+ * differ from the ones it was born in.
+ */
+int ns_join(struct itask *t, struct itask *src)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+		uint32_t id = task_alive(t) ? task_ns(t->pe, kinds[k].kind) : 0;
+		uint32_t from = src ? task_ns(src->pe, kinds[k].kind) : 0;
+		int fd;
+		long r;
+
+		if (id == from)
+			continue;
+		fd = id ? find_ns(id)->fd : own_fd(&kinds[k]);
+		if (fd < 0)
+			return -1;
+		r = ISYS(t, SYS_setns, fd, kinds[k].flag);
+		if (r) {
+			pr_err("task %d: cannot enter its %s namespace: %s", t->pid, kinds[k].name,
+			       strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int ns_enter(uint32_t id)
+{
+	struct ns *ns = find_ns(id);
+
+	if (!ns) {
+		pr_err("no namespace %u in the checkpoint", id);
+		return -1;
+	}
+	if (own_fd(ns->k) < 0)
+		return -1;
+	if (setns(ns->fd, ns->k->flag)) {
+		pr_perror("cannot enter %s namespace %u", ns->k->name, id);
+		return -1;
+	}
+	return 0;
+}
+
+void ns_leave(Stasis__NsKind kind)
+{
+	const struct ns_kind *k = kind_of(kind);
+
+	/* every later step would act in the wrong namespace */
+	if (k && own_fds[k - kinds] && setns(own_fds[k - kinds] - 1, k->flag)) {
+		pr_perror("cannot come back to our own %s namespace", k->name);
+		abort();
+	}
+}
