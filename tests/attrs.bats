@@ -261,18 +261,6 @@ existing_settings_restored() { # MODE
 	wait_child "$RPID" 10
 }
 
-@test "a task in a cgroup namespace of its own is refused, naming it; the process runs on" {
-	local rc=0
-	start_prog cgroups ns
-	(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log) \
-		</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
-	[ "$rc" -ne 0 ] || die_with_logs "the dump succeeded"
-	grep -q "task $PID is in another cgroup namespace" "$BATS_TEST_TMPDIR/dump.out" ||
-		die_with_logs "the error does not name the task and its cgroup namespace"
-	assert_running_untraced "$PID"
-	go_and_check_original
-}
-
 @test "an unknown --manage-cgroups mode is refused by name, the tree left running" {
 	start_prog sleeper nanosleep
 	run stasis dump -t "$PID" -D "$IMG" --manage-cgroups=fuzzy

@@ -130,6 +130,10 @@ cgroups   cgroup          @DIR
 cgroups   cgroup-empty    @DIR
 cgroups   cgroup-perms    @DIR
 cgroups   cgroup-props    @DIR
+namespaces hostname
+namespaces child-hostname
+namespaces clock
+namespaces cgroup        cgroup
 pty       queued
 pty       winsize
 sched     sched

@@ -2,8 +2,6 @@
 /*
  * cgroups across a checkpoint (--manage-cgroups).
  *
- *   cgroups GOFILE ns            in a cgroup namespace of its own (which
- *                                stasis refuses): PASS after GO
  *   cgroups GOFILE DIR
  *
  * Makes a cgroup beside ours in the cgroup2 hierarchy and moves the process
@@ -441,14 +439,7 @@ int main(int argc, char **argv)
 	pthread_t th;
 	int ret;
 
-	tp_init(argc, argv, 2, "GOFILE DIR|ns");
-	if (!strcmp(argv[2], "ns")) {
-		if (unshare(CLONE_NEWCGROUP))
-			tp_die("unshare(CLONE_NEWCGROUP)");
-		tp_ready();
-		tp_wait_go();
-		return tp_finish();
-	}
+	tp_init(argc, argv, 2, "GOFILE DIR");
 	v2_home(mnt, sizeof(mnt), home, sizeof(home));
 	snprintf(v2, sizeof(v2), "%s/stasis-test-%d", mnt, (int)getpid());
 	snprintf(v1, sizeof(v1), "%s/cgv1", argv[2]);
