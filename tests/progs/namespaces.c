@@ -108,7 +108,8 @@ static void check_ns_apart(const char *who, const char *kind)
 	ino_t own = ns_ino("self", kind), host = ns_ino("1", kind);
 
 	if (!own || own == host)
-		tp_fail("%s: its %s namespace is PID 1's (inode %lu)", who, kind, (unsigned long)own);
+		tp_fail("%s: its %s namespace is PID 1's (inode %lu)", who, kind,
+			(unsigned long)own);
 }
 
 static void check_names(const char *who, const char *host, const char *domain)
@@ -133,8 +134,8 @@ static void check_clocks(const char *who, int64_t mono0, int64_t boot0, int64_t 
 	if (tp_sabotaged("clock"))
 		mono -= MONO_AHEAD * 1000000000LL;
 	if (mono < mono0 || mono - mono0 > real - real0 + slack)
-		tp_fail("%s: CLOCK_MONOTONIC went from %lld to %lld ns in %lld ns of wall time", who,
-			(long long)mono0, (long long)mono, (long long)(real - real0));
+		tp_fail("%s: CLOCK_MONOTONIC went from %lld to %lld ns in %lld ns of wall time",
+			who, (long long)mono0, (long long)mono, (long long)(real - real0));
 	if (boot < boot0 || boot - boot0 > real - real0 + slack)
 		tp_fail("%s: CLOCK_BOOTTIME went from %lld to %lld ns in %lld ns of wall time", who,
 			(long long)boot0, (long long)boot, (long long)(real - real0));
@@ -167,8 +168,8 @@ int main(int argc, char **argv)
 	if (cg) {
 		cgroup2_mount(mnt, sizeof(mnt));
 		cgroup2_line(buf, sizeof(buf));
-		snprintf(cgdir, sizeof(cgdir), "%.900s%.900s/stasis-ns-%d", mnt, strcmp(buf, "/") ? buf : "",
-			 (int)getpid());
+		snprintf(cgdir, sizeof(cgdir), "%.900s%.900s/stasis-ns-%d", mnt,
+			 strcmp(buf, "/") ? buf : "", (int)getpid());
 		snprintf(inner, sizeof(inner), "%.2048s/inner", cgdir);
 		if (mkdir(cgdir, 0755) || mkdir(inner, 0755))
 			tp_die("mkdir %s", inner);
