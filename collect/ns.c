@@ -302,73 +302,106 @@ static int time_collect(struct ns *ns, Stasis__NsEntry *e)
 	return 0;
 }
 
-/* The cgroup2 line of a /proc cgroup file, the path after "0::". */
-static char *cgroup2_path(pid_t pid)
+/* The lines of /proc/PID/cgroup ("ID:CONTROLLERS:PATH"), as we see them
+ * where we are; NULL-terminated, or NULL. */
+static char **cgroup_lines(pid_t pid)
 {
-	char path[64], *line = NULL, *ret = NULL;
-	size_t cap = 0;
+	char path[64], *line = NULL, **lines = NULL;
+	size_t cap = 0, n = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
 	f = fopen(path, "re");
 	if (!f)
 		return NULL;
-	while (!ret && getline(&line, &cap, f) > 0)
-		if (!strncmp(line, "0::", 3)) {
-			line[strcspn(line, "\n")] = 0;
-			ret = xstrdup(line + 3);
-		}
+	lines = xzalloc(sizeof(*lines));
+	while (getline(&line, &cap, f) > 0) {
+		line[strcspn(line, "\n")] = 0;
+		lines = xrealloc(lines, (n + 2) * sizeof(*lines));
+		lines[n++] = xstrdup(line);
+		lines[n] = NULL;
+	}
 	free(line);
 	fclose(f);
-	return ret;
+	return lines;
 }
 
-/*
- * The root of a cgroup namespace: the task's cgroup2 path as we see it,
- * less the path the namespace shows it (which is relative to the root).
- */
+static void free_lines(char **lines)
+{
+	for (size_t i = 0; lines && lines[i]; i++)
+		free(lines[i]);
+	free(lines);
+}
+
+/* The root of hierarchy line out (as we see the task's cgroup in it):
+ * that path less the one the namespace shows (relative to the root). */
+static char *hierarchy_root(pid_t pid, const char *out, char **inside)
+{
+	const char *c2 = strchr(strchr(out, ':') + 1, ':') + 1, *in = NULL;
+	size_t pl = c2 - out, ol = strlen(c2), il;
+	char *root;
+
+	for (size_t i = 0; inside[i] && !in; i++)
+		if (!strncmp(inside[i], out, pl))
+			in = inside[i] + pl;
+	if (!in) {
+		pr_err("task %d: its cgroup namespace does not show hierarchy %.*s", pid,
+		       (int)pl - 1, out);
+		return NULL;
+	}
+	il = strcmp(in, "/") ? strlen(in) : 0;
+	if (!strncmp(in, "/..", 3) || il > ol || (il && strcmp(c2 + ol - il, in))) {
+		pr_err("task %d is outside the root of its cgroup namespace (it sees its cgroup "
+		       "%.*s%s as %s): not supported",
+		       pid, (int)pl, out, c2, in);
+		return NULL;
+	}
+	root = xzalloc(pl + ol - il + 2);
+	memcpy(root, out, pl + ol - il);
+	if (ol == il)
+		strcat(root, "/");
+	return root;
+}
+
+/* The root of a cgroup namespace in each hierarchy: "ID:CONTROLLERS:ROOT". */
 static int cgroup_collect(struct ns *ns, Stasis__NsEntry *e)
 {
-	static char *root;
-	char *outside = cgroup2_path(ns->pid), *inside = NULL;
-	size_t ol, il;
+	static char **roots;
+	char **outside = cgroup_lines(ns->pid), **inside = NULL;
 	int ret = -1;
 
-	if (!outside) {
-		pr_err("task %d is in a cgroup namespace but in no cgroup2 cgroup: only cgroup2 "
-		       "namespaces are carried",
-		       ns->pid);
-		return -1;
-	}
-	if (ns_enter(ns->id))
+	free_lines(roots);
+	roots = NULL;
+	if (!outside || ns_enter(ns->id))
 		goto out;
-	inside = cgroup2_path(ns->pid);
+	inside = cgroup_lines(ns->pid);
 	ns_leave(ns->k->kind);
 	if (!inside) {
-		pr_err("cannot read the cgroup of task %d in its cgroup namespace", ns->pid);
+		pr_err("cannot read the cgroups of task %d in its cgroup namespace", ns->pid);
 		goto out;
 	}
-	ol = strlen(outside);
-	il = strcmp(inside, "/") ? strlen(inside) : 0;
-	if (strncmp(inside, "/..", 3) == 0 || il > ol || strcmp(outside + ol - il, inside)) {
-		pr_err("task %d is outside the root of its cgroup namespace (it sees its cgroup as "
-		       "%s): not supported",
-		       ns->pid, inside);
-		goto out;
+	roots = xzalloc(sizeof(*roots));
+	for (size_t i = 0; outside[i]; i++) {
+		char *c1 = strchr(outside[i], ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+		if (!c2) {
+			pr_err("task %d: bad cgroup line \"%s\"", ns->pid, outside[i]);
+			goto out;
+		}
+		roots = xrealloc(roots, (i + 2) * sizeof(*roots));
+		roots[i + 1] = NULL;
+		if (!(roots[i] = hierarchy_root(ns->pid, outside[i], inside)))
+			goto out;
+		pr_debug("cgroup namespace %u: root %s", ns->id, roots[i]);
+		e->n_cgroup_roots = i + 1;
 	}
-	free(root);
-	root = xstrdup(outside);
-	root[ol - il] = 0;
-	if (!*root) {
-		free(root);
-		root = xstrdup("/");
-	}
-	e->cgroup_root = root;
-	pr_debug("cgroup namespace %u: root %s", ns->id, root);
+	e->cgroup_roots = roots;
 	ret = 0;
 out:
-	free(outside);
-	free(inside);
+	if (!outside)
+		pr_err("cannot read the cgroups of task %d", ns->pid);
+	free_lines(outside);
+	free_lines(inside);
 	return ret;
 }
 

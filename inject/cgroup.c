@@ -574,56 +574,70 @@ int cgroup_finish(void)
 
 /*
  * In the holder of a cgroup namespace (inject/ns.c), before it makes the
- * namespace: into the cgroup2 cgroup that is its root, moved by
- * --cgroup-root as the tree's cgroups are. With --manage-cgroups=ignore
- * the tree stays in our cgroup, and so does the namespace's root.
+ * namespace: into the cgroups that are its roots (/proc cgroup lines),
+ * moved by --cgroup-root as the tree's cgroups are. With
+ * --manage-cgroups=ignore the tree stays in our cgroups, and so do the
+ * namespace's roots.
  */
-int cgroup_enter_ns_root(struct itask *root_task, const char *root)
+int cgroup_enter_ns_root(struct itask *root_task, char **lines, size_t n)
 {
-	char moved[PATH_MAX], file[PATH_MAX + 32];
-	const struct cgmount *m;
-	const char *path, *rel;
-	int fd, len;
-
 	if (!opts.manage_cgroups)
 		return 0;
 	if (!root_lines && root_task->nr_threads) {
 		root_lines = root_task->threads[0].th->cgroups;
 		nr_root_lines = root_task->threads[0].th->n_cgroups;
 	}
-	if (!good_path(root) || cgmounts_read() ||
-	    !(path = cg_path("", root, moved, sizeof(moved))))
+	if (cgmounts_read())
 		return -1;
-	m = cgmount_find("", path, &rel);
-	if (!m) {
-		pr_err("cgroup namespace root %s: cgroup2 is not mounted here", path);
-		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char ctrl[256], moved[PATH_MAX], file[PATH_MAX + 32];
+		const char *c1 = strchr(lines[i], ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		const char *path, *rel, *name;
+		const struct cgmount *m;
+		int fd, len;
+
+		if (!c2 || (size_t)(c2 - c1 - 1) >= sizeof(ctrl) || !good_path(c2 + 1)) {
+			pr_err("bad cgroup namespace root \"%s\" in the checkpoint", lines[i]);
+			return -1;
+		}
+		snprintf(ctrl, sizeof(ctrl), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+		name = *ctrl ? ctrl : "v2";
+		if (!(path = cg_path(ctrl, c2 + 1, moved, sizeof(moved))))
+			return -1;
+		len = snprintf(file, sizeof(file), "%.*s%s", (int)(c2 + 1 - lines[i]), lines[i], path);
+		if (len < (int)sizeof(file) && already_in(getpid(), getpid(), file))
+			continue; /* a hierarchy no one mounted: the root of every task */
+		m = cgmount_find(ctrl, path, &rel);
+		if (!m) {
+			pr_err("cgroup namespace root %s:%s: the hierarchy is not mounted here", name,
+			       path);
+			return -1;
+		}
+		len = snprintf(file, sizeof(file), "%s%s", m->dir, rel);
+		if (len >= (int)sizeof(file) - 16) {
+			pr_err("cgroup namespace root %s:%s: path too long", name, path);
+			return -1;
+		}
+		if (make_none() && access(file, F_OK)) {
+			pr_perror("cgroup namespace root %s:%s (%s) is not there (--manage-cgroups=%s "
+				  "does not make cgroups)",
+				  name, path, file, cg_mode_name(opts.manage_cgroups));
+			return -1;
+		}
+		if (mkdirs(file)) {
+			pr_perror("cannot make cgroup directory %s", file);
+			return -1;
+		}
+		strcat(file, *ctrl ? "/tasks" : "/cgroup.procs");
+		fd = open(file, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1) {
+			pr_perror("cannot enter cgroup %s, a root of a cgroup namespace", file);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
 	}
-	len = snprintf(file, sizeof(file), "%s%s", m->dir, rel);
-	if (len >= (int)sizeof(file) - 16) {
-		pr_err("cgroup namespace root %s: path too long", path);
-		return -1;
-	}
-	if (make_none() && access(file, F_OK)) {
-		pr_perror(
-		    "cgroup namespace root %s (%s) is not there (--manage-cgroups=%s does not "
-		    "make cgroups)",
-		    path, file, cg_mode_name(opts.manage_cgroups));
-		return -1;
-	}
-	if (mkdirs(file)) {
-		pr_perror("cannot make cgroup directory %s", file);
-		return -1;
-	}
-	strcat(file, "/cgroup.procs");
-	fd = open(file, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1) {
-		pr_perror("cannot enter cgroup %s, the root of a cgroup namespace", file);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
 	return 0;
 }
 

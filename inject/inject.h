@@ -192,7 +192,7 @@ int sched_restore(struct itask *t);
 /* cgroup.c: --manage-cgroups: every thread back in its cgroups;
  * cgroup_finish: the settings written once every task is in */
 int cgroup_restore(struct itask *t);
-int cgroup_enter_ns_root(struct itask *root_task, const char *root);
+int cgroup_enter_ns_root(struct itask *root_task, char **lines, size_t n);
 int cgroup_finish(void);
 
 /* lazy.c: --lazy-pages (docs/lazy.md); img_run_lazy (image library) tells

@@ -203,8 +203,7 @@ static int make_ns(struct itree *tr, struct ns *ns)
 		close(p[0]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (ns->k->kind == STASIS__NS_KIND__NS_CGROUP &&
-		    cgroup_enter_ns_root(&tr->tasks[0],
-					 ns->e->cgroup_root ? ns->e->cgroup_root : "/"))
+		    cgroup_enter_ns_root(&tr->tasks[0], ns->e->cgroup_roots, ns->e->n_cgroup_roots))
 			_exit(1);
 		if (unshare(ns->k->flag)) {
 			pr_perror("cannot make %s namespace %u", ns->k->name, ns->e->id);
