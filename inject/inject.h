@@ -30,6 +30,8 @@ struct inject_opts {
 		const char *root;
 	} *cgroup_roots; /* --cgroup-root [CTRL:]/PATH */
 	int nr_cgroup_roots;
+	char **join_ns; /* --join-ns NS:PID|FILE, as given */
+	int nr_join_ns;
 };
 
 /* --manage-cgroups: criu's modes (inject/cgroup.c) */
@@ -222,8 +224,9 @@ int ns_prepare(struct itree *tr);
 /* t, just cloned by src (NULL: by us), into its namespaces */
 int ns_join(struct itask *t, struct itask *src);
 const Stasis__NsEntry *ns_entry(uint32_t id);
-/* This thread into namespace id of the checkpoint, and back to ours. */
-int ns_enter(uint32_t id);
+/* This thread into namespace id of that kind of the checkpoint (0: the
+ * one the dump ran in; --join-ns followed), and back to ours. */
+int ns_enter(Stasis__NsKind kind, uint32_t id);
 void ns_leave(Stasis__NsKind kind);
 
 int pstree_load(struct itree *tr);

@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -51,6 +54,18 @@ struct ns {
 static struct ns *nss;
 static size_t nr_nss;
 static int own_fds[ARRAY_SIZE(kinds)]; /* fd + 1, opened when a kind is used */
+/* --join-ns: fd + 1 of the namespace that replaces the root task's */
+static int joined_fds[ARRAY_SIZE(kinds)];
+static uint32_t root_ids[ARRAY_SIZE(kinds)];
+
+#define JOINED UINT32_MAX
+
+/* What a task of namespace id of kind k goes into: id, JOINED for the
+ * root task's under --join-ns, 0 for ours. */
+static uint32_t ns_key(size_t k, uint32_t id)
+{
+	return joined_fds[k] && id == root_ids[k] ? JOINED : id;
+}
 
 static const struct ns_kind *kind_of(Stasis__NsKind kind)
 {
@@ -252,6 +267,47 @@ static int own_fd(const struct ns_kind *k)
 	return own_fds[i] - 1;
 }
 
+/* --join-ns NS:PID|FILE, as criu takes it. */
+static int join_ns(const char *arg)
+{
+	const char *colon = strchr(arg, ':'), *what = colon ? colon + 1 : "";
+	const struct ns_kind *k = NULL;
+	char path[PATH_MAX];
+	int fd;
+
+	for (size_t i = 0; colon && i < ARRAY_SIZE(kinds); i++)
+		if ((size_t)(colon - arg) == strlen(kinds[i].file) &&
+		    !strncmp(arg, kinds[i].file, colon - arg))
+			k = &kinds[i];
+	if (!k || !*what) {
+		pr_err("--join-ns %s: expected NS:PID or NS:FILE, NS one of net, uts, ipc, time, "
+		       "cgroup",
+		       arg);
+		return -1;
+	}
+	if (strspn(what, "0123456789") == strlen(what))
+		snprintf(path, sizeof(path), "/proc/%s/ns/%s", what, k->file);
+	else
+		snprintf(path, sizeof(path), "%s", what);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("--join-ns %s: cannot open %s", arg, path);
+		return -1;
+	}
+	if (ioctl(fd, NS_GET_NSTYPE) != k->flag) {
+		pr_err("--join-ns %s: %s is not a %s namespace", arg, path, k->name);
+		close(fd);
+		return -1;
+	}
+	if (joined_fds[k - kinds])
+		close(joined_fds[k - kinds] - 1);
+	joined_fds[k - kinds] = fd + 1;
+	if (own_fd(k) < 0)
+		return -1;
+	pr_info("the tree goes into the %s namespace of %s", k->name, path);
+	return 0;
+}
+
 int ns_prepare(struct itree *tr)
 {
 	unsigned n = records_count("ns");
@@ -271,12 +327,17 @@ int ns_prepare(struct itree *tr)
 			return -1;
 		}
 	}
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++)
+		root_ids[k] = task_ns(tr->tasks[0].pe, kinds[k].kind);
+	for (int i = 0; i < opts.nr_join_ns; i++)
+		if (join_ns(opts.join_ns[i]))
+			return -1;
 	for (size_t i = 0; i < tr->nr; i++)
 		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
 			uint32_t id = task_ns(tr->tasks[i].pe, kinds[k].kind);
-			struct ns *ns = id ? find_ns(id) : NULL;
+			struct ns *ns = id && ns_key(k, id) != JOINED ? find_ns(id) : NULL;
 
-			if (id && (!ns || ns->k != &kinds[k])) {
+			if (id && ns_key(k, id) != JOINED && (!ns || ns->k != &kinds[k])) {
 				pr_err("task %d: its %s namespace %u is not in the checkpoint",
 				       tr->tasks[i].pid, kinds[k].name, id);
 				return -1;
@@ -286,7 +347,8 @@ int ns_prepare(struct itree *tr)
 		}
 	/* a socket's namespace no task is in */
 	for (size_t i = 0; i < nr_nss; i++)
-		if (nss[i].fd < 0 && (make_ns(tr, &nss[i]) || own_fd(nss[i].k) < 0))
+		if (nss[i].fd < 0 && ns_key(nss[i].k - kinds, nss[i].e->id) != JOINED &&
+		    (make_ns(tr, &nss[i]) || own_fd(nss[i].k) < 0))
 			return -1;
 	return 0;
 }
@@ -298,14 +360,14 @@ int ns_prepare(struct itree *tr)
 int ns_join(struct itask *t, struct itask *src)
 {
 	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
-		uint32_t id = task_alive(t) ? task_ns(t->pe, kinds[k].kind) : 0;
-		uint32_t from = src ? task_ns(src->pe, kinds[k].kind) : 0;
+		uint32_t id = task_alive(t) ? ns_key(k, task_ns(t->pe, kinds[k].kind)) : 0;
+		uint32_t from = src ? ns_key(k, task_ns(src->pe, kinds[k].kind)) : 0;
 		int fd;
 		long r;
 
 		if (id == from)
 			continue;
-		fd = id ? find_ns(id)->fd : own_fd(&kinds[k]);
+		fd = id == JOINED ? joined_fds[k] - 1 : id ? find_ns(id)->fd : own_fd(&kinds[k]);
 		if (fd < 0)
 			return -1;
 		r = ISYS(t, SYS_setns, fd, kinds[k].flag);
@@ -318,18 +380,29 @@ int ns_join(struct itask *t, struct itask *src)
 	return 0;
 }
 
-int ns_enter(uint32_t id)
+int ns_enter(Stasis__NsKind kind, uint32_t id)
 {
-	struct ns *ns = find_ns(id);
+	const struct ns_kind *k = kind_of(kind);
+	struct ns *ns;
+	int fd;
 
-	if (!ns) {
-		pr_err("no namespace %u in the checkpoint", id);
+	if (!k) {
+		pr_err("no namespace kind %d", kind);
 		return -1;
 	}
-	if (own_fd(ns->k) < 0)
+	id = ns_key(k - kinds, id);
+	if (!id)
+		return 0; /* ours */
+	ns = id == JOINED ? NULL : find_ns(id);
+	if (id != JOINED && (!ns || ns->k != k)) {
+		pr_err("no %s namespace %u in the checkpoint", k->name, id);
 		return -1;
-	if (setns(ns->fd, ns->k->flag)) {
-		pr_perror("cannot enter %s namespace %u", ns->k->name, id);
+	}
+	fd = ns ? ns->fd : joined_fds[k - kinds] - 1;
+	if (own_fd(k) < 0)
+		return -1;
+	if (setns(fd, k->flag)) {
+		pr_perror("cannot enter %s namespace %u", k->name, id);
 		return -1;
 	}
 	return 0;

@@ -38,6 +38,10 @@ static void usage(FILE *f)
 		   "      --cgroup-root [CTRL:]/PATH  with --manage-cgroups: the tree's cgroups of\n"
 		   "                          the hierarchy of CTRL (of every other one without\n"
 		   "                          CTRL) go below PATH, not the root task's cgroup\n"
+		   "  -J, --join-ns NS:PID|FILE  restore the tree into an existing namespace\n"
+		   "                          instead of the root task's own: NS is net, uts,\n"
+		   "                          ipc, time or cgroup; the namespace of process PID,\n"
+		   "                          or the namespace file FILE (may be repeated)\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
@@ -76,12 +80,13 @@ int inject_parse_opts(int argc, char **argv)
 		{ "work-dir", required_argument, NULL, 'W' },
 		{ "manage-cgroups", required_argument, NULL, 'M' },
 		{ "cgroup-root", required_argument, NULL, 'G' },
+		{ "join-ns", required_argument, NULL, 'J' },
 		COMMON_LONG_OPTS,
 		{}
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "dsjlW:" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "dsjlW:J:" COMMON_SHORT_OPTS, lopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			opts.detached = true;
@@ -133,6 +138,10 @@ int inject_parse_opts(int argc, char **argv)
 			opts.cgroup_roots[opts.nr_cgroup_roots++] = cr;
 			break;
 		}
+		case 'J':
+			opts.join_ns = xrealloc(opts.join_ns, (opts.nr_join_ns + 1) * sizeof(char *));
+			opts.join_ns[opts.nr_join_ns++] = optarg;
+			break;
 		case 'I': {
 			char *end = optarg;
 			long fd = -1;

@@ -227,7 +227,10 @@ static const struct fe_option options[] = {
 	TODO("cpu-cap", 0, optional_argument),
 	TODO("restore-sibling", 'S', no_argument),
 	TODO("root", 'r', required_argument),
-	TODO("join-ns", 'J', required_argument),
+	{ "join-ns", 'J', required_argument, K_LIST, CMD_RESTORE, L_JOIN_NS, 0, "NS:PID|FILE",
+	  "restore the tree into an existing namespace instead of the root task's own (its "
+	  "recorded contents left out): NS is net, uts, ipc, time or cgroup; the namespace of "
+	  "process PID or the namespace file FILE (may be repeated)", TO_INJECT },
 	TODO("veth-pair", 0, required_argument),
 	TODO("lsm-profile", 0, required_argument),
 	TODO("lsm-mount-context", 0, required_argument),

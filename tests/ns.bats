@@ -82,3 +82,57 @@ offset() { # PID CLOCK
 	[[ "$output" == *"task $PID made a time namespace for its children to come, which stasis does not support"* ]]
 	assert_running_untraced "$PID"
 }
+
+# A process holding a UTS namespace named NAME, ours to end. Sets HOLDER.
+start_uts_holder() { # NAME
+	(
+		close_extra_fds
+		exec setsid unshare --uts sh -c "hostname $1 && exec sleep 1000" </dev/null >/dev/null 2>&1
+	) &
+	HOLDER=$!
+	local i exe
+	# owned once it is sleep, the command it stays (teardown ends only
+	# what still runs the executable it was owned with)
+	for i in $(seq 100); do
+		exe=$(readlink "/proc/$HOLDER/exe") || true
+		[ "$exe" != "$(readlink -f "$(command -v sleep)")" ] || break
+		sleep 0.05
+	done
+	own_pid "$HOLDER" "$exe"
+	[ "$exe" = "$(readlink -f "$(command -v sleep)")" ]
+}
+
+@test "restore --join-ns uts:PID and uts:FILE put the tree into an existing namespace, its own names left out" {
+	local how
+	start_prog namespaces
+	dump_and_kill_tree
+	start_uts_holder joined.example
+	for how in "$HOLDER" "/proc/$HOLDER/ns/uts"; do
+		start_restore -d --join-ns "uts:$how"
+		wait_child "$RPID" "$STASIS_TEST_WAIT"
+		[ "$STATUS" -eq 0 ] || die_with_logs "restore --join-ns uts:$how exited with $STATUS"
+		own_image_tree
+		[ "$(readlink "/proc/$PID/ns/uts")" = "$(readlink "/proc/$HOLDER/ns/uts")" ] ||
+			die_with_logs "the root is not in the joined namespace"
+		[ "$(nsenter -t "$PID" -u hostname)" = joined.example ]
+		# the child's own namespace is still made again
+		local child
+		child=$(awk '{ print $1 }' "/proc/$PID/task/$PID/children")
+		[ "$(nsenter -t "$child" -u hostname)" = "stasis-ns-child-$PID" ]
+		kill -KILL "$PID" "$child"
+		wait_gone "$child" 20
+		wait_ids_free 30
+	done
+}
+
+@test "restore --join-ns with an unknown kind or a file of another kind fails in one line, nothing left running" {
+	start_prog namespaces
+	dump_and_kill_tree
+	run ! stasis restore -D "$IMG" --join-ns pid:1
+	[[ "$output" == *"--join-ns pid:1: expected NS:PID or NS:FILE, NS one of net, uts, ipc, time, cgroup"* ]]
+	run ! stasis restore -D "$IMG" --join-ns uts:/proc/self/ns/net
+	[[ "$output" == *"/proc/self/ns/net is not a UTS namespace"* ]]
+	run ! stasis restore -D "$IMG" --join-ns uts:/nonexistent
+	[[ "$output" == *"cannot open /nonexistent"* ]]
+	run ! alive "$PID"
+}
