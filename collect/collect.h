@@ -118,6 +118,12 @@ int ns_register_fd(Stasis__NsKind kind, int nsfd);
 int ns_enter(uint32_t id);
 void ns_leave(Stasis__NsKind kind);
 int ns_write(struct img_writer *w);
+/* collect/ipcns.c: IPC namespace nsid's sysctls and SysV objects into e,
+ * the segments' contents and the messages into images ipc-shm, ipc-msg */
+int ipcns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
+/* A task's SysV mapping (the whole attach: len), checked against the
+ * segments of its IPC namespace; refused (-1, said) in ours. */
+int ipcns_note_attach(pid_t pid, unsigned long start, int shmid, uint32_t key, uint64_t len);
 int mm_collect(struct ctask *ct, struct img_writer *w);
 int mm_write_pages(struct ctask *ct, struct img_writer *w);
 int fs_collect(struct ctask *ct, struct img_writer *w);

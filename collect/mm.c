@@ -57,6 +57,59 @@ static void find_zero_pfn(void)
 	munmap((void *)p, PAGE_SIZE);
 }
 
+/* Whether v is a SysV shared memory attach ("/SYSV<key> (deleted)"). */
+static bool sysv_key(const struct proc_vma *v, uint32_t *key)
+{
+	unsigned int k;
+	int n = 0;
+
+	if (!v->shared || sscanf(v->path, "/SYSV%8x (deleted)%n", &k, &n) != 1 ||
+	    n != (int)strlen(v->path))
+		return false;
+	if (key)
+		*key = k;
+	return true;
+}
+
+/*
+ * A SysV mapping: the whole of an attach, in pieces (mprotect splits it)
+ * of consecutive offsets from the first; noted for ipcns.c to check. The
+ * first piece (pgoff 0) stands for the attach.
+ */
+static int sysv_collect_vma(struct ctask *ct, const struct proc_vma *vmas, int nr, int i)
+{
+	const struct proc_vma *v = &vmas[i];
+	uint32_t key = 0;
+	int j;
+
+	sysv_key(v, &key);
+	if (v->vmflags & VMF_HUGETLB) {
+		pr_err(
+		    "task %d: SysV segment %lu is attached at %#lx with huge pages (SHM_HUGETLB): "
+		    "not supported",
+		    ct->pid, v->ino, v->start);
+		return -1;
+	}
+	if (v->pgoff) {
+		const struct proc_vma *p = i ? &vmas[i - 1] : NULL;
+
+		if (p && p->ino == v->ino && sysv_key(p, NULL) && p->end == v->start &&
+		    p->pgoff + (p->end - p->start) == v->pgoff)
+			return 0;
+		pr_err(
+		    "task %d: SysV segment %lu is attached at %#lx only in part (the rest of the "
+		    "attach unmapped): not supported",
+		    ct->pid, v->ino, v->start - v->pgoff);
+		return -1;
+	}
+	for (j = i + 1;
+	     j < nr && vmas[j].ino == v->ino && sysv_key(&vmas[j], NULL) &&
+	     vmas[j].start == vmas[j - 1].end && vmas[j].pgoff == vmas[j].start - v->start;
+	     j++)
+		;
+	return ipcns_note_attach(ct->pid, v->start, v->ino, key, vmas[j - 1].end - v->start);
+}
+
 static Stasis__VmaKind vma_kind(const struct proc_vma *v)
 {
 	if (!strcmp(v->path, "[heap]"))
@@ -76,6 +129,10 @@ static Stasis__VmaKind vma_kind(const struct proc_vma *v)
 	/* shared anonymous memory; mapped privately too, through map_files */
 	if (!strcmp(v->path, "/dev/zero (deleted)") || !strncmp(v->path, "[anon_shmem:", 12))
 		return STASIS__VMA_KIND__SHMEM;
+	/* a SysV segment attached by the task: restored from its IPC
+	 * namespace (ipcns.c) */
+	if (sysv_key(v, NULL))
+		return STASIS__VMA_KIND__SYSV_SHM;
 	/* a memfd, shared or private: restored from its object (memfd.c) */
 	if (memfd_path(v->path))
 		return STASIS__VMA_KIND__SHMEM;
@@ -410,7 +467,7 @@ static int scan_hugetlb(struct ctask *ct, int pm_fd, const struct proc_vma *v)
 /*
  * A hugetlb mapping: private or shared anonymous memory (MAP_HUGETLB) or a
  * memfd made with MFD_HUGETLB; its kind in *kind. Files of a mounted
- * hugetlbfs and SysV shared memory are not carried.
+ * hugetlbfs and SysV segments of huge pages are not carried.
  */
 static int hugetlb_vma(const struct ctask *ct, const struct proc_vma *v, Stasis__VmaKind *kind)
 {
@@ -549,7 +606,8 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			continue;
 		}
 		stasis__vma__init(pv);
-		if ((v->vmflags & VMF_HUGETLB) && hugetlb_vma(ct, v, &kind)) {
+		if ((v->vmflags & VMF_HUGETLB) && kind != STASIS__VMA_KIND__SYSV_SHM &&
+		    hugetlb_vma(ct, v, &kind)) {
 			free(pv);
 			goto err;
 		}
@@ -601,6 +659,16 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			goto err;
 		}
 		mm.vmas[mm.n_vmas++] = pv;
+		if (kind == STASIS__VMA_KIND__SYSV_SHM) {
+			/* no pages: the segment's are in its IPC namespace's */
+			pv->flags = MAP_SHARED;
+			pv->pgoff = v->pgoff;
+			pv->has_shmid = true;
+			pv->shmid = v->ino;
+			if (sysv_collect_vma(ct, vmas, nr, i))
+				goto err;
+			continue;
+		}
 		if (kind == STASIS__VMA_KIND__AIO) {
 			if (aio_collect_vma(ct, v, &mm))
 				goto err;

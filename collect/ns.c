@@ -5,7 +5,8 @@
  * the task's PstreeEntry names it by that id, and stasis-inject makes it
  * again (inject/ns.c). Sockets name theirs the same way (ns_register_fd).
  * Carried: UTS (host and domain name), time (the clocks as the namespace
- * saw them), cgroup (its root). Refused before anything is touched: PID
+ * saw them), cgroup (its root), IPC (its sysctls and SysV objects:
+ * ipcns.c). Refused before anything is touched: PID
  * and user namespaces, a time or PID namespace made for children to come,
  * and the kinds with no support here yet. Mount namespaces are not
  * compared: `ip netns exec` makes one for every command it runs, and the
@@ -33,7 +34,7 @@ static const struct ns_kind {
 } kinds[] = {
     {"net", "network", CLONE_NEWNET, 0},
     {"uts", "UTS", CLONE_NEWUTS, STASIS__NS_KIND__NS_UTS},
-    {"ipc", "IPC", CLONE_NEWIPC, 0},
+    {"ipc", "IPC", CLONE_NEWIPC, STASIS__NS_KIND__NS_IPC},
     {"pid", "PID", CLONE_NEWPID, 0},
     {"user", "user", CLONE_NEWUSER, 0},
     {"time", "time", CLONE_NEWTIME, STASIS__NS_KIND__NS_TIME},
@@ -429,6 +430,9 @@ int ns_write(struct img_writer *w)
 			break;
 		case STASIS__NS_KIND__NS_CGROUP:
 			r = cgroup_collect(ns, &e);
+			break;
+		case STASIS__NS_KIND__NS_IPC:
+			r = ipcns_collect(ns->id, &e, w);
 			break;
 		default:
 			pr_err("%s namespace %u: not carried", ns->k->name, ns->id);

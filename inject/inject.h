@@ -228,6 +228,16 @@ const Stasis__NsEntry *ns_entry(uint32_t id);
  * one the dump ran in; --join-ns followed), and back to ours. */
 int ns_enter(Stasis__NsKind kind, uint32_t id);
 void ns_leave(Stasis__NsKind kind);
+/* the namespace id of the dump is one --join-ns replaced: nothing of it is remade */
+bool ns_joined(Stasis__NsKind kind, uint32_t id);
+
+/* inject/ipcns.c: an IPC namespace's sysctls and SysV objects, in its
+ * holder (ns.c); ipcns_finish, once every task has its mappings: segments
+ * removed while attached marked so again, kernel.shm_rmid_forced;
+ * ipcns_map: a SysV mapping of t, attached again in t */
+int ipcns_fill(const Stasis__NsEntry *e);
+int ipcns_finish(void);
+int ipcns_map(struct itask *t, const Stasis__Vma *v);
 
 int pstree_load(struct itree *tr);
 /* Frees what pstree_load loaded (the fuzz harness; a restore keeps it). */

@@ -219,8 +219,8 @@ int main(int argc, char **argv)
 	 * now: while waiting for PIDs, a hang-up of the pipe means a sender gone */
 	imgr_readahead(r);
 	root = tree.tasks[0].pid;
-	if (restore_tree(&tree, r, &f, more) || write_pidfile(root) || actions_restored(root) ||
-	    inet_finish())
+	if (restore_tree(&tree, r, &f, more) || ipcns_finish() || write_pidfile(root) ||
+	    actions_restored(root) || inet_finish())
 		goto fail;
 	/*
 	 * Every task has its files: the link remaps and the ghosts' temporary

@@ -288,6 +288,12 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 	 * read-only shared mapping: make it writable until they are in. */
 	if (has_pages && (v->flags & MAP_SHARED))
 		prot |= PROT_WRITE;
+	if (v->kind == STASIS__VMA_KIND__SYSV_SHM) {
+		/* attached again from its IPC namespace (ipcns.c) */
+		if (ipcns_map(t, v))
+			return -1;
+		goto advice;
+	}
 	if (v->has_packet_ring) {
 		/* the ring of the restored socket, mapped whole */
 		fd = packet_ring_open(t, v);
@@ -355,6 +361,7 @@ static int map_one(struct itree *tr, struct itask *t, Stasis__Vma *v, bool has_p
 		c->fresh = xrealloc(c->fresh, (c->nr_fresh + 1) * sizeof(*c->fresh));
 		c->fresh[c->nr_fresh++] = (struct fresh_range){ v->start, v->end };
 	}
+advice:
 	for (size_t i = 0; i < ARRAY_SIZE(vma_advice); i++) {
 		if (!(v->madv & vma_advice[i].vmf))
 			continue;

@@ -3,11 +3,11 @@
  * Namespaces (collect/ns.c). Each NsEntry is made again before anything
  * else by a short-lived holder: a child of stasis-inject that unshares
  * the kind, fills the new namespace (names, clock offsets, its cgroup
- * root) and waits until we hold the namespace by a descriptor. Those
- * descriptors, and ours of every kind involved, are inherited by the
- * task stubs (copies of stasis-inject), so each task enters its
- * namespaces right after it is cloned, where they differ from its
- * creator's; its later children inherit them. The descriptors go with
+ * root, its SysV objects: ipcns.c) and waits until we hold the namespace
+ * by a descriptor. Those descriptors, and ours of every kind involved,
+ * are inherited by the task stubs (copies of stasis-inject), so each
+ * task enters its namespaces right after it is cloned, where they differ
+ * from its creator's; its later children inherit them. The descriptors go with
  * the rest of ours when its files are restored.
  */
 #include <errno.h>
@@ -189,6 +189,8 @@ static int fill(const struct ns *ns)
 		return time_fill(ns->e);
 	case STASIS__NS_KIND__NS_CGROUP:
 		return 0; /* the holder entered its root before it unshared */
+	case STASIS__NS_KIND__NS_IPC:
+		return ipcns_fill(ns->e);
 	default:
 		pr_err("%s namespace %u: this stasis-inject cannot make it", ns->k->name,
 		       ns->e->id);
@@ -406,6 +408,13 @@ int ns_enter(Stasis__NsKind kind, uint32_t id)
 		return -1;
 	}
 	return 0;
+}
+
+bool ns_joined(Stasis__NsKind kind, uint32_t id)
+{
+	const struct ns_kind *k = kind_of(kind);
+
+	return k && ns_key(k - kinds, id) == JOINED;
 }
 
 void ns_leave(Stasis__NsKind kind)

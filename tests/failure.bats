@@ -215,7 +215,7 @@ inject_refuses() { # FILE WHAT
 		die_with_logs "stasis-inject did not read ahead"
 }
 
-@test "a task in a namespace of its own (network, IPC, PID, user) is refused before anything is touched, and runs on untouched" {
+@test "a task in a namespace of its own (network, PID, user) is refused before anything is touched, and runs on untouched" {
 	local flags what
 	while read -r flags what; do
 		LOG=$BATS_TEST_TMPDIR/heap$flags.log
@@ -251,7 +251,6 @@ inject_refuses() { # FILE WHAT
 		check_pass_log || return 1
 	done <<'EOT'
 -n network
--i IPC
 -pf PID
 -U user
 EOT

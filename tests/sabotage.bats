@@ -88,6 +88,11 @@ inet      fin             halfclosed
 inet      connecting      connecting @NOBASELINE
 inet      reuseport       reuseport
 inet      reset           reset
+ipcns     ipc-shm
+ipcns     ipc-sem
+ipcns     ipc-msg
+ipcns     ipc-sysctl
+ipcns     ipc-attach
 lazymm    fork            64
 lazymm    remap           64
 lazymm    unmap           64
