@@ -8,6 +8,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 # What must not change when a dump fails: maps, fds, signal state.
 snapshot() { # FILE
 	proc_snapshot "$PID" | grep -v '^State:' >"$1"

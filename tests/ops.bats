@@ -7,6 +7,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	stasis_test_setup
 	SCRIPT=$BATS_TEST_TMPDIR/action.sh

@@ -15,6 +15,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 NS_SRC=stasis-src-$$
 NS_DST=stasis-dst-$$
 VETH_SRC=stxs$$

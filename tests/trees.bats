@@ -16,6 +16,8 @@
 
 load helpers
 
+bats_require_minimum_version 1.5.0
+
 teardown() {
 	cleanup_owned
 	# shmcount's POSIX shared memory object, if it could not remove it
