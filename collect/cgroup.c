@@ -40,6 +40,7 @@
 /* A cgroup some thread is in: where the walks start. */
 struct cgstart {
 	char *ctrl, *path;
+	bool dump_root; /* path is the hierarchy's --cgroup-root */
 };
 
 static struct cgstart *starts;
@@ -344,6 +345,7 @@ static void note_start(const char *line)
 	starts[nr_starts].ctrl = xstrdup(c1 + 1);
 	starts[nr_starts].ctrl[c2 - c1 - 1] = 0;
 	starts[nr_starts].path = xstrdup(c2 + 1);
+	starts[nr_starts].dump_root = false;
 	nr_starts++;
 }
 
@@ -507,6 +509,7 @@ struct walk {
 	const char *const *files;
 	size_t nr;
 	bool full;
+	bool dump_root; /* the next record is the one of --cgroup-root */
 };
 
 /* Record the directory dir (cgroup path in the hierarchy) and the ones
@@ -561,6 +564,8 @@ static int walk_dir(struct walk *wk, const char *dir, const char *path)
 		cd.n_files++;
 	}
 	cd.files = fpp;
+	cd.has_dump_root = cd.dump_root = wk->dump_root;
+	wk->dump_root = false;
 	ret = collect_props(fd, dir, wk->ctrl, &props);
 	cd.props = props.pv;
 	cd.n_props = props.n;
@@ -609,6 +614,37 @@ static int walk_dir(struct walk *wk, const char *dir, const char *path)
 	return ret;
 }
 
+/*
+ * --cgroup-root: the walk of a hierarchy starts from the cgroup named, so
+ * that the directories between it and the tree's cgroups (and all below
+ * it, as criu does) are recorded, and restore --cgroup-root moves that one.
+ */
+static int apply_dump_roots(void)
+{
+	for (size_t i = 0; i < nr_starts; i++) {
+		struct cgstart *s = &starts[i];
+		const char *r = cg_root_of(opts.cgroup_roots, opts.nr_cgroup_roots, s->ctrl);
+		size_t l = r ? strlen(r) : 0;
+
+		while (l > 1 && r[l - 1] == '/')
+			l--;
+		if (!r)
+			continue;
+		if (l <= 1) {
+			pr_err("--cgroup-root %s: a hierarchy's root is never recorded", r);
+			return -1;
+		}
+		if (strncmp(s->path, r, l) || (s->path[l] && s->path[l] != '/')) {
+			pr_err("--cgroup-root %s: cgroup %s:%s of the tree is not at or below it", r,
+			       *s->ctrl ? s->ctrl : "v2", s->path);
+			return -1;
+		}
+		s->path[l] = 0;
+		s->dump_root = true;
+	}
+	return 0;
+}
+
 int cgroup_write(struct img_writer *w)
 {
 	struct walk wk = { .w = w };
@@ -616,7 +652,7 @@ int cgroup_write(struct img_writer *w)
 	if (!nr_starts)
 		return 0;
 	cgp_builtins();
-	if (cgmounts_read())
+	if (cgmounts_read() || apply_dump_roots())
 		return -1;
 	for (size_t i = 0; i < nr_starts; i++) {
 		const struct cgstart *s = &starts[i];
@@ -643,6 +679,7 @@ int cgroup_write(struct img_writer *w)
 		}
 		wk.ctrl = s->ctrl;
 		wk.files = m->v2 ? v2_files : v1_files;
+		wk.dump_root = s->dump_root;
 		dir = join(m->dir, rel, "");
 		ret = walk_dir(&wk, dir, s->path);
 		free(dir);

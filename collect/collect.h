@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "stasis/cgmount.h"
 #include "stasis/ptrace.h"
 #include "stasis/tree.h"
 #include "stasis-image/image.h"
@@ -41,6 +42,8 @@ struct collect_opts {
 	const char *lazy_stats_file;
 	bool background_snapshot; /* -R, pre-dump: copy the memory while the tree runs */
 	bool reader_copies;	  /* stdout's reader copies: pages go by reference */
+	struct cg_root *cgroup_roots; /* --cgroup-root [CTRL:]/PATH: where the walk starts */
+	int nr_cgroup_roots;
 };
 
 /* opts.c: the options, with their defaults until collect_parse_opts

@@ -26,6 +26,7 @@ enum {
 	OPT_READER_COPIES,
 	OPT_CGROUP_PROPS,
 	OPT_CGROUP_PROPS_FILE,
+	OPT_CGROUP_ROOT,
 };
 
 static void usage(FILE *f)
@@ -69,6 +70,9 @@ static void usage(FILE *f)
 		"      --cgroup-props SPEC  the cgroup settings recorded per controller, merged\n"
 		"                          into or replacing the built-in lists (criu's YAML)\n"
 		"      --cgroup-props-file FILE  the same, SPEC read from FILE\n"
+		"      --cgroup-root [CTRL:]/PATH  record the cgroups of hierarchy CTRL (of\n"
+		"                          every other one without CTRL) from PATH, a cgroup\n"
+		"                          at or above the tree's, instead of from the tree's\n"
 		"  -v, --verbosity[=N]     raise or set the log level (0-4)\n"
 		"  -o, --log-file FILE     write log messages to FILE\n"
 		"  -h, --help              show this help and exit\n"
@@ -106,6 +110,7 @@ int collect_parse_opts(int argc, char **argv)
 		{ "reader-copies", no_argument, NULL, OPT_READER_COPIES },
 		{ "cgroup-props", required_argument, NULL, OPT_CGROUP_PROPS },
 		{ "cgroup-props-file", required_argument, NULL, OPT_CGROUP_PROPS_FILE },
+		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -228,6 +233,16 @@ int collect_parse_opts(int argc, char **argv)
 			if (cgroup_props_file(optarg))
 				return -1;
 			break;
+		case OPT_CGROUP_ROOT: {
+			struct cg_root cr;
+
+			if (cg_root_parse(optarg, &cr))
+				return -1;
+			opts.cgroup_roots = xrealloc(opts.cgroup_roots, (opts.nr_cgroup_roots + 1) *
+									 sizeof(*opts.cgroup_roots));
+			opts.cgroup_roots[opts.nr_cgroup_roots++] = cr;
+			break;
+		}
 		default:
 			switch (common_option(c, optarg, "stasis-collect", usage)) {
 			case 1:

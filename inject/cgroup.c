@@ -99,35 +99,33 @@ static bool good_path(const char *path)
 static char **root_lines;
 static size_t nr_root_lines;
 
-static bool has_ctrl(const char *ctrl, const char *want)
+/* The cgroups dump --cgroup-root named, one per hierarchy at most. */
+static struct dump_root {
+	char *ctrl, *path;
+} *dump_roots;
+static size_t nr_dump_roots;
+
+static int load_dump_roots(void)
 {
-	size_t wl = strlen(want);
+	static bool done;
+	unsigned n = records_count("cgroups");
 
-	for (const char *c = ctrl; *c;) {
-		size_t l = strcspn(c, ",");
+	if (done)
+		return 0;
+	done = true;
+	for (unsigned i = 0; i < n; i++) {
+		Stasis__CgroupDir *cd = records_get("cgroups", i, &stasis__cgroup_dir__descriptor);
 
-		if (l == wl && !strncmp(c, want, l))
-			return true;
-		c += l;
-		if (*c)
-			c++;
+		if (!cd)
+			return -1;
+		if (cd->dump_root) {
+			dump_roots = xrealloc(dump_roots, (nr_dump_roots + 1) * sizeof(*dump_roots));
+			dump_roots[nr_dump_roots++] =
+				(struct dump_root){ xstrdup(cd->controllers), xstrdup(cd->path) };
+		}
+		protobuf_c_message_free_unpacked(&cd->base, NULL);
 	}
-	return false;
-}
-
-static const char *new_root_of(const char *ctrl)
-{
-	const char *global = NULL;
-
-	for (int i = 0; i < opts.nr_cgroup_roots; i++) {
-		const struct cg_root *r = &opts.cgroup_roots[i];
-
-		if (!r->ctrl)
-			global = r->root;
-		else if (has_ctrl(ctrl, r->ctrl))
-			return r->root;
-	}
-	return global;
+	return 0;
 }
 
 /* Where the restore puts cgroup path of hierarchy ctrl: below the new
@@ -135,11 +133,18 @@ static const char *new_root_of(const char *ctrl)
  * (logged). */
 static const char *cg_path(const char *ctrl, const char *path, char *buf, size_t len)
 {
-	const char *nr = new_root_of(ctrl), *old = NULL;
+	const char *nr = cg_root_of(opts.cgroup_roots, opts.nr_cgroup_roots, ctrl), *old = NULL;
+	bool from_dump;
 	size_t ol, nl;
 
 	if (!nr)
 		return path;
+	if (load_dump_roots())
+		return NULL;
+	for (size_t i = 0; i < nr_dump_roots && !old; i++)
+		if (!strcmp(dump_roots[i].ctrl, ctrl))
+			old = dump_roots[i].path;
+	from_dump = old != NULL;
 	for (size_t i = 0; i < nr_root_lines && !old; i++) {
 		const char *c1 = strchr(root_lines[i], ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 
@@ -157,9 +162,10 @@ static const char *cg_path(const char *ctrl, const char *path, char *buf, size_t
 	while (nl && nr[nl - 1] == '/')
 		nl--;
 	if (strncmp(path, old, ol) || (path[ol] && path[ol] != '/')) {
-		pr_err("cgroup %s:%s is not below the root task's cgroup %s: --cgroup-root cannot "
-		       "move it",
-		       *ctrl ? ctrl : "v2", path, old);
+		pr_err("cgroup %s:%s is not below the %s %s: --cgroup-root cannot move it",
+		       *ctrl ? ctrl : "v2", path,
+		       from_dump ? "dump's --cgroup-root" : "root task's cgroup",
+		       old);
 		return NULL;
 	}
 	if (snprintf(buf, len, "%.*s%s", (int)nl, nr, path + ol) >= (int)len) {

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "stasis/cgmount.h"
 #include "stasis/ptrace.h"
 #include "stasis-image/image.h"
 
@@ -25,10 +26,7 @@ struct inject_opts {
 	bool lazy_pages;      /* private anonymous memory left to the daemon */
 	const char *lazy_dir; /* where its socket is (-W) */
 	int manage_cgroups;   /* --manage-cgroups MODE (enum cg_mode) */
-	struct cg_root {
-		const char *ctrl; /* NULL: every hierarchy not named */
-		const char *root;
-	} *cgroup_roots; /* --cgroup-root [CTRL:]/PATH */
+	struct cg_root *cgroup_roots; /* --cgroup-root [CTRL:]/PATH */
 	int nr_cgroup_roots;
 	char **join_ns; /* --join-ns NS:PID|FILE, as given */
 	int nr_join_ns;

@@ -122,17 +122,10 @@ int inject_parse_opts(int argc, char **argv)
 			}
 			break;
 		case 'G': {
-			char *slash = strchr(optarg, '/'), *colon = strchr(optarg, ':');
-			struct cg_root cr = { NULL, optarg };
+			struct cg_root cr;
 
-			if (colon && slash && colon < slash) {
-				*colon = 0;
-				cr = (struct cg_root){ optarg, colon + 1 };
-			}
-			if (*cr.root != '/' || (cr.ctrl && !*cr.ctrl)) {
-				pr_err("--cgroup-root %s: expected [CONTROLLER:]/PATH", optarg);
+			if (cg_root_parse(optarg, &cr))
 				return -1;
-			}
 			opts.cgroup_roots = xrealloc(opts.cgroup_roots, (opts.nr_cgroup_roots + 1) *
 									 sizeof(*opts.cgroup_roots));
 			opts.cgroup_roots[opts.nr_cgroup_roots++] = cr;

@@ -118,3 +118,51 @@ const struct cgmount *cgmount_find(const char *ctrl, const char *path, const cha
 	}
 	return NULL;
 }
+
+int cg_root_parse(char *arg, struct cg_root *r)
+{
+	char *slash = strchr(arg, '/'), *colon = strchr(arg, ':');
+
+	*r = (struct cg_root){ NULL, arg };
+	if (colon && slash && colon < slash) {
+		*colon = 0;
+		*r = (struct cg_root){ arg, colon + 1 };
+	}
+	if (*r->root != '/' || (r->ctrl && !*r->ctrl)) {
+		if (r->ctrl)
+			*colon = ':';
+		pr_err("--cgroup-root %s: expected [CONTROLLER:]/PATH", arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* want is one of the comma-separated controllers of ctrl */
+static bool has_ctrl(const char *ctrl, const char *want)
+{
+	size_t wl = strlen(want);
+
+	for (const char *c = ctrl; *c;) {
+		size_t l = strcspn(c, ",");
+
+		if (l == wl && !strncmp(c, want, l))
+			return true;
+		c += l;
+		if (*c)
+			c++;
+	}
+	return false;
+}
+
+const char *cg_root_of(const struct cg_root *roots, int n, const char *ctrl)
+{
+	const char *global = NULL;
+
+	for (int i = 0; i < n; i++) {
+		if (!roots[i].ctrl)
+			global = roots[i].root;
+		else if (has_ctrl(ctrl, roots[i].ctrl))
+			return roots[i].root;
+	}
+	return global;
+}

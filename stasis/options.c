@@ -218,10 +218,12 @@ static const struct fe_option options[] = {
 	       "dump: as --cgroup-props, the specification read from FILE"),
 	TODO("cgroup-dump-controller", 0, required_argument),
 	TODO("cgroup-yard", 0, required_argument),
-	{ "cgroup-root", 0, required_argument, K_LIST, CMD_RESTORE, L_CGROUP_ROOT, 0,
-	  "[CTRL:]/PATH", "restore with --manage-cgroups: the tree's cgroups of the hierarchy "
-	  "of controller CTRL (of every other hierarchy without CTRL) go below PATH instead of "
-	  "the root task's cgroup (may be repeated)", TO_INJECT },
+	{ "cgroup-root", 0, required_argument, K_LIST, CMD_DUMP | CMD_RESTORE, L_CGROUP_ROOT, 0,
+	  "[CTRL:]/PATH", "dump: the cgroups of the hierarchy of controller CTRL (of every other "
+	  "hierarchy without CTRL) are recorded from PATH, at or above the tree's, instead of "
+	  "from the tree's own; restore with --manage-cgroups: they go below PATH instead of "
+	  "the dump's --cgroup-root or else the root task's cgroup (may be repeated)",
+	  TO_COLLECT | TO_INJECT },
 	TODO("evasive-devices", 0, no_argument),
 	TODO("timeout", 0, required_argument),
 	TODO("cpu-cap", 0, optional_argument),

@@ -59,7 +59,7 @@ enum fe_list {
 	L_EXTERNAL,   /* dump: --external unix[ID] */
 	L_INHERIT_FD, /* restore: --inherit-fd fd[N]:RES */
 	L_IRMAP_SCAN_PATH, /* dump: --irmap-scan-path DIR */
-	L_CGROUP_ROOT, /* restore: --cgroup-root [CONTROLLER:]/PATH */
+	L_CGROUP_ROOT, /* dump, restore: --cgroup-root [CONTROLLER:]/PATH */
 	L_JOIN_NS,     /* restore: --join-ns NS:PID|FILE */
 	L_TLS_CERT,   /* --tls-cert: the last one is ours for TLS; with
 		       * --encrypt, every one is a recipient */

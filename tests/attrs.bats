@@ -37,9 +37,17 @@ bats_require_minimum_version 1.5.0
 # it (the program removes them itself when it ends well); CG_PROPS: the
 # settings' cgroups (memory, cpu, cpuset, pids), each with its sub.
 CG_V1='' CG_V2='' CG_PROPS=()
+# A named v1 hierarchy of this test's own (dump --cgroup-root), mounted on
+# CG_NAMED; CG_NAMED_DIRS: its cgroups, deepest first.
+CG_NAMED='' CG_NAMED_NAME='' CG_NAMED_DIRS=()
 teardown() {
 	cleanup_owned
 	local d dirs=()
+	for d in "${CG_NAMED_DIRS[@]}"; do
+		[ ! -d "$CG_NAMED/$d" ] || rmdir "$CG_NAMED/$d" || true
+	done
+	if [ -n "$CG_NAMED" ] && mountpoint -q "$CG_NAMED"; then umount -l "$CG_NAMED" || true; fi
+	CG_NAMED='' CG_NAMED_DIRS=()
 	[ -z "$CG_V2" ] || dirs+=("$CG_V2/empty/nested" "$CG_V2/empty" "$CG_V2")
 	[ -z "$CG_V1" ] || dirs+=("$CG_V1/lead/empty/nested" "$CG_V1/lead/empty" "$CG_V1/lead" "$CG_V1/thr")
 	for d in "${CG_PROPS[@]}"; do
@@ -247,6 +255,69 @@ existing_settings_restored() { # MODE
 	[ ! -e "$m" ]
 	kill -KILL "$PID"
 	wait_child "$RPID" 10
+}
+
+# Mount a named v1 hierarchy, make /prefix (mode 777) with oldroot and an
+# empty sibling (mode 750) in it, and put $PID in /prefix/oldroot
+# (zdtm cgroup02's layout).
+named_prefix() {
+	CG_NAMED=$BATS_TEST_TMPDIR/cg-named CG_NAMED_NAME=stasis-root-$$
+	CG_NAMED_DIRS=(newroot/oldroot newroot/empty newroot prefix/oldroot prefix/empty prefix)
+	mkdir -p "$CG_NAMED"
+	mount -t cgroup -o "none,name=$CG_NAMED_NAME" none "$CG_NAMED"
+	mkdir -p "$CG_NAMED/prefix/oldroot" "$CG_NAMED/prefix/empty"
+	chmod 0777 "$CG_NAMED/prefix"
+	chmod 0750 "$CG_NAMED/prefix/empty"
+	echo "$PID" >"$CG_NAMED/prefix/oldroot/cgroup.procs"
+}
+
+# The restored $PID is in cgroup $1 of the named hierarchy, and $1's
+# parent and its empty sibling were made again with their modes.
+in_named() { # PATH
+	grep -qE "^[0-9]+:name=$CG_NAMED_NAME:$1\$" "/proc/$PID/cgroup" ||
+		die_with_logs "not in $1: $(cat "/proc/$PID/cgroup")" || return 1
+	[ "$(stat -c %a "$CG_NAMED${1%/*}")" = 777 ] || die_with_logs "${1%/*}: mode $(stat -c %a "$CG_NAMED${1%/*}")" || return 1
+	[ "$(stat -c %a "$CG_NAMED${1%/*}/empty")" = 750 ] || die_with_logs "${1%/*}/empty not made again" || return 1
+}
+
+@test "dump --cgroup-root NAME:/prefix records the cgroups above the tree's: removed, they are made again with their modes (zdtm cgroup02)" {
+	start_prog sleeper nanosleep
+	named_prefix
+	dump_and_kill --cgroup-root "name=$CG_NAMED_NAME:/prefix"
+	rmdir "$CG_NAMED/prefix/oldroot" "$CG_NAMED/prefix/empty" "$CG_NAMED/prefix"
+	start_restore --manage-cgroups=soft
+	wait_restored
+	in_named /prefix/oldroot
+	kill -KILL "$PID"
+	wait_child "$RPID" 10
+}
+
+@test "restore --cgroup-root NAME:/newroot moves the dump's --cgroup-root, not the root task's cgroup" {
+	start_prog sleeper nanosleep
+	named_prefix
+	dump_and_kill --cgroup-root "name=$CG_NAMED_NAME:/prefix"
+	start_restore --manage-cgroups=soft --cgroup-root "name=$CG_NAMED_NAME:/newroot"
+	wait_restored
+	in_named /newroot/oldroot
+	kill -KILL "$PID"
+	wait_child "$RPID" 10
+}
+
+@test "dump --cgroup-root that is not above the tree's cgroups, or a hierarchy's root, is refused, the tree left running" {
+	start_prog sleeper nanosleep
+	named_prefix
+	run stasis dump -t "$PID" -D "$IMG" --cgroup-root "name=$CG_NAMED_NAME:/prefix/empty"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"--cgroup-root /prefix/empty: cgroup name=$CG_NAMED_NAME:/prefix/oldroot of the tree is not at or below it"* ]]
+	assert_running_untraced "$PID"
+	run stasis dump -t "$PID" -D "$IMG" --cgroup-root "name=$CG_NAMED_NAME:/"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"--cgroup-root /: a hierarchy's root is never recorded"* ]]
+	assert_running_untraced "$PID"
+	run stasis dump -t "$PID" -D "$IMG" --cgroup-root "name=$CG_NAMED_NAME:prefix"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"--cgroup-root name=$CG_NAMED_NAME:prefix: expected [CONTROLLER:]/PATH"* ]]
+	assert_running_untraced "$PID"
 }
 
 @test "restore --manage-cgroups=ignore makes no cgroup directory" {

@@ -28,4 +28,17 @@ int cgmounts_read(void);
  */
 const struct cgmount *cgmount_find(const char *ctrl, const char *path, const char **rel);
 
+/* --cgroup-root [CTRL:]/PATH, of dump and of restore */
+struct cg_root {
+	const char *ctrl; /* NULL: every hierarchy not named */
+	const char *root;
+};
+
+/* Parse arg (cut at its colon) into *r; -1 (logged) when malformed. */
+int cg_root_parse(char *arg, struct cg_root *r);
+
+/* The root of roots[0..n) for the hierarchy of controllers ctrl (one of
+ * them named, else the one with no CTRL), NULL when none. */
+const char *cg_root_of(const struct cg_root *roots, int n, const char *ctrl);
+
 #endif
