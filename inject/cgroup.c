@@ -63,17 +63,59 @@ static bool make_none(void)
 	return opts.manage_cgroups == CG_NONE || opts.manage_cgroups == CG_PROPS;
 }
 
+/*
+ * A v1 cpuset cgroup is made with no CPUs and no memory nodes, and takes
+ * no task until it has some: one made without recorded settings (the
+ * hierarchy's root is never recorded) gets its parent's, as
+ * cgroup.clone_children would give.
+ */
+static void cpuset_inherit(const char *dir)
+{
+	static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+	char path[PATH_MAX + 16], value[4096];
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		ssize_t n;
+		int fd, pfd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return; /* not a cpuset hierarchy */
+		n = read(fd, value, sizeof(value));
+		if (n <= 1) {
+			snprintf(path, sizeof(path), "%s/../%s", dir, files[i]);
+			pfd = open(path, O_RDONLY | O_CLOEXEC);
+			n = pfd < 0 ? -1 : read(pfd, value, sizeof(value));
+			if (pfd >= 0)
+				close(pfd);
+			if (n > 1 && write(fd, value, n) != n)
+				pr_debug("cgroup %s: cannot take %s from its parent", dir, files[i]);
+		}
+		close(fd);
+	}
+}
+
+static int make_dir(const char *dir)
+{
+	if (!mkdir(dir, 0755))
+		cpuset_inherit(dir);
+	else if (errno != EEXIST)
+		return -1;
+	return 0;
+}
+
 static int mkdirs(char *dir)
 {
 	for (char *p = dir + 1; *p; p++) {
 		if (*p != '/')
 			continue;
 		*p = 0;
-		if (mkdir(dir, 0755) && errno != EEXIST)
+		if (make_dir(dir))
 			return -1;
 		*p = '/';
 	}
-	return mkdir(dir, 0755) && errno != EEXIST ? -1 : 0;
+	return make_dir(dir);
 }
 
 /* An absolute cgroup path without ".", ".." or empty components. */
@@ -168,6 +210,9 @@ static const char *cg_path(const char *ctrl, const char *path, char *buf, size_t
 		       old);
 		return NULL;
 	}
+	/* the hierarchy's root itself, when that is the cgroup moved */
+	if (!strcmp(path + ol, "/"))
+		ol++;
 	if (snprintf(buf, len, "%.*s%s", (int)nl, nr, path + ol) >= (int)len) {
 		pr_err("cgroup %s:%s: too long below --cgroup-root %s", *ctrl ? ctrl : "v2", path,
 		       nr);
@@ -230,6 +275,12 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 	if (already_in(t->pid, tid, want))
 		return 0;
 	m = cgmount_find(ctrl, path, &rel);
+	if (!m && !strcmp(c2 + 1, "/")) {
+		/* a hierarchy nobody mounted, the thread in its root: where
+		 * every task is, whatever --cgroup-root says */
+		pr_debug("task %d: hierarchy %s not mounted, left in its root", tid, ctrl);
+		return 0;
+	}
 	if (!m) {
 		pr_err("task %d: cgroup %s of hierarchy %s%s is not mounted here", tid, path,
 		       *ctrl ? ctrl : "v2", *ctrl ? "" : " (cgroup2)");
@@ -645,6 +696,19 @@ int cgroup_enter_ns_root(struct itask *root_task, char **lines, size_t n)
 		close(fd);
 	}
 	return 0;
+}
+
+int cgroup_prepare(struct itree *tr)
+{
+	struct itask *root_task = &tr->tasks[0];
+
+	if (!opts.manage_cgroups)
+		return 0;
+	if (!root_lines && root_task->nr_threads) {
+		root_lines = root_task->threads[0].th->cgroups;
+		nr_root_lines = root_task->threads[0].th->n_cgroups;
+	}
+	return cgmounts_read() || restore_dirs() ? -1 : 0;
 }
 
 int cgroup_restore(struct itask *t)

@@ -191,6 +191,9 @@ int creds_restore(struct itask *t);
 int sched_restore(struct itask *t);
 /* cgroup.c: --manage-cgroups: every thread back in its cgroups;
  * cgroup_finish: the settings written once every task is in */
+/* cgroup_prepare: the recorded cgroup directories made before any file is
+ * opened (a task may hold one open) */
+int cgroup_prepare(struct itree *tr);
 int cgroup_restore(struct itask *t);
 int cgroup_enter_ns_root(struct itask *root_task, char **lines, size_t n);
 int cgroup_finish(void);

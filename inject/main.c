@@ -213,7 +213,8 @@ int main(int argc, char **argv)
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
 	more = records_load(r, &f);
 	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) || ns_prepare(&tree) ||
-	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || files_prepare(&tree))
+	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || cgroup_prepare(&tree) ||
+	    files_prepare(&tree))
 		return 1;
 	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks; only
 	 * now: while waiting for PIDs, a hang-up of the pipe means a sender gone */

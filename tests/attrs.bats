@@ -40,11 +40,23 @@ CG_V1='' CG_V2='' CG_PROPS=()
 # A named v1 hierarchy of this test's own (dump --cgroup-root), mounted on
 # CG_NAMED; CG_NAMED_DIRS: its cgroups, deepest first.
 CG_NAMED='' CG_NAMED_NAME='' CG_NAMED_DIRS=()
+# rmdir, retried while a task killed a moment ago still holds the cgroup
+# (an unmounted v1 hierarchy with a cgroup left lives on in every task's
+# /proc cgroup file)
+rmdir_cgroup() { # DIR
+	local i
+	for i in $(seq 50); do
+		[ -d "$1" ] || return 0
+		rmdir "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "# cannot remove cgroup $1" >&3
+}
 teardown() {
 	cleanup_owned
 	local d dirs=()
 	for d in "${CG_NAMED_DIRS[@]}"; do
-		[ ! -d "$CG_NAMED/$d" ] || rmdir "$CG_NAMED/$d" || true
+		rmdir_cgroup "$CG_NAMED/$d"
 	done
 	if [ -n "$CG_NAMED" ] && mountpoint -q "$CG_NAMED"; then umount -l "$CG_NAMED" || true; fi
 	CG_NAMED='' CG_NAMED_DIRS=()
@@ -54,7 +66,7 @@ teardown() {
 		dirs+=("$d/sub" "$d")
 	done
 	for d in "${dirs[@]}"; do
-		[ ! -d "$d" ] || rmdir "$d" || true
+		rmdir_cgroup "$d"
 	done
 	if [ -n "$CG_V1" ] && mountpoint -q "$CG_V1"; then umount -l "$CG_V1" || true; fi
 	CG_V1='' CG_V2='' CG_PROPS=()
