@@ -58,7 +58,7 @@ static int write_head(struct img_writer *w, pid_t root)
 	gethostname(host, sizeof(host) - 1);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	inv.version = STASIS_STREAM_VERSION;
-	inv.root_pid = root;
+	inv.root_pid = pidns_vpid(root);
 	inv.has_shell_job = true;
 	inv.shell_job = opts.shell_job;
 	inv.kernel = un.release;
@@ -203,7 +203,8 @@ int main(int argc, char **argv)
 		tree_detach(&tree, 0);
 		return 1;
 	}
-	if (fault_hit("collect-seized") || inet_lock(root) || actions_frozen(root))
+	if (pidns_prepare(&tree) || fault_hit("collect-seized") || inet_lock(root) ||
+	    actions_frozen(root))
 		goto fail;
 	ctasks = xzalloc(tree.nr * sizeof(*ctasks));
 	for (int i = 0; i < tree.nr; i++) {
