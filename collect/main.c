@@ -158,8 +158,9 @@ static void kill_tree(void)
 		if (!tree.tasks[i].zombie)
 			kill(tree.tasks[i].pid, SIGKILL);
 	/* Reap the trace links so the parents see the exits at once; a
-	 * leader is reported only after its other threads. */
-	for (int i = 0; i < tree.nr; i++)
+	 * leader is reported only after its other threads. Children first:
+	 * a PID namespace's init exits only once its children are reaped. */
+	for (int i = tree.nr; i-- > 0;)
 		for (int j = tree.tasks[i].nr_tids; j-- > 0;) {
 			int status;
 

@@ -65,7 +65,7 @@ static bool same_pid_ns(pid_t a, pid_t b)
 static void add_pair(pid_t host, pid_t inner)
 {
 	pairs = xrealloc(pairs, (nr_pairs + 1) * sizeof(*pairs));
-	pairs[nr_pairs++] = (struct pid_pair){ host, inner };
+	pairs[nr_pairs++] = (struct pid_pair){host, inner};
 }
 
 /* The inner PID of a thread of the tree, checked to be one level down. */
@@ -79,14 +79,16 @@ static int add_tid(pid_t tid)
 		return -1;
 	}
 	if (n > own_level + 1) {
-		pr_err("task %d is in a PID namespace nested in another one (%d levels below ours): "
-		       "not supported",
-		       tid, n - own_level);
+		pr_err(
+		    "task %d is in a PID namespace nested in another one (%d levels below ours): "
+		    "not supported",
+		    tid, n - own_level);
 		return -1;
 	}
 	if (n != own_level + 1) {
-		pr_err("task %d is in our PID namespace while the tree's root is not: not supported",
-		       tid);
+		pr_err(
+		    "task %d is in our PID namespace while the tree's root is not: not supported",
+		    tid);
 		return -1;
 	}
 	add_pair(tid, ids[n - 1]);
@@ -110,15 +112,17 @@ int pidns_prepare(const struct tree *t)
 		return 0;
 	}
 	if (n > own_level + 1) {
-		pr_err("task %d is in a PID namespace nested in another one (%d levels below ours): "
-		       "not supported",
-		       root, n - own_level);
+		pr_err(
+		    "task %d is in a PID namespace nested in another one (%d levels below ours): "
+		    "not supported",
+		    root, n - own_level);
 		return -1;
 	}
 	if (ids[n - 1] != 1) {
-		pr_err("task %d is PID %d of its PID namespace, not its init: only a tree rooted at "
-		       "the namespace's init (PID 1) is supported",
-		       root, ids[n - 1]);
+		pr_err(
+		    "task %d is PID %d of its PID namespace, not its init: only a tree rooted at "
+		    "the namespace's init (PID 1) is supported",
+		    root, ids[n - 1]);
 		return -1;
 	}
 	if (t->tasks[0].zombie) {
