@@ -133,16 +133,16 @@ int pidns_prepare(const struct tree *t)
 	for (int i = 0; i < t->nr; i++) {
 		const struct tree_task *tt = &t->tasks[i];
 
-		if (!tt->zombie && !same_pid_ns(tt->pid, root)) {
-			pr_err("task %d is in a PID namespace other than its root's: not supported",
-			       tt->pid);
-			return -1;
-		}
 		if (tt->zombie ? add_tid(tt->pid) : 0)
 			return -1;
 		for (int j = 0; j < tt->nr_tids; j++)
 			if (add_tid(tt->tids[j]))
 				return -1;
+		if (!tt->zombie && !same_pid_ns(tt->pid, root)) {
+			pr_err("task %d is in a PID namespace other than its root's: not supported",
+			       tt->pid);
+			return -1;
+		}
 	}
 	pr_debug("the tree is in a PID namespace of its own: %zu threads", nr_pairs);
 	return 0;
