@@ -7,8 +7,10 @@
  * makes the namespace again with the same PIDs inside. collect itself
  * keeps using the PIDs it sees (ctask->pid) for /proc and ptrace.
  * Refused: a tree in our namespace with a task in another one, a root
- * that is not its namespace's init, nested namespaces, and groups or
- * sessions the namespace cannot see.
+ * that is not its namespace's init, nested namespaces, groups or
+ * sessions the namespace cannot see, and a root in a mount namespace
+ * other than ours (mount namespaces are not carried: its /proc would be
+ * ours after a restore, showing other PIDs).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -50,13 +52,13 @@ static int ns_ids(pid_t tid, const char *key, pid_t *ids, int max)
 	return n;
 }
 
-static bool same_pid_ns(pid_t a, pid_t b)
+static bool same_ns(pid_t a, pid_t b, const char *kind)
 {
 	char pa[64], pb[64];
 	struct stat sa, sb;
 
-	snprintf(pa, sizeof(pa), "/proc/%d/ns/pid", a);
-	snprintf(pb, sizeof(pb), "/proc/%d/ns/pid", b);
+	snprintf(pa, sizeof(pa), "/proc/%d/ns/%s", a, kind);
+	snprintf(pb, sizeof(pb), "/proc/%d/ns/%s", b, kind);
 	if (stat(pa, &sa) || stat(pb, &sb))
 		return false;
 	return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
@@ -125,6 +127,14 @@ int pidns_prepare(const struct tree *t)
 		    root, ids[n - 1]);
 		return -1;
 	}
+	/* its own /proc, mounted in a mount namespace of its own, showed it
+	 * its PIDs; the restored tree gets ours, which would not */
+	if (!same_ns(root, getpid(), "mnt")) {
+		pr_err("task %d is in a PID namespace and a mount namespace of its own (a /proc of "
+		       "its own would come back as ours): not supported",
+		       root);
+		return -1;
+	}
 	if (t->tasks[0].zombie) {
 		pr_err("task %d: the init of a PID namespace is a zombie", root);
 		return -1;
@@ -138,7 +148,7 @@ int pidns_prepare(const struct tree *t)
 		for (int j = 0; j < tt->nr_tids; j++)
 			if (add_tid(tt->tids[j]))
 				return -1;
-		if (!tt->zombie && !same_pid_ns(tt->pid, root)) {
+		if (!tt->zombie && !same_ns(tt->pid, root, "pid")) {
 			pr_err("task %d is in a PID namespace other than its root's: not supported",
 			       tt->pid);
 			return -1;
@@ -166,7 +176,7 @@ pid_t pidns_vpid(pid_t host)
 	/* a task outside the tree: visible inside only if it is in the
 	 * tree's namespace */
 	n = ns_ids(host, "NSpid", ids, ARRAY_SIZE(ids));
-	if (n != own_level + 1 || !same_pid_ns(host, pairs[0].host))
+	if (n != own_level + 1 || !same_ns(host, pairs[0].host, "pid"))
 		return 0;
 	return ids[n - 1];
 }

@@ -114,3 +114,15 @@ restore_pidns() { # FILE [ARGS...]
 	wait_gone "$first" "$STASIS_TEST_WAIT" || die_with_logs "the first copy did not finish"
 	check_pass_log
 }
+
+@test "a PID namespace's init in a mount namespace of its own (its own /proc) is refused, and runs on untouched" {
+	local init
+	start_cmd unshare -pfm --mount-proc sh -c 'exec setsid sleep 1000'
+	init=$(cat /proc/"$PID"/task/*/children | awk '{ print $1 }')
+	[ -n "$init" ] || die_with_logs "no init under unshare $PID"
+	own_pid "$init"
+	run ! stasis dump -t "$init" -D "$IMG"
+	[[ "$output" == *"task $init is in a PID namespace and a mount namespace of its own"* ]] ||
+		die_with_logs "no clear refusal: $output"
+	assert_running_untraced "$init"
+}
