@@ -158,16 +158,38 @@ static void kill_tree(void)
 		if (!tree.tasks[i].zombie)
 			kill(tree.tasks[i].pid, SIGKILL);
 	/* Reap the trace links so the parents see the exits at once; a
-	 * leader is reported only after its other threads. Children first:
-	 * a PID namespace's init exits only once its children are reaped. */
-	for (int i = tree.nr; i-- > 0;)
-		for (int j = tree.tasks[i].nr_tids; j-- > 0;) {
-			int status;
+	 * leader is reported only after its other threads. Without blocking
+	 * on any one: a PID namespace's init (any of its threads) exits only
+	 * once every other task and thread of the namespace is reaped. */
+	bool *reaped;
+	int nr = 0, k;
 
-			while (waitpid(tree.tasks[i].tids[j], &status, __WALL) > 0 &&
-			       !WIFEXITED(status) && !WIFSIGNALED(status))
-				;
-		}
+	for (int i = 0; i < tree.nr; i++)
+		nr += tree.tasks[i].nr_tids;
+	reaped = xzalloc((nr + 1) * sizeof(*reaped));
+
+	for (bool left = true; left;) {
+		left = false;
+		k = 0;
+		for (int i = 0; i < tree.nr; i++)
+			for (int j = 0; j < tree.tasks[i].nr_tids; j++, k++) {
+				pid_t tid = tree.tasks[i].tids[j];
+				int status;
+				pid_t r;
+
+				if (reaped[k])
+					continue;
+				r = waitpid(tid, &status, __WALL | WNOHANG);
+				/* gone, or not ours to wait for */
+				if (r < 0 || (r == tid && (WIFEXITED(status) || WIFSIGNALED(status))))
+					reaped[k] = true;
+				else
+					left = true;
+			}
+		if (left)
+			usleep(1000);
+	}
+	free(reaped);
 }
 
 int main(int argc, char **argv)

@@ -344,15 +344,16 @@ static int remote_exit(struct itask *t, int status)
 	return -1;
 }
 
-static int reap_traced(pid_t pid)
+/* 1 while pid has not ended (*left set), 0 once reaped or not ours */
+static int reap_now(pid_t pid, bool *left)
 {
 	int status;
+	pid_t r = waitpid(pid, &status, __WALL | WNOHANG);
 
-	while (waitpid(pid, &status, __WALL) == pid)
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return 0;
-	pr_perror("task %d did not exit", pid);
-	return -1;
+	if (r < 0 || (r == pid && (WIFEXITED(status) || WIFSIGNALED(status))))
+		return 0;
+	*left = true;
+	return 1;
 }
 
 /* A created task of the given session, to clone from: a zombie too, which
@@ -642,15 +643,23 @@ int pstree_release(struct itree *tr)
 void pstree_kill(struct itree *tr)
 {
 	kill_session_helpers();
-	for (size_t i = tr->nr; i-- > 0;) {
-		struct itask *t = &tr->tasks[i];
+	for (size_t i = tr->nr; i-- > 0;)
+		if (tr->tasks[i].created)
+			kill(tr->tasks[i].hpid, SIGKILL);
+	/* reaped without blocking on any one: a PID namespace's init (any of
+	 * its threads) exits only once the rest of the namespace is reaped */
+	for (bool left = true; left;) {
+		left = false;
+		for (size_t i = tr->nr; i-- > 0;) {
+			struct itask *t = &tr->tasks[i];
 
-		if (!t->created)
-			continue;
-		kill(t->hpid, SIGKILL);
-		for (size_t j = t->nr_threads; j-- > 1;)
-			if (t->threads[j].rt)
-				reap_traced(t->threads[j].rt->tid);
-		reap_traced(t->hpid);
+			for (size_t j = t->nr_threads; t->created && j-- > 1;)
+				if (t->threads[j].rt && !reap_now(t->threads[j].rt->tid, &left))
+					t->threads[j].rt = NULL;
+			if (t->created && !reap_now(t->hpid, &left))
+				t->created = false;
+		}
+		if (left)
+			usleep(1000);
 	}
 }
