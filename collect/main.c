@@ -181,7 +181,8 @@ static void kill_tree(void)
 					continue;
 				r = waitpid(tid, &status, __WALL | WNOHANG);
 				/* gone, or not ours to wait for */
-				if (r < 0 || (r == tid && (WIFEXITED(status) || WIFSIGNALED(status))))
+				if (r < 0 ||
+				    (r == tid && (WIFEXITED(status) || WIFSIGNALED(status))))
 					reaped[k] = true;
 				else
 					left = true;

@@ -106,7 +106,8 @@ static int ns_ids_inside(const struct proc_stat *st, Stasis__PstreeEntry *pe)
 	if (!pe->pgid || !pe->sid) {
 		pr_err("task %d: its %s %d is outside its PID namespace: not supported (the "
 		       "namespace's init should call setsid)",
-		       st->pid, pe->sid ? "process group" : "session", pe->sid ? st->pgid : st->sid);
+		       st->pid, pe->sid ? "process group" : "session",
+		       pe->sid ? st->pgid : st->sid);
 		return -1;
 	}
 	return 0;
@@ -175,7 +176,8 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 		if (!t->tasks[i].zombie)
 			pe.stop_signo = stop_signal(st.pid);
 		pe.has_stopped = pe.stopped = pe.has_stop_signo = pe.stop_signo != 0;
-		pe.threads = pidns_active() ? inner_tids(&t->tasks[i]) : (uint32_t *)t->tasks[i].tids;
+		pe.threads =
+		    pidns_active() ? inner_tids(&t->tasks[i]) : (uint32_t *)t->tasks[i].tids;
 		if (t->tasks[i].zombie) {
 			pe.has_zombie = pe.has_exit_code = true;
 			pe.zombie = true;

@@ -83,8 +83,8 @@ struct lazy_range;
 
 /* A task being restored. */
 struct itask {
-	pid_t pid;  /* in the checkpoint: as the tree sees it (its PID namespace) */
-	pid_t hpid; /* on this host, for ptrace, /proc, kill: pid unless namespaced */
+	pid_t pid;	 /* in the checkpoint: as the tree sees it (its PID namespace) */
+	pid_t hpid;	 /* on this host, for ptrace, /proc, kill: pid unless namespaced */
 	struct rtask rt; /* the leader, through which task-wide calls run */
 	bool created;
 	struct itask *parent;

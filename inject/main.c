@@ -226,8 +226,7 @@ int main(int argc, char **argv)
 		goto fail;
 	/* as we see it: a namespace's init is 1 only inside */
 	root = tree.tasks[0].hpid;
-	if (ipcns_finish() || write_pidfile(root) ||
-	    actions_restored(root) || inet_finish())
+	if (ipcns_finish() || write_pidfile(root) || actions_restored(root) || inet_finish())
 		goto fail;
 	/*
 	 * Every task has its files: the link remaps and the ghosts' temporary

@@ -216,7 +216,8 @@ long pstree_remote_inject_pidfd(struct itask *t)
 
 bool pstree_namespaced(const struct itree *tr)
 {
-	return tr->tasks && tr->tasks[0].pe && tr->tasks[0].pe->has_pid_ns && tr->tasks[0].pe->pid_ns;
+	return tr->tasks && tr->tasks[0].pe && tr->tasks[0].pe->has_pid_ns &&
+	       tr->tasks[0].pe->pid_ns;
 }
 
 /* The root: a child of stasis-inject; the init (PID 1) of a new PID
