@@ -113,6 +113,15 @@ int cgroup_write(struct img_writer *w);
  * controller, merged into or replacing the built-in lists */
 int cgroup_props_parse(const char *spec, const char *what);
 int cgroup_props_file(const char *path);
+/* collect/pidns.c: a tree rooted at the init of a PID namespace of its own
+ * (refused otherwise: logged, -1); pidns_vpid: a PID we see as the tree
+ * sees it (the same outside a namespace; 0: not visible there);
+ * pidns_task_id: pid's NSpgid or NSsid as its namespace sees it (0: not
+ * visible there) */
+int pidns_prepare(const struct tree *t);
+bool pidns_active(void);
+pid_t pidns_vpid(pid_t host);
+pid_t pidns_task_id(pid_t pid, const char *key);
 /* collect/ns.c: the task's namespaces into pe (refused: logged, -1) */
 int ns_task_ids(pid_t pid, Stasis__PstreeEntry *pe);
 /* the id of the namespace of nsfd (an nsfs descriptor; 0: ours), or -1 */

@@ -64,7 +64,7 @@ static int collect_thread(struct ctask *ct, int i, Stasis__TaskCore *tc, Stasis_
 	long r;
 
 	stasis__thread_core__init(th);
-	th->tid = tid;
+	th->tid = pidns_vpid(tid);
 	th->regs = regs_to_pb(&ct->threads[i].regs);
 	if (ptrace_get_xstate(tid, xsave, &xlen))
 		return -1;
@@ -114,7 +114,7 @@ int core_collect(struct ctask *ct, struct img_writer *w)
 	int ret = -1;
 	long r;
 
-	tc.pid = ct->pid;
+	tc.pid = pidns_vpid(ct->pid);
 	snprintf(path, sizeof(path), "/proc/%d/personality", ct->pid);
 	if (proc_read_file(path, buf, sizeof(buf)) > 0) {
 		tc.has_personality = true;
@@ -189,7 +189,7 @@ int core_collect(struct ctask *ct, struct img_writer *w)
 	for (int i = 0; i < ct->tt->nr_tids; i++)
 		if (collect_thread(ct, i, &tc, &th[i]))
 			goto out;
-	snprintf(name, sizeof(name), "core-%d", ct->pid);
+	snprintf(name, sizeof(name), "core-%d", pidns_vpid(ct->pid));
 	if (imgw_record(w, name, &tc.base))
 		goto out;
 	for (int i = 0; i < ct->tt->nr_tids; i++)

@@ -214,7 +214,15 @@ static int fown_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	fe->fown = xmalloc(sizeof(*fe->fown));
 	stasis__file_owner__init(fe->fown);
 	fe->fown->type = owner.type;
-	fe->fown->pid = owner.pid;
+	/* as the tree sees it (its PID namespace): the restorer maps it to
+	 * the restored task (inject/files.c) */
+	fe->fown->pid = pidns_vpid(owner.pid);
+	if (owner.pid && !fe->fown->pid) {
+		pr_err("fd %d of task %d: its owner %d is not visible in the tree's PID namespace: "
+		       "not supported",
+		       src->fd, src->pid, owner.pid);
+		return -1;
+	}
 	fe->fown->sig = sig;
 	pr_debug("fd %d of task %d: owner type %d pid %d sig %d", src->fd, src->pid, owner.type,
 		 owner.pid, sig);
@@ -389,7 +397,7 @@ int files_collect(struct ctask *ct, struct img_writer *w)
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", ct->pid);
-	snprintf(name, sizeof(name), "fdinfo-%d", ct->pid);
+	snprintf(name, sizeof(name), "fdinfo-%d", pidns_vpid(ct->pid));
 	d = opendir(path);
 	if (!d) {
 		pr_perror("cannot open %s", path);

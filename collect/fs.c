@@ -61,6 +61,6 @@ int fs_collect(struct ctask *ct, struct img_writer *w)
 		return -1;
 	}
 	fs.umask = strtoul(umask, NULL, 8);
-	snprintf(name, sizeof(name), "fs-%d", ct->pid);
+	snprintf(name, sizeof(name), "fs-%d", pidns_vpid(ct->pid));
 	return imgw_record(w, name, &fs.base);
 }

@@ -114,7 +114,7 @@ static int parse_lock(struct ctask *ct, int fd, const char *line, int accmode,
 		return 0;
 	if (fl->kind != STASIS__LOCK_KIND__LOCK_LEASE)
 		fl->type = !strcmp(type, "READ") ? F_RDLCK : F_WRLCK;
-	fl->pid = ct->pid;
+	fl->pid = pidns_vpid(ct->pid);
 	fl->fd = fd;
 	fl->start = start;
 	if (!strcmp(end, "EOF")) {

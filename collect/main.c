@@ -58,7 +58,7 @@ static int write_head(struct img_writer *w, pid_t root)
 	gethostname(host, sizeof(host) - 1);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	inv.version = STASIS_STREAM_VERSION;
-	inv.root_pid = root;
+	inv.root_pid = pidns_vpid(root);
 	inv.has_shell_job = true;
 	inv.shell_job = opts.shell_job;
 	inv.kernel = un.release;
@@ -158,15 +158,39 @@ static void kill_tree(void)
 		if (!tree.tasks[i].zombie)
 			kill(tree.tasks[i].pid, SIGKILL);
 	/* Reap the trace links so the parents see the exits at once; a
-	 * leader is reported only after its other threads. */
-	for (int i = 0; i < tree.nr; i++)
-		for (int j = tree.tasks[i].nr_tids; j-- > 0;) {
-			int status;
+	 * leader is reported only after its other threads. Without blocking
+	 * on any one: a PID namespace's init (any of its threads) exits only
+	 * once every other task and thread of the namespace is reaped. */
+	bool *reaped;
+	int nr = 0, k;
 
-			while (waitpid(tree.tasks[i].tids[j], &status, __WALL) > 0 &&
-			       !WIFEXITED(status) && !WIFSIGNALED(status))
-				;
-		}
+	for (int i = 0; i < tree.nr; i++)
+		nr += tree.tasks[i].nr_tids;
+	reaped = xzalloc((nr + 1) * sizeof(*reaped));
+
+	for (bool left = true; left;) {
+		left = false;
+		k = 0;
+		for (int i = 0; i < tree.nr; i++)
+			for (int j = 0; j < tree.tasks[i].nr_tids; j++, k++) {
+				pid_t tid = tree.tasks[i].tids[j];
+				int status;
+				pid_t r;
+
+				if (reaped[k])
+					continue;
+				r = waitpid(tid, &status, __WALL | WNOHANG);
+				/* gone, or not ours to wait for */
+				if (r < 0 ||
+				    (r == tid && (WIFEXITED(status) || WIFSIGNALED(status))))
+					reaped[k] = true;
+				else
+					left = true;
+			}
+		if (left)
+			usleep(1000);
+	}
+	free(reaped);
 }
 
 int main(int argc, char **argv)
@@ -203,7 +227,8 @@ int main(int argc, char **argv)
 		tree_detach(&tree, 0);
 		return 1;
 	}
-	if (fault_hit("collect-seized") || inet_lock(root) || actions_frozen(root))
+	if (pidns_prepare(&tree) || fault_hit("collect-seized") || inet_lock(root) ||
+	    actions_frozen(root))
 		goto fail;
 	ctasks = xzalloc(tree.nr * sizeof(*ctasks));
 	for (int i = 0; i < tree.nr; i++) {

@@ -711,10 +711,10 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 	ct->vmas = mm.vmas;
 	ct->nr_vmas = mm.n_vmas;
 
-	snprintf(name, sizeof(name), "mm-%d", ct->pid);
+	snprintf(name, sizeof(name), "mm-%d", pidns_vpid(ct->pid));
 	if (imgw_record(w, name, &mm.base))
 		return -1;
-	snprintf(name, sizeof(name), "pagemap-%d", ct->pid);
+	snprintf(name, sizeof(name), "pagemap-%d", pidns_vpid(ct->pid));
 	head.pages_id = ct->pages_id;
 	if (imgw_record(w, name, &head.base))
 		return -1;

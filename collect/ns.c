@@ -6,8 +6,9 @@
  * again (inject/ns.c). Sockets name theirs the same way (ns_register_fd).
  * Carried: UTS (host and domain name), time (the clocks as the namespace
  * saw them), cgroup (its root), IPC (its sysctls and SysV objects:
- * ipcns.c). Refused before anything is touched: PID
- * and user namespaces, a time or PID namespace made for children to come,
+ * ipcns.c), PID (a tree rooted at its init: pidns.c). Refused before
+ * anything is touched: user namespaces, a time or PID namespace made for
+ * children to come,
  * and the kinds with no support here yet. Mount namespaces are not
  * compared: `ip netns exec` makes one for every command it runs, and the
  * files of a task are taken as the task sees them.
@@ -35,7 +36,7 @@ static const struct ns_kind {
     {"net", "network", CLONE_NEWNET, 0},
     {"uts", "UTS", CLONE_NEWUTS, STASIS__NS_KIND__NS_UTS},
     {"ipc", "IPC", CLONE_NEWIPC, STASIS__NS_KIND__NS_IPC},
-    {"pid", "PID", CLONE_NEWPID, 0},
+    {"pid", "PID", CLONE_NEWPID, STASIS__NS_KIND__NS_PID},
     {"user", "user", CLONE_NEWUSER, 0},
     {"time", "time", CLONE_NEWTIME, STASIS__NS_KIND__NS_TIME},
     {"cgroup", "cgroup", CLONE_NEWCGROUP, STASIS__NS_KIND__NS_CGROUP},
@@ -60,6 +61,9 @@ static uint32_t *pe_field(Stasis__PstreeEntry *pe, Stasis__NsKind kind, protobuf
 	case STASIS__NS_KIND__NS_CGROUP:
 		*has = &pe->has_cgroup_ns;
 		return &pe->cgroup_ns;
+	case STASIS__NS_KIND__NS_PID:
+		*has = &pe->has_pid_ns;
+		return &pe->pid_ns;
 	default:
 		return NULL;
 	}
@@ -433,6 +437,10 @@ int ns_write(struct img_writer *w)
 			break;
 		case STASIS__NS_KIND__NS_IPC:
 			r = ipcns_collect(ns->id, &e, w);
+			break;
+		case STASIS__NS_KIND__NS_PID:
+			/* nothing but its tasks' PIDs (collect/pidns.c) */
+			r = 0;
 			break;
 		default:
 			pr_err("%s namespace %u: not carried", ns->k->name, ns->id);

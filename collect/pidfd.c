@@ -88,7 +88,7 @@ static int pidfd_dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	}
 	e = xmalloc(sizeof(*e));
 	stasis__pidfd_entry__init(e);
-	e->pid = pid;
+	e->pid = pidns_vpid(pid);
 	fe->type = STASIS__FD_TYPE__PIDFD;
 	fe->pidfd = e;
 	pr_debug("fd %d of task %d: pidfd of %s %ld", src->fd, src->pid,

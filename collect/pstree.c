@@ -96,6 +96,32 @@ static int check_files_shared(const struct tree *t, int i, const pid_t *ppids)
 	return 0;
 }
 
+/* In a PID namespace of the tree's own: its group and session as the
+ * namespace sees them, which must be in it (its init's session is one
+ * it started, as a container's init does). */
+static int ns_ids_inside(const struct proc_stat *st, Stasis__PstreeEntry *pe)
+{
+	pe->pgid = pidns_task_id(st->pid, "NSpgid");
+	pe->sid = pidns_task_id(st->pid, "NSsid");
+	if (!pe->pgid || !pe->sid) {
+		pr_err("task %d: its %s %d is outside its PID namespace: not supported (the "
+		       "namespace's init should call setsid)",
+		       st->pid, pe->sid ? "process group" : "session",
+		       pe->sid ? st->pgid : st->sid);
+		return -1;
+	}
+	return 0;
+}
+
+static uint32_t *inner_tids(const struct tree_task *tt)
+{
+	uint32_t *tids = xzalloc((tt->nr_tids + 1) * sizeof(*tids));
+
+	for (int j = 0; j < tt->nr_tids; j++)
+		tids[j] = pidns_vpid(tt->tids[j]);
+	return tids;
+}
+
 int pstree_collect(const struct tree *t, struct img_writer *w)
 {
 	pid_t *ppids = xzalloc(t->nr * sizeof(*ppids));
@@ -117,6 +143,7 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 	for (int i = 0; i < t->nr; i++) {
 		Stasis__PstreeEntry pe = STASIS__PSTREE_ENTRY__INIT;
 		struct proc_stat st, pst;
+		int rec;
 
 		if (proc_read_stat(t->tasks[i].pid, 0, &st) || check_session(t, &st) ||
 		    check_files_shared(t, i, ppids) ||
@@ -135,24 +162,32 @@ int pstree_collect(const struct tree *t, struct img_writer *w)
 			}
 			pe.has_files_shared = pe.files_shared = true;
 		}
-		pe.pid = st.pid;
-		pe.ppid = i ? st.ppid : 0;
+		pe.pid = pidns_vpid(st.pid);
+		pe.ppid = i ? pidns_vpid(st.ppid) : 0;
 		pe.pgid = st.pgid;
 		pe.sid = st.sid;
+		if (pidns_active() && ns_ids_inside(&st, &pe))
+			goto out;
+		pe.has_dump_host_pid = pidns_active();
+		pe.dump_host_pid = st.pid;
 		pe.has_tty_nr = st.tty_nr != 0;
 		pe.tty_nr = st.tty_nr;
 		pe.n_threads = t->tasks[i].nr_tids;
 		if (!t->tasks[i].zombie)
 			pe.stop_signo = stop_signal(st.pid);
 		pe.has_stopped = pe.stopped = pe.has_stop_signo = pe.stop_signo != 0;
-		pe.threads = (uint32_t *)t->tasks[i].tids;
+		pe.threads =
+		    pidns_active() ? inner_tids(&t->tasks[i]) : (uint32_t *)t->tasks[i].tids;
 		if (t->tasks[i].zombie) {
 			pe.has_zombie = pe.has_exit_code = true;
 			pe.zombie = true;
 			pe.exit_code = st.exit_code;
 			pe.comm = st.comm;
 		}
-		if (imgw_record(w, "pstree", &pe.base))
+		rec = imgw_record(w, "pstree", &pe.base);
+		if (pe.threads != (uint32_t *)t->tasks[i].tids)
+			free(pe.threads);
+		if (rec)
 			goto out;
 	}
 	ret = 0;

@@ -388,7 +388,7 @@ static void options(int fd, Stasis__UnixSk *sk)
 	len = sizeof(cred);
 	if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) && cred.pid > 0) {
 		sk->has_peer_cred_pid = sk->has_peer_cred_uid = sk->has_peer_cred_gid = true;
-		sk->peer_cred_pid = cred.pid;
+		sk->peer_cred_pid = pidns_vpid(cred.pid);
 		sk->peer_cred_uid = cred.uid;
 		sk->peer_cred_gid = cred.gid;
 	}

@@ -251,7 +251,8 @@ static int keep_msg(const struct qmsg *m, void *arg)
 	/* pid 0: the kernel kept none (no SO_PASSCRED on either side at the send) */
 	if (m->has_cred && m->cred.pid) {
 		p->has_cred_pid = p->has_cred_uid = p->has_cred_gid = true;
-		p->cred_pid = m->cred.pid;
+		/* a sender outside the tree's PID namespace is 0 inside */
+		p->cred_pid = pidns_vpid(m->cred.pid);
 		p->cred_uid = m->cred.uid;
 		p->cred_gid = m->cred.gid;
 	}

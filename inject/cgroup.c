@@ -272,7 +272,7 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 	if (!*ctrl && !leader)
 		return 0;
 	snprintf(want, sizeof(want), "%.*s%s", (int)(c2 + 1 - line), line, path);
-	if (already_in(t->pid, tid, want))
+	if (already_in(t->hpid, tid, want))
 		return 0;
 	m = cgmount_find(ctrl, path, &rel);
 	if (!m && !strcmp(c2 + 1, "/")) {
@@ -299,7 +299,7 @@ static int move_thread(struct itask *t, pid_t tid, bool leader, const char *line
 	}
 	strcat(file, *ctrl ? "/tasks" : "/cgroup.procs");
 	fd = open(file, O_WRONLY | O_CLOEXEC);
-	len = snprintf(num, sizeof(num), "%d", *ctrl ? tid : t->pid);
+	len = snprintf(num, sizeof(num), "%d", *ctrl ? tid : t->hpid);
 	if (fd < 0 || write(fd, num, len) != len) {
 		pr_perror("task %d: cannot move it into cgroup %s (%s)", tid, path, file);
 		if (fd >= 0)

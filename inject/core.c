@@ -43,15 +43,15 @@ static int restore_rlimits(struct itask *t)
 
 		if (l->resource >= RLIM_NLIMITS)
 			continue;
-		if (!prlimit(t->pid, l->resource, &rl, NULL))
+		if (!prlimit(t->hpid, l->resource, &rl, NULL))
 			continue;
 		/* Raising a hard limit needs CAP_SYS_RESOURCE; keep what we
 		 * can and say so. */
-		if (errno == EPERM && !prlimit(t->pid, l->resource, NULL, &now)) {
+		if (errno == EPERM && !prlimit(t->hpid, l->resource, NULL, &now)) {
 			rl.rlim_max = now.rlim_max;
 			if (rl.rlim_cur > rl.rlim_max)
 				rl.rlim_cur = rl.rlim_max;
-			if (!prlimit(t->pid, l->resource, &rl, NULL)) {
+			if (!prlimit(t->hpid, l->resource, &rl, NULL)) {
 				pr_warn("task %d: rlimit %u hard limit stays %llu (wanted %llu)", t->pid,
 					l->resource, (unsigned long long)now.rlim_max,
 					(unsigned long long)l->max);
@@ -77,7 +77,7 @@ static int restore_oom_score_adj(struct itask *t)
 		       t->tc->oom_score_adj);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", t->pid);
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", t->hpid);
 	len = snprintf(buf, sizeof(buf), "%d", t->tc->oom_score_adj);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	ok = fd >= 0 && write(fd, buf, len) == len;
@@ -103,7 +103,7 @@ static int restore_loginuid(struct itask *t)
 
 	if (!t->tc->has_loginuid)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/loginuid", t->pid);
+	snprintf(path, sizeof(path), "/proc/%d/loginuid", t->hpid);
 	if (proc_read_file(path, buf, sizeof(buf)) > 0 && strtoul(buf, NULL, 10) == t->tc->loginuid)
 		return 0;
 	len = snprintf(buf, sizeof(buf), "%u", t->tc->loginuid);
@@ -172,24 +172,28 @@ int core_create_threads(struct itask *t)
 		uint64_t tid64 = tid;
 		unsigned long at;
 		int status;
+		pid_t host;
 		long r;
 
 		args.set_tid = t->scratch + 512;
 		if (!scratch_put(t, 512, &tid64, sizeof(tid64)) ||
 		    !(at = scratch_put(t, 0, &args, sizeof(args))))
 			return -1;
+		t->rt.event_child = 0;
 		r = ISYS(t, SYS_clone3, at, sizeof(args));
-		if (r != (long)tid) {
+		if (r != (long)tid || t->rt.event_child <= 0) {
 			pr_err("task %d: cannot create thread %u: %s", t->pid, tid,
 			       r < 0 ? strerror(-r) : "wrong TID");
 			return -1;
 		}
-		/* auto-attached (PTRACE_O_TRACECLONE), stopped before it runs */
-		if (waitpid(tid, &status, __WALL) != (pid_t)tid || !WIFSTOPPED(status)) {
+		/* auto-attached (PTRACE_O_TRACECLONE), stopped before it runs;
+		 * tid is as the task sees it, the event says ours */
+		host = t->rt.event_child;
+		if (waitpid(host, &status, __WALL) != host || !WIFSTOPPED(status)) {
 			pr_err("thread %u of task %d did not stop after its creation", tid, t->pid);
 			return -1;
 		}
-		if (rtask_init(&it->own, tid))
+		if (rtask_init(&it->own, host))
 			return -1;
 		it->rt = &it->own;
 		it->rt->syscall_ip = t->rt.syscall_ip;

@@ -322,7 +322,7 @@ static int timerfd_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEn
 
 	if (!first_post(fe->id))
 		return 0;
-	fd = task_fd(t->pid, fi->fd);
+	fd = task_fd(t->hpid, fi->fd);
 	if (fd < 0)
 		return -1;
 	if (e->value_ns &&

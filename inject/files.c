@@ -411,7 +411,7 @@ int files_restore(struct itree *tr, struct itask *t)
 		return -1;
 	}
 	/* whatever else the task inherited from stasis-inject goes */
-	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
+	snprintf(path, sizeof(path), "/proc/%d/fd", t->hpid);
 	d = opendir(path);
 	if (!d) {
 		pr_perror("cannot open %s", path);
@@ -460,6 +460,13 @@ static int fown_restore(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEn
 	struct f_owner_ex owner = { .type = fo->type, .pid = fo->pid };
 	int fd;
 
+	/* set from here: the owner as we see it (a group's is its leader's) */
+	if (fo->pid && !(owner.pid = pstree_host_pid(fo->pid))) {
+		pr_err("task %d: the owner %u of fd %u is not a task of the tree", t->pid, fo->pid,
+		       fi->fd);
+		return -1;
+	}
+
 	for (size_t i = 0; i < nr_owned; i++)
 		if (owned[i] == fi->id)
 			return 0;
@@ -476,7 +483,7 @@ static int fown_restore(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEn
 			return -1;
 		}
 	}
-	fd = task_fd(t->pid, fi->fd);
+	fd = task_fd(t->hpid, fi->fd);
 	if (fd < 0)
 		return -1;
 	if (fcntl(fd, F_SETOWN_EX, &owner) || fcntl(fd, F_SETSIG, fo->sig)) {

@@ -43,7 +43,7 @@ static int remote_dir_call(struct itask *t, long nr, const char *what, const cha
 		holder = ghost_holder(id);
 		if (holder < 0)
 			return -1;
-		p = ISYS(t, SYS_pidfd_open, getpid(), 0);
+		p = pstree_remote_inject_pidfd(t);
 		fd = p < 0 ? p : ISYS(t, SYS_pidfd_getfd, p, holder, 0);
 		r = fd < 0 ? fd : ISYS(t, SYS_fchdir, fd);
 		if (fd >= 0)

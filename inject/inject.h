@@ -81,7 +81,8 @@ struct lazy_range;
 
 /* A task being restored. */
 struct itask {
-	pid_t pid;
+	pid_t pid;	 /* in the checkpoint: as the tree sees it (its PID namespace) */
+	pid_t hpid;	 /* on this host, for ptrace, /proc, kill: pid unless namespaced */
 	struct rtask rt; /* the leader, through which task-wide calls run */
 	bool created;
 	struct itask *parent;
@@ -241,6 +242,17 @@ int ipcns_finish(void);
 int ipcns_map(struct itask *t, const Stasis__Vma *v);
 
 int pstree_load(struct itree *tr);
+/* The tree is the init of a PID namespace of its own and its descendants:
+ * restored in a new one, where tasks have their PIDs (pid); hpid differs. */
+bool pstree_namespaced(const struct itree *tr);
+/* pstree_namespaced of the tree loaded */
+bool pstree_in_pidns(void);
+/* The restored task (or thread) of the checkpoint's pid, as we see it: pid
+ * itself outside a PID namespace; in one, 0 if the tree has none (yet). */
+pid_t pstree_host_pid(pid_t pid);
+/* A pidfd of stasis-inject in t (before its files are restored), for
+ * pidfd_getfd of our descriptors: -errno on failure. */
+long pstree_remote_inject_pidfd(struct itask *t);
 /* Frees what pstree_load loaded (the fuzz harness; a restore keeps it). */
 void pstree_free(struct itree *tr);
 /* Creates t (the root or a child, parents first) with its PID, parent and

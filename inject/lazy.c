@@ -79,7 +79,7 @@ static void daemon_sigio(int sig)
 	daemon_lost = 1;
 	for (size_t i = 0; lazy_tree && i < lazy_tree->nr; i++)
 		if (lazy_tree->tasks[i].created)
-			kill(lazy_tree->tasks[i].pid, SIGKILL);
+			kill(lazy_tree->tasks[i].hpid, SIGKILL);
 	errno = e;
 }
 
@@ -213,7 +213,7 @@ int lazy_register(struct itask *t)
 	}
 	if (register_vmas(t, uffd))
 		goto out;
-	pidfd = syscall(SYS_pidfd_open, t->pid, 0);
+	pidfd = syscall(SYS_pidfd_open, t->hpid, 0);
 	if (pidfd < 0) {
 		pr_perror("task %d: no pidfd for the lazy-pages daemon", t->pid);
 		goto out;

@@ -50,14 +50,14 @@ static long take_lease(struct itask *t, Stasis__FileLock *fl)
 		return r;
 	if (fl->break_to != F_RDLCK && fl->break_to != F_UNLCK)
 		return -EINVAL;
-	copy = task_fd(t->pid, fl->fd);
+	copy = task_fd(t->hpid, fl->fd);
 	if (copy < 0)
 		return -EBADF;
 	r = fcntl(copy, F_SETOWN, 0) ? -errno : 0;
 	close(copy);
 	if (r)
 		return r;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%u", t->pid, fl->fd);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%u", t->hpid, fl->fd);
 	fd = open(path, (fl->break_to == F_RDLCK ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);

@@ -67,7 +67,7 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 			return -1;
 		if (i == 0)
 			files_release_staged();
-		if (i == 0 && actions_created(t->pid))
+		if (i == 0 && actions_created(t->hpid))
 			return -1;
 		if (!task_alive(t))
 			continue;
@@ -162,6 +162,10 @@ static int wait_pids_free(const struct itree *tr)
 	uint64_t end = now_ns() + opts.wait_pids_free * 1000000000ull;
 	bool said = false;
 
+	/* a tree in a PID namespace of its own gets a new one: its PIDs are
+	 * free there whatever runs here */
+	if (pstree_namespaced(tr))
+		return 0;
 	for (size_t i = 0; opts.wait_pids_free && i < tr->nr; i++) {
 		const Stasis__PstreeEntry *pe = tr->tasks[i].pe;
 		pid_t ids[2] = { pe->pgid, pe->sid };
@@ -219,9 +223,11 @@ int main(int argc, char **argv)
 	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks; only
 	 * now: while waiting for PIDs, a hang-up of the pipe means a sender gone */
 	imgr_readahead(r);
-	root = tree.tasks[0].pid;
-	if (restore_tree(&tree, r, &f, more) || ipcns_finish() || write_pidfile(root) ||
-	    actions_restored(root) || inet_finish())
+	if (restore_tree(&tree, r, &f, more))
+		goto fail;
+	/* as we see it: a namespace's init is 1 only inside */
+	root = tree.tasks[0].hpid;
+	if (ipcns_finish() || write_pidfile(root) || actions_restored(root) || inet_finish())
 		goto fail;
 	/*
 	 * Every task has its files: the link remaps and the ghosts' temporary

@@ -317,20 +317,20 @@ static long writable_file(struct itask *t, struct rmemfd *o)
 	DIR *d;
 
 	if (o->fd >= 0) {
-		pidfd = ISYS(t, SYS_pidfd_open, getpid(), 0);
+		pidfd = pstree_remote_inject_pidfd(t);
 		if (pidfd < 0)
 			return -1;
 		fd = ISYS(t, SYS_pidfd_getfd, pidfd, o->fd, 0);
 		ISYS(t, SYS_close, pidfd);
 		return fd < 0 ? -1 : fd;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
+	snprintf(path, sizeof(path), "/proc/%d/fd", t->hpid);
 	d = opendir(path);
 	while (d && fd < 0 && (de = readdir(d))) {
 		struct stat sb;
 		long n, fl;
 
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", t->pid, de->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", t->hpid, de->d_name);
 		if (de->d_name[0] == '.' || stat(path, &sb) || sb.st_dev != o->dev ||
 		    sb.st_ino != o->ino)
 			continue;
@@ -355,7 +355,7 @@ long memfd_map_open(struct itask *t, Stasis__Vma *v)
 	struct rmemfd *o = get(true, v->shmid);
 	bool shared = v->flags & MAP_SHARED;
 	int oflags = O_RDWR, n;
-	pid_t pid = t->pid;
+	pid_t pid = t->hpid;
 	unsigned long at;
 	char path[64];
 	long fd;
@@ -400,7 +400,7 @@ int memfd_seal_all(struct itask *t)
 	sealed = true;
 	for (size_t i = 0; i < nr_objs; i++) {
 		struct rmemfd *o = &objs[i];
-		pid_t pid = t->pid;
+		pid_t pid = t->hpid;
 		char path[64];
 		int fd = o->fd;
 

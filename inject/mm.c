@@ -60,7 +60,7 @@ static int unregister_rseq(struct itask *t)
 	struct ptrace_rseq_configuration rc;
 	long r;
 
-	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, t->pid, sizeof(rc), &rc) != sizeof(rc) ||
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, t->hpid, sizeof(rc), &rc) != sizeof(rc) ||
 	    !rc.rseq_abi_pointer)
 		return 0;
 	r = ISYS(t, SYS_rseq, rc.rseq_abi_pointer, rc.rseq_abi_size, RSEQ_FLAG_UNREGISTER,
@@ -97,7 +97,7 @@ static int restore_vdso(struct itask *t)
 		pr_err("task %d: cannot map the vDSO at %#lx: %s", t->pid, block, strerror(-r));
 		return -1;
 	}
-	nr = proc_read_maps(t->pid, &now);
+	nr = proc_read_maps(t->hpid, &now);
 	if (nr < 0)
 		return -1;
 	r = -1;
@@ -207,7 +207,7 @@ static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v)
 		return -1;
 	}
 	if (ov != v)
-		return open_map_file(t, ot->pid, ov->start, ov->end);
+		return open_map_file(t, ot->hpid, ov->start, ov->end);
 	size = (size ? size + unit - 1 : unit) / unit * unit;
 	if (size > TASK_SIZE_MAX) {
 		pr_err("task %d: invalid shared memory size at %#llx in the checkpoint", t->pid,
@@ -220,7 +220,7 @@ static long open_shared(struct itree *tr, struct itask *t, Stasis__Vma *v)
 		       (unsigned long long)size, strerror(-tmp));
 		return -1;
 	}
-	fd = open_map_file(t, t->pid, tmp, tmp + size);
+	fd = open_map_file(t, t->hpid, tmp, tmp + size);
 	r = ISYS(t, SYS_munmap, tmp, size);
 	if (r && fd >= 0) {
 		pr_err("task %d: cannot unmap shared memory at %#lx: %s", t->pid, tmp, strerror(-r));
@@ -555,7 +555,7 @@ static int open_object(struct itask *t, Stasis__PagemapEntry *pe)
 		if (v->kind != STASIS__VMA_KIND__SHMEM || pe->vaddr < v->start ||
 		    pe->vaddr >= v->end || (uint64_t)pe->nr_pages * PAGE_SIZE > v->end - pe->vaddr)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", t->pid,
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", t->hpid,
 			 (unsigned long long)v->start, (unsigned long long)v->end);
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
@@ -592,7 +592,7 @@ static int write_object(struct itask *t, int fd, const char *data, uint64_t len,
  */
 int mm_task_uffd(struct itask *t, int flags)
 {
-	int pidfd = syscall(SYS_pidfd_open, t->pid, 0), fd;
+	int pidfd = syscall(SYS_pidfd_open, t->hpid, 0), fd;
 	long remote = ISYS(t, SYS_userfaultfd, flags);
 
 	if (remote < 0) {

@@ -322,6 +322,12 @@ int ns_prepare(struct itree *tr)
 		ns->e = records_get("ns", i, &stasis__ns_entry__descriptor);
 		if (!ns->e)
 			return -1;
+		/* made by the root's clone (inject/pstree.c) */
+		if (ns->e->kind == STASIS__NS_KIND__NS_PID) {
+			protobuf_c_message_free_unpacked(&ns->e->base, NULL);
+			ns->e = NULL;
+			continue;
+		}
 		nr_nss++;
 		ns->k = kind_of(ns->e->kind);
 		if (!ns->k || !ns->e->id || find_ns(ns->e->id) != ns) {

@@ -61,7 +61,7 @@ static int range_cmp(const void *a, const void *b)
 static unsigned long find_gadget_place(struct itree *tr, struct itask *t)
 {
 	struct proc_vma *now;
-	int nr_now = proc_read_maps(t->pid, &now);
+	int nr_now = proc_read_maps(t->hpid, &now);
 	struct range *r;
 	size_t nr = 0, total = 0;
 	unsigned long cand = 1UL << 20;

@@ -220,7 +220,9 @@ static int pidfd_post(struct itask *t, Stasis__FdinfoEntry *fi, Stasis__FileEntr
 
 	if (fe->pidfd->dead)
 		return 0; /* opened whole, in stasis-inject */
-	if (kill(pid, 0) && errno == ESRCH && (fe->flags & O_EXCL)) {
+	pid_t host = pstree_host_pid(pid);
+
+	if ((!host || (kill(host, 0) && errno == ESRCH)) && (fe->flags & O_EXCL)) {
 		/* a thread not created yet (threads come after descriptors) */
 		waiting = xrealloc(waiting, (nr_waiting + 1) * sizeof(*waiting));
 		waiting[nr_waiting++] = (struct pidfd_wait){ t->pid, fi->fd, fe->id, fe->flags,

@@ -8,6 +8,7 @@
  * helper with the leader's PID; zombies exit with their old status.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,29 @@ static int load_task(struct itask *t)
 	return 0;
 }
 
+static const struct itree *loaded;
+
+bool pstree_in_pidns(void)
+{
+	return loaded && pstree_namespaced(loaded);
+}
+
+pid_t pstree_host_pid(pid_t pid)
+{
+	if (!pstree_in_pidns())
+		return pid;
+	for (size_t i = 0; i < loaded->nr; i++) {
+		const struct itask *t = &loaded->tasks[i];
+
+		if (t->pid == pid)
+			return t->created ? t->hpid : 0;
+		for (size_t j = 1; task_alive(t) && j < t->nr_threads; j++)
+			if (t->threads[j].th->tid == (uint32_t)pid)
+				return t->threads[j].rt ? t->threads[j].rt->tid : 0;
+	}
+	return 0;
+}
+
 int pstree_load(struct itree *tr)
 {
 	Stasis__Inventory *inv;
@@ -104,8 +128,10 @@ int pstree_load(struct itree *tr)
 		struct itask *t = &tr->tasks[i];
 
 		NEED(t->pe, "pstree", i, stasis__pstree_entry__descriptor);
-		t->pid = t->pe->pid;
-		if (t->pid <= 1 || find_task(tr, t->pid)) {
+		t->pid = t->hpid = t->pe->pid;
+		/* in a namespace of its own the root is its init, PID 1 */
+		if (t->pid < 1 || (t->pid == 1) != (i == 0 && pstree_namespaced(tr)) ||
+		    find_task(tr, t->pid)) {
 			pr_err("the checkpoint's process tree is inconsistent at task %d", t->pid);
 			protobuf_c_message_free_unpacked(&t->pe->base, NULL);
 			t->pe = NULL;
@@ -120,6 +146,7 @@ int pstree_load(struct itree *tr)
 		if (task_alive(t) && load_task(t))
 			return -1;
 	}
+	loaded = tr;
 	return 0;
 fail_inv:
 	protobuf_c_message_free_unpacked(&inv->base, NULL);
@@ -162,11 +189,12 @@ static void child_stub(void)
 	_exit(127);
 }
 
+/* pid: the new task as we see it */
 static int attach_new(struct itask *t, pid_t pid)
 {
 	int status;
 
-	t->rt.tid = pid;
+	t->rt.tid = t->hpid = pid;
 	t->created = true;
 	if (waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) {
 		pr_err("task %d did not stop after its creation", pid);
@@ -175,8 +203,26 @@ static int attach_new(struct itask *t, pid_t pid)
 	return rtask_init(&t->rt, pid);
 }
 
-/* The root: a child of stasis-inject. */
-static int create_root(struct itask *t)
+/* ours, inherited by the stubs of a namespaced tree (until their files
+ * are restored) */
+static int inject_pidfd = -1;
+
+long pstree_remote_inject_pidfd(struct itask *t)
+{
+	if (inject_pidfd < 0)
+		return ISYS(t, SYS_pidfd_open, getpid(), 0);
+	return ISYS(t, SYS_fcntl, inject_pidfd, F_DUPFD_CLOEXEC, 0);
+}
+
+bool pstree_namespaced(const struct itree *tr)
+{
+	return tr->tasks && tr->tasks[0].pe && tr->tasks[0].pe->has_pid_ns &&
+	       tr->tasks[0].pe->pid_ns;
+}
+
+/* The root: a child of stasis-inject; the init (PID 1) of a new PID
+ * namespace when it was one, where its descendants get their PIDs. */
+static int create_root(struct itree *tr, struct itask *t)
 {
 	pid_t tid = t->pid;
 	struct clone_args args = {
@@ -184,7 +230,20 @@ static int create_root(struct itask *t)
 		.set_tid = (uint64_t)(unsigned long)&tid,
 		.set_tid_size = 1,
 	};
-	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	long pid;
+
+	if (pstree_namespaced(tr)) {
+		args.flags = CLONE_NEWPID;
+		args.set_tid = 0;
+		args.set_tid_size = 0;
+		/* the tasks cannot see us to pidfd_open us: they inherit one */
+		inject_pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+		if (inject_pidfd < 0) {
+			pr_perror("cannot open a pidfd of our own");
+			return -1;
+		}
+	}
+	pid = syscall(SYS_clone3, &args, sizeof(args));
 
 	if (pid == 0)
 		child_stub();
@@ -219,13 +278,15 @@ static int clone_from(struct itask *parent, struct itask *t, pid_t pid, uint64_t
 	if (!scratch_put(parent, 512, &tid, sizeof(tid)) ||
 	    !(at = scratch_put(parent, 0, &args, sizeof(args))))
 		return -1;
+	parent->rt.event_child = 0;
 	r = ISYS(parent, SYS_clone3, at, sizeof(args));
-	if (r != pid) {
+	if (r != pid || parent->rt.event_child <= 0) {
 		pr_err("task %d: cannot create task %d: %s", parent->pid, pid,
 		       r == -EEXIST ? "its PID is in use" : r < 0 ? strerror(-r) : "wrong PID");
 		return -1;
 	}
-	if (attach_new(t, pid))
+	/* the clone returned pid as the parent sees it; ours is the event's */
+	if (attach_new(t, parent->rt.event_child))
 		return -1;
 	t->rt.syscall_ip = parent->rt.syscall_ip;
 	t->gadget = parent->gadget;
@@ -263,36 +324,37 @@ static int remote_exit(struct itask *t, int status)
 	}
 	if (sig && WCOREDUMP(status))
 		pr_warn("zombie %d: its status loses the core-dump flag", t->pid);
-	if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &mask))
+	if (ptrace(PTRACE_SETSIGMASK, t->hpid, (void *)8, &mask))
 		return -1;
 	r.rax = sig ? SYS_kill : SYS_exit_group;
 	r.rdi = sig ? (unsigned long)t->pid : (unsigned long)WEXITSTATUS(status);
 	r.rsi = sig;
 	r.rip = t->rt.syscall_ip;
 	r.orig_rax = -1;
-	if (ptrace(PTRACE_SETREGS, t->pid, NULL, &r) || ptrace(PTRACE_CONT, t->pid, NULL, NULL)) {
+	if (ptrace(PTRACE_SETREGS, t->hpid, NULL, &r) || ptrace(PTRACE_CONT, t->hpid, NULL, NULL)) {
 		pr_perror("cannot end task %d", t->pid);
 		return -1;
 	}
 	rtask_fini(&t->rt);
-	while (waitpid(t->pid, &st, __WALL) == t->pid) {
+	while (waitpid(t->hpid, &st, __WALL) == t->hpid) {
 		if (WIFEXITED(st) || WIFSIGNALED(st))
 			return 0;
-		ptrace(PTRACE_CONT, t->pid, NULL, (void *)(long)(WSTOPSIG(st) == sig ? sig : 0));
+		ptrace(PTRACE_CONT, t->hpid, NULL, (void *)(long)(WSTOPSIG(st) == sig ? sig : 0));
 	}
 	pr_perror("task %d did not exit", t->pid);
 	return -1;
 }
 
-static int reap_traced(pid_t pid)
+/* 1 while pid has not ended (*left set), 0 once reaped or not ours */
+static int reap_now(pid_t pid, bool *left)
 {
 	int status;
+	pid_t r = waitpid(pid, &status, __WALL | WNOHANG);
 
-	while (waitpid(pid, &status, __WALL) == pid)
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return 0;
-	pr_perror("task %d did not exit", pid);
-	return -1;
+	if (r < 0 || (r == pid && (WIFEXITED(status) || WIFSIGNALED(status))))
+		return 0;
+	*left = true;
+	return 1;
 }
 
 /* A created task of the given session, to clone from: a zombie too, which
@@ -378,7 +440,7 @@ static void kill_session_helpers(void)
 {
 	for (int i = 0; i < nr_helpers; i++)
 		if (helpers[i]->task.created)
-			kill(helpers[i]->task.pid, SIGKILL);
+			kill(helpers[i]->task.hpid, SIGKILL);
 }
 
 static int join_group(struct itree *tr, struct itask *t)
@@ -467,11 +529,11 @@ struct itask *pstree_create_task(struct itree *tr, struct itask *t)
 	long r;
 
 	if (t == &tr->tasks[0]) {
-		if (create_root(t) || parasite_place(tr, t) || ns_join(t, NULL))
+		if (create_root(tr, t) || parasite_place(tr, t) || ns_join(t, NULL))
 			return NULL;
 		/* every catchable signal stays blocked until the end; children
 		 * inherit the mask */
-		if (ptrace(PTRACE_SETSIGMASK, t->pid, (void *)8, &all)) {
+		if (ptrace(PTRACE_SETSIGMASK, t->hpid, (void *)8, &all)) {
 			pr_perror("cannot block signals of task %d", t->pid);
 			return NULL;
 		}
@@ -582,15 +644,23 @@ int pstree_release(struct itree *tr)
 void pstree_kill(struct itree *tr)
 {
 	kill_session_helpers();
-	for (size_t i = tr->nr; i-- > 0;) {
-		struct itask *t = &tr->tasks[i];
+	for (size_t i = tr->nr; i-- > 0;)
+		if (tr->tasks[i].created)
+			kill(tr->tasks[i].hpid, SIGKILL);
+	/* reaped without blocking on any one: a PID namespace's init (any of
+	 * its threads) exits only once the rest of the namespace is reaped */
+	for (bool left = true; left;) {
+		left = false;
+		for (size_t i = tr->nr; i-- > 0;) {
+			struct itask *t = &tr->tasks[i];
 
-		if (!t->created)
-			continue;
-		kill(t->pid, SIGKILL);
-		for (size_t j = t->nr_threads; j-- > 1;)
-			if (t->threads[j].rt)
-				reap_traced(t->threads[j].rt->tid);
-		reap_traced(t->pid);
+			for (size_t j = t->nr_threads; t->created && j-- > 1;)
+				if (t->threads[j].rt && !reap_now(t->threads[j].rt->tid, &left))
+					t->threads[j].rt = NULL;
+			if (t->created && !reap_now(t->hpid, &left))
+				t->created = false;
+		}
+		if (left)
+			usleep(1000);
 	}
 }

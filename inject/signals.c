@@ -16,8 +16,9 @@ struct ksigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
-static int queue_pending(struct itask *t, struct rtask *rt, ProtobufCBinaryData *si, size_t n,
-			 bool shared)
+/* tid: the thread as the task sees it (rt->tid is ours) */
+static int queue_pending(struct itask *t, struct rtask *rt, pid_t tid, ProtobufCBinaryData *si,
+			 size_t n, bool shared)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned long at;
@@ -35,7 +36,7 @@ static int queue_pending(struct itask *t, struct rtask *rt, ProtobufCBinaryData 
 		if (shared)
 			r = rsys(rt, SYS_rt_sigqueueinfo, t->pid, sig, at);
 		else
-			r = rsys(rt, SYS_rt_tgsigqueueinfo, t->pid, rt->tid, sig, at);
+			r = rsys(rt, SYS_rt_tgsigqueueinfo, t->pid, tid, sig, at);
 		if (r) {
 			pr_err("task %d: cannot queue pending signal %d: %s", t->pid, sig, strerror(-r));
 			return -1;
@@ -72,7 +73,7 @@ int signals_restore(struct itask *t)
 			return -1;
 		}
 	}
-	return queue_pending(t, &t->rt, tc->shared_pending, tc->n_shared_pending, true);
+	return queue_pending(t, &t->rt, t->pid, tc->shared_pending, tc->n_shared_pending, true);
 }
 
 int signals_restore_thread(struct itask *t, struct ithread *it)
@@ -95,5 +96,5 @@ int signals_restore_thread(struct itask *t, struct ithread *it)
 		       strerror(-r));
 		return -1;
 	}
-	return queue_pending(t, it->rt, it->th->pending, it->th->n_pending, false);
+	return queue_pending(t, it->rt, it->th->tid, it->th->pending, it->th->n_pending, false);
 }

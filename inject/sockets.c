@@ -163,6 +163,13 @@ static int call_as(const Stasis__UnixSk *sk, const struct as_call *call)
 
 	if (!sk->has_peer_cred_pid || !sk->peer_cred_pid)
 		return -1;
+	/* the helper would be outside the tree's PID namespace (made later) */
+	if (pstree_in_pidns()) {
+		pr_warn("unix socket %u: in a PID namespace SO_PEERCRED names stasis-inject (PID 0 "
+			"inside), not PID %u",
+			sk->ino, sk->peer_cred_pid);
+		return -1;
+	}
 	child = syscall(SYS_clone3, &args, sizeof(args));
 	if (!child) {
 		int r;
@@ -214,7 +221,8 @@ static int pair_as_maker(const Stasis__UnixSk *sk, int sv[2])
 
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, chan))
 		return -1;
-	child = syscall(SYS_clone3, &args, sizeof(args));
+	/* the helper would be outside the tree's PID namespace (made later) */
+	child = pstree_in_pidns() ? -1 : syscall(SYS_clone3, &args, sizeof(args));
 	if (!child) {
 		int s[2];
 

@@ -139,6 +139,10 @@ static int send_packet(int fd, const Stasis__UnixSkPacket *p, bool stream, struc
 	}
 	if (p->has_cred_pid)
 		cred = (struct ucred){p->cred_pid, p->cred_uid, p->cred_gid};
+	/* sent from here: the sender as we see it; one the tree's PID
+	 * namespace cannot see (0) is us, whom it cannot see either */
+	if (p->has_cred_pid && !(cred.pid = pstree_host_pid(p->cred_pid)))
+		cred.pid = getpid();
 	for (;;) {
 		struct iovec iov = {(void *)data, len};
 		struct msghdr mh = {.msg_name = to, .msg_namelen = tolen, .msg_iov = &iov,

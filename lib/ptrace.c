@@ -227,8 +227,16 @@ long rtask_syscall(struct rtask *t, bool *failed, long nr, unsigned long a1, uns
 			return -ESRCH;
 		/* An event stop inside the call (a clone reported to us):
 		 * the call has not returned yet. */
-		if (status >> 16)
+		if (status >> 16) {
+			unsigned long msg;
+			int ev = status >> 16;
+
+			if ((ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK ||
+			     ev == PTRACE_EVENT_CLONE) &&
+			    !ptrace(PTRACE_GETEVENTMSG, t->tid, NULL, &msg))
+				t->event_child = msg;
 			continue;
+		}
 		if (ptrace(PTRACE_GETREGS, t->tid, NULL, &r)) {
 			pr_perror("cannot read registers of task %d", t->tid);
 			return -ESRCH;

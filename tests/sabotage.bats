@@ -139,6 +139,11 @@ namespaces hostname
 namespaces child-hostname
 namespaces clock
 namespaces cgroup        cgroup
+pidns     root
+pidns     ids
+pidns     kill
+pidns     pidfd
+pidns     reap
 pty       queued
 pty       winsize
 sched     sched

@@ -18,6 +18,10 @@ struct rtask {
 	unsigned long syscall_ip;     /* address of a `syscall` instruction */
 	struct user_regs_struct regs; /* the task's own registers, as seized */
 	bool regs_dirty;	      /* remote calls ran: regs must be put back */
+	/* the new task of the last clone event a remote call reported, as
+	 * the tracer sees it (a clone in another PID namespace returns the
+	 * PID inside) */
+	pid_t event_child;
 };
 
 /* Wait until tid reports a ptrace stop; returns the stop status or -1. */
