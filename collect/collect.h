@@ -132,6 +132,11 @@ void ns_leave(Stasis__NsKind kind);
 int ns_write(struct img_writer *w);
 /* collect/ipcns.c: IPC namespace nsid's sysctls and SysV objects into e,
  * the segments' contents and the messages into images ipc-shm, ipc-msg */
+/* collect/netns.c: network namespace nsid read from inside (netns_check,
+ * once, as soon as it is met: -1 logged for a link that is not carried);
+ * netns_collect: its links, addresses, routes and sysctls into e */
+int netns_check(uint32_t nsid);
+int netns_collect(uint32_t nsid, Stasis__NsEntry *e);
 int ipcns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
 /* A task's SysV mapping (the whole attach: len), checked against the
  * segments of its IPC namespace; refused (-1, said) in ours. */

@@ -13,6 +13,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 
 #include "collect.h"
 #include "files.h"
@@ -284,6 +286,31 @@ static const struct fd_dump_ops *const fd_types[] = {
 };
 
 /* The id of the description behind pid's fd, adding it when new. */
+
+/* The network namespace of a socket, registered (collect/ns.c) and named
+ * in fe when it is not ours: sock_diag is asked there too, and the
+ * restore makes the socket in it. */
+static int sock_netns(const struct fd_src *src, Stasis__FileEntry *fe)
+{
+	int fd = fd_src_dup(src), ns, id;
+
+	if (fd < 0)
+		return -1;
+	ns = ioctl(fd, SIOCGSKNS);
+	close(fd);
+	if (ns < 0) {
+		pr_perror("fd %d of task %d: cannot find the network namespace of socket %lu",
+			  src->fd, src->pid, (unsigned long)src->st.st_ino);
+		return -1;
+	}
+	id = ns_register_fd(STASIS__NS_KIND__NS_NET, ns);
+	close(ns);
+	if (id < 0)
+		return -1;
+	fe->has_net_ns = id > 0;
+	fe->net_ns = id;
+	return 0;
+}
 static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, const char *fdinfo,
 		    uint32_t *id)
 {
@@ -330,6 +357,8 @@ static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, const char 
 	descs = xrealloc(descs, (nr_descs + 1) * sizeof(*descs));
 	descs[nr_descs++] = (struct file_desc){ pid, fd, fe };
 	*id = fe->id;
+	if (S_ISSOCK(src.st.st_mode) && sock_netns(&src, fe))
+		return -1;
 	if (fd_types[i]->dump(&src, fe) || fown_dump(&src, fe)) {
 		pr_err("fd %d of task %d: cannot dump %s %s", fd, pid, fd_types[i]->name, target);
 		return -1;

@@ -63,9 +63,6 @@ extern const struct fd_dump_ops packetsk_dump_ops, netlinksk_dump_ops;
 
 /* The family (SO_DOMAIN) of a socket, from a copy of it; -1 if not one. */
 int fd_src_sock_family(const struct fd_src *src);
-/* 0 if the socket (a copy fd of src's) is in stasis's network namespace,
- * whose sock_diag describes it; else -1 logged. */
-int sock_check_netns(const struct fd_src *src, int fd, const char *what);
 /* SO_PASSCRED, SO_TIMESTAMP(NS), timeouts and SO_RCVLOWAT of a socket;
  * NULL when all are off. */
 Stasis__SkCommon *sk_common_collect(int fd);

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
@@ -1002,7 +1003,6 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	Stasis__InetSk *sk = xmalloc(sizeof(*sk));
 	const struct inet_diag_sk *d;
 	int fd, v, ret = -1;
-	char what[32];
 
 	stasis__inet_sk__init(sk);
 	fe->type = STASIS__FD_TYPE__INETSK;
@@ -1023,11 +1023,6 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 		       src->fd, src->pid, sk->ino, sk->type, sk->protocol);
 		goto out;
 	}
-	/* its connections and sock_diag are another namespace's, and stasis
-	 * does not make network namespaces */
-	snprintf(what, sizeof(what), "%s socket", proto_name(sk->type, sk->protocol));
-	if (sock_check_netns(src, fd, what))
-		goto out;
 	if (names(fd, sk)) {
 		pr_perror("fd %d of task %d: cannot read the names of socket %u", src->fd,
 			  src->pid, sk->ino);
@@ -1099,6 +1094,12 @@ void inet_release(void)
 
 static bool locked;
 
+/* The network namespaces locked: a lock in each that has connections of
+ * the tree (ours is nss[0]: -1). */
+static int locked_nss[64];
+static size_t nr_locked_nss;
+
+/* The TCP connections of task pid, as sock_diag lists them. */
 static void lock_task_sockets(pid_t pid, struct netlock_conn **conns, size_t *nr)
 {
 	char path[64], link[64], fdpath[320];
@@ -1133,27 +1134,81 @@ static void lock_task_sockets(pid_t pid, struct netlock_conn **conns, size_t *nr
 		closedir(dir);
 }
 
+/* The network namespace of task pid: an open descriptor, or -1 for ours
+ * (or one that cannot be read: its sockets are then not found either). */
+static int task_netns(pid_t pid, struct stat *st)
+{
+	char path[64];
+	struct stat own;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, st) || stat("/proc/self/ns/net", &own) ||
+	    (st->st_ino == own.st_ino && st->st_dev == own.st_dev)) {
+		if (fd >= 0)
+			close(fd);
+		st->st_ino = 0;
+		return -1;
+	}
+	return fd;
+}
+
 int inet_lock(pid_t root)
 {
 	const struct tree *t = collect_tree();
-	struct netlock_conn *conns = NULL;
-	size_t nr = 0;
-	int ret;
+	struct stat *ns_of;
+	int *fds, ret = 0;
 
 	if (!opts.tcp_established || opts.network_lock == NETLOCK_SKIP)
 		return 0;
-	if (!load())
-		return -1;
-	for (int i = 0; i < t->nr; i++)
-		if (!t->tasks[i].zombie)
-			lock_task_sockets(t->tasks[i].pid, &conns, &nr);
-	ret = netlock_lock(opts.network_lock, root, conns, nr);
-	if (!ret && nr) {
-		locked = true;
-		pr_info("network lock (%s): %zu TCP connection(s) of tree %d",
-			netlock_name(opts.network_lock), nr, root);
+	/* sock_diag must see the sockets of the tree's namespaces */
+	ns_of = xzalloc(t->nr * sizeof(*ns_of));
+	fds = xmalloc(t->nr * sizeof(*fds));
+	for (int i = 0; i < t->nr; i++) {
+		fds[i] = t->tasks[i].zombie ? -1 : task_netns(t->tasks[i].pid, &ns_of[i]);
+		if (fds[i] >= 0 && sockdiag_add_netns(fds[i]))
+			ret = -1;
 	}
-	free(conns);
+	if (ret || !load())
+		ret = -1;
+	/* one lock for each namespace, ours first */
+	for (int i = -1; !ret && i < t->nr; i++) {
+		struct netlock_conn *conns = NULL;
+		size_t nr = 0;
+		bool done = false;
+
+		if (i >= 0 && fds[i] < 0)
+			continue;
+		for (int j = 0; i >= 0 && j < i; j++)
+			done |= ns_of[j].st_ino == ns_of[i].st_ino &&
+				ns_of[j].st_dev == ns_of[i].st_dev;
+		if (done)
+			continue;
+		for (int j = 0; j < t->nr; j++)
+			if (!t->tasks[j].zombie && ns_of[j].st_ino == (i < 0 ? 0 : ns_of[i].st_ino))
+				lock_task_sockets(t->tasks[j].pid, &conns, &nr);
+		netlock_set_netns(i < 0 ? -1 : fds[i]);
+		ret = netlock_lock(opts.network_lock, root, conns, nr);
+		if (!ret && nr) {
+			locked = true;
+			locked_nss[nr_locked_nss++] = i < 0 ? -1 : dup(fds[i]);
+			pr_info("network lock (%s): %zu TCP connection(s) of tree %d%s",
+				netlock_name(opts.network_lock), nr, root,
+				i < 0 ? "" : " in its network namespace");
+		}
+		free(conns);
+		if (nr_locked_nss == ARRAY_SIZE(locked_nss))
+			break;
+	}
+	netlock_set_netns(-1);
+	for (int i = 0; i < t->nr; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(ns_of);
+	if (ret)
+		inet_unlock(root);
 	/* the table is read again for the dump, after the lock */
 	sockdiag_inet_free(&diag);
 	diag_state = 0;
@@ -1170,6 +1225,13 @@ void inet_unlock(pid_t root)
 	if (!locked)
 		return;
 	locked = false;
-	if (netlock_unlock(opts.network_lock, root))
-		pr_err("the network lock of tree %d could not be removed", root);
+	for (size_t i = 0; i < nr_locked_nss; i++) {
+		netlock_set_netns(locked_nss[i]);
+		if (netlock_unlock(opts.network_lock, root))
+			pr_err("the network lock of tree %d could not be removed", root);
+		if (locked_nss[i] >= 0)
+			close(locked_nss[i]);
+	}
+	netlock_set_netns(-1);
+	nr_locked_nss = 0;
 }

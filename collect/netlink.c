@@ -122,29 +122,6 @@ int fd_src_sock_family(const struct fd_src *src)
 	return family;
 }
 
-int sock_check_netns(const struct fd_src *src, int fd, const char *what)
-{
-	struct stat ours, theirs;
-	int ns = ioctl(fd, SIOCGSKNS);
-
-	if (ns < 0 || fstat(ns, &theirs) || stat("/proc/self/ns/net", &ours)) {
-		pr_perror("fd %d of task %d: cannot find the network namespace of %s %lu", src->fd,
-			  src->pid, what, (unsigned long)src->st.st_ino);
-		if (ns >= 0)
-			close(ns);
-		return -1;
-	}
-	close(ns);
-	if (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev) {
-		/* sock_diag answers for stasis's own namespace only */
-		pr_err("fd %d of task %d: %s %lu belongs to another network namespace, which stasis "
-		       "does not support",
-		       src->fd, src->pid, what, (unsigned long)src->st.st_ino);
-		return -1;
-	}
-	return 0;
-}
-
 static bool match(const struct fd_src *src)
 {
 	return fd_src_sock_family(src) == AF_NETLINK;
@@ -241,8 +218,6 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	fd = fd_src_dup(src);
 	if (fd < 0)
 		return -1;
-	if (sock_check_netns(src, fd, "netlink socket"))
-		goto out;
 	if (getint(fd, SOL_SOCKET, SO_TYPE, &v))
 		goto err;
 	sk->type = v;

@@ -6,9 +6,10 @@
  * again (inject/ns.c). Sockets name theirs the same way (ns_register_fd).
  * Carried: UTS (host and domain name), time (the clocks as the namespace
  * saw them), cgroup (its root), IPC (its sysctls and SysV objects:
- * ipcns.c), PID (a tree rooted at its init: pidns.c). Refused before
- * anything is touched: user namespaces, a time or PID namespace made for
- * children to come,
+ * ipcns.c), PID (a tree rooted at its init: pidns.c), network (links,
+ * addresses, routes, sysctls: netns.c; its sockets are asked for with
+ * sock_diag inside it). Refused before anything is touched: user
+ * namespaces, a time or PID namespace made for children to come,
  * and the kinds with no support here yet. Mount namespaces are not
  * compared: `ip netns exec` makes one for every command it runs, and the
  * files of a task are taken as the task sees them.
@@ -26,6 +27,7 @@
 
 #include "collect.h"
 #include "stasis/log.h"
+#include "stasis/sockdiag.h"
 #include "stasis/util.h"
 
 static const struct ns_kind {
@@ -33,7 +35,7 @@ static const struct ns_kind {
 	int flag;	     /* CLONE_NEW* */
 	Stasis__NsKind kind; /* 0: not carried */
 } kinds[] = {
-    {"net", "network", CLONE_NEWNET, 0},
+    {"net", "network", CLONE_NEWNET, STASIS__NS_KIND__NS_NET},
     {"uts", "UTS", CLONE_NEWUTS, STASIS__NS_KIND__NS_UTS},
     {"ipc", "IPC", CLONE_NEWIPC, STASIS__NS_KIND__NS_IPC},
     {"pid", "PID", CLONE_NEWPID, STASIS__NS_KIND__NS_PID},
@@ -125,7 +127,13 @@ static int register_ns(const struct ns_kind *k, int fd, pid_t pid)
 		pr_perror("cannot keep a %s namespace", k->name);
 		return -1;
 	}
-	return nss[nr_nss++].id;
+	nr_nss++;
+	/* read now, while nothing is touched: a link that cannot be carried
+	 * refuses the dump here */
+	if (k->kind == STASIS__NS_KIND__NS_NET &&
+	    (sockdiag_add_netns(nss[nr_nss - 1].fd) || netns_check(nr_nss)))
+		return -1;
+	return nr_nss;
 }
 
 int ns_register_fd(Stasis__NsKind kind, int nsfd)
@@ -441,6 +449,9 @@ int ns_write(struct img_writer *w)
 		case STASIS__NS_KIND__NS_PID:
 			/* nothing but its tasks' PIDs (collect/pidns.c) */
 			r = 0;
+			break;
+		case STASIS__NS_KIND__NS_NET:
+			r = netns_collect(ns->id, &e);
 			break;
 		default:
 			pr_err("%s namespace %u: not carried", ns->k->name, ns->id);

@@ -408,13 +408,6 @@ static int dump(const struct fd_src *src, Stasis__FileEntry *fe)
 	fe->type = STASIS__FD_TYPE__PACKETSK;
 	fe->packetsk = sk;
 	sk->ino = src->st.st_ino;
-	fd = fd_src_dup(src);
-	if (fd < 0)
-		return -1;
-	ret = sock_check_netns(src, fd, "packet socket");
-	close(fd);
-	if (ret)
-		return -1;
 	d = find(sk->ino);
 	if (!d || !d->has_info) {
 		pr_err("fd %d of task %d: packet socket %u is not in packet_diag's list", src->fd,

@@ -230,6 +230,7 @@ int task_fd(pid_t pid, int fd)
 static int open_description(Stasis__FileEntry *fe)
 {
 	const struct fd_restore_ops *ops = fd_type(fe->type);
+	int fd;
 
 	if (!ops) {
 		pr_err("file %u (%s) has a type this stasis cannot restore", fe->id, fe->path);
@@ -239,7 +240,15 @@ static int open_description(Stasis__FileEntry *fe)
 	 * SIGIO nowhere, and F_SETFL cannot fix it then: set in the task,
 	 * at its number, by files_restore_late */
 	fe->flags &= ~O_ASYNC;
-	return ops->open(fe);
+	/* a socket is made in its network namespace; bound, connected and
+	 * repaired there whatever namespace we are in */
+	if (!fe->has_net_ns)
+		return ops->open(fe);
+	if (ns_enter(STASIS__NS_KIND__NS_NET, fe->net_ns))
+		return -1;
+	fd = ops->open(fe);
+	ns_leave(STASIS__NS_KIND__NS_NET);
+	return fd;
 }
 
 static int load_fdinfo(struct itask *t, int *max_fd)

@@ -18,13 +18,16 @@
 #include <netinet/ip6.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "files.h"
 #include "stasis/log.h"
@@ -794,6 +797,34 @@ static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
  * while the socket is still in repair mode). A v4-mapped connection is
  * IPv4 on the wire. URG: the first byte of DATA is urgent.
  */
+/* A raw socket in the network namespace of socket sk, where the packets
+ * fed to it must arrive (a tree's own namespace: docs/netns.md). */
+static int raw_socket_of(int sk, bool v4)
+{
+	int ns = ioctl(sk, SIOCGSKNS), own = -1, fd;
+
+	if (ns >= 0) {
+		own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (own < 0 || setns(ns, CLONE_NEWNET)) {
+			if (own >= 0)
+				close(own);
+			close(ns);
+			return -1;
+		}
+	}
+	fd = socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (ns >= 0) {
+		/* every later step would act in the wrong namespace */
+		if (setns(own, CLONE_NEWNET)) {
+			pr_perror("cannot come back to our own network namespace");
+			abort();
+		}
+		close(own);
+		close(ns);
+	}
+	return fd;
+}
+
 static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool urg, bool rst,
 			const uint8_t *data, size_t len)
 {
@@ -868,7 +899,7 @@ static int feed_segment(const struct pending *p, uint32_t seq, bool fin, bool ur
 		memcpy(&sin6->sin6_addr, to, 16);
 		sslen = sizeof(*sin6);
 	}
-	fd = socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	fd = raw_socket_of(p->fd, v4);
 	if (fd < 0) {
 		pr_perror("TCP connection %s: cannot open a raw socket to feed it", p->conn);
 		free(pkt);

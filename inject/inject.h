@@ -30,6 +30,8 @@ struct inject_opts {
 	int nr_cgroup_roots;
 	char **join_ns; /* --join-ns NS:PID|FILE, as given */
 	int nr_join_ns;
+	char **veth_pairs; /* --veth-pair IN=OUT, as given */
+	int nr_veth_pairs;
 };
 
 /* --manage-cgroups: criu's modes (inject/cgroup.c) */
@@ -238,6 +240,11 @@ bool ns_joined(Stasis__NsKind kind, uint32_t id);
  * removed while attached marked so again, kernel.shm_rmid_forced;
  * ipcns_map: a SysV mapping of t, attached again in t */
 int ipcns_fill(const Stasis__NsEntry *e);
+/* inject/netns.c: a network namespace's links, addresses, routes and
+ * sysctls, in its holder (ns.c), which calls netns_before_unshare first
+ * (the namespace a veth's outside peer goes to). 0 or -1 logged. */
+int netns_before_unshare(void);
+int netns_fill(const Stasis__NsEntry *e);
 int ipcns_finish(void);
 int ipcns_map(struct itask *t, const Stasis__Vma *v);
 

@@ -3,7 +3,8 @@
  * Namespaces (collect/ns.c). Each NsEntry is made again before anything
  * else by a short-lived holder: a child of stasis-inject that unshares
  * the kind, fills the new namespace (names, clock offsets, its cgroup
- * root, its SysV objects: ipcns.c) and waits until we hold the namespace
+ * root, its SysV objects: ipcns.c, its links, addresses, routes and
+ * sysctls: netns.c) and waits until we hold the namespace
  * by a descriptor. Those descriptors, and ours of every kind involved,
  * are inherited by the task stubs (copies of stasis-inject), so each
  * task enters its namespaces right after it is cloned, where they differ
@@ -191,6 +192,8 @@ static int fill(const struct ns *ns)
 		return 0; /* the holder entered its root before it unshared */
 	case STASIS__NS_KIND__NS_IPC:
 		return ipcns_fill(ns->e);
+	case STASIS__NS_KIND__NS_NET:
+		return netns_fill(ns->e);
 	default:
 		pr_err("%s namespace %u: this stasis-inject cannot make it", ns->k->name,
 		       ns->e->id);
@@ -221,6 +224,8 @@ static int make_ns(struct itree *tr, struct ns *ns)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (ns->k->kind == STASIS__NS_KIND__NS_CGROUP &&
 		    cgroup_enter_ns_root(&tr->tasks[0], ns->e->cgroup_roots, ns->e->n_cgroup_roots))
+			_exit(1);
+		if (ns->k->kind == STASIS__NS_KIND__NS_NET && netns_before_unshare())
 			_exit(1);
 		if (unshare(ns->k->flag)) {
 			pr_perror("cannot make %s namespace %u", ns->k->name, ns->e->id);

@@ -3,6 +3,7 @@
  * the restore reads (inject.h). Apart from main.c so that
  * tests/fuzz/inject.c links them as they are. */
 #include <errno.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -42,6 +43,9 @@ static void usage(FILE *f)
 		   "                          instead of the root task's own: NS is net, uts,\n"
 		   "                          ipc, time or cgroup; the namespace of process PID,\n"
 		   "                          or the namespace file FILE (may be repeated)\n"
+		   "      --veth-pair IN=OUT  the veth IN of the tree's network namespace, whose\n"
+		   "                          peer was outside it, gets its new peer named OUT\n"
+		   "                          in ours (default: a name the kernel chooses)\n"
 		   "      --file-validation MODE  check regular files by MODE: filesize\n"
 		   "                          (the default; buildid is not supported)\n"
 		   "      --inherit-fd fd[N]:socket:[ID]  restore unix socket ID as our fd N\n"
@@ -81,6 +85,7 @@ int inject_parse_opts(int argc, char **argv)
 		{ "manage-cgroups", required_argument, NULL, 'M' },
 		{ "cgroup-root", required_argument, NULL, 'G' },
 		{ "join-ns", required_argument, NULL, 'J' },
+		{ "veth-pair", required_argument, NULL, 'E' },
 		COMMON_LONG_OPTS,
 		{}
 	};
@@ -135,6 +140,19 @@ int inject_parse_opts(int argc, char **argv)
 			opts.join_ns = xrealloc(opts.join_ns, (opts.nr_join_ns + 1) * sizeof(char *));
 			opts.join_ns[opts.nr_join_ns++] = optarg;
 			break;
+		case 'E': {
+			const char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg || !eq[1] || strlen(eq + 1) >= IFNAMSIZ ||
+			    (size_t)(eq - optarg) >= IFNAMSIZ) {
+				pr_err("--veth-pair %s: expected IN=OUT, two link names", optarg);
+				return -1;
+			}
+			opts.veth_pairs =
+			    xrealloc(opts.veth_pairs, (opts.nr_veth_pairs + 1) * sizeof(char *));
+			opts.veth_pairs[opts.nr_veth_pairs++] = optarg;
+			break;
+		}
 		case 'I': {
 			char *end = optarg;
 			long fd = -1;

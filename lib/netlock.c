@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -36,10 +37,18 @@ const char *netlock_name(enum netlock_method m)
 	return m == NETLOCK_IPTABLES ? "iptables" : m == NETLOCK_NFTABLES ? "nftables" : "skip";
 }
 
+/* The network namespace the rules go to (-1: ours). */
+static int target_netns = -1;
+
+void netlock_set_netns(int nsfd)
+{
+	target_netns = nsfd;
+}
+
 /*
- * Runs argv with input on its stdin; its output goes to our stderr (our
- * stdout may carry a checkpoint). Quiet: its messages are dropped. The
- * exit status, or -1.
+ * Runs argv with input on its stdin, in the target network namespace;
+ * its output goes to our stderr (our stdout may carry a checkpoint).
+ * Quiet: its messages are dropped. The exit status, or -1.
  */
 static int run(char *const argv[], const char *input, int quiet)
 {
@@ -66,6 +75,11 @@ static int run(char *const argv[], const char *input, int quiet)
 		if (quiet && null >= 0)
 			dup2(null, 2);
 		signal(SIGPIPE, SIG_DFL);
+		if (target_netns >= 0 && setns(target_netns, CLONE_NEWNET)) {
+			fprintf(stderr, "%s: cannot enter the tree's network namespace: %s\n",
+				argv[0], strerror(errno));
+			_exit(126);
+		}
 		execvp(argv[0], argv);
 		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* sock_diag dumps through libnl, and the unix socket table built from one. */
+#include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
@@ -35,23 +39,91 @@ static int valid_cb(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-static int request(const void *req, size_t len, int flags,
-		   int (*cb)(struct nlmsghdr *nlh, void *arg), void *arg)
+/*
+ * The network namespaces whose sockets are asked for besides ours (a tree
+ * in its own, see collect/ns.c): sock_diag answers for the namespace its
+ * socket was made in, so one is made in each.
+ */
+static int netns_fds[64];
+static size_t nr_netns;
+static int own_netns = -1;
+
+int sockdiag_add_netns(int nsfd)
 {
-	struct dump_ctx ctx = {cb, arg, 0};
+	struct stat st, o;
+
+	if (own_netns < 0) {
+		own_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (own_netns < 0) {
+			pr_perror("sock_diag: cannot open our own network namespace");
+			return -1;
+		}
+	}
+	if (fstat(nsfd, &st) || fstat(own_netns, &o)) {
+		pr_perror("sock_diag: cannot read a network namespace");
+		return -1;
+	}
+	if (st.st_ino == o.st_ino && st.st_dev == o.st_dev)
+		return 0;
+	for (size_t i = 0; i < nr_netns; i++) {
+		struct stat n;
+
+		if (!fstat(netns_fds[i], &n) && n.st_ino == st.st_ino && n.st_dev == st.st_dev)
+			return 0;
+	}
+	if (nr_netns == ARRAY_SIZE(netns_fds)) {
+		pr_err("sock_diag: more than %zu network namespaces", ARRAY_SIZE(netns_fds));
+		return -1;
+	}
+	netns_fds[nr_netns] = fcntl(nsfd, F_DUPFD_CLOEXEC, 0);
+	if (netns_fds[nr_netns] < 0) {
+		pr_perror("sock_diag: cannot keep a network namespace");
+		return -1;
+	}
+	nr_netns++;
+	return 0;
+}
+
+/* A NETLINK_SOCK_DIAG socket of namespace nsfd (-1: ours). */
+static struct nl_sock *diag_socket(int nsfd)
+{
 	struct nl_sock *sk = nl_socket_alloc();
 	int err;
 
 	if (!sk) {
 		pr_err("sock_diag: cannot allocate a netlink socket");
-		return -1;
+		return NULL;
+	}
+	if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET)) {
+		pr_perror("sock_diag: cannot enter a network namespace of the tree");
+		nl_socket_free(sk);
+		return NULL;
 	}
 	err = nl_connect(sk, NETLINK_SOCK_DIAG);
+	/* the socket stays in the namespace it was made in */
+	if (nsfd >= 0 && setns(own_netns, CLONE_NEWNET)) {
+		pr_perror("sock_diag: cannot come back to our own network namespace");
+		abort();
+	}
 	if (err < 0) {
 		pr_err("sock_diag: cannot connect a NETLINK_SOCK_DIAG socket: %s",
 		       nl_geterror(err));
-		goto out;
+		nl_socket_free(sk);
+		return NULL;
 	}
+	return sk;
+}
+
+/* One request in namespace nsfd; quiet: no message when it fails. */
+static int request_in(int nsfd, bool quiet, const void *req, size_t len, int flags,
+		      int (*cb)(struct nlmsghdr *nlh, void *arg), void *arg)
+{
+	struct dump_ctx ctx = {cb, arg, 0};
+	struct nl_sock *sk = diag_socket(nsfd);
+	int err;
+
+	if (!sk)
+		return -1;
 	/* a dump ends with NLMSG_DONE; replies can exceed a page */
 	nl_socket_disable_auto_ack(sk);
 	nl_socket_enable_msg_peek(sk);
@@ -62,12 +134,31 @@ static int request(const void *req, size_t len, int flags,
 		goto out;
 	}
 	err = nl_recvmsgs_default(sk);
-	if (err < 0 && !ctx.err)
+	if (err < 0 && !ctx.err && !quiet)
 		pr_err("sock_diag: %s failed: %s", flags & NLM_F_DUMP ? "dump" : "request",
 		       nl_geterror(err));
 out:
 	nl_socket_free(sk);
 	return err < 0 || ctx.err ? -1 : 0;
+}
+
+/* A dump: in every namespace, ours first. A request for one socket: in
+ * each until one knows it. */
+static int request(const void *req, size_t len, int flags,
+		   int (*cb)(struct nlmsghdr *nlh, void *arg), void *arg)
+{
+	bool dump = flags & NLM_F_DUMP;
+
+	for (size_t i = 0; i <= nr_netns; i++) {
+		int nsfd = i ? netns_fds[i - 1] : -1;
+		int r = request_in(nsfd, !dump && i < nr_netns, req, len, flags, cb, arg);
+
+		if (dump && r)
+			return -1;
+		if (!dump && !r)
+			return 0;
+	}
+	return dump ? 0 : -1;
 }
 
 int sockdiag_dump(const void *req, size_t len, int (*cb)(struct nlmsghdr *nlh, void *arg),

@@ -233,7 +233,10 @@ static const struct fe_option options[] = {
 	  "restore the tree into an existing namespace instead of the root task's own (its "
 	  "recorded contents left out): NS is net, uts, ipc, time or cgroup; the namespace of "
 	  "process PID or the namespace file FILE (may be repeated)", TO_INJECT },
-	TODO("veth-pair", 0, required_argument),
+	{ "veth-pair", 0, required_argument, K_LIST, CMD_RESTORE, L_VETH_PAIR, 0, "IN=OUT",
+	  "the veth IN of the tree's network namespace, whose peer was outside it, gets its new "
+	  "peer named OUT in the restorer's namespace (default: a name the kernel chooses; may be "
+	  "repeated)", TO_INJECT },
 	TODO("lsm-profile", 0, required_argument),
 	TODO("lsm-mount-context", 0, required_argument),
 	TODO("weak-sysctls", 0, no_argument),

@@ -61,6 +61,7 @@ enum fe_list {
 	L_IRMAP_SCAN_PATH, /* dump: --irmap-scan-path DIR */
 	L_CGROUP_ROOT, /* dump, restore: --cgroup-root [CONTROLLER:]/PATH */
 	L_JOIN_NS,     /* restore: --join-ns NS:PID|FILE */
+	L_VETH_PAIR,   /* restore: --veth-pair IN=OUT */
 	L_TLS_CERT,   /* --tls-cert: the last one is ours for TLS; with
 		       * --encrypt, every one is a recipient */
 	L_NR,

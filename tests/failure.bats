@@ -215,8 +215,9 @@ inject_refuses() { # FILE WHAT
 		die_with_logs "stasis-inject did not read ahead"
 }
 
-# (PID namespaces are carried: tests/pidns.bats, which refuses a nested one)
-@test "a task in a namespace of its own (network, user) is refused before anything is touched, and runs on untouched" {
+# (PID namespaces are carried: tests/pidns.bats, which refuses a nested one;
+# network namespaces: tests/netns.bats)
+@test "a task in a user namespace of its own is refused before anything is touched, and runs on untouched" {
 	local flags what
 	while read -r flags what; do
 		LOG=$BATS_TEST_TMPDIR/heap$flags.log
@@ -238,7 +239,6 @@ inject_refuses() { # FILE WHAT
 			die_with_logs "unshare $flags: no clear refusal" || return 1
 		check_failed_dump "$rc" "$BATS_TEST_TMPDIR/dump.out" "$BATS_TEST_TMPDIR/before" || return 1
 	done <<'EOT'
--n network
 -U user
 EOT
 }

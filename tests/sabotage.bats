@@ -93,6 +93,14 @@ ipcns     ipc-sem
 ipcns     ipc-msg
 ipcns     ipc-sysctl
 ipcns     ipc-attach
+netns     net-link
+netns     net-addr
+netns     net-route
+netns     net-sysctl
+netns     net-tcp
+netns     net-listen
+netns     net-udp
+netns     net-unix
 lazymm    fork            64
 lazymm    remap           64
 lazymm    unmap           64

@@ -33,5 +33,8 @@ struct netlock_conn {
 int netlock_lock(enum netlock_method m, pid_t root, const struct netlock_conn *conns, size_t nr);
 /* Removes the lock of root's tree, if there is one. 0, or -1 (logged). */
 int netlock_unlock(enum netlock_method m, pid_t root);
+/* The later locks and unlocks act in network namespace nsfd (kept open by
+ * the caller; -1: ours), as criu locks a namespace it dumps from inside. */
+void netlock_set_netns(int nsfd);
 
 #endif

@@ -19,6 +19,12 @@
  */
 int sockdiag_dump(const void *req, size_t len, int (*cb)(struct nlmsghdr *nlh, void *arg),
 		  void *arg);
+/*
+ * Every later request goes to network namespace nsfd too (duplicated;
+ * ours or one already added: nothing): dumps list the sockets of all, a
+ * request for one socket asks each. 0 or -1 (logged).
+ */
+int sockdiag_add_netns(int nsfd);
 
 /* One unix socket as sock_diag describes it. */
 struct unix_diag_sk {
