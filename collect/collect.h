@@ -138,6 +138,15 @@ int ns_write(struct img_writer *w);
 int netns_check(uint32_t nsid);
 int netns_collect(uint32_t nsid, Stasis__NsEntry *e);
 int ipcns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
+/* collect/mntns.c: the tree's mount namespace nsid (held by nsfd, task pid
+ * in it) compared with ours and checked (mntns_check, while nothing is
+ * touched); its difference and its tmpfs files (mntns_collect);
+ * mntns_enter / mntns_leave: this thread sees paths as the tree does while
+ * its state is read. */
+int mntns_check(uint32_t nsid, pid_t pid, int nsfd);
+int mntns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
+int mntns_enter(void);
+void mntns_leave(void);
 /* A task's SysV mapping (the whole attach: len), checked against the
  * segments of its IPC namespace; refused (-1, said) in ours. */
 int ipcns_note_attach(pid_t pid, unsigned long start, int shmid, uint32_t key, uint64_t len);
@@ -157,6 +166,11 @@ int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *s
 int ghost_collect_path(pid_t pid, const char *what, const char *link, const char *src,
 		       uint32_t *id);
 int ghost_write(struct img_writer *w);
+/* A file's contents into image as DataChunk records of id (holes left
+ * out); buf holds DATA_CHUNK_MAX bytes, what names the file in messages. */
+#define DATA_CHUNK_MAX (1u << 20)
+int file_data_write(struct img_writer *w, const char *image, uint32_t id, int fd, off_t end,
+		    const char *what, char *buf);
 /* packet.c: a mapping of a socket (path socket:[INO]); the ring of a packet
  * socket is recorded in pv (packet_ring), anything else refused. */
 bool packet_ring_vma(const struct proc_vma *v);

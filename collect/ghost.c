@@ -25,7 +25,7 @@
 #include "stasis/proc.h"
 #include "stasis/util.h"
 
-#define CHUNK (1u << 20)
+#define CHUNK DATA_CHUNK_MAX
 
 struct ghost {
 	Stasis__GhostFile gf;
@@ -274,16 +274,15 @@ int ghost_collect_vma(struct ctask *ct, const struct proc_vma *v, struct stat *s
 	return ghost_get(ct->pid, what, v->path, path, sb, NULL, &id);
 }
 
-/* The contents of a ghost, holes left out. */
-static int write_data(struct img_writer *w, struct ghost *g, char *buf)
+/*
+ * The contents of file fd up to size into image (DataChunk records of id),
+ * holes left out; what names the file in messages. buf holds CHUNK bytes.
+ */
+int file_data_write(struct img_writer *w, const char *image, uint32_t id, int fd, off_t end,
+		    const char *what, char *buf)
 {
-	off_t off = 0, end = g->gf.size;
-	int fd = open(g->src, O_RDONLY | O_CLOEXEC);
+	off_t off = 0;
 
-	if (fd < 0) {
-		pr_perror("cannot open the deleted file %s through %s", g->gf.path, g->src);
-		return -1;
-	}
 	while (off < end) {
 		off_t data = lseek(fd, off, SEEK_DATA), hole;
 
@@ -302,25 +301,36 @@ static int write_data(struct img_writer *w, struct ghost *g, char *buf)
 			ssize_t r = pread(fd, buf, n, data);
 
 			if (r <= 0) {
-				pr_perror("cannot read the deleted file %s at %lld", g->gf.path,
-					  (long long)data);
-				close(fd);
+				pr_perror("cannot read %s at %lld", what, (long long)data);
 				return -1;
 			}
-			c.id = g->gf.id;
+			c.id = id;
 			c.offset = data;
 			c.data.len = r;
 			c.data.data = (uint8_t *)buf;
-			if (imgw_record(w, "ghost-data", &c.base)) {
-				close(fd);
+			if (imgw_record(w, image, &c.base))
 				return -1;
-			}
 			data += r;
 		}
 		off = hole;
 	}
-	close(fd);
 	return 0;
+}
+
+/* The contents of a ghost, holes left out. */
+static int write_data(struct img_writer *w, struct ghost *g, char *buf)
+{
+	int fd = open(g->src, O_RDONLY | O_CLOEXEC), ret;
+	char what[PATH_MAX + 32];
+
+	if (fd < 0) {
+		pr_perror("cannot open the deleted file %s through %s", g->gf.path, g->src);
+		return -1;
+	}
+	snprintf(what, sizeof(what), "the deleted file %s", g->gf.path);
+	ret = file_data_write(w, "ghost-data", g->gf.id, fd, g->gf.size, what, buf);
+	close(fd);
+	return ret;
 }
 
 int ghost_write(struct img_writer *w)

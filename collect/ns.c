@@ -10,9 +10,9 @@
  * addresses, routes, sysctls: netns.c; its sockets are asked for with
  * sock_diag inside it). Refused before anything is touched: user
  * namespaces, a time or PID namespace made for children to come,
- * and the kinds with no support here yet. Mount namespaces are not
- * compared: `ip netns exec` makes one for every command it runs, and the
- * files of a task are taken as the task sees them.
+ * and the kinds with no support here yet. A mount namespace is one per
+ * tree, as a difference from ours (mntns.c): tasks of a tree in
+ * different ones are refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +42,7 @@ static const struct ns_kind {
     {"user", "user", CLONE_NEWUSER, 0},
     {"time", "time", CLONE_NEWTIME, STASIS__NS_KIND__NS_TIME},
     {"cgroup", "cgroup", CLONE_NEWCGROUP, STASIS__NS_KIND__NS_CGROUP},
+    {"mnt", "mount", CLONE_NEWNS, STASIS__NS_KIND__NS_MNT},
 };
 
 /* The kinds a task can name in its PstreeEntry, and where. */
@@ -66,6 +67,9 @@ static uint32_t *pe_field(Stasis__PstreeEntry *pe, Stasis__NsKind kind, protobuf
 	case STASIS__NS_KIND__NS_PID:
 		*has = &pe->has_pid_ns;
 		return &pe->pid_ns;
+	case STASIS__NS_KIND__NS_MNT:
+		*has = &pe->has_mnt_ns;
+		return &pe->mnt_ns;
 	default:
 		return NULL;
 	}
@@ -133,6 +137,8 @@ static int register_ns(const struct ns_kind *k, int fd, pid_t pid)
 	if (k->kind == STASIS__NS_KIND__NS_NET &&
 	    (sockdiag_add_netns(nss[nr_nss - 1].fd) || netns_check(nr_nss)))
 		return -1;
+	if (k->kind == STASIS__NS_KIND__NS_MNT && mntns_check(nr_nss, pid, nss[nr_nss - 1].fd))
+		return -1;
 	return nr_nss;
 }
 
@@ -157,6 +163,24 @@ static bool same_ns(pid_t pid, const char *a, const char *b)
 	if (stat(pa, &sa) || stat(pb, &sb))
 		return true; /* not in this kernel */
 	return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
+/* One mount namespace per tree: the root's (the first task asked about). */
+static int check_one_mnt_ns(pid_t pid, const struct stat *st)
+{
+	static struct stat root_st;
+	static pid_t root_pid;
+
+	if (!root_pid) {
+		root_st = *st;
+		root_pid = pid;
+	} else if (st->st_ino != root_st.st_ino || st->st_dev != root_st.st_dev) {
+		pr_err("task %d is in another mount namespace than the tree's root (task %d), "
+		       "which stasis does not support",
+		       pid, root_pid);
+		return -1;
+	}
+	return 0;
 }
 
 int ns_task_ids(pid_t pid, Stasis__PstreeEntry *pe)
@@ -188,6 +212,8 @@ int ns_task_ids(pid_t pid, Stasis__PstreeEntry *pe)
 			pr_perror("cannot read the %s namespace of task %d", k->name, pid);
 			return -1;
 		}
+		if (k->kind == STASIS__NS_KIND__NS_MNT && check_one_mnt_ns(pid, &st))
+			return -1;
 		if (st.st_ino == own.st_ino && st.st_dev == own.st_dev)
 			continue;
 		if (!k->kind) {
@@ -452,6 +478,9 @@ int ns_write(struct img_writer *w)
 			break;
 		case STASIS__NS_KIND__NS_NET:
 			r = netns_collect(ns->id, &e);
+			break;
+		case STASIS__NS_KIND__NS_MNT:
+			r = mntns_collect(ns->id, &e, w);
 			break;
 		default:
 			pr_err("%s namespace %u: not carried", ns->k->name, ns->id);

@@ -234,6 +234,9 @@ int ns_enter(Stasis__NsKind kind, uint32_t id);
 void ns_leave(Stasis__NsKind kind);
 /* the namespace id of the dump is one --join-ns replaced: nothing of it is remade */
 bool ns_joined(Stasis__NsKind kind, uint32_t id);
+/* inject/mntns.c: a mount namespace's recorded difference applied, in its
+ * holder (the new namespace) */
+int mntns_fill(const Stasis__NsEntry *e);
 
 /* inject/ipcns.c: an IPC namespace's sysctls and SysV objects, in its
  * holder (ns.c); ipcns_finish, once every task has its mappings: segments

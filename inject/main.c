@@ -216,8 +216,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
 	more = records_load(r, &f);
+	/* from the mount namespace on, the tree's files are opened by the
+	 * paths it sees */
 	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) || ns_prepare(&tree) ||
-	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || cgroup_prepare(&tree) ||
+	    (opts.lazy_pages && lazy_connect_daemon(&tree)) ||
+	    ns_enter(STASIS__NS_KIND__NS_MNT, tree.tasks[0].pe->mnt_ns) || cgroup_prepare(&tree) ||
 	    files_prepare(&tree))
 		return 1;
 	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks; only
@@ -227,13 +230,14 @@ int main(int argc, char **argv)
 		goto fail;
 	/* as we see it: a namespace's init is 1 only inside */
 	root = tree.tasks[0].hpid;
-	if (ipcns_finish() || write_pidfile(root) || actions_restored(root) || inet_finish())
-		goto fail;
 	/*
 	 * Every task has its files: the link remaps and the ghosts' temporary
 	 * names go before the tree runs, so that it never sees them.
 	 */
 	ghost_finish();
+	ns_leave(STASIS__NS_KIND__NS_MNT);
+	if (ipcns_finish() || write_pidfile(root) || actions_restored(root) || inet_finish())
+		goto fail;
 	if (fault_hit("inject-release") || pstree_release(&tree))
 		goto fail;
 	stats_restored(&tree, start);
@@ -264,6 +268,7 @@ int main(int argc, char **argv)
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
 fail:
+	ns_leave(STASIS__NS_KIND__NS_MNT);
 	if (opts.lazy_pages && lazy_daemon_lost())
 		pr_err("the lazy-pages daemon went away during the restore");
 	pstree_kill(&tree);

@@ -44,6 +44,7 @@ static const struct ns_kind {
     {"ipc", "IPC", CLONE_NEWIPC, STASIS__NS_KIND__NS_IPC, "ipc"},
     {"time", "time", CLONE_NEWTIME, STASIS__NS_KIND__NS_TIME, "time_for_children"},
     {"cgroup", "cgroup", CLONE_NEWCGROUP, STASIS__NS_KIND__NS_CGROUP, "cgroup"},
+    {"mnt", "mount", CLONE_NEWNS, STASIS__NS_KIND__NS_MNT, "mnt"},
 };
 
 struct ns {
@@ -89,6 +90,8 @@ static uint32_t task_ns(const Stasis__PstreeEntry *pe, Stasis__NsKind kind)
 		return pe->time_ns;
 	case STASIS__NS_KIND__NS_CGROUP:
 		return pe->cgroup_ns;
+	case STASIS__NS_KIND__NS_MNT:
+		return pe->mnt_ns;
 	default:
 		return 0;
 	}
@@ -194,6 +197,8 @@ static int fill(const struct ns *ns)
 		return ipcns_fill(ns->e);
 	case STASIS__NS_KIND__NS_NET:
 		return netns_fill(ns->e);
+	case STASIS__NS_KIND__NS_MNT:
+		return mntns_fill(ns->e);
 	default:
 		pr_err("%s namespace %u: this stasis-inject cannot make it", ns->k->name,
 		       ns->e->id);
@@ -288,7 +293,7 @@ static int join_ns(const char *arg)
 			k = &kinds[i];
 	if (!k || !*what) {
 		pr_err("--join-ns %s: expected NS:PID or NS:FILE, NS one of net, uts, ipc, time, "
-		       "cgroup",
+		       "cgroup, mnt",
 		       arg);
 		return -1;
 	}
@@ -393,6 +398,31 @@ int ns_join(struct itask *t, struct itask *src)
 	return 0;
 }
 
+/* Where we were when we went into a mount namespace: to come back to. */
+static char *mnt_cwd;
+
+/* A thread moves to another mount namespace only with a root and working
+ * directory of its own (the read-ahead thread shares ours). */
+static int mnt_setns(int fd, bool entering)
+{
+	if (!entering && !mnt_cwd)
+		return 0; /* never went */
+	if (unshare(CLONE_FS))
+		return -1;
+	if (entering && !mnt_cwd && !(mnt_cwd = getcwd(NULL, 0)))
+		return -1;
+	if (setns(fd, CLONE_NEWNS))
+		return -1;
+	/* the same directory by name, in there as back here */
+	if (mnt_cwd && chdir(mnt_cwd))
+		pr_debug("cannot go to %s: %s", mnt_cwd, strerror(errno));
+	if (!entering) {
+		free(mnt_cwd);
+		mnt_cwd = NULL;
+	}
+	return 0;
+}
+
 int ns_enter(Stasis__NsKind kind, uint32_t id)
 {
 	const struct ns_kind *k = kind_of(kind);
@@ -414,7 +444,7 @@ int ns_enter(Stasis__NsKind kind, uint32_t id)
 	fd = ns ? ns->fd : joined_fds[k - kinds] - 1;
 	if (own_fd(k) < 0)
 		return -1;
-	if (setns(fd, k->flag)) {
+	if (k->flag == CLONE_NEWNS ? mnt_setns(fd, true) : setns(fd, k->flag)) {
 		pr_perror("cannot enter %s namespace %u", k->name, id);
 		return -1;
 	}
@@ -433,7 +463,9 @@ void ns_leave(Stasis__NsKind kind)
 	const struct ns_kind *k = kind_of(kind);
 
 	/* every later step would act in the wrong namespace */
-	if (k && own_fds[k - kinds] && setns(own_fds[k - kinds] - 1, k->flag)) {
+	if (k && own_fds[k - kinds] &&
+	    (k->flag == CLONE_NEWNS ? mnt_setns(own_fds[k - kinds] - 1, false)
+				    : setns(own_fds[k - kinds] - 1, k->flag))) {
 		pr_perror("cannot come back to our own %s namespace", k->name);
 		abort();
 	}

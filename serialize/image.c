@@ -119,6 +119,8 @@ static const struct {
 	{ "memfd-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
 	{ "cgroups", &stasis__cgroup_dir__descriptor, &stasis__cgroup_dir__descriptor },
 	{ "ns", &stasis__ns_entry__descriptor, &stasis__ns_entry__descriptor },
+	{ "mnt-files", &stasis__mnt_file__descriptor, &stasis__mnt_file__descriptor },
+	{ "mnt-data", &stasis__data_chunk__descriptor, &stasis__data_chunk__descriptor },
 	{ "ipc-shm", &stasis__ipc_shm_chunk__descriptor, &stasis__ipc_shm_chunk__descriptor },
 	{ "ipc-msg", &stasis__ipc_msg__descriptor, &stasis__ipc_msg__descriptor },
 	/* sealed checkpoints (lib/seal/): cipher and pagetags-N are plaintext;
