@@ -231,7 +231,7 @@ static const struct fe_option options[] = {
 	TODO("root", 'r', required_argument),
 	{ "join-ns", 'J', required_argument, K_LIST, CMD_RESTORE, L_JOIN_NS, 0, "NS:PID|FILE",
 	  "restore the tree into an existing namespace instead of the root task's own (its "
-	  "recorded contents left out): NS is net, uts, ipc, time or cgroup; the namespace of "
+	  "recorded contents left out): NS is net, uts, ipc, time, cgroup or mnt; the namespace of "
 	  "process PID or the namespace file FILE (may be repeated)", TO_INJECT },
 	{ "veth-pair", 0, required_argument, K_LIST, CMD_RESTORE, L_VETH_PAIR, 0, "IN=OUT",
 	  "the veth IN of the tree's network namespace, whose peer was outside it, gets its new "

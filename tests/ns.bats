@@ -129,7 +129,7 @@ start_uts_holder() { # NAME
 	start_prog namespaces
 	dump_and_kill_tree
 	run ! stasis restore -D "$IMG" --join-ns pid:1
-	[[ "$output" == *"--join-ns pid:1: expected NS:PID or NS:FILE, NS one of net, uts, ipc, time, cgroup"* ]]
+	[[ "$output" == *"--join-ns pid:1: expected NS:PID or NS:FILE, NS one of net, uts, ipc, time, cgroup, mnt"* ]]
 	run ! stasis restore -D "$IMG" --join-ns uts:/proc/self/ns/net
 	[[ "$output" == *"/proc/self/ns/net is not a UTS namespace"* ]]
 	run ! stasis restore -D "$IMG" --join-ns uts:/nonexistent
