@@ -127,6 +127,14 @@ mmstate   mlock
 mmstate   guard
 mmstate   membarrier
 mmstate   seal
+mntns     data
+mntns     owner
+mntns     umount
+mntns     ro
+mntns     hostmnt
+mntns     cwd
+mntns     offset
+mntns     shared
 netecho   echo            @IN=netmigrate.bats
 netlinksk groups          all
 netoob    oob
