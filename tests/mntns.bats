@@ -120,3 +120,33 @@ host_untouched() {
 	start_prog mntns childns
 	refused_then_pass "another mount namespace than"
 }
+
+@test "mntns: restore --join-ns mnt:PID puts a tree into an existing mount namespace, and the tree sees its mounts" {
+	local d=$BATS_TEST_TMPDIR sleep_exe i exe
+	sleep_exe=$(readlink -f "$(command -v sleep)")
+	start_prog heap
+	dump_and_kill_tree
+	mkdir -p "$d/joined"
+	(
+		close_extra_fds
+		exec setsid unshare -m --propagation private sh -c \
+			"mount -t tmpfs stasis-joined '$d/joined' && touch '$d/joined/j' && exec sleep 1000" \
+			</dev/null >/dev/null 2>&1
+	) &
+	HOLDER=$!
+	for i in $(seq 100); do
+		exe=$(readlink "/proc/$HOLDER/exe") || true
+		[ "$exe" != "$sleep_exe" ] || break
+		sleep 0.05
+	done
+	own_pid "$HOLDER" "$exe"
+	[ "$exe" = "$sleep_exe" ] || die_with_logs "the namespace holder did not start" || return 1
+	start_restore --join-ns "mnt:$HOLDER"
+	wait_restored || return 1
+	[ "$(readlink "/proc/$PID/ns/mnt")" = "$(readlink "/proc/$HOLDER/ns/mnt")" ] ||
+		die_with_logs "the restored tree is not in the joined mount namespace" || return 1
+	[ -e "/proc/$PID/root$d/joined/j" ] ||
+		die_with_logs "the restored tree does not see the joined namespace's tmpfs" || return 1
+	[ ! -e "$d/joined/j" ] || die_with_logs "the joined namespace's tmpfs shows in ours" || return 1
+	check_restored
+}
