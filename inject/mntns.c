@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -146,43 +148,92 @@ static int make_mount(const Stasis__NsEntry *e, const Stasis__MntEntry *m)
 
 /* ---- a tmpfs's files ---- */
 
+/*
+ * Every name is made and changed beneath the tmpfs's root, none followed
+ * through a symlink or out of the mount: a checkpoint whose files name
+ * "link/x" after a symlink "link" to /etc changes nothing outside.
+ */
+#define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+
 struct mfile {
 	Stasis__MntFile *mf;
-	char *path;
+	const char *base; /* its last component, in path ("" : the root) */
+	int dir;	  /* its directory, opened beneath the root for a while */
 };
 
-static int make_file(const Stasis__NsEntry *e, struct mfile *f)
+static int open_beneath(int root, const char *rel, uint64_t flags)
+{
+	struct open_how how = {.flags = flags | O_CLOEXEC | O_NOFOLLOW, .resolve = BENEATH};
+
+	return syscall(SYS_openat2, root, rel, &how, sizeof(how));
+}
+
+/* A relative name of plain components: no "", ".", ".." nor leading '/'. */
+static bool plain_path(const char *p)
+{
+	if (!*p || *p == '/')
+		return false;
+	for (const char *c = p; c; c = strchr(c, '/') ? strchr(c, '/') + 1 : NULL) {
+		size_t n = strcspn(c, "/");
+
+		if (!n || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* f's directory beneath root, and its last name. */
+static int open_dir(int root, struct mfile *f)
+{
+	const char *path = f->mf->path, *slash = strrchr(path, '/');
+	char *dir;
+
+	if (!slash) {
+		f->base = path;
+		f->dir = fcntl(root, F_DUPFD_CLOEXEC, 0);
+		return f->dir;
+	}
+	f->base = slash + 1;
+	dir = xstrdup(path);
+	dir[slash - path] = 0;
+	f->dir = open_beneath(root, dir, O_PATH | O_DIRECTORY);
+	free(dir);
+	return f->dir;
+}
+
+static void close_dir(struct mfile *f)
+{
+	if (f->dir >= 0)
+		close(f->dir);
+	f->dir = -1;
+}
+
+static int make_node(const Stasis__MntEntry *m, int root, struct mfile *f)
 {
 	Stasis__MntFile *mf = f->mf;
-	const Stasis__MntEntry *m = find_mount(e, mf->mount);
 	mode_t perm = mf->mode & 07777;
 	int fd;
 
-	if (!m || !m->has_files || strstr(mf->path, "..")) {
-		pr_err("mount namespace %u: file %u (%s) is malformed in the checkpoint", e->id,
-		       mf->id, mf->path);
-		return -1;
-	}
-	f->path = join(m->mountpoint, mf->path);
-	if (!*mf->path)
-		return 0; /* the root: attributes only */
 	if (mf->link) {
-		char *old = join(m->mountpoint, mf->link);
-		int r = link(old, f->path);
+		struct mfile old = {.mf = &(Stasis__MntFile){.path = mf->link}, .dir = -1};
+		int r =
+		    open_dir(root, &old) < 0 ? -1 : linkat(old.dir, old.base, f->dir, f->base, 0);
 
 		if (r)
-			pr_perror("cannot link %s to %s", f->path, old);
-		free(old);
+			pr_perror("tmpfs %s: cannot link %s to %s", m->mountpoint, mf->path,
+				  mf->link);
+		if (old.dir >= 0)
+			close(old.dir);
 		return r;
 	}
 	switch (mf->mode & S_IFMT) {
 	case S_IFDIR:
-		/* a mount point under it may already be there */
-		if (mkdir(f->path, 0700) && errno != EEXIST)
+		if (mkdirat(f->dir, f->base, 0700))
 			break;
 		return 0;
 	case S_IFREG:
-		fd = open(f->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+		fd = openat(f->dir, f->base, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
 		if (fd < 0)
 			break;
 		if (mf->has_size && ftruncate(fd, mf->size)) {
@@ -192,25 +243,47 @@ static int make_file(const Stasis__NsEntry *e, struct mfile *f)
 		close(fd);
 		return 0;
 	case S_IFLNK:
-		if (!mf->symlink || symlink(mf->symlink, f->path))
+		if (!mf->symlink || symlinkat(mf->symlink, f->dir, f->base))
 			break;
 		return 0;
 	case S_IFIFO:
 	case S_IFCHR:
 	case S_IFBLK:
-		if (mknod(f->path, (mf->mode & S_IFMT) | perm, mf->has_rdev ? mf->rdev : 0))
+		if (mknodat(f->dir, f->base, (mf->mode & S_IFMT) | perm,
+			    mf->has_rdev ? mf->rdev : 0))
 			break;
 		return 0;
 	default:
-		pr_err("mount namespace %u: %s has a file type (%#o) stasis cannot make", e->id,
-		       f->path, mf->mode & S_IFMT);
+		pr_err("tmpfs %s: %s has a file type (%#o) stasis cannot make", m->mountpoint,
+		       mf->path, mf->mode & S_IFMT);
 		return -1;
 	}
-	pr_perror("cannot make %s (mode %#o) again", f->path, mf->mode);
+	pr_perror("tmpfs %s: cannot make %s (mode %#o) again", m->mountpoint, mf->path, mf->mode);
 	return -1;
 }
 
-static int fill_data(const Stasis__NsEntry *e, struct mfile *files, size_t nr)
+static int make_file(const Stasis__NsEntry *e, const Stasis__MntEntry *m, int root, struct mfile *f)
+{
+	Stasis__MntFile *mf = f->mf;
+	int r;
+
+	if (!*mf->path)
+		return 0; /* the root: attributes only */
+	if (!plain_path(mf->path) || (mf->link && !plain_path(mf->link))) {
+		pr_err("mount namespace %u: file %u (%s) of %s is malformed in the checkpoint",
+		       e->id, mf->id, mf->path, m->mountpoint);
+		return -1;
+	}
+	if (open_dir(root, f) < 0) {
+		pr_perror("tmpfs %s: cannot open the directory of %s", m->mountpoint, mf->path);
+		return -1;
+	}
+	r = make_node(m, root, f);
+	close_dir(f);
+	return r;
+}
+
+static int fill_data(const Stasis__MntEntry *m, int root, struct mfile *files, size_t nr)
 {
 	unsigned n = records_count("mnt-data");
 	struct mfile *open_f = NULL;
@@ -226,22 +299,22 @@ static int fill_data(const Stasis__NsEntry *e, struct mfile *files, size_t nr)
 			if (files[j].mf->id == c->id)
 				f = &files[j];
 		if (!f) {
-			/* another namespace's */
+			/* another tmpfs's */
 		} else if (!S_ISREG(f->mf->mode) || f->mf->link || !f->mf->has_size ||
 			   c->offset > f->mf->size || c->data.len > f->mf->size - c->offset) {
-			pr_err("mount namespace %u: data beyond the size of %s in the checkpoint",
-			       e->id, f->path);
+			pr_err("tmpfs %s: data beyond the size of %s in the checkpoint",
+			       m->mountpoint, f->mf->path);
 			ret = -1;
 		} else {
 			if (f != open_f) {
 				if (fd >= 0)
 					close(fd);
-				fd = open(f->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+				fd = open_beneath(root, f->mf->path, O_WRONLY);
 				open_f = f;
 			}
 			if (fd < 0 || pwrite(fd, c->data.data, c->data.len, c->offset) !=
 					  (ssize_t)c->data.len) {
-				pr_perror("cannot write %s", f->path);
+				pr_perror("tmpfs %s: cannot write %s", m->mountpoint, f->mf->path);
 				ret = -1;
 			}
 		}
@@ -252,31 +325,65 @@ static int fill_data(const Stasis__NsEntry *e, struct mfile *files, size_t nr)
 	return ret;
 }
 
+static int set_attr(const Stasis__MntEntry *m, int root, struct mfile *f)
+{
+	Stasis__MntFile *mf = f->mf;
+	struct timespec ts[2] = {
+	    {mf->atime_ns / 1000000000, mf->atime_ns % 1000000000},
+	    {mf->mtime_ns / 1000000000, mf->mtime_ns % 1000000000},
+	};
+	char self[64];
+	int fd, ret = -1;
+
+	if (mf->link)
+		return 0;
+	if (!*mf->path) {
+		f->base = ".";
+		f->dir = fcntl(root, F_DUPFD_CLOEXEC, 0);
+	} else {
+		open_dir(root, f);
+	}
+	if (f->dir < 0) {
+		pr_perror("tmpfs %s: cannot open the directory of %s", m->mountpoint, mf->path);
+		return -1;
+	}
+	/* chown first: it clears set-user-ID bits that chmod then sets */
+	if (fchownat(f->dir, f->base, mf->uid, mf->gid, AT_SYMLINK_NOFOLLOW)) {
+		pr_perror("tmpfs %s: cannot give %s its owner %u:%u", m->mountpoint, mf->path,
+			  mf->uid, mf->gid);
+		goto out;
+	}
+	/* a symlink has no mode of its own; the others by an O_PATH descriptor
+	 * of the file itself, no name followed */
+	if (!S_ISLNK(mf->mode)) {
+		fd = openat(f->dir, f->base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		if (fd < 0 || chmod(self, mf->mode & 07777)) {
+			pr_perror("tmpfs %s: cannot set the mode of %s", m->mountpoint, mf->path);
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+	}
+	if (utimensat(f->dir, f->base, ts, AT_SYMLINK_NOFOLLOW))
+		pr_warn("tmpfs %s: cannot set the times of %s: %s", m->mountpoint, mf->path,
+			strerror(errno));
+	ret = 0;
+out:
+	close_dir(f);
+	return ret;
+}
+
 /* Owner, mode, times: the deepest first, so that filling a directory
  * does not change its times again. */
-static int set_attrs(struct mfile *files, size_t nr)
+static int set_attrs(const Stasis__MntEntry *m, int root, struct mfile *files, size_t nr)
 {
 	for (size_t i = nr; i-- > 0;) {
-		Stasis__MntFile *mf = files[i].mf;
-		struct timespec ts[2] = {
-		    {mf->atime_ns / 1000000000, mf->atime_ns % 1000000000},
-		    {mf->mtime_ns / 1000000000, mf->mtime_ns % 1000000000},
-		};
+		int ret = set_attr(m, root, &files[i]);
 
-		if (mf->link)
-			continue;
-		/* chown first: it clears set-user-ID bits that chmod then sets */
-		if (lchown(files[i].path, mf->uid, mf->gid)) {
-			pr_perror("cannot give %s its owner %u:%u", files[i].path, mf->uid,
-				  mf->gid);
-			return -1;
-		}
-		if (!S_ISLNK(mf->mode) && chmod(files[i].path, mf->mode & 07777)) {
-			pr_perror("cannot set the mode of %s", files[i].path);
-			return -1;
-		}
-		if (utimensat(AT_FDCWD, files[i].path, ts, AT_SYMLINK_NOFOLLOW))
-			pr_warn("cannot set the times of %s: %s", files[i].path, strerror(errno));
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -286,9 +393,14 @@ static int fill_files(const Stasis__NsEntry *e, const Stasis__MntEntry *m, size_
 {
 	unsigned n = records_count("mnt-files");
 	struct mfile *files = xzalloc((n + 1) * sizeof(*files));
+	int root = open(m->mountpoint, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	size_t nr = 0;
 	int ret = -1;
 
+	if (root < 0) {
+		pr_perror("cannot open tmpfs %s", m->mountpoint);
+		goto out;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		Stasis__MntFile *mf = records_get("mnt-files", i, &stasis__mnt_file__descriptor);
 
@@ -299,19 +411,20 @@ static int fill_files(const Stasis__NsEntry *e, const Stasis__MntEntry *m, size_
 			continue;
 		}
 		files[nr].mf = mf;
-		if (make_file(e, &files[nr++]))
+		files[nr].dir = -1;
+		if (make_file(e, m, root, &files[nr++]))
 			goto out;
 	}
-	if (fill_data(e, files, nr) || set_attrs(files, nr))
+	if (fill_data(m, root, files, nr) || set_attrs(m, root, files, nr))
 		goto out;
 	*nr_made += nr;
 	ret = 0;
 out:
-	for (size_t i = 0; i < nr; i++) {
+	for (size_t i = 0; i < nr; i++)
 		protobuf_c_message_free_unpacked(&files[i].mf->base, NULL);
-		free(files[i].path);
-	}
 	free(files);
+	if (root >= 0)
+		close(root);
 	return ret;
 }
 
