@@ -141,12 +141,11 @@ int ipcns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
 /* collect/mntns.c: the tree's mount namespace nsid (held by nsfd, task pid
  * in it) compared with ours and checked (mntns_check, while nothing is
  * touched); its difference and its tmpfs files (mntns_collect);
- * mntns_enter / mntns_leave: this thread sees paths as the tree does while
- * its state is read. */
+ * mntns_path: an absolute path of the tree's, to look up as it does
+ * (in buf of size, or path itself when the tree is in our namespace). */
 int mntns_check(uint32_t nsid, pid_t pid, int nsfd);
 int mntns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
-int mntns_enter(void);
-void mntns_leave(void);
+const char *mntns_path(const char *path, char *buf, size_t size);
 /* A task's SysV mapping (the whole attach: len), checked against the
  * segments of its IPC namespace; refused (-1, said) in ours. */
 int ipcns_note_attach(pid_t pid, unsigned long start, int shmid, uint32_t key, uint64_t len);

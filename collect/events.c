@@ -528,7 +528,7 @@ char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long
 			  unsigned hbytes, unsigned htype, const char *hex, struct stat *sb)
 {
 	struct file_handle *fh;
-	char link[64], path[4096];
+	char link[64], path[4096], tpath[4096 + 32];
 	struct stat named;
 	int mfd, fd;
 	ssize_t n;
@@ -582,7 +582,8 @@ char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long
 	}
 	close(fd);
 	if (path[0] == '/' && !(n > 10 && !strcmp(path + n - 10, " (deleted)")) &&
-	    !lstat(path, &named) && named.st_dev == sb->st_dev && named.st_ino == sb->st_ino)
+	    !lstat(mntns_path(path, tpath, sizeof(tpath)), &named) && named.st_dev == sb->st_dev &&
+	    named.st_ino == sb->st_ino)
 		return xstrdup(path);
 	if (sb->st_nlink && opts.force_irmap) {
 		char *found = irmap_find(src->pid, sdev, sb);

@@ -46,7 +46,7 @@ static bool is_deleted(const char *link)
 static char *make_link_remap(const char *path, const char *src, ino_t ino)
 {
 	const char *slash = strrchr(path, '/');
-	char name[PATH_MAX];
+	char name[PATH_MAX], tname[PATH_MAX + 32];
 
 	for (int i = 0; i < 100; i++) {
 		int n = snprintf(name, sizeof(name), "%.*s/link_remap.%lu", (int)(slash - path),
@@ -54,7 +54,8 @@ static char *make_link_remap(const char *path, const char *src, ino_t ino)
 
 		if (i)
 			snprintf(name + n, sizeof(name) - n, ".%d", i);
-		if (!linkat(AT_FDCWD, src, AT_FDCWD, name, AT_SYMLINK_FOLLOW))
+		if (!linkat(AT_FDCWD, src, AT_FDCWD, mntns_path(name, tname, sizeof(tname)),
+			    AT_SYMLINK_FOLLOW))
 			return xstrdup(name);
 		if (errno != EEXIST)
 			break;
@@ -355,7 +356,10 @@ int ghost_write(struct img_writer *w)
 
 void ghost_abort(void)
 {
+	char buf[PATH_MAX + 32];
+
 	for (size_t i = 0; i < nr_ghosts; i++)
-		if (ghosts[i].gf.link_remap && unlink(ghosts[i].gf.link_remap))
+		if (ghosts[i].gf.link_remap &&
+		    unlink(mntns_path(ghosts[i].gf.link_remap, buf, sizeof(buf))))
 			pr_perror("cannot remove the link remap %s", ghosts[i].gf.link_remap);
 }

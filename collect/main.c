@@ -261,8 +261,7 @@ int main(int argc, char **argv)
 	w = imgw_open(STDOUT_FILENO);
 	if (opts.reader_copies)
 		imgw_reader_copies(w);
-	/* the tasks' paths as they see them */
-	if (write_head(w, root) || mntns_enter())
+	if (write_head(w, root))
 		goto fail;
 	for (int i = 0; i < tree.nr; i++) {
 		sigset_t pending;
@@ -281,7 +280,6 @@ int main(int argc, char **argv)
 	if (!opts.pre_dump && (ns_write(w) || files_write(w) || inet_write(w) || pipes_write(w) ||
 			       ghost_write(w) || memfd_write(w) || cgroup_write(w)))
 		goto fail;
-	mntns_leave();
 	if (bgsnap_start())
 		goto fail;
 	if (bgsnap_running()) {
@@ -343,7 +341,6 @@ fail:
 	bgsnap_abort();
 	track_abort();
 	ghost_abort();
-	mntns_leave();
 	if (!resumed) {
 		inet_resume();
 		inet_unlock(root);

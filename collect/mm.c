@@ -632,13 +632,15 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 		if (v->path[0])
 			pv->path = xstrdup(v->path);
 		if (kind == STASIS__VMA_KIND__FILE) {
+			char tpath[PATH_MAX + 32];
 			struct stat sb;
 			size_t plen = strlen(v->path);
 
 			if (plen > 10 && !strcmp(v->path + plen - 10, " (deleted)")) {
 				if (ghost_collect_vma(ct, v, &sb))
 					goto err;
-			} else if (stat(v->path, &sb) || sb.st_ino != v->ino) {
+			} else if (stat(mntns_path(v->path, tpath, sizeof(tpath)), &sb) ||
+				   sb.st_ino != v->ino) {
 				pr_err("task %d: mapped file %s at %lx is not reachable by its path",
 				       ct->pid, v->path, v->start);
 				goto err;

@@ -19,9 +19,10 @@
  * that is not ours (pivot_root), tasks of one tree in different mount
  * namespaces.
  *
- * While the tasks' state is read, the reading thread is in the tree's
- * mount namespace (mntns_enter): the paths of their files and mappings
- * resolve as they do for the tree.
+ * The paths of the tasks' files and mappings are looked up as the tree
+ * sees them, through /proc/ROOT/root (mntns_path): its root is the
+ * namespace's own, and this process keeps its /proc, which a tree in a
+ * PID namespace has replaced with its own.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -311,8 +312,9 @@ static bool is_tmpfs_with_files(const struct mnt *m)
 
 int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 {
-	char path[64];
+	char path[64], root[8];
 	size_t nr_added = 0, nr_removed = 0, nr_remount = 0;
+	ssize_t n;
 
 	if (tree_ns.nsid) {
 		pr_err("mount namespace %u: the tree has one already", nsid);
@@ -321,6 +323,15 @@ int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 	tree_ns.nsid = nsid;
 	tree_ns.pid = pid;
 	tree_ns.nsfd = nsfd;
+	/* its paths are looked up from its root: the namespace's */
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	n = readlink(path, root, sizeof(root) - 1);
+	if (n != 1 || root[0] != '/') {
+		pr_err("task %d has a root directory of its own in its mount namespace (chroot): "
+		       "not supported",
+		       pid);
+		return -1;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
 	if (read_mountinfo("/proc/self/mountinfo", &tree_ns.own) ||
 	    read_mountinfo(path, &tree_ns.task))
@@ -647,46 +658,12 @@ out:
 	return ret;
 }
 
-/* ---- reading the tree's paths as it does ---- */
+/* ---- the tree's paths ---- */
 
-int mntns_enter(void)
+const char *mntns_path(const char *path, char *buf, size_t size)
 {
-	char *cwd;
-
-	if (!tree_ns.nsid || tree_ns.entered)
-		return 0;
-	if (!tree_ns.own_nsfd) {
-		int fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0) {
-			pr_perror("cannot open our own mount namespace");
-			return -1;
-		}
-		tree_ns.own_nsfd = fd + 1;
-	}
-	cwd = getcwd(NULL, 0);
-	/* a thread has to have its own root and working directory to move */
-	if (!cwd || unshare(CLONE_FS) || setns(tree_ns.nsfd, CLONE_NEWNS)) {
-		pr_perror("cannot enter the mount namespace of task %d", tree_ns.pid);
-		free(cwd);
-		return -1;
-	}
-	free(tree_ns.cwd);
-	tree_ns.cwd = cwd;
-	tree_ns.entered = true;
-	return 0;
-}
-
-void mntns_leave(void)
-{
-	if (!tree_ns.entered)
-		return;
-	/* every later step would see the tree's paths: nothing can go on */
-	if (unshare(CLONE_FS) || setns(tree_ns.own_nsfd - 1, CLONE_NEWNS)) {
-		pr_perror("cannot come back to our own mount namespace");
-		abort();
-	}
-	if (chdir(tree_ns.cwd))
-		pr_warn("cannot go back to %s: %s", tree_ns.cwd, strerror(errno));
-	tree_ns.entered = false;
+	if (!tree_ns.nsid || path[0] != '/')
+		return path;
+	snprintf(buf, size, "/proc/%d/root%s", tree_ns.pid, path);
+	return buf;
 }

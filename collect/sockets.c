@@ -187,8 +187,10 @@ void unix_set_bytes(ProtobufCBinaryData *b, const void *data, size_t len)
 /* The socket file of d at path, if that is the one it is bound to. */
 static bool own_file(const struct unix_diag_sk *d, const char *path, struct stat *st)
 {
-	return d->has_vfs && !stat(path, st) && S_ISSOCK(st->st_mode) && st->st_ino == d->vfs_ino &&
-	       st->st_dev == d->vfs_dev;
+	char buf[PATH_MAX + 32];
+
+	return d->has_vfs && !stat(mntns_path(path, buf, sizeof(buf)), st) &&
+	       S_ISSOCK(st->st_mode) && st->st_ino == d->vfs_ino && st->st_dev == d->vfs_dev;
 }
 
 /* The working directory of pid, "" if unknown. */
