@@ -52,6 +52,8 @@ struct mnt {
 	uint32_t shared, master;
 	bool unbindable;
 	bool matched, remount;
+	bool pidns_proc;     /* a proc of the tree's PID namespace */
+	bool replaces;	     /* ... where the namespace lacks our proc */
 	struct mnt *bind_of; /* added: a bind of a part of this added mount */
 	char *bind_path;
 };
@@ -307,7 +309,56 @@ static int classify(struct mnt *a)
 
 static bool is_tmpfs_with_files(const struct mnt *m)
 {
-	return added(m) && !m->remount && !m->bind_path && !strcmp(m->fstype, "tmpfs");
+	return added(m) && !m->remount && !m->bind_path && !m->pidns_proc &&
+	       !strcmp(m->fstype, "tmpfs");
+}
+
+/*
+ * A proc of the tree's PID namespace (`unshare --pid --mount-proc`) shows
+ * the same as ours but is not: it is told by its PID 1, the tree's init.
+ * No mount may sit on it (the restored init mounts it last). Where the
+ * namespace no longer has our proc under it, it replaces ours, which stays
+ * until then: stasis-inject reads /proc in the namespace meanwhile.
+ */
+static int find_pidns_procs(void)
+{
+	struct mnt_table *task = &tree_ns.task;
+	struct stat tree_pidns, st;
+	char path[PATH_MAX + 64];
+
+	if (!pidns_active())
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", tree_ns.pid);
+	if (stat(path, &tree_pidns)) {
+		pr_perror("cannot read the PID namespace of task %d", tree_ns.pid);
+		return -1;
+	}
+	for (size_t i = 0; i < task->nr; i++) {
+		struct mnt *t = &task->m[i];
+
+		if (strcmp(t->fstype, "proc"))
+			continue;
+		/* the path leads to the top of a stack of mounts only */
+		snprintf(path, sizeof(path), "/proc/%d/root%s", tree_ns.pid, t->mp);
+		if (stat(path, &st) || major(st.st_dev) != t->major || minor(st.st_dev) != t->minor)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/root%s/1/ns/pid", tree_ns.pid, t->mp);
+		if (stat(path, &st) || st.st_ino != tree_pidns.st_ino ||
+		    st.st_dev != tree_pidns.st_dev)
+			continue;
+		t->pidns_proc = true;
+	}
+	for (size_t i = 0; i < task->nr; i++) {
+		struct mnt *p = by_id(task, task->m[i].parent);
+
+		if (p && p->pidns_proc) {
+			pr_err("mount %s of task %d's mount namespace is on the /proc of its PID "
+			       "namespace: not supported",
+			       task->m[i].mp, tree_ns.pid);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
@@ -336,12 +387,15 @@ int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 	if (read_mountinfo("/proc/self/mountinfo", &tree_ns.own) ||
 	    read_mountinfo(path, &tree_ns.task))
 		return -1;
+	if (find_pidns_procs())
+		return -1;
 	/* the same mounts, then the same but for their flags */
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < tree_ns.task.nr; i++) {
 			struct mnt *t = &tree_ns.task.m[i];
 
-			for (size_t j = 0; j < tree_ns.own.nr && !t->matched; j++) {
+			for (size_t j = 0; j < tree_ns.own.nr && !t->matched && !t->pidns_proc;
+			     j++) {
 				struct mnt *o = &tree_ns.own.m[j];
 
 				if (!o->matched && shows_same(t, o, pass == 0)) {
@@ -351,6 +405,16 @@ int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 				}
 			}
 		}
+	for (size_t i = 0; i < tree_ns.task.nr; i++) {
+		struct mnt *t = &tree_ns.task.m[i];
+
+		for (size_t j = 0; t->pidns_proc && j < tree_ns.own.nr && !t->replaces; j++) {
+			struct mnt *o = &tree_ns.own.m[j];
+
+			if (!o->matched && !strcmp(o->fstype, "proc") && !strcmp(o->mp, t->mp))
+				o->matched = t->replaces = true;
+		}
+	}
 	for (size_t i = 0; i < tree_ns.task.nr; i++) {
 		struct mnt *t = &tree_ns.task.m[i];
 
@@ -364,7 +428,7 @@ int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 			nr_remount++;
 		if (!added(t))
 			continue;
-		if (classify(t))
+		if (!t->pidns_proc && classify(t))
 			return -1;
 		nr_added++;
 	}
@@ -627,6 +691,8 @@ int mntns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w)
 				me->bind_mount = t->bind_of->id;
 			}
 			me->has_has_files = me->has_files = is_tmpfs_with_files(t);
+			me->has_pidns_proc = me->pidns_proc = t->pidns_proc;
+			me->has_replaces_ours = me->replaces_ours = t->replaces;
 			e->mounts[e->n_mounts++] = me;
 			nr_added += added(t);
 		}

@@ -8,9 +8,9 @@
  * keeps using the PIDs it sees (ctask->pid) for /proc and ptrace.
  * Refused: a tree in our namespace with a task in another one, a root
  * that is not its namespace's init, nested namespaces, groups or
- * sessions the namespace cannot see, and a root in a mount namespace
- * other than ours (mount namespaces are not carried: its /proc would be
- * ours after a restore, showing other PIDs).
+ * sessions the namespace cannot see. A /proc of the namespace's own, in
+ * a mount namespace of the tree's, is mounted again by the restored init
+ * (collect/mntns.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -125,14 +125,6 @@ int pidns_prepare(const struct tree *t)
 		    "task %d is PID %d of its PID namespace, not its init: only a tree rooted at "
 		    "the namespace's init (PID 1) is supported",
 		    root, ids[n - 1]);
-		return -1;
-	}
-	/* its own /proc, mounted in a mount namespace of its own, showed it
-	 * its PIDs; the restored tree gets ours, which would not */
-	if (!same_ns(root, getpid(), "mnt")) {
-		pr_err("task %d is in a PID namespace and a mount namespace of its own (a /proc of "
-		       "its own would come back as ours): not supported",
-		       root);
 		return -1;
 	}
 	if (t->tasks[0].zombie) {

@@ -96,6 +96,10 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 		if (task_alive(&tr->tasks[i]) && restore_task_files(tr, &tr->tasks[i]))
 			return -1;
 	ghost_end_helpers();
+	/* every file is open: the tree's mount namespace gets its /proc */
+	ns_leave(STASIS__NS_KIND__NS_MNT);
+	if (mntns_mount_procs(&tr->tasks[0]))
+		return -1;
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task(&tr->tasks[i]))
 			return -1;
@@ -234,6 +238,8 @@ int main(int argc, char **argv)
 	 * Every task has its files: the link remaps and the ghosts' temporary
 	 * names go before the tree runs, so that it never sees them.
 	 */
+	if (ns_enter(STASIS__NS_KIND__NS_MNT, tree.tasks[0].pe->mnt_ns))
+		goto fail;
 	ghost_finish();
 	ns_leave(STASIS__NS_KIND__NS_MNT);
 	if (ipcns_finish() || write_pidfile(root) || actions_restored(root) || inet_finish())

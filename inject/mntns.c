@@ -103,6 +103,8 @@ static int make_mount(const Stasis__NsEntry *e, const Stasis__MntEntry *m)
 	unsigned long flags = m->flags & MOUNT_ATTRS;
 	const char *data = m->options && *m->options ? m->options : NULL;
 
+	if (m->pidns_proc)
+		return 0; /* the tree's init mounts it (mntns_mount_procs) */
 	if (m->remount) {
 		if (mount(NULL, m->mountpoint, NULL, MS_REMOUNT | MS_BIND | flags, NULL)) {
 			pr_perror("cannot remount %s with flags %#lx", m->mountpoint, flags);
@@ -465,5 +467,53 @@ int mntns_fill(const Stasis__NsEntry *e)
 	}
 	pr_info("mount namespace %u made: %zu mounts added, %zu removed, %zu files", e->id,
 		nr_added, nr_removed, nr_files);
+	return 0;
+}
+
+/*
+ * A proc of the tree's PID namespace, mounted by its init t (a mount
+ * takes the PID namespace of the task that makes it), over the one of ours
+ * there: last, once stasis-inject no longer opens anything in the tree's
+ * mount namespace, whose /proc then shows the tree's PIDs.
+ */
+int mntns_mount_procs(struct itask *t)
+{
+	const Stasis__NsEntry *e;
+
+	if (!t->pe->mnt_ns || ns_joined(STASIS__NS_KIND__NS_MNT, t->pe->mnt_ns) ||
+	    !(e = ns_entry(t->pe->mnt_ns)))
+		return 0;
+	for (size_t i = 0; i < e->n_mounts; i++) {
+		const Stasis__MntEntry *m = e->mounts[i];
+		size_t mp_len = strlen(m->mountpoint) + 1;
+		const char *data = m->options && *m->options ? m->options : NULL;
+		unsigned long mp, type, opts = 0;
+		long r;
+
+		if (!m->pidns_proc)
+			continue;
+		mp = scratch_put(t, 0, m->mountpoint, mp_len);
+		type = scratch_put(t, mp_len, "proc", 5);
+		if (data)
+			opts = scratch_put(t, mp_len + 5, data, strlen(data) + 1);
+		if (!mp || !type || (data && !opts)) {
+			pr_err("task %d: no room for the mount of %s", t->pid, m->mountpoint);
+			return -1;
+		}
+		r = m->replaces_ours ? ISYS(t, SYS_umount2, mp, MNT_DETACH) : 0;
+		if (r && r != -EINVAL && r != -ENOENT) {
+			pr_err("task %d: cannot unmount the /proc of ours at %s: %s", t->pid,
+			       m->mountpoint, strerror(-r));
+			return -1;
+		}
+		r = ISYS(t, SYS_mount, type, mp, type, m->flags & MOUNT_ATTRS, opts);
+		if (r) {
+			pr_err("task %d: cannot mount the /proc of its PID namespace at %s: %s",
+			       t->pid, m->mountpoint, strerror(-r));
+			return -1;
+		}
+		pr_info("mount namespace %u: the /proc of the tree's PID namespace mounted at %s",
+			e->id, m->mountpoint);
+	}
 	return 0;
 }

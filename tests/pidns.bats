@@ -3,8 +3,9 @@
 # init of a PID namespace of its own comes back in a new one, every task
 # with its PID, parent, group and session inside (tests/progs/pidns.c
 # checks them from inside, with kill, a pidfd and waitpid by inner PIDs);
-# outer PIDs differ. A nested PID namespace is refused before anything is
-# touched.
+# outer PIDs differ; with a mount namespace and the namespace's /proc
+# mounted in it, that /proc comes back as the new namespace's. A nested
+# PID namespace is refused before anything is touched.
 
 load helpers
 
@@ -115,14 +116,17 @@ restore_pidns() { # FILE [ARGS...]
 	check_pass_log
 }
 
-@test "a PID namespace's init in a mount namespace of its own (its own /proc) is refused, and runs on untouched" {
-	local init
-	start_cmd unshare -pfm --mount-proc sh -c 'exec setsid sleep 1000'
-	init=$(cat /proc/"$PID"/task/*/children | awk '{ print $1 }')
-	[ -n "$init" ] || die_with_logs "no init under unshare $PID"
-	own_pid "$init"
-	run ! stasis dump -t "$init" -D "$IMG"
-	[[ "$output" == *"task $init is in a PID namespace and a mount namespace of its own"* ]] ||
-		die_with_logs "no clear refusal: $output"
-	assert_running_untraced "$init"
+@test "a tree in a PID and a mount namespace of its own, the namespace's /proc mounted there, comes back with a /proc of its new namespace" {
+	start_pidns mountproc
+	dump_pidns
+	grep -q "pidns_proc" <(stasis-serialize show "$IMG/ns.img") ||
+		die_with_logs "no /proc of the PID namespace in the mount namespace's record" || return 1
+	restore_pidns "$BATS_TEST_TMPDIR/root.pid"
+	grep -q "the /proc of the tree's PID namespace mounted at /proc" "$(find_log restore.log)" ||
+		die_with_logs "the restore log does not say the init mounted its /proc" || return 1
+	# from outside too: PID 1 of the restored tree's /proc is its root
+	[ "$(awk '{ print $1 }' "/proc/$PID/root/proc/1/stat")" = 1 ] &&
+		[ "$(readlink "/proc/$PID/root/proc/1/ns/pid")" = "$(readlink "/proc/$PID/ns/pid")" ] ||
+		die_with_logs "the restored tree's /proc is not its PID namespace's" || return 1
+	check_restored
 }

@@ -160,6 +160,7 @@ pidns     ids
 pidns     kill
 pidns     pidfd
 pidns     reap
+pidns     procfs          mountproc
 pty       queued
 pty       winsize
 sched     sched

@@ -2,7 +2,7 @@
 /*
  * A tree in a PID namespace of its own across a checkpoint.
  *
- *   pidns GOFILE [nested]
+ *   pidns GOFILE [nested|mountproc]
  *
  * The process makes a PID namespace and forks its init (PID 1 inside),
  * prints "ROOT <init's PID as we see it>" and waits for it, exiting with
@@ -11,7 +11,10 @@
  * which starts a session. Each task records its PID, parent, group and
  * session as it sees them; the init holds a pidfd of A. With "nested", B
  * makes a PID namespace of its own and forks a task into it (a nested
- * namespace, which a dump refuses).
+ * namespace, which a dump refuses). With "mountproc", the namespace gets a
+ * mount namespace of its own too, and the init mounts its /proc there
+ * over ours (as `unshare --pid --mount-proc` does): after GO every task
+ * checks that /proc shows it by the PID it has inside.
  *
  * After GO each task checks that its ids are the ones recorded and the
  * init that it is PID 1; the init signals A with kill() by its PID and
@@ -21,10 +24,13 @@
  *
  * Sabotage: root (the init expects PID 2), ids (G's recorded group is
  * off by one), kill (the kill goes to B), pidfd (the signal goes through a
- * pidfd of B), reap (the init waits for a PID that is not A's).
+ * pidfd of B), reap (the init waits for a PID that is not A's), procfs
+ * (the init takes the namespace's /proc off before the checks).
  */
 #include <sched.h>
 #include <stdbool.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -38,6 +44,8 @@ static const char *const names[NR_TASKS] = {"init", "A", "G", "B"};
 struct ids {
 	pid_t pid, ppid, pgid, sid;
 };
+
+static bool mount_proc;
 
 static struct shared {
 	struct ids rec[NR_TASKS];
@@ -59,10 +67,29 @@ static void wait_flag(int *flag)
 		nanosleep(&ts, NULL);
 }
 
+/* /proc shows the task by the PID it has here, and PID 1 in its namespace. */
+static void check_proc(int who)
+{
+	struct stat self_ns, init_ns;
+	char link[32] = "", want[16];
+	ssize_t n = readlink("/proc/self", link, sizeof(link) - 1);
+
+	if (!mount_proc)
+		return;
+	link[n > 0 ? n : 0] = 0;
+	snprintf(want, sizeof(want), "%d", getpid());
+	if (strcmp(link, want))
+		tp_fail("%s: /proc/self is \"%s\", not %s", names[who], link, want);
+	if (stat("/proc/self/ns/pid", &self_ns) || stat("/proc/1/ns/pid", &init_ns) ||
+	    self_ns.st_ino != init_ns.st_ino)
+		tp_fail("%s: /proc/1 is not the init of its PID namespace", names[who]);
+}
+
 static void check_ids(int who)
 {
 	struct ids want = sh->rec[who], now = {getpid(), getppid(), getpgid(0), getsid(0)};
 
+	check_proc(who);
 	if (who == G && tp_sabotaged("ids"))
 		want.pgid++;
 	if (now.pid != want.pid || now.ppid != want.ppid || now.pgid != want.pgid ||
@@ -168,6 +195,9 @@ static int task_init(bool nested)
 	tp_pid = getpid();
 	if (setsid() < 0)
 		tp_die("setsid init");
+	if (mount_proc && (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+			   mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)))
+		tp_die("mount the namespace's /proc");
 	a = fork();
 	if (a < 0)
 		tp_die("fork A");
@@ -188,6 +218,8 @@ static int task_init(bool nested)
 	wait_flag(&sh->go_ahead);
 	tp_ready();
 	tp_wait_go();
+	if (tp_sabotaged("procfs") && umount2("/proc", MNT_DETACH))
+		tp_die("umount /proc");
 	check_ids(ROOT);
 	if (getpid() != (tp_sabotaged("root") ? 2 : 1))
 		tp_fail("init: PID %d, not 1", getpid());
@@ -208,7 +240,8 @@ int main(int argc, char **argv)
 	pid_t init;
 	int status;
 
-	tp_init(argc, argv, 1, "GOFILE [nested]");
+	mount_proc = argc > 2 && !strcmp(argv[2], "mountproc");
+	tp_init(argc, argv, 1, "GOFILE [nested|mountproc]");
 	/* blocked before the forks: A waits for these with sigtimedwait */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -217,7 +250,7 @@ int main(int argc, char **argv)
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		tp_die("mmap");
-	if (unshare(CLONE_NEWPID))
+	if (unshare(CLONE_NEWPID | (mount_proc ? CLONE_NEWNS : 0)))
 		tp_die("unshare CLONE_NEWPID");
 	init = fork();
 	if (init < 0)
