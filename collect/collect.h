@@ -138,14 +138,18 @@ int ns_write(struct img_writer *w);
 int netns_check(uint32_t nsid);
 int netns_collect(uint32_t nsid, Stasis__NsEntry *e);
 int ipcns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
-/* collect/mntns.c: the tree's mount namespace nsid (held by nsfd, task pid
- * in it) compared with ours and checked (mntns_check, while nothing is
- * touched); its difference and its tmpfs files (mntns_collect);
- * mntns_path: an absolute path of the tree's, to look up as it does
- * (in buf of size, or path itself when the tree is in our namespace). */
+/* collect/mntns.c: a mount namespace nsid of the tree (held by nsfd, task
+ * pid in it) compared with its base and checked (mntns_check, while
+ * nothing is touched; mntns_check_task for every task in one); its
+ * difference and its tmpfs files (mntns_collect); mntns_path: an absolute
+ * path of task pid's, to look up as it does (in buf of size, or path
+ * itself when pid is in our namespace). */
 int mntns_check(uint32_t nsid, pid_t pid, int nsfd);
+int mntns_check_task(pid_t pid);
 int mntns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w);
-const char *mntns_path(const char *path, char *buf, size_t size);
+const char *mntns_path(pid_t pid, const char *path, char *buf, size_t size);
+/* collect/ns.c: the id of pid's mount namespace, 0 for ours */
+uint32_t ns_mnt_id(pid_t pid);
 /* A task's SysV mapping (the whole attach: len), checked against the
  * segments of its IPC namespace; refused (-1, said) in ours. */
 int ipcns_note_attach(pid_t pid, unsigned long start, int shmid, uint32_t key, uint64_t len);

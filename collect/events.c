@@ -582,8 +582,8 @@ char *fsnotify_inode_path(const struct fd_src *src, unsigned sdev, unsigned long
 	}
 	close(fd);
 	if (path[0] == '/' && !(n > 10 && !strcmp(path + n - 10, " (deleted)")) &&
-	    !lstat(mntns_path(path, tpath, sizeof(tpath)), &named) && named.st_dev == sb->st_dev &&
-	    named.st_ino == sb->st_ino)
+	    !lstat(mntns_path(src->pid, path, tpath, sizeof(tpath)), &named) &&
+	    named.st_dev == sb->st_dev && named.st_ino == sb->st_ino)
 		return xstrdup(path);
 	if (sb->st_nlink && opts.force_irmap) {
 		char *found = irmap_find(src->pid, sdev, sb);

@@ -353,6 +353,9 @@ static int describe(pid_t pid, int fd, uint32_t flags, uint64_t pos, const char 
 	fe->flags = src.flags;
 	fe->has_mode = true;
 	fe->mode = src.st.st_mode;
+	/* its path, as the task it was found in sees it */
+	fe->mnt_ns = ns_mnt_id(pid);
+	fe->has_mnt_ns = fe->mnt_ns != 0;
 	/* known before its dump: a socket may carry itself in its own queue */
 	descs = xrealloc(descs, (nr_descs + 1) * sizeof(*descs));
 	descs[nr_descs++] = (struct file_desc){ pid, fd, fe };

@@ -30,6 +30,7 @@
 struct ghost {
 	Stasis__GhostFile gf;
 	char src[64]; /* /proc path the contents are read through */
+	pid_t pid;    /* the task it was found in, whose paths it has */
 };
 
 static struct ghost *ghosts;
@@ -43,7 +44,7 @@ static bool is_deleted(const char *link)
 }
 
 /* A link remap name next to path: DIR/link_remap.N, N from ino. */
-static char *make_link_remap(const char *path, const char *src, ino_t ino)
+static char *make_link_remap(pid_t pid, const char *path, const char *src, ino_t ino)
 {
 	const char *slash = strrchr(path, '/');
 	char name[PATH_MAX], tname[PATH_MAX + 32];
@@ -54,7 +55,7 @@ static char *make_link_remap(const char *path, const char *src, ino_t ino)
 
 		if (i)
 			snprintf(name + n, sizeof(name) - n, ".%d", i);
-		if (!linkat(AT_FDCWD, src, AT_FDCWD, mntns_path(name, tname, sizeof(tname)),
+		if (!linkat(AT_FDCWD, src, AT_FDCWD, mntns_path(pid, name, tname, sizeof(tname)),
 			    AT_SYMLINK_FOLLOW))
 			return xstrdup(name);
 		if (errno != EEXIST)
@@ -197,13 +198,16 @@ static int ghost_get(pid_t pid, const char *what, const char *link, const char *
 	gf->atime_ns = st->st_atim.tv_sec * 1000000000ull + st->st_atim.tv_nsec;
 	gf->mtime_ns = st->st_mtim.tv_sec * 1000000000ull + st->st_mtim.tv_nsec;
 	snprintf(g->src, sizeof(g->src), "%s", src);
+	g->pid = pid;
+	gf->mnt_ns = ns_mnt_id(pid);
+	gf->has_mnt_ns = gf->mnt_ns != 0;
 	if (ghost_node(gf, st, fd))
 		return -1;
 	if (dead) {
 		gf->has_proc_pid = true;
 		gf->proc_pid = dead;
 	} else if (st->st_nlink) {
-		gf->link_remap = make_link_remap(gf->path, src, st->st_ino);
+		gf->link_remap = make_link_remap(pid, gf->path, src, st->st_ino);
 		if (!gf->link_remap)
 			return -1;
 	}
@@ -360,6 +364,6 @@ void ghost_abort(void)
 
 	for (size_t i = 0; i < nr_ghosts; i++)
 		if (ghosts[i].gf.link_remap &&
-		    unlink(mntns_path(ghosts[i].gf.link_remap, buf, sizeof(buf))))
+		    unlink(mntns_path(ghosts[i].pid, ghosts[i].gf.link_remap, buf, sizeof(buf))))
 			pr_perror("cannot remove the link remap %s", ghosts[i].gf.link_remap);
 }

@@ -639,7 +639,7 @@ int mm_collect(struct ctask *ct, struct img_writer *w)
 			if (plen > 10 && !strcmp(v->path + plen - 10, " (deleted)")) {
 				if (ghost_collect_vma(ct, v, &sb))
 					goto err;
-			} else if (stat(mntns_path(v->path, tpath, sizeof(tpath)), &sb) ||
+			} else if (stat(mntns_path(ct->pid, v->path, tpath, sizeof(tpath)), &sb) ||
 				   sb.st_ino != v->ino) {
 				pr_err("task %d: mapped file %s at %lx is not reachable by its path",
 				       ct->pid, v->path, v->start);

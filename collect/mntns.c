@@ -16,11 +16,15 @@
  * in mnt-files and mnt-data, or proc, sysfs, devpts, mqueue, cgroup,
  * cgroup2 (nothing to carry). Refused before anything is touched: other
  * file systems, a tmpfs covered by another mount, a slave mount, a root
- * that is not ours (pivot_root), tasks of one tree in different mount
- * namespaces.
+ * that is not ours (pivot_root), a task's root directory of its own.
  *
- * The paths of the tasks' files and mappings are looked up as the tree
- * sees them, through /proc/ROOT/root (mntns_path): its root is the
+ * A namespace made by a task of the tree from its parent's (the parent in
+ * another one of the tree) is a difference from that one, its base: the
+ * restore makes it from a copy of that one, so that the mounts they share
+ * stay shared.
+ *
+ * The paths of the tasks' files and mappings are looked up as their task
+ * sees them, through /proc/PID/root (mntns_path): its root is the
  * namespace's own, and this process keeps its /proc, which a tree in a
  * PID namespace has replaced with its own.
  */
@@ -39,6 +43,7 @@
 
 #include "collect.h"
 #include "stasis/log.h"
+#include "stasis/proc.h"
 #include "stasis/util.h"
 
 #ifndef MS_NOSYMFOLLOW
@@ -63,15 +68,18 @@ struct mnt_table {
 	size_t nr;
 };
 
-static struct {
-	uint32_t nsid;
-	pid_t pid;
-	int nsfd;
-	struct mnt_table own, task;
-	char *cwd;    /* ours, to come back to */
-	int own_nsfd; /* + 1 */
-	bool entered;
-} tree_ns;
+/* A mount namespace of the tree: its mounts and those of its base. */
+struct mntns {
+	uint32_t nsid, base; /* base: the namespace of the tree it came from, 0: ours */
+	pid_t pid;	     /* the first task of the tree in it */
+	dev_t dev;
+	ino_t ino;
+	struct mnt_table own, task; /* own: its base's */
+};
+
+static struct mntns *nss;
+static size_t nr_nss;
+static struct mntns *cur; /* the one being checked or written */
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static char *unescape(const char *s)
@@ -241,12 +249,12 @@ static bool carried_fs(const char *type)
 /* What an added mount is made from; -1 (logged) when it cannot be. */
 static int classify(struct mnt *a)
 {
-	struct mnt_table *own = &tree_ns.own, *task = &tree_ns.task;
+	struct mnt_table *own = &cur->own, *task = &cur->task;
 
 	if (a->master) {
 		pr_err("mount %s of task %d's mount namespace is a slave mount (master:%u), which "
 		       "stasis does not support",
-		       a->mp, tree_ns.pid, a->master);
+		       a->mp, cur->pid, a->master);
 		return -1;
 	}
 	/* a device of ours: a bind of the path that shows that directory */
@@ -286,13 +294,13 @@ static int classify(struct mnt *a)
 		pr_err("mount %s (%s from %s) of task %d's mount namespace cannot be carried: "
 		       "stasis makes tmpfs, proc, sysfs, devpts, mqueue and cgroup mounts, and "
 		       "binds of paths it sees",
-		       a->mp, a->fstype, a->source, tree_ns.pid);
+		       a->mp, a->fstype, a->source, cur->pid);
 		return -1;
 	}
 	if (strcmp(a->root, "/")) {
 		pr_err("mount %s of task %d's mount namespace shows %s of a %s nobody mounts "
 		       "whole: not supported",
-		       a->mp, tree_ns.pid, a->root, a->fstype);
+		       a->mp, cur->pid, a->root, a->fstype);
 		return -1;
 	}
 	if (!strcmp(a->fstype, "tmpfs"))
@@ -301,7 +309,7 @@ static int classify(struct mnt *a)
 				pr_err(
 				    "tmpfs %s of task %d's mount namespace is covered by another "
 				    "mount: its files cannot be read",
-				    a->mp, tree_ns.pid);
+				    a->mp, cur->pid);
 				return -1;
 			}
 	return 0;
@@ -322,15 +330,15 @@ static bool is_tmpfs_with_files(const struct mnt *m)
  */
 static int find_pidns_procs(void)
 {
-	struct mnt_table *task = &tree_ns.task;
+	struct mnt_table *task = &cur->task;
 	struct stat tree_pidns, st;
 	char path[PATH_MAX + 64];
 
 	if (!pidns_active())
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/ns/pid", tree_ns.pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", cur->pid);
 	if (stat(path, &tree_pidns)) {
-		pr_perror("cannot read the PID namespace of task %d", tree_ns.pid);
+		pr_perror("cannot read the PID namespace of task %d", cur->pid);
 		return -1;
 	}
 	for (size_t i = 0; i < task->nr; i++) {
@@ -339,10 +347,10 @@ static int find_pidns_procs(void)
 		if (strcmp(t->fstype, "proc"))
 			continue;
 		/* the path leads to the top of a stack of mounts only */
-		snprintf(path, sizeof(path), "/proc/%d/root%s", tree_ns.pid, t->mp);
+		snprintf(path, sizeof(path), "/proc/%d/root%s", cur->pid, t->mp);
 		if (stat(path, &st) || major(st.st_dev) != t->major || minor(st.st_dev) != t->minor)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/root%s/1/ns/pid", tree_ns.pid, t->mp);
+		snprintf(path, sizeof(path), "/proc/%d/root%s/1/ns/pid", cur->pid, t->mp);
 		if (stat(path, &st) || st.st_ino != tree_pidns.st_ino ||
 		    st.st_dev != tree_pidns.st_dev)
 			continue;
@@ -354,26 +362,18 @@ static int find_pidns_procs(void)
 		if (p && p->pidns_proc) {
 			pr_err("mount %s of task %d's mount namespace is on the /proc of its PID "
 			       "namespace: not supported",
-			       task->m[i].mp, tree_ns.pid);
+			       task->m[i].mp, cur->pid);
 			return -1;
 		}
 	}
 	return 0;
 }
 
-int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
+int mntns_check_task(pid_t pid)
 {
 	char path[64], root[8];
-	size_t nr_added = 0, nr_removed = 0, nr_remount = 0;
 	ssize_t n;
 
-	if (tree_ns.nsid) {
-		pr_err("mount namespace %u: the tree has one already", nsid);
-		return -1;
-	}
-	tree_ns.nsid = nsid;
-	tree_ns.pid = pid;
-	tree_ns.nsfd = nsfd;
 	/* its paths are looked up from its root: the namespace's */
 	snprintf(path, sizeof(path), "/proc/%d/root", pid);
 	n = readlink(path, root, sizeof(root) - 1);
@@ -383,20 +383,59 @@ int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 		       pid);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
-	if (read_mountinfo("/proc/self/mountinfo", &tree_ns.own) ||
-	    read_mountinfo(path, &tree_ns.task))
+	return 0;
+}
+
+int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
+{
+	char path[64];
+	size_t nr_added = 0, nr_removed = 0, nr_remount = 0;
+
+	struct proc_stat ps;
+	struct stat st, pst;
+	struct mntns *base;
+	size_t b = SIZE_MAX;
+
+	if (fstat(nsfd, &st) || proc_read_stat(pid, 0, &ps)) {
+		pr_perror("cannot read the mount namespace of task %d", pid);
 		return -1;
+	}
+	/* made from its parent's, if that is one of the tree's */
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", ps.ppid);
+	for (size_t i = 0; !stat(path, &pst) && i < nr_nss; i++)
+		if (nss[i].dev == pst.st_dev && nss[i].ino == pst.st_ino)
+			b = i;
+	nss = xrealloc(nss, (nr_nss + 1) * sizeof(*nss));
+	base = b == SIZE_MAX ? NULL : &nss[b];
+	cur = &nss[nr_nss++];
+	*cur = (struct mntns){.nsid = nsid, .pid = pid, .dev = st.st_dev, .ino = st.st_ino};
+	if (mntns_check_task(pid))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+	if (read_mountinfo(path, &cur->task))
+		return -1;
+	if (base) {
+		/* its mounts as they are when this one is made from it: the
+		 * proc of a PID namespace comes later */
+		cur->base = base->nsid;
+		cur->own.m = xzalloc((base->task.nr + 1) * sizeof(*cur->own.m));
+		for (size_t i = 0; i < base->task.nr; i++)
+			if (!base->task.m[i].pidns_proc) {
+				cur->own.m[cur->own.nr] = base->task.m[i];
+				cur->own.m[cur->own.nr++].matched = false;
+			}
+	} else if (read_mountinfo("/proc/self/mountinfo", &cur->own)) {
+		return -1;
+	}
 	if (find_pidns_procs())
 		return -1;
 	/* the same mounts, then the same but for their flags */
 	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < tree_ns.task.nr; i++) {
-			struct mnt *t = &tree_ns.task.m[i];
+		for (size_t i = 0; i < cur->task.nr; i++) {
+			struct mnt *t = &cur->task.m[i];
 
-			for (size_t j = 0; j < tree_ns.own.nr && !t->matched && !t->pidns_proc;
-			     j++) {
-				struct mnt *o = &tree_ns.own.m[j];
+			for (size_t j = 0; j < cur->own.nr && !t->matched && !t->pidns_proc; j++) {
+				struct mnt *o = &cur->own.m[j];
 
 				if (!o->matched && shows_same(t, o, pass == 0)) {
 					t->matched = o->matched = true;
@@ -405,20 +444,20 @@ int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 				}
 			}
 		}
-	for (size_t i = 0; i < tree_ns.task.nr; i++) {
-		struct mnt *t = &tree_ns.task.m[i];
+	for (size_t i = 0; i < cur->task.nr; i++) {
+		struct mnt *t = &cur->task.m[i];
 
-		for (size_t j = 0; t->pidns_proc && j < tree_ns.own.nr && !t->replaces; j++) {
-			struct mnt *o = &tree_ns.own.m[j];
+		for (size_t j = 0; t->pidns_proc && j < cur->own.nr && !t->replaces; j++) {
+			struct mnt *o = &cur->own.m[j];
 
 			if (!o->matched && !strcmp(o->fstype, "proc") && !strcmp(o->mp, t->mp))
 				o->matched = t->replaces = true;
 		}
 	}
-	for (size_t i = 0; i < tree_ns.task.nr; i++) {
-		struct mnt *t = &tree_ns.task.m[i];
+	for (size_t i = 0; i < cur->task.nr; i++) {
+		struct mnt *t = &cur->task.m[i];
 
-		if (!strcmp(t->mp, "/") && !by_id(&tree_ns.task, t->parent) && !t->matched) {
+		if (!strcmp(t->mp, "/") && !by_id(&cur->task, t->parent) && !t->matched) {
 			pr_err("task %d's mount namespace has a root of its own (%s from %s): "
 			       "not supported",
 			       pid, t->fstype, t->source);
@@ -432,8 +471,8 @@ int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 			return -1;
 		nr_added++;
 	}
-	for (size_t j = 0; j < tree_ns.own.nr; j++)
-		nr_removed += !tree_ns.own.m[j].matched;
+	for (size_t j = 0; j < cur->own.nr; j++)
+		nr_removed += !cur->own.m[j].matched;
 	pr_info("task %d's mount namespace: %zu mounts added, %zu removed, %zu remounted", pid,
 		nr_added, nr_removed, nr_remount);
 	return 0;
@@ -490,7 +529,7 @@ static int walk_entry(struct walk *wk, int dfd, const char *name, const char *re
 		return -1;
 	}
 	mf.id = ++*wk->next_id;
-	mf.ns = tree_ns.nsid;
+	mf.ns = cur->nsid;
 	mf.mount = wk->m->id;
 	mf.path = (char *)rel;
 	mf.mode = st.st_mode;
@@ -596,16 +635,16 @@ static int tmpfs_files(struct img_writer *w, const struct mnt *m, char *buf, uin
 		       size_t *nr_files)
 {
 	struct walk wk = {.w = w, .m = m, .buf = buf, .next_id = next_id};
-	char *path = xasprintf("/proc/%d/root%s", tree_ns.pid, m->mp);
+	char *path = xasprintf("/proc/%d/root%s", cur->pid, m->mp);
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = -1;
 
 	if (fd < 0 || fstat(fd, &st)) {
-		pr_perror("cannot open tmpfs %s of task %d", m->mp, tree_ns.pid);
+		pr_perror("cannot open tmpfs %s of task %d", m->mp, cur->pid);
 		goto out;
 	}
 	if (major(st.st_dev) != m->major || minor(st.st_dev) != m->minor) {
-		pr_err("tmpfs %s of task %d is not what its path leads to", m->mp, tree_ns.pid);
+		pr_err("tmpfs %s of task %d is not what its path leads to", m->mp, cur->pid);
 		goto out;
 	}
 	wk.dev = st.st_dev;
@@ -624,7 +663,7 @@ out:
 /* Parents before children, and a bind after the mount it binds from. */
 static bool ready_to_list(const struct mnt *t, const bool *listed)
 {
-	struct mnt_table *task = &tree_ns.task;
+	struct mnt_table *task = &cur->task;
 	const struct mnt *p = by_id(task, t->parent);
 
 	if (p && added(p) && !listed[p - task->m])
@@ -643,17 +682,28 @@ static size_t depth(struct mnt_table *t, const struct mnt *m)
 
 int mntns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w)
 {
-	struct mnt_table *task = &tree_ns.task, *own = &tree_ns.own;
-	bool *listed = xzalloc(task->nr + 1);
+	struct mnt_table *task = NULL, *own = NULL;
+	bool *listed = NULL;
 	size_t nr_files = 0, nr_added = 0, left = 0;
-	uint32_t next_id = 0;
+	static uint32_t next_id; /* file ids, unique in the checkpoint */
 	char *buf = NULL;
 	int ret = -1;
 
-	if (nsid != tree_ns.nsid) {
+	cur = NULL;
+	for (size_t i = 0; i < nr_nss; i++)
+		if (nss[i].nsid == nsid)
+			cur = &nss[i];
+	if (!cur) {
 		pr_err("mount namespace %u was not checked", nsid);
 		goto out;
 	}
+	task = &cur->task;
+	own = &cur->own;
+	if (cur->base) {
+		e->has_mnt_base = true;
+		e->mnt_base = cur->base;
+	}
+	listed = xzalloc(task->nr + 1);
 	e->mounts = xzalloc((task->nr + 1) * sizeof(*e->mounts));
 	for (size_t i = 0; i < task->nr; i++)
 		left += added(&task->m[i]) || task->m[i].remount;
@@ -697,7 +747,7 @@ int mntns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w)
 			nr_added += added(t);
 		}
 		if (left == before) {
-			pr_err("the mounts of task %d's mount namespace form a loop", tree_ns.pid);
+			pr_err("the mounts of task %d's mount namespace form a loop", cur->pid);
 			goto out;
 		}
 	}
@@ -726,10 +776,10 @@ out:
 
 /* ---- the tree's paths ---- */
 
-const char *mntns_path(const char *path, char *buf, size_t size)
+const char *mntns_path(pid_t pid, const char *path, char *buf, size_t size)
 {
-	if (!tree_ns.nsid || path[0] != '/')
+	if (path[0] != '/' || !ns_mnt_id(pid))
 		return path;
-	snprintf(buf, size, "/proc/%d/root%s", tree_ns.pid, path);
+	snprintf(buf, size, "/proc/%d/root%s", pid, path);
 	return buf;
 }

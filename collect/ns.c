@@ -10,9 +10,9 @@
  * addresses, routes, sysctls: netns.c; its sockets are asked for with
  * sock_diag inside it). Refused before anything is touched: user
  * namespaces, a time or PID namespace made for children to come,
- * and the kinds with no support here yet. A mount namespace is one per
- * tree, as a difference from ours (mntns.c): tasks of a tree in
- * different ones are refused.
+ * and the kinds with no support here yet. A mount namespace is carried
+ * as a difference from ours or from the one of the tree it was made
+ * from (mntns.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -165,21 +165,19 @@ static bool same_ns(pid_t pid, const char *a, const char *b)
 	return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
-/* One mount namespace per tree: the root's (the first task asked about). */
-static int check_one_mnt_ns(pid_t pid, const struct stat *st)
+uint32_t ns_mnt_id(pid_t pid)
 {
-	static struct stat root_st;
-	static pid_t root_pid;
+	const struct ns_kind *k = kind_of(STASIS__NS_KIND__NS_MNT);
+	struct stat own, st;
+	char path[64];
 
-	if (!root_pid) {
-		root_st = *st;
-		root_pid = pid;
-	} else if (st->st_ino != root_st.st_ino || st->st_dev != root_st.st_dev) {
-		pr_err("task %d is in another mount namespace than the tree's root (task %d), "
-		       "which stasis does not support",
-		       pid, root_pid);
-		return -1;
-	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+	if (stat(path, &st) || own_ns(k, &own) ||
+	    (st.st_ino == own.st_ino && st.st_dev == own.st_dev))
+		return 0;
+	for (size_t i = 0; i < nr_nss; i++)
+		if (nss[i].k == k && nss[i].ino == st.st_ino && nss[i].dev == st.st_dev)
+			return nss[i].id;
 	return 0;
 }
 
@@ -212,8 +210,6 @@ int ns_task_ids(pid_t pid, Stasis__PstreeEntry *pe)
 			pr_perror("cannot read the %s namespace of task %d", k->name, pid);
 			return -1;
 		}
-		if (k->kind == STASIS__NS_KIND__NS_MNT && check_one_mnt_ns(pid, &st))
-			return -1;
 		if (st.st_ino == own.st_ino && st.st_dev == own.st_dev)
 			continue;
 		if (!k->kind) {
@@ -228,7 +224,7 @@ int ns_task_ids(pid_t pid, Stasis__PstreeEntry *pe)
 		}
 		id = register_ns(k, fd, pid);
 		close(fd);
-		if (id < 0)
+		if (id < 0 || (k->kind == STASIS__NS_KIND__NS_MNT && mntns_check_task(pid)))
 			return -1;
 		field = pe_field(pe, k->kind, &has);
 		*field = id;

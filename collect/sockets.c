@@ -185,11 +185,11 @@ void unix_set_bytes(ProtobufCBinaryData *b, const void *data, size_t len)
 }
 
 /* The socket file of d at path, if that is the one it is bound to. */
-static bool own_file(const struct unix_diag_sk *d, const char *path, struct stat *st)
+static bool own_file(pid_t pid, const struct unix_diag_sk *d, const char *path, struct stat *st)
 {
 	char buf[PATH_MAX + 32];
 
-	return d->has_vfs && !stat(mntns_path(path, buf, sizeof(buf)), st) &&
+	return d->has_vfs && !stat(mntns_path(pid, path, buf, sizeof(buf)), st) &&
 	       S_ISSOCK(st->st_mode) && st->st_ino == d->vfs_ino && st->st_dev == d->vfs_dev;
 }
 
@@ -219,20 +219,20 @@ static void path_name(const struct fd_src *src, const struct unix_diag_sk *d, St
 
 	if (d->name[0] == '/') {
 		snprintf(path, sizeof(path), "%.*s", (int)len, d->name);
-		found = own_file(d, path, &st);
+		found = own_file(src->pid, d, path, &st);
 	} else {
 		const struct tree *t = collect_tree();
 
 		task_cwd(src->pid, dir, sizeof(dir));
 		sk->name_dir = xstrdup(dir[0] ? dir : "/");
 		snprintf(path, sizeof(path), "%s/%.*s", sk->name_dir, (int)len, d->name);
-		found = own_file(d, path, &st);
+		found = own_file(src->pid, d, path, &st);
 		for (int i = 0; !found && i < t->nr; i++) {
 			if (t->tasks[i].zombie || t->tasks[i].pid == src->pid)
 				continue;
 			task_cwd(t->tasks[i].pid, dir, sizeof(dir));
 			snprintf(path, sizeof(path), "%s/%.*s", dir, (int)len, d->name);
-			if (dir[0] && (found = own_file(d, path, &st))) {
+			if (dir[0] && (found = own_file(t->tasks[i].pid, d, path, &st))) {
 				free(sk->name_dir);
 				sk->name_dir = xstrdup(dir);
 			}

@@ -240,14 +240,20 @@ static int open_description(Stasis__FileEntry *fe)
 	 * SIGIO nowhere, and F_SETFL cannot fix it then: set in the task,
 	 * at its number, by files_restore_late */
 	fe->flags &= ~O_ASYNC;
-	/* a socket is made in its network namespace; bound, connected and
-	 * repaired there whatever namespace we are in */
-	if (!fe->has_net_ns)
-		return ops->open(fe);
-	if (ns_enter(STASIS__NS_KIND__NS_NET, fe->net_ns))
+	/* opened by its path in its mount namespace; a socket is made in its
+	 * network namespace, bound, connected and repaired there whatever
+	 * namespace we are in */
+	if (ns_enter(STASIS__NS_KIND__NS_MNT, fe->has_mnt_ns ? fe->mnt_ns : 0))
 		return -1;
-	fd = ops->open(fe);
-	ns_leave(STASIS__NS_KIND__NS_NET);
+	if (!fe->has_net_ns) {
+		fd = ops->open(fe);
+	} else if (ns_enter(STASIS__NS_KIND__NS_NET, fe->net_ns)) {
+		fd = -1;
+	} else {
+		fd = ops->open(fe);
+		ns_leave(STASIS__NS_KIND__NS_NET);
+	}
+	ns_leave(STASIS__NS_KIND__NS_MNT);
 	return fd;
 }
 

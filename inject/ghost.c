@@ -356,6 +356,23 @@ static int make(struct rghost *g)
 	return 0;
 }
 
+/* Its path is in the mount namespace of the task it was found in. */
+static uint32_t mnt_ns(const struct rghost *g)
+{
+	return g->gf->has_mnt_ns ? g->gf->mnt_ns : 0;
+}
+
+static int make_in_ns(struct rghost *g)
+{
+	int ret;
+
+	if (ns_enter(STASIS__NS_KIND__NS_MNT, mnt_ns(g)))
+		return -1;
+	ret = make(g);
+	ns_leave(STASIS__NS_KIND__NS_MNT);
+	return ret;
+}
+
 static bool matches(const Stasis__GhostFile *gf, uint32_t id, const Stasis__Vma *v, const char *exe)
 {
 	size_t n = strlen(gf->path);
@@ -387,7 +404,7 @@ static struct rghost *find(uint32_t id, const Stasis__Vma *v, const char *exe)
 			pr_err("the deleted file %u is not in the checkpoint", id);
 		return NULL;
 	}
-	if (g->fd < 0 && make(g))
+	if (g->fd < 0 && make_in_ns(g))
 		return NULL;
 	return g;
 }
@@ -415,8 +432,13 @@ int ghost_reopen(uint32_t id, int flags)
 void ghost_drop_names(void)
 {
 	for (size_t i = 0; i < nr_ghosts; i++) {
-		if (ghosts[i].name && unlink(ghosts[i].name))
+		if (!ghosts[i].name)
+			continue;
+		if (ns_enter(STASIS__NS_KIND__NS_MNT, mnt_ns(&ghosts[i])))
+			continue;
+		if (unlink(ghosts[i].name))
 			pr_warn("cannot remove %s again: %s", ghosts[i].name, strerror(errno));
+		ns_leave(STASIS__NS_KIND__NS_MNT);
 		free(ghosts[i].name);
 		ghosts[i].name = NULL;
 	}
@@ -508,8 +530,12 @@ void ghost_finish(void)
 		if (ghosts[i].fd >= 0)
 			close(ghosts[i].fd);
 		ghosts[i].fd = -1;
-		if (ghosts[i].gf->link_remap && unlink(ghosts[i].gf->link_remap) && errno != ENOENT)
+		if (!ghosts[i].gf->link_remap ||
+		    ns_enter(STASIS__NS_KIND__NS_MNT, mnt_ns(&ghosts[i])))
+			continue;
+		if (unlink(ghosts[i].gf->link_remap) && errno != ENOENT)
 			pr_warn("cannot remove the link remap %s: %s", ghosts[i].gf->link_remap,
 				strerror(errno));
+		ns_leave(STASIS__NS_KIND__NS_MNT);
 	}
 }

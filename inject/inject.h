@@ -237,8 +237,9 @@ bool ns_joined(Stasis__NsKind kind, uint32_t id);
 /* inject/mntns.c: a mount namespace's recorded difference applied, in its
  * holder (the new namespace) */
 int mntns_fill(const Stasis__NsEntry *e);
-/* the tree's init t mounts the /proc of its PID namespace where it had one */
-int mntns_mount_procs(struct itask *t);
+/* the first task t of a mount namespace mounts the /proc of the tree's PID
+ * namespace where it had one */
+int mntns_mount_procs(struct itree *tr, struct itask *t);
 
 /* inject/ipcns.c: an IPC namespace's sysctls and SysV objects, in its
  * holder (ns.c); ipcns_finish, once every task has its mappings: segments

@@ -96,10 +96,10 @@ static int restore_tree(struct itree *tr, struct img_reader *r, struct img_frame
 		if (task_alive(&tr->tasks[i]) && restore_task_files(tr, &tr->tasks[i]))
 			return -1;
 	ghost_end_helpers();
-	/* every file is open: the tree's mount namespace gets its /proc */
-	ns_leave(STASIS__NS_KIND__NS_MNT);
-	if (mntns_mount_procs(&tr->tasks[0]))
-		return -1;
+	/* every file is open: each mount namespace gets its PID namespace's /proc */
+	for (size_t i = 0; i < tr->nr; i++)
+		if (task_alive(&tr->tasks[i]) && mntns_mount_procs(tr, &tr->tasks[i]))
+			return -1;
 	for (size_t i = 0; i < tr->nr; i++)
 		if (task_alive(&tr->tasks[i]) && restore_task(&tr->tasks[i]))
 			return -1;
@@ -220,11 +220,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	r = imgr_open(STDIN_FILENO, "checkpoint stream");
 	more = records_load(r, &f);
-	/* from the mount namespace on, the tree's files are opened by the
-	 * paths it sees */
 	if (more < 0 || pstree_load(&tree) || wait_pids_free(&tree) || ns_prepare(&tree) ||
-	    (opts.lazy_pages && lazy_connect_daemon(&tree)) ||
-	    ns_enter(STASIS__NS_KIND__NS_MNT, tree.tasks[0].pe->mnt_ns) || cgroup_prepare(&tree) ||
+	    (opts.lazy_pages && lazy_connect_daemon(&tree)) || cgroup_prepare(&tree) ||
 	    files_prepare(&tree))
 		return 1;
 	/* the pipe's pages copied in beside UFFDIO_COPY into the tasks; only
@@ -238,10 +235,7 @@ int main(int argc, char **argv)
 	 * Every task has its files: the link remaps and the ghosts' temporary
 	 * names go before the tree runs, so that it never sees them.
 	 */
-	if (ns_enter(STASIS__NS_KIND__NS_MNT, tree.tasks[0].pe->mnt_ns))
-		goto fail;
 	ghost_finish();
-	ns_leave(STASIS__NS_KIND__NS_MNT);
 	if (ipcns_finish() || write_pidfile(root) || actions_restored(root) || inet_finish())
 		goto fail;
 	if (fault_hit("inject-release") || pstree_release(&tree))
@@ -274,7 +268,6 @@ int main(int argc, char **argv)
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
 fail:
-	ns_leave(STASIS__NS_KIND__NS_MNT);
 	if (opts.lazy_pages && lazy_daemon_lost())
 		pr_err("the lazy-pages daemon went away during the restore");
 	pstree_kill(&tree);

@@ -435,8 +435,9 @@ int mntns_fill(const Stasis__NsEntry *e)
 {
 	size_t nr_removed = 0, nr_files = 0, nr_added = 0;
 
-	/* a copy of ours still shares propagation with it: cut it first */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+	/* a copy of ours still shares propagation with it: cut it first (a
+	 * copy of another of the tree's keeps what that one shares) */
+	if (!e->mnt_base && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
 		pr_perror("mount namespace %u: cannot make its mounts private", e->id);
 		return -1;
 	}
@@ -471,18 +472,22 @@ int mntns_fill(const Stasis__NsEntry *e)
 }
 
 /*
- * A proc of the tree's PID namespace, mounted by its init t (a mount
- * takes the PID namespace of the task that makes it), over the one of ours
- * there: last, once stasis-inject no longer opens anything in the tree's
- * mount namespace, whose /proc then shows the tree's PIDs.
+ * A proc of the tree's PID namespace, mounted by t, the first task of the
+ * tree in its mount namespace (a mount takes the PID namespace of the task
+ * that makes it), over the one of ours there where it had replaced it:
+ * once the files are open, since stasis-inject reads /proc in there.
  */
-int mntns_mount_procs(struct itask *t)
+int mntns_mount_procs(struct itree *tr, struct itask *t)
 {
 	const Stasis__NsEntry *e;
 
 	if (!t->pe->mnt_ns || ns_joined(STASIS__NS_KIND__NS_MNT, t->pe->mnt_ns) ||
 	    !(e = ns_entry(t->pe->mnt_ns)))
 		return 0;
+	/* by the first task in it */
+	for (struct itask *o = tr->tasks; o < t; o++)
+		if (task_alive(o) && o->pe->mnt_ns == t->pe->mnt_ns)
+			return 0;
 	for (size_t i = 0; i < e->n_mounts; i++) {
 		const Stasis__MntEntry *m = e->mounts[i];
 		size_t mp_len = strlen(m->mountpoint) + 1;

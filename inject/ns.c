@@ -51,6 +51,7 @@ struct ns {
 	Stasis__NsEntry *e;
 	const struct ns_kind *k;
 	int fd;
+	bool making; /* its base is being made first */
 };
 
 static struct ns *nss;
@@ -209,9 +210,25 @@ static int fill(const struct ns *ns)
 /* A holder: makes the namespace, fills it, says so and waits for the end. */
 static int make_ns(struct itree *tr, struct ns *ns)
 {
+	struct ns *base = NULL;
 	char path[64], ok = 0;
 	int p[2], status;
 	pid_t pid;
+
+	if (ns->k->kind == STASIS__NS_KIND__NS_MNT && ns->e->has_mnt_base && ns->e->mnt_base) {
+		base = find_ns(ns->e->mnt_base);
+		if (!base || base->making || base->k != ns->k) {
+			pr_err("mount namespace %u: its base %u is not in the checkpoint",
+			       ns->e->id, ns->e->mnt_base);
+			return -1;
+		}
+		ns->making = true;
+		if (base->fd < 0 && make_ns(tr, base)) {
+			ns->making = false;
+			return -1;
+		}
+		ns->making = false;
+	}
 
 	if (pipe2(p, O_CLOEXEC)) {
 		pr_perror("cannot make a pipe");
@@ -232,6 +249,12 @@ static int make_ns(struct itree *tr, struct ns *ns)
 			_exit(1);
 		if (ns->k->kind == STASIS__NS_KIND__NS_NET && netns_before_unshare())
 			_exit(1);
+		/* made from a copy of its base, as it was from its parent's */
+		if (base && setns(base->fd, CLONE_NEWNS)) {
+			pr_perror("cannot enter mount namespace %u, the base of %u", base->e->id,
+				  ns->e->id);
+			_exit(1);
+		}
 		if (unshare(ns->k->flag)) {
 			pr_perror("cannot make %s namespace %u", ns->k->name, ns->e->id);
 			_exit(1);
@@ -398,8 +421,11 @@ int ns_join(struct itask *t, struct itask *src)
 	return 0;
 }
 
-/* Where we were when we went into a mount namespace: to come back to. */
+/* Where we were when we went into a mount namespace: to come back to;
+ * which one we are in (0: ours), entered how many times over. */
 static char *mnt_cwd;
+static uint32_t mnt_in;
+static unsigned mnt_depth;
 
 /* A thread moves to another mount namespace only with a root and working
  * directory of its own (the read-ahead thread shares ours). */
@@ -434,6 +460,19 @@ int ns_enter(Stasis__NsKind kind, uint32_t id)
 		return -1;
 	}
 	id = ns_key(k - kinds, id);
+	/* a file's ghost is made in the file's mount namespace, already entered */
+	if (k->flag == CLONE_NEWNS && mnt_depth) {
+		if (id != mnt_in) {
+			pr_err("mount namespace %u entered from mount namespace %u", id, mnt_in);
+			return -1;
+		}
+		mnt_depth++;
+		return 0;
+	}
+	if (k->flag == CLONE_NEWNS) {
+		mnt_in = id;
+		mnt_depth = 1;
+	}
 	if (!id)
 		return 0; /* ours */
 	ns = id == JOINED ? NULL : find_ns(id);
@@ -446,6 +485,8 @@ int ns_enter(Stasis__NsKind kind, uint32_t id)
 		return -1;
 	if (k->flag == CLONE_NEWNS ? mnt_setns(fd, true) : setns(fd, k->flag)) {
 		pr_perror("cannot enter %s namespace %u", k->name, id);
+		if (k->flag == CLONE_NEWNS)
+			mnt_depth = 0;
 		return -1;
 	}
 	return 0;
@@ -462,6 +503,8 @@ void ns_leave(Stasis__NsKind kind)
 {
 	const struct ns_kind *k = kind_of(kind);
 
+	if (k && k->flag == CLONE_NEWNS && mnt_depth && --mnt_depth)
+		return; /* still in it for an outer caller */
 	/* every later step would act in the wrong namespace */
 	if (k && own_fds[k - kinds] &&
 	    (k->flag == CLONE_NEWNS ? mnt_setns(own_fds[k - kinds] - 1, false)

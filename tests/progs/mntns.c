@@ -39,7 +39,10 @@
  *
  * covered: a second tmpfs mounted over a first one at m/cov (the dump must
  * refuse it). childns: the child unshares a mount namespace of its own
- * (refused too).
+ * from its parent's and mounts a tmpfs of its own at m/c with a file it
+ * keeps open; after GO it checks that file, that its m/t is its parent's
+ * (the same file system: a file the parent makes shows in it) and the
+ * parent that m/c is no mount point in its namespace.
  *
  * Sabotage: data (a byte of big changed), owner (owned chowned to 0:0),
  * umount (m/bind unmounted), ro (m/robind remounted read-write), hostmnt (a
@@ -607,12 +610,20 @@ static int child(bool childns, int ready)
 {
 	char buf[64];
 	struct stat st, st2;
-	int fd;
+	int fd, cfd, i;
 
 	tp_nfail = 0;
 	tp_faillen = 0;
 	if (childns && unshare(CLONE_NEWNS))
 		tp_die("child: unshare(CLONE_NEWNS)");
+	if (childns) {
+		make_dir(at("m/c"), 0755);
+		do_mount("stasis-child", at("m/c"), "tmpfs", 0, "size=1m");
+		put_str(at("m/c/own"), "child's own\n");
+	}
+	cfd = childns ? open(at("m/c/own"), O_RDONLY | O_CLOEXEC) : -1;
+	if (childns && cfd < 0)
+		tp_die("child: open m/c/own");
 	if (chdir(at("m/t")))
 		tp_die("child: chdir");
 	fd = open(at("m/t/sub/inner/file"), O_RDONLY | O_CLOEXEC);
@@ -630,6 +641,18 @@ static int child(bool childns, int ready)
 		tp_fail("child: in a mount namespace other than its parent's");
 	if (childns && ns_ino("self") == ns_ino(buf))
 		tp_fail("child: in its parent's mount namespace, not its own");
+	if (childns) {
+		if (pread(cfd, buf, 12, 0) != 12 || memcmp(buf, "child's own\n", 12))
+			tp_fail("child: m/c/own through its descriptor is not \"child's own\"");
+		if (fstat(cfd, &st) || stat(at("m/c/own"), &st2) || st.st_ino != st2.st_ino ||
+		    st.st_dev != st2.st_dev)
+			tp_fail("child: its descriptor is not on m/c/own");
+		/* the parent makes m/t/from-parent after GO: the same tmpfs shows it */
+		for (i = 0; i < 300 && access(at("m/t/from-parent"), F_OK); i++)
+			usleep(10000);
+		if (i == 300)
+			tp_fail("child: m/t/from-parent never showed: its m/t is not its parent's");
+	}
 	if (fstat(fd, &st) || stat(at("m/t/sub/inner/file"), &st2) || st.st_ino != st2.st_ino ||
 	    st.st_dev != st2.st_dev)
 		tp_fail("child: its descriptor is not on m/t/sub/inner/file");
@@ -735,6 +758,14 @@ int main(int argc, char **argv)
 	check_map(map);
 	check_files();
 	check_mounts(covered);
+	if (childns) {
+		struct mnt m;
+
+		if (find_mount(at("m/c"), &m))
+			tp_fail("m/c, the child's own mount, is a mount point (%s) here", m.fstype);
+		/* the child looks for it in its m/t */
+		put_str(at("m/t/from-parent"), "p");
+	}
 
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
 		tp_fail("the child failed (status %#x)", status);
