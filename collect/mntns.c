@@ -388,10 +388,9 @@ int mntns_check_task(pid_t pid)
 
 int mntns_check(uint32_t nsid, pid_t pid, int nsfd)
 {
-	char path[64];
 	size_t nr_added = 0, nr_removed = 0, nr_remount = 0;
-
 	struct proc_stat ps;
+	char path[64];
 	struct stat st, pst;
 	struct mntns *base;
 	size_t b = SIZE_MAX;
