@@ -155,3 +155,15 @@ host_untouched() {
 	[ ! -e "$d/joined/j" ] || die_with_logs "the joined namespace's tmpfs shows in ours" || return 1
 	check_restored
 }
+
+@test "mntns: a checkpoint whose tmpfs files lead out through a symlink is refused in one line, nothing written outside, nothing mounted here" {
+	local d=$BATS_TEST_TMPDIR
+	mkdir -p "$d/outside"
+	"$STASIS_BUILD_DIR/serialize/stasis-test-mkstream" -p 4 -m "$d" >"$d/evil.stream"
+	run ! stasis-inject <"$d/evil.stream"
+	[[ "$output" == *"tmpfs $d/t: cannot open the directory of esc/pwned"* ]] ||
+		die_with_logs "no clear refusal: $output" || return 1
+	[[ "$output" == *"mount namespace 1 could not be made"* ]] || die_with_logs "$output" || return 1
+	[ ! -e "$d/outside/pwned" ] || die_with_logs "a file was written through the symlink" || return 1
+	run ! mountpoint -q "$d/t"
+}

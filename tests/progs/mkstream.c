@@ -4,11 +4,15 @@
  * stdout, in the canonical order in which stasis-serialize pack streams a
  * directory (so that unpack + pack must give the same bytes back).
  *
- *   stasis-test-mkstream [-p KIB] [-e] [-x]
+ *   stasis-test-mkstream [-p KIB] [-e] [-x] [-m DIR]
  *     -p KIB  size of pages-1 (default 600 KiB)
  *     -e      add empty images (timers-1234 without records, pages-2
  *             without data)
  *     -x      add stats-unknown, an image of a type the schema does not know
+ *     -m DIR  put the task in a mount namespace with a tmpfs at DIR/t whose
+ *             files lead out of it: a symlink "esc" to DIR/outside, then a
+ *             file "esc/pwned" (a hostile checkpoint: the restore must
+ *             refuse it and write nothing outside)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,14 +62,61 @@ static void thread(uint32_t tid, const char *comm)
 	rec("core-1234", &tc);
 }
 
+static void escaping_mntns(const char *dir)
+{
+	static char mp[4096], target[4096];
+	Stasis__NsEntry ns = STASIS__NS_ENTRY__INIT;
+	Stasis__MntEntry m = STASIS__MNT_ENTRY__INIT, *ms[] = { &m };
+	Stasis__MntFile root = STASIS__MNT_FILE__INIT, esc = STASIS__MNT_FILE__INIT,
+			pwned = STASIS__MNT_FILE__INIT;
+	Stasis__DataChunk c = STASIS__DATA_CHUNK__INIT;
+
+	snprintf(mp, sizeof(mp), "%s/t", dir);
+	snprintf(target, sizeof(target), "%s/outside", dir);
+	m.id = 100;
+	m.mountpoint = mp;
+	m.fstype = m.source = "tmpfs";
+	m.root = "/";
+	m.has_has_files = m.has_files = 1;
+	ns.id = 1;
+	ns.kind = STASIS__NS_KIND__NS_MNT;
+	ns.n_mounts = 1;
+	ns.mounts = ms;
+	rec("ns", &ns);
+	root.id = 1;
+	root.ns = 1;
+	root.mount = 100;
+	root.path = "";
+	root.mode = 040755;
+	esc = root;
+	esc.id = 2;
+	esc.path = "esc";
+	esc.mode = 0120777;
+	esc.symlink = target;
+	pwned = root;
+	pwned.id = 3;
+	pwned.path = "esc/pwned";
+	pwned.mode = 0100644;
+	pwned.has_size = 1;
+	pwned.size = 3;
+	rec("mnt-files", &root);
+	rec("mnt-files", &esc);
+	rec("mnt-files", &pwned);
+	c.id = 3;
+	c.data.data = (uint8_t *)"bad";
+	c.data.len = 3;
+	rec("mnt-data", &c);
+}
+
 int main(int argc, char **argv)
 {
 	size_t pages_kib = 600;
 	bool empty = false, extra = false;
+	const char *mnt_dir = NULL;
 	int opt;
 
 	log_init(argv[0]);
-	while ((opt = getopt(argc, argv, "p:ex")) != -1) {
+	while ((opt = getopt(argc, argv, "p:exm:")) != -1) {
 		switch (opt) {
 		case 'p':
 			pages_kib = strtoul(optarg, NULL, 10);
@@ -76,8 +127,11 @@ int main(int argc, char **argv)
 		case 'x':
 			extra = true;
 			break;
+		case 'm':
+			mnt_dir = optarg;
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-p KIB] [-e] [-x]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-p KIB] [-e] [-x] [-m DIR]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -106,7 +160,11 @@ int main(int argc, char **argv)
 	ps.sid = PID;
 	ps.n_threads = 2;
 	ps.threads = threads;
+	ps.has_mnt_ns = mnt_dir != NULL;
+	ps.mnt_ns = 1;
 	rec("pstree", &ps);
+	if (mnt_dir)
+		escaping_mntns(mnt_dir);
 
 	Stasis__TaskCore task = STASIS__TASK_CORE__INIT;
 	Stasis__SigAction sa = STASIS__SIG_ACTION__INIT, *sas[] = { &sa };
