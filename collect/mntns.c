@@ -15,8 +15,9 @@
  * that one's, and otherwise a new file system: a tmpfs, whose files travel
  * in mnt-files and mnt-data, or proc, sysfs, devpts, mqueue, cgroup,
  * cgroup2 (nothing to carry). Refused before anything is touched: other
- * file systems, a tmpfs covered by another mount, a slave mount, a root
- * that is not ours (pivot_root), a task's root directory of its own.
+ * file systems, a tmpfs covered by another mount, a slave of a peer group
+ * outside the added mounts, a root that is not ours (pivot_root), a task's
+ * root directory of its own.
  *
  * A namespace made by a task of the tree from its parent's (the parent in
  * another one of the tree) is a difference from that one, its base: the
@@ -250,10 +251,26 @@ static bool carried_fs(const char *type)
 static int classify(struct mnt *a)
 {
 	struct mnt_table *own = &cur->own, *task = &cur->task;
+	uint32_t group = a->master ? a->master : a->shared;
 
+	/* a peer or a slave of a peer group of the namespace's: a bind of a
+	 * member mounted before it, which puts it in that group (and then
+	 * makes it a slave of it) */
+	for (size_t i = 0; group && i < task->nr; i++) {
+		struct mnt *b = &task->m[i];
+		const char *rest;
+
+		if (b == a || !added(b) || b->remount || b->id > a->id || b->shared != group ||
+		    b->major != a->major || b->minor != a->minor ||
+		    !(rest = below(a->root, b->root)))
+			continue;
+		a->bind_of = b;
+		a->bind_path = xstrdup(rest);
+		return 0;
+	}
 	if (a->master) {
-		pr_err("mount %s of task %d's mount namespace is a slave mount (master:%u), which "
-		       "stasis does not support",
+		pr_err("mount %s of task %d's mount namespace is a slave of a peer group "
+		       "(master:%u) outside the mounts it added, which stasis does not support",
 		       a->mp, cur->pid, a->master);
 		return -1;
 	}
@@ -730,6 +747,7 @@ int mntns_collect(uint32_t nsid, Stasis__NsEntry *e, struct img_writer *w)
 			me->options = fs_options(t->super);
 			me->has_shared = me->has_unbindable = true;
 			me->shared = t->shared;
+			me->has_slave = me->slave = t->master != 0;
 			me->unbindable = t->unbindable;
 			me->has_remount = t->remount;
 			me->remount = t->remount;

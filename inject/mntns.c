@@ -85,8 +85,14 @@ static int make_mountpoint(const char *mp, bool file)
 	return 0;
 }
 
+/* A bind of a member of a peer group is in that group already: a slave
+ * leaves it for its own, shared again if it is in a group of its own too. */
 static int set_propagation(const Stasis__MntEntry *m)
 {
+	if (m->slave && mount(NULL, m->mountpoint, NULL, MS_SLAVE, NULL)) {
+		pr_perror("cannot make mount %s a slave", m->mountpoint);
+		return -1;
+	}
 	if (m->shared && mount(NULL, m->mountpoint, NULL, MS_SHARED, NULL)) {
 		pr_perror("cannot make mount %s shared", m->mountpoint);
 		return -1;

@@ -135,6 +135,7 @@ mntns     hostmnt
 mntns     cwd
 mntns     offset
 mntns     shared
+mntns     peer
 netecho   echo            @IN=netmigrate.bats
 netlinksk groups          all
 netoob    oob

@@ -18,7 +18,8 @@
  *    m/robind;
  *  - proc at m/proc (nosuid,nodev,noexec), sysfs at m/sys, devpts at
  *    m/pts, mqueue at m/mq;
- *  - a tmpfs made shared at m/shared (noatime), one made unbindable at
+ *  - a tmpfs made shared at m/shared (noatime), bound at m/peer (its peer)
+ *    and at m/slave (made a slave of their group), one made unbindable at
  *    m/unb (noexec);
  *  - DIR/hostmnt unmounted: the suite mounts a tmpfs there (with a file
  *    "h") in the host's namespace; without one, the program mounts its own
@@ -47,7 +48,8 @@
  * Sabotage: data (a byte of big changed), owner (owned chowned to 0:0),
  * umount (m/bind unmounted), ro (m/robind remounted read-write), hostmnt (a
  * tmpfs mounted on DIR/hostmnt again), cwd (chdir("/")), offset (the kept
- * descriptor seeked to 0), shared (m/shared made private).
+ * descriptor seeked to 0), shared (m/shared made private), peer (m/peer
+ * made private).
  */
 #include "testprog.h"
 
@@ -398,8 +400,8 @@ static void setup_tmpfs(void)
 
 static void setup_mounts(bool covered)
 {
-	static const char *const dirs[] = {"m/bind", "m/robind", "m/proc",   "m/sys",
-					   "m/pts",  "m/mq",	 "m/shared", "m/unb"};
+	static const char *const dirs[] = {"m/bind", "m/robind", "m/proc", "m/sys",  "m/pts",
+					   "m/mq",   "m/shared", "m/unb",  "m/peer", "m/slave"};
 	const char *hostdir = at("hostdir");
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
@@ -414,6 +416,10 @@ static void setup_mounts(bool covered)
 	do_mount("stasis-shared", at("m/shared"), "tmpfs", MS_NOATIME, "size=1m");
 	do_mount(NULL, at("m/shared"), NULL, MS_SHARED, NULL);
 	put_str(at("m/shared/s"), "shared\n");
+	/* a peer of m/shared, and a slave of their group */
+	do_mount(at("m/shared"), at("m/peer"), NULL, MS_BIND, NULL);
+	do_mount(at("m/shared"), at("m/slave"), NULL, MS_BIND, NULL);
+	do_mount(NULL, at("m/slave"), NULL, MS_SLAVE, NULL);
 	do_mount("stasis-unb", at("m/unb"), "tmpfs", MS_NOEXEC, "size=1m");
 	do_mount(NULL, at("m/unb"), NULL, MS_UNBINDABLE, NULL);
 	put_str(at("m/unb/u"), "unbindable\n");
@@ -565,6 +571,22 @@ static void check_mounts(bool covered)
 	propagation("m/shared", prop, sizeof(prop));
 	if (strncmp(prop, "shared:", 7) && !strstr(prop, " shared:"))
 		tp_fail("m/shared: propagation \"%s\", expected shared:N", prop);
+	{
+		char peer[256], slave[256], *group = strstr(prop, "shared:"), want[64];
+		size_t n = group ? strcspn(group + 7, " ") : 0;
+
+		propagation("m/peer", peer, sizeof(peer));
+		propagation("m/slave", slave, sizeof(slave));
+		/* the peer shows the same shared:N, the slave master:N and no group */
+		snprintf(want, sizeof(want), "shared:%.*s", (int)n, group ? group + 7 : "");
+		if (!group || !has_item(peer, want, " "))
+			tp_fail("m/peer: propagation \"%s\", expected %s as m/shared (\"%s\")",
+				peer, want, prop);
+		snprintf(want, sizeof(want), "master:%.*s", (int)n, group ? group + 7 : "");
+		if (!group || !has_item(slave, want, " ") || strstr(slave, "shared:"))
+			tp_fail("m/slave: propagation \"%s\", expected %s only (m/shared: \"%s\")",
+				slave, want, prop);
+	}
 	propagation("m/unb", prop, sizeof(prop));
 	if (!has_item(prop, "unbindable", " "))
 		tp_fail("m/unb: propagation \"%s\", expected unbindable", prop);
@@ -750,6 +772,8 @@ int main(int argc, char **argv)
 		lseek(fd, 0, SEEK_SET);
 	if (tp_sabotaged("shared"))
 		do_mount(NULL, at("m/shared"), NULL, MS_PRIVATE, NULL);
+	if (tp_sabotaged("peer"))
+		do_mount(NULL, at("m/peer"), NULL, MS_PRIVATE, NULL);
 
 	if (ns_ino("self") == ns_ino("1"))
 		tp_fail("in PID 1's mount namespace");
