@@ -136,8 +136,8 @@ static int make_mount(const Stasis__NsEntry *e, const Stasis__MntEntry *m)
 			;
 		else if (mount(src, m->mountpoint, NULL, MS_BIND, NULL))
 			pr_perror("cannot bind %s at %s", src, m->mountpoint);
-		else if ((flags & ~(MS_RELATIME | MS_STRICTATIME)) &&
-			 mount(NULL, m->mountpoint, NULL, MS_REMOUNT | MS_BIND | flags, NULL))
+		/* its own flags, whatever the source's */
+		else if (mount(NULL, m->mountpoint, NULL, MS_REMOUNT | MS_BIND | flags, NULL))
 			pr_perror("cannot give the bind mount %s flags %#lx", m->mountpoint, flags);
 		else
 			ret = 0;
