@@ -469,12 +469,13 @@ int ns_enter(Stasis__NsKind kind, uint32_t id)
 		mnt_depth++;
 		return 0;
 	}
-	if (k->flag == CLONE_NEWNS) {
-		mnt_in = id;
-		mnt_depth = 1;
+	if (!id) {
+		if (k->flag == CLONE_NEWNS) {
+			mnt_in = 0;
+			mnt_depth = 1; /* ours: nothing to leave */
+		}
+		return 0;
 	}
-	if (!id)
-		return 0; /* ours */
 	ns = id == JOINED ? NULL : find_ns(id);
 	if (id != JOINED && (!ns || ns->k != k)) {
 		pr_err("no %s namespace %u in the checkpoint", k->name, id);
@@ -485,9 +486,11 @@ int ns_enter(Stasis__NsKind kind, uint32_t id)
 		return -1;
 	if (k->flag == CLONE_NEWNS ? mnt_setns(fd, true) : setns(fd, k->flag)) {
 		pr_perror("cannot enter %s namespace %u", k->name, id);
-		if (k->flag == CLONE_NEWNS)
-			mnt_depth = 0;
 		return -1;
+	}
+	if (k->flag == CLONE_NEWNS) {
+		mnt_in = id;
+		mnt_depth = 1;
 	}
 	return 0;
 }
