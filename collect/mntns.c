@@ -82,59 +82,26 @@ static struct mntns *nss;
 static size_t nr_nss;
 static struct mntns *cur; /* the one being checked or written */
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static char *unescape(const char *s)
-{
-	char *out = xstrdup(s), *o = out;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0');
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = 0;
-	return out;
-}
-
 static int parse_line(char *line, struct mnt *m)
 {
-	char *save = NULL, *tok[10] = {0}, *f;
-	int n = 0;
+	struct proc_mount pm;
 
 	memset(m, 0, sizeof(*m));
-	for (f = strtok_r(line, " \n", &save); f && n < 6; f = strtok_r(NULL, " \n", &save))
-		tok[n++] = f;
-	if (n < 6)
+	if (proc_parse_mountinfo(line, &pm))
 		return -1;
-	/* optional fields up to "-" */
-	for (; f && strcmp(f, "-"); f = strtok_r(NULL, " \n", &save)) {
-		if (!strncmp(f, "shared:", 7))
-			m->shared = atoi(f + 7);
-		else if (!strncmp(f, "master:", 7))
-			m->master = atoi(f + 7);
-		else if (!strcmp(f, "unbindable"))
-			m->unbindable = true;
-	}
-	if (!f)
-		return -1;
-	for (n = 0; n < 3 && (f = strtok_r(NULL, " \n", &save)); n++)
-		tok[5 + 1 + n] = f;
-	if (n < 2)
-		return -1;
-	m->id = atoi(tok[0]);
-	m->parent = atoi(tok[1]);
-	if (sscanf(tok[2], "%u:%u", &m->major, &m->minor) != 2)
-		return -1;
-	m->root = unescape(tok[3]);
-	m->mp = unescape(tok[4]);
-	m->opts = xstrdup(tok[5]);
-	m->fstype = unescape(tok[6]);
-	m->source = unescape(tok[7]);
-	m->super = xstrdup(n == 3 ? tok[8] : "");
+	m->id = pm.id;
+	m->parent = pm.parent;
+	m->major = pm.major;
+	m->minor = pm.minor;
+	m->root = pm.root;
+	m->mp = pm.mp;
+	m->opts = pm.opts;
+	m->fstype = pm.fstype;
+	m->source = pm.source;
+	m->super = pm.super;
+	m->shared = pm.shared;
+	m->master = pm.master;
+	m->unbindable = pm.unbindable;
 	return 0;
 }
 

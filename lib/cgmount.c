@@ -6,33 +6,16 @@
 
 #include "stasis/cgmount.h"
 #include "stasis/log.h"
+#include "stasis/proc.h"
 #include "stasis/util.h"
 
 static struct cgmount *mounts;
 static size_t nr_mounts;
 static bool mounts_read;
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static char *unescape(const char *s)
-{
-	char *out = xstrdup(s), *o = out;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*o++ = *s++;
-		}
-	}
-	*o = 0;
-	return out;
-}
-
 int cgmounts_read(void)
 {
-	char *line = NULL, *f[12], *sep, *save;
+	char *line = NULL;
 	size_t cap = 0;
 	FILE *mi;
 
@@ -44,31 +27,24 @@ int cgmounts_read(void)
 		return -1;
 	}
 	while (getline(&line, &cap, mi) > 0) {
-		int n = 0;
+		struct proc_mount m;
 
-		line[strcspn(line, "\n")] = 0;
-		/* ID PARENT MAJ:MIN ROOT DIR OPTS [TAGS...] - FSTYPE SOURCE SUPER */
-		sep = strstr(line, " - ");
-		if (!sep)
+		if (proc_parse_mountinfo(line, &m))
 			continue;
-		*sep = 0;
-		for (char *tok = strtok_r(line, " ", &save); tok && n < 5;
-		     tok = strtok_r(NULL, " ", &save))
-			f[n++] = tok;
-		if (n < 5)
+		if (strcmp(m.fstype, "cgroup") && strcmp(m.fstype, "cgroup2")) {
+			proc_mount_free(&m);
 			continue;
-		for (char *tok = strtok_r(sep + 3, " ", &save); tok && n < 8;
-		     tok = strtok_r(NULL, " ", &save))
-			f[n++] = tok;
-		if (n < 8 || (strcmp(f[5], "cgroup") && strcmp(f[5], "cgroup2")))
-			continue;
+		}
 		mounts = xrealloc(mounts, (nr_mounts + 1) * sizeof(*mounts));
 		mounts[nr_mounts++] = (struct cgmount){
-			.root = unescape(f[3]),
-			.dir = unescape(f[4]),
-			.opts = xstrdup(f[7]),
-			.v2 = !strcmp(f[5], "cgroup2"),
+		    .root = m.root,
+		    .dir = m.mp,
+		    .opts = m.super,
+		    .v2 = !strcmp(m.fstype, "cgroup2"),
 		};
+		free(m.opts);
+		free(m.fstype);
+		free(m.source);
 	}
 	free(line);
 	fclose(mi);

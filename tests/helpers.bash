@@ -408,6 +408,18 @@ go_and_check_original() {
 	check_pass_log
 }
 
+# The dump failed with MESSAGE, and the program runs on and passes.
+refused_then_pass() { # MESSAGE
+	local rc=0
+	(cd "$BATS_TEST_TMPDIR" && exec stasis dump -t "$PID" -D "$IMG" -v4 -o dump.log) \
+		</dev/null >"$BATS_TEST_TMPDIR/dump.out" 2>&1 3>&- || rc=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || die_with_logs "the dump exited with $rc, expected a failure" || return 1
+	grep -qF "$1" "$BATS_TEST_TMPDIR/dump.out" ||
+		die_with_logs "no clear refusal (\"$1\") from the dump" || return 1
+	assert_running_untraced "$PID" || die_with_logs "after the failed dump" || return 1
+	go_and_check_original
+}
+
 # A snapshot of what a failed dump must leave unchanged: the memory map,
 # the open descriptors and the signal state.
 proc_snapshot() { # PID

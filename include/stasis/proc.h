@@ -62,6 +62,19 @@ int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *st);
 
 /* Whole small /proc file into buf (NUL-terminated); length or -1. */
 ssize_t proc_read_file(const char *path, char *buf, size_t size);
+
+/* A line of /proc/PID/mountinfo, its names unescaped (allocated). */
+struct proc_mount {
+	uint32_t id, parent;
+	unsigned major, minor;
+	char *root, *mp, *opts, *fstype, *source, *super; /* opts: the mount's own */
+	uint32_t shared, master;			  /* peer groups, 0: none */
+	bool unbindable;
+};
+
+/* Parses line (changed on the way); -1 when it is not a mountinfo line. */
+int proc_parse_mountinfo(char *line, struct proc_mount *m);
+void proc_mount_free(struct proc_mount *m);
 /* Threads of pid into *tids (malloc'd); count or -1. */
 int proc_list_threads(pid_t pid, pid_t **tids);
 /* Children of one thread (/proc/PID/task/TID/children); count or -1. */
